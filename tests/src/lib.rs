@@ -1,0 +1,1 @@
+//! Namespace helpers for integration tests.
