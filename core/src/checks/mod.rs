@@ -1,0 +1,79 @@
+//! Health checks that adjust an instance's priority or put it in FAULT.
+//!
+//! A check runs on its own tokio task, off the VRRP timing path, and reports each result over a
+//! channel; the daemon applies keepalived's rise/fall counting in [`Tracker`].
+
+pub mod script;
+
+use std::time::Duration;
+
+/// One run's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckResult {
+    pub check: usize,
+    pub ok: bool,
+    pub message: String,
+    pub duration: Duration,
+}
+
+/// rise/fall hysteresis: a check changes state only after `rise` successes or `fall` failures
+/// in a row. Starts healthy, as a freshly started service is given the benefit of the doubt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tracker {
+    rise: u32,
+    fall: u32,
+    healthy: bool,
+    streak: u32,
+}
+
+impl Tracker {
+    pub fn new(rise: u32, fall: u32) -> Self {
+        Self { rise: rise.max(1), fall: fall.max(1), healthy: true, streak: 0 }
+    }
+
+    pub fn healthy(&self) -> bool {
+        self.healthy
+    }
+
+    /// Record one result; true when the healthy/failed state flipped.
+    pub fn record(&mut self, ok: bool) -> bool {
+        if ok == self.healthy {
+            self.streak = 0;
+            return false;
+        }
+        self.streak += 1;
+        let needed = if ok { self.rise } else { self.fall };
+        if self.streak >= needed {
+            self.healthy = ok;
+            self.streak = 0;
+            return true;
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fall_then_rise() {
+        let mut t = Tracker::new(2, 3);
+        assert!(!t.record(false));
+        assert!(!t.record(false));
+        assert!(t.record(false));
+        assert!(!t.healthy());
+        assert!(!t.record(true));
+        assert!(!t.record(false), "a failure resets the rise streak");
+        assert!(!t.record(true));
+        assert!(t.record(true));
+        assert!(t.healthy());
+    }
+
+    #[test]
+    fn fall_one_flips_at_once() {
+        let mut t = Tracker::new(1, 1);
+        assert!(t.record(false));
+        assert!(t.record(true));
+    }
+}

@@ -1,0 +1,12 @@
+//! Configuration: the data model the daemon runs on, the KDL reader that builds and validates
+//! it, and the translator from keepalived.conf.
+//!
+//! `model` is plain data; `parse` turns a KDL file into a [`Config`] or a [`ConfigError`] that
+//! lists every problem with its line and column; `import` writes KDL from a keepalived.conf.
+
+pub mod import;
+pub mod model;
+pub mod parse;
+
+pub use model::*;
+pub use parse::{load, parse_str, ConfigError};

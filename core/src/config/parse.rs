@@ -1,0 +1,1722 @@
+//! Reads an upkeep config file (KDL) into a [`Config`], checking everything the daemon relies
+//! on, so that a config which loads is one the daemon can run.
+//!
+//! Every problem in the file is collected, not only the first, each with the span it is about,
+//! a label and a hint: `miette` renders them all, and a refused reload logs the one-line
+//! `Display` that starts with `file:line:col:`. The schema is documented in docs/config.md.
+
+use std::collections::HashMap;
+use std::fmt::{self, Display};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kdl::{KdlDocument, KdlEntry, KdlError, KdlNode, KdlValue};
+use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
+
+use super::model::{
+    CheckDef, CheckKind, Config, Global, InitialState, InstanceConfig, Route, SyncGroup, Track,
+    Vip, VrrpVersion,
+};
+
+/// Why a config file was refused.
+#[derive(Debug, thiserror::Error, Diagnostic)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{}: cannot read config file: {source}", path.display())]
+    #[diagnostic(
+        code(upkeep::config::io),
+        help("check that the file exists and that the daemon may read it")
+    )]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The file was read but is not a valid config. `problems` holds every problem found, in
+    /// file order; `Display` is the first one as `file:line:col: message`.
+    #[error("{}", headline(.file, .problems))]
+    #[diagnostic(code(upkeep::config::invalid))]
+    Invalid {
+        file: String,
+        #[source_code]
+        source_code: NamedSource<String>,
+        #[related]
+        problems: Vec<Problem>,
+    },
+}
+
+impl ConfigError {
+    /// Every problem as `(line, column, message)`, 1-based, in file order. An unreadable file
+    /// gives one entry at line 0, column 0: it is not about a place in the file.
+    pub fn problems(&self) -> Vec<(usize, usize, String)> {
+        match self {
+            Self::Io { .. } => vec![(0, 0, self.to_string())],
+            Self::Invalid { problems, .. } => problems
+                .iter()
+                .map(|p| (p.line, p.column, p.message.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// The one-line summary: the first problem with its place, and how many follow.
+fn headline(file: &str, problems: &[Problem]) -> String {
+    let Some(first) = problems.first() else {
+        return format!("{file}: invalid config");
+    };
+    let more = match problems.len() - 1 {
+        0 => String::new(),
+        1 => " (and 1 more problem)".to_owned(),
+        n => format!(" (and {n} more problems)"),
+    };
+    // The daemon logs this as one line, so no message may break it.
+    let message = first.message.replace(['\n', '\r'], " ");
+    format!("{file}:{}:{}: {message}{more}", first.line, first.column)
+}
+
+/// One problem in a config file: what is wrong, where, and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub message: String,
+    /// Short text shown under the span.
+    pub label: String,
+    pub help: Option<String>,
+    pub span: SourceSpan,
+    /// 1-based line of the span's start.
+    pub line: usize,
+    /// 1-based column, in characters, of the span's start.
+    pub column: usize,
+}
+
+impl Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Problem {}
+
+impl Diagnostic for Problem {
+    fn help<'a>(&'a self) -> Option<Box<dyn Display + 'a>> {
+        self.help.as_ref().map(|h| Box::new(h) as Box<dyn Display>)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        let label = LabeledSpan::new_with_span(Some(self.label.clone()), self.span);
+        Some(Box::new(std::iter::once(label)))
+    }
+}
+
+/// Reads and validates the config file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let source = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse_str(&source, &path.display().to_string())
+}
+
+/// Parses and validates config text; `file_name` names it in messages.
+///
+/// KDL v2 is the syntax. `KdlDocument::parse` also accepts KDL v1 when the `kdl` crate is built
+/// with its `v1-fallback` feature.
+pub fn parse_str(source: &str, file_name: &str) -> Result<Config, ConfigError> {
+    let mut cx = Cx {
+        src: source,
+        problems: Vec::new(),
+    };
+    let config = match KdlDocument::parse(source) {
+        Ok(doc) => Some(cx.document(&doc)),
+        Err(err) => {
+            cx.syntax(&err);
+            None
+        }
+    };
+    match config {
+        Some(config) if cx.problems.is_empty() => Ok(config),
+        _ => Err(cx.into_error(file_name)),
+    }
+}
+
+/// Parses a duration: `"1s"`, `"100ms"`, `"2.5s"`, `"1m"`, `"1h"`, `"500us"`, or a bare number
+/// of seconds (`"2"`, `"0.1"`). Exact decimal arithmetic, so `"0.1"` is exactly 100ms.
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("empty duration".to_owned());
+    }
+    if text.starts_with('-') {
+        return Err(format!("`{text}` is negative"));
+    }
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let nanos_per_unit: u128 = match unit.trim() {
+        "" | "s" | "sec" => 1_000_000_000,
+        "ms" => 1_000_000,
+        "us" | "µs" => 1_000,
+        "m" | "min" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        other => return Err(format!("`{text}` has an unknown unit `{other}`")),
+    };
+    let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
+    let digits_ok = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if (whole.is_empty() && frac.is_empty()) || !digits_ok(whole) || !digits_ok(frac) {
+        return Err(format!("`{text}` is not a number followed by a unit"));
+    }
+    let too_long = || format!("`{text}` is too long");
+    let whole: u128 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| too_long())?
+    };
+    // More than 18 fraction digits can't matter at nanosecond resolution.
+    let frac = &frac[..frac.len().min(18)];
+    let frac_value: u128 = if frac.is_empty() {
+        0
+    } else {
+        frac.parse().map_err(|_| too_long())?
+    };
+    let scale = 10u128.pow(frac.len() as u32);
+    let nanos = whole
+        .checked_mul(nanos_per_unit)
+        .and_then(|n| n.checked_add(frac_value * nanos_per_unit / scale))
+        .ok_or_else(too_long)?;
+    let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| too_long())?;
+    Ok(Duration::new(secs, (nanos % 1_000_000_000) as u32))
+}
+
+const DURATION_HELP: &str =
+    "write a duration like \"1s\", \"100ms\", \"2.5s\", \"1m\", or a bare number of seconds";
+
+const TOP_KEYS: &[&str] = &["global", "check", "instance", "sync-group"];
+const GLOBAL_KEYS: &[&str] = &[
+    "router-id",
+    "garp-repeat",
+    "garp-interval",
+    "garp-refresh",
+    "script-user",
+];
+const CHECK_KEYS: &[&str] = &[
+    "script", "interval", "timeout", "fall", "rise", "weight", "user",
+];
+const INSTANCE_KEYS: &[&str] = &[
+    "interface",
+    "vrid",
+    "priority",
+    "advert-interval",
+    "version",
+    "preempt",
+    "nopreempt",
+    "preempt-delay",
+    "auth-pass",
+    "initial-state",
+    "unicast-src",
+    "unicast-peer",
+    "vip",
+    "route",
+    "track",
+];
+const SYNC_GROUP_KEYS: &[&str] = &["member"];
+/// Settings that may appear more than once in their block.
+const REPEATABLE: &[&str] = &["unicast-peer", "vip", "route", "track", "member"];
+
+/// keepalived spellings people will type out of habit, and what they are called here.
+const KEEPALIVED_NAMES: &[(&str, &str)] = &[
+    ("global_defs", "global"),
+    ("vrrp_script", "check"),
+    ("vrrp_instance", "instance"),
+    ("vrrp_sync_group", "sync-group"),
+    ("router_id", "router-id"),
+    ("script_user", "script-user"),
+    ("vrrp_garp_master_repeat", "garp-repeat"),
+    ("vrrp_garp_interval", "garp-interval"),
+    ("vrrp_garp_master_refresh", "garp-refresh"),
+    ("virtual_router_id", "vrid"),
+    ("advert_int", "advert-interval"),
+    ("state", "initial-state"),
+    ("preempt_delay", "preempt-delay"),
+    ("authentication", "auth-pass"),
+    ("auth_pass", "auth-pass"),
+    ("unicast_src_ip", "unicast-src"),
+    ("unicast_peer", "unicast-peer"),
+    ("virtual_ipaddress", "vip"),
+    ("virtual_routes", "route"),
+    ("track_script", "track"),
+    ("group", "member"),
+];
+
+/// A one-line example of each setting, for hints.
+fn example(key: &str) -> &'static str {
+    match key {
+        "global" => "global { router-id \"h1\" }",
+        "check" => "check \"port80\" { script \"/etc/upkeep/check_port80.sh\" }",
+        "instance" => "instance \"web\" { interface \"eth0\"; vrid 51; vip \"192.0.2.100/24\" }",
+        "sync-group" => "sync-group \"g1\" { member \"web\" \"db\" }",
+        "router-id" => "router-id \"h1\"",
+        "garp-repeat" => "garp-repeat 5",
+        "garp-interval" => "garp-interval \"10ms\"",
+        "garp-refresh" => "garp-refresh \"60s\"",
+        "script-user" => "script-user \"nobody\"",
+        "script" => "script \"/etc/upkeep/check_port80.sh\"",
+        "interval" => "interval \"2s\"",
+        "timeout" => "timeout \"1s\"",
+        "fall" => "fall 2",
+        "rise" => "rise 2",
+        "weight" => "weight -20",
+        "user" => "user \"nobody\"",
+        "interface" => "interface \"eth0\"",
+        "vrid" => "vrid 51",
+        "priority" => "priority 100",
+        "advert-interval" => "advert-interval \"1s\"",
+        "version" => "version 3",
+        "preempt" => "preempt #false",
+        "nopreempt" => "nopreempt",
+        "preempt-delay" => "preempt-delay \"5s\"",
+        "auth-pass" => "auth-pass \"secret\"",
+        "initial-state" => "initial-state \"backup\"",
+        "unicast-src" => "unicast-src \"192.0.2.1\"",
+        "unicast-peer" => "unicast-peer \"192.0.2.2\" \"192.0.2.3\"",
+        "vip" => "vip \"192.0.2.100/24\" dev=\"eth1\"",
+        "route" => "route \"198.51.100.0/24\" via=\"192.0.2.254\" dev=\"eth0\" metric=10 table=100",
+        "track" => "track \"port80\" weight=-20",
+        "member" => "member \"web\" \"db\"",
+        _ => "",
+    }
+}
+
+/// The value types settings expect, for messages.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    String,
+    Integer,
+    Bool,
+    Duration,
+}
+
+impl Expect {
+    fn describe(self) -> &'static str {
+        match self {
+            Self::String => "a string",
+            Self::Integer => "a whole number",
+            Self::Bool => "#true or #false",
+            Self::Duration => "a duration",
+        }
+    }
+}
+
+fn kind_of(value: &KdlValue) -> &'static str {
+    match value {
+        KdlValue::String(_) => "a string",
+        KdlValue::Integer(_) => "a whole number",
+        KdlValue::Float(_) => "a decimal number",
+        KdlValue::Bool(_) => "a boolean",
+        KdlValue::Null => "#null",
+    }
+}
+
+fn family(ip: &IpAddr) -> &'static str {
+    if ip.is_ipv4() {
+        "IPv4"
+    } else {
+        "IPv6"
+    }
+}
+
+/// How a message names a value: `vrid`, or `via=` of `route`.
+fn what(key: &str, entry: &KdlEntry) -> String {
+    match entry.name() {
+        Some(prop) => format!("`{}=` of `{key}`", prop.value()),
+        None => format!("`{key}`"),
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_col(src: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(src.len());
+    while !src.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &src[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+fn span_end(span: SourceSpan) -> usize {
+    span.offset() + span.len()
+}
+
+fn span_between(start: usize, end: usize) -> SourceSpan {
+    SourceSpan::new(start.into(), end.saturating_sub(start))
+}
+
+/// A node's name and arguments, without its block: what an error about the whole node points
+/// at (pointing at a whole instance block would underline dozens of lines).
+fn head(node: &KdlNode) -> SourceSpan {
+    let end = node
+        .entries()
+        .iter()
+        .map(|e| span_end(e.span()))
+        .chain(std::iter::once(span_end(node.name().span())))
+        .max()
+        .unwrap_or(0);
+    span_between(node.span().offset(), end)
+}
+
+fn positional(node: &KdlNode) -> Vec<&KdlEntry> {
+    node.entries().iter().filter(|e| e.name().is_none()).collect()
+}
+
+fn prop<'n>(node: &'n KdlNode, name: &str) -> Option<&'n KdlEntry> {
+    node.entries()
+        .iter()
+        .find(|e| e.name().is_some_and(|n| n.value() == name))
+}
+
+/// Optimal-string-alignment edit distance: a swap of two neighbours counts as one edit.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+/// The known name closest to a misspelt one, if any is close enough to be a likely typo.
+fn closest<'k>(word: &str, known: impl IntoIterator<Item = &'k str>) -> Option<&'k str> {
+    let word = word.to_lowercase().replace('_', "-");
+    let limit = match word.chars().count() {
+        0..=3 => 1,
+        4..=8 => 2,
+        _ => 3,
+    };
+    known
+        .into_iter()
+        .map(|k| {
+            let d = edit_distance(&word, k);
+            // A cut-short name (`advert` for `advert-interval`) is as good as a typo.
+            let d = if word.len() >= 3 && k.starts_with(&word) {
+                d.min(1)
+            } else {
+                d
+            };
+            (d, k)
+        })
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Things that the instance's final checks point at.
+#[derive(Default)]
+struct InstanceSpans {
+    version: Option<SourceSpan>,
+    advert: Option<SourceSpan>,
+    auth: Option<SourceSpan>,
+    src: Option<SourceSpan>,
+    peers: Vec<SourceSpan>,
+    vips: Vec<SourceSpan>,
+    /// `vip` nodes, valid or not: a bad one is reported on its own, not as "no vip".
+    vip_nodes: usize,
+    preempt: Option<SourceSpan>,
+    nopreempt: Option<SourceSpan>,
+}
+
+/// An instance as read, with the spans that checks across instances point at.
+struct InstanceDraft {
+    cfg: InstanceConfig,
+    name_span: SourceSpan,
+    vrid_at: Option<SourceSpan>,
+    /// Interface and vrid were both given and valid, so the pair identifies a virtual router.
+    identified: bool,
+    track_at: Vec<SourceSpan>,
+}
+
+struct CheckDraft {
+    def: CheckDef,
+    name_span: SourceSpan,
+}
+
+struct GroupDraft {
+    group: SyncGroup,
+    name_span: SourceSpan,
+    member_at: Vec<SourceSpan>,
+}
+
+/// Settings already seen in one block: name → where.
+type Seen = HashMap<String, SourceSpan>;
+
+/// The validation pass: reads the document and collects problems.
+struct Cx<'a> {
+    src: &'a str,
+    problems: Vec<Problem>,
+}
+
+impl Cx<'_> {
+    fn report(
+        &mut self,
+        span: SourceSpan,
+        message: impl Into<String>,
+        label: impl Into<String>,
+        help: impl Into<String>,
+    ) {
+        let (line, column) = line_col(self.src, span.offset());
+        let help: String = help.into();
+        self.problems.push(Problem {
+            message: message.into(),
+            label: label.into(),
+            help: (!help.is_empty()).then_some(help),
+            span,
+            line,
+            column,
+        });
+    }
+
+    fn line_of(&self, span: SourceSpan) -> usize {
+        line_col(self.src, span.offset()).0
+    }
+
+    fn into_error(mut self, file_name: &str) -> ConfigError {
+        if self.problems.is_empty() {
+            self.report(
+                span_between(0, 0),
+                "invalid config",
+                "here",
+                "see docs/config.md",
+            );
+        }
+        self.problems.sort_by_key(|p| p.span.offset());
+        ConfigError::Invalid {
+            file: file_name.to_owned(),
+            source_code: NamedSource::new(file_name, self.src.to_owned()),
+            problems: self.problems,
+        }
+    }
+
+    /// Turns kdl's syntax diagnostics into problems.
+    fn syntax(&mut self, err: &KdlError) {
+        for d in &err.diagnostics {
+            let text = self
+                .src
+                .get(d.span.offset()..span_end(d.span))
+                .unwrap_or("")
+                .trim();
+            // KDL v1 habits are the likeliest syntax errors in a hand-written file.
+            let v1_hint = matches!(text, "true" | "false" | "null")
+                .then(|| format!("KDL v2 writes `{text}` as `#{text}`"));
+            let help = d.help.clone().or(v1_hint).unwrap_or_else(|| {
+                "the file must be KDL v2; see docs/config.md for the syntax".to_owned()
+            });
+            self.report(
+                d.span,
+                d.message.clone().unwrap_or_else(|| "invalid KDL syntax".into()),
+                d.label.clone().unwrap_or_else(|| "here".into()),
+                help,
+            );
+        }
+        if err.diagnostics.is_empty() {
+            self.report(
+                span_between(0, 0),
+                "invalid KDL syntax",
+                "here",
+                "the file must be KDL v2; see docs/config.md",
+            );
+        }
+    }
+
+    // ---- shapes of nodes ----
+
+    fn unknown(&mut self, node: &KdlNode, known: &[&str], place: &str) {
+        let name = node.name().value();
+        let alias = KEEPALIVED_NAMES
+            .iter()
+            .find(|(k, ours)| *k == name && known.contains(ours));
+        let help = match (alias, closest(name, known.iter().copied())) {
+            (Some((k, ours)), _) => format!("keepalived's `{k}` is `{ours}` here"),
+            (None, Some(s)) => format!("did you mean `{s}`?"),
+            (None, None) => format!("known here: {}", known.join(", ")),
+        };
+        let kind = if place == "the file" {
+            "section"
+        } else {
+            "setting"
+        };
+        self.report(
+            node.name().span(),
+            format!("unknown {kind} `{name}` in {place}"),
+            "unknown name",
+            help,
+        );
+    }
+
+    /// False (after reporting) when a setting that may appear once appears again.
+    fn first_time(&mut self, seen: &mut Seen, node: &KdlNode, known: &[&str], place: &str) -> bool {
+        let key = node.name().value();
+        if REPEATABLE.contains(&key) || !known.contains(&key) {
+            return true;
+        }
+        if let Some(first) = seen.get(key) {
+            let line = self.line_of(*first);
+            self.report(
+                head(node),
+                format!("`{key}` is set twice in {place}"),
+                "set again here",
+                format!("keep one of them; the first is on line {line}"),
+            );
+            return false;
+        }
+        seen.insert(key.to_owned(), head(node));
+        true
+    }
+
+    /// Checks a one-line setting: no block, properties only from `props`, none twice.
+    fn leaf(&mut self, node: &KdlNode, props: &[&str]) {
+        let key = node.name().value();
+        if node.children().is_some() {
+            self.report(
+                span_between(span_end(head(node)), span_end(node.span())),
+                format!("`{key}` takes no `{{ ... }}` block"),
+                "unexpected block",
+                format!("write it on one line, like `{}`", example(key)),
+            );
+        }
+        let mut seen: Vec<&str> = Vec::new();
+        for entry in node.entries() {
+            let Some(name) = entry.name() else { continue };
+            let name = name.value();
+            if !props.contains(&name) {
+                let help = match closest(name, props.iter().copied()) {
+                    Some(s) => format!("did you mean `{s}=`?"),
+                    None if props.is_empty() => format!("`{key}` takes no properties"),
+                    None => format!(
+                        "`{key}` takes {}",
+                        props
+                            .iter()
+                            .map(|p| format!("`{p}=`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
+                self.report(
+                    entry.span(),
+                    format!("unknown property `{name}=` on `{key}`"),
+                    "unknown property",
+                    help,
+                );
+            } else if seen.contains(&name) {
+                self.report(
+                    entry.span(),
+                    format!("`{name}=` is given twice on `{key}`"),
+                    "given again",
+                    "keep one of them",
+                );
+            } else {
+                seen.push(name);
+            }
+        }
+    }
+
+    /// The single argument of a setting like `vrid 51` (properties from `props` allowed).
+    fn one_arg<'n>(&mut self, node: &'n KdlNode, props: &[&str]) -> Option<&'n KdlEntry> {
+        self.leaf(node, props);
+        let key = node.name().value();
+        let args = positional(node);
+        match args.as_slice() {
+            [] => {
+                self.report(
+                    head(node),
+                    format!("`{key}` needs a value"),
+                    "no value",
+                    format!("for example `{}`", example(key)),
+                );
+                None
+            }
+            [one] => Some(*one),
+            [first, extra @ ..] => {
+                let start = extra.first().map_or(0, |e| e.span().offset());
+                let end = extra.iter().map(|e| span_end(e.span())).max().unwrap_or(start);
+                self.report(
+                    span_between(start, end),
+                    format!("`{key}` takes one value"),
+                    "extra value",
+                    format!("for example `{}`", example(key)),
+                );
+                Some(*first)
+            }
+        }
+    }
+
+    /// `kind "name" { ... }`: the name, its span and the block.
+    fn named_block<'n>(&mut self, node: &'n KdlNode) -> Option<(String, SourceSpan, &'n KdlDocument)> {
+        let key = node.name().value();
+        for entry in node.entries().iter().filter(|e| e.name().is_some()) {
+            self.report(
+                entry.span(),
+                format!("`{key}` takes no properties"),
+                "unexpected property",
+                format!("for example `{}`", example(key)),
+            );
+        }
+        let args = positional(node);
+        let name = match args.as_slice() {
+            [] => {
+                self.report(
+                    head(node),
+                    format!("`{key}` needs a name"),
+                    "no name",
+                    format!("for example `{}`", example(key)),
+                );
+                None
+            }
+            [one, extra @ ..] => {
+                for e in extra {
+                    self.report(
+                        e.span(),
+                        format!("`{key}` takes one name"),
+                        "extra value",
+                        format!("for example `{}`", example(key)),
+                    );
+                }
+                self.name_string(one, key).map(|n| (n, one.span()))
+            }
+        };
+        let Some(body) = node.children() else {
+            self.report(
+                head(node),
+                format!("`{key}` has no `{{ ... }}` block"),
+                "no block",
+                format!("for example `{}`", example(key)),
+            );
+            return None;
+        };
+        name.map(|(n, span)| (n, span, body))
+    }
+
+    // ---- values ----
+
+    fn type_error(&mut self, entry: &KdlEntry, key: &str, expect: Expect) {
+        let value = entry.value();
+        let help = match (expect, value) {
+            (Expect::Integer, KdlValue::String(s)) if s.trim().parse::<i128>().is_ok() => {
+                format!("drop the quotes: {}", s.trim())
+            }
+            (Expect::Integer, KdlValue::Float(_)) => "use a whole number".to_owned(),
+            (Expect::String, KdlValue::Integer(_) | KdlValue::Float(_)) => {
+                format!("put it in quotes, like `{}`", example(key))
+            }
+            (Expect::Bool, KdlValue::String(s))
+                if matches!(s.as_str(), "true" | "false" | "yes" | "no") =>
+            {
+                "write `#true` or `#false`, without quotes".to_owned()
+            }
+            (Expect::Bool, KdlValue::Integer(_)) => "write `#true` or `#false`".to_owned(),
+            (Expect::Duration, _) => DURATION_HELP.to_owned(),
+            _ => format!("for example `{}`", example(key)),
+        };
+        self.report(
+            entry.span(),
+            format!(
+                "{} must be {}, not {}",
+                what(key, entry),
+                expect.describe(),
+                kind_of(value)
+            ),
+            format!("expected {}", expect.describe()),
+            help,
+        );
+    }
+
+    fn string(&mut self, entry: &KdlEntry, key: &str) -> Option<String> {
+        match entry.value() {
+            KdlValue::String(s) => Some(s.clone()),
+            _ => {
+                self.type_error(entry, key, Expect::String);
+                None
+            }
+        }
+    }
+
+    /// A string that names something (a check, a user, a script): must not be empty.
+    fn name_string(&mut self, entry: &KdlEntry, key: &str) -> Option<String> {
+        let s = self.string(entry, key)?;
+        if s.trim().is_empty() {
+            self.report(
+                entry.span(),
+                format!("{} must not be empty", what(key, entry)),
+                "empty",
+                format!("for example `{}`", example(key)),
+            );
+            return None;
+        }
+        Some(s)
+    }
+
+    fn integer(&mut self, entry: &KdlEntry, key: &str, lo: i128, hi: i128) -> Option<i128> {
+        let KdlValue::Integer(n) = entry.value() else {
+            self.type_error(entry, key, Expect::Integer);
+            return None;
+        };
+        if !(lo..=hi).contains(n) {
+            self.report(
+                entry.span(),
+                format!("{} must be from {lo} to {hi}, not {n}", what(key, entry)),
+                "out of range",
+                format!("for example `{}`", example(key)),
+            );
+            return None;
+        }
+        Some(*n)
+    }
+
+    fn boolean(&mut self, entry: &KdlEntry, key: &str) -> Option<bool> {
+        match entry.value() {
+            KdlValue::Bool(b) => Some(*b),
+            _ => {
+                self.type_error(entry, key, Expect::Bool);
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, entry: &KdlEntry, key: &str) -> Option<Duration> {
+        let parsed = match entry.value() {
+            KdlValue::String(s) => parse_duration(s),
+            KdlValue::Integer(n) if *n < 0 => Err(format!("{n} is negative")),
+            KdlValue::Integer(n) => u64::try_from(*n)
+                .map(Duration::from_secs)
+                .map_err(|_| format!("{n} is too long")),
+            // `{}` on a float is its shortest exact decimal, which parses back exactly.
+            KdlValue::Float(f) => parse_duration(&format!("{f}")),
+            _ => {
+                self.type_error(entry, key, Expect::Duration);
+                return None;
+            }
+        };
+        match parsed {
+            Ok(d) => Some(d),
+            Err(why) => {
+                self.report(
+                    entry.span(),
+                    format!("{} is not a valid duration: {why}", what(key, entry)),
+                    "bad duration",
+                    DURATION_HELP,
+                );
+                None
+            }
+        }
+    }
+
+    fn positive_duration(&mut self, entry: &KdlEntry, key: &str) -> Option<Duration> {
+        let d = self.duration(entry, key)?;
+        if d.is_zero() {
+            self.report(
+                entry.span(),
+                format!("{} must be longer than 0", what(key, entry)),
+                "zero",
+                format!("for example `{}`", example(key)),
+            );
+            return None;
+        }
+        Some(d)
+    }
+
+    fn ip(&mut self, entry: &KdlEntry, key: &str) -> Option<IpAddr> {
+        let text = self.string(entry, key)?;
+        match text.trim().parse::<IpAddr>() {
+            Ok(ip) => Some(ip),
+            Err(_) => {
+                let help = if text.contains('/') {
+                    "give a plain address here, without a /prefix".to_owned()
+                } else {
+                    format!("for example `{}`", example(key))
+                };
+                self.report(
+                    entry.span(),
+                    format!("{} is not an IP address: `{text}`", what(key, entry)),
+                    "bad address",
+                    help,
+                );
+                None
+            }
+        }
+    }
+
+    /// An address a host can own or talk to: not 0.0.0.0/::, not multicast.
+    fn unicast_ip(&mut self, entry: &KdlEntry, key: &str) -> Option<IpAddr> {
+        let ip = self.ip(entry, key)?;
+        self.usable(ip, entry, key).then_some(ip)
+    }
+
+    fn usable(&mut self, ip: IpAddr, entry: &KdlEntry, key: &str) -> bool {
+        let why = if ip.is_unspecified() {
+            "the unspecified address"
+        } else if ip.is_multicast() {
+            "a multicast address"
+        } else {
+            return true;
+        };
+        self.report(
+            entry.span(),
+            format!("{} is {why}: {ip}", what(key, entry)),
+            "not a unicast address",
+            "use a unicast address of the link",
+        );
+        false
+    }
+
+    /// `address/len`, or a bare address meaning a single host (/32 or /128).
+    fn prefix(&mut self, entry: &KdlEntry, key: &str) -> Option<(IpAddr, u8)> {
+        let text = self.string(entry, key)?;
+        let text = text.trim();
+        let (addr, len) = match text.split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (text, None),
+        };
+        let Ok(ip) = addr.parse::<IpAddr>() else {
+            self.report(
+                entry.span(),
+                format!("{} is not an IP address: `{addr}`", what(key, entry)),
+                "bad address",
+                format!("for example `{}`", example(key)),
+            );
+            return None;
+        };
+        let max: u8 = if ip.is_ipv4() { 32 } else { 128 };
+        let len = match len {
+            None => max,
+            Some(l) => match l.parse::<u8>() {
+                Ok(n) if n <= max && !l.starts_with('+') => n,
+                _ => {
+                    self.report(
+                        entry.span(),
+                        format!(
+                            "{} has a bad prefix length `/{l}`: {} allows 0 to {max}",
+                            what(key, entry),
+                            family(&ip)
+                        ),
+                        "bad prefix length",
+                        format!("for example `{}`", example(key)),
+                    );
+                    return None;
+                }
+            },
+        };
+        Some((ip, len))
+    }
+
+    /// A network interface name as the kernel allows it (1 to 15 bytes, no `/` or spaces).
+    fn interface_name(&mut self, entry: &KdlEntry, key: &str) -> Option<String> {
+        let name = self.string(entry, key)?;
+        let bad = name.is_empty()
+            || name.len() > 15
+            || name == "."
+            || name == ".."
+            || name.contains(|c: char| c == '/' || c.is_whitespace() || c.is_control());
+        if bad {
+            self.report(
+                entry.span(),
+                format!("{} is not a valid interface name: `{name}`", what(key, entry)),
+                "bad interface name",
+                "interface names are 1 to 15 characters without `/` or spaces, like \"eth0\"",
+            );
+            return None;
+        }
+        Some(name)
+    }
+
+    // ---- one-value settings ----
+
+    fn one_string(&mut self, node: &KdlNode) -> Option<String> {
+        let entry = self.one_arg(node, &[])?;
+        self.name_string(entry, node.name().value())
+    }
+
+    fn one_integer(&mut self, node: &KdlNode, lo: i128, hi: i128) -> Option<i128> {
+        let entry = self.one_arg(node, &[])?;
+        self.integer(entry, node.name().value(), lo, hi)
+    }
+
+    fn one_duration(&mut self, node: &KdlNode) -> Option<Duration> {
+        let entry = self.one_arg(node, &[])?;
+        self.duration(entry, node.name().value())
+    }
+
+    fn one_positive_duration(&mut self, node: &KdlNode) -> Option<Duration> {
+        let entry = self.one_arg(node, &[])?;
+        self.positive_duration(entry, node.name().value())
+    }
+
+    /// A flag: `preempt` alone means `#true`.
+    fn flag(&mut self, node: &KdlNode) -> Option<bool> {
+        if positional(node).is_empty() {
+            self.leaf(node, &[]);
+            return Some(true);
+        }
+        let entry = self.one_arg(node, &[])?;
+        self.boolean(entry, node.name().value())
+    }
+
+    // ---- sections ----
+
+    fn document(&mut self, doc: &KdlDocument) -> Config {
+        let mut config = Config::default();
+        let mut global_at: Option<SourceSpan> = None;
+        let mut checks = Vec::new();
+        let mut instances = Vec::new();
+        let mut groups = Vec::new();
+        for node in doc.nodes() {
+            match node.name().value() {
+                "global" => {
+                    if let Some(first) = global_at {
+                        let line = self.line_of(first);
+                        self.report(
+                            head(node),
+                            "`global` appears twice",
+                            "second `global`",
+                            format!("merge it into the first `global` block on line {line}"),
+                        );
+                        continue;
+                    }
+                    global_at = Some(head(node));
+                    self.global(node, &mut config.global);
+                }
+                "check" => checks.extend(self.check(node)),
+                "instance" => instances.extend(self.instance(node)),
+                "sync-group" => groups.extend(self.sync_group(node)),
+                _ => self.unknown(node, TOP_KEYS, "the file"),
+            }
+        }
+        self.unique_names(
+            "check",
+            checks.iter().map(|c| (c.def.name.as_str(), c.name_span)),
+        );
+        self.unique_names(
+            "instance",
+            instances.iter().map(|i| (i.cfg.name.as_str(), i.name_span)),
+        );
+        self.unique_names(
+            "sync-group",
+            groups.iter().map(|g| (g.group.name.as_str(), g.name_span)),
+        );
+        self.unique_routers(&instances);
+        self.resolve_tracks(&instances, &checks);
+        self.resolve_members(&groups, &instances);
+        config.checks = checks.into_iter().map(|c| c.def).collect();
+        config.instances = instances.into_iter().map(|i| i.cfg).collect();
+        config.sync_groups = groups.into_iter().map(|g| g.group).collect();
+        config
+    }
+
+    fn global(&mut self, node: &KdlNode, global: &mut Global) {
+        for entry in node.entries() {
+            self.report(
+                entry.span(),
+                "`global` takes no arguments",
+                "unexpected",
+                "write `global { ... }`",
+            );
+        }
+        let Some(body) = node.children() else {
+            self.report(
+                head(node),
+                "`global` has no `{ ... }` block",
+                "no block",
+                format!("for example `{}`", example("global")),
+            );
+            return;
+        };
+        let mut seen = Seen::new();
+        for child in body.nodes() {
+            if !self.first_time(&mut seen, child, GLOBAL_KEYS, "`global`") {
+                continue;
+            }
+            match child.name().value() {
+                "router-id" => global.router_id = self.one_string(child),
+                "garp-repeat" => {
+                    if let Some(n) = self.one_integer(child, 0, 100) {
+                        global.garp_repeat = n as u32;
+                    }
+                }
+                "garp-interval" => {
+                    if let Some(d) = self.one_duration(child) {
+                        global.garp_interval = d;
+                    }
+                }
+                "garp-refresh" => global.garp_refresh = self.one_positive_duration(child),
+                "script-user" => global.script_user = self.one_string(child),
+                _ => self.unknown(child, GLOBAL_KEYS, "`global`"),
+            }
+        }
+    }
+
+    fn check(&mut self, node: &KdlNode) -> Option<CheckDraft> {
+        let (name, name_span, body) = self.named_block(node)?;
+        let place = format!("check `{name}`");
+        let mut script = None;
+        let mut interval = Duration::from_secs(1);
+        let mut timeout = None;
+        let (mut fall, mut rise, mut weight, mut user) = (1, 1, 0, None);
+        let mut seen = Seen::new();
+        for child in body.nodes() {
+            if !self.first_time(&mut seen, child, CHECK_KEYS, &place) {
+                continue;
+            }
+            match child.name().value() {
+                "script" => script = self.one_string(child),
+                "interval" => {
+                    if let Some(d) = self.one_positive_duration(child) {
+                        interval = d;
+                    }
+                }
+                "timeout" => timeout = self.one_positive_duration(child),
+                "fall" => fall = self.one_integer(child, 1, 65535).map_or(fall, |n| n as u32),
+                "rise" => rise = self.one_integer(child, 1, 65535).map_or(rise, |n| n as u32),
+                "weight" => weight = self.one_integer(child, -253, 253).map_or(weight, |n| n as i32),
+                "user" => user = self.one_string(child),
+                _ => self.unknown(child, CHECK_KEYS, &place),
+            }
+        }
+        if !seen.contains_key("script") {
+            self.report(
+                head(node),
+                format!("check `{name}` has no `script`"),
+                "no script",
+                format!("add the command to run, like `{}`", example("script")),
+            );
+        }
+        Some(CheckDraft {
+            def: CheckDef {
+                name,
+                kind: CheckKind::Script {
+                    command: script.unwrap_or_default(),
+                },
+                interval,
+                // A check that may run as long as its interval never overlaps itself.
+                timeout: timeout.unwrap_or(interval),
+                fall,
+                rise,
+                weight,
+                user,
+                span: node.span(),
+            },
+            name_span,
+        })
+    }
+
+    fn instance(&mut self, node: &KdlNode) -> Option<InstanceDraft> {
+        let (name, name_span, body) = self.named_block(node)?;
+        let place = format!("instance `{name}`");
+        let mut cfg = InstanceConfig {
+            name,
+            interface: String::new(),
+            vrid: 0,
+            priority: 100,
+            advert_interval: Duration::from_secs(1),
+            version: VrrpVersion::V3,
+            preempt: true,
+            preempt_delay: Duration::ZERO,
+            auth_pass: None,
+            initial_state: InitialState::Backup,
+            unicast_src: None,
+            unicast_peers: Vec::new(),
+            vips: Vec::new(),
+            routes: Vec::new(),
+            tracks: Vec::new(),
+            span: node.span(),
+        };
+        let mut at = InstanceSpans::default();
+        let mut track_at = Vec::new();
+        let (mut interface_ok, mut vrid_ok) = (false, false);
+        let mut seen = Seen::new();
+        for child in body.nodes() {
+            if !self.first_time(&mut seen, child, INSTANCE_KEYS, &place) {
+                continue;
+            }
+            let key = child.name().value();
+            match key {
+                "interface" => {
+                    if let Some(e) = self.one_arg(child, &[]) {
+                        if let Some(i) = self.interface_name(e, key) {
+                            cfg.interface = i;
+                            interface_ok = true;
+                        }
+                    }
+                }
+                "vrid" => {
+                    if let Some(n) = self.one_integer(child, 1, 255) {
+                        cfg.vrid = n as u8;
+                        vrid_ok = true;
+                    }
+                }
+                "priority" => {
+                    if let Some(n) = self.one_integer(child, 1, 255) {
+                        cfg.priority = n as u8;
+                    }
+                }
+                "advert-interval" => {
+                    if let Some(e) = self.one_arg(child, &[]) {
+                        if let Some(d) = self.positive_duration(e, key) {
+                            cfg.advert_interval = d;
+                            at.advert = Some(e.span());
+                        }
+                    }
+                }
+                "version" => {
+                    at.version = Some(head(child));
+                    match self.one_integer(child, 2, 3) {
+                        Some(2) => cfg.version = VrrpVersion::V2,
+                        Some(_) => cfg.version = VrrpVersion::V3,
+                        None => {}
+                    }
+                }
+                "preempt" => {
+                    at.preempt = Some(head(child));
+                    if let Some(b) = self.flag(child) {
+                        cfg.preempt = b;
+                    }
+                }
+                "nopreempt" => {
+                    at.nopreempt = Some(head(child));
+                    self.leaf(child, &[]);
+                    for e in positional(child) {
+                        self.report(
+                            e.span(),
+                            "`nopreempt` takes no value",
+                            "unexpected value",
+                            "write `nopreempt` alone, or `preempt #false`",
+                        );
+                    }
+                    cfg.preempt = false;
+                }
+                "preempt-delay" => {
+                    if let Some(d) = self.one_duration(child) {
+                        cfg.preempt_delay = d;
+                    }
+                }
+                "auth-pass" => {
+                    if let Some(e) = self.one_arg(child, &[]) {
+                        at.auth = Some(head(child));
+                        cfg.auth_pass = self.auth_pass(e);
+                    }
+                }
+                "initial-state" => {
+                    if let Some(e) = self.one_arg(child, &[]) {
+                        cfg.initial_state = self.initial_state(e).unwrap_or(cfg.initial_state);
+                    }
+                }
+                "unicast-src" => {
+                    if let Some(e) = self.one_arg(child, &[]) {
+                        cfg.unicast_src = self.unicast_ip(e, key);
+                        at.src = Some(e.span());
+                    }
+                }
+                "unicast-peer" => self.peers(child, &mut cfg.unicast_peers, &mut at.peers),
+                "vip" => {
+                    at.vip_nodes += 1;
+                    if let Some((vip, span)) = self.vip(child) {
+                        if let Some(i) = cfg.vips.iter().position(|v| v.addr == vip.addr) {
+                            let line = self.line_of(at.vips[i]);
+                            self.report(
+                                span,
+                                format!("vip {} is listed twice", vip.addr),
+                                "listed again",
+                                format!("remove one; the first is on line {line}"),
+                            );
+                        } else {
+                            cfg.vips.push(vip);
+                            at.vips.push(span);
+                        }
+                    }
+                }
+                "route" => cfg.routes.extend(self.route(child)),
+                "track" => {
+                    if let Some((track, span)) = self.track(child) {
+                        if cfg.tracks.iter().any(|t| t.check == track.check) {
+                            self.report(
+                                span,
+                                format!("check `{}` is tracked twice", track.check),
+                                "tracked again",
+                                "keep one `track` per check",
+                            );
+                        } else {
+                            cfg.tracks.push(track);
+                            track_at.push(span);
+                        }
+                    }
+                }
+                _ => self.unknown(child, INSTANCE_KEYS, &place),
+            }
+        }
+        self.instance_rules(node, &cfg, &at, &seen);
+        Some(InstanceDraft {
+            vrid_at: seen.get("vrid").copied(),
+            identified: interface_ok && vrid_ok,
+            cfg,
+            name_span,
+            track_at,
+        })
+    }
+
+    /// Rules that need the whole instance: required settings, families, version limits.
+    fn instance_rules(
+        &mut self,
+        node: &KdlNode,
+        cfg: &InstanceConfig,
+        at: &InstanceSpans,
+        seen: &Seen,
+    ) {
+        let name = &cfg.name;
+        for (key, why) in [
+            ("interface", "the link the instance runs on"),
+            ("vrid", "the virtual router ID, 1 to 255"),
+        ] {
+            if !seen.contains_key(key) {
+                self.report(
+                    head(node),
+                    format!("instance `{name}` has no `{key}`"),
+                    format!("no `{key}`"),
+                    format!("add `{}`: {why}", example(key)),
+                );
+            }
+        }
+        if at.vip_nodes == 0 {
+            self.report(
+                head(node),
+                format!("instance `{name}` has no `vip`"),
+                "no `vip`",
+                format!(
+                    "an instance exists to move addresses: add at least one, like `{}`",
+                    example("vip")
+                ),
+            );
+        }
+        if let (Some(p), Some(np)) = (at.preempt, at.nopreempt) {
+            let line = self.line_of(p);
+            self.report(
+                np,
+                "both `preempt` and `nopreempt` are set",
+                "conflicts",
+                format!("keep one; `preempt` is on line {line}"),
+            );
+        }
+        let v2 = cfg.version == VrrpVersion::V2;
+        let version_is = if at.version.is_some() {
+            "this instance uses"
+        } else {
+            "version defaults to 3, so this instance uses"
+        };
+
+        // One instance announces one address family; the first VIP decides which.
+        let v6 = cfg.vips.first().map(|v| v.addr.is_ipv6());
+        if let Some(v6) = v6 {
+            let first = family(&cfg.vips[0].addr);
+            for (vip, span) in cfg.vips.iter().zip(&at.vips).skip(1) {
+                if vip.addr.is_ipv6() != v6 {
+                    self.report(
+                        *span,
+                        format!(
+                            "vip {} is {} but this instance's first vip is {first}",
+                            vip.addr,
+                            family(&vip.addr)
+                        ),
+                        "other address family",
+                        "an instance carries one address family: put these VIPs in an instance of their own (with its own vrid)",
+                    );
+                }
+            }
+            if v6 && v2 {
+                self.report(
+                    at.vips[0],
+                    "VRRP version 2 carries only IPv4, but this vip is IPv6",
+                    "IPv6 address",
+                    "set `version 3` for IPv6 VIPs",
+                );
+            }
+            let peers = at.src.iter().zip(cfg.unicast_src.iter()).chain(
+                at.peers.iter().zip(cfg.unicast_peers.iter()),
+            );
+            for (span, ip) in peers {
+                if ip.is_ipv6() != v6 {
+                    self.report(
+                        *span,
+                        format!(
+                            "{ip} is {} but the instance's VIPs are {first}",
+                            family(ip)
+                        ),
+                        "other address family",
+                        "unicast adverts travel in the VIPs' address family: use addresses of that family",
+                    );
+                }
+            }
+        }
+        if let Some(auth) = at.auth {
+            if !v2 {
+                self.report(
+                    auth,
+                    format!("`auth-pass` works only with VRRP version 2; {version_is} version 3"),
+                    "not in version 3",
+                    "remove `auth-pass` (RFC 5798 dropped authentication), or set `version 2`",
+                );
+            }
+        }
+        if let Some(span) = at.advert {
+            self.advert_rules(cfg.advert_interval, v2, span, version_is);
+        }
+    }
+
+    fn advert_rules(&mut self, interval: Duration, v2: bool, span: SourceSpan, version_is: &str) {
+        let ms = interval.as_millis();
+        if v2 {
+            if interval.subsec_nanos() != 0 || !(1..=255).contains(&interval.as_secs()) {
+                self.report(
+                    span,
+                    format!(
+                        "VRRP version 2 sends adverts every 1 to 255 whole seconds; {}ms is not one of them",
+                        ms
+                    ),
+                    "not whole seconds",
+                    "use whole seconds like \"1s\", or `version 3` for sub-second intervals",
+                );
+            }
+        } else if interval.as_nanos() % 10_000_000 != 0 || !(10..=40_950).contains(&ms) {
+            self.report(
+                span,
+                format!(
+                    "{version_is} version 3, whose adverts go every 10ms to 40.95s in steps of 10ms; {:?} is not one of them",
+                    interval
+                ),
+                "out of range",
+                "use a multiple of 10ms from \"10ms\" to \"40.95s\"",
+            );
+        }
+    }
+
+    fn auth_pass(&mut self, entry: &KdlEntry) -> Option<String> {
+        let pass = self.string(entry, "auth-pass")?;
+        if pass.is_empty() || pass.len() > 8 {
+            self.report(
+                entry.span(),
+                format!(
+                    "`auth-pass` must be 1 to 8 bytes long, not {} bytes",
+                    pass.len()
+                ),
+                "wrong length",
+                "VRRPv2 carries at most 8 bytes of password; shorten it",
+            );
+            return None;
+        }
+        Some(pass)
+    }
+
+    fn initial_state(&mut self, entry: &KdlEntry) -> Option<InitialState> {
+        let state = self.string(entry, "initial-state")?;
+        match state.to_ascii_lowercase().as_str() {
+            "backup" => Some(InitialState::Backup),
+            "master" => Some(InitialState::Master),
+            _ => {
+                self.report(
+                    entry.span(),
+                    format!("`initial-state` must be \"backup\" or \"master\", not \"{state}\""),
+                    "unknown state",
+                    "use \"backup\" (the default) or \"master\"",
+                );
+                None
+            }
+        }
+    }
+
+    fn peers(&mut self, node: &KdlNode, peers: &mut Vec<IpAddr>, spans: &mut Vec<SourceSpan>) {
+        self.leaf(node, &[]);
+        let args = positional(node);
+        if args.is_empty() {
+            self.report(
+                head(node),
+                "`unicast-peer` needs at least one address",
+                "no address",
+                format!("for example `{}`", example("unicast-peer")),
+            );
+        }
+        for entry in args {
+            let Some(ip) = self.unicast_ip(entry, "unicast-peer") else {
+                continue;
+            };
+            if let Some(i) = peers.iter().position(|p| *p == ip) {
+                let line = self.line_of(spans[i]);
+                self.report(
+                    entry.span(),
+                    format!("peer {ip} is listed twice"),
+                    "listed again",
+                    format!("remove one; the first is on line {line}"),
+                );
+                continue;
+            }
+            peers.push(ip);
+            spans.push(entry.span());
+        }
+    }
+
+    fn vip(&mut self, node: &KdlNode) -> Option<(Vip, SourceSpan)> {
+        let entry = self.one_arg(node, &["dev"])?;
+        let dev = prop(node, "dev").and_then(|e| self.interface_name(e, "vip"));
+        let (addr, prefix_len) = self.prefix(entry, "vip")?;
+        if !self.usable(addr, entry, "vip") {
+            return None;
+        }
+        Some((
+            Vip {
+                addr,
+                prefix_len,
+                dev,
+            },
+            entry.span(),
+        ))
+    }
+
+    fn route(&mut self, node: &KdlNode) -> Option<Route> {
+        let entry = self.one_arg(node, &["via", "dev", "metric", "table"])?;
+        let dev = prop(node, "dev").and_then(|e| self.interface_name(e, "route"));
+        let metric = prop(node, "metric")
+            .and_then(|e| self.integer(e, "route", 0, u32::MAX.into()))
+            .map(|n| n as u32);
+        let table = prop(node, "table")
+            .and_then(|e| self.integer(e, "route", 1, u32::MAX.into()))
+            .map(|n| n as u32);
+        let (dest, prefix_len) = self.prefix(entry, "route")?;
+        let network = network_of(dest, prefix_len);
+        if network != dest {
+            self.report(
+                entry.span(),
+                format!("route destination {dest}/{prefix_len} has host bits set"),
+                "not a network address",
+                format!("write the network address: \"{network}/{prefix_len}\""),
+            );
+        }
+        let via = match prop(node, "via") {
+            Some(e) => {
+                let via = self.unicast_ip(e, "route");
+                if let Some(v) = via.filter(|v| v.is_ipv6() != dest.is_ipv6()) {
+                    self.report(
+                        e.span(),
+                        format!(
+                            "gateway {v} is {} but the destination is {}",
+                            family(&v),
+                            family(&dest)
+                        ),
+                        "other address family",
+                        "a route's gateway must be of the destination's address family",
+                    );
+                }
+                via
+            }
+            None => None,
+        };
+        Some(Route {
+            dest,
+            prefix_len,
+            via,
+            dev,
+            metric,
+            table,
+        })
+    }
+
+    fn track(&mut self, node: &KdlNode) -> Option<(Track, SourceSpan)> {
+        let entry = self.one_arg(node, &["weight"])?;
+        let weight = prop(node, "weight")
+            .and_then(|e| self.integer(e, "track", -253, 253))
+            .map(|n| n as i32);
+        let check = self.name_string(entry, "track")?;
+        Some((Track { check, weight }, entry.span()))
+    }
+
+    fn sync_group(&mut self, node: &KdlNode) -> Option<GroupDraft> {
+        let (name, name_span, body) = self.named_block(node)?;
+        let place = format!("sync-group `{name}`");
+        let mut members: Vec<String> = Vec::new();
+        let mut member_at = Vec::new();
+        for child in body.nodes() {
+            if child.name().value() != "member" {
+                self.unknown(child, SYNC_GROUP_KEYS, &place);
+                continue;
+            }
+            self.leaf(child, &[]);
+            let args = positional(child);
+            if args.is_empty() {
+                self.report(
+                    head(child),
+                    "`member` needs at least one instance name",
+                    "no name",
+                    format!("for example `{}`", example("member")),
+                );
+            }
+            for entry in args {
+                let Some(member) = self.name_string(entry, "member") else {
+                    continue;
+                };
+                if members.contains(&member) {
+                    self.report(
+                        entry.span(),
+                        format!("`{member}` is listed twice in {place}"),
+                        "listed again",
+                        "list each instance once",
+                    );
+                    continue;
+                }
+                members.push(member);
+                member_at.push(entry.span());
+            }
+        }
+        if members.is_empty() && !body.nodes().iter().any(|n| n.name().value() == "member") {
+            self.report(
+                head(node),
+                format!("{place} has no members"),
+                "empty group",
+                format!("list the instances, like `{}`", example("member")),
+            );
+        }
+        Some(GroupDraft {
+            group: SyncGroup {
+                name,
+                members,
+                span: node.span(),
+            },
+            name_span,
+            member_at,
+        })
+    }
+
+    // ---- rules across sections ----
+
+    fn unique_names<'n>(&mut self, kind: &str, items: impl Iterator<Item = (&'n str, SourceSpan)>) {
+        let mut first: HashMap<&str, SourceSpan> = HashMap::new();
+        for (name, span) in items {
+            if let Some(prev) = first.get(name) {
+                let line = self.line_of(*prev);
+                self.report(
+                    span,
+                    format!("there is already a {kind} named `{name}`"),
+                    "duplicate name",
+                    format!("{kind} names must be unique; the first `{name}` is on line {line}"),
+                );
+            } else {
+                first.insert(name, span);
+            }
+        }
+    }
+
+    /// Two instances with the same vrid on one link and address family would be one router.
+    fn unique_routers(&mut self, instances: &[InstanceDraft]) {
+        let mut first: HashMap<(&str, u8, bool), &str> = HashMap::new();
+        for inst in instances.iter().filter(|i| i.identified) {
+            let Some(v6) = inst.cfg.vips.first().map(|v| v.addr.is_ipv6()) else {
+                continue;
+            };
+            let key = (inst.cfg.interface.as_str(), inst.cfg.vrid, v6);
+            if let Some(other) = first.get(&key) {
+                let fam = if v6 { "IPv6" } else { "IPv4" };
+                self.report(
+                    inst.vrid_at.unwrap_or(inst.name_span),
+                    format!(
+                        "vrid {} on `{}` ({fam}) is already used by instance `{other}`",
+                        inst.cfg.vrid, inst.cfg.interface
+                    ),
+                    "vrid in use",
+                    "each virtual router on a link needs its own vrid per address family: pick another",
+                );
+            } else {
+                first.insert(key, &inst.cfg.name);
+            }
+        }
+    }
+
+    fn resolve_tracks(&mut self, instances: &[InstanceDraft], checks: &[CheckDraft]) {
+        let names: Vec<&str> = checks.iter().map(|c| c.def.name.as_str()).collect();
+        for inst in instances {
+            for (track, span) in inst.cfg.tracks.iter().zip(&inst.track_at) {
+                if names.contains(&track.check.as_str()) {
+                    continue;
+                }
+                let help = match closest(&track.check, names.iter().copied()) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None if names.is_empty() => {
+                        format!("define it: `{}`", example("check"))
+                    }
+                    None => format!("defined checks: {}", names.join(", ")),
+                };
+                self.report(
+                    *span,
+                    format!("there is no check named `{}`", track.check),
+                    "unknown check",
+                    help,
+                );
+            }
+        }
+    }
+
+    fn resolve_members(&mut self, groups: &[GroupDraft], instances: &[InstanceDraft]) {
+        let names: Vec<&str> = instances.iter().map(|i| i.cfg.name.as_str()).collect();
+        let mut owner: HashMap<&str, &str> = HashMap::new();
+        for g in groups {
+            for (member, span) in g.group.members.iter().zip(&g.member_at) {
+                if !names.contains(&member.as_str()) {
+                    let help = match closest(member, names.iter().copied()) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => "members must be instances defined in this file".to_owned(),
+                    };
+                    self.report(
+                        *span,
+                        format!("there is no instance named `{member}`"),
+                        "unknown instance",
+                        help,
+                    );
+                } else if let Some(other) = owner.get(member.as_str()) {
+                    self.report(
+                        *span,
+                        format!("instance `{member}` is already in sync-group `{other}`"),
+                        "in two groups",
+                        "an instance can belong to one sync-group only",
+                    );
+                } else {
+                    owner.insert(member, &g.group.name);
+                }
+            }
+        }
+    }
+}
+
+/// The address with the host bits cleared.
+fn network_of(ip: IpAddr, prefix_len: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(prefix_len)).unwrap_or(0);
+            IpAddr::V4((u32::from(v4) & mask).into())
+        }
+        IpAddr::V6(v6) => {
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(prefix_len))
+                .unwrap_or(0);
+            IpAddr::V6((u128::from(v6) & mask).into())
+        }
+    }
+}

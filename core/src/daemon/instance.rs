@@ -1,0 +1,182 @@
+//! One configured VRRP instance at run time: its state machine plus what the driver needs to
+//! carry out its actions (socket, addresses, counters).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{debug, warn, Span};
+
+use crate::config::{InstanceConfig, VrrpVersion};
+use crate::net::announce::Announcer;
+use crate::net::socket::{multicast_group, VrrpSocket};
+use crate::vrrp::fsm::{Fsm, Params};
+use crate::vrrp::packet::{Advert, Auth, DropReason, Version};
+use crate::vrrp::receive::Expect;
+
+use super::status::InstanceStatus;
+use super::vips::Owned;
+
+pub struct Instance {
+    pub cfg: InstanceConfig,
+    pub fsm: Fsm,
+    pub expect: Expect,
+    pub ifindex: u32,
+    pub v6: bool,
+    pub src: IpAddr,
+    pub socket: Arc<VrrpSocket>,
+    pub announcer: Arc<Announcer>,
+    pub owned: Arc<Owned>,
+    pub vip_addrs: Vec<IpAddr>,
+    pub span: Span,
+    /// Causes of FAULT of the instance's own (its group's are added by the daemon).
+    pub link_down: bool,
+    pub check_fault: bool,
+    /// The fault value last fed to the state machine.
+    pub fault_fed: bool,
+    pub stats: Stats,
+    advert: Advert,
+    buf: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub adverts_sent: u64,
+    pub adverts_received: u64,
+    pub transitions: u64,
+    pub last_transition: Option<String>,
+    pub drops: BTreeMap<DropReason, u64>,
+    pub vips_held: bool,
+}
+
+pub fn version(v: VrrpVersion) -> Version {
+    match v {
+        VrrpVersion::V2 => Version::V2,
+        VrrpVersion::V3 => Version::V3,
+    }
+}
+
+pub fn auth(cfg: &InstanceConfig) -> Auth {
+    match (&cfg.auth_pass, cfg.version) {
+        (Some(p), VrrpVersion::V2) => Auth::pass_from_str(p),
+        _ => Auth::None,
+    }
+}
+
+pub fn params(cfg: &InstanceConfig, src: IpAddr) -> Params {
+    Params {
+        version: version(cfg.version),
+        advert_interval: cfg.advert_interval,
+        preempt: cfg.preempt,
+        preempt_delay: cfg.preempt_delay,
+        initial_master: cfg.initial_state == crate::config::InitialState::Master,
+        primary_ip: src,
+        fast_preempt: true,
+        handover: true,
+    }
+}
+
+pub struct Wiring {
+    pub ifindex: u32,
+    pub src: IpAddr,
+    pub socket: Arc<VrrpSocket>,
+    pub announcer: Arc<Announcer>,
+    pub owned: Arc<Owned>,
+}
+
+impl Instance {
+    pub fn new(cfg: InstanceConfig, w: Wiring) -> Self {
+        let v6 = cfg.is_ipv6();
+        let vip_addrs: Vec<IpAddr> = cfg.vips.iter().map(|v| v.addr).collect();
+        let expect = Expect {
+            version: version(cfg.version),
+            auth: auth(&cfg),
+            advert_interval: cfg.advert_interval,
+            peers: cfg.unicast_peers.clone(),
+            vips: vip_addrs.clone(),
+        };
+        let advert = Advert {
+            version: version(cfg.version),
+            vrid: cfg.vrid,
+            priority: cfg.priority,
+            interval_cs: interval_cs(cfg.advert_interval),
+            auth: auth(&cfg),
+            addrs: vip_addrs.clone(),
+        };
+        let span = tracing::info_span!("instance", name = %cfg.name, vrid = cfg.vrid);
+        let fsm = Fsm::new(params(&cfg, w.src), cfg.priority);
+        Self {
+            fsm,
+            expect,
+            ifindex: w.ifindex,
+            v6,
+            src: w.src,
+            socket: w.socket,
+            announcer: w.announcer,
+            owned: w.owned,
+            vip_addrs,
+            span,
+            link_down: false,
+            check_fault: false,
+            fault_fed: false,
+            stats: Stats::default(),
+            advert,
+            buf: Vec::with_capacity(128),
+            scratch: Vec::with_capacity(160),
+            cfg,
+        }
+    }
+
+    /// Multicast group, or each unicast peer.
+    fn destinations(&self) -> Vec<IpAddr> {
+        if self.cfg.unicast_peers.is_empty() {
+            vec![multicast_group(self.v6)]
+        } else {
+            self.cfg.unicast_peers.clone()
+        }
+    }
+
+    pub fn send_advert(&mut self, priority: u8) {
+        self.advert.priority = priority;
+        for dst in self.destinations() {
+            self.buf.clear();
+            if let Err(e) = self.advert.encode(self.src, dst, &mut self.buf) {
+                warn!(parent: &self.span, "cannot encode advert: {e}");
+                return;
+            }
+            match self.socket.send(self.src, dst, &self.buf, &mut self.scratch) {
+                Ok(()) => self.stats.adverts_sent += 1,
+                Err(e) => debug!(parent: &self.span, "advert to {dst} not sent: {e}"),
+            }
+        }
+    }
+
+    pub fn count_drop(&mut self, reason: DropReason) {
+        *self.stats.drops.entry(reason).or_default() += 1;
+    }
+
+    pub fn status(&self, effective: u8) -> InstanceStatus {
+        InstanceStatus {
+            name: self.cfg.name.clone(),
+            interface: self.cfg.interface.clone(),
+            vrid: self.cfg.vrid,
+            state: self.fsm.state().as_str(),
+            priority: self.cfg.priority,
+            effective_priority: effective,
+            master: self.fsm.master().map(|(ip, _)| ip.to_string()),
+            vips_held: self.stats.vips_held,
+            transitions: self.stats.transitions,
+            last_transition: self.stats.last_transition.clone(),
+            adverts_sent: self.stats.adverts_sent,
+            adverts_received: self.stats.adverts_received,
+            drops: self.stats.drops.iter().map(|(r, n)| (r.as_str(), *n)).collect(),
+        }
+    }
+}
+
+/// Advert interval in centiseconds, as both versions carry it on the wire (v2 as seconds × 100).
+pub fn interval_cs(d: Duration) -> u16 {
+    u16::try_from(d.as_millis() / 10).unwrap_or(u16::MAX)
+}

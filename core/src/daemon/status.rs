@@ -1,0 +1,63 @@
+//! The daemon's view of itself, written to `STATE_DIR/status.json` for operators and tests.
+//! Written atomically (temp file + rename) so a reader never sees half a file.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+#[derive(Debug, Default, Serialize)]
+pub struct Status {
+    pub pid: u32,
+    pub instances: Vec<InstanceStatus>,
+    pub checks: Vec<CheckStatus>,
+    /// Drops that could not be attributed to an instance (unknown VRID, undecodable).
+    pub drops: BTreeMap<&'static str, u64>,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct InstanceStatus {
+    pub name: String,
+    pub interface: String,
+    pub vrid: u8,
+    pub state: &'static str,
+    pub priority: u8,
+    pub effective_priority: u8,
+    /// Address of the current master as last heard (ourselves while master).
+    pub master: Option<String>,
+    pub vips_held: bool,
+    pub transitions: u64,
+    pub last_transition: Option<String>,
+    pub adverts_sent: u64,
+    pub adverts_received: u64,
+    pub drops: BTreeMap<&'static str, u64>,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct CheckStatus {
+    pub name: String,
+    pub kind: &'static str,
+    pub healthy: bool,
+    pub last_ok: Option<bool>,
+    pub message: String,
+    pub duration_ms: u64,
+    pub runs: u64,
+}
+
+pub struct StatusFile {
+    path: PathBuf,
+    tmp: PathBuf,
+}
+
+impl StatusFile {
+    pub fn new(state_dir: &Path) -> Self {
+        Self { path: state_dir.join("status.json"), tmp: state_dir.join(".status.json.tmp") }
+    }
+
+    pub fn write(&self, status: &Status) -> io::Result<()> {
+        let json = serde_json::to_vec_pretty(status).map_err(io::Error::other)?;
+        std::fs::write(&self.tmp, json)?;
+        std::fs::rename(&self.tmp, &self.path)
+    }
+}

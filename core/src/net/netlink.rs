@@ -1,0 +1,254 @@
+//! Addresses, routes and link state through rtnetlink: no shelling out to `ip`.
+
+use std::net::IpAddr;
+
+use futures::{StreamExt, TryStreamExt};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use netlink_packet_route::RouteNetlinkMessage;
+use rtnetlink::packet_core::NetlinkPayload;
+use rtnetlink::{Handle, MulticastGroup, RouteMessageBuilder};
+use tokio::sync::mpsc;
+
+use crate::config::Route;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetlinkError {
+    #[error("cannot open a netlink socket: {0}")]
+    Open(#[source] std::io::Error),
+    #[error("interface `{0}` does not exist")]
+    NoSuchInterface(String),
+    #[error("{what}: {source}")]
+    Request {
+        what: String,
+        #[source]
+        source: rtnetlink::Error,
+    },
+}
+
+/// What the daemon needs to know of an interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub index: u32,
+    pub name: String,
+    pub mac: [u8; 6],
+    /// Administratively up and carrier present.
+    pub up: bool,
+}
+
+/// A link changed state (from the kernel's RTNLGRP_LINK notifications).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkEvent {
+    pub index: u32,
+    pub up: bool,
+    /// The interface was deleted.
+    pub gone: bool,
+}
+
+/// A handle on the kernel's routing netlink; cheap to clone.
+#[derive(Clone)]
+pub struct Netlink {
+    handle: Handle,
+}
+
+const EEXIST: i32 = libc::EEXIST;
+const ENOENT_LIKE: [i32; 3] = [libc::EADDRNOTAVAIL, libc::ESRCH, libc::ENOENT];
+
+fn errno(e: &rtnetlink::Error) -> Option<i32> {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => m.code.map(|c| -c.get()),
+        _ => None,
+    }
+}
+
+impl Netlink {
+    /// Open a request connection; its driver runs as a tokio task.
+    pub fn connect() -> Result<Self, NetlinkError> {
+        let (conn, handle, _) = rtnetlink::new_connection().map_err(NetlinkError::Open)?;
+        tokio::spawn(conn);
+        Ok(Self { handle })
+    }
+
+    pub async fn link(&self, name: &str) -> Result<Link, NetlinkError> {
+        let mut links = self.handle.link().get().match_name(name.to_string()).execute();
+        match links.try_next().await {
+            Ok(Some(msg)) => Ok(link_from(&msg)),
+            Ok(None) => Err(NetlinkError::NoSuchInterface(name.to_string())),
+            Err(rtnetlink::Error::NetlinkError(m)) if m.code.map(|c| -c.get()) == Some(libc::ENODEV) => {
+                Err(NetlinkError::NoSuchInterface(name.to_string()))
+            }
+            Err(source) => Err(NetlinkError::Request { what: format!("looking up interface {name}"), source }),
+        }
+    }
+
+    /// The addresses on an interface, in kernel order (the primary first).
+    pub async fn addresses(&self, index: u32) -> Result<Vec<(IpAddr, u8)>, NetlinkError> {
+        let msgs: Vec<AddressMessage> = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|source| NetlinkError::Request { what: format!("listing addresses of interface {index}"), source })?;
+        Ok(msgs
+            .iter()
+            .filter(|m| m.header.index == index)
+            .filter_map(|m| {
+                // IFA_LOCAL is the address itself on point-to-point links; IFA_ADDRESS otherwise.
+                let local = m.attributes.iter().find_map(|a| match a {
+                    AddressAttribute::Local(ip) => Some(*ip),
+                    _ => None,
+                });
+                let addr = m.attributes.iter().find_map(|a| match a {
+                    AddressAttribute::Address(ip) => Some(*ip),
+                    _ => None,
+                });
+                local.or(addr).map(|ip| (ip, m.header.prefix_len))
+            })
+            .collect())
+    }
+
+    /// Add an address; already present is success.
+    pub async fn add_address(&self, index: u32, addr: IpAddr, prefix_len: u8) -> Result<(), NetlinkError> {
+        let mut req = self.handle.address().add(index, addr, prefix_len);
+        if addr.is_ipv6() {
+            // A VIP must answer at once: duplicate address detection would hold it for a second.
+            req.message_mut().attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
+        match req.execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if errno(&e) == Some(EEXIST) => Ok(()),
+            Err(source) => Err(NetlinkError::Request { what: format!("adding {addr}/{prefix_len}"), source }),
+        }
+    }
+
+    /// Remove an address; already absent is success.
+    pub async fn del_address(&self, index: u32, addr: IpAddr, prefix_len: u8) -> Result<(), NetlinkError> {
+        let mut msg = AddressMessage::default();
+        msg.header.index = index;
+        msg.header.prefix_len = prefix_len;
+        msg.header.family = match addr {
+            IpAddr::V4(_) => netlink_packet_route::AddressFamily::Inet,
+            IpAddr::V6(_) => netlink_packet_route::AddressFamily::Inet6,
+        };
+        msg.attributes.push(AddressAttribute::Local(addr));
+        if addr.is_ipv4() {
+            msg.attributes.push(AddressAttribute::Address(addr));
+        } else {
+            msg.attributes = vec![AddressAttribute::Address(addr)];
+        }
+        match self.handle.address().del(msg).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if errno(&e).is_some_and(|c| ENOENT_LIKE.contains(&c)) => Ok(()),
+            Err(source) => Err(NetlinkError::Request { what: format!("removing {addr}/{prefix_len}"), source }),
+        }
+    }
+
+    pub async fn add_route(&self, route: &Route, index: u32) -> Result<(), NetlinkError> {
+        let msg = route_message(route, index);
+        match self.handle.route().add(msg).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if errno(&e) == Some(EEXIST) => Ok(()),
+            Err(source) => Err(NetlinkError::Request {
+                what: format!("adding route {}/{}", route.dest, route.prefix_len),
+                source,
+            }),
+        }
+    }
+
+    pub async fn del_route(&self, route: &Route, index: u32) -> Result<(), NetlinkError> {
+        let msg = route_message(route, index);
+        match self.handle.route().del(msg).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if errno(&e).is_some_and(|c| ENOENT_LIKE.contains(&c)) => Ok(()),
+            Err(source) => Err(NetlinkError::Request {
+                what: format!("removing route {}/{}", route.dest, route.prefix_len),
+                source,
+            }),
+        }
+    }
+}
+
+fn route_message(route: &Route, index: u32) -> netlink_packet_route::route::RouteMessage {
+    match (route.dest, route.via) {
+        (IpAddr::V4(dest), via) => {
+            let mut b = RouteMessageBuilder::<std::net::Ipv4Addr>::new()
+                .destination_prefix(dest, route.prefix_len)
+                .output_interface(index);
+            if let Some(IpAddr::V4(gw)) = via {
+                b = b.gateway(gw);
+            }
+            if let Some(m) = route.metric {
+                b = b.priority(m);
+            }
+            if let Some(t) = route.table {
+                b = b.table_id(t);
+            }
+            b.build()
+        }
+        (IpAddr::V6(dest), via) => {
+            let mut b = RouteMessageBuilder::<std::net::Ipv6Addr>::new()
+                .destination_prefix(dest, route.prefix_len)
+                .output_interface(index);
+            if let Some(IpAddr::V6(gw)) = via {
+                b = b.gateway(gw);
+            }
+            if let Some(m) = route.metric {
+                b = b.priority(m);
+            }
+            if let Some(t) = route.table {
+                b = b.table_id(t);
+            }
+            b.build()
+        }
+    }
+}
+
+fn link_from(msg: &LinkMessage) -> Link {
+    let mut link = Link {
+        index: msg.header.index,
+        name: String::new(),
+        mac: [0; 6],
+        up: is_up(msg),
+    };
+    for attr in &msg.attributes {
+        match attr {
+            LinkAttribute::IfName(n) => link.name = n.clone(),
+            LinkAttribute::Address(a) if a.len() == 6 => link.mac.copy_from_slice(a),
+            _ => {}
+        }
+    }
+    link
+}
+
+fn is_up(msg: &LinkMessage) -> bool {
+    let f = msg.header.flags;
+    f.contains(LinkFlags::Up) && f.contains(LinkFlags::LowerUp)
+}
+
+/// Subscribe to link changes. Events arrive on the returned channel until it is dropped.
+pub fn watch_links() -> Result<mpsc::UnboundedReceiver<LinkEvent>, NetlinkError> {
+    let (conn, _handle, mut messages) =
+        rtnetlink::new_multicast_connection(&[MulticastGroup::Link]).map_err(NetlinkError::Open)?;
+    tokio::spawn(conn);
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some((msg, _)) = messages.next().await {
+            let event = match msg.payload {
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l)) => {
+                    LinkEvent { index: l.header.index, up: is_up(&l), gone: false }
+                }
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(l)) => {
+                    LinkEvent { index: l.header.index, up: false, gone: true }
+                }
+                _ => continue,
+            };
+            if tx.send(event).is_err() {
+                break;
+            }
+        }
+    });
+    Ok(rx)
+}

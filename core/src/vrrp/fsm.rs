@@ -1,0 +1,467 @@
+//! The VRRP state machine of one virtual router (RFC 3768 §6.3–6.4, RFC 5798 §6.3–6.4).
+//!
+//! Sans-IO: it owns no socket, reads no clock and sets no timer. The driver feeds it events
+//! with the current time, carries out the returned [`Action`]s in order, and calls
+//! [`Fsm::handle`] with [`Event::Timeout`] once `now >= poll_timeout()`.
+//!
+//! Adverts reach it already validated (TTL, version, auth, interval: see `vrrp::receive`).
+//!
+//! Deviations from the RFCs, each a setting:
+//! - `fast_preempt` (default on): a preempting backup that hears a master with a *lower*
+//!   priority than its own takes over at once instead of discarding the advert and waiting
+//!   out Master_Down_Interval; a master whose priority drops announces it at once. Equal
+//!   priorities never preempt, so two routers can not flap on a tie.
+//! - `handover` (default on): on shutdown a master announces priority 0 but keeps its VIPs
+//!   until a new master is heard (or Skew_Time plus one interval passes), so clients see no gap
+//!   (make-before-break). The RFC removes first and leaves a Skew_Time hole.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use super::packet::Version;
+
+/// The configured behaviour of one virtual router.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Params {
+    pub version: Version,
+    /// Our own Advertisement_Interval.
+    pub advert_interval: Duration,
+    pub preempt: bool,
+    /// Time a preempting backup tolerates a lower-priority master before taking over.
+    pub preempt_delay: Duration,
+    /// Wait only one interval (not three) for a master at startup (keepalived's `state MASTER`).
+    pub initial_master: bool,
+    /// Our primary address, used to break priority ties.
+    pub primary_ip: IpAddr,
+    pub fast_preempt: bool,
+    pub handover: bool,
+}
+
+/// RFC states, plus `Fault` (interface down or a fatal check) as keepalived has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    Initialize,
+    Backup,
+    Master,
+    Fault,
+    /// Shutting down as master: priority 0 sent, VIPs kept until the successor speaks.
+    Handover,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Initialize => "init",
+            State::Backup => "backup",
+            State::Master => "master",
+            State::Fault => "fault",
+            State::Handover => "handover",
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An accepted advertisement, reduced to what the state machine needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heard {
+    pub from: IpAddr,
+    pub priority: u8,
+    /// The sender's advert interval (v3: Max Advert Interval; v2: equal to ours).
+    pub interval: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    Startup,
+    Advert(Heard),
+    /// The earliest deadline from `poll_timeout` has passed.
+    Timeout,
+    /// The effective priority (base plus tracked weights) changed.
+    Priority(u8),
+    /// Interface down or a weight-0 check failing (true), or all such causes gone (false).
+    Fault(bool),
+    /// Another member of our sync group became master / left master for its own reasons.
+    GroupMaster,
+    GroupBackup,
+    Shutdown,
+}
+
+/// Why a transition happened; logged and shown in status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    Startup,
+    AddressOwner,
+    MasterDown,
+    PriorityZeroHeard { from: IpAddr },
+    HigherPriority { from: IpAddr, priority: u8 },
+    TieBreak { from: IpAddr },
+    Preempt { from: IpAddr, priority: u8 },
+    Fault,
+    FaultCleared,
+    GroupMaster,
+    GroupBackup,
+    Shutdown,
+    SuccessorHeard { from: IpAddr },
+    HandoverTimeout,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Startup => write!(f, "startup"),
+            Reason::AddressOwner => write!(f, "address owner (priority 255)"),
+            Reason::MasterDown => write!(f, "master down timer expired"),
+            Reason::PriorityZeroHeard { from } => write!(f, "master {from} resigned (priority 0)"),
+            Reason::HigherPriority { from, priority } => {
+                write!(f, "higher priority {priority} from {from}")
+            }
+            Reason::TieBreak { from } => write!(f, "equal priority, higher address {from}"),
+            Reason::Preempt { from, priority } => {
+                write!(f, "preempting lower priority {priority} master {from}")
+            }
+            Reason::Fault => write!(f, "fault"),
+            Reason::FaultCleared => write!(f, "fault cleared"),
+            Reason::GroupMaster => write!(f, "sync group member became master"),
+            Reason::GroupBackup => write!(f, "sync group member left master"),
+            Reason::Shutdown => write!(f, "shutdown"),
+            Reason::SuccessorHeard { from } => write!(f, "successor {from} took over"),
+            Reason::HandoverTimeout => write!(f, "no successor heard"),
+        }
+    }
+}
+
+/// What the driver must do, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Send an advertisement with this priority (0 to resign).
+    SendAdvert { priority: u8 },
+    /// Announce the VIPs (gratuitous ARP / unsolicited NA), as a new master must.
+    Announce,
+    /// Put the VIPs and routes on this host.
+    AddVips,
+    RemoveVips,
+    Transition {
+        from: State,
+        to: State,
+        reason: Reason,
+    },
+}
+
+/// One virtual router's protocol state.
+#[derive(Debug, Clone)]
+pub struct Fsm {
+    params: Params,
+    state: State,
+    priority: u8,
+    /// Master_Adver_Interval: the master's interval as learned from its adverts (v3).
+    master_interval: Duration,
+    adver_at: Option<Instant>,
+    down_at: Option<Instant>,
+    handover_until: Option<Instant>,
+    /// When a preempting backup first saw the current lower-priority master.
+    preempt_after: Option<Instant>,
+    master: Option<(IpAddr, u8)>,
+}
+
+impl Fsm {
+    pub fn new(params: Params, priority: u8) -> Self {
+        let master_interval = params.advert_interval;
+        Self {
+            params,
+            state: State::Initialize,
+            priority,
+            master_interval,
+            adver_at: None,
+            down_at: None,
+            handover_until: None,
+            preempt_after: None,
+            master: None,
+        }
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    pub fn priority(&self) -> u8 {
+        self.priority
+    }
+
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// The master we last heard (address, priority), or ourselves while master.
+    pub fn master(&self) -> Option<(IpAddr, u8)> {
+        match self.state {
+            State::Master => Some((self.params.primary_ip, self.priority)),
+            _ => self.master,
+        }
+    }
+
+    /// Replace settings that can change without a restart (reload). Timers keep running.
+    pub fn set_params(&mut self, params: Params) {
+        if self.state != State::Backup {
+            self.master_interval = params.advert_interval;
+        }
+        self.params = params;
+    }
+
+    /// Skew_Time: lower priorities wait longer, so the best backup wins.
+    pub fn skew_time(&self) -> Duration {
+        let weight = 256 - u32::from(self.priority);
+        match self.params.version {
+            Version::V2 => Duration::from_secs(1) * weight / 256,
+            Version::V3 => self.master_interval * weight / 256,
+        }
+    }
+
+    /// Master_Down_Interval = 3 × Master_Adver_Interval + Skew_Time.
+    pub fn master_down_interval(&self) -> Duration {
+        let interval = match self.params.version {
+            Version::V2 => self.params.advert_interval,
+            Version::V3 => self.master_interval,
+        };
+        interval * 3 + self.skew_time()
+    }
+
+    /// The next instant at which the driver must deliver [`Event::Timeout`].
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [self.adver_at, self.down_at, self.handover_until]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn preempts(&self) -> bool {
+        self.params.preempt || self.priority == 255
+    }
+
+    /// Feed one event; the returned actions are to be carried out in order.
+    pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Action> {
+        let mut out = Vec::new();
+        match (self.state, event) {
+            (State::Initialize, Event::Startup) => self.start(now, Reason::Startup, &mut out),
+
+            (State::Backup, Event::Timeout) => {
+                if self.down_at.is_some_and(|t| now >= t) {
+                    self.become_master(now, Reason::MasterDown, &mut out);
+                }
+            }
+            (State::Backup, Event::Advert(h)) => self.backup_heard(h, now, &mut out),
+            (State::Backup, Event::Priority(p)) => {
+                self.priority = p;
+                if self.params.fast_preempt && self.preempts() {
+                    if let Some((from, mp)) = self.master {
+                        if p > mp && self.preempt_delay_over(now) {
+                            let reason = Reason::Preempt { from, priority: mp };
+                            self.become_master(now, reason, &mut out);
+                        }
+                    }
+                }
+            }
+            (State::Backup, Event::GroupMaster) => {
+                self.become_master(now, Reason::GroupMaster, &mut out)
+            }
+
+            (State::Master, Event::Timeout) => {
+                if self.adver_at.is_some_and(|t| now >= t) {
+                    out.push(Action::SendAdvert { priority: self.priority });
+                    self.adver_at = Some(now + self.params.advert_interval);
+                }
+            }
+            (State::Master, Event::Advert(h)) => self.master_heard(h, now, &mut out),
+            (State::Master, Event::Priority(p)) => {
+                let lowered = p < self.priority;
+                self.priority = p;
+                if lowered && self.params.fast_preempt {
+                    // Tell preempting backups now rather than at the next tick.
+                    out.push(Action::SendAdvert { priority: p });
+                    self.adver_at = Some(now + self.params.advert_interval);
+                }
+            }
+            (State::Master, Event::GroupBackup) => {
+                out.push(Action::SendAdvert { priority: 0 });
+                out.push(Action::RemoveVips);
+                self.adver_at = None;
+                self.down_at = Some(now + self.master_down_interval());
+                self.transition(State::Backup, Reason::GroupBackup, &mut out);
+            }
+            (State::Master, Event::Shutdown) => {
+                out.push(Action::SendAdvert { priority: 0 });
+                self.adver_at = None;
+                if self.params.handover {
+                    // Longest a backup may wait after priority 0: Skew_Time at priority 1 (< one
+                    // interval), then one interval of slack for its first advert to reach us.
+                    let wait = self.master_interval + self.params.advert_interval;
+                    self.handover_until = Some(now + wait);
+                    self.transition(State::Handover, Reason::Shutdown, &mut out);
+                } else {
+                    out.push(Action::RemoveVips);
+                    self.transition(State::Initialize, Reason::Shutdown, &mut out);
+                }
+            }
+
+            (State::Handover, Event::Advert(h)) if h.priority > 0 => {
+                self.handover_until = None;
+                out.push(Action::RemoveVips);
+                let reason = Reason::SuccessorHeard { from: h.from };
+                self.transition(State::Initialize, reason, &mut out);
+            }
+            (State::Handover, Event::Timeout) => {
+                if self.handover_until.is_some_and(|t| now >= t) {
+                    self.handover_until = None;
+                    out.push(Action::RemoveVips);
+                    self.transition(State::Initialize, Reason::HandoverTimeout, &mut out);
+                }
+            }
+            (State::Handover, Event::Priority(p)) => self.priority = p,
+
+            (State::Initialize | State::Fault, Event::Priority(p)) => self.priority = p,
+            (State::Backup | State::Fault, Event::Shutdown) => {
+                self.clear_timers();
+                self.transition(State::Initialize, Reason::Shutdown, &mut out);
+            }
+
+            (State::Initialize | State::Backup | State::Master, Event::Fault(true)) => {
+                if self.state == State::Master {
+                    out.push(Action::SendAdvert { priority: 0 });
+                    out.push(Action::RemoveVips);
+                }
+                self.clear_timers();
+                self.transition(State::Fault, Reason::Fault, &mut out);
+            }
+            (State::Fault, Event::Fault(false)) => self.start(now, Reason::FaultCleared, &mut out),
+
+            // Everything else is ignored: adverts in Initialize/Fault, stale timers, repeated
+            // group events, a second shutdown.
+            _ => {}
+        }
+        out
+    }
+
+    /// Leave Initialize or Fault: RFC "Startup" event.
+    fn start(&mut self, now: Instant, reason: Reason, out: &mut Vec<Action>) {
+        self.master_interval = self.params.advert_interval;
+        self.master = None;
+        self.preempt_after = None;
+        if self.priority == 255 {
+            self.become_master(now, Reason::AddressOwner, out);
+            return;
+        }
+        let wait = if self.params.initial_master && reason == Reason::Startup {
+            self.params.advert_interval + self.skew_time()
+        } else {
+            self.master_down_interval()
+        };
+        self.down_at = Some(now + wait);
+        self.transition(State::Backup, reason, out);
+    }
+
+    fn become_master(&mut self, now: Instant, reason: Reason, out: &mut Vec<Action>) {
+        self.down_at = None;
+        self.preempt_after = None;
+        self.master = None;
+        self.transition(State::Master, reason, out);
+        out.push(Action::SendAdvert { priority: self.priority });
+        out.push(Action::Announce);
+        out.push(Action::AddVips);
+        self.adver_at = Some(now + self.params.advert_interval);
+    }
+
+    fn backup_heard(&mut self, h: Heard, now: Instant, out: &mut Vec<Action>) {
+        if h.priority == 0 {
+            // The master resigned: the best backup goes first, after its skew.
+            self.master = None;
+            self.down_at = Some(now + self.skew_time());
+            return;
+        }
+        let lower = h.priority < self.priority;
+        if lower && self.preempts() && self.preempt_delay_started(now) {
+            if self.params.fast_preempt {
+                let reason = Reason::Preempt { from: h.from, priority: h.priority };
+                self.become_master(now, reason, out);
+            }
+            // RFC: discard, and let the down timer run out.
+            return;
+        }
+        if !lower {
+            self.preempt_after = None;
+        }
+        if self.params.version == Version::V3 {
+            self.master_interval = h.interval;
+        }
+        self.master = Some((h.from, h.priority));
+        self.down_at = Some(now + self.master_down_interval());
+    }
+
+    /// Starts the preempt-delay clock on the first lower-priority advert; true once it is over.
+    fn preempt_delay_started(&mut self, now: Instant) -> bool {
+        if self.params.preempt_delay.is_zero() {
+            return true;
+        }
+        let after = *self.preempt_after.get_or_insert(now + self.params.preempt_delay);
+        now >= after
+    }
+
+    fn preempt_delay_over(&self, now: Instant) -> bool {
+        self.params.preempt_delay.is_zero() || self.preempt_after.is_some_and(|t| now >= t)
+    }
+
+    fn master_heard(&mut self, h: Heard, now: Instant, out: &mut Vec<Action>) {
+        if h.priority == 0 {
+            // Someone resigned while we are master: reassert at once.
+            out.push(Action::SendAdvert { priority: self.priority });
+            self.adver_at = Some(now + self.params.advert_interval);
+            return;
+        }
+        let reason = if h.priority > self.priority {
+            Some(Reason::HigherPriority { from: h.from, priority: h.priority })
+        } else if h.priority == self.priority && h.from > self.params.primary_ip {
+            Some(Reason::TieBreak { from: h.from })
+        } else {
+            None
+        };
+        match reason {
+            Some(reason) => {
+                self.adver_at = None;
+                if self.params.version == Version::V3 {
+                    self.master_interval = h.interval;
+                }
+                self.master = Some((h.from, h.priority));
+                self.down_at = Some(now + self.master_down_interval());
+                out.push(Action::RemoveVips);
+                self.transition(State::Backup, reason, out);
+            }
+            None => {
+                // A lower-priority router thinks it is master (e.g. after a partition heals):
+                // answer at once so it steps down now rather than at our next tick.
+                out.push(Action::SendAdvert { priority: self.priority });
+                out.push(Action::Announce);
+                self.adver_at = Some(now + self.params.advert_interval);
+            }
+        }
+    }
+
+    fn clear_timers(&mut self) {
+        self.adver_at = None;
+        self.down_at = None;
+        self.handover_until = None;
+        self.preempt_after = None;
+    }
+
+    fn transition(&mut self, to: State, reason: Reason, out: &mut Vec<Action>) {
+        let from = self.state;
+        self.state = to;
+        out.push(Action::Transition { from, to, reason });
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,601 @@
+//! The RFC 3768 / RFC 5798 transition table, row by row, then whole elections on a simulated LAN.
+
+use super::*;
+use crate::vrrp::sim::{self, addr, Lan};
+use std::net::Ipv4Addr;
+
+const SEC: Duration = Duration::from_secs(1);
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn p(version: Version) -> Params {
+    Params {
+        fast_preempt: false,
+        handover: false,
+        ..sim::params(version, SEC, 1)
+    }
+}
+
+fn heard(last_octet: u8, priority: u8) -> Heard {
+    Heard {
+        from: IpAddr::V4(Ipv4Addr::new(192, 0, 2, last_octet)),
+        priority,
+        interval: SEC,
+    }
+}
+
+fn transitions(actions: &[Action]) -> Vec<(State, State)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Transition { from, to, .. } => Some((*from, *to)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn backup(params: Params, prio: u8, t0: Instant) -> Fsm {
+    let mut f = Fsm::new(params, prio);
+    f.handle(Event::Startup, t0);
+    assert_eq!(f.state(), State::Backup);
+    f
+}
+
+fn master(params: Params, prio: u8, t0: Instant) -> Fsm {
+    let mut f = backup(params, prio, t0);
+    let down = f.poll_timeout().unwrap();
+    f.handle(Event::Timeout, down);
+    assert_eq!(f.state(), State::Master);
+    f
+}
+
+// --- timers (RFC 3768 §6.1, RFC 5798 §6.1) ---
+
+#[test]
+fn skew_and_master_down_interval_v2() {
+    let f = Fsm::new(p(Version::V2), 100);
+    // Skew_Time = (256 - Priority) / 256 seconds.
+    assert_eq!(f.skew_time(), Duration::from_secs(156) / 256);
+    // Master_Down_Interval = 3 * Advertisement_Interval + Skew_Time.
+    assert_eq!(f.master_down_interval(), SEC * 3 + Duration::from_secs(156) / 256);
+    let f = Fsm::new(p(Version::V2), 254);
+    assert_eq!(f.skew_time(), Duration::from_secs(2) / 256);
+}
+
+#[test]
+fn skew_and_master_down_interval_v3_scale_with_master_interval() {
+    let mut params = p(Version::V3);
+    params.advert_interval = ms(100);
+    let mut f = backup(params, 200, Instant::now());
+    // Skew_Time = ((256 - Priority) * Master_Adver_Interval) / 256.
+    assert_eq!(f.skew_time(), ms(100) * 56 / 256);
+    assert_eq!(f.master_down_interval(), ms(300) + ms(100) * 56 / 256);
+    // A v3 backup adopts the master's interval from its adverts.
+    let now = Instant::now();
+    f.handle(
+        Event::Advert(Heard { interval: ms(500), ..heard(9, 250) }),
+        now,
+    );
+    assert_eq!(f.skew_time(), ms(500) * 56 / 256);
+    assert_eq!(f.poll_timeout(), Some(now + ms(1500) + ms(500) * 56 / 256));
+}
+
+#[test]
+fn v2_backup_ignores_advertised_interval() {
+    let t0 = Instant::now();
+    let mut f = backup(p(Version::V2), 100, t0);
+    f.handle(Event::Advert(Heard { interval: ms(5000), ..heard(9, 200) }), t0);
+    assert_eq!(f.master_down_interval(), SEC * 3 + Duration::from_secs(156) / 256);
+}
+
+// --- Initialize ---
+
+#[test]
+fn startup_non_owner_becomes_backup_with_down_timer() {
+    let t0 = Instant::now();
+    let mut f = Fsm::new(p(Version::V3), 100);
+    let a = f.handle(Event::Startup, t0);
+    assert_eq!(transitions(&a), vec![(State::Initialize, State::Backup)]);
+    assert!(!a.contains(&Action::AddVips));
+    assert_eq!(f.poll_timeout(), Some(t0 + f.master_down_interval()));
+}
+
+#[test]
+fn startup_owner_becomes_master_at_once() {
+    let t0 = Instant::now();
+    let mut f = Fsm::new(p(Version::V3), 255);
+    let a = f.handle(Event::Startup, t0);
+    assert_eq!(transitions(&a), vec![(State::Initialize, State::Master)]);
+    assert!(a.contains(&Action::SendAdvert { priority: 255 }));
+    assert!(a.contains(&Action::Announce));
+    assert!(a.contains(&Action::AddVips));
+    assert_eq!(f.poll_timeout(), Some(t0 + SEC));
+}
+
+#[test]
+fn initial_master_waits_one_interval_not_three() {
+    let t0 = Instant::now();
+    let mut params = p(Version::V3);
+    params.initial_master = true;
+    let mut f = Fsm::new(params, 100);
+    f.handle(Event::Startup, t0);
+    assert_eq!(f.poll_timeout(), Some(t0 + SEC + f.skew_time()));
+}
+
+#[test]
+fn events_in_initialize_do_nothing() {
+    let t0 = Instant::now();
+    let mut f = Fsm::new(p(Version::V3), 100);
+    assert!(f.handle(Event::Advert(heard(9, 200)), t0).is_empty());
+    assert!(f.handle(Event::Timeout, t0).is_empty());
+    assert!(f.handle(Event::Shutdown, t0).is_empty());
+    assert_eq!(f.state(), State::Initialize);
+}
+
+// --- Backup ---
+
+#[test]
+fn backup_becomes_master_when_down_timer_fires() {
+    let t0 = Instant::now();
+    let mut f = backup(p(Version::V2), 100, t0);
+    let down = f.poll_timeout().unwrap();
+    assert!(f.handle(Event::Timeout, down - ms(1)).is_empty(), "early timeout ignored");
+    let a = f.handle(Event::Timeout, down);
+    assert_eq!(
+        a,
+        vec![
+            Action::Transition { from: State::Backup, to: State::Master, reason: Reason::MasterDown },
+            Action::SendAdvert { priority: 100 },
+            Action::Announce,
+            Action::AddVips,
+        ]
+    );
+    assert_eq!(f.poll_timeout(), Some(down + SEC));
+}
+
+#[test]
+fn backup_shutdown_cancels_timer() {
+    let t0 = Instant::now();
+    let mut f = backup(p(Version::V2), 100, t0);
+    let a = f.handle(Event::Shutdown, t0);
+    assert_eq!(transitions(&a), vec![(State::Backup, State::Initialize)]);
+    assert!(!a.iter().any(|a| matches!(a, Action::SendAdvert { .. })));
+    assert_eq!(f.poll_timeout(), None);
+}
+
+#[test]
+fn backup_priority_zero_sets_skew_time() {
+    let t0 = Instant::now();
+    let mut f = backup(p(Version::V2), 100, t0);
+    let now = t0 + ms(500);
+    assert!(f.handle(Event::Advert(heard(9, 0)), now).is_empty());
+    assert_eq!(f.poll_timeout(), Some(now + f.skew_time()));
+}
+
+#[test]
+fn backup_accepts_higher_or_equal_and_resets_down_timer() {
+    let t0 = Instant::now();
+    for prio in [100, 101, 254] {
+        let mut f = backup(p(Version::V2), 100, t0);
+        let now = t0 + ms(2000);
+        assert!(f.handle(Event::Advert(heard(9, prio)), now).is_empty());
+        assert_eq!(f.poll_timeout(), Some(now + f.master_down_interval()));
+        assert_eq!(f.master(), Some((heard(9, prio).from, prio)));
+    }
+}
+
+#[test]
+fn backup_with_preempt_discards_lower_priority_rfc_mode() {
+    let t0 = Instant::now();
+    let mut f = backup(p(Version::V2), 100, t0);
+    let before = f.poll_timeout();
+    assert!(f.handle(Event::Advert(heard(9, 99)), t0 + ms(2000)).is_empty());
+    assert_eq!(f.poll_timeout(), before, "discarded: down timer not reset");
+    let a = f.handle(Event::Timeout, before.unwrap());
+    assert_eq!(transitions(&a), vec![(State::Backup, State::Master)]);
+}
+
+#[test]
+fn backup_without_preempt_accepts_lower_priority() {
+    let t0 = Instant::now();
+    let mut params = p(Version::V2);
+    params.preempt = false;
+    params.fast_preempt = true;
+    let mut f = backup(params, 100, t0);
+    let now = t0 + ms(2000);
+    assert!(f.handle(Event::Advert(heard(9, 50)), now).is_empty());
+    assert_eq!(f.poll_timeout(), Some(now + f.master_down_interval()));
+    // Nor does a priority rise make it take over.
+    assert!(f.handle(Event::Priority(200), now).is_empty());
+    assert_eq!(f.state(), State::Backup);
+}
+
+#[test]
+fn owner_preempts_even_without_preempt() {
+    let t0 = Instant::now();
+    let mut params = p(Version::V2);
+    params.preempt = false;
+    params.fast_preempt = true;
+    let mut f = Fsm::new(params, 255);
+    f.handle(Event::Startup, t0);
+    assert_eq!(f.state(), State::Master);
+}
+
+#[test]
+fn fast_preempt_takes_over_from_lower_priority_at_once() {
+    let t0 = Instant::now();
+    let mut params = p(Version::V2);
+    params.fast_preempt = true;
+    let mut f = backup(params, 100, t0);
+    let a = f.handle(Event::Advert(heard(9, 80)), t0 + ms(10));
+    assert_eq!(transitions(&a), vec![(State::Backup, State::Master)]);
+    assert!(a.contains(&Action::SendAdvert { priority: 100 }));
+}
+
+#[test]
+fn fast_preempt_never_on_equal_priority() {
+    let t0 = Instant::now();
+    let mut params = p(Version::V2);
+    params.fast_preempt = true;
+    let mut f = backup(params, 100, t0);
+    assert!(f.handle(Event::Advert(heard(1, 100)), t0 + ms(10)).is_empty());
+    assert_eq!(f.state(), State::Backup);
+}
+
+#[test]
+fn preempt_delay_holds_back_preemption() {
+    let t0 = Instant::now();
+    let mut params = p(Version::V2);
+    params.fast_preempt = true;
+    params.preempt_delay = SEC * 5;
+    let mut f = backup(params, 100, t0);
+    // Lower-priority master tolerated (and timer reset) until the delay is over.
+    for s in 0..5 {
+        let now = t0 + SEC * s;
+        assert!(f.handle(Event::Advert(heard(9, 50)), now).is_empty(), "at {s}s");
+        assert_eq!(f.poll_timeout(), Some(now + f.master_down_interval()));
+    }
+    let a = f.handle(Event::Advert(heard(9, 50)), t0 + SEC * 5);
+    assert_eq!(transitions(&a), vec![(State::Backup, State::Master)]);
+}
+
+#[test]
+fn preempt_delay_restarts_after_an_equal_or_higher_master() {
+    let t0 = Instant::now();
+    let mut params = p(Version::V2);
+    params.fast_preempt = true;
+    params.preempt_delay = SEC * 5;
+    let mut f = backup(params, 100, t0);
+    f.handle(Event::Advert(heard(9, 50)), t0);
+    f.handle(Event::Advert(heard(9, 150)), t0 + SEC * 4);
+    assert!(f.handle(Event::Advert(heard(9, 50)), t0 + SEC * 6).is_empty());
+    assert_eq!(f.state(), State::Backup);
+}
+
+#[test]
+fn backup_priority_rise_preempts_known_lower_master() {
+    let t0 = Instant::now();
+    let mut params = p(Version::V2);
+    params.fast_preempt = true;
+    let mut f = backup(params, 100, t0);
+    f.handle(Event::Advert(heard(9, 150)), t0);
+    assert!(f.handle(Event::Priority(150), t0).is_empty(), "equal: no preempt");
+    let a = f.handle(Event::Priority(151), t0);
+    assert_eq!(transitions(&a), vec![(State::Backup, State::Master)]);
+}
+
+// --- Master ---
+
+#[test]
+fn master_sends_advert_every_interval() {
+    let t0 = Instant::now();
+    let mut f = master(p(Version::V3), 100, t0);
+    let tick = f.poll_timeout().unwrap();
+    assert_eq!(f.handle(Event::Timeout, tick), vec![Action::SendAdvert { priority: 100 }]);
+    assert_eq!(f.poll_timeout(), Some(tick + SEC));
+}
+
+#[test]
+fn master_shutdown_sends_priority_zero_and_removes_vips() {
+    let t0 = Instant::now();
+    let mut f = master(p(Version::V2), 100, t0);
+    let a = f.handle(Event::Shutdown, t0 + SEC * 5);
+    assert_eq!(
+        a,
+        vec![
+            Action::SendAdvert { priority: 0 },
+            Action::RemoveVips,
+            Action::Transition {
+                from: State::Master,
+                to: State::Initialize,
+                reason: Reason::Shutdown
+            },
+        ]
+    );
+    assert_eq!(f.poll_timeout(), None);
+}
+
+#[test]
+fn master_handover_keeps_vips_until_successor_speaks() {
+    let t0 = Instant::now();
+    let mut params = p(Version::V2);
+    params.handover = true;
+    let mut f = master(params, 100, t0);
+    let now = t0 + SEC * 5;
+    let a = f.handle(Event::Shutdown, now);
+    assert_eq!(a[0], Action::SendAdvert { priority: 0 });
+    assert!(!a.contains(&Action::RemoveVips));
+    assert_eq!(f.state(), State::Handover);
+    // Another resignation is not a successor.
+    assert!(f.handle(Event::Advert(heard(9, 0)), now).is_empty());
+    let a = f.handle(Event::Advert(heard(9, 90)), now + ms(300));
+    assert_eq!(a[0], Action::RemoveVips);
+    assert_eq!(f.state(), State::Initialize);
+    assert_eq!(f.poll_timeout(), None);
+}
+
+#[test]
+fn master_handover_gives_up_after_skew_plus_interval() {
+    let t0 = Instant::now();
+    let mut params = p(Version::V2);
+    params.handover = true;
+    let mut f = master(params, 100, t0);
+    let now = t0 + SEC * 5;
+    f.handle(Event::Shutdown, now);
+    let deadline = f.poll_timeout().unwrap();
+    assert_eq!(deadline, now + SEC * 2);
+    let a = f.handle(Event::Timeout, deadline);
+    assert_eq!(a[0], Action::RemoveVips);
+    assert_eq!(f.state(), State::Initialize);
+}
+
+#[test]
+fn master_answers_priority_zero_with_an_advert() {
+    let t0 = Instant::now();
+    let mut f = master(p(Version::V2), 100, t0);
+    let now = t0 + ms(4500);
+    let a = f.handle(Event::Advert(heard(9, 0)), now);
+    assert_eq!(a, vec![Action::SendAdvert { priority: 100 }]);
+    assert_eq!(f.poll_timeout(), Some(now + SEC));
+}
+
+#[test]
+fn master_steps_down_on_higher_priority() {
+    let t0 = Instant::now();
+    let mut f = master(p(Version::V3), 100, t0);
+    let now = t0 + SEC * 5;
+    let a = f.handle(Event::Advert(Heard { interval: ms(200), ..heard(9, 101) }), now);
+    assert_eq!(a[0], Action::RemoveVips);
+    assert_eq!(transitions(&a), vec![(State::Master, State::Backup)]);
+    // v3: adopts the new master's interval for its down timer.
+    assert_eq!(f.poll_timeout(), Some(now + ms(600) + ms(200) * 156 / 256));
+}
+
+#[test]
+fn master_tie_break_on_primary_address() {
+    let t0 = Instant::now();
+    // We are 192.0.2.2 (index 1).
+    let mut f = master(p(Version::V2), 100, t0);
+    let a = f.handle(Event::Advert(heard(1, 100)), t0 + SEC * 5);
+    assert!(transitions(&a).is_empty(), "lower address loses the tie");
+    let a = f.handle(Event::Advert(heard(3, 100)), t0 + SEC * 5);
+    assert_eq!(transitions(&a), vec![(State::Master, State::Backup)]);
+}
+
+#[test]
+fn master_reasserts_against_lower_priority_master() {
+    let t0 = Instant::now();
+    let mut f = master(p(Version::V2), 100, t0);
+    let a = f.handle(Event::Advert(heard(9, 50)), t0 + SEC * 5);
+    assert_eq!(a, vec![Action::SendAdvert { priority: 100 }, Action::Announce]);
+    assert_eq!(f.state(), State::Master);
+}
+
+#[test]
+fn master_lowered_priority_is_announced_at_once_in_fast_mode() {
+    let t0 = Instant::now();
+    let mut params = p(Version::V2);
+    params.fast_preempt = true;
+    let mut f = master(params, 100, t0);
+    assert_eq!(
+        f.handle(Event::Priority(80), t0 + SEC * 5),
+        vec![Action::SendAdvert { priority: 80 }]
+    );
+    assert!(f.handle(Event::Priority(90), t0 + SEC * 5).is_empty(), "a rise waits");
+    assert_eq!(f.priority(), 90);
+}
+
+// --- Fault ---
+
+#[test]
+fn fault_from_master_resigns_and_recovers_as_backup() {
+    let t0 = Instant::now();
+    let mut f = master(p(Version::V2), 100, t0);
+    let a = f.handle(Event::Fault(true), t0 + SEC * 5);
+    assert_eq!(a[0], Action::SendAdvert { priority: 0 });
+    assert_eq!(a[1], Action::RemoveVips);
+    assert_eq!(f.state(), State::Fault);
+    assert_eq!(f.poll_timeout(), None);
+    assert!(f.handle(Event::Advert(heard(9, 50)), t0 + SEC * 6).is_empty());
+    let a = f.handle(Event::Fault(false), t0 + SEC * 7);
+    assert_eq!(transitions(&a), vec![(State::Fault, State::Backup)]);
+}
+
+#[test]
+fn fault_from_backup_is_silent() {
+    let t0 = Instant::now();
+    let mut f = backup(p(Version::V2), 100, t0);
+    let a = f.handle(Event::Fault(true), t0);
+    assert_eq!(transitions(&a), vec![(State::Backup, State::Fault)]);
+    assert_eq!(a.len(), 1);
+}
+
+// --- sync groups ---
+
+#[test]
+fn group_events_move_backup_and_master() {
+    let t0 = Instant::now();
+    let mut f = backup(p(Version::V2), 100, t0);
+    let a = f.handle(Event::GroupMaster, t0);
+    assert!(a.contains(&Action::AddVips));
+    assert_eq!(f.state(), State::Master);
+    let a = f.handle(Event::GroupBackup, t0);
+    assert_eq!(a[0], Action::SendAdvert { priority: 0 });
+    assert_eq!(a[1], Action::RemoveVips);
+    assert_eq!(f.state(), State::Backup);
+    assert!(f.handle(Event::GroupBackup, t0).is_empty());
+}
+
+// --- whole elections on a simulated LAN ---
+
+fn lan(version: Version, interval: Duration, prios: &[u8]) -> Lan {
+    Lan::new(
+        prios
+            .iter()
+            .enumerate()
+            .map(|(i, &prio)| (sim::params(version, interval, i), prio))
+            .collect(),
+    )
+}
+
+#[test]
+fn highest_priority_wins_and_exactly_one_master_stays() {
+    let mut lan = lan(Version::V2, SEC, &[100, 90, 90]);
+    lan.start_all();
+    lan.run_for(SEC * 5);
+    assert_eq!(lan.masters(), vec![0]);
+    for _ in 0..100 {
+        lan.run_for(ms(97));
+        assert_eq!(lan.holders(), vec![0]);
+    }
+}
+
+#[test]
+fn equal_priorities_elect_the_highest_address_without_flapping() {
+    let mut lan = lan(Version::V3, ms(100), &[100, 100, 100]);
+    lan.start_all();
+    lan.run_for(SEC * 2);
+    assert_eq!(lan.masters(), vec![2]);
+    let before: usize = lan.routers.iter().map(|r| r.transitions.len()).sum();
+    lan.run_for(SEC * 30);
+    let after: usize = lan.routers.iter().map(|r| r.transitions.len()).sum();
+    assert_eq!(before, after, "no transitions in a stable network");
+}
+
+#[test]
+fn crash_of_master_fails_over_after_master_down_interval() {
+    let mut lan = lan(Version::V2, SEC, &[200, 100]);
+    lan.start_all();
+    lan.run_for(SEC * 5);
+    assert_eq!(lan.masters(), vec![0]);
+    lan.crash(0);
+    let t = lan.now;
+    lan.run_for(SEC * 5);
+    assert_eq!(lan.holders(), vec![1]);
+    let took_over = lan.routers[1].transitions.last().unwrap().0 - t;
+    let mdi = lan.routers[1].fsm.master_down_interval();
+    assert!(took_over <= mdi && took_over > mdi - SEC, "{took_over:?} vs {mdi:?}");
+}
+
+#[test]
+fn graceful_shutdown_hands_over_without_a_gap() {
+    let mut lan = lan(Version::V2, SEC, &[200, 100]);
+    lan.start_all();
+    lan.run_for(SEC * 5);
+    lan.event(0, Event::Shutdown);
+    // Sample every millisecond: someone always holds the VIPs.
+    for _ in 0..2000 {
+        lan.run_for(ms(1));
+        assert!(!lan.holders().is_empty(), "gap at {:?}", lan.elapsed());
+    }
+    assert_eq!(lan.holders(), vec![1]);
+    assert_eq!(lan.routers[0].fsm.state(), State::Initialize);
+}
+
+#[test]
+fn failed_check_moves_vip_within_milliseconds_not_master_down_interval() {
+    let mut lan = lan(Version::V2, SEC, &[190, 180]);
+    lan.start_all();
+    lan.run_for(SEC * 5);
+    lan.event(0, Event::Priority(90));
+    lan.run_for(ms(10));
+    assert_eq!(lan.holders(), vec![1]);
+    lan.run_for(SEC * 10);
+    assert_eq!(lan.holders(), vec![1], "stays moved");
+}
+
+#[test]
+fn rfc_mode_failed_check_waits_master_down_interval() {
+    let mut routers = Vec::new();
+    for (i, prio) in [190u8, 180].into_iter().enumerate() {
+        let mut params = sim::params(Version::V2, SEC, i);
+        params.fast_preempt = false;
+        routers.push((params, prio));
+    }
+    let mut lan = Lan::new(routers);
+    lan.start_all();
+    lan.run_for(SEC * 5);
+    lan.event(0, Event::Priority(90));
+    lan.run_for(SEC * 2);
+    assert_eq!(lan.holders(), vec![0], "RFC: backup discards lower adverts");
+    lan.run_for(SEC * 3);
+    assert_eq!(lan.holders(), vec![1]);
+}
+
+#[test]
+fn preempt_restart_takes_back_nopreempt_does_not() {
+    for preempt in [true, false] {
+        let mut routers = Vec::new();
+        for (i, prio) in [200u8, 100].into_iter().enumerate() {
+            let mut params = sim::params(Version::V2, SEC, i);
+            params.preempt = preempt;
+            routers.push((params, prio));
+        }
+        let mut lan = Lan::new(routers);
+        lan.start_all();
+        lan.run_for(SEC * 5);
+        lan.crash(0);
+        lan.run_for(SEC * 5);
+        assert_eq!(lan.holders(), vec![1]);
+        // Restart router 0 from scratch.
+        let params = lan.routers[0].fsm.params().clone();
+        lan.routers[0].fsm = Fsm::new(params, 200);
+        lan.routers[0].up = true;
+        lan.event(0, Event::Startup);
+        lan.run_for(SEC * 10);
+        let expect = if preempt { vec![0] } else { vec![1] };
+        assert_eq!(lan.holders(), expect, "preempt={preempt}");
+    }
+}
+
+#[test]
+fn partition_heals_to_exactly_one_master() {
+    let mut lan = lan(Version::V3, ms(100), &[150, 100, 50]);
+    lan.start_all();
+    lan.run_for(SEC);
+    lan.routers[0].segment = 1;
+    lan.run_for(SEC);
+    assert_eq!(lan.masters(), vec![0, 1], "both sides elect during a partition");
+    lan.routers[0].segment = 0;
+    lan.run_for(ms(100));
+    assert_eq!(lan.masters(), vec![0]);
+    assert_eq!(lan.holders(), vec![0]);
+}
+
+#[test]
+fn master_priority_zero_backups_follow_skew_order() {
+    let mut lan = lan(Version::V3, ms(100), &[250, 100, 200]);
+    lan.start_all();
+    lan.run_for(SEC);
+    lan.event(0, Event::Shutdown);
+    lan.run_for(SEC);
+    assert_eq!(lan.masters(), vec![2], "the higher backup has the shorter skew");
+    assert_eq!(lan.routers[1].transitions.len(), 1, "the lower one never became master");
+}
+
+#[test]
+fn addresses_are_distinct_in_sim() {
+    assert_ne!(addr(0), addr(1));
+}

@@ -1,0 +1,181 @@
+//! A simulated LAN of VRRP routers on a simulated clock, for tests of the state machine.
+//!
+//! Each router is an [`Fsm`]; adverts are delivered to every other live, connected router after
+//! a fixed latency. Nothing here touches a socket or the real clock, so whole elections run in
+//! microseconds and deterministically.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+use super::fsm::{Action, Event, Fsm, Heard, Params, State};
+use super::packet::Version;
+
+pub struct Router {
+    pub fsm: Fsm,
+    pub holds_vips: bool,
+    /// Down routers neither send nor receive (crash, cable pulled).
+    pub up: bool,
+    /// Routers in different segments do not hear each other (partition).
+    pub segment: u8,
+    pub sent: Vec<(Instant, u8)>,
+    pub transitions: Vec<(Instant, State, State)>,
+}
+
+pub struct Lan {
+    pub now: Instant,
+    pub start: Instant,
+    pub routers: Vec<Router>,
+    pub latency: Duration,
+    /// In flight: (deliver at, sequence, to, heard).
+    queue: BTreeMap<(Instant, u64), (usize, Heard)>,
+    seq: u64,
+}
+
+pub fn params(version: Version, interval: Duration, index: usize) -> Params {
+    Params {
+        version,
+        advert_interval: interval,
+        preempt: true,
+        preempt_delay: Duration::ZERO,
+        initial_master: false,
+        primary_ip: addr(index),
+        fast_preempt: true,
+        handover: true,
+    }
+}
+
+pub fn addr(index: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(192, 0, 2, index as u8 + 1))
+}
+
+impl Lan {
+    pub fn new(routers: Vec<(Params, u8)>) -> Self {
+        let start = Instant::now();
+        Self {
+            now: start,
+            start,
+            routers: routers
+                .into_iter()
+                .map(|(p, prio)| Router {
+                    fsm: Fsm::new(p, prio),
+                    holds_vips: false,
+                    up: true,
+                    segment: 0,
+                    sent: Vec::new(),
+                    transitions: Vec::new(),
+                })
+                .collect(),
+            latency: Duration::from_millis(1),
+            queue: BTreeMap::new(),
+            seq: 0,
+        }
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.start
+    }
+
+    pub fn event(&mut self, i: usize, event: Event) {
+        let actions = self.routers[i].fsm.handle(event, self.now);
+        self.apply(i, actions);
+    }
+
+    pub fn start_all(&mut self) {
+        for i in 0..self.routers.len() {
+            self.event(i, Event::Startup);
+        }
+    }
+
+    fn apply(&mut self, i: usize, actions: Vec<Action>) {
+        for a in actions {
+            match a {
+                Action::SendAdvert { priority } => {
+                    let r = &mut self.routers[i];
+                    r.sent.push((self.now, priority));
+                    if !r.up {
+                        continue;
+                    }
+                    let heard = Heard {
+                        from: r.fsm.params().primary_ip,
+                        priority,
+                        interval: r.fsm.params().advert_interval,
+                    };
+                    let segment = r.segment;
+                    for j in 0..self.routers.len() {
+                        if j != i && self.routers[j].segment == segment {
+                            self.seq += 1;
+                            self.queue
+                                .insert((self.now + self.latency, self.seq), (j, heard));
+                        }
+                    }
+                }
+                Action::AddVips => self.routers[i].holds_vips = true,
+                Action::RemoveVips => self.routers[i].holds_vips = false,
+                Action::Announce => {}
+                Action::Transition { from, to, .. } => {
+                    self.routers[i].transitions.push((self.now, from, to))
+                }
+            }
+        }
+    }
+
+    /// Advance the clock to `until`, delivering packets and timeouts in time order.
+    pub fn run_until(&mut self, until: Instant) {
+        loop {
+            let next_packet = self.queue.keys().next().map(|k| k.0);
+            let next_timer = self
+                .routers
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.up)
+                .filter_map(|(i, r)| r.fsm.poll_timeout().map(|t| (t, i)))
+                .min();
+            let packet_first = match (next_packet, next_timer) {
+                (Some(p), Some((t, _))) => p <= t,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            if packet_first {
+                let Some((key, (to, heard))) = self.queue.pop_first() else { break };
+                if key.0 > until {
+                    self.queue.insert(key, (to, heard));
+                    break;
+                }
+                self.now = key.0;
+                if self.routers[to].up {
+                    self.event(to, Event::Advert(heard));
+                }
+            } else if let Some((t, i)) = next_timer {
+                if t > until {
+                    break;
+                }
+                self.now = self.now.max(t);
+                self.event(i, Event::Timeout);
+            }
+        }
+        self.now = until;
+    }
+
+    pub fn run_for(&mut self, d: Duration) {
+        let until = self.now + d;
+        self.run_until(until);
+    }
+
+    pub fn holders(&self) -> Vec<usize> {
+        (0..self.routers.len()).filter(|&i| self.routers[i].holds_vips).collect()
+    }
+
+    pub fn masters(&self) -> Vec<usize> {
+        (0..self.routers.len())
+            .filter(|&i| self.routers[i].fsm.state() == State::Master)
+            .collect()
+    }
+
+    /// Crash: the router stops sending and hearing, state frozen (its VIPs vanish with it).
+    pub fn crash(&mut self, i: usize) {
+        self.routers[i].up = false;
+        self.routers[i].holds_vips = false;
+    }
+}

@@ -1,0 +1,285 @@
+//! A VRRP daemon (upkeep or keepalived) running inside a lab host's namespace.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::Value;
+
+use crate::wait::{wait_for, POLL};
+
+/// Which implementation a [`Daemon`] runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Upkeep,
+    Keepalived,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Upkeep => "upkeep",
+            Kind::Keepalived => "keepalived",
+        })
+    }
+}
+
+/// A daemon process started by [`crate::Lab`], in its own process group. Dropping it kills the
+/// whole group with SIGKILL.
+pub struct Daemon {
+    pub(crate) kind: Kind,
+    pub(crate) host: usize,
+    pub(crate) ns: String,
+    pub(crate) pid: u32,
+    pub(crate) child: Mutex<Child>,
+    pub(crate) config: PathBuf,
+    pub(crate) log: PathBuf,
+    pub(crate) log_offset: u64,
+    pub(crate) state_dir: Option<PathBuf>,
+}
+
+impl Daemon {
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The lab host number (1-based) it runs on.
+    pub fn host(&self) -> usize {
+        self.host
+    }
+
+    pub fn netns(&self) -> &str {
+        &self.ns
+    }
+
+    /// Its process id (the daemon itself: `ip netns exec` execs it).
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    pub fn config_path(&self) -> &Path {
+        &self.config
+    }
+
+    /// The state directory (upkeep only).
+    pub fn state_dir(&self) -> Option<&Path> {
+        self.state_dir.as_deref()
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// Everything this run of the daemon wrote to stdout and stderr so far.
+    pub fn log(&self) -> String {
+        read_from(&self.log, self.log_offset)
+    }
+
+    /// The last `n` lines of [`Daemon::log`].
+    pub fn log_tail(&self, n: usize) -> String {
+        tail(&self.log(), n)
+    }
+
+    /// Its exit status, if it has exited.
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        self.child.lock().expect("child lock").try_wait().ok().flatten()
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.exit_status().is_none()
+    }
+
+    /// Sends `sig` (e.g. [`crate::SIGTERM`]). SIGKILL goes to the whole process group (helpers
+    /// and children die too); other signals go to the daemon process alone, as an init system
+    /// would send them. Errors if the daemon has already exited.
+    pub fn signal(&self, sig: i32) -> Result<()> {
+        if let Some(st) = self.exit_status() {
+            bail!("{self}: cannot send signal {sig}: already exited ({st})");
+        }
+        let pid = self.pid as libc::pid_t;
+        // SAFETY: plain kill(2).
+        let ret = unsafe { if sig == libc::SIGKILL { libc::killpg(pid, sig) } else { libc::kill(pid, sig) } };
+        if ret != 0 {
+            return Err(std::io::Error::last_os_error()).context(format!("{self}: signal {sig}"));
+        }
+        Ok(())
+    }
+
+    /// Waits for the daemon to exit and returns its status.
+    pub fn wait_exit(&self, timeout: Duration) -> Result<ExitStatus> {
+        let start = Instant::now();
+        loop {
+            if let Some(st) = self.exit_status() {
+                return Ok(st);
+            }
+            if start.elapsed() >= timeout {
+                bail!("{self} still running {timeout:?} after; log tail:\n{}", self.log_tail(20));
+            }
+            std::thread::sleep(POLL / 2);
+        }
+    }
+
+    /// SIGTERM, then waits up to `timeout` for the exit; returns the exit status.
+    pub fn stop(&self, timeout: Duration) -> Result<ExitStatus> {
+        self.signal(libc::SIGTERM)?;
+        self.wait_exit(timeout)
+    }
+
+    /// The daemon's status file, `STATE_DIR/status.json` (upkeep only). Errors while it does
+    /// not exist yet, or when it was written by another process (a previous run).
+    pub fn status(&self) -> Result<Value> {
+        let dir = self.state_dir.as_ref().ok_or_else(|| anyhow!("{self} has no status file"))?;
+        let path = dir.join("status.json");
+        let text = fs::read_to_string(&path).with_context(|| format!("{self}: read {}", path.display()))?;
+        let v: Value =
+            serde_json::from_str(&text).with_context(|| format!("{self}: {} is not JSON: {text}", path.display()))?;
+        if let Some(pid) = v.get("pid").and_then(Value::as_u64) {
+            if pid != u64::from(self.pid) {
+                bail!("{self}: status.json is from pid {pid}, not this run");
+            }
+        }
+        Ok(v)
+    }
+
+    /// The status of instance `name` (an element of `instances`).
+    pub fn instance(&self, name: &str) -> Result<Value> {
+        let st = self.status()?;
+        st.get("instances")
+            .and_then(Value::as_array)
+            .and_then(|a| a.iter().find(|i| i.get("name").and_then(Value::as_str) == Some(name)))
+            .cloned()
+            .ok_or_else(|| anyhow!("{self}: no instance {name:?} in status {st}"))
+    }
+
+    /// The state of instance `name` ("master", "backup", ...).
+    pub fn state(&self, name: &str) -> Result<String> {
+        let i = self.instance(name)?;
+        i.get("state")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow!("{self}: instance {name:?} has no state: {i}"))
+    }
+
+    /// A numeric field of instance `name`, e.g. "transitions" or "adverts_received".
+    pub fn counter(&self, name: &str, field: &str) -> Result<u64> {
+        let i = self.instance(name)?;
+        i.get(field).and_then(Value::as_u64).ok_or_else(|| anyhow!("{self}: instance {name:?} has no {field}: {i}"))
+    }
+
+    /// All drop counters, the top-level ones and every instance's, added up by reason.
+    pub fn drops(&self) -> Result<BTreeMap<String, u64>> {
+        let st = self.status()?;
+        let mut out = BTreeMap::new();
+        let mut add = |d: Option<&Value>| {
+            if let Some(m) = d.and_then(Value::as_object) {
+                for (k, v) in m {
+                    *out.entry(k.clone()).or_insert(0) += v.as_u64().unwrap_or(0);
+                }
+            }
+        };
+        add(st.get("drops"));
+        for i in st.get("instances").and_then(Value::as_array).into_iter().flatten() {
+            add(i.get("drops"));
+        }
+        Ok(out)
+    }
+
+    /// The drop counter for `reason`, summed over the top level and all instances (0 if absent).
+    pub fn drop_count(&self, reason: &str) -> Result<u64> {
+        Ok(self.drops()?.get(reason).copied().unwrap_or(0))
+    }
+
+    /// Waits until instance `name` is in `state`; returns its status. Fails early, with the log
+    /// tail, if the daemon exits.
+    pub fn wait_state(&self, name: &str, state: &str, timeout: Duration) -> Result<Value> {
+        self.wait_status(format!("instance {name:?} to be {state}"), timeout, |st| {
+            instance_of(st, name).and_then(|i| i.get("state")).and_then(Value::as_str) == Some(state)
+        })
+        .and_then(|st| instance_of(&st, name).cloned().ok_or_else(|| anyhow!("instance vanished")))
+    }
+
+    /// Waits until `pred` accepts the status file; returns it. Fails early if the daemon exits.
+    pub fn wait_status(
+        &self,
+        what: impl fmt::Display,
+        timeout: Duration,
+        mut pred: impl FnMut(&Value) -> bool,
+    ) -> Result<Value> {
+        let what = format!("{self}: {what}");
+        let got = wait_for(
+            &what,
+            timeout,
+            || match (self.exit_status(), self.status()) {
+                (Some(st), _) => Observed::Exited(st.to_string()),
+                (None, Ok(v)) => Observed::Status(v),
+                (None, Err(e)) => Observed::NoStatus(format!("{e:#}")),
+            },
+            |o| match o {
+                Observed::Status(v) => pred(v),
+                Observed::Exited(_) => true,
+                Observed::NoStatus(_) => false,
+            },
+        );
+        match got {
+            Ok(Observed::Status(v)) => Ok(v),
+            Ok(Observed::Exited(st)) => bail!("{what}: daemon exited ({st}); log tail:\n{}", self.log_tail(30)),
+            Ok(Observed::NoStatus(_)) => unreachable!("not accepted"),
+            Err(e) => Err(e.context(format!("log tail of {self}:\n{}", self.log_tail(20)))),
+        }
+    }
+}
+
+fn instance_of<'a>(st: &'a Value, name: &str) -> Option<&'a Value> {
+    st.get("instances")?.as_array()?.iter().find(|i| i.get("name").and_then(Value::as_str) == Some(name))
+}
+
+#[derive(Debug, PartialEq)]
+enum Observed {
+    Status(Value),
+    NoStatus(String),
+    Exited(String),
+}
+
+impl fmt::Display for Daemon {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} on h{} (pid {})", self.kind, self.host, self.pid)
+    }
+}
+
+impl fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        if child.try_wait().ok().flatten().is_none() {
+            // SAFETY: plain killpg(2) on the group we created.
+            unsafe { libc::killpg(self.pid as libc::pid_t, libc::SIGKILL) };
+        }
+        let _ = child.wait();
+    }
+}
+
+pub(crate) fn read_from(path: &Path, offset: u64) -> String {
+    let mut s = Vec::new();
+    if let Ok(mut f) = fs::File::open(path) {
+        if f.seek(SeekFrom::Start(offset)).is_ok() {
+            let _ = f.read_to_end(&mut s);
+        }
+    }
+    String::from_utf8_lossy(&s).into_owned()
+}
+
+pub(crate) fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
