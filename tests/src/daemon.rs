@@ -174,20 +174,7 @@ impl Daemon {
 
     /// All drop counters, the top-level ones and every instance's, added up by reason.
     pub fn drops(&self) -> Result<BTreeMap<String, u64>> {
-        let st = self.status()?;
-        let mut out = BTreeMap::new();
-        let mut add = |d: Option<&Value>| {
-            if let Some(m) = d.and_then(Value::as_object) {
-                for (k, v) in m {
-                    *out.entry(k.clone()).or_insert(0) += v.as_u64().unwrap_or(0);
-                }
-            }
-        };
-        add(st.get("drops"));
-        for i in st.get("instances").and_then(Value::as_array).into_iter().flatten() {
-            add(i.get("drops"));
-        }
-        Ok(out)
+        Ok(status_drops(&self.status()?))
     }
 
     /// The drop counter for `reason`, summed over the top level and all instances (0 if absent).
@@ -198,10 +185,27 @@ impl Daemon {
     /// Waits until instance `name` is in `state`; returns its status. Fails early, with the log
     /// tail, if the daemon exits.
     pub fn wait_state(&self, name: &str, state: &str, timeout: Duration) -> Result<Value> {
-        self.wait_status(format!("instance {name:?} to be {state}"), timeout, |st| {
-            instance_of(st, name).and_then(|i| i.get("state")).and_then(Value::as_str) == Some(state)
+        self.wait_instance(name, format!("state {state}"), timeout, |i| i["state"] == state)
+    }
+
+    /// Waits until `pred` accepts the status of instance `name`; returns that status.
+    pub fn wait_instance(
+        &self,
+        name: &str,
+        what: impl fmt::Display,
+        timeout: Duration,
+        mut pred: impl FnMut(&Value) -> bool,
+    ) -> Result<Value> {
+        self.wait_status(format!("instance {name:?}: {what}"), timeout, |st| instance_of(st, name).is_some_and(&mut pred))
+            .and_then(|st| instance_of(&st, name).cloned().ok_or_else(|| anyhow!("instance vanished")))
+    }
+
+    /// Waits until instance `name` is a backup that names `master` as its master (i.e. it has
+    /// heard that master's adverts).
+    pub fn wait_backup_of(&self, name: &str, master: &str, timeout: Duration) -> Result<Value> {
+        self.wait_instance(name, format!("backup of {master}"), timeout, |i| {
+            i["state"] == "backup" && i["master"] == master
         })
-        .and_then(|st| instance_of(&st, name).cloned().ok_or_else(|| anyhow!("instance vanished")))
     }
 
     /// Waits until `pred` accepts the status file; returns it. Fails early if the daemon exits.
@@ -233,6 +237,23 @@ impl Daemon {
             Err(e) => Err(e.context(format!("log tail of {self}:\n{}", self.log_tail(20)))),
         }
     }
+}
+
+/// The drop counters of a status document, top level and every instance's, added up by reason.
+pub fn status_drops(status: &Value) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    let mut add = |d: Option<&Value>| {
+        if let Some(m) = d.and_then(Value::as_object) {
+            for (k, v) in m {
+                *out.entry(k.clone()).or_insert(0) += v.as_u64().unwrap_or(0);
+            }
+        }
+    };
+    add(status.get("drops"));
+    for i in status.get("instances").and_then(Value::as_array).into_iter().flatten() {
+        add(i.get("drops"));
+    }
+    out
 }
 
 fn instance_of<'a>(st: &'a Value, name: &str) -> Option<&'a Value> {

@@ -1,1 +1,1913 @@
-//! stub
+//! Translates a keepalived.conf into upkeep's KDL (`upkeep import-keepalived`).
+//!
+//! keepalived's format is line-based: blank-separated words, `#` and `!` comments, `{ }`
+//! blocks, quoted strings and `include GLOB`. What upkeep supports is translated; everything
+//! else becomes an [`ImportWarning`] with its file and line, never dropped silently. The
+//! keyword mapping is documented in docs/config.md.
+
+use std::fmt::{self, Display, Write as _};
+use std::io;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::parse::{parse_duration, parse_str};
+
+/// The KDL produced from a keepalived.conf, and what could not be carried over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Imported {
+    pub kdl: String,
+    pub warnings: Vec<ImportWarning>,
+}
+
+/// Something in the keepalived config that was not (or not exactly) imported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportWarning {
+    pub file: String,
+    /// 1-based line in `file`.
+    pub line: usize,
+    pub message: String,
+}
+
+impl Display for ImportWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file, self.line, self.message)
+    }
+}
+
+/// Why a keepalived config could not be imported at all.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum ImportError {
+    #[error("{}: cannot read: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{file}:{line}: cannot read included file {}: {source}", path.display())]
+    Include {
+        file: String,
+        line: usize,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The file's structure is broken (unbalanced braces, an unterminated quote...).
+    #[error("{file}:{line}: {message}")]
+    Syntax {
+        file: String,
+        line: usize,
+        message: String,
+    },
+}
+
+/// Reads the keepalived config at `path` (and what it includes) and translates it.
+pub fn import_keepalived(path: &Path) -> Result<Imported, ImportError> {
+    let source = std::fs::read_to_string(path).map_err(|source| ImportError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    import_str(&source, &path.display().to_string())
+}
+
+/// Translates keepalived config text. `file_name` names it in warnings, and `include`s are
+/// resolved relative to its directory.
+pub fn import_str(source: &str, file_name: &str) -> Result<Imported, ImportError> {
+    let mut lexer = Lexer::default();
+    lexer.file(source, file_name, 0)?;
+    let mut at = 0;
+    let tree = statements(&lexer.tokens, &mut at, None, &lexer.files)?;
+    let mut importer = Importer {
+        files: lexer.files,
+        warnings: lexer.warnings,
+        ..Importer::default()
+    };
+    for stmt in &tree {
+        importer.top(stmt);
+    }
+    Ok(importer.finish(file_name))
+}
+
+// ---- tokens ----
+
+/// Where a token or statement comes from: an index into the file names, and a 1-based line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Pos {
+    file: usize,
+    line: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Tok {
+    Word(String),
+    Open,
+    Close,
+    /// keepalived is line-based: a statement ends at the end of its line.
+    Eol,
+}
+
+/// Nested includes deeper than this are taken for a loop.
+const MAX_INCLUDE_DEPTH: usize = 8;
+
+#[derive(Default)]
+struct Lexer {
+    files: Vec<String>,
+    tokens: Vec<(Tok, Pos)>,
+    warnings: Vec<ImportWarning>,
+}
+
+impl Lexer {
+    fn file(&mut self, source: &str, name: &str, depth: usize) -> Result<(), ImportError> {
+        let file = self.files.len();
+        self.files.push(name.to_owned());
+        for (i, text) in source.lines().enumerate() {
+            let pos = Pos { file, line: i + 1 };
+            let toks = lex_line(text).map_err(|message| ImportError::Syntax {
+                file: name.to_owned(),
+                line: pos.line,
+                message,
+            })?;
+            match toks.as_slice() {
+                [Tok::Word(kw), Tok::Word(pattern)] if kw == "include" => {
+                    self.include(pattern, name, pos, depth)?;
+                }
+                [Tok::Word(kw), ..] if kw == "include" => {
+                    self.warnings.push(ImportWarning {
+                        file: name.to_owned(),
+                        line: pos.line,
+                        message: "`include` takes one file name or pattern; line ignored"
+                            .to_owned(),
+                    });
+                }
+                _ => {
+                    self.tokens.extend(toks.into_iter().map(|t| (t, pos)));
+                    self.tokens.push((Tok::Eol, pos));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// keepalived splices included files in place, so their lines join the token stream here.
+    fn include(
+        &mut self,
+        pattern: &str,
+        from: &str,
+        pos: Pos,
+        depth: usize,
+    ) -> Result<(), ImportError> {
+        if depth >= MAX_INCLUDE_DEPTH {
+            return Err(ImportError::Syntax {
+                file: from.to_owned(),
+                line: pos.line,
+                message: format!(
+                    "includes nested more than {MAX_INCLUDE_DEPTH} deep (does a file include itself?)"
+                ),
+            });
+        }
+        let base = Path::new(from).parent().unwrap_or(Path::new(""));
+        let pattern = base.join(pattern);
+        let read_error = |path: &Path, source| ImportError::Include {
+            file: from.to_owned(),
+            line: pos.line,
+            path: path.to_owned(),
+            source,
+        };
+        let paths = expand_glob(&pattern).map_err(|e| read_error(&pattern, e))?;
+        if paths.is_empty() {
+            self.warnings.push(ImportWarning {
+                file: from.to_owned(),
+                line: pos.line,
+                message: format!("include {} matches no file", pattern.display()),
+            });
+        }
+        for path in paths {
+            let text = std::fs::read_to_string(&path).map_err(|e| read_error(&path, e))?;
+            self.file(&text, &path.display().to_string(), depth + 1)?;
+        }
+        Ok(())
+    }
+}
+
+/// Splits one line into words and braces, dropping comments.
+fn lex_line(line: &str) -> Result<Vec<Tok>, String> {
+    let mut toks = Vec::new();
+    let mut chars = line.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        match c {
+            c if c.is_whitespace() => {
+                chars.next();
+            }
+            '#' | '!' => break,
+            '{' => {
+                chars.next();
+                toks.push(Tok::Open);
+            }
+            '}' => {
+                chars.next();
+                toks.push(Tok::Close);
+            }
+            '"' => {
+                chars.next();
+                let mut word = String::new();
+                loop {
+                    match chars.next() {
+                        None => return Err("unterminated quoted string".to_owned()),
+                        Some('"') => break,
+                        Some('\\') if matches!(chars.peek(), Some('"' | '\\')) => {
+                            word.extend(chars.next());
+                        }
+                        Some(c) => word.push(c),
+                    }
+                }
+                toks.push(Tok::Word(word));
+            }
+            _ => {
+                let mut word = String::new();
+                while let Some(&c) = chars.peek() {
+                    if c.is_whitespace() || c == '{' || c == '}' {
+                        break;
+                    }
+                    word.push(c);
+                    chars.next();
+                }
+                toks.push(Tok::Word(word));
+            }
+        }
+    }
+    Ok(toks)
+}
+
+/// The files a pattern names: `*` and `?` work in the last path component.
+fn expand_glob(pattern: &Path) -> io::Result<Vec<PathBuf>> {
+    let name = pattern
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if !name.contains(['*', '?']) {
+        return Ok(vec![pattern.to_owned()]);
+    }
+    let dir = match pattern.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let entries = match std::fs::read_dir(&dir) {
+        // A pattern in a missing directory matches nothing, like a shell glob.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        other => other?,
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if wildcard_match(&name, &file) && entry.path().is_file() {
+            found.push(dir.join(file));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    // Classic two-pointer match with backtracking to the last `*`.
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+// ---- statements ----
+
+/// One keepalived statement: the words of a line, and the block that follows, if any.
+#[derive(Debug)]
+struct Stmt {
+    words: Vec<String>,
+    pos: Pos,
+    block: Option<Vec<Stmt>>,
+}
+
+impl Stmt {
+    fn keyword(&self) -> &str {
+        self.words.first().map_or("", String::as_str)
+    }
+
+    fn args(&self) -> &[String] {
+        self.words.get(1..).unwrap_or(&[])
+    }
+}
+
+/// Reads statements up to the `}` closing the block opened at `opener` (or to the end).
+fn statements(
+    toks: &[(Tok, Pos)],
+    at: &mut usize,
+    opener: Option<Pos>,
+    files: &[String],
+) -> Result<Vec<Stmt>, ImportError> {
+    let syntax = |pos: Pos, message: String| ImportError::Syntax {
+        file: files[pos.file].clone(),
+        line: pos.line,
+        message,
+    };
+    let mut out = Vec::new();
+    loop {
+        let Some((tok, pos)) = toks.get(*at) else {
+            return match opener {
+                Some(open) => Err(syntax(open, "this `{` is never closed".to_owned())),
+                None => Ok(out),
+            };
+        };
+        let pos = *pos;
+        match tok {
+            Tok::Eol => *at += 1,
+            Tok::Close => {
+                *at += 1;
+                return match opener {
+                    Some(_) => Ok(out),
+                    None => Err(syntax(pos, "`}` without a matching `{`".to_owned())),
+                };
+            }
+            Tok::Open | Tok::Word(_) => {
+                let mut words = Vec::new();
+                while let Some((Tok::Word(w), _)) = toks.get(*at) {
+                    words.push(w.clone());
+                    *at += 1;
+                }
+                // A block's `{` may stand on the line after its keyword.
+                let mut next = *at;
+                while matches!(toks.get(next), Some((Tok::Eol, _))) {
+                    next += 1;
+                }
+                let block = match toks.get(next) {
+                    Some((Tok::Open, open)) => {
+                        *at = next + 1;
+                        Some(statements(toks, at, Some(*open), files)?)
+                    }
+                    _ => None,
+                };
+                out.push(Stmt { words, pos, block });
+            }
+        }
+    }
+}
+
+// ---- translation ----
+
+type At<T> = Option<(T, Pos)>;
+
+#[derive(Default)]
+struct KGlobal {
+    router_id: At<String>,
+    script_user: At<String>,
+    garp_repeat: At<i64>,
+    garp_interval: At<Duration>,
+    garp_refresh: At<Duration>,
+    /// `vrrp_version`: the default for instances without `version`.
+    version: Option<i64>,
+    comments: Vec<String>,
+}
+
+struct KCheck {
+    name: String,
+    pos: Pos,
+    script: At<String>,
+    interval: At<Duration>,
+    timeout: At<Duration>,
+    fall: At<i64>,
+    rise: At<i64>,
+    weight: At<i64>,
+    user: At<String>,
+}
+
+struct KRoute {
+    dest: String,
+    via: Option<String>,
+    dev: Option<String>,
+    metric: Option<i64>,
+    table: Option<i64>,
+}
+
+struct KInstance {
+    name: String,
+    pos: Pos,
+    master: At<bool>,
+    interface: At<String>,
+    vrid: At<i64>,
+    priority: At<i64>,
+    advert: At<Duration>,
+    version: At<i64>,
+    nopreempt: Option<Pos>,
+    preempt_delay: At<Duration>,
+    auth: At<String>,
+    src: At<String>,
+    peers: Vec<(String, Pos)>,
+    vips: Vec<(String, Option<String>, Pos)>,
+    routes: Vec<(KRoute, Pos)>,
+    tracks: Vec<(String, Option<i64>, Pos)>,
+}
+
+struct KGroup {
+    name: String,
+    pos: Pos,
+    members: Vec<(String, Pos)>,
+}
+
+/// KDL output, each line remembering the keepalived line it came from, so that a problem
+/// `parse_str` finds in the output can be reported at the keepalived line.
+#[derive(Default)]
+struct Out {
+    lines: Vec<(String, Option<Pos>)>,
+}
+
+impl Out {
+    fn line(&mut self, indent: usize, text: impl Into<String>, pos: Option<Pos>) {
+        self.lines
+            .push((format!("{}{}", "    ".repeat(indent), text.into()), pos));
+    }
+
+    fn setting(&mut self, text: impl Into<String>, pos: Pos) {
+        self.line(1, text, Some(pos));
+    }
+}
+
+#[derive(Default)]
+struct Importer {
+    files: Vec<String>,
+    warnings: Vec<ImportWarning>,
+    global: KGlobal,
+    checks: Vec<KCheck>,
+    instances: Vec<KInstance>,
+    groups: Vec<KGroup>,
+}
+
+/// A KDL string literal.
+fn q(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A duration as upkeep writes it: "1s", "100ms", "250us".
+fn kdl_duration(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else if d.as_nanos() % 1_000_000 == 0 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{}us", d.as_micros())
+    }
+}
+
+impl Importer {
+    fn warn(&mut self, pos: Pos, message: impl Into<String>) {
+        self.warnings.push(ImportWarning {
+            file: self.files[pos.file].clone(),
+            line: pos.line,
+            message: message.into(),
+        });
+    }
+
+    fn ignored(&mut self, stmt: &Stmt, place: &str) {
+        if stmt.words.is_empty() {
+            self.warn(
+                stmt.pos,
+                format!("a `{{ ... }}` block without a keyword in {place}; ignored"),
+            );
+            return;
+        }
+        let what = if stmt.block.is_some() {
+            format!("`{} {{ ... }}`", stmt.words.join(" "))
+        } else {
+            format!("`{}`", stmt.words.join(" "))
+        };
+        let why = match stmt.keyword() {
+            "virtual_server" | "virtual_server_group" | "real_server" => {
+                "upkeep does no IPVS load balancing"
+            }
+            k if k.starts_with("notify") => "upkeep has no notify scripts",
+            "virtual_ipaddress_excluded" => {
+                "upkeep has no excluded VIPs; put these in an instance of their own"
+            }
+            k if k.starts_with("smtp") || k.starts_with("notification_email") => {
+                "upkeep sends no mail"
+            }
+            _ => "not supported",
+        };
+        self.warn(stmt.pos, format!("{what} in {place}: {why}; ignored"));
+    }
+
+    /// The single argument of `keyword VALUE`, with a warning when the shape is wrong.
+    fn one<'s>(&mut self, stmt: &'s Stmt) -> Option<&'s str> {
+        if stmt.block.is_some() {
+            self.warn(
+                stmt.pos,
+                format!("`{}` takes no block; block ignored", stmt.keyword()),
+            );
+        }
+        match stmt.args() {
+            [one] => Some(one),
+            [] => {
+                self.warn(
+                    stmt.pos,
+                    format!("`{}` needs a value; ignored", stmt.keyword()),
+                );
+                None
+            }
+            [one, rest @ ..] => {
+                self.warn(
+                    stmt.pos,
+                    format!(
+                        "`{}`: extra words `{}` ignored",
+                        stmt.keyword(),
+                        rest.join(" ")
+                    ),
+                );
+                Some(one)
+            }
+        }
+    }
+
+    fn one_string(&mut self, stmt: &Stmt) -> At<String> {
+        self.one(stmt).map(|s| (s.to_owned(), stmt.pos))
+    }
+
+    fn one_int(&mut self, stmt: &Stmt) -> At<i64> {
+        let word = self.one(stmt)?;
+        match word.parse::<i64>() {
+            Ok(n) => Some((n, stmt.pos)),
+            Err(_) => {
+                self.warn(
+                    stmt.pos,
+                    format!(
+                        "`{}`: `{word}` is not a whole number; ignored",
+                        stmt.keyword()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// keepalived times are (possibly fractional) seconds.
+    fn one_seconds(&mut self, stmt: &Stmt) -> At<Duration> {
+        let word = self.one(stmt)?;
+        match parse_duration(word) {
+            Ok(d) => Some((d, stmt.pos)),
+            Err(why) => {
+                self.warn(stmt.pos, format!("`{}`: {why}; ignored", stmt.keyword()));
+                None
+            }
+        }
+    }
+
+    /// The statements of a block keyword, with a warning when it has none.
+    fn block<'s>(&mut self, stmt: &'s Stmt) -> &'s [Stmt] {
+        match &stmt.block {
+            Some(b) => b,
+            None => {
+                self.warn(
+                    stmt.pos,
+                    format!("`{}` needs a `{{ ... }}` block; ignored", stmt.keyword()),
+                );
+                &[]
+            }
+        }
+    }
+
+    /// The name of `vrrp_instance NAME { ... }`-like statements.
+    fn block_name(&mut self, stmt: &Stmt) -> Option<String> {
+        match stmt.args() {
+            [name] => Some(name.clone()),
+            _ => {
+                self.warn(
+                    stmt.pos,
+                    format!("`{}` needs one name; block ignored", stmt.keyword()),
+                );
+                None
+            }
+        }
+    }
+
+    fn top(&mut self, stmt: &Stmt) {
+        match stmt.keyword() {
+            "global_defs" => {
+                for s in self.block(stmt) {
+                    self.global_def(s);
+                }
+            }
+            "vrrp_script" => {
+                if let Some(name) = self.block_name(stmt) {
+                    let check = self.check(stmt, name);
+                    self.checks.push(check);
+                }
+            }
+            "vrrp_instance" => {
+                if let Some(name) = self.block_name(stmt) {
+                    let inst = self.instance(stmt, name);
+                    self.instances.push(inst);
+                }
+            }
+            "vrrp_sync_group" => {
+                if let Some(name) = self.block_name(stmt) {
+                    let group = self.group(stmt, name);
+                    self.groups.push(group);
+                }
+            }
+            _ => self.ignored(stmt, "the file"),
+        }
+    }
+
+    fn global_def(&mut self, s: &Stmt) {
+        match s.keyword() {
+            "router_id" => self.global.router_id = self.one_string(s),
+            "script_user" => {
+                if let [user, group, ..] = s.args() {
+                    self.warn(
+                        s.pos,
+                        format!("script_user group `{group}` is not supported; scripts run with {user}'s own groups"),
+                    );
+                    self.global.script_user = Some((user.clone(), s.pos));
+                } else {
+                    self.global.script_user = self.one_string(s);
+                }
+            }
+            "enable_script_security" => self.global.comments.push(
+                "enable_script_security: upkeep always runs scripts as script-user (or the check's user); nothing to set"
+                    .to_owned(),
+            ),
+            "vrrp_garp_master_repeat" => self.global.garp_repeat = self.one_int(s),
+            "vrrp_garp_interval" => self.global.garp_interval = self.one_seconds(s),
+            "vrrp_garp_master_refresh" => {
+                // keepalived's 0 means "never", which is upkeep's default.
+                self.global.garp_refresh = self.one_seconds(s).filter(|(d, _)| !d.is_zero());
+            }
+            "vrrp_version" => self.global.version = self.one_int(s).map(|(v, _)| v),
+            _ => self.ignored(s, "global_defs"),
+        }
+    }
+
+    fn check(&mut self, stmt: &Stmt, name: String) -> KCheck {
+        let mut c = KCheck {
+            name,
+            pos: stmt.pos,
+            script: None,
+            interval: None,
+            timeout: None,
+            fall: None,
+            rise: None,
+            weight: None,
+            user: None,
+        };
+        let place = format!("vrrp_script {}", c.name);
+        for s in self.block(stmt) {
+            match s.keyword() {
+                // A command with arguments, quoted or not, goes to `sh -c` as written.
+                "script" if !s.args().is_empty() => {
+                    c.script = Some((s.args().join(" "), s.pos));
+                }
+                "interval" => c.interval = self.one_seconds(s),
+                "timeout" => c.timeout = self.one_seconds(s),
+                "fall" => c.fall = self.one_int(s),
+                "rise" => c.rise = self.one_int(s),
+                "weight" => {
+                    if let [w, rest @ ..] = s.args() {
+                        if !rest.is_empty() {
+                            self.warn(s.pos, format!("weight option `{}` is not supported; imported as plain `weight {w}`", rest.join(" ")));
+                        }
+                        match w.parse::<i64>() {
+                            Ok(n) => c.weight = Some((n, s.pos)),
+                            Err(_) => self.warn(
+                                s.pos,
+                                format!("`weight`: `{w}` is not a whole number; ignored"),
+                            ),
+                        }
+                    } else {
+                        self.warn(s.pos, "`weight` needs a value; ignored");
+                    }
+                }
+                "user" => {
+                    if let [user, group, ..] = s.args() {
+                        self.warn(s.pos, format!("user group `{group}` is not supported; the script runs with {user}'s own groups"));
+                        c.user = Some((user.clone(), s.pos));
+                    } else {
+                        c.user = self.one_string(s);
+                    }
+                }
+                _ => self.ignored(s, &place),
+            }
+        }
+        if c.script.is_none() {
+            self.warn(stmt.pos, format!("{place} has no `script`"));
+        }
+        c
+    }
+
+    fn instance(&mut self, stmt: &Stmt, name: String) -> KInstance {
+        let mut i = KInstance {
+            name,
+            pos: stmt.pos,
+            master: None,
+            interface: None,
+            vrid: None,
+            priority: None,
+            advert: None,
+            version: None,
+            nopreempt: None,
+            preempt_delay: None,
+            auth: None,
+            src: None,
+            peers: Vec::new(),
+            vips: Vec::new(),
+            routes: Vec::new(),
+            tracks: Vec::new(),
+        };
+        let place = format!("vrrp_instance {}", i.name);
+        for s in self.block(stmt) {
+            match s.keyword() {
+                "state" => {
+                    if let Some(state) = self.one(s) {
+                        match state.to_ascii_uppercase().as_str() {
+                            "MASTER" => i.master = Some((true, s.pos)),
+                            "BACKUP" => i.master = Some((false, s.pos)),
+                            _ => self.warn(
+                                s.pos,
+                                format!("state `{state}` is not MASTER or BACKUP; ignored"),
+                            ),
+                        }
+                    }
+                }
+                "interface" => i.interface = self.one_string(s),
+                "virtual_router_id" => i.vrid = self.one_int(s),
+                "priority" => i.priority = self.one_int(s),
+                "advert_int" => i.advert = self.one_seconds(s),
+                "version" => i.version = self.one_int(s),
+                "nopreempt" => i.nopreempt = Some(s.pos),
+                // keepalived's default; the keyword changes nothing.
+                "preempt" => {}
+                "preempt_delay" => i.preempt_delay = self.one_seconds(s),
+                "authentication" => self.authentication(s, &mut i),
+                "unicast_src_ip" => i.src = self.one_string(s),
+                // upkeep's unicast-src is the advert source whether adverts are unicast or not.
+                "mcast_src_ip" if i.src.is_none() => i.src = self.one_string(s),
+                "unicast_peer" => {
+                    for p in self.block(s) {
+                        if p.words.len() > 1 || p.block.is_some() {
+                            self.warn(
+                                p.pos,
+                                format!(
+                                    "unicast_peer options `{}` are not supported; ignored",
+                                    p.args().join(" ")
+                                ),
+                            );
+                        }
+                        if let Some(addr) = p.words.first() {
+                            i.peers.push((addr.clone(), p.pos));
+                        }
+                    }
+                }
+                "virtual_ipaddress" => {
+                    for v in self.block(s) {
+                        if let Some(vip) = self.vip(v) {
+                            i.vips.push(vip);
+                        }
+                    }
+                }
+                "virtual_routes" => {
+                    for r in self.block(s) {
+                        if let Some(route) = self.route(r) {
+                            i.routes.push((route, r.pos));
+                        }
+                    }
+                }
+                "track_script" => {
+                    for t in self.block(s) {
+                        if let Some(track) = self.track(t) {
+                            i.tracks.push(track);
+                        }
+                    }
+                }
+                _ => self.ignored(s, &place),
+            }
+        }
+        i
+    }
+
+    fn authentication(&mut self, stmt: &Stmt, i: &mut KInstance) {
+        let mut kind = None;
+        let mut pass = None;
+        for s in self.block(stmt) {
+            match s.keyword() {
+                "auth_type" => kind = self.one_string(s),
+                "auth_pass" => pass = self.one_string(s),
+                _ => self.ignored(s, "authentication"),
+            }
+        }
+        match (kind, pass) {
+            (Some((k, pos)), _) if !k.eq_ignore_ascii_case("PASS") => self.warn(
+                pos,
+                format!(
+                    "auth_type {k} is not supported (only PASS); imported without authentication"
+                ),
+            ),
+            (_, Some((mut p, pos))) => {
+                if p.len() > 8 {
+                    // keepalived sends only the first 8 bytes, so that is the real password.
+                    let mut cut = 8;
+                    while !p.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    p.truncate(cut);
+                    self.warn(pos, format!("auth_pass is longer than 8 bytes; keepalived uses only the first 8, imported as \"{p}\""));
+                }
+                i.auth = Some((p, pos));
+            }
+            (Some((_, pos)), None) => self.warn(pos, "auth_type PASS without auth_pass; ignored"),
+            (None, None) => {}
+        }
+    }
+
+    /// `ADDR[/LEN] [dev IF] [label L] [scope S] ...`
+    fn vip(&mut self, s: &Stmt) -> Option<(String, Option<String>, Pos)> {
+        let (addr, opts) = s.words.split_first()?;
+        let mut dev = None;
+        let mut k = 0;
+        while k < opts.len() {
+            let opt = opts[k].as_str();
+            let value = opts.get(k + 1);
+            match opt {
+                "dev" => match value {
+                    Some(v) => dev = Some(v.clone()),
+                    None => self.warn(s.pos, "`dev` without an interface; ignored"),
+                },
+                "label" | "scope" | "brd" | "broadcast" | "peer" | "preferred_lft"
+                | "valid_lft" | "track_group" => self.warn(
+                    s.pos,
+                    format!(
+                        "vip {addr}: `{opt} {}` is not supported; ignored",
+                        value.map_or("", String::as_str)
+                    ),
+                ),
+                _ => {
+                    self.warn(
+                        s.pos,
+                        format!("vip {addr}: option `{opt}` is not supported; ignored"),
+                    );
+                    k += 1;
+                    continue;
+                }
+            }
+            k += 2;
+        }
+        if s.block.is_some() {
+            self.warn(s.pos, format!("vip {addr}: block ignored"));
+        }
+        Some((addr.clone(), dev, s.pos))
+    }
+
+    /// `[to] DEST/LEN [via|gw GW] [dev IF] [metric N] [table T] ...`
+    fn route(&mut self, s: &Stmt) -> Option<KRoute> {
+        let words = &s.words;
+        if let Some(kind @ ("blackhole" | "unreachable" | "prohibit" | "throw")) =
+            words.first().map(String::as_str)
+        {
+            self.warn(
+                s.pos,
+                format!("{kind} routes are not supported; route ignored"),
+            );
+            return None;
+        }
+        let mut route = KRoute {
+            dest: String::new(),
+            via: None,
+            dev: None,
+            metric: None,
+            table: None,
+        };
+        let mut k = 0;
+        while k < words.len() {
+            let word = words[k].as_str();
+            let value = words.get(k + 1).cloned();
+            let mut number = |what: &str, v: &Option<String>| -> Option<i64> {
+                let n = v.as_deref().and_then(|v| v.parse::<i64>().ok());
+                if n.is_none() {
+                    self.warn(
+                        s.pos,
+                        format!("route `{what}` needs a whole number; ignored"),
+                    );
+                }
+                n
+            };
+            match word {
+                "to" => {
+                    k += 1;
+                    continue;
+                }
+                "via" | "gw" => route.via = value,
+                "dev" => route.dev = value,
+                "metric" | "preference" => route.metric = number(word, &value),
+                "table" => route.table = number(word, &value),
+                "src" | "or" | "scope" | "proto" | "protocol" | "realms" | "mtu" | "advmss"
+                | "type" | "tos" | "dsfield" | "onlink" | "no_track" | "track_group" => {
+                    let takes_value = !matches!(word, "onlink" | "no_track");
+                    self.warn(
+                        s.pos,
+                        format!(
+                            "route option `{word}{}` is not supported; ignored",
+                            if takes_value {
+                                format!(" {}", value.as_deref().unwrap_or(""))
+                            } else {
+                                String::new()
+                            }
+                        ),
+                    );
+                    k += if takes_value { 2 } else { 1 };
+                    continue;
+                }
+                _ if route.dest.is_empty() => {
+                    route.dest = word.to_owned();
+                    k += 1;
+                    continue;
+                }
+                _ => {
+                    self.warn(
+                        s.pos,
+                        format!("route option `{word}` is not supported; ignored"),
+                    );
+                    k += 1;
+                    continue;
+                }
+            }
+            k += 2;
+        }
+        if route.dest.is_empty() {
+            self.warn(s.pos, "route without a destination; ignored");
+            return None;
+        }
+        if route.dest == "default" {
+            let v6 = route
+                .via
+                .as_deref()
+                .and_then(|v| v.parse::<IpAddr>().ok())
+                .is_some_and(|v| v.is_ipv6());
+            route.dest = if v6 { "::/0" } else { "0.0.0.0/0" }.to_owned();
+        }
+        Some(route)
+    }
+
+    /// `NAME [weight N [reverse]]`
+    fn track(&mut self, s: &Stmt) -> Option<(String, Option<i64>, Pos)> {
+        let (name, rest) = s.words.split_first()?;
+        let weight = match rest {
+            [] => None,
+            [kw, w, extra @ ..] if kw == "weight" => {
+                if !extra.is_empty() {
+                    self.warn(
+                        s.pos,
+                        format!(
+                            "track_script {name}: `{}` is not supported; ignored",
+                            extra.join(" ")
+                        ),
+                    );
+                }
+                match w.parse::<i64>() {
+                    Ok(n) => Some(n),
+                    Err(_) => {
+                        self.warn(
+                            s.pos,
+                            format!(
+                                "track_script {name}: weight `{w}` is not a whole number; ignored"
+                            ),
+                        );
+                        None
+                    }
+                }
+            }
+            other => {
+                self.warn(
+                    s.pos,
+                    format!(
+                        "track_script {name}: `{}` is not supported; ignored",
+                        other.join(" ")
+                    ),
+                );
+                None
+            }
+        };
+        Some((name.clone(), weight, s.pos))
+    }
+
+    fn group(&mut self, stmt: &Stmt, name: String) -> KGroup {
+        let mut g = KGroup {
+            name,
+            pos: stmt.pos,
+            members: Vec::new(),
+        };
+        let place = format!("vrrp_sync_group {}", g.name);
+        for s in self.block(stmt) {
+            match s.keyword() {
+                "group" => {
+                    for m in self.block(s) {
+                        g.members.extend(m.words.iter().map(|w| (w.clone(), m.pos)));
+                    }
+                }
+                _ => self.ignored(s, &place),
+            }
+        }
+        g
+    }
+
+    // ---- output ----
+
+    fn finish(mut self, file_name: &str) -> Imported {
+        let mut out = Out::default();
+        out.line(
+            0,
+            format!("// Imported from {file_name} by `upkeep import-keepalived`."),
+            None,
+        );
+        self.emit_global(&mut out);
+        let check_names: Vec<String> = self.checks.iter().map(|c| c.name.clone()).collect();
+        for c in std::mem::take(&mut self.checks) {
+            emit_check(&mut out, &c);
+        }
+        let instances = std::mem::take(&mut self.instances);
+        for i in &instances {
+            self.emit_instance(&mut out, i, &check_names);
+        }
+        let instance_names: Vec<&str> = instances.iter().map(|i| i.name.as_str()).collect();
+        for g in std::mem::take(&mut self.groups) {
+            self.emit_group(&mut out, &g, &instance_names);
+        }
+        let kdl: String = out.lines.iter().map(|(l, _)| format!("{l}\n")).collect();
+        self.check_output(&kdl, &out, file_name);
+        // In file order: files as they were read, lines within each.
+        let files = &self.files;
+        self.warnings
+            .sort_by_key(|w| (files.iter().position(|f| *f == w.file), w.line));
+        Imported {
+            kdl,
+            warnings: self.warnings,
+        }
+    }
+
+    fn emit_global(&mut self, out: &mut Out) {
+        let g = &self.global;
+        let any = g.router_id.is_some()
+            || g.script_user.is_some()
+            || g.garp_repeat.is_some()
+            || g.garp_interval.is_some()
+            || g.garp_refresh.is_some()
+            || !g.comments.is_empty();
+        if !any {
+            return;
+        }
+        out.line(0, "", None);
+        out.line(0, "global {", None);
+        if let Some((v, pos)) = &g.router_id {
+            out.setting(format!("router-id {}", q(v)), *pos);
+        }
+        if let Some((v, pos)) = &g.garp_repeat {
+            out.setting(format!("garp-repeat {v}"), *pos);
+        }
+        if let Some((v, pos)) = &g.garp_interval {
+            out.setting(format!("garp-interval {}", q(&kdl_duration(*v))), *pos);
+        }
+        if let Some((v, pos)) = &g.garp_refresh {
+            out.setting(format!("garp-refresh {}", q(&kdl_duration(*v))), *pos);
+        }
+        if let Some((v, pos)) = &g.script_user {
+            out.setting(format!("script-user {}", q(v)), *pos);
+        }
+        for c in &g.comments {
+            out.line(1, format!("// {c}"), None);
+        }
+        out.line(0, "}", None);
+    }
+
+    fn emit_instance(&mut self, out: &mut Out, i: &KInstance, checks: &[String]) {
+        out.line(0, "", None);
+        out.line(0, format!("instance {} {{", q(&i.name)), Some(i.pos));
+        if let Some((v, pos)) = &i.interface {
+            out.setting(format!("interface {}", q(v)), *pos);
+        }
+        if let Some((v, pos)) = &i.vrid {
+            out.setting(format!("vrid {v}"), *pos);
+        }
+        if let Some((v, pos)) = &i.priority {
+            out.setting(format!("priority {v}"), *pos);
+        }
+        let v6 = i
+            .vips
+            .first()
+            .and_then(|(a, _, _)| a.split('/').next()?.parse::<IpAddr>().ok())
+            .is_some_and(|a| a.is_ipv6());
+        // keepalived's default version is 2, upkeep's is 3: always say which.
+        let (mut version, version_pos) = match i.version {
+            Some((v, pos)) => (v, pos),
+            None => (self.global.version.unwrap_or(2), i.pos),
+        };
+        if version == 2 && v6 {
+            self.warn(
+                version_pos,
+                "IPv6 VIPs need VRRP version 3 (keepalived switches too); imported as version 3",
+            );
+            version = 3;
+        }
+        if let Some((d, pos)) = i.advert {
+            let d = self.advert_for(d, version, pos);
+            out.setting(format!("advert-interval {}", q(&kdl_duration(d))), pos);
+        }
+        out.setting(format!("version {version}"), version_pos);
+        if let Some((master, pos)) = i.master {
+            let state = if master { "master" } else { "backup" };
+            out.setting(format!("initial-state {}", q(state)), pos);
+        }
+        if let Some(pos) = i.nopreempt {
+            out.setting("preempt #false", pos);
+        }
+        if let Some((d, pos)) = i.preempt_delay {
+            out.setting(format!("preempt-delay {}", q(&kdl_duration(d))), pos);
+        }
+        if let Some((pass, pos)) = &i.auth {
+            if version == 2 {
+                out.setting(format!("auth-pass {}", q(pass)), *pos);
+            } else {
+                self.warn(*pos, "authentication is not part of VRRP version 3 (keepalived ignores it too); not imported");
+            }
+        }
+        if let Some((v, pos)) = &i.src {
+            out.setting(format!("unicast-src {}", q(v)), *pos);
+        }
+        for (p, pos) in &i.peers {
+            out.setting(format!("unicast-peer {}", q(p)), *pos);
+        }
+        for (addr, dev, pos) in &i.vips {
+            let dev = dev
+                .as_ref()
+                .map_or(String::new(), |d| format!(" dev={}", q(d)));
+            out.setting(format!("vip {}{dev}", q(addr)), *pos);
+        }
+        for (r, pos) in &i.routes {
+            let mut line = format!("route {}", q(&r.dest));
+            if let Some(v) = &r.via {
+                let _ = write!(line, " via={}", q(v));
+            }
+            if let Some(v) = &r.dev {
+                let _ = write!(line, " dev={}", q(v));
+            }
+            if let Some(v) = r.metric {
+                let _ = write!(line, " metric={v}");
+            }
+            if let Some(v) = r.table {
+                let _ = write!(line, " table={v}");
+            }
+            out.setting(line, *pos);
+        }
+        for (name, weight, pos) in &i.tracks {
+            if !checks.contains(name) {
+                // keepalived ignores a track_script naming no vrrp_script; so does the import.
+                self.warn(
+                    *pos,
+                    format!("track_script `{name}`: there is no vrrp_script of that name; ignored"),
+                );
+                continue;
+            }
+            let weight = weight.map_or(String::new(), |w| format!(" weight={w}"));
+            out.setting(format!("track {}{weight}", q(name)), *pos);
+        }
+        out.line(0, "}", None);
+    }
+
+    /// The advert interval the version can carry: whole seconds for v2, 10ms steps for v3.
+    fn advert_for(&mut self, d: Duration, version: i64, pos: Pos) -> Duration {
+        let step = if version == 2 {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_millis(10)
+        };
+        let steps = ((d.as_nanos() + step.as_nanos() / 2) / step.as_nanos()).max(1);
+        let rounded = step * u32::try_from(steps).unwrap_or(u32::MAX);
+        if rounded != d {
+            let unit = if version == 2 {
+                "whole seconds"
+            } else {
+                "steps of 10ms"
+            };
+            self.warn(
+                pos,
+                format!(
+                    "advert_int {:?} is not in {unit} as VRRP version {version} needs; imported as {:?}",
+                    d, rounded
+                ),
+            );
+        }
+        rounded
+    }
+
+    fn emit_group(&mut self, out: &mut Out, g: &KGroup, instances: &[&str]) {
+        let mut members = Vec::new();
+        for (m, pos) in &g.members {
+            if instances.contains(&m.as_str()) {
+                members.push(q(m));
+            } else {
+                // keepalived ignores unknown members; so does the import.
+                self.warn(
+                    *pos,
+                    format!(
+                        "vrrp_sync_group {}: there is no vrrp_instance `{m}`; ignored",
+                        g.name
+                    ),
+                );
+            }
+        }
+        if members.is_empty() {
+            self.warn(
+                g.pos,
+                format!("vrrp_sync_group {} has no instances; not imported", g.name),
+            );
+            return;
+        }
+        out.line(0, "", None);
+        out.line(0, format!("sync-group {} {{", q(&g.name)), Some(g.pos));
+        out.setting(format!("member {}", members.join(" ")), g.pos);
+        out.line(0, "}", None);
+    }
+
+    /// Whatever upkeep would refuse in the result is reported at the keepalived line it came from.
+    fn check_output(&mut self, kdl: &str, out: &Out, file_name: &str) {
+        let Err(err) = parse_str(kdl, file_name) else {
+            return;
+        };
+        for (line, _, message) in err.problems() {
+            // The nearest output line at or before the problem that came from a keepalived line.
+            let pos = out.lines[..line.min(out.lines.len())]
+                .iter()
+                .rev()
+                .find_map(|(_, p)| *p)
+                .unwrap_or(Pos { file: 0, line: 1 });
+            self.warn(pos, format!("upkeep will refuse the result: {message}"));
+        }
+    }
+}
+
+fn emit_check(out: &mut Out, c: &KCheck) {
+    out.line(0, "", None);
+    out.line(0, format!("check {} {{", q(&c.name)), Some(c.pos));
+    if let Some((v, pos)) = &c.script {
+        out.setting(format!("script {}", q(v)), *pos);
+    }
+    if let Some((v, pos)) = c.interval {
+        out.setting(format!("interval {}", q(&kdl_duration(v))), pos);
+    }
+    if let Some((v, pos)) = c.timeout {
+        out.setting(format!("timeout {}", q(&kdl_duration(v))), pos);
+    }
+    if let Some((v, pos)) = c.fall {
+        out.setting(format!("fall {v}"), pos);
+    }
+    if let Some((v, pos)) = c.rise {
+        out.setting(format!("rise {v}"), pos);
+    }
+    if let Some((v, pos)) = c.weight {
+        out.setting(format!("weight {v}"), pos);
+    }
+    if let Some((v, pos)) = &c.user {
+        out.setting(format!("user {}", q(v)), *pos);
+    }
+    out.line(0, "}", None);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::model::{CheckKind, Config, InitialState, VrrpVersion};
+
+    /// Imports, then checks that upkeep loads the result.
+    fn convert(src: &str) -> (Imported, Config) {
+        let imported = import_str(src, "keepalived.conf").unwrap_or_else(|e| panic!("{e}"));
+        let cfg = parse_str(&imported.kdl, "imported.kdl")
+            .unwrap_or_else(|e| panic!("{:?}\n{}", miette::Report::new(e), imported.kdl));
+        (imported, cfg)
+    }
+
+    fn warned(imported: &Imported, line: usize, needle: &str) {
+        assert!(
+            imported
+                .warnings
+                .iter()
+                .any(|w| w.line == line && w.message.contains(needle)),
+            "no warning `{needle}` at line {line} in {:#?}",
+            imported.warnings
+        );
+    }
+
+    const SEED: &str = r#"vrrp_script check_running {
+    script "/etc/keepalived/check_http.sh"
+    interval 2
+    weight -20
+}
+vrrp_instance http {
+    state BACKUP
+    priority 100
+    interface eth1
+    virtual_router_id 47
+    advert_int 3
+    authentication {
+        auth_type PASS
+        auth_pass 1234
+    }
+    nopreempt
+    virtual_ipaddress {
+        172.16.101.10/24
+    }
+    virtual_routes {}
+    track_script {
+        check_running
+    }
+}
+"#;
+
+    /// The lab's generated config: `count` instances VI_1.., vrid 51 when alone, else 1...
+    fn lab(count: usize, advert: &str, version: u8) -> String {
+        let mut out = String::from(
+            "global_defs {\n  router_id h1\n  enable_script_security\n  script_user root\n}\n\
+             vrrp_script chk_port80 {\n  script \"/work/shared/lab/check_port80.sh\"\n  interval 1\n  timeout 1\n  fall 1\n  rise 1\n  weight -100\n}\n",
+        );
+        for k in 1..=count {
+            let vrid = if count == 1 { 51 } else { k };
+            let vip = if k == 1 {
+                "192.0.2.100/24".to_owned()
+            } else {
+                format!("198.51.100.{k}/24")
+            };
+            out.push_str(&format!(
+                "vrrp_instance VI_{k} {{\n  state BACKUP\n  interface eth0\n  virtual_router_id {vrid}\n  priority 190\n  advert_int {advert}\n  version {version}\n  virtual_ipaddress {{\n    {vip}\n  }}\n  track_script {{\n    chk_port80\n  }}\n}}\n"
+            ));
+        }
+        out
+    }
+
+    #[test]
+    fn seed_config_round_trips() {
+        let (imported, cfg) = convert(SEED);
+        assert!(imported.warnings.is_empty(), "{:#?}", imported.warnings);
+        let c = cfg.check("check_running").expect("check");
+        assert_eq!(
+            c.kind,
+            CheckKind::Script {
+                command: "/etc/keepalived/check_http.sh".into()
+            }
+        );
+        assert_eq!((c.interval, c.weight), (Duration::from_secs(2), -20));
+        let i = cfg.instance("http").expect("instance");
+        assert_eq!(
+            (i.interface.as_str(), i.vrid, i.priority),
+            ("eth1", 47, 100)
+        );
+        assert_eq!(i.advert_interval, Duration::from_secs(3));
+        assert_eq!(
+            i.version,
+            VrrpVersion::V2,
+            "keepalived's default version is 2"
+        );
+        assert!(!i.preempt);
+        assert_eq!(i.auth_pass.as_deref(), Some("1234"));
+        assert_eq!(i.initial_state, InitialState::Backup);
+        let vips: Vec<String> = i
+            .vips
+            .iter()
+            .map(|v| format!("{}/{}", v.addr, v.prefix_len))
+            .collect();
+        assert_eq!(vips, ["172.16.101.10/24"]);
+        assert!(i.routes.is_empty() && i.unicast_peers.is_empty());
+        assert_eq!(i.tracks.len(), 1);
+        assert_eq!(
+            (i.tracks[0].check.as_str(), i.tracks[0].weight),
+            ("check_running", None)
+        );
+        assert!(imported.kdl.contains("preempt #false"), "{}", imported.kdl);
+    }
+
+    #[test]
+    fn lab_config_round_trips() {
+        let (imported, cfg) = convert(&lab(1, "1", 2));
+        assert!(imported.warnings.is_empty(), "{:#?}", imported.warnings);
+        assert!(
+            imported.kdl.contains("// enable_script_security"),
+            "{}",
+            imported.kdl
+        );
+        assert_eq!(cfg.global.router_id.as_deref(), Some("h1"));
+        assert_eq!(cfg.global.script_user.as_deref(), Some("root"));
+        let c = cfg.check("chk_port80").expect("check");
+        assert_eq!(
+            (c.interval, c.timeout),
+            (Duration::from_secs(1), Duration::from_secs(1))
+        );
+        assert_eq!((c.fall, c.rise, c.weight), (1, 1, -100));
+        let i = cfg.instance("VI_1").expect("instance");
+        assert_eq!((i.vrid, i.priority, i.version), (51, 190, VrrpVersion::V2));
+        assert_eq!(i.advert_interval, Duration::from_secs(1));
+        assert!(i.preempt);
+        assert_eq!(i.vips[0].addr.to_string(), "192.0.2.100");
+        assert_eq!(i.tracks[0].check, "chk_port80");
+    }
+
+    #[test]
+    fn lab_config_with_fast_v3_adverts() {
+        let (imported, cfg) = convert(&lab(1, "0.1", 3));
+        assert!(imported.warnings.is_empty(), "{:#?}", imported.warnings);
+        let i = &cfg.instances[0];
+        assert_eq!(i.version, VrrpVersion::V3);
+        assert_eq!(i.advert_interval, Duration::from_millis(100));
+        assert!(
+            imported.kdl.contains("advert-interval \"100ms\""),
+            "{}",
+            imported.kdl
+        );
+    }
+
+    #[test]
+    fn lab_config_with_100_instances() {
+        for (advert, version) in [("1", 2), ("0.1", 3)] {
+            let (imported, cfg) = convert(&lab(100, advert, version));
+            assert!(imported.warnings.is_empty(), "{:#?}", imported.warnings);
+            assert_eq!(cfg.instances.len(), 100);
+            for (k, i) in cfg.instances.iter().enumerate() {
+                let k = k + 1;
+                assert_eq!(i.name, format!("VI_{k}"));
+                assert_eq!(usize::from(i.vrid), k);
+                let want = if k == 1 {
+                    "192.0.2.100".to_owned()
+                } else {
+                    format!("198.51.100.{k}")
+                };
+                assert_eq!(i.vips[0].addr.to_string(), want);
+                assert_eq!(i.vips[0].prefix_len, 24);
+                assert_eq!(i.tracks[0].check, "chk_port80");
+            }
+        }
+    }
+
+    #[test]
+    fn tokenizer_handles_braces_comments_and_quotes() {
+        let src = r#"! a keepalived comment
+# another
+global_defs{router_id "my router" # trailing comment
+}
+vrrp_script chk{
+    script "/usr/bin/test -f \"/run/ok\""   ! quoted, with args
+}
+vrrp_instance VI_1
+{
+  interface eth0   ! comment
+  virtual_router_id 5
+  virtual_ipaddress { 192.0.2.1/24 }
+  virtual_ipaddress {
+    192.0.2.2/24 dev eth1
+  }
+  track_script {chk weight -5}
+}"#;
+        let (imported, cfg) = convert(src);
+        assert!(imported.warnings.is_empty(), "{:#?}", imported.warnings);
+        assert_eq!(cfg.global.router_id.as_deref(), Some("my router"));
+        let CheckKind::Script { command } = &cfg.checks[0].kind;
+        assert_eq!(command, "/usr/bin/test -f \"/run/ok\"");
+        let i = &cfg.instances[0];
+        assert_eq!((i.interface.as_str(), i.vrid), ("eth0", 5));
+        assert_eq!(i.vips.len(), 2);
+        assert_eq!(i.vips[1].dev.as_deref(), Some("eth1"));
+        assert_eq!(i.tracks[0].weight, Some(-5));
+        assert_eq!(
+            lex_line("a{b}\"c d\" e#f #g").expect("lexes"),
+            [
+                Tok::Word("a".into()),
+                Tok::Open,
+                Tok::Word("b".into()),
+                Tok::Close,
+                Tok::Word("c d".into()),
+                Tok::Word("e#f".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn script_with_arguments_is_kept_verbatim() {
+        let src = "vrrp_script a {\n  script /usr/bin/pgrep -x haproxy\n}\nvrrp_script b {\n  script \"/bin/sh -c 'exit 0'\"\n}\n";
+        let (_, cfg) = convert(src);
+        let commands: Vec<&str> = cfg
+            .checks
+            .iter()
+            .map(|c| match &c.kind {
+                CheckKind::Script { command } => command.as_str(),
+            })
+            .collect();
+        assert_eq!(
+            commands,
+            ["/usr/bin/pgrep -x haproxy", "/bin/sh -c 'exit 0'"]
+        );
+    }
+
+    #[test]
+    fn every_supported_keyword_maps() {
+        let src = r#"global_defs {
+    router_id lb1
+    vrrp_version 3
+    vrrp_garp_master_repeat 3
+    vrrp_garp_interval 0.01
+    vrrp_garp_master_refresh 60
+}
+vrrp_script chk {
+    script "/bin/true"
+    interval 2
+    timeout 1.5
+    fall 3
+    rise 2
+    weight 10
+    user nobody
+}
+vrrp_instance web {
+    state MASTER
+    interface eth0
+    virtual_router_id 10
+    priority 200
+    advert_int 0.5
+    preempt_delay 5
+    unicast_src_ip 192.0.2.1
+    unicast_peer {
+        192.0.2.2
+        192.0.2.3
+    }
+    virtual_ipaddress {
+        192.0.2.100/24
+        192.0.2.101
+    }
+    virtual_routes {
+        198.51.100.0/24 via 192.0.2.254 dev eth0 metric 10 table 100
+        to 203.0.113.0/24 gw 192.0.2.253
+        default via 192.0.2.254
+    }
+    track_script {
+        chk weight -30
+    }
+}
+vrrp_instance db {
+    interface eth0
+    virtual_router_id 11
+    version 2
+    mcast_src_ip 192.0.2.1
+    virtual_ipaddress {
+        192.0.2.200/24
+    }
+}
+vrrp_sync_group g1 {
+    group {
+        web
+        db
+    }
+}
+"#;
+        let (imported, cfg) = convert(src);
+        assert!(imported.warnings.is_empty(), "{:#?}", imported.warnings);
+        let g = &cfg.global;
+        assert_eq!(g.router_id.as_deref(), Some("lb1"));
+        assert_eq!(g.garp_repeat, 3);
+        assert_eq!(g.garp_interval, Duration::from_millis(10));
+        assert_eq!(g.garp_refresh, Some(Duration::from_secs(60)));
+        let c = &cfg.checks[0];
+        assert_eq!(
+            (c.interval, c.timeout),
+            (Duration::from_secs(2), Duration::from_millis(1500))
+        );
+        assert_eq!(
+            (c.fall, c.rise, c.weight, c.user.as_deref()),
+            (3, 2, 10, Some("nobody"))
+        );
+        let w = cfg.instance("web").expect("web");
+        assert_eq!(w.version, VrrpVersion::V3, "from global vrrp_version");
+        assert_eq!(w.initial_state, InitialState::Master);
+        assert_eq!((w.vrid, w.priority), (10, 200));
+        assert_eq!(w.advert_interval, Duration::from_millis(500));
+        assert_eq!(w.preempt_delay, Duration::from_secs(5));
+        assert!(w.preempt);
+        assert_eq!(
+            w.unicast_src.map(|a| a.to_string()).as_deref(),
+            Some("192.0.2.1")
+        );
+        assert_eq!(w.unicast_peers.len(), 2);
+        assert_eq!(w.vips[1].prefix_len, 32);
+        let routes: Vec<String> = w
+            .routes
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}/{} {:?} {:?} {:?} {:?}",
+                    r.dest,
+                    r.prefix_len,
+                    r.via.map(|v| v.to_string()),
+                    r.dev,
+                    r.metric,
+                    r.table
+                )
+            })
+            .collect();
+        assert_eq!(
+            routes,
+            [
+                "198.51.100.0/24 Some(\"192.0.2.254\") Some(\"eth0\") Some(10) Some(100)",
+                "203.0.113.0/24 Some(\"192.0.2.253\") None None None",
+                "0.0.0.0/0 Some(\"192.0.2.254\") None None None",
+            ]
+        );
+        assert_eq!(w.tracks[0].weight, Some(-30));
+        let d = cfg.instance("db").expect("db");
+        assert_eq!(d.version, VrrpVersion::V2);
+        assert_eq!(
+            d.unicast_src.map(|a| a.to_string()).as_deref(),
+            Some("192.0.2.1")
+        );
+        assert_eq!(cfg.sync_groups[0].members, ["web", "db"]);
+    }
+
+    #[test]
+    fn unsupported_things_become_warnings_with_lines() {
+        let src = r#"global_defs {
+    notification_email {
+        root@localhost
+    }
+    smtp_server 127.0.0.1
+    script_user root wheel
+}
+vrrp_instance v {
+    interface eth0
+    virtual_router_id 1
+    notify_master /bin/true
+    virtual_ipaddress {
+        192.0.2.1/24 label eth0:1 scope global
+    }
+    virtual_ipaddress_excluded {
+        2001:db8::1
+    }
+    virtual_routes {
+        blackhole 10.0.0.0/8
+        10.1.0.0/16 via 192.0.2.254 src 192.0.2.1
+    }
+    unicast_peer {
+        192.0.2.9 min_ttl 1
+    }
+    track_interface {
+        eth1
+    }
+}
+virtual_server 192.0.2.1 80 {
+    real_server 10.0.0.1 80 {
+    }
+}
+{
+    stray
+}
+"#;
+        let (imported, cfg) = convert(src);
+        warned(
+            &imported,
+            2,
+            "`notification_email { ... }` in global_defs: upkeep sends no mail",
+        );
+        warned(&imported, 5, "`smtp_server 127.0.0.1` in global_defs");
+        warned(&imported, 6, "group `wheel`");
+        warned(&imported, 11, "upkeep has no notify scripts");
+        warned(&imported, 13, "`label eth0:1`");
+        warned(&imported, 13, "`scope global`");
+        warned(&imported, 15, "virtual_ipaddress_excluded");
+        warned(&imported, 19, "blackhole routes are not supported");
+        warned(&imported, 20, "route option `src 192.0.2.1`");
+        warned(&imported, 23, "unicast_peer options `min_ttl 1`");
+        warned(&imported, 25, "track_interface");
+        warned(&imported, 29, "upkeep does no IPVS load balancing");
+        warned(
+            &imported,
+            33,
+            "a `{ ... }` block without a keyword in the file",
+        );
+        assert_eq!(imported.warnings.len(), 13, "{:#?}", imported.warnings);
+        assert_eq!(
+            imported.warnings[0].to_string(),
+            "keepalived.conf:2: `notification_email { ... }` in global_defs: upkeep sends no mail; ignored"
+        );
+        assert_eq!(cfg.instances[0].routes.len(), 1);
+        assert_eq!(cfg.instances[0].unicast_peers.len(), 1);
+    }
+
+    #[test]
+    fn broken_structure_is_an_error_with_its_line() {
+        let unclosed =
+            "vrrp_instance a {\n  interface eth0\n  virtual_ipaddress {\n    192.0.2.1\n}\n";
+        let err = import_str(unclosed, "k.conf").unwrap_err();
+        assert_eq!(err.to_string(), "k.conf:1: this `{` is never closed");
+        let extra = "vrrp_instance a {\n}\n}\n";
+        let err = import_str(extra, "k.conf").unwrap_err();
+        assert_eq!(err.to_string(), "k.conf:3: `}` without a matching `{`");
+        let quote = "global_defs {\n  router_id \"h1\n}\n";
+        let err = import_str(quote, "k.conf").unwrap_err();
+        assert_eq!(err.to_string(), "k.conf:2: unterminated quoted string");
+        let err = import_keepalived(Path::new("/nonexistent/keepalived.conf")).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("/nonexistent/keepalived.conf: cannot read"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn includes_are_followed_with_globs() {
+        let dir = std::env::temp_dir().join(format!("upkeep-import-{}", std::process::id()));
+        let confd = dir.join("conf.d");
+        std::fs::create_dir_all(&confd).expect("temp dir");
+        std::fs::write(
+            dir.join("keepalived.conf"),
+            "global_defs {\n  router_id h9\n}\ninclude conf.d/*.conf\ninclude none/*.conf\ninclude scripts.inc\n",
+        )
+        .expect("write");
+        std::fs::write(
+            confd.join("a.conf"),
+            "vrrp_instance a {\n  interface eth0\n  virtual_router_id 1\n  bogus_keyword\n  virtual_ipaddress {\n    192.0.2.1/24\n  }\n  track_script {\n    chk\n  }\n}\n",
+        )
+        .expect("write");
+        std::fs::write(
+            confd.join("b.conf"),
+            "vrrp_instance b {\n  interface eth0\n  virtual_router_id 2\n  virtual_ipaddress {\n    include ../vips.inc\n  }\n}\n",
+        )
+        .expect("write");
+        std::fs::write(confd.join("ignored.txt"), "garbage {").expect("write");
+        std::fs::write(dir.join("vips.inc"), "192.0.2.2/24\n").expect("write");
+        std::fs::write(
+            dir.join("scripts.inc"),
+            "vrrp_script chk {\n  script /bin/true\n}\n",
+        )
+        .expect("write");
+
+        let imported = import_keepalived(&dir.join("keepalived.conf")).expect("imports");
+        let cfg = parse_str(&imported.kdl, "x.kdl").expect("parses");
+        assert_eq!(cfg.global.router_id.as_deref(), Some("h9"));
+        let names: Vec<&str> = cfg.instances.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(cfg.instances[1].vips[0].addr.to_string(), "192.0.2.2");
+        assert_eq!(cfg.instances[0].tracks[0].check, "chk");
+        assert_eq!(imported.warnings.len(), 2, "{:#?}", imported.warnings);
+        let w = &imported.warnings;
+        assert!(
+            w[0].file.ends_with("keepalived.conf") && w[0].line == 5,
+            "{w:#?}"
+        );
+        assert!(w[0].message.contains("matches no file"));
+        assert!(
+            w[1].file.ends_with("conf.d/a.conf") && w[1].line == 4,
+            "{w:#?}"
+        );
+
+        std::fs::write(dir.join("keepalived.conf"), "include missing.conf\n").expect("write");
+        let err = import_keepalived(&dir.join("keepalived.conf")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("keepalived.conf:1: cannot read included file"),
+            "{err}"
+        );
+        std::fs::write(dir.join("keepalived.conf"), "include keepalived.conf\n").expect("write");
+        let err = import_keepalived(&dir.join("keepalived.conf")).unwrap_err();
+        assert!(
+            err.to_string().contains("includes nested more than"),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn version_specific_fixes_are_warned() {
+        let src = r#"vrrp_instance a {
+    interface eth0
+    virtual_router_id 1
+    version 3
+    authentication {
+        auth_type PASS
+        auth_pass 1234
+    }
+    virtual_ipaddress {
+        192.0.2.1/24
+    }
+}
+vrrp_instance b {
+    interface eth0
+    virtual_router_id 2
+    advert_int 1.4
+    authentication {
+        auth_type PASS
+        auth_pass 0123456789
+    }
+    virtual_ipaddress {
+        192.0.2.2/24
+    }
+}
+vrrp_instance c {
+    interface eth0
+    virtual_router_id 3
+    advert_int 0.015
+    authentication {
+        auth_type AH
+        auth_pass x
+    }
+    virtual_ipaddress {
+        2001:db8::1/64
+    }
+}
+"#;
+        let (imported, cfg) = convert(src);
+        warned(&imported, 7, "not part of VRRP version 3");
+        assert_eq!(cfg.instances[0].auth_pass, None);
+        warned(&imported, 16, "imported as 1s");
+        assert_eq!(cfg.instances[1].advert_interval, Duration::from_secs(1));
+        warned(&imported, 19, "imported as \"01234567\"");
+        assert_eq!(cfg.instances[1].auth_pass.as_deref(), Some("01234567"));
+        warned(&imported, 25, "IPv6 VIPs need VRRP version 3");
+        assert_eq!(cfg.instances[2].version, VrrpVersion::V3);
+        warned(&imported, 28, "imported as 20ms");
+        warned(&imported, 30, "auth_type AH is not supported");
+        assert_eq!(cfg.instances[2].auth_pass, None);
+    }
+
+    #[test]
+    fn dangling_references_are_dropped_like_keepalived_does() {
+        let src = "vrrp_instance a {\n  interface eth0\n  virtual_router_id 1\n  virtual_ipaddress {\n    192.0.2.1\n  }\n  track_script {\n    nope\n  }\n}\nvrrp_sync_group g {\n  group {\n    a ghost\n  }\n}\nvrrp_sync_group empty {\n  group {\n    ghost2\n  }\n}\n";
+        let (imported, cfg) = convert(src);
+        warned(&imported, 8, "no vrrp_script of that name");
+        warned(&imported, 13, "no vrrp_instance `ghost`");
+        warned(&imported, 16, "has no instances; not imported");
+        assert!(cfg.instances[0].tracks.is_empty());
+        assert_eq!(cfg.sync_groups.len(), 1);
+        assert_eq!(cfg.sync_groups[0].members, ["a"]);
+    }
+
+    #[test]
+    fn results_upkeep_refuses_are_warned_at_the_keepalived_line() {
+        let src = "vrrp_instance a {\n  interface eth0\n  virtual_router_id 300\n  virtual_ipaddress {\n    192.0.2.1\n  }\n}\nvrrp_instance b {\n  interface eth0\n}\n";
+        let imported = import_str(src, "k.conf").expect("imports");
+        warned(
+            &imported,
+            3,
+            "upkeep will refuse the result: `vrid` must be from 1 to 255",
+        );
+        warned(
+            &imported,
+            8,
+            "upkeep will refuse the result: instance `b` has no `vrid`",
+        );
+        assert!(parse_str(&imported.kdl, "x").is_err());
+    }
+
+    #[test]
+    fn helpers() {
+        assert!(wildcard_match("*.conf", "a.conf"));
+        assert!(wildcard_match("a*b*c", "aXXbYYc"));
+        assert!(wildcard_match("?.conf", "a.conf"));
+        assert!(!wildcard_match("*.conf", "a.conf.bak"));
+        assert!(!wildcard_match("?.conf", "ab.conf"));
+        assert_eq!(q("a\"b\\c\n"), "\"a\\\"b\\\\c\\n\"");
+        assert_eq!(kdl_duration(Duration::from_secs(3)), "3s");
+        assert_eq!(kdl_duration(Duration::from_millis(100)), "100ms");
+        assert_eq!(kdl_duration(Duration::from_micros(1500)), "1500us");
+        let w = ImportWarning {
+            file: "k.conf".into(),
+            line: 7,
+            message: "x".into(),
+        };
+        assert_eq!(w.to_string(), "k.conf:7: x");
+    }
+}

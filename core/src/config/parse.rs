@@ -368,7 +368,10 @@ fn head(node: &KdlNode) -> SourceSpan {
 }
 
 fn positional(node: &KdlNode) -> Vec<&KdlEntry> {
-    node.entries().iter().filter(|e| e.name().is_none()).collect()
+    node.entries()
+        .iter()
+        .filter(|e| e.name().is_none())
+        .collect()
 }
 
 fn prop<'n>(node: &'n KdlNode, name: &str) -> Option<&'n KdlEntry> {
@@ -530,7 +533,9 @@ impl Cx<'_> {
             });
             self.report(
                 d.span,
-                d.message.clone().unwrap_or_else(|| "invalid KDL syntax".into()),
+                d.message
+                    .clone()
+                    .unwrap_or_else(|| "invalid KDL syntax".into()),
                 d.label.clone().unwrap_or_else(|| "here".into()),
                 help,
             );
@@ -655,7 +660,11 @@ impl Cx<'_> {
             [one] => Some(*one),
             [first, extra @ ..] => {
                 let start = extra.first().map_or(0, |e| e.span().offset());
-                let end = extra.iter().map(|e| span_end(e.span())).max().unwrap_or(start);
+                let end = extra
+                    .iter()
+                    .map(|e| span_end(e.span()))
+                    .max()
+                    .unwrap_or(start);
                 self.report(
                     span_between(start, end),
                     format!("`{key}` takes one value"),
@@ -668,7 +677,10 @@ impl Cx<'_> {
     }
 
     /// `kind "name" { ... }`: the name, its span and the block.
-    fn named_block<'n>(&mut self, node: &'n KdlNode) -> Option<(String, SourceSpan, &'n KdlDocument)> {
+    fn named_block<'n>(
+        &mut self,
+        node: &'n KdlNode,
+    ) -> Option<(String, SourceSpan, &'n KdlDocument)> {
         let key = node.name().value();
         for entry in node.entries().iter().filter(|e| e.name().is_some()) {
             self.report(
@@ -719,7 +731,11 @@ impl Cx<'_> {
         let value = entry.value();
         let help = match (expect, value) {
             (Expect::Integer, KdlValue::String(s)) if s.trim().parse::<i128>().is_ok() => {
-                format!("drop the quotes: {}", s.trim())
+                let n = s.trim();
+                match entry.name() {
+                    Some(p) => format!("drop the quotes: `{}={n}`", p.value()),
+                    None => format!("drop the quotes: `{key} {n}`"),
+                }
             }
             (Expect::Integer, KdlValue::Float(_)) => "use a whole number".to_owned(),
             (Expect::String, KdlValue::Integer(_) | KdlValue::Float(_)) => {
@@ -936,7 +952,10 @@ impl Cx<'_> {
         if bad {
             self.report(
                 entry.span(),
-                format!("{} is not a valid interface name: `{name}`", what(key, entry)),
+                format!(
+                    "{} is not a valid interface name: `{name}`",
+                    what(key, entry)
+                ),
                 "bad interface name",
                 "interface names are 1 to 15 characters without `/` or spaces, like \"eth0\"",
             );
@@ -1092,7 +1111,11 @@ impl Cx<'_> {
                 "timeout" => timeout = self.one_positive_duration(child),
                 "fall" => fall = self.one_integer(child, 1, 65535).map_or(fall, |n| n as u32),
                 "rise" => rise = self.one_integer(child, 1, 65535).map_or(rise, |n| n as u32),
-                "weight" => weight = self.one_integer(child, -253, 253).map_or(weight, |n| n as i32),
+                "weight" => {
+                    weight = self
+                        .one_integer(child, -253, 253)
+                        .map_or(weight, |n| n as i32)
+                }
                 "user" => user = self.one_string(child),
                 _ => self.unknown(child, CHECK_KEYS, &place),
             }
@@ -1353,9 +1376,11 @@ impl Cx<'_> {
                     "set `version 3` for IPv6 VIPs",
                 );
             }
-            let peers = at.src.iter().zip(cfg.unicast_src.iter()).chain(
-                at.peers.iter().zip(cfg.unicast_peers.iter()),
-            );
+            let peers = at
+                .src
+                .iter()
+                .zip(cfg.unicast_src.iter())
+                .chain(at.peers.iter().zip(cfg.unicast_peers.iter()));
             for (span, ip) in peers {
                 if ip.is_ipv6() != v6 {
                     self.report(
@@ -1381,33 +1406,39 @@ impl Cx<'_> {
             }
         }
         if let Some(span) = at.advert {
-            self.advert_rules(cfg.advert_interval, v2, span, version_is);
+            self.advert_rules(cfg.advert_interval, v2, span, at.version.is_none());
         }
     }
 
-    fn advert_rules(&mut self, interval: Duration, v2: bool, span: SourceSpan, version_is: &str) {
-        let ms = interval.as_millis();
-        if v2 {
-            if interval.subsec_nanos() != 0 || !(1..=255).contains(&interval.as_secs()) {
-                self.report(
-                    span,
-                    format!(
-                        "VRRP version 2 sends adverts every 1 to 255 whole seconds; {}ms is not one of them",
-                        ms
-                    ),
-                    "not whole seconds",
-                    "use whole seconds like \"1s\", or `version 3` for sub-second intervals",
-                );
-            }
-        } else if interval.as_nanos() % 10_000_000 != 0 || !(10..=40_950).contains(&ms) {
+    fn advert_rules(&mut self, interval: Duration, v2: bool, span: SourceSpan, defaulted: bool) {
+        let (fits, range, help) = if v2 {
+            (
+                interval.subsec_nanos() == 0 && (1..=255).contains(&interval.as_secs()),
+                "1 to 255 whole seconds",
+                "use whole seconds like \"1s\", or `version 3` for sub-second intervals",
+            )
+        } else {
+            (
+                interval.as_nanos() % 10_000_000 == 0
+                    && (10..=40_950).contains(&interval.as_millis()),
+                "10ms to 40.95s in steps of 10ms",
+                "use a multiple of 10ms from \"10ms\" to \"40.95s\"",
+            )
+        };
+        if !fits {
+            let version = if v2 { 2 } else { 3 };
+            let note = if defaulted {
+                " (version defaults to 3)"
+            } else {
+                ""
+            };
             self.report(
                 span,
                 format!(
-                    "{version_is} version 3, whose adverts go every 10ms to 40.95s in steps of 10ms; {:?} is not one of them",
-                    interval
+                    "VRRP version {version} sends adverts every {range}; {interval:?} is not one of them{note}"
                 ),
                 "out of range",
-                "use a multiple of 10ms from \"10ms\" to \"40.95s\"",
+                help,
             );
         }
     }
@@ -1709,7 +1740,9 @@ impl Cx<'_> {
 fn network_of(ip: IpAddr, prefix_len: u8) -> IpAddr {
     match ip {
         IpAddr::V4(v4) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(prefix_len)).unwrap_or(0);
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(prefix_len))
+                .unwrap_or(0);
             IpAddr::V4((u32::from(v4) & mask).into())
         }
         IpAddr::V6(v6) => {
@@ -1718,5 +1751,949 @@ fn network_of(ip: IpAddr, prefix_len: u8) -> IpAddr {
                 .unwrap_or(0);
             IpAddr::V6((u128::from(v6) & mask).into())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An instance "web" on eth0, vrid 51, one IPv4 VIP; `body` lines start at line 5.
+    fn web(body: &str) -> String {
+        format!(
+            "instance \"web\" {{\n    interface \"eth0\"\n    vrid 51\n    vip \"192.0.2.100/24\"\n{body}}}\n"
+        )
+    }
+
+    fn problems_of(src: &str) -> Vec<Problem> {
+        match parse_str(src, "t.kdl") {
+            Ok(cfg) => panic!("expected problems, got {cfg:#?}"),
+            Err(ConfigError::Invalid { problems, .. }) => problems,
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+
+    /// Asserts a problem whose message contains `needle` starts at `line`:`col`, and returns it.
+    fn problem_at(src: &str, line: usize, col: usize, needle: &str) -> Problem {
+        let problems = problems_of(src);
+        problems
+            .iter()
+            .find(|p| p.line == line && p.column == col && p.message.contains(needle))
+            .cloned()
+            .unwrap_or_else(|| panic!("no `{needle}` at {line}:{col} in {problems:#?}"))
+    }
+
+    fn help_of(p: &Problem) -> &str {
+        p.help.as_deref().unwrap_or("")
+    }
+
+    fn ok(src: &str) -> Config {
+        parse_str(src, "t.kdl").unwrap_or_else(|e| panic!("{:?}", miette::Report::new(e)))
+    }
+
+    const FULL: &str = r#"
+global {
+    router-id "h1"
+    garp-repeat 3
+    garp-interval "10ms"
+    garp-refresh "60s"
+    script-user "nobody"
+}
+check "port80" {
+    script "/etc/upkeep/check_port80.sh"
+    interval "2s"
+    timeout "1500ms"
+    fall 2
+    rise 3
+    weight -20
+    user "www"
+}
+instance "web" {
+    interface "eth0"
+    vrid 51
+    priority 150
+    advert-interval "100ms"
+    version 3
+    preempt #false
+    preempt-delay "5s"
+    initial-state "master"
+    unicast-src "192.0.2.1"
+    unicast-peer "192.0.2.2" "192.0.2.3"
+    unicast-peer "192.0.2.4"
+    vip "192.0.2.100/24"
+    vip "192.0.2.101" dev="eth1"
+    route "198.51.100.0/24" via="192.0.2.254" dev="eth0" metric=10 table=100
+    track "port80" weight=-30
+}
+instance "db" {
+    interface "eth0"
+    vrid 52
+    version 2
+    advert-interval 2
+    auth-pass "1234"
+    nopreempt
+    vip "2001:db8::1" // v6 with v2 is refused; replaced below
+}
+sync-group "g1" {
+    member "web" "db"
+}
+"#;
+
+    fn full() -> String {
+        FULL.replace(
+            "vip \"2001:db8::1\" // v6 with v2 is refused; replaced below",
+            "vip \"192.0.2.200/24\"",
+        )
+    }
+
+    #[test]
+    fn full_example_parses() {
+        let cfg = ok(&full());
+        let g = &cfg.global;
+        assert_eq!(g.router_id.as_deref(), Some("h1"));
+        assert_eq!(g.garp_repeat, 3);
+        assert_eq!(g.garp_interval, Duration::from_millis(10));
+        assert_eq!(g.garp_refresh, Some(Duration::from_secs(60)));
+        assert_eq!(g.script_user.as_deref(), Some("nobody"));
+
+        let c = cfg.check("port80").expect("check");
+        assert_eq!(
+            c.kind,
+            CheckKind::Script {
+                command: "/etc/upkeep/check_port80.sh".into()
+            }
+        );
+        assert_eq!(c.interval, Duration::from_secs(2));
+        assert_eq!(c.timeout, Duration::from_millis(1500));
+        assert_eq!((c.fall, c.rise, c.weight), (2, 3, -20));
+        assert_eq!(c.user.as_deref(), Some("www"));
+
+        let w = cfg.instance("web").expect("web");
+        assert_eq!(
+            (w.interface.as_str(), w.vrid, w.priority),
+            ("eth0", 51, 150)
+        );
+        assert_eq!(w.advert_interval, Duration::from_millis(100));
+        assert_eq!(w.version, VrrpVersion::V3);
+        assert!(!w.preempt);
+        assert_eq!(w.preempt_delay, Duration::from_secs(5));
+        assert_eq!(w.initial_state, InitialState::Master);
+        assert_eq!(w.unicast_src, Some("192.0.2.1".parse().unwrap()));
+        let peers: Vec<String> = w.unicast_peers.iter().map(|p| p.to_string()).collect();
+        assert_eq!(peers, ["192.0.2.2", "192.0.2.3", "192.0.2.4"]);
+        assert_eq!(
+            w.vips,
+            vec![
+                Vip {
+                    addr: "192.0.2.100".parse().unwrap(),
+                    prefix_len: 24,
+                    dev: None
+                },
+                Vip {
+                    addr: "192.0.2.101".parse().unwrap(),
+                    prefix_len: 32,
+                    dev: Some("eth1".into())
+                },
+            ]
+        );
+        assert_eq!(
+            w.routes,
+            vec![Route {
+                dest: "198.51.100.0".parse().unwrap(),
+                prefix_len: 24,
+                via: Some("192.0.2.254".parse().unwrap()),
+                dev: Some("eth0".into()),
+                metric: Some(10),
+                table: Some(100),
+            }]
+        );
+        assert_eq!(
+            w.tracks,
+            vec![Track {
+                check: "port80".into(),
+                weight: Some(-30)
+            }]
+        );
+        assert!(!w.is_ipv6());
+
+        let d = cfg.instance("db").expect("db");
+        assert_eq!(d.version, VrrpVersion::V2);
+        assert_eq!(d.advert_interval, Duration::from_secs(2));
+        assert_eq!(d.auth_pass.as_deref(), Some("1234"));
+        assert!(!d.preempt);
+        assert_eq!(d.priority, 100);
+
+        assert_eq!(cfg.sync_groups.len(), 1);
+        assert_eq!(cfg.sync_groups[0].members, ["web", "db"]);
+        assert_eq!(cfg.group_of("db").map(|g| g.name.as_str()), Some("g1"));
+        // Spans point at the nodes, for later diagnostics.
+        assert_eq!(line_col(&full(), w.span.offset()), (18, 1));
+    }
+
+    #[test]
+    fn defaults() {
+        let cfg = ok(&format!(
+            "check \"c\" {{ script \"true\"; interval \"3s\"; }}\n{}",
+            web("")
+        ));
+        assert_eq!(cfg.global, Global::default());
+        let c = &cfg.checks[0];
+        assert_eq!(
+            (c.interval, c.timeout),
+            (Duration::from_secs(3), Duration::from_secs(3))
+        );
+        assert_eq!(
+            (c.fall, c.rise, c.weight, c.user.as_deref()),
+            (1, 1, 0, None)
+        );
+        let i = &cfg.instances[0];
+        assert_eq!(i.priority, 100);
+        assert_eq!(i.advert_interval, Duration::from_secs(1));
+        assert_eq!(i.version, VrrpVersion::V3);
+        assert!(i.preempt);
+        assert_eq!(i.preempt_delay, Duration::ZERO);
+        assert_eq!(i.initial_state, InitialState::Backup);
+        assert_eq!((i.auth_pass.as_deref(), i.unicast_src), (None, None));
+        assert!(i.unicast_peers.is_empty() && i.routes.is_empty() && i.tracks.is_empty());
+    }
+
+    #[test]
+    fn durations() {
+        let ms = Duration::from_millis;
+        for (text, want) in [
+            ("1s", ms(1000)),
+            ("100ms", ms(100)),
+            ("2.5s", ms(2500)),
+            ("1m", ms(60_000)),
+            ("1h", ms(3_600_000)),
+            ("2", ms(2000)),
+            ("0.1", ms(100)),
+            (".5s", ms(500)),
+            ("0.29", ms(290)),
+            ("250us", Duration::from_micros(250)),
+            (" 3s ", ms(3000)),
+        ] {
+            assert_eq!(parse_duration(text), Ok(want), "{text}");
+        }
+        for bad in [
+            "",
+            "s",
+            "-1s",
+            "1x",
+            "1.2.3s",
+            "1e3",
+            "99999999999999999999999h",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        // Bare numbers in KDL are seconds too.
+        let cfg = ok(&web("    advert-interval 0.5\n    preempt-delay 2\n"));
+        assert_eq!(cfg.instances[0].advert_interval, ms(500));
+        assert_eq!(cfg.instances[0].preempt_delay, ms(2000));
+    }
+
+    #[test]
+    fn three_node_examples_parse() {
+        for (host, text, priority) in [
+            (
+                "h1",
+                include_str!("../../../examples/three-node/h1.kdl"),
+                100,
+            ),
+            (
+                "h2",
+                include_str!("../../../examples/three-node/h2.kdl"),
+                90,
+            ),
+            (
+                "h3",
+                include_str!("../../../examples/three-node/h3.kdl"),
+                90,
+            ),
+        ] {
+            let cfg = ok(text);
+            assert_eq!(cfg.global.router_id.as_deref(), Some(host));
+            let i = &cfg.instances[0];
+            assert_eq!(
+                (i.vrid, i.priority, i.version),
+                (47, priority, VrrpVersion::V2)
+            );
+            assert_eq!(i.advert_interval, Duration::from_secs(1));
+            assert!(!i.preempt);
+            assert_eq!(i.auth_pass.as_deref(), Some("1234"));
+            assert_eq!(i.vips.len(), 1);
+            assert_eq!(i.vips[0].addr.to_string(), "192.0.2.100");
+            assert_eq!(
+                i.routes[0].via.map(|v| v.to_string()).as_deref(),
+                Some("192.0.2.254")
+            );
+            assert_eq!(i.tracks[0].check, "port80");
+            let CheckKind::Script { command } = &cfg.checks[0].kind;
+            assert_eq!(command, "./check_port80.sh");
+        }
+    }
+
+    #[test]
+    fn docs_example_parses() {
+        let docs = include_str!("../../../docs/config.md");
+        let start = docs.find("```kdl\n").expect("a kdl example") + "```kdl\n".len();
+        let len = docs[start..].find("```").expect("its end");
+        let cfg = ok(&docs[start..start + len]);
+        assert_eq!(cfg.instances.len(), 2);
+        assert_eq!(cfg.sync_groups[0].members, ["web", "db"]);
+    }
+
+    #[test]
+    fn syntax_errors_have_line_and_column() {
+        let v1_bool = web("    preempt true\n");
+        match parse_str(&v1_bool, "t.kdl") {
+            // kdl built with its `v1-fallback` feature reads this as KDL v1.
+            Ok(cfg) => assert!(cfg.instances[0].preempt),
+            Err(_) => {
+                let p = problem_at(&v1_bool, 5, 13, "");
+                assert!(help_of(&p).contains("#true"), "{p:?}");
+            }
+        }
+        let err = parse_str("a {\n  b 1\n", "x.kdl").unwrap_err();
+        assert!(err.to_string().starts_with("x.kdl:1:3: "), "{err}");
+        let err = parse_str("instance \"w\" {\n  vrid 1.\n}\n", "x.kdl").unwrap_err();
+        assert!(err.to_string().starts_with("x.kdl:2:8: "), "{err}");
+    }
+
+    #[test]
+    fn unknown_names_suggest_the_closest() {
+        let p = problem_at(&web("    vird 5\n"), 5, 5, "unknown setting `vird`");
+        assert_eq!(help_of(&p), "did you mean `vrid`?");
+        let p = problem_at(&web("    advert-int \"1s\"\n"), 5, 5, "unknown setting");
+        assert_eq!(help_of(&p), "did you mean `advert-interval`?");
+        let p = problem_at(&web("    virtual_router_id 5\n"), 5, 5, "unknown setting");
+        assert!(help_of(&p).contains("`vrid`"), "{p:?}");
+        let p = problem_at("instnace \"x\" {}\n", 1, 1, "unknown section `instnace`");
+        assert_eq!(help_of(&p), "did you mean `instance`?");
+        let p = problem_at(
+            "global { zzz 1; }\n",
+            1,
+            10,
+            "unknown setting `zzz` in `global`",
+        );
+        assert!(help_of(&p).starts_with("known here: router-id"), "{p:?}");
+        let p = problem_at(
+            &web("    vip \"192.0.2.9\" devv=\"eth1\"\n"),
+            5,
+            21,
+            "unknown property `devv=`",
+        );
+        assert_eq!(help_of(&p), "did you mean `dev=`?");
+        problem_at(
+            &web("    priority 5 foo=1\n"),
+            5,
+            16,
+            "unknown property `foo=` on `priority`",
+        );
+        problem_at(
+            "check \"c\" { script \"x\"; bogus 1; }\n",
+            1,
+            25,
+            "unknown setting `bogus` in check `c`",
+        );
+        problem_at(
+            "sync-group \"g\" { members \"web\"; }\n",
+            1,
+            18,
+            "unknown setting `members`",
+        );
+    }
+
+    #[test]
+    fn wrong_value_types() {
+        let p = problem_at(
+            &web("    priority \"100\"\n"),
+            5,
+            14,
+            "`priority` must be a whole number, not a string",
+        );
+        assert_eq!(help_of(&p), "drop the quotes: `priority 100`");
+        let p = problem_at(
+            "instance \"w\" {\n    interface 5\n}\n",
+            2,
+            15,
+            "must be a string",
+        );
+        assert!(help_of(&p).contains("interface \"eth0\""), "{p:?}");
+        let p = problem_at(
+            &web("    preempt \"false\"\n"),
+            5,
+            13,
+            "must be #true or #false",
+        );
+        assert!(help_of(&p).contains("`#false`"), "{p:?}");
+        problem_at(&web("    priority 1.5\n"), 5, 14, "not a decimal number");
+        problem_at(
+            &web("    advert-interval #true\n"),
+            5,
+            21,
+            "must be a duration",
+        );
+        problem_at(
+            "check \"c\" { script #null; }\n",
+            1,
+            20,
+            "must be a string, not #null",
+        );
+        let p = problem_at(
+            &format!(
+                "check \"c\" {{ script \"x\"; }}\n{}",
+                web("    track \"c\" weight=\"5\"\n")
+            ),
+            6,
+            15,
+            "`weight=` of `track` must be a whole number",
+        );
+        assert_eq!(help_of(&p), "drop the quotes: `weight=5`");
+        problem_at(&web("    vrid\n"), 5, 5, "`vrid` is set twice");
+        problem_at(
+            "instance \"w\" {\n    vrid\n}\n",
+            2,
+            5,
+            "`vrid` needs a value",
+        );
+        problem_at(
+            &web("    priority 1 2\n"),
+            5,
+            16,
+            "`priority` takes one value",
+        );
+        problem_at(
+            &web("    priority 1 { }\n"),
+            5,
+            15,
+            "`priority` takes no `{ ... }` block",
+        );
+    }
+
+    #[test]
+    fn out_of_range_numbers() {
+        problem_at(
+            "instance \"w\" {\n    vrid 0\n}\n",
+            2,
+            10,
+            "`vrid` must be from 1 to 255, not 0",
+        );
+        problem_at("instance \"w\" {\n    vrid 256\n}\n", 2, 10, "not 256");
+        problem_at(
+            &web("    priority 0\n"),
+            5,
+            14,
+            "`priority` must be from 1 to 255",
+        );
+        problem_at(
+            &web("    version 4\n"),
+            5,
+            13,
+            "`version` must be from 2 to 3",
+        );
+        problem_at(
+            "global {\n    garp-repeat 101\n}\n",
+            2,
+            17,
+            "`garp-repeat` must be from 0 to 100",
+        );
+        problem_at(
+            "check \"c\" {\n    script \"x\"\n    weight -300\n}\n",
+            3,
+            12,
+            "from -253 to 253",
+        );
+        problem_at(
+            "check \"c\" {\n    script \"x\"\n    fall 0\n}\n",
+            3,
+            10,
+            "`fall` must be from 1",
+        );
+        problem_at(
+            "check \"c\" {\n    script \"x\"\n    rise -1\n}\n",
+            3,
+            10,
+            "`rise` must be from 1",
+        );
+        problem_at(
+            &web("    route \"10.0.0.0/8\" metric=-1\n"),
+            5,
+            24,
+            "`metric=` of `route` must be from 0",
+        );
+        problem_at(
+            &web("    route \"10.0.0.0/8\" table=0\n"),
+            5,
+            24,
+            "`table=` of `route` must be from 1",
+        );
+    }
+
+    #[test]
+    fn bad_durations() {
+        let p = problem_at(
+            "check \"c\" {\n    script \"x\"\n    interval \"2x\"\n}\n",
+            3,
+            14,
+            "unknown unit `x`",
+        );
+        assert!(help_of(&p).contains("\"100ms\""), "{p:?}");
+        problem_at(&web("    preempt-delay \"-1s\"\n"), 5, 19, "is negative");
+        problem_at(&web("    preempt-delay -1\n"), 5, 19, "is negative");
+        problem_at(
+            &web("    advert-interval \"fast\"\n"),
+            5,
+            21,
+            "not a valid duration",
+        );
+        problem_at(
+            &web("    advert-interval \"0s\"\n"),
+            5,
+            21,
+            "must be longer than 0",
+        );
+        problem_at(
+            "check \"c\" {\n    script \"x\"\n    timeout \"0ms\"\n}\n",
+            3,
+            13,
+            "longer than 0",
+        );
+        problem_at(
+            "global {\n    garp-refresh \"0s\"\n}\n",
+            2,
+            18,
+            "longer than 0",
+        );
+    }
+
+    #[test]
+    fn bad_addresses() {
+        problem_at(
+            &web("    vip \"192.0.2.300/24\"\n"),
+            5,
+            9,
+            "`vip` is not an IP address: `192.0.2.300`",
+        );
+        problem_at(
+            &web("    vip \"192.0.2.1/33\"\n"),
+            5,
+            9,
+            "bad prefix length `/33`",
+        );
+        problem_at(&web("    vip \"192.0.2.1/x\"\n"), 5, 9, "bad prefix length");
+        problem_at(
+            &web("    vip \"224.0.0.18\"\n"),
+            5,
+            9,
+            "a multicast address",
+        );
+        problem_at(&web("    vip \"192.0.2.100\"\n"), 5, 9, "listed twice");
+        problem_at(
+            &web("    unicast-peer \"192.0.2.2\" \"peer\"\n"),
+            5,
+            30,
+            "`unicast-peer` is not an IP address",
+        );
+        problem_at(
+            &web("    unicast-peer \"192.0.2.2\" \"192.0.2.2\"\n"),
+            5,
+            30,
+            "listed twice",
+        );
+        problem_at(
+            &web("    unicast-peer\n"),
+            5,
+            5,
+            "needs at least one address",
+        );
+        problem_at(
+            &web("    unicast-src \"0.0.0.0\"\n"),
+            5,
+            17,
+            "the unspecified address",
+        );
+        let p = problem_at(
+            &web("    unicast-src \"192.0.2.1/24\"\n"),
+            5,
+            17,
+            "not an IP address",
+        );
+        assert!(help_of(&p).contains("without a /prefix"));
+        let p = problem_at(
+            &web("    route \"198.51.100.1/24\"\n"),
+            5,
+            11,
+            "has host bits set",
+        );
+        assert_eq!(
+            help_of(&p),
+            "write the network address: \"198.51.100.0/24\""
+        );
+        problem_at(
+            &web("    route \"10.0.0.0/8\" via=\"2001:db8::1\"\n"),
+            5,
+            24,
+            "gateway 2001:db8::1 is IPv6",
+        );
+        problem_at(
+            &web("    route \"10.0.0.0/8\" via=\"gw\"\n"),
+            5,
+            24,
+            "`via=` of `route` is not an IP address",
+        );
+        problem_at(
+            "instance \"w\" {\n    interface \"a/b\"\n}\n",
+            2,
+            15,
+            "not a valid interface name",
+        );
+        problem_at(
+            "instance \"w\" {\n    interface \"averyveryverylongname\"\n}\n",
+            2,
+            15,
+            "not a valid interface name",
+        );
+        problem_at(
+            &web("    vip \"192.0.2.9\" dev=\"\"\n"),
+            5,
+            21,
+            "not a valid interface name",
+        );
+    }
+
+    #[test]
+    fn missing_required_settings_point_at_the_instance() {
+        let src = "\ninstance \"w\" {\n    priority 100\n}\n";
+        let p = problem_at(src, 2, 1, "instance `w` has no `interface`");
+        assert_eq!(p.span.len(), "instance \"w\"".len());
+        problem_at(src, 2, 1, "instance `w` has no `vrid`");
+        let p = problem_at(src, 2, 1, "instance `w` has no `vip`");
+        assert!(help_of(&p).contains("vip \"192.0.2.100/24\""));
+        problem_at(
+            "check \"c\" {\n    interval 1\n}\n",
+            1,
+            1,
+            "check `c` has no `script`",
+        );
+        problem_at("instance {\n}\n", 1, 1, "`instance` needs a name");
+        problem_at(
+            "instance \"w\"\n",
+            1,
+            1,
+            "`instance` has no `{ ... }` block",
+        );
+        problem_at(
+            "instance \"w\" \"v\" {\n}\n",
+            1,
+            14,
+            "`instance` takes one name",
+        );
+        problem_at(
+            "instance \"w\" x=1 {\n}\n",
+            1,
+            14,
+            "`instance` takes no properties",
+        );
+        problem_at("instance \"\" {\n}\n", 1, 10, "must not be empty");
+        problem_at(
+            "sync-group \"g\" {\n}\n",
+            1,
+            1,
+            "sync-group `g` has no members",
+        );
+        problem_at("global 1 {\n}\n", 1, 8, "`global` takes no arguments");
+        problem_at("global\n", 1, 1, "`global` has no `{ ... }` block");
+    }
+
+    #[test]
+    fn duplicates() {
+        let src = format!("{}{}", web(""), web(""));
+        let p = problem_at(&src, 6, 10, "there is already a instance named `web`");
+        assert!(help_of(&p).contains("line 1"));
+        problem_at(
+            &src,
+            8,
+            5,
+            "vrid 51 on `eth0` (IPv4) is already used by instance `web`",
+        );
+        let checks = "check \"c\" { script \"a\"; }\ncheck \"c\" { script \"b\"; }\n";
+        problem_at(checks, 2, 7, "already a check named `c`");
+        problem_at("global {\n}\nglobal {\n}\n", 3, 1, "`global` appears twice");
+        problem_at(
+            &web("    priority 1\n    priority 2\n"),
+            6,
+            5,
+            "`priority` is set twice in instance `web`",
+        );
+        problem_at(
+            &web("    vip \"192.0.2.9\" dev=\"a\" dev=\"b\"\n"),
+            5,
+            29,
+            "given twice",
+        );
+        let groups = format!(
+            "{}sync-group \"g\" {{ member \"web\"; }}\nsync-group \"g\" {{ member \"x\"; }}\n",
+            web("")
+        );
+        problem_at(&groups, 7, 12, "already a sync-group named `g`");
+    }
+
+    #[test]
+    fn same_vrid_is_fine_on_another_link_or_family() {
+        let v6 = "instance \"web6\" {\n    interface \"eth0\"\n    vrid 51\n    vip \"2001:db8::1/64\"\n}\n";
+        let other_link = web("")
+            .replace("\"web\"", "\"web2\"")
+            .replace("eth0", "eth1");
+        let cfg = ok(&format!("{}{v6}{other_link}", web("")));
+        assert_eq!(cfg.instances.len(), 3);
+        assert!(cfg.instance("web6").is_some_and(|i| i.is_ipv6()));
+    }
+
+    #[test]
+    fn address_families() {
+        let p = problem_at(
+            &web("    vip \"2001:db8::1/64\"\n"),
+            5,
+            9,
+            "vip 2001:db8::1 is IPv6 but this instance's first vip is IPv4",
+        );
+        assert!(help_of(&p).contains("own vrid"));
+        let v6v2 = "instance \"w\" {\n    interface \"eth0\"\n    vrid 1\n    version 2\n    vip \"fe80::1/64\"\n}\n";
+        let p = problem_at(v6v2, 5, 9, "VRRP version 2 carries only IPv4");
+        assert!(help_of(&p).contains("version 3"));
+        problem_at(
+            &web("    unicast-src \"2001:db8::1\"\n"),
+            5,
+            17,
+            "2001:db8::1 is IPv6 but the instance's VIPs are IPv4",
+        );
+        problem_at(
+            &web("    unicast-peer \"192.0.2.2\" \"2001:db8::2\"\n"),
+            5,
+            30,
+            "is IPv6 but the instance's VIPs are IPv4",
+        );
+    }
+
+    #[test]
+    fn authentication_rules() {
+        let p = problem_at(
+            &web("    auth-pass \"1234\"\n"),
+            5,
+            5,
+            "`auth-pass` works only with VRRP version 2; version defaults to 3",
+        );
+        assert!(help_of(&p).contains("version 2"));
+        problem_at(
+            &web("    version 3\n    auth-pass \"1234\"\n"),
+            6,
+            5,
+            "this instance uses version 3",
+        );
+        problem_at(
+            &web("    version 2\n    auth-pass \"123456789\"\n"),
+            6,
+            15,
+            "1 to 8 bytes long, not 9 bytes",
+        );
+        problem_at(
+            &web("    version 2\n    auth-pass \"\"\n"),
+            6,
+            15,
+            "not 0 bytes",
+        );
+        let cfg = ok(&web("    version 2\n    auth-pass \"12345678\"\n"));
+        assert_eq!(cfg.instances[0].auth_pass.as_deref(), Some("12345678"));
+    }
+
+    #[test]
+    fn advert_interval_limits() {
+        let p = problem_at(
+            &web("    version 2\n    advert-interval \"1500ms\"\n"),
+            6,
+            21,
+            "VRRP version 2 sends adverts every 1 to 255 whole seconds",
+        );
+        assert!(help_of(&p).contains("version 3"));
+        problem_at(
+            &web("    version 2\n    advert-interval \"256s\"\n"),
+            6,
+            21,
+            "whole seconds",
+        );
+        problem_at(&web("    advert-interval \"15ms\"\n"), 5, 21, "VRRP version 3 sends adverts every 10ms to 40.95s in steps of 10ms; 15ms is not one of them (version defaults to 3)");
+        problem_at(
+            &web("    advert-interval \"5ms\"\n"),
+            5,
+            21,
+            "10ms to 40.95s",
+        );
+        problem_at(
+            &web("    advert-interval \"41s\"\n"),
+            5,
+            21,
+            "10ms to 40.95s",
+        );
+        let cfg = ok(&web("    advert-interval \"40.95s\"\n"));
+        assert_eq!(
+            cfg.instances[0].advert_interval,
+            Duration::from_millis(40_950)
+        );
+        let cfg = ok(&web("    version 2\n    advert-interval \"255s\"\n"));
+        assert_eq!(cfg.instances[0].advert_interval, Duration::from_secs(255));
+    }
+
+    #[test]
+    fn references() {
+        let checks = "check \"port80\" { script \"x\"; }\n";
+        let p = problem_at(
+            &format!("{checks}{}", web("    track \"port8\"\n")),
+            6,
+            11,
+            "there is no check named `port8`",
+        );
+        assert_eq!(help_of(&p), "did you mean `port80`?");
+        let p = problem_at(&web("    track \"x\"\n"), 5, 11, "no check named `x`");
+        assert!(help_of(&p).contains("define it"));
+        problem_at(
+            &format!(
+                "{checks}{}",
+                web("    track \"port80\"\n    track \"port80\" weight=1\n")
+            ),
+            7,
+            11,
+            "tracked twice",
+        );
+
+        let groups = format!(
+            "{}sync-group \"g\" {{\n    member \"web\" \"wbe\"\n}}\n",
+            web("")
+        );
+        let p = problem_at(&groups, 7, 18, "there is no instance named `wbe`");
+        assert_eq!(help_of(&p), "did you mean `web`?");
+        let two = format!(
+            "{}sync-group \"a\" {{\n    member \"web\"\n}}\nsync-group \"b\" {{\n    member \"web\"\n}}\n",
+            web("")
+        );
+        problem_at(&two, 10, 12, "instance `web` is already in sync-group `a`");
+        let twice = format!(
+            "{}sync-group \"a\" {{\n    member \"web\" \"web\"\n}}\n",
+            web("")
+        );
+        problem_at(&twice, 7, 18, "listed twice");
+        problem_at(
+            &format!("{}sync-group \"a\" {{\n    member\n}}\n", web("")),
+            7,
+            5,
+            "needs at least one instance name",
+        );
+    }
+
+    #[test]
+    fn preempt_forms() {
+        assert!(ok(&web("    preempt\n")).instances[0].preempt);
+        assert!(ok(&web("    preempt #true\n")).instances[0].preempt);
+        assert!(!ok(&web("    nopreempt\n")).instances[0].preempt);
+        problem_at(
+            &web("    preempt #true\n    nopreempt\n"),
+            6,
+            5,
+            "both `preempt` and `nopreempt`",
+        );
+        problem_at(
+            &web("    nopreempt #true\n"),
+            5,
+            15,
+            "`nopreempt` takes no value",
+        );
+        problem_at(
+            &web("    initial-state \"primary\"\n"),
+            5,
+            19,
+            "must be \"backup\" or \"master\"",
+        );
+        let cfg = ok(&web("    initial-state \"MASTER\"\n"));
+        assert_eq!(cfg.instances[0].initial_state, InitialState::Master);
+    }
+
+    #[test]
+    fn every_problem_is_collected_in_file_order() {
+        let src = web("    track \"nope\"\n    priority 0\n    vird 3\n");
+        let err = parse_str(&src, "t.kdl").unwrap_err();
+        let problems = err.problems();
+        let places: Vec<(usize, usize)> = problems.iter().map(|(l, c, _)| (*l, *c)).collect();
+        assert_eq!(places, [(5, 11), (6, 14), (7, 5)], "{problems:#?}");
+        assert_eq!(
+            err.to_string(),
+            "t.kdl:5:11: there is no check named `nope` (and 2 more problems)"
+        );
+        let one = parse_str(&web("    vird 3\n"), "t.kdl").unwrap_err();
+        assert_eq!(
+            one.to_string(),
+            "t.kdl:5:5: unknown setting `vird` in instance `web`"
+        );
+        assert!(!one.to_string().contains('\n'));
+    }
+
+    #[test]
+    fn renders_with_miette() {
+        let err = parse_str(&web("    vird 3\n"), "t.kdl").unwrap_err();
+        let mut out = String::new();
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+            .with_width(200)
+            .render_report(&mut out, &err)
+            .expect("render");
+        assert!(out.contains("t.kdl:5:5"), "{out}");
+        assert!(out.contains("vird 3"), "{out}");
+        assert!(out.contains("unknown name"), "{out}");
+        assert!(out.contains("did you mean `vrid`?"), "{out}");
+        assert_eq!(
+            err.code().map(|c| c.to_string()).as_deref(),
+            Some("upkeep::config::invalid")
+        );
+    }
+
+    #[test]
+    fn load_reads_files_and_reports_io_errors() {
+        let dir = std::env::temp_dir().join(format!("upkeep-parse-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("ok.kdl");
+        std::fs::write(&path, web("")).expect("write");
+        assert_eq!(load(&path).expect("loads").instances.len(), 1);
+        let missing = dir.join("missing.kdl");
+        let err = load(&missing).unwrap_err();
+        assert!(matches!(err, ConfigError::Io { .. }));
+        assert!(
+            err.to_string()
+                .contains("missing.kdl: cannot read config file"),
+            "{err}"
+        );
+        assert_eq!(err.problems().len(), 1);
+        std::fs::write(&path, web("    vird 3\n")).expect("write");
+        let err = load(&path).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(&format!("{}:5:5: ", path.display())),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(edit_distance("vird", "vrid"), 1);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(
+            closest("interfce", INSTANCE_KEYS.iter().copied()),
+            Some("interface")
+        );
+        assert_eq!(
+            closest("preempt_delay", INSTANCE_KEYS.iter().copied()),
+            Some("preempt-delay")
+        );
+        assert_eq!(closest("zebra", INSTANCE_KEYS.iter().copied()), None);
+        assert_eq!(line_col("ab\ncdé\nf", 8), (3, 1));
+        assert_eq!(line_col("ab\ncdé\nf", 7), (2, 4));
     }
 }
