@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "upkeep", version, about = "VRRP high-availability daemon (keepalived's successor)")]
+#[command(
+    name = "upkeep",
+    version,
+    about = "VRRP high-availability daemon (keepalived's successor)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -58,19 +62,21 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::ImportKeepalived { file } => match upkeep::config::import::import_keepalived(&file) {
-            Ok(imported) => {
-                for w in &imported.warnings {
-                    eprintln!("warning: {w}");
+        Command::ImportKeepalived { file } => {
+            match upkeep::config::import::import_keepalived(&file) {
+                Ok(imported) => {
+                    for w in &imported.warnings {
+                        eprintln!("warning: {w}");
+                    }
+                    print!("{}", imported.kdl);
+                    ExitCode::SUCCESS
                 }
-                print!("{}", imported.kdl);
-                ExitCode::SUCCESS
+                Err(e) => {
+                    eprintln!("upkeep: {e}");
+                    ExitCode::FAILURE
+                }
             }
-            Err(e) => {
-                eprintln!("upkeep: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        }
     }
 }
 
@@ -79,7 +85,11 @@ fn summary(cfg: &upkeep::config::Config) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     for i in &cfg.instances {
-        let vips: Vec<String> = i.vips.iter().map(|v| format!("{}/{}", v.addr, v.prefix_len)).collect();
+        let vips: Vec<String> = i
+            .vips
+            .iter()
+            .map(|v| format!("{}/{}", v.addr, v.prefix_len))
+            .collect();
         let _ = writeln!(
             out,
             "instance {:?}: {} vrid {} priority {} {:?} advert {:?}{} vips [{}]{}",
@@ -91,11 +101,19 @@ fn summary(cfg: &upkeep::config::Config) -> String {
             i.advert_interval,
             if i.preempt { "" } else { " nopreempt" },
             vips.join(", "),
-            if i.unicast_peers.is_empty() { String::new() } else { format!(" unicast peers {:?}", i.unicast_peers) },
+            if i.unicast_peers.is_empty() {
+                String::new()
+            } else {
+                format!(" unicast peers {:?}", i.unicast_peers)
+            },
         );
     }
     for c in &cfg.checks {
-        let _ = writeln!(out, "check {:?}: every {:?}, timeout {:?}, fall {} rise {} weight {}", c.name, c.interval, c.timeout, c.fall, c.rise, c.weight);
+        let _ = writeln!(
+            out,
+            "check {:?}: every {:?}, timeout {:?}, fall {} rise {} weight {}",
+            c.name, c.interval, c.timeout, c.fall, c.rise, c.weight
+        );
     }
     for g in &cfg.sync_groups {
         let _ = writeln!(out, "sync-group {:?}: {}", g.name, g.members.join(", "));

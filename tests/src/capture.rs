@@ -61,9 +61,18 @@ impl Captured {
                 a.priority,
                 a.interval(),
                 a.addrs,
-                if self.checksum_ok { "" } else { " BAD-CHECKSUM" }
+                if self.checksum_ok {
+                    ""
+                } else {
+                    " BAD-CHECKSUM"
+                }
             ),
-            Err(e) => format!("+{:.3}s {dir} {} > {} unparsable: {e}", self.at.as_secs_f64(), self.src, self.dst),
+            Err(e) => format!(
+                "+{:.3}s {dir} {} > {} unparsable: {e}",
+                self.at.as_secs_f64(),
+                self.src,
+                self.dst
+            ),
         }
     }
 }
@@ -87,7 +96,12 @@ impl Capture {
         let thread = std::thread::Builder::new()
             .name(format!("capture-{ns}"))
             .spawn(move || reader(sock, ifindex, started, &stop2, &packets2))?;
-        Ok(Capture { label: format!("{ns}/{ifname}"), stop, packets, thread: Some(thread) })
+        Ok(Capture {
+            label: format!("{ns}/{ifname}"),
+            stop,
+            packets,
+            thread: Some(thread),
+        })
     }
 
     /// What was captured so far.
@@ -109,7 +123,11 @@ impl Capture {
                 let all = self.packets();
                 match all.iter().find(|p| pred(p)) {
                     Some(p) => Ok(p.clone()),
-                    None => Err(format!("{} packets, last: {}", all.len(), last_summary(&all))),
+                    None => Err(format!(
+                        "{} packets, last: {}",
+                        all.len(),
+                        last_summary(&all)
+                    )),
                 }
             },
             |r| r.is_ok(),
@@ -148,7 +166,9 @@ impl Drop for Capture {
 }
 
 fn last_summary(all: &[Captured]) -> String {
-    all.last().map(Captured::summary).unwrap_or_else(|| "-".into())
+    all.last()
+        .map(Captured::summary)
+        .unwrap_or_else(|| "-".into())
 }
 
 fn reader(
@@ -160,7 +180,9 @@ fn reader(
 ) -> Result<()> {
     let mut buf = vec![0u8; 65536];
     while !stop.load(Ordering::SeqCst) {
-        let Some(frame) = recv_frame(sock.as_raw_fd(), &mut buf)? else { continue };
+        let Some(frame) = recv_frame(sock.as_raw_fd(), &mut buf)? else {
+            continue;
+        };
         if frame.ifindex != ifindex {
             continue;
         }
@@ -173,7 +195,9 @@ fn reader(
         if !is_vrrp {
             continue;
         }
-        let Ok(p) = parse_ip_packet(pkt) else { continue };
+        let Ok(p) = parse_ip_packet(pkt) else {
+            continue;
+        };
         out.lock().expect("capture lock").push(Captured {
             at: started.elapsed(),
             outgoing: frame.outgoing,

@@ -113,9 +113,15 @@ impl Instance {
         w(format!("interface {}", quote(&self.interface)));
         w(format!("vrid {}", self.vrid));
         w(format!("priority {}", self.priority));
-        w(format!("advert-interval {}", quote(&kdl_duration(self.advert_interval))));
+        w(format!(
+            "advert-interval {}",
+            quote(&kdl_duration(self.advert_interval))
+        ));
         w(format!("version {}", self.version));
-        w(format!("preempt {}", if self.preempt { "#true" } else { "#false" }));
+        w(format!(
+            "preempt {}",
+            if self.preempt { "#true" } else { "#false" }
+        ));
         if let Some(p) = &self.auth_pass {
             w(format!("auth-pass {}", quote(p)));
         }
@@ -151,20 +157,35 @@ impl Instance {
             w("nopreempt".into());
         }
         if let Some(p) = &self.auth_pass {
-            w(format!("authentication {{\n        auth_type PASS\n        auth_pass {p}\n    }}"));
+            w(format!(
+                "authentication {{\n        auth_type PASS\n        auth_pass {p}\n    }}"
+            ));
         }
         if let Some(s) = &self.unicast_src {
             w(format!("unicast_src_ip {s}"));
         }
         if !self.unicast_peers.is_empty() {
-            w(format!("unicast_peer {{\n        {}\n    }}", self.unicast_peers.join("\n        ")));
+            w(format!(
+                "unicast_peer {{\n        {}\n    }}",
+                self.unicast_peers.join("\n        ")
+            ));
         }
         if !self.vips.is_empty() {
-            w(format!("virtual_ipaddress {{\n        {}\n    }}", self.vips.join("\n        ")));
+            w(format!(
+                "virtual_ipaddress {{\n        {}\n    }}",
+                self.vips.join("\n        ")
+            ));
         }
         if !self.routes.is_empty() {
-            let r: Vec<String> = self.routes.iter().map(|(d, v)| format!("{d} via {v}")).collect();
-            w(format!("virtual_routes {{\n        {}\n    }}", r.join("\n        ")));
+            let r: Vec<String> = self
+                .routes
+                .iter()
+                .map(|(d, v)| format!("{d} via {v}"))
+                .collect();
+            w(format!(
+                "virtual_routes {{\n        {}\n    }}",
+                r.join("\n        ")
+            ));
         }
         for l in &self.extra_keepalived {
             w(l.clone());
@@ -229,7 +250,10 @@ mod tests {
             .vip("192.0.2.100/24")
             .route("198.51.100.0/24", "192.0.2.254");
         let kdl = upkeep_config("h1", std::slice::from_ref(&i));
-        assert!(kdl.contains("instance \"web\" {\n    interface \"eth0\"\n"), "{kdl}");
+        assert!(
+            kdl.contains("instance \"web\" {\n    interface \"eth0\"\n"),
+            "{kdl}"
+        );
         assert!(kdl.contains("preempt #false"));
         assert!(kdl.contains("advert-interval \"1s\""));
         assert!(kdl.contains("route \"198.51.100.0/24\" via=\"192.0.2.254\""));
@@ -244,6 +268,9 @@ mod tests {
     #[test]
     fn master_down_interval() {
         let i = Instance::new("x", 1, 100).interval_ms(1000);
-        assert_eq!(i.master_down_interval().as_millis(), 3000 + 156 * 1000 / 256);
+        assert_eq!(
+            i.master_down_interval().as_millis(),
+            3000 + 156 * 1000 / 256
+        );
     }
 }

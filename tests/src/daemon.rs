@@ -88,7 +88,12 @@ impl Daemon {
 
     /// Its exit status, if it has exited.
     pub fn exit_status(&self) -> Option<ExitStatus> {
-        self.child.lock().expect("child lock").try_wait().ok().flatten()
+        self.child
+            .lock()
+            .expect("child lock")
+            .try_wait()
+            .ok()
+            .flatten()
     }
 
     pub fn is_running(&self) -> bool {
@@ -104,7 +109,13 @@ impl Daemon {
         }
         let pid = self.pid as libc::pid_t;
         // SAFETY: plain kill(2).
-        let ret = unsafe { if sig == libc::SIGKILL { libc::killpg(pid, sig) } else { libc::kill(pid, sig) } };
+        let ret = unsafe {
+            if sig == libc::SIGKILL {
+                libc::killpg(pid, sig)
+            } else {
+                libc::kill(pid, sig)
+            }
+        };
         if ret != 0 {
             return Err(std::io::Error::last_os_error()).context(format!("{self}: signal {sig}"));
         }
@@ -119,7 +130,10 @@ impl Daemon {
                 return Ok(st);
             }
             if start.elapsed() >= timeout {
-                bail!("{self} still running {timeout:?} after; log tail:\n{}", self.log_tail(20));
+                bail!(
+                    "{self} still running {timeout:?} after; log tail:\n{}",
+                    self.log_tail(20)
+                );
             }
             std::thread::sleep(POLL / 2);
         }
@@ -134,11 +148,15 @@ impl Daemon {
     /// The daemon's status file, `STATE_DIR/status.json` (upkeep only). Errors while it does
     /// not exist yet, or when it was written by another process (a previous run).
     pub fn status(&self) -> Result<Value> {
-        let dir = self.state_dir.as_ref().ok_or_else(|| anyhow!("{self} has no status file"))?;
+        let dir = self
+            .state_dir
+            .as_ref()
+            .ok_or_else(|| anyhow!("{self} has no status file"))?;
         let path = dir.join("status.json");
-        let text = fs::read_to_string(&path).with_context(|| format!("{self}: read {}", path.display()))?;
-        let v: Value =
-            serde_json::from_str(&text).with_context(|| format!("{self}: {} is not JSON: {text}", path.display()))?;
+        let text = fs::read_to_string(&path)
+            .with_context(|| format!("{self}: read {}", path.display()))?;
+        let v: Value = serde_json::from_str(&text)
+            .with_context(|| format!("{self}: {} is not JSON: {text}", path.display()))?;
         if let Some(pid) = v.get("pid").and_then(Value::as_u64) {
             if pid != u64::from(self.pid) {
                 bail!("{self}: status.json is from pid {pid}, not this run");
@@ -152,7 +170,10 @@ impl Daemon {
         let st = self.status()?;
         st.get("instances")
             .and_then(Value::as_array)
-            .and_then(|a| a.iter().find(|i| i.get("name").and_then(Value::as_str) == Some(name)))
+            .and_then(|a| {
+                a.iter()
+                    .find(|i| i.get("name").and_then(Value::as_str) == Some(name))
+            })
             .cloned()
             .ok_or_else(|| anyhow!("{self}: no instance {name:?} in status {st}"))
     }
@@ -169,7 +190,9 @@ impl Daemon {
     /// A numeric field of instance `name`, e.g. "transitions" or "adverts_received".
     pub fn counter(&self, name: &str, field: &str) -> Result<u64> {
         let i = self.instance(name)?;
-        i.get(field).and_then(Value::as_u64).ok_or_else(|| anyhow!("{self}: instance {name:?} has no {field}: {i}"))
+        i.get(field)
+            .and_then(Value::as_u64)
+            .ok_or_else(|| anyhow!("{self}: instance {name:?} has no {field}: {i}"))
     }
 
     /// All drop counters, the top-level ones and every instance's, added up by reason.
@@ -185,7 +208,9 @@ impl Daemon {
     /// Waits until instance `name` is in `state`; returns its status. Fails early, with the log
     /// tail, if the daemon exits.
     pub fn wait_state(&self, name: &str, state: &str, timeout: Duration) -> Result<Value> {
-        self.wait_instance(name, format!("state {state}"), timeout, |i| i["state"] == state)
+        self.wait_instance(name, format!("state {state}"), timeout, |i| {
+            i["state"] == state
+        })
     }
 
     /// Waits until `pred` accepts the status of instance `name`; returns that status.
@@ -196,8 +221,14 @@ impl Daemon {
         timeout: Duration,
         mut pred: impl FnMut(&Value) -> bool,
     ) -> Result<Value> {
-        self.wait_status(format!("instance {name:?}: {what}"), timeout, |st| instance_of(st, name).is_some_and(&mut pred))
-            .and_then(|st| instance_of(&st, name).cloned().ok_or_else(|| anyhow!("instance vanished")))
+        self.wait_status(format!("instance {name:?}: {what}"), timeout, |st| {
+            instance_of(st, name).is_some_and(&mut pred)
+        })
+        .and_then(|st| {
+            instance_of(&st, name)
+                .cloned()
+                .ok_or_else(|| anyhow!("instance vanished"))
+        })
     }
 
     /// Waits until instance `name` is a backup that names `master` as its master (i.e. it has
@@ -232,9 +263,15 @@ impl Daemon {
         );
         match got {
             Ok(Observed::Status(v)) => Ok(v),
-            Ok(Observed::Exited(st)) => bail!("{what}: daemon exited ({st}); log tail:\n{}", self.log_tail(30)),
+            Ok(Observed::Exited(st)) => bail!(
+                "{what}: daemon exited ({st}); log tail:\n{}",
+                self.log_tail(30)
+            ),
             Ok(Observed::NoStatus(_)) => unreachable!("not accepted"),
-            Err(e) => Err(e.context(format!("log tail of {self}:\n{}", self.log_tail(20)))),
+            Err(e) => Err(anyhow!(
+                "{e:#}--- log tail of {self}:\n{}",
+                self.log_tail(15)
+            )),
         }
     }
 }
@@ -250,21 +287,39 @@ pub fn status_drops(status: &Value) -> BTreeMap<String, u64> {
         }
     };
     add(status.get("drops"));
-    for i in status.get("instances").and_then(Value::as_array).into_iter().flatten() {
+    for i in status
+        .get("instances")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         add(i.get("drops"));
     }
     out
 }
 
 fn instance_of<'a>(st: &'a Value, name: &str) -> Option<&'a Value> {
-    st.get("instances")?.as_array()?.iter().find(|i| i.get("name").and_then(Value::as_str) == Some(name))
+    st.get("instances")?
+        .as_array()?
+        .iter()
+        .find(|i| i.get("name").and_then(Value::as_str) == Some(name))
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(PartialEq)]
 enum Observed {
     Status(Value),
     NoStatus(String),
     Exited(String),
+}
+
+impl fmt::Debug for Observed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Observed::Status(v) => write!(f, "{v}"),
+            Observed::NoStatus(e) => write!(f, "no status: {e}"),
+            Observed::Exited(st) => write!(f, "exited: {st}"),
+        }
+    }
 }
 
 impl fmt::Display for Daemon {

@@ -82,7 +82,10 @@ impl Lab {
     }
 
     pub fn builder() -> LabBuilder {
-        LabBuilder { hosts: 2, ipv6: true }
+        LabBuilder {
+            hosts: 2,
+            ipv6: true,
+        }
     }
 
     fn create(opts: LabBuilder) -> Result<Lab> {
@@ -93,7 +96,10 @@ impl Lab {
         let pid = std::process::id();
         STALE_CLEANUP.call_once(|| remove_stale(&format!("uk{pid}x")));
         let id = format!("uk{pid}x{}", COUNTER.fetch_add(1, Ordering::SeqCst));
-        let dir = tempfile::Builder::new().prefix(&format!("{id}-")).tempdir().context("lab temp dir")?;
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{id}-"))
+            .tempdir()
+            .context("lab temp dir")?;
         let dir_path = dir.path().to_path_buf();
         let mut lab = Lab {
             id,
@@ -106,29 +112,43 @@ impl Lab {
             daemons: Mutex::new(Vec::new()),
             files: AtomicUsize::new(0),
         };
-        lab.setup().with_context(|| format!("setting up lab {}", lab.id))?;
+        lab.setup()
+            .with_context(|| format!("setting up lab {}", lab.id))?;
         Ok(lab)
     }
 
     fn setup(&mut self) -> Result<()> {
         let sw = self.switch_ns();
-        let mut nodes: Vec<(String, String, u8)> =
-            (1..=self.hosts).map(|i| (format!("h{i}"), self.host_ns(i), i as u8)).collect();
+        let mut nodes: Vec<(String, String, u8)> = (1..=self.hosts)
+            .map(|i| (format!("h{i}"), self.host_ns(i), i as u8))
+            .collect();
         nodes.push(("cl".into(), self.client_ns(), 200));
         // Record the names before creating them, so a failure half-way is cleaned up too.
         self.namespaces.push(sw.clone());
         self.namespaces.extend(nodes.iter().map(|n| n.1.clone()));
-        let adds: Vec<String> = self.namespaces.iter().map(|ns| format!("netns add {ns}")).collect();
+        let adds: Vec<String> = self
+            .namespaces
+            .iter()
+            .map(|ns| format!("netns add {ns}"))
+            .collect();
         ip_batch(None, &adds)?;
-        let mut swcmds = vec!["link add br0 type bridge mcast_snooping 0".to_string(), "link set br0 up".into()];
+        let mut swcmds = vec![
+            "link add br0 type bridge mcast_snooping 0".to_string(),
+            "link set br0 up".into(),
+        ];
         for (port, ns, _) in &nodes {
-            swcmds.push(format!("link add {port} type veth peer name eth0 netns {ns}"));
+            swcmds.push(format!(
+                "link add {port} type veth peer name eth0 netns {ns}"
+            ));
             swcmds.push(format!("link set {port} master br0"));
             swcmds.push(format!("link set {port} up"));
         }
         ip_batch(Some(&sw), &swcmds)?;
         for (_, ns, n) in &nodes {
-            let mut cmds = vec!["link set lo up".to_string(), format!("addr add 192.0.2.{n}/24 dev eth0")];
+            let mut cmds = vec![
+                "link set lo up".to_string(),
+                format!("addr add 192.0.2.{n}/24 dev eth0"),
+            ];
             if self.ipv6 {
                 cmds.push("link set eth0 addrgenmode none".into());
                 cmds.extend(ipv6_addr_cmds(*n));
@@ -154,7 +174,11 @@ impl Lab {
     }
 
     pub fn host_ns(&self, i: usize) -> String {
-        assert!((1..=self.hosts).contains(&i), "no host h{i} in a lab of {} hosts", self.hosts);
+        assert!(
+            (1..=self.hosts).contains(&i),
+            "no host h{i} in a lab of {} hosts",
+            self.hosts
+        );
         format!("{}h{i}", self.id)
     }
 
@@ -198,16 +222,26 @@ impl Lab {
 
     /// Runs `ip -n NS ARGS...`; errors (with its stderr) unless it succeeds; returns stdout.
     pub fn ip(&self, ns: &str, args: &[&str]) -> Result<String> {
-        let out = Command::new("ip").args(["-n", ns]).args(args).stdin(Stdio::null()).output()?;
+        let out = Command::new("ip")
+            .args(["-n", ns])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()?;
         if !out.status.success() {
-            bail!("ip -n {ns} {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+            bail!(
+                "ip -n {ns} {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// The addresses on `eth0` in namespace `ns`, with prefix lengths.
     pub fn addrs_in(&self, ns: &str) -> Vec<(IpAddr, u8)> {
-        let Ok(out) = self.ip(ns, &["-o", "addr", "show", "dev", "eth0"]) else { return Vec::new() };
+        let Ok(out) = self.ip(ns, &["-o", "addr", "show", "dev", "eth0"]) else {
+            return Vec::new();
+        };
         let mut v = Vec::new();
         for line in out.lines() {
             let mut words = line.split_whitespace();
@@ -237,18 +271,35 @@ impl Lab {
 
     /// The hosts that have `vip` on `eth0`, in order.
     pub fn holders(&self, vip: &str) -> Vec<usize> {
-        (1..=self.hosts).filter(|&i| self.has_addr(i, vip)).collect()
+        (1..=self.hosts)
+            .filter(|&i| self.has_addr(i, vip))
+            .collect()
     }
 
     /// Waits until exactly `expected` hold `vip`; returns how long that took.
-    pub fn wait_holders(&self, vip: &str, expected: &[usize], timeout: Duration) -> Result<Duration> {
+    pub fn wait_holders(
+        &self,
+        vip: &str,
+        expected: &[usize],
+        timeout: Duration,
+    ) -> Result<Duration> {
         let start = Instant::now();
-        wait_for(format!("holders of {vip} to be {expected:?}"), timeout, || self.holders(vip), |h| h == expected)?;
+        wait_for(
+            format!("holders of {vip} to be {expected:?}"),
+            timeout,
+            || self.holders(vip),
+            |h| h == expected,
+        )?;
         Ok(start.elapsed())
     }
 
     /// Samples the holders of `vip` every `every` for `duration`.
-    pub fn sample_holders(&self, vip: &str, duration: Duration, every: Duration) -> Vec<(Duration, Vec<usize>)> {
+    pub fn sample_holders(
+        &self,
+        vip: &str,
+        duration: Duration,
+        every: Duration,
+    ) -> Vec<(Duration, Vec<usize>)> {
         let start = Instant::now();
         let mut out = Vec::new();
         while start.elapsed() < duration {
@@ -260,7 +311,12 @@ impl Lab {
 
     /// Checks, sampling every 100 ms for `duration`, that the holders of `vip` are always exactly
     /// `expected`. The error shows the timeline of what was seen.
-    pub fn expect_holders_stable(&self, vip: &str, expected: &[usize], duration: Duration) -> Result<usize> {
+    pub fn expect_holders_stable(
+        &self,
+        vip: &str,
+        expected: &[usize],
+        duration: Duration,
+    ) -> Result<usize> {
         let samples = self.sample_holders(vip, duration, Duration::from_millis(100));
         let bad = samples.iter().filter(|(_, h)| h != expected).count();
         if bad > 0 {
@@ -268,24 +324,31 @@ impl Lab {
             for (at, h) in &samples {
                 t.push(*at, h.clone());
             }
-            bail!("holders of {vip} were not always {expected:?} ({bad} of {} samples):\n{t}", samples.len());
+            bail!(
+                "holders of {vip} were not always {expected:?} ({bad} of {} samples):\n{t}",
+                samples.len()
+            );
         }
         Ok(samples.len())
     }
 
     /// `ip route show` in host i's namespace.
     pub fn routes(&self, i: usize) -> String {
-        self.ip(&self.host_ns(i), &["route", "show"]).unwrap_or_default()
+        self.ip(&self.host_ns(i), &["route", "show"])
+            .unwrap_or_default()
     }
 
     /// Whether host i has a route to `dest` (as `ip route` prints it, e.g. "198.51.100.0/24").
     pub fn has_route(&self, i: usize, dest: &str) -> bool {
-        self.routes(i).lines().any(|l| l.split_whitespace().next() == Some(dest))
+        self.routes(i)
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(dest))
     }
 
     /// Takes host i's `eth0` down.
     pub fn link_down(&self, i: usize) -> Result<()> {
-        self.ip(&self.host_ns(i), &["link", "set", "eth0", "down"]).map(drop)
+        self.ip(&self.host_ns(i), &["link", "set", "eth0", "down"])
+            .map(drop)
     }
 
     /// Brings host i's `eth0` back up (restoring its IPv6 addresses, which the kernel drops on
@@ -294,8 +357,10 @@ impl Lab {
         let ns = self.host_ns(i);
         self.ip(&ns, &["link", "set", "eth0", "up"])?;
         if self.ipv6 {
-            let cmds: Vec<String> =
-                ipv6_addr_cmds(i as u8).into_iter().map(|c| c.replacen("addr add", "addr replace", 1)).collect();
+            let cmds: Vec<String> = ipv6_addr_cmds(i as u8)
+                .into_iter()
+                .map(|c| c.replacen("addr add", "addr replace", 1))
+                .collect();
             ip_batch(Some(&ns), &cmds)?;
         }
         Ok(())
@@ -316,7 +381,11 @@ impl Lab {
 
     /// Waits until the client gets an answer to a ping of `addr`.
     pub fn wait_client_ping(&self, addr: &str, timeout: Duration) -> Result<Duration> {
-        wait_until(format!("client ping of {addr} to be answered"), timeout, || self.client_ping(addr))
+        wait_until(
+            format!("client ping of {addr} to be answered"),
+            timeout,
+            || self.client_ping(addr),
+        )
     }
 
     /// Writes `text` to `name` in the lab's temp dir; returns the path.
@@ -337,7 +406,11 @@ impl Lab {
         fs::create_dir_all(&state)?;
         let _ = fs::remove_file(state.join("status.json"));
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.host_ns(i)]).arg(&bin).arg("run").arg("--config").arg(&config);
+        cmd.args(["netns", "exec", &self.host_ns(i)])
+            .arg(&bin)
+            .arg("run")
+            .arg("--config")
+            .arg(&config);
         cmd.arg("--state-dir").arg(&state);
         if std::env::var_os("UPKEEP_LOG").is_none() {
             cmd.env("UPKEEP_LOG", "debug");
@@ -354,8 +427,23 @@ impl Lab {
         let _ = fs::remove_file(&pid);
         let _ = fs::remove_file(&vrrp_pid);
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.host_ns(i), "keepalived", "-n", "-l", "-D", "-G", "--vrrp", "-f"]);
-        cmd.arg(&config).arg("-p").arg(&pid).arg("-r").arg(&vrrp_pid);
+        cmd.args([
+            "netns",
+            "exec",
+            &self.host_ns(i),
+            "keepalived",
+            "-n",
+            "-l",
+            "-D",
+            "-G",
+            "--vrrp",
+            "-f",
+        ]);
+        cmd.arg(&config)
+            .arg("-p")
+            .arg(&pid)
+            .arg("-r")
+            .arg(&vrrp_pid);
         self.spawn(Kind::Keepalived, i, cmd, config, None)
     }
 
@@ -369,14 +457,20 @@ impl Lab {
     ) -> Result<Daemon> {
         use std::os::unix::process::CommandExt;
         let log_path = self.dir_path.join(format!("h{i}.log"));
-        let mut log = OpenOptions::new().create(true).append(true).open(&log_path)?;
+        let mut log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)?;
         let offset = log.metadata()?.len();
         writeln!(
             log,
             "=== harness: starting {kind} on h{i} at +{:.3}s: {cmd:?}",
             self.started.elapsed().as_secs_f64()
         )?;
-        cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log).process_group(0);
+        cmd.stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .process_group(0);
         let child = cmd.spawn().with_context(|| format!("spawn {cmd:?}"))?;
         let pid = child.id();
         self.daemons.lock().expect("daemons lock").push(Started {
@@ -402,7 +496,11 @@ impl Lab {
     /// `import-keepalived F`) and returns its output.
     pub fn upkeep_cli(&self, args: &[&str]) -> Result<Output> {
         let bin = upkeep_bin()?;
-        Command::new(&bin).args(args).stdin(Stdio::null()).output().with_context(|| format!("run {}", bin.display()))
+        Command::new(&bin)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("run {}", bin.display()))
     }
 
     /// Writes `kdl` to a fresh file and runs `upkeep check --config FILE` on it.
@@ -441,8 +539,17 @@ impl Lab {
             }
             IpAddr::V6(dst) => {
                 let src = *spec.src.get_or_insert(parse_ip(&self.host_ll6(i))?);
-                let IpAddr::V6(src) = src else { bail!("IPv4 source {src} for an IPv6 destination") };
-                send_raw_ipv6(&self.host_ns(i), "eth0", src, dst, spec.ttl, &spec.vrrp_bytes())
+                let IpAddr::V6(src) = src else {
+                    bail!("IPv4 source {src} for an IPv6 destination")
+                };
+                send_raw_ipv6(
+                    &self.host_ns(i),
+                    "eth0",
+                    src,
+                    dst,
+                    spec.ttl,
+                    &spec.vrrp_bytes(),
+                )
             }
         }
     }
@@ -451,13 +558,32 @@ impl Lab {
     pub fn diagnostics(&self) -> String {
         let mut s = format!("=== lab {} (dir {})\n", self.id, self.dir_path.display());
         for i in 1..=self.hosts {
-            let addrs: Vec<String> = self.addrs(i).iter().map(|(a, p)| format!("{a}/{p}")).collect();
-            let _ = writeln!(s, "h{i}: addrs {addrs:?}; routes: {:?}", self.routes(i).trim());
+            let addrs: Vec<String> = self
+                .addrs(i)
+                .iter()
+                .map(|(a, p)| format!("{a}/{p}"))
+                .collect();
+            let _ = writeln!(
+                s,
+                "h{i}: addrs {addrs:?}; routes: {:?}",
+                self.routes(i).trim()
+            );
         }
-        for d in self.daemons.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            let _ = writeln!(s, "--- {} log tail:\n{}", d.label, tail(&read_from(&d.log, d.offset), 60));
+        for d in self
+            .daemons
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                s,
+                "--- {} log tail:\n{}",
+                d.label,
+                tail(&read_from(&d.log, d.offset), 60)
+            );
             if let Some(st) = &d.state_dir {
-                let status = fs::read_to_string(st.join("status.json")).unwrap_or_else(|e| format!("({e})"));
+                let status =
+                    fs::read_to_string(st.join("status.json")).unwrap_or_else(|e| format!("({e})"));
                 let _ = writeln!(s, "--- {} status.json: {}", d.label, status.trim());
             }
         }
@@ -469,7 +595,10 @@ impl Lab {
             kill_all_in(ns);
         }
         for ns in self.namespaces.iter().rev() {
-            let _ = Command::new("ip").args(["netns", "del", ns]).stderr(Stdio::null()).status();
+            let _ = Command::new("ip")
+                .args(["netns", "del", ns])
+                .stderr(Stdio::null())
+                .status();
         }
         self.namespaces.clear();
     }
@@ -520,7 +649,12 @@ pub fn upkeep_bin() -> Result<PathBuf> {
 
 /// Whether keepalived is installed (interop tests need it).
 pub fn keepalived_available() -> bool {
-    Command::new("keepalived").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
+    Command::new("keepalived")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
 }
 
 fn check_root() -> Result<()> {
@@ -553,7 +687,11 @@ fn ip_batch(ns: Option<&str>, cmds: &[String]) -> Result<()> {
         .context("spawn ip -batch")?;
     let mut input = cmds.join("\n");
     input.push('\n');
-    child.stdin.take().expect("piped stdin").write_all(input.as_bytes())?;
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(input.as_bytes())?;
     let out = child.wait_with_output()?;
     if !out.status.success() {
         bail!(
@@ -567,11 +705,20 @@ fn ip_batch(ns: Option<&str>, cmds: &[String]) -> Result<()> {
 }
 
 fn netns_pids(ns: &str) -> Option<Vec<i32>> {
-    let out = Command::new("ip").args(["netns", "pids", ns]).stderr(Stdio::null()).output().ok()?;
+    let out = Command::new("ip")
+        .args(["netns", "pids", ns])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
     if !out.status.success() {
         return None;
     }
-    Some(String::from_utf8_lossy(&out.stdout).split_whitespace().filter_map(|p| p.parse().ok()).collect())
+    Some(
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect(),
+    )
 }
 
 /// SIGKILLs every process in `ns` until none is left (2 s at most).
@@ -592,9 +739,13 @@ fn kill_all_in(ns: &str) {
 
 /// Deletes namespaces left by an earlier process that had our pid (a crashed run).
 fn remove_stale(prefix: &str) {
-    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else { return };
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
+        return;
+    };
     for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Some(name) = line.split_whitespace().next() else { continue };
+        let Some(name) = line.split_whitespace().next() else {
+            continue;
+        };
         if name.starts_with(prefix) {
             kill_all_in(name);
             let _ = Command::new("ip").args(["netns", "del", name]).status();
@@ -604,6 +755,11 @@ fn remove_stale(prefix: &str) {
 
 /// All namespace names currently listed by `ip netns list`.
 pub fn list_netns() -> Vec<String> {
-    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else { return Vec::new() };
-    String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.split_whitespace().next().map(String::from)).collect()
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(String::from))
+        .collect()
 }

@@ -34,9 +34,11 @@ pub mod packet;
 mod wait;
 
 pub use capture::{Capture, Captured};
-pub use config::{keepalived_config, kdl_duration, upkeep_config, Instance};
+pub use config::{kdl_duration, keepalived_config, upkeep_config, Instance};
 pub use daemon::{status_drops, Daemon, Kind};
-pub use lab::{keepalived_available, lab_test, list_netns, upkeep_bin, Lab, LabBuilder, CLIENT_IP, CLIENT_IP6};
+pub use lab::{
+    keepalived_available, lab_test, list_netns, upkeep_bin, Lab, LabBuilder, CLIENT_IP, CLIENT_IP6,
+};
 pub use libc::{SIGHUP, SIGINT, SIGKILL, SIGTERM};
 pub use packet::AdvertSpec;
 pub use wait::{wait_for, wait_until, Timeline, POLL};

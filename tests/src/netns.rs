@@ -43,12 +43,20 @@ fn cvt(ret: libc::c_int, what: &str) -> Result<libc::c_int> {
 
 pub(crate) fn socket(domain: libc::c_int, ty: libc::c_int, proto: libc::c_int) -> Result<OwnedFd> {
     // SAFETY: socket() returns a fresh fd or -1.
-    let fd = cvt(unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, proto) }, "socket")?;
+    let fd = cvt(
+        unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, proto) },
+        "socket",
+    )?;
     // SAFETY: fd is a freshly created descriptor we own.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-pub(crate) fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &T) -> Result<()> {
+pub(crate) fn setsockopt<T>(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+) -> Result<()> {
     // SAFETY: value points to a live T of the given size.
     let ret = unsafe {
         libc::setsockopt(
@@ -166,7 +174,12 @@ pub fn send_raw_ipv6(
         let hops = libc::c_int::from(hop_limit);
         setsockopt(fd, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_HOPS, &hops)?;
         setsockopt(fd, libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS, &hops)?;
-        setsockopt(fd, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_IF, &(idx as libc::c_int))?;
+        setsockopt(
+            fd,
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MULTICAST_IF,
+            &(idx as libc::c_int),
+        )?;
         let local = sockaddr_in6(src, idx);
         // SAFETY: local is a valid sockaddr_in6.
         let ret = unsafe {
@@ -203,7 +216,10 @@ pub(crate) fn packet_socket(ns: &str, ifname: &str) -> Result<(OwnedFd, u32)> {
             )
         };
         cvt(ret, "bind AF_PACKET")?;
-        let tv = libc::timeval { tv_sec: 0, tv_usec: 50_000 };
+        let tv = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 50_000,
+        };
         setsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv)?;
         Ok((sock, idx))
     })
@@ -250,5 +266,6 @@ pub(crate) fn recv_frame(fd: RawFd, buf: &mut [u8]) -> Result<Option<Frame>> {
 
 /// Parses an address literal, with a readable error.
 pub fn parse_ip(addr: &str) -> Result<IpAddr> {
-    addr.parse().with_context(|| format!("not an IP address: {addr:?}"))
+    addr.parse()
+        .with_context(|| format!("not an IP address: {addr:?}"))
 }

@@ -65,7 +65,11 @@ pub fn pseudo_header(src: IpAddr, dst: IpAddr, len: usize) -> Vec<u8> {
 /// The checksum a VRRP message must carry: v2 covers the message only, v3 the pseudo-header too.
 /// The message's own checksum field (bytes 6..8) is treated as zero.
 pub fn vrrp_checksum(version: u8, src: IpAddr, dst: IpAddr, msg: &[u8]) -> u16 {
-    let mut buf = if version == 3 { pseudo_header(src, dst, msg.len()) } else { Vec::new() };
+    let mut buf = if version == 3 {
+        pseudo_header(src, dst, msg.len())
+    } else {
+        Vec::new()
+    };
     let start = buf.len();
     buf.extend_from_slice(msg);
     if buf.len() >= start + 8 {
@@ -148,12 +152,18 @@ impl AdvertSpec {
 
     /// A valid VRRPv3 advert over IPv4 (1 s interval, no addresses yet).
     pub fn v3(vrid: u8, priority: u8) -> Self {
-        AdvertSpec { version: 3, ..Self::v2(vrid, priority) }
+        AdvertSpec {
+            version: 3,
+            ..Self::v2(vrid, priority)
+        }
     }
 
     /// A valid VRRPv3 advert over IPv6 (to ff02::12).
     pub fn v3_ipv6(vrid: u8, priority: u8) -> Self {
-        AdvertSpec { dst: IpAddr::V6(VRRP_GROUP_V6), ..Self::v3(vrid, priority) }
+        AdvertSpec {
+            dst: IpAddr::V6(VRRP_GROUP_V6),
+            ..Self::v3(vrid, priority)
+        }
     }
 
     /// Adds an address to the list (panics on a malformed literal: test-only convenience).
@@ -328,7 +338,11 @@ impl Advert {
 
 /// Parses a VRRP message. `v6` tells the address size for v3.
 pub fn parse_vrrp(msg: &[u8], v6: bool) -> Result<Advert> {
-    ensure!(msg.len() >= 8, "VRRP message of {} bytes is shorter than its 8-byte header", msg.len());
+    ensure!(
+        msg.len() >= 8,
+        "VRRP message of {} bytes is shorter than its 8-byte header",
+        msg.len()
+    );
     let version = msg[0] >> 4;
     let count = msg[3];
     let (auth_type, interval_field) = match version {
@@ -338,7 +352,11 @@ pub fn parse_vrrp(msg: &[u8], v6: bool) -> Result<Advert> {
     };
     let alen = if v6 { 16 } else { 4 };
     let need = 8 + usize::from(count) * alen + if version == 2 { 8 } else { 0 };
-    ensure!(msg.len() >= need, "VRRP message of {} bytes, its header implies {need}", msg.len());
+    ensure!(
+        msg.len() >= need,
+        "VRRP message of {} bytes, its header implies {need}",
+        msg.len()
+    );
     let addrs = (0..usize::from(count))
         .map(|k| {
             let b = &msg[8 + k * alen..8 + (k + 1) * alen];
@@ -391,7 +409,11 @@ pub fn parse_ip_packet(pkt: &[u8]) -> Result<VrrpPacket> {
             let ihl = usize::from(pkt[0] & 0x0f) * 4;
             let total = usize::from(u16::from_be_bytes([pkt[2], pkt[3]]));
             ensure!(ihl >= 20 && pkt.len() >= ihl, "bad IPv4 header length");
-            ensure!(pkt[9] == IPPROTO_VRRP, "IPv4 protocol {} is not VRRP", pkt[9]);
+            ensure!(
+                pkt[9] == IPPROTO_VRRP,
+                "IPv4 protocol {} is not VRRP",
+                pkt[9]
+            );
             let end = total.clamp(ihl, pkt.len());
             let s = Ipv4Addr::new(pkt[12], pkt[13], pkt[14], pkt[15]);
             let d = Ipv4Addr::new(pkt[16], pkt[17], pkt[18], pkt[19]);
@@ -399,7 +421,11 @@ pub fn parse_ip_packet(pkt: &[u8]) -> Result<VrrpPacket> {
         }
         6 => {
             ensure!(pkt.len() >= 40, "short IPv6 header");
-            ensure!(pkt[6] == IPPROTO_VRRP, "IPv6 next header {} is not VRRP", pkt[6]);
+            ensure!(
+                pkt[6] == IPPROTO_VRRP,
+                "IPv6 next header {} is not VRRP",
+                pkt[6]
+            );
             let plen = usize::from(u16::from_be_bytes([pkt[4], pkt[5]]));
             let end = (40 + plen).min(pkt.len());
             let s = Ipv6Addr::from(<[u8; 16]>::try_from(&pkt[8..24]).expect("16 bytes"));
@@ -412,7 +438,14 @@ pub fn parse_ip_packet(pkt: &[u8]) -> Result<VrrpPacket> {
     let version = body.first().map(|b| b >> 4).unwrap_or(0);
     let checksum_ok = body.len() >= 8
         && u16::from_be_bytes([body[6], body[7]]) == vrrp_checksum(version, src, dst, body);
-    Ok(VrrpPacket { src, dst, ttl, advert, checksum_ok, vrrp: body.to_vec() })
+    Ok(VrrpPacket {
+        src,
+        dst,
+        ttl,
+        advert,
+        checksum_ok,
+        vrrp: body.to_vec(),
+    })
 }
 
 #[cfg(test)]
@@ -432,7 +465,10 @@ mod tests {
 
     #[test]
     fn v2_round_trip() {
-        let spec = AdvertSpec::v2(51, 200).vip("192.0.2.100").auth_pass("1234").src("192.0.2.2");
+        let spec = AdvertSpec::v2(51, 200)
+            .vip("192.0.2.100")
+            .auth_pass("1234")
+            .src("192.0.2.2");
         let pkt = spec.ipv4_packet();
         assert_eq!(pkt.len(), 20 + 8 + 4 + 8);
         assert_eq!(inet_checksum(&pkt[..20]), 0, "IP header checksum");
@@ -441,12 +477,18 @@ mod tests {
         assert_eq!(p.ttl, 255);
         assert_eq!(p.src, "192.0.2.2".parse::<IpAddr>().unwrap());
         let a = p.advert.unwrap();
-        assert_eq!((a.version, a.kind, a.vrid, a.priority, a.count), (2, 1, 51, 200, 1));
+        assert_eq!(
+            (a.version, a.kind, a.vrid, a.priority, a.count),
+            (2, 1, 51, 200, 1)
+        );
         assert_eq!(a.interval(), Duration::from_secs(1));
         assert_eq!(a.auth_pass().as_deref(), Some("1234"));
         assert_eq!(a.addrs, vec!["192.0.2.100".parse::<IpAddr>().unwrap()]);
         // v2's checksum covers the message alone: the source does not matter.
-        let other = AdvertSpec { src: Some("192.0.2.9".parse().unwrap()), ..spec };
+        let other = AdvertSpec {
+            src: Some("192.0.2.9".parse().unwrap()),
+            ..spec
+        };
         assert_eq!(other.vrrp_bytes(), parse_ip_packet(&pkt).unwrap().vrrp);
     }
 
@@ -455,8 +497,14 @@ mod tests {
         let spec = AdvertSpec::v3(7, 100).vip("192.0.2.100").src("192.0.2.1");
         let p = parse_ip_packet(&spec.ipv4_packet()).unwrap();
         assert!(p.checksum_ok);
-        assert_eq!(p.advert.as_ref().unwrap().interval(), Duration::from_secs(1));
-        let moved = AdvertSpec { src: Some("192.0.2.2".parse().unwrap()), ..spec.clone() };
+        assert_eq!(
+            p.advert.as_ref().unwrap().interval(),
+            Duration::from_secs(1)
+        );
+        let moved = AdvertSpec {
+            src: Some("192.0.2.2".parse().unwrap()),
+            ..spec.clone()
+        };
         assert_ne!(spec.vrrp_bytes()[6..8], moved.vrrp_bytes()[6..8]);
         let fast = spec.interval(Duration::from_millis(100));
         assert_eq!(fast.vrrp_bytes()[4..6], [0, 10]);
@@ -464,8 +512,15 @@ mod tests {
 
     #[test]
     fn defects() {
-        let base = AdvertSpec::v2(51, 200).vip("192.0.2.100").auth_pass("1234").src("192.0.2.2");
-        assert!(!parse_ip_packet(&base.clone().bad_checksum().ipv4_packet()).unwrap().checksum_ok);
+        let base = AdvertSpec::v2(51, 200)
+            .vip("192.0.2.100")
+            .auth_pass("1234")
+            .src("192.0.2.2");
+        assert!(
+            !parse_ip_packet(&base.clone().bad_checksum().ipv4_packet())
+                .unwrap()
+                .checksum_ok
+        );
         assert_eq!(base.clone().ttl(254).ipv4_packet()[8], 254);
         assert_eq!(base.clone().truncate(6).vrrp_bytes().len(), 6);
         let p = parse_ip_packet(&base.clone().count(2).ipv4_packet()).unwrap();
@@ -475,7 +530,9 @@ mod tests {
 
     #[test]
     fn ipv6_checksum() {
-        let spec = AdvertSpec::v3_ipv6(9, 100).vip("2001:db8::100").src("fe80::1");
+        let spec = AdvertSpec::v3_ipv6(9, 100)
+            .vip("2001:db8::100")
+            .src("fe80::1");
         let msg = spec.vrrp_bytes();
         assert_eq!(msg.len(), 8 + 16);
         let sum = vrrp_checksum(3, spec.src.unwrap(), spec.dst, &msg);

@@ -9,7 +9,11 @@ use anyhow::{bail, Result};
 pub const POLL: Duration = Duration::from_millis(20);
 
 /// Polls `pred` until it holds; returns how long that took, or an error after `timeout`.
-pub fn wait_until(what: impl Display, timeout: Duration, mut pred: impl FnMut() -> bool) -> Result<Duration> {
+pub fn wait_until(
+    what: impl Display,
+    timeout: Duration,
+    mut pred: impl FnMut() -> bool,
+) -> Result<Duration> {
     let start = Instant::now();
     loop {
         if pred() {
@@ -55,7 +59,9 @@ pub struct Timeline<T> {
 
 impl<T> Default for Timeline<T> {
     fn default() -> Self {
-        Timeline { entries: Vec::new() }
+        Timeline {
+            entries: Vec::new(),
+        }
     }
 }
 

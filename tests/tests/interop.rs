@@ -7,7 +7,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
-use upkeep_tests::{keepalived_available, keepalived_config, lab_test, upkeep_config, Daemon, Instance, Kind, Lab};
+use upkeep_tests::{
+    keepalived_available, keepalived_config, lab_test, upkeep_config, Daemon, Instance, Kind, Lab,
+};
 
 const VIP: &str = "192.0.2.100";
 
@@ -33,11 +35,17 @@ fn other(kind: Kind) -> Kind {
 
 /// h1 runs `first` at priority 100, h2 the other implementation at 90.
 fn interop(version: u8, first: Kind) {
-    assert!(keepalived_available(), "keepalived is not installed (scripts/install-deps.sh)");
+    assert!(
+        keepalived_available(),
+        "keepalived is not installed (scripts/install-deps.sh)"
+    );
     lab_test(2, |lab| {
         let interval = if version == 2 { 1000 } else { 200 };
         let inst = |prio| {
-            let i = Instance::new("vi", 51, prio).version(version).interval_ms(interval).vip("192.0.2.100/24");
+            let i = Instance::new("vi", 51, prio)
+                .version(version)
+                .interval_ms(interval)
+                .vip("192.0.2.100/24");
             if version == 2 {
                 i.auth_pass("1234")
             } else {
@@ -56,11 +64,18 @@ fn interop(version: u8, first: Kind) {
             h2.wait_backup_of("vi", "192.0.2.1", secs(5))?;
         }
         lab.expect_holders_stable(VIP, &[1], (mdi * 3).max(secs(2)))?;
-        ensure!(!h2.log().contains("Entering MASTER STATE"), "keepalived h2 became master:\n{}", h2.log_tail(20));
+        ensure!(
+            !h2.log().contains("Entering MASTER STATE"),
+            "keepalived h2 became master:\n{}",
+            h2.log_tail(20)
+        );
         for d in [&h1, &h2] {
             if d.kind() == Kind::Upkeep {
                 let drops = d.drops()?;
-                ensure!(drops.values().all(|&n| n == 0), "{d} dropped peer adverts: {drops:?}");
+                ensure!(
+                    drops.values().all(|&n| n == 0),
+                    "{d} dropped peer adverts: {drops:?}"
+                );
             }
         }
         lab.wait_client_ping(VIP, secs(5))?;
@@ -69,7 +84,11 @@ fn interop(version: u8, first: Kind) {
         let t0 = Instant::now();
         h1.signal(upkeep_tests::SIGTERM)?;
         lab.wait_holders(VIP, &[2], secs(10))?;
-        ensure!(t0.elapsed() < mdi, "takeover took {:?}; Master_Down_Interval is {mdi:?}", t0.elapsed());
+        ensure!(
+            t0.elapsed() < mdi,
+            "takeover took {:?}; Master_Down_Interval is {mdi:?}",
+            t0.elapsed()
+        );
         let st = h1.wait_exit(secs(10))?;
         ensure!(st.success(), "{h1} exited with {st}");
         if h2.kind() == Kind::Upkeep {

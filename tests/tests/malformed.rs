@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{anyhow, bail, ensure, Context, Result};
 use serde_json::Value;
 use upkeep_tests::packet::{vrrp_checksum, ChecksumMode};
 use upkeep_tests::{lab_test, status_drops, upkeep_config, AdvertSpec, Daemon, Instance, Lab};
@@ -22,7 +22,10 @@ fn secs(s: u64) -> Duration {
 
 fn sum_of(st: &Value, reasons: &[&str]) -> u64 {
     let d = status_drops(st);
-    reasons.iter().map(|r| d.get(*r).copied().unwrap_or(0)).sum()
+    reasons
+        .iter()
+        .map(|r| d.get(*r).copied().unwrap_or(0))
+        .sum()
 }
 
 struct Master<'a> {
@@ -38,12 +41,23 @@ impl Master<'_> {
         let daemon = lab.start_upkeep(1, &upkeep_config("h1", &[inst]))?;
         daemon.wait_state(name, "master", secs(10))?;
         lab.wait_holders(vip, &[1], secs(5))?;
-        Ok(Master { lab, daemon, inst: name, vip })
+        Ok(Master {
+            lab,
+            daemon,
+            inst: name,
+            vip,
+        })
     }
 
     /// Sends `spec` three times from host `from`; expects three more drops under one of
     /// `reasons` and no change of state.
-    fn expect_dropped(&self, from: usize, what: &str, spec: &AdvertSpec, reasons: &[&str]) -> Result<()> {
+    fn expect_dropped(
+        &self,
+        from: usize,
+        what: &str,
+        spec: &AdvertSpec,
+        reasons: &[&str],
+    ) -> Result<()> {
         let before = sum_of(&self.daemon.status()?, reasons);
         let transitions = self.daemon.counter(self.inst, "transitions")?;
         for _ in 0..3 {
@@ -51,10 +65,17 @@ impl Master<'_> {
             std::thread::sleep(Duration::from_millis(20));
         }
         self.daemon
-            .wait_status(format!("{what}: 3 more drops counted as {reasons:?} (had {before})"), secs(4), |st| {
-                sum_of(st, reasons) >= before + 3
-            })
-            .with_context(|| format!("drops now: {:?}", self.daemon.drops().unwrap_or_default()))?;
+            .wait_status(
+                format!("{what}: 3 more drops counted as {reasons:?} (had {before})"),
+                secs(4),
+                |st| sum_of(st, reasons) >= before + 3,
+            )
+            .map_err(|e| {
+                anyhow!(
+                    "{e:#}\n--- drops now: {:?}",
+                    self.daemon.drops().unwrap_or_default()
+                )
+            })?;
         self.expect_unmoved(what, transitions)
     }
 
@@ -64,7 +85,11 @@ impl Master<'_> {
             i["transitions"] == transitions && i["state"] == "master" && i["vips_held"] == true,
             "{what} moved the master ({transitions} transitions before): {i}"
         );
-        ensure!(self.lab.holders(self.vip) == [1], "{what}: VIP holders {:?}", self.lab.holders(self.vip));
+        ensure!(
+            self.lab.holders(self.vip) == [1],
+            "{what}: VIP holders {:?}",
+            self.lab.holders(self.vip)
+        );
         Ok(())
     }
 
@@ -72,11 +97,18 @@ impl Master<'_> {
     fn expect_all_dropped(&self, from: usize, cases: &[(&str, AdvertSpec, &[&str])]) -> Result<()> {
         let failed: Vec<String> = cases
             .iter()
-            .filter_map(|(what, spec, reasons)| self.expect_dropped(from, what, spec, reasons).err())
+            .filter_map(|(what, spec, reasons)| {
+                self.expect_dropped(from, what, spec, reasons).err()
+            })
             .map(|e| format!("{e:#}"))
             .collect();
         if !failed.is_empty() {
-            bail!("{} of {} defects not handled:\n{}", failed.len(), cases.len(), failed.join("\n\n"));
+            bail!(
+                "{} of {} defects not handled:\n{}",
+                failed.len(),
+                cases.len(),
+                failed.join("\n\n")
+            );
         }
         Ok(())
     }
@@ -101,21 +133,60 @@ impl Master<'_> {
 #[test]
 fn v2_master_ignores_and_counts_malformed_adverts() {
     lab_test(2, |lab| {
-        let inst = Instance::new("web", 51, 100).version(2).auth_pass("1234").vip("192.0.2.100/24");
+        let inst = Instance::new("web", 51, 100)
+            .version(2)
+            .auth_pass("1234")
+            .vip("192.0.2.100/24");
         let m = Master::start(lab, inst, VIP)?;
         let base = AdvertSpec::v2(51, 200).auth_pass("1234").vip(VIP);
-        let no_auth = AdvertSpec { auth_type: 0, auth_data: [0; 8], ..base.clone() };
+        let no_auth = AdvertSpec {
+            auth_type: 0,
+            auth_data: [0; 8],
+            ..base.clone()
+        };
         let cases: &[(&str, AdvertSpec, &[&str])] = &[
-            ("bad checksum", base.clone().bad_checksum(), &["bad_checksum"]),
+            (
+                "bad checksum",
+                base.clone().bad_checksum(),
+                &["bad_checksum"],
+            ),
             ("TTL 254", base.clone().ttl(254), &["bad_ttl"]),
-            ("wrong password", base.clone().auth_pass("4321"), &["auth_mismatch"]),
+            (
+                "wrong password",
+                base.clone().auth_pass("4321"),
+                &["auth_mismatch"],
+            ),
             ("no authentication", no_auth, &["auth_mismatch"]),
-            ("truncated header (6 bytes)", base.clone().truncate(6), &["truncated"]),
-            ("truncated address list", base.clone().truncate(10), &["truncated", "bad_length"]),
-            ("count claims 2 addresses", base.clone().count(2), &["bad_length", "truncated"]),
-            ("unknown VRID", AdvertSpec::v2(99, 200).auth_pass("1234").vip(VIP), &["unknown_vrid"]),
-            ("interval 2 s instead of 1 s", base.clone().interval(secs(2)), &["interval_mismatch"]),
-            ("a VRRPv3 advert", AdvertSpec::v3(51, 200).vip(VIP), &["version_mismatch"]),
+            (
+                "truncated header (6 bytes)",
+                base.clone().truncate(6),
+                &["truncated"],
+            ),
+            (
+                "truncated address list",
+                base.clone().truncate(10),
+                &["truncated", "bad_length"],
+            ),
+            (
+                "count claims 2 addresses",
+                base.clone().count(2),
+                &["bad_length", "truncated"],
+            ),
+            (
+                "unknown VRID",
+                AdvertSpec::v2(99, 200).auth_pass("1234").vip(VIP),
+                &["unknown_vrid"],
+            ),
+            (
+                "interval 2 s instead of 1 s",
+                base.clone().interval(secs(2)),
+                &["interval_mismatch"],
+            ),
+            (
+                "a VRRPv3 advert",
+                AdvertSpec::v3(51, 200).vip(VIP),
+                &["version_mismatch"],
+            ),
             ("version 5", base.clone().version(5), &["bad_version"]),
             ("type 2", base.clone().kind(2), &["bad_type"]),
         ];
@@ -128,23 +199,59 @@ fn v2_master_ignores_and_counts_malformed_adverts() {
 #[test]
 fn v3_master_ignores_and_counts_malformed_adverts() {
     lab_test(2, |lab| {
-        let inst = Instance::new("web", 52, 100).interval_ms(200).vip("192.0.2.100/24");
+        let inst = Instance::new("web", 52, 100)
+            .interval_ms(200)
+            .vip("192.0.2.100/24");
         let m = Master::start(lab, inst, VIP)?;
-        let base = AdvertSpec::v3(52, 200).interval(Duration::from_millis(200)).vip(VIP).src("192.0.2.2");
+        let base = AdvertSpec::v3(52, 200)
+            .interval(Duration::from_millis(200))
+            .vip(VIP)
+            .src("192.0.2.2");
         let msg = base.vrrp_bytes();
         // Checksums that would be right if the pseudo-header were left out, or had another source.
         let no_pseudo = vrrp_checksum(2, base.src.unwrap(), base.dst, &msg);
         let other_src = vrrp_checksum(3, "192.0.2.9".parse()?, base.dst, &msg);
-        let fixed = |v| AdvertSpec { checksum: ChecksumMode::Fixed(v), ..base.clone() };
+        let fixed = |v| AdvertSpec {
+            checksum: ChecksumMode::Fixed(v),
+            ..base.clone()
+        };
         let cases: &[(&str, AdvertSpec, &[&str])] = &[
-            ("bad checksum", base.clone().bad_checksum(), &["bad_checksum"]),
-            ("checksum without the pseudo-header", fixed(no_pseudo), &["bad_checksum"]),
-            ("checksum for another source", fixed(other_src), &["bad_checksum"]),
+            (
+                "bad checksum",
+                base.clone().bad_checksum(),
+                &["bad_checksum"],
+            ),
+            (
+                "checksum without the pseudo-header",
+                fixed(no_pseudo),
+                &["bad_checksum"],
+            ),
+            (
+                "checksum for another source",
+                fixed(other_src),
+                &["bad_checksum"],
+            ),
             ("TTL 254", base.clone().ttl(254), &["bad_ttl"]),
-            ("truncated header (6 bytes)", base.clone().truncate(6), &["truncated"]),
-            ("count claims 2 addresses", base.clone().count(2), &["bad_length", "truncated"]),
-            ("unknown VRID", AdvertSpec::v3(99, 200).vip(VIP), &["unknown_vrid"]),
-            ("a VRRPv2 advert", AdvertSpec::v2(52, 200).vip(VIP), &["version_mismatch"]),
+            (
+                "truncated header (6 bytes)",
+                base.clone().truncate(6),
+                &["truncated"],
+            ),
+            (
+                "count claims 2 addresses",
+                base.clone().count(2),
+                &["bad_length", "truncated"],
+            ),
+            (
+                "unknown VRID",
+                AdvertSpec::v3(99, 200).vip(VIP),
+                &["unknown_vrid"],
+            ),
+            (
+                "a VRRPv2 advert",
+                AdvertSpec::v2(52, 200).vip(VIP),
+                &["version_mismatch"],
+            ),
             ("type 2", base.clone().kind(2), &["bad_type"]),
         ];
         m.expect_all_dropped(2, cases)?;
@@ -156,9 +263,13 @@ fn v3_master_ignores_and_counts_malformed_adverts() {
 #[test]
 fn ipv6_master_ignores_bad_hop_limit_checksum_and_vrid() {
     lab_test(2, |lab| {
-        let inst = Instance::new("web6", 53, 100).interval_ms(200).vip("2001:db8::100/64");
+        let inst = Instance::new("web6", 53, 100)
+            .interval_ms(200)
+            .vip("2001:db8::100/64");
         let m = Master::start(lab, inst, VIP6)?;
-        let base = AdvertSpec::v3_ipv6(53, 200).interval(Duration::from_millis(200)).vip(VIP6);
+        let base = AdvertSpec::v3_ipv6(53, 200)
+            .interval(Duration::from_millis(200))
+            .vip(VIP6);
         let transitions = m.daemon.counter("web6", "transitions")?;
         // The kernel may verify IPv6 checksums itself (IPV6_CHECKSUM) and drop these before the
         // daemon sees them, so they need not be counted; the hop-limit case after them is, and
@@ -170,7 +281,11 @@ fn ipv6_master_ignores_bad_hop_limit_checksum_and_vrid() {
             2,
             &[
                 ("hop limit 254", base.clone().ttl(254), &["bad_ttl"]),
-                ("unknown VRID", AdvertSpec::v3_ipv6(99, 200).vip(VIP6), &["unknown_vrid"]),
+                (
+                    "unknown VRID",
+                    AdvertSpec::v3_ipv6(99, 200).vip(VIP6),
+                    &["unknown_vrid"],
+                ),
             ],
         )?;
         m.expect_unmoved("IPv6 bad checksum", transitions)?;
@@ -189,12 +304,28 @@ fn unicast_master_ignores_unlisted_sources() {
         let cap = lab.start_capture(3)?;
         let m = Master::start(lab, inst, VIP)?;
         // Its adverts go to the listed peer by unicast.
-        let p = cap.wait_for_packet("a unicast advert to h3", secs(3), |p| p.src.to_string() == "192.0.2.1")?;
-        ensure!(p.dst.to_string() == "192.0.2.3" && p.checksum_ok && p.ttl == 255, "{}", p.summary());
+        let p = cap.wait_for_packet("a unicast advert to h3", secs(3), |p| {
+            p.src.to_string() == "192.0.2.1"
+        })?;
+        ensure!(
+            p.dst.to_string() == "192.0.2.3" && p.checksum_ok && p.ttl == 255,
+            "{}",
+            p.summary()
+        );
         drop(cap);
 
-        let valid = AdvertSpec::v3(54, 200).interval(Duration::from_millis(200)).vip(VIP).dst("192.0.2.1");
-        m.expect_all_dropped(2, &[("advert from an unlisted source", valid.clone(), &["unexpected_source"])])?;
+        let valid = AdvertSpec::v3(54, 200)
+            .interval(Duration::from_millis(200))
+            .vip(VIP)
+            .dst("192.0.2.1");
+        m.expect_all_dropped(
+            2,
+            &[(
+                "advert from an unlisted source",
+                valid.clone(),
+                &["unexpected_source"],
+            )],
+        )?;
         m.expect_step_down(3, &valid)
     });
 }

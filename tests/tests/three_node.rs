@@ -32,7 +32,9 @@ fn conf(i: usize) -> String {
 }
 
 fn route_holders(lab: &Lab) -> Vec<usize> {
-    (1..=lab.hosts()).filter(|&i| lab.has_route(i, ROUTE)).collect()
+    (1..=lab.hosts())
+        .filter(|&i| lab.has_route(i, ROUTE))
+        .collect()
 }
 
 /// Samples for `duration` that among `among`, exactly one host holds the VIP, always the same
@@ -43,8 +45,15 @@ fn expect_single_holder(lab: &Lab, among: &[usize], duration: Duration) -> Resul
     let mut first = None;
     let mut ok = true;
     while start.elapsed() < duration {
-        let h: Vec<usize> = lab.holders(VIP).into_iter().filter(|i| among.contains(i)).collect();
-        let r: Vec<usize> = route_holders(lab).into_iter().filter(|i| among.contains(i)).collect();
+        let h: Vec<usize> = lab
+            .holders(VIP)
+            .into_iter()
+            .filter(|i| among.contains(i))
+            .collect();
+        let r: Vec<usize> = route_holders(lab)
+            .into_iter()
+            .filter(|i| among.contains(i))
+            .collect();
         ok &= h.len() == 1 && r == h && first.is_none_or(|f| h == [f]);
         first = first.or(h.first().copied());
         seen.push(start.elapsed(), (h, r));
@@ -67,11 +76,19 @@ fn seed_topology_has_one_master_and_fails_over_to_exactly_one() {
             b.wait_backup_of("http", "192.0.2.1", secs(5))?;
         }
         lab.wait_holders(VIP, &[1], secs(5))?;
-        wait_for("the route on h1 only", secs(5), || route_holders(lab), |r| r == &[1])?;
+        wait_for(
+            "the route on h1 only",
+            secs(5),
+            || route_holders(lab),
+            |r| r == &[1],
+        )?;
         lab.wait_client_ping(VIP, secs(5))?;
 
         // Converged: over several seconds, h1 and only h1 holds the VIP and the route.
-        ensure!(expect_single_holder(lab, &[1, 2, 3], secs(4))? == 1, "h1 should be the holder");
+        ensure!(
+            expect_single_holder(lab, &[1, 2, 3], secs(4))? == 1,
+            "h1 should be the holder"
+        );
         for b in [&h2, &h3] {
             ensure!(b.state("http")? == "backup", "{b}: {}", b.instance("http")?);
         }
@@ -82,14 +99,23 @@ fn seed_topology_has_one_master_and_fails_over_to_exactly_one() {
         wait_for(
             "exactly one of h2/h3 to hold the VIP",
             secs(8),
-            || lab.holders(VIP).into_iter().filter(|&i| i != 1).collect::<Vec<_>>(),
+            || {
+                lab.holders(VIP)
+                    .into_iter()
+                    .filter(|&i| i != 1)
+                    .collect::<Vec<_>>()
+            },
             |h| h.len() == 1,
         )?;
         // Equal priorities may briefly both claim mastership; let one advert interval settle it.
         std::thread::sleep(Duration::from_millis(1200));
         let new = expect_single_holder(lab, &[2, 3], secs(4))?;
         let (master, other) = if new == 2 { (&h2, &h3) } else { (&h3, &h2) };
-        ensure!(master.state("http")? == "master", "{master}: {}", master.instance("http")?);
+        ensure!(
+            master.state("http")? == "master",
+            "{master}: {}",
+            master.instance("http")?
+        );
         other.wait_backup_of("http", &lab.host_ip(new), secs(3))?;
         lab.wait_client_ping(VIP, secs(5))?;
 
@@ -98,8 +124,15 @@ fn seed_topology_has_one_master_and_fails_over_to_exactly_one() {
         lab.link_up(1)?;
         let h1 = lab.start_upkeep(1, &conf(1))?;
         h1.wait_backup_of("http", &lab.host_ip(new), secs(10))?;
-        ensure!(expect_single_holder(lab, &[1, 2, 3], secs(3))? == new, "the VIP moved after h1 came back");
-        ensure!(h1.state("http")? == "backup", "h1: {}", h1.instance("http")?);
+        ensure!(
+            expect_single_holder(lab, &[1, 2, 3], secs(3))? == new,
+            "the VIP moved after h1 came back"
+        );
+        ensure!(
+            h1.state("http")? == "backup",
+            "h1: {}",
+            h1.instance("http")?
+        );
         Ok(())
     });
 }
@@ -111,7 +144,11 @@ fn seed_example_configs_pass_check() -> Result<()> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/three-node");
     for h in ["h1", "h2", "h3"] {
         let file = dir.join(format!("{h}.kdl"));
-        let out = std::process::Command::new(&bin).arg("check").arg("--config").arg(&file).output()?;
+        let out = std::process::Command::new(&bin)
+            .arg("check")
+            .arg("--config")
+            .arg(&file)
+            .output()?;
         ensure!(
             out.status.success(),
             "upkeep check {} failed: {}{}",

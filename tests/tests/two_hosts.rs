@@ -16,11 +16,16 @@ fn secs(s: u64) -> Duration {
 }
 
 fn web(priority: u8, interval_ms: u64) -> Instance {
-    Instance::new("web", 51, priority).interval_ms(interval_ms).vip("192.0.2.100/24")
+    Instance::new("web", 51, priority)
+        .interval_ms(interval_ms)
+        .vip("192.0.2.100/24")
 }
 
 fn start(lab: &Lab, i: usize, inst: &Instance) -> Result<Daemon> {
-    lab.start_upkeep(i, &upkeep_config(&format!("h{i}"), std::slice::from_ref(inst)))
+    lab.start_upkeep(
+        i,
+        &upkeep_config(&format!("h{i}"), std::slice::from_ref(inst)),
+    )
 }
 
 /// Starts `inst` on host i and waits for it to report `state`.
@@ -43,8 +48,14 @@ fn higher_priority_wins_election_and_client_reaches_vip() {
         lab.wait_client_ping(VIP, secs(5))?;
 
         let m = h1.instance("web")?;
-        ensure!(m["vips_held"] == true && m["effective_priority"] == 100, "h1 status: {m}");
-        ensure!(h2.instance("web")?["vips_held"] == false, "h2 claims to hold the VIP");
+        ensure!(
+            m["vips_held"] == true && m["effective_priority"] == 100,
+            "h1 status: {m}"
+        );
+        ensure!(
+            h2.instance("web")?["vips_held"] == false,
+            "h2 claims to hold the VIP"
+        );
         h2.wait_status("h2 counts received adverts", secs(3), |s| {
             s["instances"][0]["adverts_received"].as_u64().unwrap_or(0) >= 3
         })?;
@@ -52,20 +63,55 @@ fn higher_priority_wins_election_and_client_reaches_vip() {
         // On the wire: well-formed v3 adverts from h1 to the group, every 200 ms.
         let cap = lab.start_capture(2)?;
         wait_until("5 adverts from h1", secs(5), || {
-            cap.packets().iter().filter(|p| p.src.to_string() == "192.0.2.1").count() >= 5
+            cap.packets()
+                .iter()
+                .filter(|p| p.src.to_string() == "192.0.2.1")
+                .count()
+                >= 5
         })?;
-        let from_h1: Vec<_> = cap.packets().into_iter().filter(|p| p.src.to_string() == "192.0.2.1").collect();
+        let from_h1: Vec<_> = cap
+            .packets()
+            .into_iter()
+            .filter(|p| p.src.to_string() == "192.0.2.1")
+            .collect();
         for p in &from_h1 {
-            let a = p.advert.as_ref().map_err(|e| anyhow::anyhow!("{e}: {}", p.summary()))?;
-            ensure!(p.checksum_ok && p.ttl == 255 && p.dst.to_string() == "224.0.0.18", "{}", p.summary());
-            ensure!((a.version, a.kind, a.vrid, a.priority) == (3, 1, 51, 100), "{}", p.summary());
-            ensure!(a.interval() == Duration::from_millis(200), "{}", p.summary());
+            let a = p
+                .advert
+                .as_ref()
+                .map_err(|e| anyhow::anyhow!("{e}: {}", p.summary()))?;
+            ensure!(
+                p.checksum_ok && p.ttl == 255 && p.dst.to_string() == "224.0.0.18",
+                "{}",
+                p.summary()
+            );
+            ensure!(
+                (a.version, a.kind, a.vrid, a.priority) == (3, 1, 51, 100),
+                "{}",
+                p.summary()
+            );
+            ensure!(
+                a.interval() == Duration::from_millis(200),
+                "{}",
+                p.summary()
+            );
             ensure!(a.addrs == vec![VIP.parse::<IpAddr>()?], "{}", p.summary());
         }
-        let gaps: Vec<f64> = from_h1.windows(2).map(|w| (w[1].at - w[0].at).as_secs_f64()).collect();
-        ensure!(gaps.iter().all(|g| (0.1..0.5).contains(g)), "advert spacing {gaps:?}");
+        let gaps: Vec<f64> = from_h1
+            .windows(2)
+            .map(|w| (w[1].at - w[0].at).as_secs_f64())
+            .collect();
+        ensure!(
+            gaps.iter().all(|g| (0.1..0.5).contains(g)),
+            "advert spacing {gaps:?}"
+        );
         // Only the master talks.
-        ensure!(cap.packets().iter().all(|p| p.src.to_string() == "192.0.2.1"), "capture:\n{}", cap.dump());
+        ensure!(
+            cap.packets()
+                .iter()
+                .all(|p| p.src.to_string() == "192.0.2.1"),
+            "capture:\n{}",
+            cap.dump()
+        );
         Ok(())
     });
 }
@@ -83,14 +129,24 @@ fn sigterm_moves_vip_quickly_with_priority_zero() {
         h1.signal(SIGTERM)?;
         lab.wait_holders(VIP, &[2], secs(5))?;
         let took = t0.elapsed();
-        ensure!(took < Duration::from_millis(2000), "takeover took {took:?}, expected well under 3.6 s");
+        ensure!(
+            took < Duration::from_millis(2000),
+            "takeover took {took:?}, expected well under 3.6 s"
+        );
         let zero = cap.wait_for_packet("priority-0 advert from h1", secs(2), |p| {
             p.src.to_string() == "192.0.2.1" && p.priority() == Some(0)
         })?;
         ensure!(zero.checksum_ok && zero.ttl == 255, "{}", zero.summary());
         let st = h1.wait_exit(secs(5))?;
-        ensure!(st.success(), "upkeep exited with {st}; log:\n{}", h1.log_tail(20));
-        ensure!(!lab.has_addr(1, VIP), "the stopped daemon left the VIP behind");
+        ensure!(
+            st.success(),
+            "upkeep exited with {st}; log:\n{}",
+            h1.log_tail(20)
+        );
+        ensure!(
+            !lab.has_addr(1, VIP),
+            "the stopped daemon left the VIP behind"
+        );
         let s = h2.wait_state("web", "master", secs(2))?;
         ensure!(s["vips_held"] == true, "{s}");
         lab.wait_client_ping(VIP, secs(5))?;
@@ -113,7 +169,10 @@ fn crash_and_link_down_fails_over_then_preempting_master_returns() {
         let took = t0.elapsed();
         // No priority 0 was sent: h2 must have waited out Master_Down_Interval (3 intervals plus
         // skew, less at most one interval since the last advert).
-        ensure!(took >= interval * 2, "takeover after {took:?}: faster than Master_Down_Interval allows");
+        ensure!(
+            took >= interval * 2,
+            "takeover after {took:?}: faster than Master_Down_Interval allows"
+        );
         h2.wait_state("web", "master", secs(2))?;
         lab.wait_client_ping(VIP, secs(5))?;
         drop(h1);
@@ -131,22 +190,68 @@ fn crash_and_link_down_fails_over_then_preempting_master_returns() {
 }
 
 #[test]
-fn nopreempt_restarted_master_does_not_take_vip_back() {
+fn nopreempt_master_restarted_after_crash_stays_backup_and_drops_leftover_vip() {
     lab_test(2, |lab| {
         let h1_conf = web(100, 200).preempt(false);
         let h1 = start_in(lab, 1, &h1_conf, "master")?;
         let h2 = start_in(lab, 2, &web(90, 200).preempt(false), "backup")?;
-        h1.stop(secs(5))?;
-        lab.wait_holders(VIP, &[2], secs(5))?;
-        let t2 = h2.counter("web", "transitions")?;
+        lab.wait_holders(VIP, &[1], secs(5))?;
+        h1.signal(SIGKILL)?;
+        lab.link_down(1)?;
+        wait_until("h2 to take the VIP", secs(5), || lab.has_addr(2, VIP))?;
+        drop(h1);
+        // The crashed host still has the VIP on its (down) interface.
+        ensure!(
+            lab.has_addr(1, VIP),
+            "expected a leftover VIP on the crashed host"
+        );
+        lab.link_up(1)?;
+        let t2 = h2.wait_state("web", "master", secs(2))?["transitions"].as_u64();
 
+        // Restarted: it removes the leftover VIP, hears h2 and stays backup (nopreempt).
         let h1 = start(lab, 1, &h1_conf)?;
         h1.wait_backup_of("web", "192.0.2.2", secs(10))?;
+        lab.wait_holders(VIP, &[2], secs(5))?;
         // Many Master_Down_Intervals later, h2 still holds it and nobody moved.
         lab.expect_holders_stable(VIP, &[2], secs(3))?;
-        ensure!(h1.state("web")? == "backup", "h1 took over: {}", h1.instance("web")?);
-        ensure!(h2.counter("web", "transitions")? == t2, "h2 transitioned: {}", h2.instance("web")?);
+        ensure!(
+            h1.state("web")? == "backup",
+            "h1 took over: {}",
+            h1.instance("web")?
+        );
+        ensure!(
+            Some(h2.counter("web", "transitions")?) == t2,
+            "h2 transitioned: {}",
+            h2.instance("web")?
+        );
         lab.wait_client_ping(VIP, secs(5))?;
+        Ok(())
+    });
+}
+
+#[test]
+fn lone_master_sigterm_sends_priority_zero_removes_vip_and_exits() {
+    lab_test(1, |lab| {
+        let h1 = start_in(lab, 1, &web(100, 1000), "master")?;
+        lab.wait_holders(VIP, &[1], secs(5))?;
+        let cap = lab.start_capture(1)?;
+        h1.signal(SIGTERM)?;
+        let zero = cap.wait_for_packet("h1 sending priority 0", secs(2), |p| {
+            p.outgoing && p.priority() == Some(0)
+        })?;
+        ensure!(
+            zero.checksum_ok && zero.ttl == 255 && zero.dst.to_string() == "224.0.0.18",
+            "{}",
+            zero.summary()
+        );
+        // No successor: it gives up waiting for one, removes the VIP and exits cleanly.
+        let st = h1.wait_exit(secs(6))?;
+        ensure!(st.success(), "exit status {st}");
+        ensure!(
+            lab.holders(VIP).is_empty(),
+            "VIP left behind: {:?}",
+            lab.addrs(1)
+        );
         Ok(())
     });
 }
@@ -154,7 +259,11 @@ fn nopreempt_restarted_master_does_not_take_vip_back() {
 #[test]
 fn ipv6_v3_election_and_failover() {
     lab_test(2, |lab| {
-        let web6 = |prio| Instance::new("web6", 52, prio).interval_ms(200).vip("2001:db8::100/64");
+        let web6 = |prio| {
+            Instance::new("web6", 52, prio)
+                .interval_ms(200)
+                .vip("2001:db8::100/64")
+        };
         let h1 = start_in(lab, 1, &web6(100), "master")?;
         let h2 = start_in(lab, 2, &web6(90), "backup")?;
         lab.wait_holders(VIP6, &[1], secs(5))?;
@@ -163,16 +272,30 @@ fn ipv6_v3_election_and_failover() {
         lab.wait_client_ping(VIP6, secs(5))?;
 
         let cap = lab.start_capture(2)?;
-        let p = cap.wait_for_packet("an IPv6 advert from h1", secs(3), |p| p.src.to_string() == "fe80::1")?;
+        let p = cap.wait_for_packet("an IPv6 advert from h1", secs(3), |p| {
+            p.src.to_string() == "fe80::1"
+        })?;
         let a = p.advert.clone().map_err(anyhow::Error::msg)?;
-        ensure!(p.dst.to_string() == "ff02::12" && p.ttl == 255 && p.checksum_ok, "{}", p.summary());
-        ensure!((a.version, a.vrid, a.priority) == (3, 52, 100), "{}", p.summary());
+        ensure!(
+            p.dst.to_string() == "ff02::12" && p.ttl == 255 && p.checksum_ok,
+            "{}",
+            p.summary()
+        );
+        ensure!(
+            (a.version, a.vrid, a.priority) == (3, 52, 100),
+            "{}",
+            p.summary()
+        );
         ensure!(a.addrs == vec![VIP6.parse::<IpAddr>()?], "{}", p.summary());
 
         let t0 = Instant::now();
         h1.signal(SIGTERM)?;
         lab.wait_holders(VIP6, &[2], secs(5))?;
-        ensure!(t0.elapsed() < secs(2), "IPv6 takeover took {:?}", t0.elapsed());
+        ensure!(
+            t0.elapsed() < secs(2),
+            "IPv6 takeover took {:?}",
+            t0.elapsed()
+        );
         ensure!(h1.wait_exit(secs(5))?.success(), "h1 exit");
         lab.wait_client_ping(VIP6, secs(5))?;
         Ok(())

@@ -28,7 +28,12 @@ pub struct Tracker {
 
 impl Tracker {
     pub fn new(rise: u32, fall: u32) -> Self {
-        Self { rise: rise.max(1), fall: fall.max(1), healthy: true, streak: 0 }
+        Self {
+            rise: rise.max(1),
+            fall: fall.max(1),
+            healthy: true,
+            streak: 0,
+        }
     }
 
     pub fn healthy(&self) -> bool {

@@ -27,7 +27,12 @@ pub async fn run(check: ScriptCheck, tx: mpsc::UnboundedSender<CheckResult>) {
     let mut next = tokio::time::Instant::now();
     loop {
         let (ok, message, duration) = run_once(&check).await;
-        let result = CheckResult { check: check.index, ok, message, duration };
+        let result = CheckResult {
+            check: check.index,
+            ok,
+            message,
+            duration,
+        };
         if tx.send(result).is_err() {
             return;
         }
@@ -75,7 +80,11 @@ pub async fn run_once(check: &ScriptCheck) -> (bool, String, Duration) {
                 kill_group(pg);
             }
             let _ = child.wait().await; // reap
-            (false, format!("timed out after {:?}", check.timeout), start.elapsed())
+            (
+                false,
+                format!("timed out after {:?}", check.timeout),
+                start.elapsed(),
+            )
         }
     }
 }

@@ -29,7 +29,9 @@ impl Config {
 
     /// The sync group an instance belongs to, if any.
     pub fn group_of(&self, instance: &str) -> Option<&SyncGroup> {
-        self.sync_groups.iter().find(|g| g.members.iter().any(|m| m == instance))
+        self.sync_groups
+            .iter()
+            .find(|g| g.members.iter().any(|m| m == instance))
     }
 }
 

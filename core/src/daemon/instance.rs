@@ -146,7 +146,10 @@ impl Instance {
                 warn!(parent: &self.span, "cannot encode advert: {e}");
                 return;
             }
-            match self.socket.send(self.src, dst, &self.buf, &mut self.scratch) {
+            match self
+                .socket
+                .send(self.src, dst, &self.buf, &mut self.scratch)
+            {
                 Ok(()) => self.stats.adverts_sent += 1,
                 Err(e) => debug!(parent: &self.span, "advert to {dst} not sent: {e}"),
             }
@@ -171,7 +174,12 @@ impl Instance {
             last_transition: self.stats.last_transition.clone(),
             adverts_sent: self.stats.adverts_sent,
             adverts_received: self.stats.adverts_received,
-            drops: self.stats.drops.iter().map(|(r, n)| (r.as_str(), *n)).collect(),
+            drops: self
+                .stats
+                .drops
+                .iter()
+                .map(|(r, n)| (r.as_str(), *n))
+                .collect(),
         }
     }
 }

@@ -51,8 +51,19 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
 
 /// A packet as a reader task hands it over: decoded, or the reason it was not.
 enum Rx {
-    Advert { ifindex: u32, v6: bool, src: IpAddr, ttl: u8, advert: Advert },
-    Drop { ifindex: u32, v6: bool, vrid: Option<u8>, reason: DropReason },
+    Advert {
+        ifindex: u32,
+        v6: bool,
+        src: IpAddr,
+        ttl: u8,
+        advert: Advert,
+    },
+    Drop {
+        ifindex: u32,
+        v6: bool,
+        vrid: Option<u8>,
+        reason: DropReason,
+    },
 }
 
 struct Iface {
@@ -109,12 +120,23 @@ impl Daemon {
                 .chain(inst.routes.iter().filter_map(|r| r.dev.as_ref()));
             for name in names {
                 if !ifaces.contains_key(name) {
-                    let link = nl.link(name).await.with_context(|| format!("instance `{}`", inst.name))?;
+                    let link = nl
+                        .link(name)
+                        .await
+                        .with_context(|| format!("instance `{}`", inst.name))?;
                     let announcer = Arc::new(
                         Announcer::open(name, link.index, link.mac)
                             .with_context(|| format!("opening an announcement socket on {name}"))?,
                     );
-                    ifaces.insert(name.clone(), Iface { link, v4: None, v6: None, announcer });
+                    ifaces.insert(
+                        name.clone(),
+                        Iface {
+                            link,
+                            v4: None,
+                            v6: None,
+                            announcer,
+                        },
+                    );
                 }
             }
             let iface = ifaces.get_mut(&inst.interface).expect("inserted above");
@@ -126,14 +148,23 @@ impl Daemon {
                 } else {
                     VrrpSocket::open_v4(&inst.interface, iface.link.index)
                 }
-                .with_context(|| format!("opening a VRRP socket on {} (are you root?)", inst.interface))?;
+                .with_context(|| {
+                    format!(
+                        "opening a VRRP socket on {} (are you root?)",
+                        inst.interface
+                    )
+                })?;
                 let s = Arc::new(s);
                 tokio::spawn(read_loop(s.clone(), v6, tx.clone()));
                 *slot = Some(s);
             }
         }
 
-        let all_vips: Vec<IpAddr> = cfg.instances.iter().flat_map(|i| i.vips.iter().map(|v| v.addr)).collect();
+        let all_vips: Vec<IpAddr> = cfg
+            .instances
+            .iter()
+            .flat_map(|i| i.vips.iter().map(|v| v.addr))
+            .collect();
         let vips_tx = vips::spawn(nl.clone());
         let mut instances = Vec::new();
         let mut by_vrid = HashMap::new();
@@ -146,13 +177,29 @@ impl Daemon {
                     .await
                     .with_context(|| format!("instance `{}` on {}", inst.name, inst.interface))?,
             };
-            let index_of = |dev: &Option<String>| dev.as_ref().map_or(iface.link.index, |d| ifaces[d].link.index);
+            let index_of = |dev: &Option<String>| {
+                dev.as_ref()
+                    .map_or(iface.link.index, |d| ifaces[d].link.index)
+            };
             let owned = Arc::new(Owned {
                 instance: inst.name.clone(),
-                addrs: inst.vips.iter().map(|v| (index_of(&v.dev), v.addr, v.prefix_len)).collect(),
-                routes: inst.routes.iter().map(|r| (index_of(&r.dev), r.clone())).collect(),
+                addrs: inst
+                    .vips
+                    .iter()
+                    .map(|v| (index_of(&v.dev), v.addr, v.prefix_len))
+                    .collect(),
+                routes: inst
+                    .routes
+                    .iter()
+                    .map(|r| (index_of(&r.dev), r.clone()))
+                    .collect(),
             });
-            let socket = if v6 { iface.v6.clone() } else { iface.v4.clone() }.expect("opened above");
+            let socket = if v6 {
+                iface.v6.clone()
+            } else {
+                iface.v4.clone()
+            }
+            .expect("opened above");
             by_vrid.insert((iface.link.index, v6, inst.vrid), instances.len());
             let wiring = Wiring {
                 ifindex: iface.link.index,
@@ -175,7 +222,12 @@ impl Daemon {
             .map_or_else(|| PathBuf::from("."), |p| p.to_path_buf());
         let mut checks = Vec::new();
         for (index, def) in cfg.checks.iter().enumerate() {
-            checks.push(Check { name: def.name.clone(), tracker: Tracker::new(def.rise, def.fall), last: None, runs: 0 });
+            checks.push(Check {
+                name: def.name.clone(),
+                tracker: Tracker::new(def.rise, def.fall),
+                last: None,
+                runs: 0,
+            });
             match &def.kind {
                 CheckKind::Script { command } => {
                     let sc = checks::script::ScriptCheck {
@@ -267,7 +319,12 @@ impl Daemon {
 
         let mut buf_deadline;
         loop {
-            if self.stopping && self.instances.iter().all(|i| i.fsm.state() == State::Initialize) {
+            if self.stopping
+                && self
+                    .instances
+                    .iter()
+                    .all(|i| i.fsm.state() == State::Initialize)
+            {
                 break;
             }
             buf_deadline = self.next_deadline();
@@ -333,7 +390,11 @@ impl Daemon {
 
     fn on_timers(&mut self, now: Instant) {
         for i in 0..self.instances.len() {
-            if self.instances[i].fsm.poll_timeout().is_some_and(|t| t <= now) {
+            if self.instances[i]
+                .fsm
+                .poll_timeout()
+                .is_some_and(|t| t <= now)
+            {
                 self.queue.push_back((i, Event::Timeout));
             }
             if self.garp_refresh_at[i].is_some_and(|t| t <= now) {
@@ -348,17 +409,31 @@ impl Daemon {
 
     fn on_packet(&mut self, rx: Rx) {
         match rx {
-            Rx::Drop { ifindex, v6, vrid, reason } => {
+            Rx::Drop {
+                ifindex,
+                v6,
+                vrid,
+                reason,
+            } => {
                 match vrid.and_then(|v| self.by_vrid.get(&(ifindex, v6, v))) {
                     Some(&i) => self.instances[i].count_drop(reason),
                     None => *self.global_drops.entry(reason).or_default() += 1,
                 }
                 self.touch_status();
             }
-            Rx::Advert { ifindex, v6, src, ttl, advert } => {
+            Rx::Advert {
+                ifindex,
+                v6,
+                src,
+                ttl,
+                advert,
+            } => {
                 self.touch_status();
                 let Some(&i) = self.by_vrid.get(&(ifindex, v6, advert.vrid)) else {
-                    *self.global_drops.entry(DropReason::UnknownVrid).or_default() += 1;
+                    *self
+                        .global_drops
+                        .entry(DropReason::UnknownVrid)
+                        .or_default() += 1;
                     return;
                 };
                 let inst = &mut self.instances[i];
@@ -398,7 +473,9 @@ impl Daemon {
     }
 
     fn on_check(&mut self, res: CheckResult) {
-        let Some(check) = self.checks.get_mut(res.check) else { return };
+        let Some(check) = self.checks.get_mut(res.check) else {
+            return;
+        };
         check.runs += 1;
         let flipped = check.tracker.record(res.ok);
         if flipped {
@@ -442,12 +519,18 @@ impl Daemon {
     }
 
     fn fatal_check_failing(&self, i: usize) -> bool {
-        self.tracks[i].iter().any(|&(c, w)| w == 0 && !self.checks[c].tracker.healthy())
+        self.tracks[i]
+            .iter()
+            .any(|&(c, w)| w == 0 && !self.checks[c].tracker.healthy())
     }
 
     /// Feed each instance its fault state: its own causes or any sync-group member's.
     fn refresh_faults(&mut self, _now: Instant) {
-        let own: Vec<bool> = self.instances.iter().map(|i| i.link_down || i.check_fault).collect();
+        let own: Vec<bool> = self
+            .instances
+            .iter()
+            .map(|i| i.link_down || i.check_fault)
+            .collect();
         for i in 0..self.instances.len() {
             let fault = own[i] || self.group_peers[i].iter().any(|&j| own[j]);
             if fault != self.instances[i].fault_fed && !self.stopping {
@@ -492,7 +575,9 @@ impl Daemon {
                 // Sync groups: a member's own move drags the others along (never recursively).
                 let group_event = match (from, to, reason) {
                     (_, State::Master, r) if r != Reason::GroupMaster => Some(Event::GroupMaster),
-                    (State::Master, State::Backup, r) if r != Reason::GroupBackup => Some(Event::GroupBackup),
+                    (State::Master, State::Backup, r) if r != Reason::GroupBackup => {
+                        Some(Event::GroupBackup)
+                    }
                     _ => None,
                 };
                 if let Some(ev) = group_event {
@@ -512,7 +597,7 @@ impl Daemon {
     }
 
     fn flush_status(&mut self, now: Instant, force: bool) {
-        if !force && !self.status_due.is_some_and(|t| t <= now) {
+        if !force && self.status_due.is_none_or(|t| t > now) {
             return;
         }
         let status = Status {
@@ -528,12 +613,20 @@ impl Daemon {
                     kind: "script",
                     healthy: c.tracker.healthy(),
                     last_ok: c.last.as_ref().map(|r| r.ok),
-                    message: c.last.as_ref().map(|r| r.message.clone()).unwrap_or_default(),
+                    message: c
+                        .last
+                        .as_ref()
+                        .map(|r| r.message.clone())
+                        .unwrap_or_default(),
                     duration_ms: c.last.as_ref().map_or(0, |r| r.duration.as_millis() as u64),
                     runs: c.runs,
                 })
                 .collect(),
-            drops: self.global_drops.iter().map(|(r, n)| (r.as_str(), *n)).collect(),
+            drops: self
+                .global_drops
+                .iter()
+                .map(|(r, n)| (r.as_str(), *n))
+                .collect(),
         };
         if let Err(e) = self.status_file.write(&status) {
             warn!("cannot write status file: {e}");
@@ -564,7 +657,12 @@ fn announce(inst: &Instance, global: &config::Global) {
 
 /// The address we advertise from: the interface's first IPv4 address that is not a VIP, or its
 /// IPv6 link-local address (waiting briefly for duplicate address detection to finish).
-async fn primary_address(nl: &Netlink, index: u32, v6: bool, vips: &[IpAddr]) -> anyhow::Result<IpAddr> {
+async fn primary_address(
+    nl: &Netlink,
+    index: u32,
+    v6: bool,
+    vips: &[IpAddr],
+) -> anyhow::Result<IpAddr> {
     for _ in 0..30 {
         let addrs = nl.addresses(index).await?;
         let found = addrs.iter().map(|(a, _)| *a).find(|a| match a {
@@ -609,14 +707,46 @@ async fn read_loop(sock: Arc<VrrpSocket>, v6: bool, tx: mpsc::Sender<Rx>) {
 fn decode(ifindex: u32, v6: bool, d: Datagram<'_>) -> Rx {
     let (src, dst, ttl, payload) = match d {
         Datagram::V4(bytes) => match packet::parse_ipv4(bytes) {
-            Ok(ip) if ip.protocol == IPPROTO_VRRP => (IpAddr::V4(ip.src), IpAddr::V4(ip.dst), ip.ttl, ip.payload),
-            Ok(_) => return Rx::Drop { ifindex, v6, vrid: None, reason: DropReason::NotVrrp },
-            Err(e) => return Rx::Drop { ifindex, v6, vrid: None, reason: e.reason() },
+            Ok(ip) if ip.protocol == IPPROTO_VRRP => {
+                (IpAddr::V4(ip.src), IpAddr::V4(ip.dst), ip.ttl, ip.payload)
+            }
+            Ok(_) => {
+                return Rx::Drop {
+                    ifindex,
+                    v6,
+                    vrid: None,
+                    reason: DropReason::NotVrrp,
+                }
+            }
+            Err(e) => {
+                return Rx::Drop {
+                    ifindex,
+                    v6,
+                    vrid: None,
+                    reason: e.reason(),
+                }
+            }
         },
-        Datagram::V6 { src, dst, hop_limit, payload } => (IpAddr::V6(src), IpAddr::V6(dst), hop_limit, payload),
+        Datagram::V6 {
+            src,
+            dst,
+            hop_limit,
+            payload,
+        } => (IpAddr::V6(src), IpAddr::V6(dst), hop_limit, payload),
     };
     match Advert::decode(payload, src, dst) {
-        Ok(advert) => Rx::Advert { ifindex, v6, src, ttl, advert },
-        Err(e) => Rx::Drop { ifindex, v6, vrid: packet::peek_vrid(payload), reason: e.reason() },
+        Ok(advert) => Rx::Advert {
+            ifindex,
+            v6,
+            src,
+            ttl,
+            advert,
+        },
+        Err(e) => Rx::Drop {
+            ifindex,
+            v6,
+            vrid: packet::peek_vrid(payload),
+            reason: e.reason(),
+        },
     }
 }

@@ -52,7 +52,10 @@ pub struct StatusFile {
 
 impl StatusFile {
     pub fn new(state_dir: &Path) -> Self {
-        Self { path: state_dir.join("status.json"), tmp: state_dir.join(".status.json.tmp") }
+        Self {
+            path: state_dir.join("status.json"),
+            tmp: state_dir.join(".status.json.tmp"),
+        }
     }
 
     pub fn write(&self, status: &Status) -> io::Result<()> {

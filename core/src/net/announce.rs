@@ -23,7 +23,13 @@ impl Announcer {
     pub fn open(ifname: &str, ifindex: u32, mac: [u8; 6]) -> io::Result<Self> {
         // Protocol 0: a send-only packet socket that receives nothing.
         // SAFETY: plain socket(2) call; the fd is owned right away.
-        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                0,
+            )
+        };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -38,7 +44,12 @@ impl Announcer {
                 Ok(s)
             })
             .ok();
-        Ok(Self { ifindex, mac, packet, icmp6 })
+        Ok(Self {
+            ifindex,
+            mac,
+            packet,
+            icmp6,
+        })
     }
 
     /// One announcement for each address.
@@ -82,7 +93,10 @@ impl Announcer {
 
     fn send_na(&self, target: Ipv6Addr) -> io::Result<()> {
         let Some(s) = &self.icmp6 else {
-            return Err(io::Error::new(io::ErrorKind::Unsupported, "no ICMPv6 socket (IPv6 disabled?)"));
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "no ICMPv6 socket (IPv6 disabled?)",
+            ));
         };
         let all_nodes = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
         let to = SockAddr::from(SocketAddrV6::new(all_nodes, 0, 0, self.ifindex));

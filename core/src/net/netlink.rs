@@ -70,14 +70,24 @@ impl Netlink {
     }
 
     pub async fn link(&self, name: &str) -> Result<Link, NetlinkError> {
-        let mut links = self.handle.link().get().match_name(name.to_string()).execute();
+        let mut links = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
         match links.try_next().await {
             Ok(Some(msg)) => Ok(link_from(&msg)),
             Ok(None) => Err(NetlinkError::NoSuchInterface(name.to_string())),
-            Err(rtnetlink::Error::NetlinkError(m)) if m.code.map(|c| -c.get()) == Some(libc::ENODEV) => {
+            Err(rtnetlink::Error::NetlinkError(m))
+                if m.code.map(|c| -c.get()) == Some(libc::ENODEV) =>
+            {
                 Err(NetlinkError::NoSuchInterface(name.to_string()))
             }
-            Err(source) => Err(NetlinkError::Request { what: format!("looking up interface {name}"), source }),
+            Err(source) => Err(NetlinkError::Request {
+                what: format!("looking up interface {name}"),
+                source,
+            }),
         }
     }
 
@@ -91,7 +101,10 @@ impl Netlink {
             .execute()
             .try_collect()
             .await
-            .map_err(|source| NetlinkError::Request { what: format!("listing addresses of interface {index}"), source })?;
+            .map_err(|source| NetlinkError::Request {
+                what: format!("listing addresses of interface {index}"),
+                source,
+            })?;
         Ok(msgs
             .iter()
             .filter(|m| m.header.index == index)
@@ -111,21 +124,36 @@ impl Netlink {
     }
 
     /// Add an address; already present is success.
-    pub async fn add_address(&self, index: u32, addr: IpAddr, prefix_len: u8) -> Result<(), NetlinkError> {
+    pub async fn add_address(
+        &self,
+        index: u32,
+        addr: IpAddr,
+        prefix_len: u8,
+    ) -> Result<(), NetlinkError> {
         let mut req = self.handle.address().add(index, addr, prefix_len);
         if addr.is_ipv6() {
             // A VIP must answer at once: duplicate address detection would hold it for a second.
-            req.message_mut().attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
+            req.message_mut()
+                .attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
         }
         match req.execute().await {
             Ok(()) => Ok(()),
             Err(e) if errno(&e) == Some(EEXIST) => Ok(()),
-            Err(source) => Err(NetlinkError::Request { what: format!("adding {addr}/{prefix_len}"), source }),
+            Err(source) => Err(NetlinkError::Request {
+                what: format!("adding {addr}/{prefix_len}"),
+                source,
+            }),
         }
     }
 
     /// Remove an address; already absent is success.
-    pub async fn del_address(&self, index: u32, addr: IpAddr, prefix_len: u8) -> Result<(), NetlinkError> {
+    pub async fn del_address(
+        &self,
+        index: u32,
+        addr: IpAddr,
+        prefix_len: u8,
+    ) -> Result<(), NetlinkError> {
         let mut msg = AddressMessage::default();
         msg.header.index = index;
         msg.header.prefix_len = prefix_len;
@@ -142,7 +170,10 @@ impl Netlink {
         match self.handle.address().del(msg).execute().await {
             Ok(()) => Ok(()),
             Err(e) if errno(&e).is_some_and(|c| ENOENT_LIKE.contains(&c)) => Ok(()),
-            Err(source) => Err(NetlinkError::Request { what: format!("removing {addr}/{prefix_len}"), source }),
+            Err(source) => Err(NetlinkError::Request {
+                what: format!("removing {addr}/{prefix_len}"),
+                source,
+            }),
         }
     }
 
@@ -237,12 +268,16 @@ pub fn watch_links() -> Result<mpsc::UnboundedReceiver<LinkEvent>, NetlinkError>
     tokio::spawn(async move {
         while let Some((msg, _)) = messages.next().await {
             let event = match msg.payload {
-                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l)) => {
-                    LinkEvent { index: l.header.index, up: is_up(&l), gone: false }
-                }
-                NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(l)) => {
-                    LinkEvent { index: l.header.index, up: false, gone: true }
-                }
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l)) => LinkEvent {
+                    index: l.header.index,
+                    up: is_up(&l),
+                    gone: false,
+                },
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(l)) => LinkEvent {
+                    index: l.header.index,
+                    up: false,
+                    gone: true,
+                },
                 _ => continue,
             };
             if tx.send(event).is_err() {

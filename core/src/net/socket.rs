@@ -37,19 +37,31 @@ pub struct VrrpSocket {
 impl VrrpSocket {
     /// Open and join 224.0.0.18 on the interface.
     pub fn open_v4(ifname: &str, ifindex: u32) -> io::Result<Self> {
-        let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(IPPROTO_VRRP as i32)))?;
+        let s = Socket::new(
+            Domain::IPV4,
+            Type::RAW,
+            Some(Protocol::from(IPPROTO_VRRP as i32)),
+        )?;
         s.bind_device(Some(ifname.as_bytes()))?;
         s.set_header_included_v4(true)?;
         s.set_multicast_all_v4(false)?;
         s.set_multicast_loop_v4(false)?;
         s.join_multicast_v4_n(&MCAST_V4, &InterfaceIndexOrAddress::Index(ifindex))?;
         s.set_nonblocking(true)?;
-        Ok(Self { fd: register(s)?, ifindex, v6: false })
+        Ok(Self {
+            fd: register(s)?,
+            ifindex,
+            v6: false,
+        })
     }
 
     /// Open and join ff02::12 on the interface.
     pub fn open_v6(ifname: &str, ifindex: u32) -> io::Result<Self> {
-        let s = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::from(IPPROTO_VRRP as i32)))?;
+        let s = Socket::new(
+            Domain::IPV6,
+            Type::RAW,
+            Some(Protocol::from(IPPROTO_VRRP as i32)),
+        )?;
         s.bind_device(Some(ifname.as_bytes()))?;
         s.set_multicast_all_v6(false)?;
         s.set_multicast_loop_v6(false)?;
@@ -60,7 +72,11 @@ impl VrrpSocket {
         setsockopt_int(&s, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 1)?;
         s.join_multicast_v6(&MCAST_V6, ifindex)?;
         s.set_nonblocking(true)?;
-        Ok(Self { fd: register(s)?, ifindex, v6: true })
+        Ok(Self {
+            fd: register(s)?,
+            ifindex,
+            v6: true,
+        })
     }
 
     pub fn ifindex(&self) -> u32 {
@@ -76,14 +92,19 @@ impl VrrpSocket {
             } else {
                 guard.try_io(|fd| {
                     // SAFETY-free: socket2's Read impl for &Socket reads into an initialised buffer.
-                    let n = io::Read::read(&mut &*fd.get_ref(), buf)?;
+                    let n = io::Read::read(&mut fd.get_ref(), buf)?;
                     Ok((n, None))
                 })
             };
             match result {
                 Ok(Ok((n, None))) => return Ok(Datagram::V4(&buf[..n])),
                 Ok(Ok((n, Some((_, src, dst, hop_limit))))) => {
-                    return Ok(Datagram::V6 { src, dst, hop_limit, payload: &buf[..n] })
+                    return Ok(Datagram::V6 {
+                        src,
+                        dst,
+                        hop_limit,
+                        payload: &buf[..n],
+                    })
                 }
                 Ok(Err(e)) => return Err(e),
                 Err(_would_block) => continue,
@@ -93,7 +114,13 @@ impl VrrpSocket {
 
     /// Send one VRRP message (`msg`, checksum already in it) from `src` to `dst`.
     /// `scratch` is reused to avoid an allocation per advert.
-    pub fn send(&self, src: IpAddr, dst: IpAddr, msg: &[u8], scratch: &mut Vec<u8>) -> io::Result<()> {
+    pub fn send(
+        &self,
+        src: IpAddr,
+        dst: IpAddr,
+        msg: &[u8],
+        scratch: &mut Vec<u8>,
+    ) -> io::Result<()> {
         match (src, dst) {
             (IpAddr::V4(src), IpAddr::V4(dst)) => {
                 scratch.clear();
@@ -102,8 +129,13 @@ impl VrrpSocket {
                 self.fd.get_ref().send_to(scratch, &to)?;
                 Ok(())
             }
-            (IpAddr::V6(src), IpAddr::V6(dst)) => send_v6(self.fd.get_ref(), src, dst, self.ifindex, msg),
-            _ => Err(io::Error::new(io::ErrorKind::InvalidInput, "mixed address families")),
+            (IpAddr::V6(src), IpAddr::V6(dst)) => {
+                send_v6(self.fd.get_ref(), src, dst, self.ifindex, msg)
+            }
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "mixed address families",
+            )),
         }
     }
 }
@@ -143,9 +175,12 @@ fn setsockopt_int(s: &Socket, level: i32, name: i32, value: i32) -> io::Result<(
 /// recvmsg with IPV6_HOPLIMIT and IPV6_PKTINFO ancillary data.
 fn recv_v6(s: &Socket, buf: &mut [u8]) -> io::Result<(usize, Ipv6Addr, Ipv6Addr, u8)> {
     let mut name: libc::sockaddr_in6 = unsafe { zeroed() };
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
     let mut control = [MaybeUninit::<u64>::uninit(); 16]; // 128 bytes, 8-aligned
-    // SAFETY: msghdr points at live buffers of the stated lengths for the duration of the call.
+                                                          // SAFETY: msghdr points at live buffers of the stated lengths for the duration of the call.
     let mut msg: libc::msghdr = unsafe { zeroed() };
     msg.msg_name = (&mut name as *mut libc::sockaddr_in6).cast();
     msg.msg_namelen = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
@@ -183,12 +218,21 @@ fn recv_v6(s: &Socket, buf: &mut [u8]) -> io::Result<(usize, Ipv6Addr, Ipv6Addr,
 }
 
 /// sendmsg with IPV6_PKTINFO so the source is the address we advertise (and checksummed).
-fn send_v6(s: &Socket, src: Ipv6Addr, dst: Ipv6Addr, ifindex: u32, msg_bytes: &[u8]) -> io::Result<()> {
+fn send_v6(
+    s: &Socket,
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    ifindex: u32,
+    msg_bytes: &[u8],
+) -> io::Result<()> {
     let to = SocketAddr::V6(SocketAddrV6::new(dst, 0, 0, ifindex));
     let to = SockAddr::from(to);
-    let mut iov = libc::iovec { iov_base: msg_bytes.as_ptr() as *mut _, iov_len: msg_bytes.len() };
+    let mut iov = libc::iovec {
+        iov_base: msg_bytes.as_ptr() as *mut _,
+        iov_len: msg_bytes.len(),
+    };
     let mut control = [MaybeUninit::<u64>::uninit(); 8]; // 64 bytes
-    // SAFETY: as in recv_v6; CMSG_SPACE of in6_pktinfo (20 bytes) fits in 64.
+                                                         // SAFETY: as in recv_v6; CMSG_SPACE of in6_pktinfo (20 bytes) fits in 64.
     unsafe {
         let mut msg: libc::msghdr = zeroed();
         msg.msg_name = to.as_ptr() as *mut _;
@@ -202,7 +246,9 @@ fn send_v6(s: &Socket, src: Ipv6Addr, dst: Ipv6Addr, ifindex: u32, msg_bytes: &[
         (*cmsg).cmsg_type = libc::IPV6_PKTINFO;
         (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<libc::in6_pktinfo>() as u32) as usize;
         let info = libc::in6_pktinfo {
-            ipi6_addr: libc::in6_addr { s6_addr: src.octets() },
+            ipi6_addr: libc::in6_addr {
+                s6_addr: src.octets(),
+            },
             ipi6_ifindex: ifindex,
         };
         std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::in6_pktinfo>(), info);

@@ -140,7 +140,9 @@ impl fmt::Display for Reason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     /// Send an advertisement with this priority (0 to resign).
-    SendAdvert { priority: u8 },
+    SendAdvert {
+        priority: u8,
+    },
     /// Announce the VIPs (gratuitous ARP / unsolicited NA), as a new master must.
     Announce,
     /// Put the VIPs and routes on this host.
@@ -249,10 +251,8 @@ impl Fsm {
         match (self.state, event) {
             (State::Initialize, Event::Startup) => self.start(now, Reason::Startup, &mut out),
 
-            (State::Backup, Event::Timeout) => {
-                if self.down_at.is_some_and(|t| now >= t) {
-                    self.become_master(now, Reason::MasterDown, &mut out);
-                }
+            (State::Backup, Event::Timeout) if self.down_at.is_some_and(|t| now >= t) => {
+                self.become_master(now, Reason::MasterDown, &mut out);
             }
             (State::Backup, Event::Advert(h)) => self.backup_heard(h, now, &mut out),
             (State::Backup, Event::Priority(p)) => {
@@ -270,11 +270,11 @@ impl Fsm {
                 self.become_master(now, Reason::GroupMaster, &mut out)
             }
 
-            (State::Master, Event::Timeout) => {
-                if self.adver_at.is_some_and(|t| now >= t) {
-                    out.push(Action::SendAdvert { priority: self.priority });
-                    self.adver_at = Some(now + self.params.advert_interval);
-                }
+            (State::Master, Event::Timeout) if self.adver_at.is_some_and(|t| now >= t) => {
+                out.push(Action::SendAdvert {
+                    priority: self.priority,
+                });
+                self.adver_at = Some(now + self.params.advert_interval);
             }
             (State::Master, Event::Advert(h)) => self.master_heard(h, now, &mut out),
             (State::Master, Event::Priority(p)) => {
@@ -314,12 +314,10 @@ impl Fsm {
                 let reason = Reason::SuccessorHeard { from: h.from };
                 self.transition(State::Initialize, reason, &mut out);
             }
-            (State::Handover, Event::Timeout) => {
-                if self.handover_until.is_some_and(|t| now >= t) {
-                    self.handover_until = None;
-                    out.push(Action::RemoveVips);
-                    self.transition(State::Initialize, Reason::HandoverTimeout, &mut out);
-                }
+            (State::Handover, Event::Timeout) if self.handover_until.is_some_and(|t| now >= t) => {
+                self.handover_until = None;
+                out.push(Action::RemoveVips);
+                self.transition(State::Initialize, Reason::HandoverTimeout, &mut out);
             }
             (State::Handover, Event::Priority(p)) => self.priority = p,
 
@@ -369,7 +367,9 @@ impl Fsm {
         self.preempt_after = None;
         self.master = None;
         self.transition(State::Master, reason, out);
-        out.push(Action::SendAdvert { priority: self.priority });
+        out.push(Action::SendAdvert {
+            priority: self.priority,
+        });
         out.push(Action::Announce);
         out.push(Action::AddVips);
         self.adver_at = Some(now + self.params.advert_interval);
@@ -385,7 +385,10 @@ impl Fsm {
         let lower = h.priority < self.priority;
         if lower && self.preempts() && self.preempt_delay_started(now) {
             if self.params.fast_preempt {
-                let reason = Reason::Preempt { from: h.from, priority: h.priority };
+                let reason = Reason::Preempt {
+                    from: h.from,
+                    priority: h.priority,
+                };
                 self.become_master(now, reason, out);
             }
             // RFC: discard, and let the down timer run out.
@@ -406,7 +409,9 @@ impl Fsm {
         if self.params.preempt_delay.is_zero() {
             return true;
         }
-        let after = *self.preempt_after.get_or_insert(now + self.params.preempt_delay);
+        let after = *self
+            .preempt_after
+            .get_or_insert(now + self.params.preempt_delay);
         now >= after
     }
 
@@ -417,12 +422,17 @@ impl Fsm {
     fn master_heard(&mut self, h: Heard, now: Instant, out: &mut Vec<Action>) {
         if h.priority == 0 {
             // Someone resigned while we are master: reassert at once.
-            out.push(Action::SendAdvert { priority: self.priority });
+            out.push(Action::SendAdvert {
+                priority: self.priority,
+            });
             self.adver_at = Some(now + self.params.advert_interval);
             return;
         }
         let reason = if h.priority > self.priority {
-            Some(Reason::HigherPriority { from: h.from, priority: h.priority })
+            Some(Reason::HigherPriority {
+                from: h.from,
+                priority: h.priority,
+            })
         } else if h.priority == self.priority && h.from > self.params.primary_ip {
             Some(Reason::TieBreak { from: h.from })
         } else {
@@ -442,7 +452,9 @@ impl Fsm {
             None => {
                 // A lower-priority router thinks it is master (e.g. after a partition heals):
                 // answer at once so it steps down now rather than at our next tick.
-                out.push(Action::SendAdvert { priority: self.priority });
+                out.push(Action::SendAdvert {
+                    priority: self.priority,
+                });
                 out.push(Action::Announce);
                 self.adver_at = Some(now + self.params.advert_interval);
             }

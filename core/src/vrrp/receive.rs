@@ -28,7 +28,12 @@ pub struct Accepted {
 }
 
 /// Apply the receive checks to a decoded advert that arrived from `src` with `ttl`.
-pub fn check(expect: &Expect, src: IpAddr, ttl: u8, advert: &Advert) -> Result<Accepted, DropReason> {
+pub fn check(
+    expect: &Expect,
+    src: IpAddr,
+    ttl: u8,
+    advert: &Advert,
+) -> Result<Accepted, DropReason> {
     // TTL / Hop Limit 255 proves the sender is on our link.
     if ttl != 255 {
         return Err(DropReason::BadTtl);
@@ -43,7 +48,8 @@ pub fn check(expect: &Expect, src: IpAddr, ttl: u8, advert: &Advert) -> Result<A
         if !expect.auth.matches(&advert.auth) {
             return Err(DropReason::AuthMismatch);
         }
-        let interval_cs = u16::try_from(expect.advert_interval.as_millis() / 10).unwrap_or(u16::MAX);
+        let interval_cs =
+            u16::try_from(expect.advert_interval.as_millis() / 10).unwrap_or(u16::MAX);
         if advert.interval_cs != interval_cs {
             return Err(DropReason::IntervalMismatch);
         }
@@ -101,42 +107,63 @@ mod tests {
 
     #[test]
     fn drops_ttl_below_255() {
-        assert_eq!(check(&expect(), v4(2), 254, &advert()), Err(DropReason::BadTtl));
+        assert_eq!(
+            check(&expect(), v4(2), 254, &advert()),
+            Err(DropReason::BadTtl)
+        );
     }
 
     #[test]
     fn drops_wrong_or_missing_password() {
         let mut a = advert();
         a.auth = Auth::pass_from_str("12345");
-        assert_eq!(check(&expect(), v4(2), 255, &a), Err(DropReason::AuthMismatch));
+        assert_eq!(
+            check(&expect(), v4(2), 255, &a),
+            Err(DropReason::AuthMismatch)
+        );
         a.auth = Auth::None;
-        assert_eq!(check(&expect(), v4(2), 255, &a), Err(DropReason::AuthMismatch));
+        assert_eq!(
+            check(&expect(), v4(2), 255, &a),
+            Err(DropReason::AuthMismatch)
+        );
     }
 
     #[test]
     fn drops_v2_interval_mismatch_but_not_v3() {
         let mut a = advert();
         a.interval_cs = 200;
-        assert_eq!(check(&expect(), v4(2), 255, &a), Err(DropReason::IntervalMismatch));
+        assert_eq!(
+            check(&expect(), v4(2), 255, &a),
+            Err(DropReason::IntervalMismatch)
+        );
         let mut e = expect();
         e.version = Version::V3;
         a.version = Version::V3;
         a.auth = Auth::None;
-        assert_eq!(check(&e, v4(2), 255, &a).unwrap().heard.interval, Duration::from_secs(2));
+        assert_eq!(
+            check(&e, v4(2), 255, &a).unwrap().heard.interval,
+            Duration::from_secs(2)
+        );
     }
 
     #[test]
     fn drops_other_version() {
         let mut a = advert();
         a.version = Version::V3;
-        assert_eq!(check(&expect(), v4(2), 255, &a), Err(DropReason::VersionMismatch));
+        assert_eq!(
+            check(&expect(), v4(2), 255, &a),
+            Err(DropReason::VersionMismatch)
+        );
     }
 
     #[test]
     fn unicast_accepts_only_listed_peers() {
         let mut e = expect();
         e.peers = vec![v4(3)];
-        assert_eq!(check(&e, v4(2), 255, &advert()), Err(DropReason::UnexpectedSource));
+        assert_eq!(
+            check(&e, v4(2), 255, &advert()),
+            Err(DropReason::UnexpectedSource)
+        );
         assert!(check(&e, v4(3), 255, &advert()).is_ok());
     }
 

@@ -138,7 +138,9 @@ impl Lan {
                 (None, None) => break,
             };
             if packet_first {
-                let Some((key, (to, heard))) = self.queue.pop_first() else { break };
+                let Some((key, (to, heard))) = self.queue.pop_first() else {
+                    break;
+                };
                 if key.0 > until {
                     self.queue.insert(key, (to, heard));
                     break;
@@ -164,7 +166,9 @@ impl Lan {
     }
 
     pub fn holders(&self) -> Vec<usize> {
-        (0..self.routers.len()).filter(|&i| self.routers[i].holds_vips).collect()
+        (0..self.routers.len())
+            .filter(|&i| self.routers[i].holds_vips)
+            .collect()
     }
 
     pub fn masters(&self) -> Vec<usize> {

@@ -59,7 +59,10 @@ fn skew_and_master_down_interval_v2() {
     // Skew_Time = (256 - Priority) / 256 seconds.
     assert_eq!(f.skew_time(), Duration::from_secs(156) / 256);
     // Master_Down_Interval = 3 * Advertisement_Interval + Skew_Time.
-    assert_eq!(f.master_down_interval(), SEC * 3 + Duration::from_secs(156) / 256);
+    assert_eq!(
+        f.master_down_interval(),
+        SEC * 3 + Duration::from_secs(156) / 256
+    );
     let f = Fsm::new(p(Version::V2), 254);
     assert_eq!(f.skew_time(), Duration::from_secs(2) / 256);
 }
@@ -75,7 +78,10 @@ fn skew_and_master_down_interval_v3_scale_with_master_interval() {
     // A v3 backup adopts the master's interval from its adverts.
     let now = Instant::now();
     f.handle(
-        Event::Advert(Heard { interval: ms(500), ..heard(9, 250) }),
+        Event::Advert(Heard {
+            interval: ms(500),
+            ..heard(9, 250)
+        }),
         now,
     );
     assert_eq!(f.skew_time(), ms(500) * 56 / 256);
@@ -86,8 +92,17 @@ fn skew_and_master_down_interval_v3_scale_with_master_interval() {
 fn v2_backup_ignores_advertised_interval() {
     let t0 = Instant::now();
     let mut f = backup(p(Version::V2), 100, t0);
-    f.handle(Event::Advert(Heard { interval: ms(5000), ..heard(9, 200) }), t0);
-    assert_eq!(f.master_down_interval(), SEC * 3 + Duration::from_secs(156) / 256);
+    f.handle(
+        Event::Advert(Heard {
+            interval: ms(5000),
+            ..heard(9, 200)
+        }),
+        t0,
+    );
+    assert_eq!(
+        f.master_down_interval(),
+        SEC * 3 + Duration::from_secs(156) / 256
+    );
 }
 
 // --- Initialize ---
@@ -141,12 +156,19 @@ fn backup_becomes_master_when_down_timer_fires() {
     let t0 = Instant::now();
     let mut f = backup(p(Version::V2), 100, t0);
     let down = f.poll_timeout().unwrap();
-    assert!(f.handle(Event::Timeout, down - ms(1)).is_empty(), "early timeout ignored");
+    assert!(
+        f.handle(Event::Timeout, down - ms(1)).is_empty(),
+        "early timeout ignored"
+    );
     let a = f.handle(Event::Timeout, down);
     assert_eq!(
         a,
         vec![
-            Action::Transition { from: State::Backup, to: State::Master, reason: Reason::MasterDown },
+            Action::Transition {
+                from: State::Backup,
+                to: State::Master,
+                reason: Reason::MasterDown
+            },
             Action::SendAdvert { priority: 100 },
             Action::Announce,
             Action::AddVips,
@@ -191,7 +213,9 @@ fn backup_with_preempt_discards_lower_priority_rfc_mode() {
     let t0 = Instant::now();
     let mut f = backup(p(Version::V2), 100, t0);
     let before = f.poll_timeout();
-    assert!(f.handle(Event::Advert(heard(9, 99)), t0 + ms(2000)).is_empty());
+    assert!(f
+        .handle(Event::Advert(heard(9, 99)), t0 + ms(2000))
+        .is_empty());
     assert_eq!(f.poll_timeout(), before, "discarded: down timer not reset");
     let a = f.handle(Event::Timeout, before.unwrap());
     assert_eq!(transitions(&a), vec![(State::Backup, State::Master)]);
@@ -240,7 +264,9 @@ fn fast_preempt_never_on_equal_priority() {
     let mut params = p(Version::V2);
     params.fast_preempt = true;
     let mut f = backup(params, 100, t0);
-    assert!(f.handle(Event::Advert(heard(1, 100)), t0 + ms(10)).is_empty());
+    assert!(f
+        .handle(Event::Advert(heard(1, 100)), t0 + ms(10))
+        .is_empty());
     assert_eq!(f.state(), State::Backup);
 }
 
@@ -254,7 +280,10 @@ fn preempt_delay_holds_back_preemption() {
     // Lower-priority master tolerated (and timer reset) until the delay is over.
     for s in 0..5 {
         let now = t0 + SEC * s;
-        assert!(f.handle(Event::Advert(heard(9, 50)), now).is_empty(), "at {s}s");
+        assert!(
+            f.handle(Event::Advert(heard(9, 50)), now).is_empty(),
+            "at {s}s"
+        );
         assert_eq!(f.poll_timeout(), Some(now + f.master_down_interval()));
     }
     let a = f.handle(Event::Advert(heard(9, 50)), t0 + SEC * 5);
@@ -270,7 +299,9 @@ fn preempt_delay_restarts_after_an_equal_or_higher_master() {
     let mut f = backup(params, 100, t0);
     f.handle(Event::Advert(heard(9, 50)), t0);
     f.handle(Event::Advert(heard(9, 150)), t0 + SEC * 4);
-    assert!(f.handle(Event::Advert(heard(9, 50)), t0 + SEC * 6).is_empty());
+    assert!(f
+        .handle(Event::Advert(heard(9, 50)), t0 + SEC * 6)
+        .is_empty());
     assert_eq!(f.state(), State::Backup);
 }
 
@@ -281,7 +312,10 @@ fn backup_priority_rise_preempts_known_lower_master() {
     params.fast_preempt = true;
     let mut f = backup(params, 100, t0);
     f.handle(Event::Advert(heard(9, 150)), t0);
-    assert!(f.handle(Event::Priority(150), t0).is_empty(), "equal: no preempt");
+    assert!(
+        f.handle(Event::Priority(150), t0).is_empty(),
+        "equal: no preempt"
+    );
     let a = f.handle(Event::Priority(151), t0);
     assert_eq!(transitions(&a), vec![(State::Backup, State::Master)]);
 }
@@ -293,7 +327,10 @@ fn master_sends_advert_every_interval() {
     let t0 = Instant::now();
     let mut f = master(p(Version::V3), 100, t0);
     let tick = f.poll_timeout().unwrap();
-    assert_eq!(f.handle(Event::Timeout, tick), vec![Action::SendAdvert { priority: 100 }]);
+    assert_eq!(
+        f.handle(Event::Timeout, tick),
+        vec![Action::SendAdvert { priority: 100 }]
+    );
     assert_eq!(f.poll_timeout(), Some(tick + SEC));
 }
 
@@ -366,7 +403,13 @@ fn master_steps_down_on_higher_priority() {
     let t0 = Instant::now();
     let mut f = master(p(Version::V3), 100, t0);
     let now = t0 + SEC * 5;
-    let a = f.handle(Event::Advert(Heard { interval: ms(200), ..heard(9, 101) }), now);
+    let a = f.handle(
+        Event::Advert(Heard {
+            interval: ms(200),
+            ..heard(9, 101)
+        }),
+        now,
+    );
     assert_eq!(a[0], Action::RemoveVips);
     assert_eq!(transitions(&a), vec![(State::Master, State::Backup)]);
     // v3: adopts the new master's interval for its down timer.
@@ -389,7 +432,10 @@ fn master_reasserts_against_lower_priority_master() {
     let t0 = Instant::now();
     let mut f = master(p(Version::V2), 100, t0);
     let a = f.handle(Event::Advert(heard(9, 50)), t0 + SEC * 5);
-    assert_eq!(a, vec![Action::SendAdvert { priority: 100 }, Action::Announce]);
+    assert_eq!(
+        a,
+        vec![Action::SendAdvert { priority: 100 }, Action::Announce]
+    );
     assert_eq!(f.state(), State::Master);
 }
 
@@ -403,7 +449,10 @@ fn master_lowered_priority_is_announced_at_once_in_fast_mode() {
         f.handle(Event::Priority(80), t0 + SEC * 5),
         vec![Action::SendAdvert { priority: 80 }]
     );
-    assert!(f.handle(Event::Priority(90), t0 + SEC * 5).is_empty(), "a rise waits");
+    assert!(
+        f.handle(Event::Priority(90), t0 + SEC * 5).is_empty(),
+        "a rise waits"
+    );
     assert_eq!(f.priority(), 90);
 }
 
@@ -418,7 +467,9 @@ fn fault_from_master_resigns_and_recovers_as_backup() {
     assert_eq!(a[1], Action::RemoveVips);
     assert_eq!(f.state(), State::Fault);
     assert_eq!(f.poll_timeout(), None);
-    assert!(f.handle(Event::Advert(heard(9, 50)), t0 + SEC * 6).is_empty());
+    assert!(f
+        .handle(Event::Advert(heard(9, 50)), t0 + SEC * 6)
+        .is_empty());
     let a = f.handle(Event::Fault(false), t0 + SEC * 7);
     assert_eq!(transitions(&a), vec![(State::Fault, State::Backup)]);
 }
@@ -496,7 +547,10 @@ fn crash_of_master_fails_over_after_master_down_interval() {
     assert_eq!(lan.holders(), vec![1]);
     let took_over = lan.routers[1].transitions.last().unwrap().0 - t;
     let mdi = lan.routers[1].fsm.master_down_interval();
-    assert!(took_over <= mdi && took_over > mdi - SEC, "{took_over:?} vs {mdi:?}");
+    assert!(
+        took_over <= mdi && took_over > mdi - SEC,
+        "{took_over:?} vs {mdi:?}"
+    );
 }
 
 #[test]
@@ -577,7 +631,11 @@ fn partition_heals_to_exactly_one_master() {
     lan.run_for(SEC);
     lan.routers[0].segment = 1;
     lan.run_for(SEC);
-    assert_eq!(lan.masters(), vec![0, 1], "both sides elect during a partition");
+    assert_eq!(
+        lan.masters(),
+        vec![0, 1],
+        "both sides elect during a partition"
+    );
     lan.routers[0].segment = 0;
     lan.run_for(ms(100));
     assert_eq!(lan.masters(), vec![0]);
@@ -591,8 +649,16 @@ fn master_priority_zero_backups_follow_skew_order() {
     lan.run_for(SEC);
     lan.event(0, Event::Shutdown);
     lan.run_for(SEC);
-    assert_eq!(lan.masters(), vec![2], "the higher backup has the shorter skew");
-    assert_eq!(lan.routers[1].transitions.len(), 1, "the lower one never became master");
+    assert_eq!(
+        lan.masters(),
+        vec![2],
+        "the higher backup has the shorter skew"
+    );
+    assert_eq!(
+        lan.routers[1].transitions.len(),
+        1,
+        "the lower one never became master"
+    );
 }
 
 #[test]
