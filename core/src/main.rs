@@ -32,6 +32,14 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Ask a running daemon to reload its config (SIGHUP) and print what the reload did.
+    Reload {
+        #[arg(long, default_value = "/run/upkeep")]
+        state_dir: PathBuf,
+        /// How long to wait for the daemon's answer.
+        #[arg(long, default_value = "10")]
+        timeout_secs: u64,
+    },
     /// Translate a keepalived.conf into upkeep's KDL on stdout; what cannot be translated is
     /// listed on stderr with its line.
     ImportKeepalived { file: PathBuf },
@@ -62,6 +70,17 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Reload {
+            state_dir,
+            timeout_secs,
+        } => match reload(&state_dir, std::time::Duration::from_secs(timeout_secs)) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("upkeep: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::ImportKeepalived { file } => {
             match upkeep::config::import::import_keepalived(&file) {
                 Ok(imported) => {
@@ -78,6 +97,49 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// SIGHUP the daemon whose status file is in `state_dir`, wait for its next reload record, print
+/// it. Ok(false) when the reload was refused.
+fn reload(state_dir: &std::path::Path, timeout: std::time::Duration) -> anyhow::Result<bool> {
+    use anyhow::Context;
+    let path = state_dir.join("status.json");
+    let read = || -> anyhow::Result<serde_json::Value> {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        Ok(serde_json::from_str(&text)?)
+    };
+    let before = read()?;
+    let pid = before["pid"].as_i64().context("status.json has no pid")?;
+    let seq = before["last_reload"]["seq"].as_u64().unwrap_or(0);
+    // SAFETY: kill(2) with a pid read from the daemon's own status file.
+    if unsafe { libc::kill(pid as i32, libc::SIGHUP) } != 0 {
+        anyhow::bail!(
+            "cannot signal upkeep (pid {pid}): {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let Ok(now) = read() else { continue };
+        let r = &now["last_reload"];
+        if r["seq"].as_u64().unwrap_or(0) > seq {
+            let result = r["result"].as_str().unwrap_or("?");
+            println!("reload {result}");
+            for key in ["added", "changed", "removed"] {
+                if let Some(list) = r[key].as_array().filter(|l| !l.is_empty()) {
+                    let names: Vec<&str> = list.iter().filter_map(|v| v.as_str()).collect();
+                    println!("  {key}: {}", names.join(", "));
+                }
+            }
+            if let Some(err) = r["error"].as_str() {
+                println!("  error: {err}");
+            }
+            return Ok(result != "refused");
+        }
+    }
+    anyhow::bail!("no answer from upkeep (pid {pid}) within {timeout:?}")
 }
 
 /// One line per instance and check, as `keepalived -t` users expect to see what was understood.

@@ -4,13 +4,15 @@
 //! channel; the daemon applies keepalived's rise/fall counting in [`Tracker`].
 
 pub mod script;
+pub mod wasm;
 
 use std::time::Duration;
 
 /// One run's outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckResult {
-    pub check: usize,
+    /// The id the daemon gave this check's run loop.
+    pub check: u64,
     pub ok: bool,
     pub message: String,
     pub duration: Duration,

@@ -14,7 +14,7 @@ use super::CheckResult;
 
 #[derive(Debug, Clone)]
 pub struct ScriptCheck {
-    pub index: usize,
+    pub id: u64,
     pub command: String,
     pub interval: Duration,
     pub timeout: Duration,
@@ -28,7 +28,7 @@ pub async fn run(check: ScriptCheck, tx: mpsc::UnboundedSender<CheckResult>) {
     loop {
         let (ok, message, duration) = run_once(&check).await;
         let result = CheckResult {
-            check: check.index,
+            check: check.id,
             ok,
             message,
             duration,

@@ -4,6 +4,7 @@
 //! `model` is plain data; `parse` turns a KDL file into a [`Config`] or a [`ConfigError`] that
 //! lists every problem with its line and column; `import` writes KDL from a keepalived.conf.
 
+pub mod diff;
 pub mod import;
 pub mod model;
 pub mod parse;

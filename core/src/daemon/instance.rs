@@ -35,6 +35,13 @@ pub struct Instance {
     pub check_fault: bool,
     /// The fault value last fed to the state machine.
     pub fault_fed: bool,
+    /// (check name, weight) of the checks this instance tracks.
+    pub tracks: Vec<(String, i32)>,
+    /// Indexes of the other members of its sync group (rebuilt whenever instances change).
+    pub group_peers: Vec<usize>,
+    pub garp_refresh_at: Option<std::time::Instant>,
+    /// Removed by a reload: resigning, dropped once back in Initialize.
+    pub retiring: bool,
     pub stats: Stats,
     advert: Advert,
     buf: Vec<u8>,
@@ -121,12 +128,78 @@ impl Instance {
             link_down: false,
             check_fault: false,
             fault_fed: false,
+            tracks: Vec::new(),
+            group_peers: Vec::new(),
+            garp_refresh_at: None,
+            retiring: false,
             stats: Stats::default(),
             advert,
             buf: Vec::with_capacity(128),
             scratch: Vec::with_capacity(160),
             cfg,
         }
+    }
+
+    /// Take new settings of the same virtual router (a reload), keeping the protocol state.
+    /// Returns the addresses to add and remove now if VIPs are held.
+    pub fn reconfigure(
+        &mut self,
+        cfg: InstanceConfig,
+        src: IpAddr,
+        owned: Arc<Owned>,
+    ) -> (Owned, Owned) {
+        let vip_addrs: Vec<IpAddr> = cfg.vips.iter().map(|v| v.addr).collect();
+        self.expect = Expect {
+            version: version(cfg.version),
+            auth: auth(&cfg),
+            advert_interval: cfg.advert_interval,
+            peers: cfg.unicast_peers.clone(),
+            vips: vip_addrs.clone(),
+        };
+        self.advert.interval_cs = interval_cs(cfg.advert_interval);
+        self.advert.auth = auth(&cfg);
+        self.advert.addrs = vip_addrs.clone();
+        self.fsm.set_params(params(&cfg, src));
+        self.src = src;
+        self.vip_addrs = vip_addrs;
+        if cfg.name != self.cfg.name {
+            self.span = tracing::info_span!("instance", name = %cfg.name, vrid = cfg.vrid);
+        }
+        self.cfg = cfg;
+        let old = std::mem::replace(&mut self.owned, owned);
+        let added = Owned {
+            instance: self.cfg.name.clone(),
+            addrs: self
+                .owned
+                .addrs
+                .iter()
+                .filter(|a| !old.addrs.contains(a))
+                .cloned()
+                .collect(),
+            routes: self
+                .owned
+                .routes
+                .iter()
+                .filter(|r| !old.routes.contains(r))
+                .cloned()
+                .collect(),
+        };
+        let removed = Owned {
+            instance: self.cfg.name.clone(),
+            addrs: old
+                .addrs
+                .iter()
+                .filter(|a| !self.owned.addrs.contains(a))
+                .cloned()
+                .collect(),
+            routes: old
+                .routes
+                .iter()
+                .filter(|r| !self.owned.routes.contains(r))
+                .cloned()
+                .collect(),
+        };
+        (added, removed)
     }
 
     /// Multicast group, or each unicast peer.

@@ -1,35 +1,37 @@
 //! The running daemon: one tokio task owns every instance's state machine and feeds it packets,
-//! timeouts, link changes and check results; sockets, netlink and checks sit around it.
+//! timeouts, link changes, check results and reloads; sockets, netlink and checks sit around it.
 //!
 //! Single-threaded on purpose: VRRP work is tiny, and one owner of all state needs no locks.
 
 mod instance;
+mod reload;
 pub mod status;
 mod vips;
+mod watch;
+mod wiring;
 
 use std::collections::{HashMap, VecDeque};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, error, info, warn};
+use tokio::task::AbortHandle;
+use tracing::{debug, info, warn};
 
 use crate::checks::{self, CheckResult, Tracker};
-use crate::config::{self, CheckKind, Config};
-use crate::net::announce::Announcer;
-use crate::net::netlink::{self, Link, LinkEvent, Netlink};
-use crate::net::socket::{Datagram, VrrpSocket};
+use crate::config::{self, CheckDef, CheckKind, Config};
+use crate::net::netlink::{self, LinkEvent, Netlink};
 use crate::vrrp::fsm::{Action, Event, Reason, State};
-use crate::vrrp::packet::{self, Advert, DropReason, IPPROTO_VRRP};
+use crate::vrrp::packet::DropReason;
 use crate::vrrp::receive;
 
-use instance::{Instance, Wiring};
-use status::{CheckStatus, Status, StatusFile};
-use vips::{Op, Owned};
+use instance::Instance;
+use status::{CheckStatus, ReloadStatus, Status, StatusFile};
+use vips::Op;
+use wiring::{Rx, Wires};
 
 pub struct Options {
     pub config: PathBuf,
@@ -43,54 +45,43 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         .build()
         .context("starting the tokio runtime")?;
     rt.block_on(async move {
-        let cfg = config::load(&opts.config).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let mut daemon = Daemon::start(cfg, opts).await?;
+        let source = std::fs::read_to_string(&opts.config)
+            .with_context(|| format!("reading {}", opts.config.display()))?;
+        let cfg = config::parse_str(&source, &opts.config.display().to_string())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut daemon = Daemon::start(cfg, source, opts).await?;
         daemon.run().await
     })
 }
 
-/// A packet as a reader task hands it over: decoded, or the reason it was not.
-enum Rx {
-    Advert {
-        ifindex: u32,
-        v6: bool,
-        src: IpAddr,
-        ttl: u8,
-        advert: Advert,
-    },
-    Drop {
-        ifindex: u32,
-        v6: bool,
-        vrid: Option<u8>,
-        reason: DropReason,
-    },
-}
-
-struct Iface {
-    link: Link,
-    v4: Option<Arc<VrrpSocket>>,
-    v6: Option<Arc<VrrpSocket>>,
-    announcer: Arc<Announcer>,
-}
-
 struct Check {
-    name: String,
+    def: CheckDef,
+    /// Results carry this id, so a result of a replaced check is recognised as stale.
+    id: u64,
     tracker: Tracker,
     last: Option<CheckResult>,
     runs: u64,
+    task: AbortHandle,
+}
+
+impl Drop for Check {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 struct Daemon {
     cfg: Config,
+    /// The text `cfg` was parsed from: an identical file is not a reload.
+    source: String,
     opts: Options,
+    wires: Wires,
     instances: Vec<Instance>,
     /// (ifindex, v6, vrid) -> instance index
     by_vrid: HashMap<(u32, bool, u8), usize>,
-    /// instance index -> other members of its sync group
-    group_peers: Vec<Vec<usize>>,
     checks: Vec<Check>,
-    /// instance index -> (check index, weight)
-    tracks: Vec<Vec<(usize, i32)>>,
+    next_check_id: u64,
+    check_tx: mpsc::UnboundedSender<CheckResult>,
     rx: mpsc::Receiver<Rx>,
     links: mpsc::UnboundedReceiver<LinkEvent>,
     check_rx: mpsc::UnboundedReceiver<CheckResult>,
@@ -100,200 +91,60 @@ struct Daemon {
     status_file: StatusFile,
     /// When status.json is next written: now after a transition, within 500 ms after a counter.
     status_due: Option<Instant>,
-    garp_refresh_at: Vec<Option<Instant>>,
+    last_reload: Option<ReloadStatus>,
+    reloads: u64,
     stopping: bool,
 }
 
 impl Daemon {
-    async fn start(cfg: Config, opts: Options) -> anyhow::Result<Self> {
+    async fn start(cfg: Config, source: String, opts: Options) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&opts.state_dir)
             .with_context(|| format!("creating state dir {}", opts.state_dir.display()))?;
         let nl = Netlink::connect()?;
         let links = netlink::watch_links()?;
         let (tx, rx) = mpsc::channel(1024);
-
-        // Interfaces: every one an instance, a VIP or a route names.
-        let mut ifaces: HashMap<String, Iface> = HashMap::new();
-        for inst in &cfg.instances {
-            let names = std::iter::once(&inst.interface)
-                .chain(inst.vips.iter().filter_map(|v| v.dev.as_ref()))
-                .chain(inst.routes.iter().filter_map(|r| r.dev.as_ref()));
-            for name in names {
-                if !ifaces.contains_key(name) {
-                    let link = nl
-                        .link(name)
-                        .await
-                        .with_context(|| format!("instance `{}`", inst.name))?;
-                    let announcer = Arc::new(
-                        Announcer::open(name, link.index, link.mac)
-                            .with_context(|| format!("opening an announcement socket on {name}"))?,
-                    );
-                    ifaces.insert(
-                        name.clone(),
-                        Iface {
-                            link,
-                            v4: None,
-                            v6: None,
-                            announcer,
-                        },
-                    );
-                }
-            }
-            let iface = ifaces.get_mut(&inst.interface).expect("inserted above");
-            let v6 = inst.is_ipv6();
-            let slot = if v6 { &mut iface.v6 } else { &mut iface.v4 };
-            if slot.is_none() {
-                let s = if v6 {
-                    VrrpSocket::open_v6(&inst.interface, iface.link.index)
-                } else {
-                    VrrpSocket::open_v4(&inst.interface, iface.link.index)
-                }
-                .with_context(|| {
-                    format!(
-                        "opening a VRRP socket on {} (are you root?)",
-                        inst.interface
-                    )
-                })?;
-                let s = Arc::new(s);
-                tokio::spawn(read_loop(s.clone(), v6, tx.clone()));
-                *slot = Some(s);
-            }
-        }
-
-        let all_vips: Vec<IpAddr> = cfg
-            .instances
-            .iter()
-            .flat_map(|i| i.vips.iter().map(|v| v.addr))
-            .collect();
-        let vips_tx = vips::spawn(nl.clone());
-        let mut instances = Vec::new();
-        let mut by_vrid = HashMap::new();
-        for inst in &cfg.instances {
-            let iface = &ifaces[&inst.interface];
-            let v6 = inst.is_ipv6();
-            let src = match inst.unicast_src {
-                Some(ip) => ip,
-                None => primary_address(&nl, iface.link.index, v6, &all_vips)
-                    .await
-                    .with_context(|| format!("instance `{}` on {}", inst.name, inst.interface))?,
-            };
-            let index_of = |dev: &Option<String>| {
-                dev.as_ref()
-                    .map_or(iface.link.index, |d| ifaces[d].link.index)
-            };
-            let owned = Arc::new(Owned {
-                instance: inst.name.clone(),
-                addrs: inst
-                    .vips
-                    .iter()
-                    .map(|v| (index_of(&v.dev), v.addr, v.prefix_len))
-                    .collect(),
-                routes: inst
-                    .routes
-                    .iter()
-                    .map(|r| (index_of(&r.dev), r.clone()))
-                    .collect(),
-            });
-            let socket = if v6 {
-                iface.v6.clone()
-            } else {
-                iface.v4.clone()
-            }
-            .expect("opened above");
-            by_vrid.insert((iface.link.index, v6, inst.vrid), instances.len());
-            let wiring = Wiring {
-                ifindex: iface.link.index,
-                src,
-                socket,
-                announcer: iface.announcer.clone(),
-                owned,
-            };
-            let mut rt = Instance::new(inst.clone(), wiring);
-            rt.link_down = !iface.link.up;
-            instances.push(rt);
-        }
-
-        // Checks and who tracks them.
         let (check_tx, check_rx) = mpsc::unbounded_channel();
-        let cwd = opts
-            .config
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .map_or_else(|| PathBuf::from("."), |p| p.to_path_buf());
-        let mut checks = Vec::new();
-        for (index, def) in cfg.checks.iter().enumerate() {
-            checks.push(Check {
-                name: def.name.clone(),
-                tracker: Tracker::new(def.rise, def.fall),
-                last: None,
-                runs: 0,
-            });
-            match &def.kind {
-                CheckKind::Script { command } => {
-                    let sc = checks::script::ScriptCheck {
-                        index,
-                        command: command.clone(),
-                        interval: def.interval,
-                        timeout: def.timeout,
-                        cwd: cwd.clone(),
-                    };
-                    tokio::spawn(checks::script::run(sc, check_tx.clone()));
-                }
-            }
-        }
-        let tracks = cfg
-            .instances
-            .iter()
-            .map(|inst| {
-                inst.tracks
-                    .iter()
-                    .filter_map(|t| {
-                        let ci = cfg.checks.iter().position(|c| c.name == t.check)?;
-                        Some((ci, t.weight.unwrap_or(cfg.checks[ci].weight)))
-                    })
-                    .collect()
-            })
-            .collect();
-        let group_peers = cfg
-            .instances
-            .iter()
-            .map(|inst| match cfg.group_of(&inst.name) {
-                Some(g) => g
-                    .members
-                    .iter()
-                    .filter(|m| **m != inst.name)
-                    .filter_map(|m| cfg.instances.iter().position(|i| &i.name == m))
-                    .collect(),
-                None => Vec::new(),
-            })
-            .collect();
-
-        let n = instances.len();
-        let status_file = StatusFile::new(&opts.state_dir);
-        let daemon = Self {
-            cfg,
-            opts,
-            instances,
-            by_vrid,
-            group_peers,
-            checks,
-            tracks,
+        let vips_tx = vips::spawn(nl.clone());
+        let mut daemon = Self {
+            cfg: Config::default(),
+            source,
+            wires: Wires::new(nl, tx),
+            instances: Vec::new(),
+            by_vrid: HashMap::new(),
+            checks: Vec::new(),
+            next_check_id: 0,
+            check_tx,
             rx,
             links,
             check_rx,
             vips: vips_tx,
             queue: VecDeque::new(),
             global_drops: HashMap::new(),
-            status_file,
+            status_file: StatusFile::new(&opts.state_dir),
             status_due: Some(Instant::now()),
-            garp_refresh_at: vec![None; n],
+            last_reload: None,
+            reloads: 0,
             stopping: false,
+            opts,
         };
-
-        // A crash may have left our VIPs behind: clear them before the first election.
-        for inst in &daemon.instances {
-            vips::remove(&nl, &inst.owned).await;
+        let all_vips = all_vips(&cfg);
+        for inst in &cfg.instances {
+            let (wiring, up) = daemon
+                .wires
+                .wire(inst, &all_vips)
+                .await
+                .with_context(|| format!("instance `{}` on {}", inst.name, inst.interface))?;
+            // A crash may have left our VIPs behind: clear them before the first election.
+            vips::remove(&daemon.wires.nl, &wiring.owned).await;
+            let mut rt = Instance::new(inst.clone(), wiring);
+            rt.link_down = !up;
+            daemon.instances.push(rt);
         }
+        for def in &cfg.checks {
+            daemon.spawn_check(def.clone());
+        }
+        daemon.cfg = cfg;
+        daemon.rebuild_indexes();
         Ok(daemon)
     }
 
@@ -301,23 +152,28 @@ impl Daemon {
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         let mut hup = signal(SignalKind::hangup())?;
+        let (watch_tx, mut watch_rx) = mpsc::unbounded_channel();
+        let _watch = match watch::watch(std::slice::from_ref(&self.opts.config), watch_tx) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                warn!("not watching the config file ({e}); SIGHUP still reloads");
+                None
+            }
+        };
+        // Debounce: a save is several events; reload once they have been quiet for a moment.
+        let mut reload_at: Option<tokio::time::Instant> = None;
+
         let now = Instant::now();
         for i in 0..self.instances.len() {
-            let _e = self.instances[i].span.clone().entered();
-            info!(
-                interface = %self.instances[i].cfg.interface,
-                source = %self.instances[i].src,
-                priority = self.instances[i].cfg.priority,
-                "starting"
-            );
-            self.queue.push_back((i, Event::Startup));
+            self.start_instance(i);
         }
         self.pump(now);
-        self.refresh_faults(now);
-        self.pump(now);
-        info!(instances = self.instances.len(), config = %self.opts.config.display(), "upkeep running");
+        info!(
+            instances = self.instances.len(),
+            config = %self.opts.config.display(),
+            "upkeep running"
+        );
 
-        let mut buf_deadline;
         loop {
             if self.stopping
                 && self
@@ -327,24 +183,36 @@ impl Daemon {
             {
                 break;
             }
-            buf_deadline = self.next_deadline();
-            let sleep = tokio::time::sleep_until(buf_deadline.map_or_else(
+            let deadline = self.next_deadline();
+            let sleep = tokio::time::sleep_until(deadline.map_or_else(
                 || tokio::time::Instant::now() + Duration::from_secs(3600),
                 tokio::time::Instant::from_std,
             ));
+            let reload_sleep = tokio::time::sleep_until(
+                reload_at
+                    .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600)),
+            );
             tokio::select! {
                 biased;
                 _ = term.recv() => self.shutdown("SIGTERM"),
                 _ = int.recv() => self.shutdown("SIGINT"),
-                _ = hup.recv() => info!("SIGHUP: configuration reload is not supported yet; ignoring"),
+                _ = hup.recv() => self.reload("SIGHUP", true).await,
                 Some(rx) = self.rx.recv() => self.on_packet(rx),
                 Some(ev) = self.links.recv() => self.on_link(ev),
                 Some(res) = self.check_rx.recv() => self.on_check(res),
+                Some(()) = watch_rx.recv() => {
+                    reload_at = Some(tokio::time::Instant::now() + Duration::from_millis(150));
+                }
+                _ = reload_sleep, if reload_at.is_some() => {
+                    reload_at = None;
+                    self.reload("file change", false).await;
+                }
                 _ = sleep => {}
             }
             let now = Instant::now();
             self.on_timers(now);
             self.pump(now);
+            self.prune_retired();
             self.flush_status(now, false);
         }
 
@@ -357,6 +225,107 @@ impl Daemon {
         Ok(())
     }
 
+    fn start_instance(&mut self, i: usize) {
+        let inst = &self.instances[i];
+        info!(
+            parent: &inst.span,
+            interface = %inst.cfg.interface,
+            source = %inst.src,
+            priority = inst.cfg.priority,
+            "starting"
+        );
+        self.queue.push_back((i, Event::Startup));
+        let p = self.effective_priority(i);
+        if p != self.instances[i].cfg.priority {
+            self.queue.push_back((i, Event::Priority(p)));
+        }
+        self.instances[i].check_fault = self.fatal_check_failing(i);
+        self.refresh_faults();
+    }
+
+    fn spawn_check(&mut self, def: CheckDef) {
+        let id = self.next_check_id;
+        self.next_check_id += 1;
+        let cwd = self
+            .opts
+            .config
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), |p| p.to_path_buf());
+        let task = match &def.kind {
+            CheckKind::Script { command } => {
+                let sc = checks::script::ScriptCheck {
+                    id,
+                    command: command.clone(),
+                    interval: def.interval,
+                    timeout: def.timeout,
+                    cwd,
+                };
+                tokio::spawn(checks::script::run(sc, self.check_tx.clone())).abort_handle()
+            }
+        };
+        self.checks.push(Check {
+            tracker: Tracker::new(def.rise, def.fall),
+            def,
+            id,
+            last: None,
+            runs: 0,
+            task,
+        });
+    }
+
+    /// Lookup tables that depend on instance positions: VRID demux, tracks, sync groups.
+    fn rebuild_indexes(&mut self) {
+        self.by_vrid.clear();
+        // Retiring instances first, so a new instance on the same VRID wins the slot.
+        for pass in [true, false] {
+            for (i, inst) in self.instances.iter().enumerate() {
+                if inst.retiring == pass {
+                    self.by_vrid
+                        .insert((inst.ifindex, inst.v6, inst.cfg.vrid), i);
+                }
+            }
+        }
+        for i in 0..self.instances.len() {
+            let name = self.instances[i].cfg.name.clone();
+            let tracks = self.instances[i]
+                .cfg
+                .tracks
+                .iter()
+                .filter_map(|t| {
+                    let c = self.cfg.check(&t.check)?;
+                    Some((t.check.clone(), t.weight.unwrap_or(c.weight)))
+                })
+                .collect();
+            let peers = match self.cfg.group_of(&name) {
+                Some(g) if !self.instances[i].retiring => g
+                    .members
+                    .iter()
+                    .filter(|m| **m != name)
+                    .filter_map(|m| {
+                        self.instances
+                            .iter()
+                            .position(|x| &x.cfg.name == m && !x.retiring)
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            self.instances[i].tracks = tracks;
+            self.instances[i].group_peers = peers;
+        }
+    }
+
+    /// Drop instances a reload removed once they have resigned.
+    fn prune_retired(&mut self) {
+        let before = self.instances.len();
+        self.instances
+            .retain(|i| !(i.retiring && i.fsm.state() == State::Initialize));
+        if self.instances.len() != before {
+            self.rebuild_indexes();
+            self.status_due = Some(Instant::now());
+        }
+    }
+
     fn shutdown(&mut self, why: &str) {
         if self.stopping {
             warn!("{why} again: removing VIPs now");
@@ -366,7 +335,6 @@ impl Daemon {
                     inst.stats.vips_held = false;
                 }
             }
-            // Force every instance out so the loop ends.
             let now = Instant::now();
             for i in 0..self.instances.len() {
                 self.queue.push_back((i, Event::Fault(true)));
@@ -383,9 +351,12 @@ impl Daemon {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        let fsm = self.instances.iter().filter_map(|i| i.fsm.poll_timeout());
-        let garp = self.garp_refresh_at.iter().flatten().copied();
-        fsm.chain(garp).chain(self.status_due).min()
+        self.instances
+            .iter()
+            .flat_map(|i| [i.fsm.poll_timeout(), i.garp_refresh_at])
+            .flatten()
+            .chain(self.status_due)
+            .min()
     }
 
     fn on_timers(&mut self, now: Instant) {
@@ -397,30 +368,28 @@ impl Daemon {
             {
                 self.queue.push_back((i, Event::Timeout));
             }
-            if self.garp_refresh_at[i].is_some_and(|t| t <= now) {
-                let inst = &self.instances[i];
+            let inst = &mut self.instances[i];
+            if inst.garp_refresh_at.is_some_and(|t| t <= now) {
                 if let Err(e) = inst.announcer.announce(&inst.vip_addrs) {
                     debug!(parent: &inst.span, "GARP refresh failed: {e}");
                 }
-                self.garp_refresh_at[i] = self.cfg.global.garp_refresh.map(|d| now + d);
+                inst.garp_refresh_at = self.cfg.global.garp_refresh.map(|d| now + d);
             }
         }
     }
 
     fn on_packet(&mut self, rx: Rx) {
+        self.touch_status();
         match rx {
             Rx::Drop {
                 ifindex,
                 v6,
                 vrid,
                 reason,
-            } => {
-                match vrid.and_then(|v| self.by_vrid.get(&(ifindex, v6, v))) {
-                    Some(&i) => self.instances[i].count_drop(reason),
-                    None => *self.global_drops.entry(reason).or_default() += 1,
-                }
-                self.touch_status();
-            }
+            } => match vrid.and_then(|v| self.by_vrid.get(&(ifindex, v6, v))) {
+                Some(&i) => self.instances[i].count_drop(reason),
+                None => *self.global_drops.entry(reason).or_default() += 1,
+            },
             Rx::Advert {
                 ifindex,
                 v6,
@@ -428,7 +397,6 @@ impl Daemon {
                 ttl,
                 advert,
             } => {
-                self.touch_status();
                 let Some(&i) = self.by_vrid.get(&(ifindex, v6, advert.vrid)) else {
                     *self
                         .global_drops
@@ -468,72 +436,90 @@ impl Daemon {
             }
         }
         if changed {
-            self.refresh_faults(Instant::now());
+            self.refresh_faults();
         }
     }
 
     fn on_check(&mut self, res: CheckResult) {
-        let Some(check) = self.checks.get_mut(res.check) else {
-            return;
+        let Some(check) = self.checks.iter_mut().find(|c| c.id == res.check) else {
+            return; // a replaced check's last result
         };
         check.runs += 1;
         let flipped = check.tracker.record(res.ok);
         if flipped {
             let healthy = check.tracker.healthy();
-            info!(check = %check.name, healthy, message = %res.message, "check changed state");
+            info!(check = %check.def.name, healthy, message = %res.message, "check changed state");
         }
         check.last = Some(res);
         self.touch_status();
         if flipped {
-            let now = Instant::now();
-            for i in 0..self.instances.len() {
-                let p = self.effective_priority(i);
-                if p != self.instances[i].fsm.priority() {
-                    self.queue.push_back((i, Event::Priority(p)));
-                }
-                self.instances[i].check_fault = self.fatal_check_failing(i);
-            }
-            self.refresh_faults(now);
+            self.refresh_priorities();
         }
     }
 
-    /// Base priority plus the weights of tracked checks (keepalived's rules), kept in 1..=254
-    /// unless the instance owns its addresses (255) and nothing moved it.
-    fn effective_priority(&self, i: usize) -> u8 {
-        let base = i32::from(self.instances[i].cfg.priority);
-        let delta: i32 = self.tracks[i]
+    /// Re-derive every instance's effective priority and check-caused fault.
+    fn refresh_priorities(&mut self) {
+        for i in 0..self.instances.len() {
+            let p = self.effective_priority(i);
+            if p != self.instances[i].fsm.priority() {
+                self.queue.push_back((i, Event::Priority(p)));
+            }
+            self.instances[i].check_fault = self.fatal_check_failing(i);
+        }
+        self.refresh_faults();
+    }
+
+    fn check_healthy(&self, name: &str) -> bool {
+        self.checks
             .iter()
-            .map(|&(c, w)| {
-                let healthy = self.checks[c].tracker.healthy();
-                match (w, healthy) {
-                    (w, false) if w < 0 => w,
-                    (w, true) if w > 0 => w,
-                    _ => 0,
-                }
+            .find(|c| c.def.name == name)
+            .is_none_or(|c| c.tracker.healthy())
+    }
+
+    /// Base priority plus the weights of tracked checks (keepalived's rules), kept in 1..=254
+    /// unless nothing moved it (so an owner keeps 255).
+    fn effective_priority(&self, i: usize) -> u8 {
+        let inst = &self.instances[i];
+        let base = i32::from(inst.cfg.priority);
+        let delta: i32 = inst
+            .tracks
+            .iter()
+            .map(|(c, w)| match (*w, self.check_healthy(c)) {
+                (w, false) if w < 0 => w,
+                (w, true) if w > 0 => w,
+                _ => 0,
             })
             .sum();
         if delta == 0 {
-            return base as u8;
+            return inst.cfg.priority;
         }
         (base + delta).clamp(1, 254) as u8
     }
 
     fn fatal_check_failing(&self, i: usize) -> bool {
-        self.tracks[i]
+        self.instances[i]
+            .tracks
             .iter()
-            .any(|&(c, w)| w == 0 && !self.checks[c].tracker.healthy())
+            .any(|(c, w)| *w == 0 && !self.check_healthy(c))
     }
 
     /// Feed each instance its fault state: its own causes or any sync-group member's.
-    fn refresh_faults(&mut self, _now: Instant) {
+    fn refresh_faults(&mut self) {
+        if self.stopping {
+            return;
+        }
         let own: Vec<bool> = self
             .instances
             .iter()
             .map(|i| i.link_down || i.check_fault)
             .collect();
         for i in 0..self.instances.len() {
-            let fault = own[i] || self.group_peers[i].iter().any(|&j| own[j]);
-            if fault != self.instances[i].fault_fed && !self.stopping {
+            let inst = &self.instances[i];
+            if inst.retiring {
+                continue;
+            }
+            let fault = own[i] || inst.group_peers.iter().any(|&j| own[j]);
+            if fault != inst.fault_fed {
                 self.instances[i].fault_fed = fault;
                 self.queue.push_back((i, Event::Fault(fault)));
             }
@@ -556,7 +542,7 @@ impl Daemon {
             Action::SendAdvert { priority } => inst.send_advert(priority),
             Action::Announce => {
                 announce(inst, &self.cfg.global);
-                self.garp_refresh_at[i] = self.cfg.global.garp_refresh.map(|d| now + d);
+                inst.garp_refresh_at = self.cfg.global.garp_refresh.map(|d| now + d);
             }
             Action::AddVips => {
                 let _ = self.vips.send(Op::Add(inst.owned.clone()));
@@ -565,7 +551,7 @@ impl Daemon {
             Action::RemoveVips => {
                 let _ = self.vips.send(Op::Remove(inst.owned.clone()));
                 inst.stats.vips_held = false;
-                self.garp_refresh_at[i] = None;
+                inst.garp_refresh_at = None;
             }
             Action::Transition { from, to, reason } => {
                 inst.stats.transitions += 1;
@@ -581,7 +567,7 @@ impl Daemon {
                     _ => None,
                 };
                 if let Some(ev) = group_event {
-                    for &j in &self.group_peers[i] {
+                    for &j in &self.instances[i].group_peers {
                         self.queue.push_back((j, ev));
                     }
                 }
@@ -602,14 +588,17 @@ impl Daemon {
         }
         let status = Status {
             pid: std::process::id(),
-            instances: (0..self.instances.len())
-                .map(|i| self.instances[i].status(self.instances[i].fsm.priority()))
+            config: self.opts.config.display().to_string(),
+            instances: self
+                .instances
+                .iter()
+                .map(|i| i.status(i.fsm.priority()))
                 .collect(),
             checks: self
                 .checks
                 .iter()
                 .map(|c| CheckStatus {
-                    name: c.name.clone(),
+                    name: c.def.name.clone(),
                     kind: "script",
                     healthy: c.tracker.healthy(),
                     last_ok: c.last.as_ref().map(|r| r.ok),
@@ -627,6 +616,7 @@ impl Daemon {
                 .iter()
                 .map(|(r, n)| (r.as_str(), *n))
                 .collect(),
+            last_reload: self.last_reload.clone(),
         };
         if let Err(e) = self.status_file.write(&status) {
             warn!("cannot write status file: {e}");
@@ -635,17 +625,28 @@ impl Daemon {
     }
 }
 
+fn all_vips(cfg: &Config) -> Vec<IpAddr> {
+    cfg.instances
+        .iter()
+        .flat_map(|i| i.vips.iter().map(|v| v.addr))
+        .collect()
+}
+
 /// Gratuitous ARP / NA: the first at once, the repeats spaced on a small task of their own.
 fn announce(inst: &Instance, global: &config::Global) {
-    if let Err(e) = inst.announcer.announce(&inst.vip_addrs) {
+    announce_addrs(inst, &inst.vip_addrs, global);
+}
+
+fn announce_addrs(inst: &Instance, addrs: &[IpAddr], global: &config::Global) {
+    if let Err(e) = inst.announcer.announce(addrs) {
         warn!(parent: &inst.span, "announcement failed: {e}");
     }
     let repeats = global.garp_repeat.saturating_sub(1);
-    if repeats == 0 {
+    if repeats == 0 || addrs.is_empty() {
         return;
     }
     let announcer = inst.announcer.clone();
-    let addrs = inst.vip_addrs.clone();
+    let addrs = addrs.to_vec();
     let gap = global.garp_interval.max(Duration::from_millis(10));
     tokio::spawn(async move {
         for _ in 0..repeats {
@@ -653,100 +654,4 @@ fn announce(inst: &Instance, global: &config::Global) {
             let _ = announcer.announce(&addrs);
         }
     });
-}
-
-/// The address we advertise from: the interface's first IPv4 address that is not a VIP, or its
-/// IPv6 link-local address (waiting briefly for duplicate address detection to finish).
-async fn primary_address(
-    nl: &Netlink,
-    index: u32,
-    v6: bool,
-    vips: &[IpAddr],
-) -> anyhow::Result<IpAddr> {
-    for _ in 0..30 {
-        let addrs = nl.addresses(index).await?;
-        let found = addrs.iter().map(|(a, _)| *a).find(|a| match a {
-            IpAddr::V4(v4) => !v6 && !vips.contains(a) && *v4 != Ipv4Addr::UNSPECIFIED,
-            IpAddr::V6(v6a) => v6 && is_link_local(v6a),
-        });
-        if let Some(a) = found {
-            return Ok(a);
-        }
-        if !v6 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let family = if v6 { "IPv6 link-local" } else { "IPv4" };
-    bail!("the interface has no {family} address to send adverts from (set `unicast-src`)")
-}
-
-fn is_link_local(a: &Ipv6Addr) -> bool {
-    (a.segments()[0] & 0xffc0) == 0xfe80
-}
-
-/// Reads one socket forever, decoding each packet before handing it to the event loop.
-async fn read_loop(sock: Arc<VrrpSocket>, v6: bool, tx: mpsc::Sender<Rx>) {
-    let mut buf = vec![0u8; 4096];
-    let ifindex = sock.ifindex();
-    loop {
-        let rx = match sock.recv(&mut buf).await {
-            Ok(d) => decode(ifindex, v6, d),
-            Err(e) => {
-                error!(ifindex, "receive failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        if tx.send(rx).await.is_err() {
-            return;
-        }
-    }
-}
-
-fn decode(ifindex: u32, v6: bool, d: Datagram<'_>) -> Rx {
-    let (src, dst, ttl, payload) = match d {
-        Datagram::V4(bytes) => match packet::parse_ipv4(bytes) {
-            Ok(ip) if ip.protocol == IPPROTO_VRRP => {
-                (IpAddr::V4(ip.src), IpAddr::V4(ip.dst), ip.ttl, ip.payload)
-            }
-            Ok(_) => {
-                return Rx::Drop {
-                    ifindex,
-                    v6,
-                    vrid: None,
-                    reason: DropReason::NotVrrp,
-                }
-            }
-            Err(e) => {
-                return Rx::Drop {
-                    ifindex,
-                    v6,
-                    vrid: None,
-                    reason: e.reason(),
-                }
-            }
-        },
-        Datagram::V6 {
-            src,
-            dst,
-            hop_limit,
-            payload,
-        } => (IpAddr::V6(src), IpAddr::V6(dst), hop_limit, payload),
-    };
-    match Advert::decode(payload, src, dst) {
-        Ok(advert) => Rx::Advert {
-            ifindex,
-            v6,
-            src,
-            ttl,
-            advert,
-        },
-        Err(e) => Rx::Drop {
-            ifindex,
-            v6,
-            vrid: packet::peek_vrid(payload),
-            reason: e.reason(),
-        },
-    }
 }

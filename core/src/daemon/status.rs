@@ -10,10 +10,28 @@ use serde::Serialize;
 #[derive(Debug, Default, Serialize)]
 pub struct Status {
     pub pid: u32,
+    pub config: String,
     pub instances: Vec<InstanceStatus>,
     pub checks: Vec<CheckStatus>,
     /// Drops that could not be attributed to an instance (unknown VRID, undecodable).
     pub drops: BTreeMap<&'static str, u64>,
+    pub last_reload: Option<ReloadStatus>,
+}
+
+/// The outcome of the last reload, applied or refused.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct ReloadStatus {
+    /// Counts reloads since start, so `upkeep reload` can tell its own result from an older one.
+    pub seq: u64,
+    pub trigger: String,
+    /// "applied", "unchanged" or "refused".
+    pub result: &'static str,
+    pub added: Vec<String>,
+    pub changed: Vec<String>,
+    pub removed: Vec<String>,
+    pub error: Option<String>,
+    /// Seconds since the Unix epoch.
+    pub at: u64,
 }
 
 #[derive(Debug, Default, Clone, Serialize)]

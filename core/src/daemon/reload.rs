@@ -1,0 +1,214 @@
+//! Reloading the config without disturbing what did not change.
+//!
+//! The new file is parsed and validated in full (syntax, schema, interfaces, source addresses)
+//! before anything is touched; a file that fails is refused and the running config stays. Then
+//! only the differences are applied: unchanged instances are not touched at all (no event, no
+//! advert, no GARP, no address change), changed ones take their new settings in place, removed
+//! ones resign, new ones start.
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use tracing::{error, info, warn};
+
+use crate::config::{self, diff, Config};
+use crate::vrrp::fsm::Event;
+
+use super::instance::Instance;
+use super::status::ReloadStatus;
+use super::vips::Op;
+use super::{all_vips, announce_addrs, Daemon};
+
+impl Daemon {
+    pub(super) async fn reload(&mut self, trigger: &str, forced: bool) {
+        if self.stopping {
+            return;
+        }
+        let source = match std::fs::read_to_string(&self.opts.config) {
+            Ok(s) => s,
+            Err(e) => {
+                let msg = format!("{}: cannot read: {e}", self.opts.config.display());
+                return self.refuse(trigger, msg);
+            }
+        };
+        if source == self.source && !forced {
+            // Touched but not changed. If the last attempt was refused, the file is now back to
+            // what runs: say so, so status no longer shows the old error.
+            if self
+                .last_reload
+                .as_ref()
+                .is_some_and(|r| r.result == "refused")
+            {
+                self.reloads += 1;
+                self.record(trigger, "unchanged", &diff::Diff::default(), None);
+            }
+            return;
+        }
+        let file = self.opts.config.display().to_string();
+        let new = match config::parse_str(&source, &file) {
+            Ok(c) => c,
+            Err(e) => return self.refuse(trigger, e.to_string()),
+        };
+        if new.instances.is_empty() {
+            let msg = format!("{file}: the new config has no instances; refusing to drop every VIP (stop the daemon instead)");
+            return self.refuse(trigger, msg);
+        }
+        // Everything the new config names must exist before anything is applied.
+        for inst in &new.instances {
+            if let Err(e) = self.wires.validate(inst).await {
+                let (line, col) = config::parse::line_col(&source, inst.span.offset());
+                let msg = format!("{file}:{line}:{col}: instance `{}`: {e:#}", inst.name);
+                return self.refuse(trigger, msg);
+            }
+        }
+        let d = diff::diff(&self.cfg, &new);
+        self.reloads += 1;
+        if d.is_empty() {
+            info!(trigger, "reload: nothing changed");
+            self.source = source;
+            self.record(trigger, "unchanged", &d, None);
+            return;
+        }
+        match self.apply_diff(new, &d).await {
+            Ok(()) => {
+                info!(
+                    trigger,
+                    added = ?d.added,
+                    changed = ?d.changed,
+                    removed = ?d.removed,
+                    "reload applied"
+                );
+                self.source = source;
+                self.record(trigger, "applied", &d, None);
+            }
+            Err(e) => {
+                // Validation above makes this rare (a socket that cannot be opened, say).
+                error!(trigger, "reload partly failed: {e:#}");
+                self.source = source;
+                self.record(trigger, "applied", &d, Some(format!("{e:#}")));
+            }
+        }
+    }
+
+    fn refuse(&mut self, trigger: &str, msg: String) {
+        error!(trigger, "reload refused, the running config stays: {msg}");
+        self.reloads += 1;
+        self.record(trigger, "refused", &diff::Diff::default(), Some(msg));
+    }
+
+    fn record(
+        &mut self,
+        trigger: &str,
+        result: &'static str,
+        d: &diff::Diff,
+        error: Option<String>,
+    ) {
+        self.last_reload = Some(ReloadStatus {
+            seq: self.reloads,
+            trigger: trigger.to_string(),
+            result,
+            added: d.added.clone(),
+            changed: d.changed.iter().map(|(_, n)| n.clone()).collect(),
+            removed: d.removed.clone(),
+            error,
+            at: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        });
+        self.status_due = Some(Instant::now());
+    }
+
+    async fn apply_diff(&mut self, new: Config, d: &diff::Diff) -> anyhow::Result<()> {
+        let now = Instant::now();
+        let vips = all_vips(&new);
+
+        // Checks first, so instances see the new set when their tracks are rebuilt.
+        self.checks.retain(|c| {
+            !(d.checks_removed.contains(&c.def.name) || d.checks_changed.contains(&c.def.name))
+        });
+        for name in d.checks_added.iter().chain(&d.checks_changed) {
+            if let Some(def) = new.check(name) {
+                self.spawn_check(def.clone());
+            }
+        }
+
+        // Removed instances resign (priority 0 if master) and are dropped once done.
+        for name in &d.removed {
+            if let Some(i) = self.active_index(name) {
+                self.instances[i].retiring = true;
+                self.queue.push_back((i, Event::Shutdown));
+            }
+        }
+
+        // Changed instances take their new settings in place.
+        let mut first_err = None;
+        for (old_name, new_name) in &d.changed {
+            let (Some(i), Some(cfg)) = (self.active_index(old_name), new.instance(new_name)) else {
+                continue;
+            };
+            let src = match self.wires.wire(cfg, &vips).await {
+                Ok((w, _)) => w.src,
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                    continue;
+                }
+            };
+            let owned = match self.wires.owned(cfg).await {
+                Ok(o) => o,
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                    continue;
+                }
+            };
+            let inst = &mut self.instances[i];
+            let (added, removed) = inst.reconfigure(cfg.clone(), src, owned);
+            info!(parent: &inst.span, "settings changed by reload");
+            if inst.stats.vips_held {
+                if !removed.addrs.is_empty() || !removed.routes.is_empty() {
+                    let _ = self.vips.send(Op::Remove(removed.into()));
+                }
+                if !added.addrs.is_empty() || !added.routes.is_empty() {
+                    let addrs: Vec<_> = added.addrs.iter().map(|a| a.1).collect();
+                    let _ = self.vips.send(Op::Add(added.into()));
+                    announce_addrs(&self.instances[i], &addrs, &new.global);
+                }
+            }
+        }
+
+        // New instances start like at boot.
+        let mut started = Vec::new();
+        for name in &d.added {
+            let Some(cfg) = new.instance(name) else {
+                continue;
+            };
+            match self.wires.wire(cfg, &vips).await {
+                Ok((wiring, up)) => {
+                    super::vips::remove(&self.wires.nl, &wiring.owned).await;
+                    let mut inst = Instance::new(cfg.clone(), wiring);
+                    inst.link_down = !up;
+                    self.instances.push(inst);
+                    started.push(self.instances.len() - 1);
+                }
+                Err(e) => {
+                    warn!(instance = %name, "cannot start: {e:#}");
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+
+        self.cfg = new;
+        self.rebuild_indexes();
+        for i in started {
+            self.start_instance(i);
+        }
+        // Priorities and faults of kept instances may move with changed checks or settings.
+        self.refresh_priorities();
+        self.pump(now);
+        first_err.map_or(Ok(()), Err)
+    }
+
+    fn active_index(&self, name: &str) -> Option<usize> {
+        self.instances
+            .iter()
+            .position(|i| i.cfg.name == name && !i.retiring)
+    }
+}
