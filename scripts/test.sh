@@ -15,6 +15,8 @@ fi
 scripts/install-deps.sh
 
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
+# WASM plugins (Rust and C) that the plugin tests load: built into target/plugins/.
+scripts/build-plugins.sh
 cargo build -p upkeep
 # The integration tests run this binary (same target dir as the build above).
 export UPKEEP_BIN="${UPKEEP_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/debug/upkeep}"

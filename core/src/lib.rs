@@ -9,5 +9,6 @@
 pub mod checks;
 pub mod config;
 pub mod daemon;
+pub mod hooks;
 pub mod net;
 pub mod vrrp;

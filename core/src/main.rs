@@ -40,9 +40,35 @@ enum Command {
         #[arg(long, default_value = "10")]
         timeout_secs: u64,
     },
+    /// Work with a WASM plugin without a cluster.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
     /// Translate a keepalived.conf into upkeep's KDL on stdout; what cannot be translated is
     /// listed on stderr with its line.
     ImportKeepalived { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Print a plugin's metadata: name, version, what it exports, the capabilities it wants.
+    Inspect { file: PathBuf },
+    /// Call a plugin's check once and print the result and its duration.
+    Run {
+        file: PathBuf,
+        /// A config entry for the check, `key=value` (repeatable).
+        #[arg(long = "config", short = 'c')]
+        config: Vec<String>,
+        /// Grant a capability: `log`, `clock`, `listening-sockets`, `tcp-connect=ADDR:PORT`,
+        /// `read-file=PATH` (repeatable). Nothing is granted otherwise.
+        #[arg(long = "allow", short = 'a')]
+        allow: Vec<String>,
+        /// Deadline of the call.
+        #[arg(long, default_value = "1s")]
+        timeout: String,
+        /// Memory cap in MiB.
+        #[arg(long, default_value = "16")]
+        memory_mib: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -81,6 +107,13 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Plugin(cmd) => match plugin(cmd) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("upkeep: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::ImportKeepalived { file } => {
             match upkeep::config::import::import_keepalived(&file) {
                 Ok(imported) => {
@@ -95,6 +128,95 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+fn plugin(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
+    use upkeep::checks::wasm;
+    match cmd {
+        PluginCommand::Inspect { file } => {
+            let m = wasm::inspect(&file)?;
+            println!("name:         {}", m.name);
+            println!("version:      {}", m.version);
+            println!("description:  {}", m.description);
+            let caps: Vec<&str> = m.capabilities.iter().map(|c| c.name()).collect();
+            println!(
+                "capabilities: {}",
+                if caps.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    caps.join(", ")
+                }
+            );
+            let mut exports = Vec::new();
+            if m.check {
+                exports.push("check");
+            }
+            if m.notify {
+                exports.push("notify");
+            }
+            println!("exports:      metadata, {}", exports.join(", "));
+            println!("interface:    {}", wasm::WIT_VERSION);
+            Ok(ExitCode::SUCCESS)
+        }
+        PluginCommand::Run {
+            file,
+            config,
+            allow,
+            timeout,
+            memory_mib,
+        } => {
+            let mut grants = wasm::Grants::default();
+            for a in &allow {
+                let (name, value) = a
+                    .split_once('=')
+                    .map_or((a.as_str(), None), |(n, v)| (n, Some(v)));
+                match (name, value) {
+                    ("log", None) => grants.log = true,
+                    ("clock", None) => grants.clock = true,
+                    ("listening-sockets", None) => grants.listening_sockets = true,
+                    ("tcp-connect", Some(v)) => {
+                        let sa: std::net::SocketAddr = v.parse().map_err(|e| anyhow::anyhow!("--allow {a}: {e}"))?;
+                        grants.tcp_connect.push((sa.ip(), sa.port()));
+                    }
+                    ("read-file", Some(v)) => grants.read_file.push(PathBuf::from(v)),
+                    _ => anyhow::bail!("--allow {a}: expected log, clock, listening-sockets, tcp-connect=ADDR:PORT or read-file=PATH"),
+                }
+            }
+            let config: Vec<(String, String)> = config
+                .iter()
+                .map(|kv| {
+                    kv.split_once('=')
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .ok_or_else(|| anyhow::anyhow!("--config {kv}: expected key=value"))
+                })
+                .collect::<anyhow::Result<_>>()?;
+            let timeout = upkeep::config::parse::parse_duration(&timeout)
+                .map_err(|e| anyhow::anyhow!("--timeout: {e}"))?;
+            let host = wasm::PluginHost::new()?;
+            let limits = wasm::Limits {
+                timeout,
+                memory: memory_mib * 1024 * 1024,
+            };
+            let started = std::time::Instant::now();
+            let p = wasm::Plugin::load(&host, &file, grants, limits)?;
+            let load = started.elapsed();
+            let out = p.check(&config);
+            println!(
+                "{}: {}",
+                if out.healthy { "healthy" } else { "unhealthy" },
+                out.message
+            );
+            if let Some(f) = &out.fault {
+                println!("fault: {f:?}");
+            }
+            println!("duration: {:?} (load and compile {:?})", out.duration, load);
+            Ok(if out.healthy {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
     }
 }

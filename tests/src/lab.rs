@@ -18,6 +18,7 @@ use crate::capture::{Capture, Captured};
 use crate::daemon::{read_from, tail, Daemon, Kind};
 use crate::netns::{parse_ip, send_raw_ipv4, send_raw_ipv6};
 use crate::packet::AdvertSpec;
+use crate::pinger::Pinger;
 use crate::wait::{wait_for, wait_until, Timeline};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -388,6 +389,40 @@ impl Lab {
         )
     }
 
+    /// The MAC address of host i's `eth0`.
+    pub fn host_mac(&self, i: usize) -> String {
+        let out = self
+            .ip(&self.host_ns(i), &["-br", "link", "show", "dev", "eth0"])
+            .unwrap_or_default();
+        out.split_whitespace().nth(2).unwrap_or("").to_string()
+    }
+
+    /// The host whose MAC the client's neighbour (ARP/ND) entry for `addr` points at, with the
+    /// entry's state (e.g. `(Some(2), "REACHABLE")`); `(None, state)` if it points elsewhere or
+    /// there is no entry.
+    pub fn client_neighbour(&self, addr: &str) -> (Option<usize>, String) {
+        let out = self
+            .ip(&self.client_ns(), &["neigh", "show", addr, "dev", "eth0"])
+            .unwrap_or_default();
+        let words: Vec<&str> = out.split_whitespace().collect();
+        let mac = words
+            .iter()
+            .position(|w| *w == "lladdr")
+            .and_then(|k| words.get(k + 1));
+        let state = words
+            .last()
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "none".into());
+        let host = mac.and_then(|m| (1..=self.hosts).find(|&i| self.host_mac(i) == *m));
+        (host, state)
+    }
+
+    /// Starts pinging `addr` from the client every `interval` (e.g. 10 ms); stop it to get
+    /// the [`PingReport`] (lost probes, longest gap).
+    pub fn start_pinger(&self, addr: &str, interval: Duration) -> Result<Pinger> {
+        Pinger::start(&self.client_ns(), parse_ip(addr)?, interval)
+    }
+
     /// Writes `text` to `name` in the lab's temp dir; returns the path.
     pub fn write_file(&self, name: &str, text: &str) -> Result<PathBuf> {
         let p = self.dir_path.join(name);
@@ -568,6 +603,15 @@ impl Lab {
                 "h{i}: addrs {addrs:?}; routes: {:?}",
                 self.routes(i).trim()
             );
+        }
+        for ns in self.namespaces.iter().skip(1) {
+            let link = self
+                .ip(ns, &["-br", "link", "show", "dev", "eth0"])
+                .unwrap_or_default();
+            let neigh = self
+                .ip(ns, &["neigh", "show", "dev", "eth0"])
+                .unwrap_or_default();
+            let _ = writeln!(s, "{ns}: {}; neighbours: {:?}", link.trim(), neigh.trim());
         }
         for d in self
             .daemons

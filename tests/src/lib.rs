@@ -22,6 +22,7 @@
 //! - [`Daemon`]: a running upkeep/keepalived: signals, exit, status file, log.
 //! - [`packet`]: an independent VRRP v2/v3 builder and parser (for malformed input).
 //! - [`Capture`]: the VRRP packets in and out of a host's eth0.
+//! - [`Pinger`]: fast pings from the client, to measure the outage a failover causes.
 //! - [`wait_until`] / [`wait_for`]: polling with errors that list what was seen.
 //! - [`Instance`]: one VRRP instance rendered as upkeep KDL or keepalived.conf.
 
@@ -31,6 +32,7 @@ mod daemon;
 mod lab;
 pub mod netns;
 pub mod packet;
+mod pinger;
 mod wait;
 
 pub use capture::{Capture, Captured};
@@ -41,4 +43,5 @@ pub use lab::{
 };
 pub use libc::{SIGHUP, SIGINT, SIGKILL, SIGTERM};
 pub use packet::AdvertSpec;
+pub use pinger::{PingReport, Pinger, Probe};
 pub use wait::{wait_for, wait_until, Timeline, POLL};

@@ -219,3 +219,44 @@ fn lab_namespaces_are_removed_after_drop_and_panic() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn pinger_measures_an_outage() -> Result<()> {
+    let lab = Lab::new(1)?;
+    let p = lab.start_pinger("192.0.2.1", Duration::from_millis(10))?;
+    let p6 = lab.start_pinger("2001:db8::1", Duration::from_millis(10))?;
+    let none = lab.start_pinger("192.0.2.77", Duration::from_millis(10))?;
+    std::thread::sleep(Duration::from_millis(300));
+    lab.link_down(1)?;
+    std::thread::sleep(Duration::from_millis(400));
+    lab.link_up(1)?;
+    lab.wait_client_ping("192.0.2.1", secs(5))?;
+    lab.wait_client_ping("2001:db8::1", secs(5))?;
+    std::thread::sleep(Duration::from_millis(300));
+    for (what, r) in [("IPv4", p.stop()?), ("IPv6", p6.stop()?)] {
+        let gap = r.longest_gap();
+        ensure!(
+            r.received() > 20,
+            "{what}: only {} of {} answered",
+            r.received(),
+            r.sent()
+        );
+        ensure!(
+            r.lost() > 10,
+            "{what}: a 400 ms outage lost only {} probes",
+            r.lost()
+        );
+        ensure!(
+            gap >= Duration::from_millis(350) && gap < secs(5),
+            "{what}: longest gap {gap:?}"
+        );
+    }
+    let r = none.stop()?;
+    ensure!(
+        r.sent() > 50 && r.received() == 0,
+        "{} of {} answered for an absent host",
+        r.received(),
+        r.sent()
+    );
+    Ok(())
+}

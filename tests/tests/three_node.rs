@@ -117,7 +117,16 @@ fn seed_topology_has_one_master_and_fails_over_to_exactly_one() {
             master.instance("http")?
         );
         other.wait_backup_of("http", &lab.host_ip(new), secs(3))?;
-        lab.wait_client_ping(VIP, secs(5))?;
+        // The client must follow: the new master's gratuitous ARP has to be the last word even
+        // when h2 and h3 both briefly claimed mastership.
+        lab.wait_client_ping(VIP, secs(5)).map_err(|e| {
+            let (host, state) = lab.client_neighbour(VIP);
+            anyhow::anyhow!(
+                "{e:#}\nthe client's ARP entry for {VIP} points at h{} ({state}) while h{new} holds it: \
+                 the new master did not re-announce the VIP after the tie-break",
+                host.map_or("?".into(), |h| h.to_string())
+            )
+        })?;
 
         // nopreempt: the recovered h1 stays backup and nothing moves.
         drop(h1);

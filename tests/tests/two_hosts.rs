@@ -125,10 +125,23 @@ fn sigterm_moves_vip_quickly_with_priority_zero() {
         let h2 = start_in(lab, 2, &web(90, 1000), "backup")?;
         lab.wait_holders(VIP, &[1], secs(5))?;
         let cap = lab.start_capture(2)?;
+        lab.wait_client_ping(VIP, secs(5))?;
+        let pinger = lab.start_pinger(VIP, Duration::from_millis(10))?;
+        std::thread::sleep(Duration::from_millis(300));
         let t0 = Instant::now();
         h1.signal(SIGTERM)?;
         lab.wait_holders(VIP, &[2], secs(5))?;
         let took = t0.elapsed();
+        lab.wait_client_ping(VIP, secs(5))?;
+        let pings = pinger.stop()?;
+        // Make-before-break: the old master keeps answering until the new one is heard.
+        ensure!(
+            pings.longest_gap() < Duration::from_millis(500),
+            "client outage during a graceful failover: longest gap {:?}, lost {} of {} pings",
+            pings.longest_gap(),
+            pings.lost(),
+            pings.sent()
+        );
         ensure!(
             took < Duration::from_millis(2000),
             "takeover took {took:?}, expected well under 3.6 s"

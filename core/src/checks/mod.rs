@@ -4,6 +4,8 @@
 //! channel; the daemon applies keepalived's rise/fall counting in [`Tracker`].
 
 pub mod script;
+pub mod security;
+pub mod trackers;
 pub mod wasm;
 
 use std::time::Duration;
@@ -16,6 +18,9 @@ pub struct CheckResult {
     pub ok: bool,
     pub message: String,
     pub duration: Duration,
+    /// A file check's value (the integer the file holds; see `trackers::read_weight_file`);
+    /// None for other checks.
+    pub value: Option<i64>,
 }
 
 /// rise/fall hysteresis: a check changes state only after `rise` successes or `fall` failures
@@ -29,6 +34,14 @@ pub struct Tracker {
 }
 
 impl Tracker {
+    /// A tracker that starts failed (keepalived's `init_fail`) or healthy.
+    pub fn starting(rise: u32, fall: u32, healthy: bool) -> Self {
+        Self {
+            healthy,
+            ..Self::new(rise, fall)
+        }
+    }
+
     pub fn new(rise: u32, fall: u32) -> Self {
         Self {
             rise: rise.max(1),

@@ -20,6 +20,8 @@ pub struct ScriptCheck {
     pub timeout: Duration,
     /// Working directory: the config file's directory, so relative script paths work.
     pub cwd: PathBuf,
+    /// `(uid, gid)` to run as; None: the daemon's own user.
+    pub run_as: Option<(u32, u32)>,
 }
 
 /// Run the check forever, sending each result; ends when the receiver is gone.
@@ -32,6 +34,7 @@ pub async fn run(check: ScriptCheck, tx: mpsc::UnboundedSender<CheckResult>) {
             ok,
             message,
             duration,
+            value: None,
         };
         if tx.send(result).is_err() {
             return;
@@ -56,6 +59,9 @@ pub async fn run_once(check: &ScriptCheck) -> (bool, String, Duration) {
         .stderr(Stdio::null())
         .process_group(0)
         .kill_on_drop(true);
+    if let Some((uid, gid)) = check.run_as {
+        cmd.uid(uid).gid(gid);
+    }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => return (false, format!("cannot start: {e}"), start.elapsed()),

@@ -1,1 +1,709 @@
+//! Health checks and notify hooks as sandboxed WebAssembly components.
+//!
+//! A plugin is a component built against `plugin-sdk/wit/upkeep-plugin.wit` (world
+//! `check-plugin`, `notify-plugin` or `plugin`), in any language. It is compiled once at
+//! [`Plugin::load`]; each [`Plugin::check`] or [`Plugin::notify`] then runs in a fresh store
+//! instantiated from the cached pre-linked instance, with a deadline (epoch interruption, one
+//! ticker thread per [`PluginHost`]), a memory cap and a locked-down WASI: no files, no network,
+//! no environment, stdin closed, stdout discarded, stderr kept only for error messages. What a
+//! plugin may touch is the `host` interface, one capability per function: the plugin declares
+//! what it wants in its metadata, the operator grants it ([`Grants`]), and both are checked at
+//! load and again on every call.
+//!
+//! A plugin that loops, allocates without end, recurses, traps or blocks is stopped and reported
+//! (an unhealthy [`CheckOutcome`] or a [`PluginError`]); the daemon goes on.
+//!
+//! Not for: scheduling checks or rise/fall counting (the daemon and [`super::Tracker`] do that).
+
+mod host;
+mod sandbox;
 mod v0_1;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::IpAddr;
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Engine, Store, Trap};
+
+use self::host::{CallContext, Permissions};
+use self::sandbox::State;
+use self::v0_1::check::{CheckPlugin, CheckPluginPre};
+use self::v0_1::notify::NotifyPluginPre;
+
+/// The WIT package version this host implements.
+pub const WIT_VERSION: &str = "upkeep:plugin@0.1.0";
+
+/// The longest check message kept.
+const MESSAGE_MAX: usize = 4096;
+/// How often the epoch ticker ticks: the granularity of deadlines.
+const TICK: Duration = Duration::from_millis(10);
+/// Past the deadline, how long a call blocked in the host (not in wasm code) may take before it
+/// is abandoned.
+const HOST_GRACE: Duration = Duration::from_millis(100);
+
+/// What a plugin may ask the host for (the WIT `capability` enum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Capability {
+    /// Read the listening sockets of the daemon's network namespace.
+    ListeningSockets,
+    /// Open TCP connections to granted addresses.
+    TcpConnect,
+    /// Read granted files.
+    ReadFile,
+    /// Write to the daemon's log.
+    Log,
+    /// Read the wall clock.
+    Clock,
+}
+
+impl Capability {
+    /// Every capability, in WIT order.
+    pub const ALL: [Capability; 5] = [
+        Capability::ListeningSockets,
+        Capability::TcpConnect,
+        Capability::ReadFile,
+        Capability::Log,
+        Capability::Clock,
+    ];
+
+    /// The WIT name, e.g. `listening-sockets` (also the config spelling).
+    pub fn name(self) -> &'static str {
+        match self {
+            Capability::ListeningSockets => "listening-sockets",
+            Capability::TcpConnect => "tcp-connect",
+            Capability::ReadFile => "read-file",
+            Capability::Log => "log",
+            Capability::Clock => "clock",
+        }
+    }
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Capability {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Capability::ALL
+            .into_iter()
+            .find(|c| c.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Capability::ALL.iter().map(|c| c.name()).collect();
+                format!(
+                    "unknown capability `{s}` (expected one of: {})",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+/// What the operator allows one plugin. A capability the plugin declares but that is not
+/// granted here makes [`Plugin::load`] fail.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants {
+    /// `listening-sockets`.
+    pub listening_sockets: bool,
+    /// `tcp-connect`, to these addresses only; port 0 means any port of that address.
+    pub tcp_connect: Vec<(IpAddr, u16)>,
+    /// `read-file`, of these files and of anything under these directories (after resolving
+    /// symlinks and `..`).
+    pub read_file: Vec<PathBuf>,
+    /// `log`.
+    pub log: bool,
+    /// `clock`. Without it, WASI's wall clock also reads as the Unix epoch.
+    pub clock: bool,
+}
+
+impl Grants {
+    /// Whether `c` is granted at all (for some target, for `tcp-connect` and `read-file`).
+    pub fn allows(&self, c: Capability) -> bool {
+        match c {
+            Capability::ListeningSockets => self.listening_sockets,
+            Capability::TcpConnect => !self.tcp_connect.is_empty(),
+            Capability::ReadFile => !self.read_file.is_empty(),
+            Capability::Log => self.log,
+            Capability::Clock => self.clock,
+        }
+    }
+}
+
+/// Per-call resource limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Wall time of one call (instantiation included).
+    pub timeout: Duration,
+    /// Linear memory of one call, all memories together.
+    pub memory: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            timeout: Duration::from_secs(1),
+            memory: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// Who a plugin is, from its `metadata` export, and what it exports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metadata {
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    /// The capabilities it declares, without duplicates, in WIT order.
+    pub capabilities: Vec<Capability>,
+    /// Exports `check` (a health check).
+    pub check: bool,
+    /// Exports `notify` (a notify hook).
+    pub notify: bool,
+}
+
+/// A VRRP state change for [`Plugin::notify`] (keepalived's notify arguments).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    pub instance: String,
+    /// `INIT`, `BACKUP`, `MASTER`, `FAULT` or `STOP`.
+    pub old_state: String,
+    pub new_state: String,
+    pub priority: u8,
+}
+
+/// The result of one [`Plugin::check`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckOutcome {
+    pub healthy: bool,
+    /// The plugin's message, or why the run failed.
+    pub message: String,
+    /// Set when the plugin did not answer (timeout, trap, memory cap...): `healthy` is false.
+    pub fault: Option<Fault>,
+    /// Wall time of the call.
+    pub duration: Duration,
+}
+
+/// How a call went wrong on the plugin's side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// It ran past its timeout (in wasm code, or blocked in a host call).
+    Timeout,
+    /// It needed more memory than its cap.
+    MemoryLimit,
+    /// It exhausted its call stack.
+    StackOverflow,
+    /// It trapped (a Rust panic, `unreachable`, an invalid memory access...).
+    Trap,
+    /// The host failed to run it (instantiation or an internal error).
+    Host,
+}
+
+/// Why a plugin cannot be loaded or did not complete a call.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PluginError {
+    #[error("cannot read plugin {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid WebAssembly component: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+    #[error("{path} is not an upkeep plugin this daemon can run ({WIT_VERSION}): {reason}")]
+    Incompatible { path: PathBuf, reason: String },
+    #[error("plugin `{plugin}` wants capability `{capability}`, which is not granted to it")]
+    CapabilityNotGranted {
+        plugin: String,
+        capability: Capability,
+    },
+    #[error("plugin `{plugin}` does not export `{function}`")]
+    NotExported {
+        plugin: String,
+        function: &'static str,
+    },
+    #[error("plugin `{plugin}` failed: {message}")]
+    Call {
+        plugin: String,
+        fault: Fault,
+        message: String,
+    },
+    #[error("cannot start the WebAssembly engine: {0}")]
+    Engine(String),
+}
+
+/// The engine all plugins share, with its epoch ticker thread and the small runtime that drives
+/// calls. One per daemon; cheap to clone.
+#[derive(Clone)]
+pub struct PluginHost {
+    inner: Arc<HostInner>,
+}
+
+struct HostInner {
+    engine: Engine,
+    linker: Linker<State>,
+    /// Drives host calls that wait (timers, `tcp-connect`). `None` only while dropping.
+    runtime: Option<tokio::runtime::Runtime>,
+    stop: Arc<AtomicBool>,
+}
+
+impl HostInner {
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.runtime
+            .as_ref()
+            .expect("the runtime lives as long as the host")
+    }
+}
+
+impl Drop for HostInner {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Not a blocking shutdown: the last plugin may well be dropped in async code.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl PluginHost {
+    /// Builds the engine (epoch interruption on) and the linker (WASI p2, locked down per call,
+    /// and the `host` interface), and starts the ticker thread. It stops when the last clone of
+    /// the host and the last [`Plugin`] are dropped.
+    pub fn new() -> Result<Self, PluginError> {
+        let engine_err = |e: wasmtime::Error| PluginError::Engine(format!("{e:#}"));
+        let mut config = wasmtime::Config::new();
+        config.epoch_interruption(true).wasm_component_model(true);
+        let engine = Engine::new(&config).map_err(engine_err)?;
+
+        let mut linker = Linker::<State>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_err)?;
+        CheckPlugin::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
+            .map_err(engine_err)?;
+
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("upkeep-wasm")
+            .enable_time()
+            .enable_io()
+            .build()
+            .map_err(|e| PluginError::Engine(format!("runtime: {e}")))?;
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker_engine = engine.weak();
+        let ticker_stop = stop.clone();
+        std::thread::Builder::new()
+            .name("upkeep-wasm-epoch".into())
+            .spawn(move || {
+                while !ticker_stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(TICK);
+                    let Some(engine) = ticker_engine.upgrade() else {
+                        break;
+                    };
+                    engine.increment_epoch();
+                }
+            })
+            .map_err(|e| PluginError::Engine(format!("epoch ticker thread: {e}")))?;
+
+        Ok(PluginHost {
+            inner: Arc::new(HostInner {
+                engine,
+                linker,
+                runtime: Some(runtime),
+                stop,
+            }),
+        })
+    }
+}
+
+/// A loaded plugin: compiled and linked once, instantiated afresh for every call.
+/// `Send + Sync`: share it in an `Arc` and call it from blocking threads.
+pub struct Plugin {
+    host: PluginHost,
+    path: PathBuf,
+    metadata: Metadata,
+    perms: Arc<Permissions>,
+    limits: Limits,
+    check: Option<CheckPluginPre<State>>,
+    notify: Option<NotifyPluginPre<State>>,
+}
+
+impl fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Plugin")
+            .field("path", &self.path)
+            .field("metadata", &self.metadata)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Plugin {
+    /// Reads and compiles the component at `path`, links it, calls its `metadata` once (with no
+    /// capability, under `limits`), and refuses it if it wants a capability `grants` lack.
+    pub fn load(
+        host: &PluginHost,
+        path: &Path,
+        grants: Grants,
+        limits: Limits,
+    ) -> Result<Plugin, PluginError> {
+        let loaded = Loaded::new(host, path, limits)?;
+        let metadata = loaded.metadata.clone();
+        if let Some(&capability) = metadata.capabilities.iter().find(|&&c| !grants.allows(c)) {
+            return Err(PluginError::CapabilityNotGranted {
+                plugin: metadata.name,
+                capability,
+            });
+        }
+        let perms = Permissions::new(metadata.name.clone(), metadata.capabilities.clone(), grants);
+        Ok(Plugin {
+            host: host.clone(),
+            path: path.to_path_buf(),
+            metadata,
+            perms: Arc::new(perms),
+            limits,
+            check: loaded.check,
+            notify: loaded.notify,
+        })
+    }
+
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Runs the check once, blocking the calling thread for at most about `limits.timeout`.
+    /// Call it from a blocking thread (`tokio::task::spawn_blocking`): from async code it works
+    /// too, but holds up that thread. Never fails: a plugin that does not answer is unhealthy, with the reason in `message`.
+    pub fn check(&self, config: &[(String, String)]) -> CheckOutcome {
+        let started = Instant::now();
+        let Some(pre) = &self.check else {
+            return CheckOutcome {
+                healthy: false,
+                message: format!("plugin `{}` does not export `check`", self.metadata.name),
+                fault: Some(Fault::Host),
+                duration: started.elapsed(),
+            };
+        };
+        let result = self.run(async |store: &mut Store<State>| {
+            let instance = pre.instantiate_async(&mut *store).await?;
+            instance.call_check(&mut *store, config).await
+        });
+        let (healthy, message, fault) = match result {
+            // Bounded: it goes to logs and the status file.
+            Ok(r) => (r.healthy, clip(&r.message, MESSAGE_MAX), None),
+            Err((fault, message)) => (false, message, Some(fault)),
+        };
+        CheckOutcome {
+            healthy,
+            message,
+            fault,
+            duration: started.elapsed(),
+        }
+    }
+
+    /// Tells a notify hook of a state change, blocking for at most about `limits.timeout`.
+    /// Call it from a blocking thread, as [`Plugin::check`].
+    pub fn notify(&self, t: &Transition) -> Result<(), PluginError> {
+        let plugin = self.metadata.name.clone();
+        let Some(pre) = &self.notify else {
+            return Err(PluginError::NotExported {
+                plugin,
+                function: "notify",
+            });
+        };
+        let event = v0_1::check::upkeep::plugin::types::Transition {
+            instance: t.instance.clone(),
+            old_state: t.old_state.clone(),
+            new_state: t.new_state.clone(),
+            priority: t.priority,
+        };
+        self.run(async |store: &mut Store<State>| {
+            let instance = pre.instantiate_async(&mut *store).await?;
+            instance.call_notify(&mut *store, &event).await
+        })
+        .map_err(|(fault, message)| PluginError::Call {
+            plugin,
+            fault,
+            message,
+        })
+    }
+
+    /// One call in a fresh store, under the plugin's limits.
+    fn run<R: Send>(
+        &self,
+        call: impl AsyncFnOnce(&mut Store<State>) -> wasmtime::Result<R> + Send,
+    ) -> Result<R, (Fault, String)> {
+        run(&self.host, self.perms.clone(), self.limits, call)
+    }
+}
+
+/// Runs `call` in a fresh store: WASI locked down, `perms` for the host interface, the memory
+/// cap and the epoch deadline of `limits`, and a wall-clock limit (deadline plus
+/// [`HOST_GRACE`]) for calls stuck in the host, where epochs do not reach. A panic in the host
+/// is caught, so that nothing a plugin does unwinds into the daemon.
+fn run<R: Send>(
+    host: &PluginHost,
+    perms: Arc<Permissions>,
+    limits: Limits,
+    call: impl AsyncFnOnce(&mut Store<State>) -> wasmtime::Result<R> + Send,
+) -> Result<R, (Fault, String)> {
+    let inner = &host.inner;
+    let plugin = perms.plugin.clone();
+    let state = State::new(CallContext::new(perms, limits.timeout), limits.memory);
+    let mut store = Store::new(&inner.engine, state);
+    store.limiter(|s| &mut s.limiter);
+    let ticks = limits.timeout.as_nanos().div_ceil(TICK.as_nanos());
+    store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX).saturating_add(1));
+    store.epoch_deadline_trap();
+
+    let wall = limits.timeout + HOST_GRACE;
+    let execute = || {
+        std::panic::catch_unwind(AssertUnwindSafe(|| {
+            // The timer must be made inside the runtime.
+            inner
+                .runtime()
+                .block_on(async { tokio::time::timeout(wall, call(&mut store)).await })
+        }))
+    };
+    // `block_on` panics on a thread that is driving a runtime (async code). A blocking-pool
+    // thread would do, but the two cannot be told apart: with any runtime around, run the call
+    // on a thread of its own.
+    let outcome = match tokio::runtime::Handle::try_current() {
+        Err(_) => execute(),
+        Ok(_) => std::thread::scope(|s| match s.spawn(execute).join() {
+            Ok(outcome) => outcome,
+            Err(panic) => Err(panic),
+        }),
+    };
+
+    let state = store.data();
+    if state.call.log_dropped() > 0 {
+        tracing::warn!(
+            target: "upkeep::plugin",
+            plugin,
+            dropped = state.call.log_dropped(),
+            "log output over the per-call cap was dropped"
+        );
+    }
+    match outcome {
+        Ok(Ok(Ok(r))) => Ok(r),
+        Ok(Ok(Err(e))) => Err(describe_failure(&e, state, limits)),
+        Ok(Err(_elapsed)) => Err((
+            Fault::Timeout,
+            format!(
+                "timed out after {} (blocked in a host call)",
+                ms(limits.timeout)
+            ),
+        )),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(plugin, "panic in the WebAssembly host: {what}");
+            Err((
+                Fault::Host,
+                format!("internal error in the plugin host: {what}"),
+            ))
+        }
+    }
+}
+
+/// A failed call as a fault and a message an operator can act on.
+fn describe_failure(e: &wasmtime::Error, state: &State, limits: Limits) -> (Fault, String) {
+    let stderr = stderr_summary(&state.stderr.text());
+    let with_stderr = |m: String| {
+        if stderr.is_empty() {
+            m
+        } else {
+            format!("{m}: {stderr}")
+        }
+    };
+    if state.limiter.refused {
+        let mib = limits.memory as f64 / (1024.0 * 1024.0);
+        return (
+            Fault::MemoryLimit,
+            with_stderr(format!("exceeded its memory limit of {mib} MiB")),
+        );
+    }
+    if let Some(trap) = e.downcast_ref::<Trap>() {
+        return match trap {
+            Trap::Interrupt => (
+                Fault::Timeout,
+                format!("timed out after {}", ms(limits.timeout)),
+            ),
+            Trap::StackOverflow => (Fault::StackOverflow, "exhausted its call stack".to_string()),
+            _ => (Fault::Trap, with_stderr(format!("trapped: {trap}"))),
+        };
+    }
+    if let Some(exit) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return (Fault::Trap, with_stderr(format!("called exit({})", exit.0)));
+    }
+    (Fault::Trap, with_stderr(format!("{e:#}")))
+}
+
+/// The guest's stderr on one line, without Rust's backtrace hint: usually a panic message.
+fn stderr_summary(text: &str) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("note: run with `RUST_BACKTRACE"))
+        .collect();
+    let mut s = lines.join(" / ");
+    if s.len() > 512 {
+        let mut cut = s.len() - 512;
+        while !s.is_char_boundary(cut) {
+            cut += 1;
+        }
+        s = format!("...{}", &s[cut..]);
+    }
+    s
+}
+
+fn ms(d: Duration) -> String {
+    format!("{} ms", d.as_millis())
+}
+
+/// A compiled, linked component and its metadata, before grants are checked.
+struct Loaded {
+    metadata: Metadata,
+    check: Option<CheckPluginPre<State>>,
+    notify: Option<NotifyPluginPre<State>>,
+}
+
+impl Loaded {
+    fn new(host: &PluginHost, path: &Path, limits: Limits) -> Result<Self, PluginError> {
+        let inner = &host.inner;
+        let bytes = std::fs::read(path).map_err(|source| PluginError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let invalid = |reason: String| PluginError::Invalid {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let incompatible = |reason: String| PluginError::Incompatible {
+            path: path.to_path_buf(),
+            reason,
+        };
+        if bytes.starts_with(b"\0asm\x01\0\0\0") {
+            return Err(invalid(
+                "this is a core WebAssembly module, not a component: build it for \
+                 wasm32-wasip2, or wrap it with `wasm-tools component new`"
+                    .into(),
+            ));
+        }
+        let component =
+            Component::new(&inner.engine, &bytes).map_err(|e| invalid(format!("{e:#}")))?;
+        let pre = inner
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| incompatible(format!("{e:#}")))?;
+
+        let exports: BTreeSet<String> = component
+            .component_type()
+            .exports(&inner.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let check = match exports.contains("check") {
+            true => {
+                Some(CheckPluginPre::new(pre.clone()).map_err(|e| incompatible(format!("{e:#}")))?)
+            }
+            false => None,
+        };
+        let notify = match exports.contains("notify") {
+            true => Some(NotifyPluginPre::new(pre).map_err(|e| incompatible(format!("{e:#}")))?),
+            false => None,
+        };
+
+        let file_name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let perms = Arc::new(Permissions::none(file_name.clone()));
+        let raw = match (&check, &notify) {
+            (Some(pre), _) => run(host, perms, limits, async |store: &mut Store<State>| {
+                pre.instantiate_async(&mut *store)
+                    .await?
+                    .call_metadata(&mut *store)
+                    .await
+            }),
+            (None, Some(pre)) => run(host, perms, limits, async |store: &mut Store<State>| {
+                pre.instantiate_async(&mut *store)
+                    .await?
+                    .call_metadata(&mut *store)
+                    .await
+            }),
+            (None, None) => {
+                return Err(incompatible(
+                    "it exports neither `check` nor `notify`".into(),
+                ));
+            }
+        }
+        .map_err(|(fault, message)| PluginError::Call {
+            plugin: file_name.clone(),
+            fault,
+            message: format!("metadata: {message}"),
+        })?;
+
+        let capabilities: BTreeSet<Capability> =
+            raw.capabilities.into_iter().map(Capability::from).collect();
+        let name = match raw.name.trim() {
+            "" => file_name,
+            name => clip(name, 64),
+        };
+        let metadata = Metadata {
+            name,
+            version: clip(&raw.version, 64),
+            description: clip(&raw.description, 512),
+            capabilities: capabilities.into_iter().collect(),
+            check: check.is_some(),
+            notify: notify.is_some(),
+        };
+        Ok(Loaded {
+            metadata,
+            check,
+            notify,
+        })
+    }
+}
+
+/// At most `max` bytes of `s`, on a character boundary.
+fn clip(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
+/// Loads the plugin at `path` without grants and returns its metadata (`upkeep plugin
+/// inspect`). Compiles it with a short-lived engine of its own.
+pub fn inspect(path: &Path) -> Result<Metadata, PluginError> {
+    let host = PluginHost::new()?;
+    Ok(Loaded::new(&host, path, Limits::default())?.metadata)
+}
+
+fn _assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<Plugin>();
+    is::<PluginHost>();
+}

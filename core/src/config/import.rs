@@ -3,7 +3,8 @@
 //! keepalived's format is line-based: blank-separated words, `#` and `!` comments, `{ }`
 //! blocks, quoted strings and `include GLOB`. What upkeep supports is translated; everything
 //! else becomes an [`ImportWarning`] with its file and line, never dropped silently. The
-//! keyword mapping is documented in docs/config.md.
+//! keyword mapping is documented in docs/migrating.md (a test checks that every keyword the
+//! importer matches on appears there).
 
 use std::fmt::{self, Display, Write as _};
 use std::io;
@@ -379,6 +380,8 @@ struct KGlobal {
     garp_refresh: At<Duration>,
     /// `vrrp_version`: the default for instances without `version`.
     version: Option<i64>,
+    /// `enable_script_security`.
+    script_security: Option<Pos>,
     comments: Vec<String>,
 }
 
@@ -392,6 +395,83 @@ struct KCheck {
     rise: At<i64>,
     weight: At<i64>,
     user: At<String>,
+    init_fail: Option<Pos>,
+}
+
+/// `track_file NAME { file PATH; weight N }` (or `vrrp_track_file`).
+struct KFile {
+    name: String,
+    pos: Pos,
+    file: At<String>,
+    weight: At<i64>,
+}
+
+/// `vrrp_track_process NAME { process CMD; quorum N; full_command; weight N }`.
+struct KProcess {
+    name: String,
+    pos: Pos,
+    process: At<String>,
+    full: bool,
+    quorum: At<i64>,
+    weight: At<i64>,
+}
+
+/// What a `track_*` entry follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TrackKind {
+    Script,
+    File,
+    Process,
+    Interface,
+}
+
+impl TrackKind {
+    /// The keepalived keyword of the list the entry is in.
+    fn keyword(self) -> &'static str {
+        match self {
+            Self::Script => "track_script",
+            Self::File => "track_file",
+            Self::Process => "track_process",
+            Self::Interface => "track_interface",
+        }
+    }
+
+    /// The keepalived block that defines what the entry names.
+    fn definition(self) -> &'static str {
+        match self {
+            Self::Script => "vrrp_script",
+            Self::File => "track_file",
+            Self::Process => "vrrp_track_process",
+            Self::Interface => "interface",
+        }
+    }
+}
+
+/// One entry of a `track_*` list: `NAME [weight N [reverse]]`.
+#[derive(Debug, Clone)]
+struct KTrack {
+    kind: TrackKind,
+    name: String,
+    weight: Option<i64>,
+    pos: Pos,
+}
+
+/// keepalived's `notify*` commands of an instance or sync group.
+#[derive(Default)]
+struct KNotify {
+    master: At<String>,
+    backup: At<String>,
+    fault: At<String>,
+    stop: At<String>,
+    any: At<String>,
+}
+
+struct KVip {
+    addr: String,
+    dev: Option<String>,
+    pos: Pos,
+    /// From `virtual_ipaddress_excluded`.
+    excluded: bool,
 }
 
 struct KRoute {
@@ -416,15 +496,19 @@ struct KInstance {
     auth: At<String>,
     src: At<String>,
     peers: Vec<(String, Pos)>,
-    vips: Vec<(String, Option<String>, Pos)>,
+    vips: Vec<KVip>,
     routes: Vec<(KRoute, Pos)>,
-    tracks: Vec<(String, Option<i64>, Pos)>,
+    tracks: Vec<KTrack>,
+    notify: KNotify,
 }
 
 struct KGroup {
     name: String,
     pos: Pos,
     members: Vec<(String, Pos)>,
+    /// keepalived applies a group's trackers to every member; so does the import.
+    tracks: Vec<KTrack>,
+    notify: KNotify,
 }
 
 /// KDL output, each line remembering the keepalived line it came from, so that a problem
@@ -451,8 +535,43 @@ struct Importer {
     warnings: Vec<ImportWarning>,
     global: KGlobal,
     checks: Vec<KCheck>,
+    files_tracked: Vec<KFile>,
+    processes: Vec<KProcess>,
     instances: Vec<KInstance>,
     groups: Vec<KGroup>,
+    /// `virtual_server` / `virtual_server_group` blocks, warned about once at the end.
+    lvs: Vec<Pos>,
+}
+
+/// The upkeep check each keepalived tracker became.
+#[derive(Default)]
+struct CheckNames {
+    /// (kind, keepalived name) → upkeep check name.
+    names: Vec<(TrackKind, String, String)>,
+}
+
+impl CheckNames {
+    fn get(&self, kind: TrackKind, name: &str) -> Option<&str> {
+        self.names
+            .iter()
+            .find(|(k, n, _)| *k == kind && n == name)
+            .map(|(_, _, c)| c.as_str())
+    }
+
+    fn taken(&self, check: &str) -> bool {
+        self.names.iter().any(|(_, _, c)| c == check)
+    }
+
+    /// `wanted`, or `wanted-2`, `wanted-3`... whichever is free first.
+    fn free(&self, wanted: &str) -> String {
+        let mut name = wanted.to_owned();
+        let mut n = 2;
+        while self.taken(&name) {
+            name = format!("{wanted}-{n}");
+            n += 1;
+        }
+        name
+    }
 }
 
 /// A KDL string literal.
@@ -510,16 +629,14 @@ impl Importer {
             format!("`{}`", stmt.words.join(" "))
         };
         let why = match stmt.keyword() {
-            "virtual_server" | "virtual_server_group" | "real_server" => {
-                "upkeep does no IPVS load balancing"
+            k if k.contains("notify_fifo") => {
+                "upkeep has no notify FIFO; use `notify` commands or a `hook` plugin"
             }
-            k if k.starts_with("notify") => "upkeep has no notify scripts",
-            "virtual_ipaddress_excluded" => {
-                "upkeep has no excluded VIPs; put these in an instance of their own"
-            }
+            "notify_deleted" => "upkeep runs `notify-stop` for an instance a reload removes",
             k if k.starts_with("smtp") || k.starts_with("notification_email") => {
                 "upkeep sends no mail"
             }
+            "track_bfd" | "bfd_instance" => "upkeep has no BFD",
             _ => "not supported",
         };
         self.warn(stmt.pos, format!("{what} in {place}: {why}; ignored"));
@@ -642,6 +759,20 @@ impl Importer {
                     self.groups.push(group);
                 }
             }
+            // `vrrp_track_file` is the older name of the same block.
+            "track_file" | "vrrp_track_file" => {
+                if let Some(name) = self.block_name(stmt) {
+                    let file = self.track_file_def(stmt, name);
+                    self.files_tracked.push(file);
+                }
+            }
+            "vrrp_track_process" => {
+                if let Some(name) = self.block_name(stmt) {
+                    let process = self.process_def(stmt, name);
+                    self.processes.push(process);
+                }
+            }
+            "virtual_server" | "virtual_server_group" => self.lvs.push(stmt.pos),
             _ => self.ignored(stmt, "the file"),
         }
     }
@@ -660,10 +791,7 @@ impl Importer {
                     self.global.script_user = self.one_string(s);
                 }
             }
-            "enable_script_security" => self.global.comments.push(
-                "enable_script_security: upkeep always runs scripts as script-user (or the check's user); nothing to set"
-                    .to_owned(),
-            ),
+            "enable_script_security" => self.global.script_security = Some(s.pos),
             "vrrp_garp_master_repeat" => self.global.garp_repeat = self.one_int(s),
             "vrrp_garp_interval" => self.global.garp_interval = self.one_seconds(s),
             "vrrp_garp_master_refresh" => {
@@ -686,6 +814,7 @@ impl Importer {
             rise: None,
             weight: None,
             user: None,
+            init_fail: None,
         };
         let place = format!("vrrp_script {}", c.name);
         for s in self.block(stmt) {
@@ -722,6 +851,7 @@ impl Importer {
                         c.user = self.one_string(s);
                     }
                 }
+                "init_fail" => c.init_fail = Some(s.pos),
                 _ => self.ignored(s, &place),
             }
         }
@@ -729,6 +859,145 @@ impl Importer {
             self.warn(stmt.pos, format!("{place} has no `script`"));
         }
         c
+    }
+
+    /// `weight N [reverse|noreverse]` of a tracker definition; `reverse` negates it when
+    /// `negate_reverse` (exact for files: the value is multiplied), else it is warned about.
+    fn def_weight(&mut self, s: &Stmt, negate_reverse: bool) -> At<i64> {
+        let (w, rest) = match s.args() {
+            [w, rest @ ..] => (w, rest),
+            [] => {
+                self.warn(s.pos, "`weight` needs a value; ignored");
+                return None;
+            }
+        };
+        let Ok(mut n) = w.parse::<i64>() else {
+            self.warn(
+                s.pos,
+                format!("`weight`: `{w}` is not a whole number; ignored"),
+            );
+            return None;
+        };
+        match rest {
+            [] => {}
+            [r] if r == "noreverse" => {}
+            [r] if r == "reverse" && negate_reverse => n = -n,
+            other => self.warn(
+                s.pos,
+                format!(
+                    "weight option `{}` is not supported; imported as plain `weight {w}`",
+                    other.join(" ")
+                ),
+            ),
+        }
+        Some((n, s.pos))
+    }
+
+    fn track_file_def(&mut self, stmt: &Stmt, name: String) -> KFile {
+        let mut f = KFile {
+            name,
+            pos: stmt.pos,
+            file: None,
+            weight: None,
+        };
+        let place = format!("track_file {}", f.name);
+        for s in self.block(stmt) {
+            match s.keyword() {
+                "file" => f.file = self.one_string(s),
+                "weight" => f.weight = self.def_weight(s, true),
+                "init_file" => self.warn(
+                    s.pos,
+                    format!("`{}` in {place}: upkeep does not create the file; a missing file counts as 0; ignored", s.words.join(" ")),
+                ),
+                _ => self.ignored(s, &place),
+            }
+        }
+        if f.file.is_none() {
+            self.warn(stmt.pos, format!("{place} has no `file`"));
+        }
+        f
+    }
+
+    fn process_def(&mut self, stmt: &Stmt, name: String) -> KProcess {
+        let mut p = KProcess {
+            name,
+            pos: stmt.pos,
+            process: None,
+            full: false,
+            quorum: None,
+            weight: None,
+        };
+        let mut params_at = None;
+        let place = format!("vrrp_track_process {}", p.name);
+        for s in self.block(stmt) {
+            match s.keyword() {
+                "process" => match s.args() {
+                    [] => self.warn(s.pos, "`process` needs a value; ignored"),
+                    [name] => p.process = Some((name.clone(), s.pos)),
+                    args => {
+                        // keepalived matches the parameters against the command line.
+                        p.process = Some((args.join(" "), s.pos));
+                        params_at = Some(s.pos);
+                    }
+                },
+                "full_command" => p.full = true,
+                "quorum" => p.quorum = self.one_int(s),
+                "weight" => p.weight = self.def_weight(s, false),
+                "fork_delay" | "terminate_delay" | "delay" => self.warn(
+                    s.pos,
+                    format!(
+                        "`{}` in {place}: not supported; `rise` and `fall` smooth restarts instead; ignored",
+                        s.words.join(" ")
+                    ),
+                ),
+                _ => self.ignored(s, &place),
+            }
+        }
+        if let Some(pos) = params_at {
+            if !p.full {
+                p.full = true;
+                self.warn(pos, format!("{place}: a process with parameters is imported as a match of the whole command line (`full=#true`)"));
+            }
+        }
+        if p.process.is_none() {
+            self.warn(stmt.pos, format!("{place} has no `process`"));
+        }
+        p
+    }
+
+    /// `notify_* CMD [USER [GROUP]]`: upkeep runs every notify command as `script-user`.
+    fn notify(&mut self, s: &Stmt, notify: &mut KNotify) -> bool {
+        let slot = match s.keyword() {
+            "notify_master" => &mut notify.master,
+            "notify_backup" => &mut notify.backup,
+            "notify_fault" => &mut notify.fault,
+            "notify_stop" => &mut notify.stop,
+            "notify" => &mut notify.any,
+            _ => return false,
+        };
+        if s.block.is_some() {
+            self.warn(
+                s.pos,
+                format!("`{}` takes no block; block ignored", s.keyword()),
+            );
+        }
+        match s.args() {
+            [] => self.warn(s.pos, format!("`{}` needs a command; ignored", s.keyword())),
+            [cmd, user @ ..] => {
+                if !user.is_empty() {
+                    self.warn(
+                        s.pos,
+                        format!(
+                            "{}: user `{}` is not supported; upkeep runs notify commands as `script-user` (quote a command that has arguments: keepalived reads the words after it as a user)",
+                            s.keyword(),
+                            user.join(" ")
+                        ),
+                    );
+                }
+                *slot = Some((cmd.clone(), s.pos));
+            }
+        }
+        true
     }
 
     fn instance(&mut self, stmt: &Stmt, name: String) -> KInstance {
@@ -749,6 +1018,7 @@ impl Importer {
             vips: Vec::new(),
             routes: Vec::new(),
             tracks: Vec::new(),
+            notify: KNotify::default(),
         };
         let place = format!("vrrp_instance {}", i.name);
         for s in self.block(stmt) {
@@ -794,9 +1064,14 @@ impl Importer {
                         }
                     }
                 }
-                "virtual_ipaddress" => {
+                "virtual_ipaddress" | "virtual_ipaddress_excluded" => {
+                    let excluded = s.keyword() == "virtual_ipaddress_excluded";
+                    if excluded {
+                        self.warn(s.pos, "virtual_ipaddress_excluded: imported as ordinary `vip`s; upkeep does not leave them out of adverts");
+                    }
                     for v in self.block(s) {
-                        if let Some(vip) = self.vip(v) {
+                        if let Some(mut vip) = self.vip(v) {
+                            vip.excluded = excluded;
                             i.vips.push(vip);
                         }
                     }
@@ -808,17 +1083,33 @@ impl Importer {
                         }
                     }
                 }
-                "track_script" => {
-                    for t in self.block(s) {
-                        if let Some(track) = self.track(t) {
-                            i.tracks.push(track);
-                        }
+                "track_script" | "track_file" | "track_process" | "track_interface" => {
+                    let tracks = self.tracks(s);
+                    i.tracks.extend(tracks);
+                }
+                _ => {
+                    if !self.notify(s, &mut i.notify) {
+                        self.ignored(s, &place);
                     }
                 }
-                _ => self.ignored(s, &place),
             }
         }
         i
+    }
+
+    /// The entries of a `track_*` block.
+    fn tracks(&mut self, s: &Stmt) -> Vec<KTrack> {
+        let kind = match s.keyword() {
+            "track_file" => TrackKind::File,
+            "track_process" => TrackKind::Process,
+            "track_interface" => TrackKind::Interface,
+            _ => TrackKind::Script,
+        };
+        let mut out = Vec::new();
+        for t in self.block(s) {
+            out.extend(self.track(t, kind));
+        }
+        out
     }
 
     fn authentication(&mut self, stmt: &Stmt, i: &mut KInstance) {
@@ -856,7 +1147,7 @@ impl Importer {
     }
 
     /// `ADDR[/LEN] [dev IF] [label L] [scope S] ...`
-    fn vip(&mut self, s: &Stmt) -> Option<(String, Option<String>, Pos)> {
+    fn vip(&mut self, s: &Stmt) -> Option<KVip> {
         let (addr, opts) = s.words.split_first()?;
         let mut dev = None;
         let mut k = 0;
@@ -890,7 +1181,12 @@ impl Importer {
         if s.block.is_some() {
             self.warn(s.pos, format!("vip {addr}: block ignored"));
         }
-        Some((addr.clone(), dev, s.pos))
+        Some(KVip {
+            addr: addr.clone(),
+            dev,
+            pos: s.pos,
+            excluded: false,
+        })
     }
 
     /// `[to] DEST/LEN [via|gw GW] [dev IF] [metric N] [table T] ...`
@@ -983,46 +1279,71 @@ impl Importer {
         Some(route)
     }
 
-    /// `NAME [weight N [reverse]]`
-    fn track(&mut self, s: &Stmt) -> Option<(String, Option<i64>, Pos)> {
+    /// `NAME [weight N] [reverse|noreverse]`. `reverse` is exact only for files (whose value
+    /// is multiplied by the weight), where it negates the weight; elsewhere it is warned about.
+    fn track(&mut self, s: &Stmt, kind: TrackKind) -> Option<KTrack> {
+        let list = kind.keyword();
         let (name, rest) = s.words.split_first()?;
-        let weight = match rest {
-            [] => None,
-            [kw, w, extra @ ..] if kw == "weight" => {
-                if !extra.is_empty() {
+        let mut weight = None;
+        let mut reverse = false;
+        let mut k = 0;
+        while k < rest.len() {
+            match rest[k].as_str() {
+                "weight" => {
+                    match rest.get(k + 1).map(|w| (w, w.parse::<i64>())) {
+                        Some((_, Ok(n))) => weight = Some(n),
+                        Some((w, Err(_))) => self.warn(
+                            s.pos,
+                            format!("{list} {name}: weight `{w}` is not a whole number; ignored"),
+                        ),
+                        None => self.warn(
+                            s.pos,
+                            format!("{list} {name}: `weight` needs a value; ignored"),
+                        ),
+                    }
+                    k += 2;
+                }
+                "reverse" => {
+                    reverse = true;
+                    k += 1;
+                }
+                "noreverse" => k += 1,
+                _ => {
                     self.warn(
                         s.pos,
                         format!(
-                            "track_script {name}: `{}` is not supported; ignored",
-                            extra.join(" ")
+                            "{list} {name}: `{}` is not supported; ignored",
+                            rest[k..].join(" ")
+                        ),
+                    );
+                    break;
+                }
+            }
+        }
+        if reverse {
+            if kind == TrackKind::File {
+                weight = weight.map(|w| -w);
+                if weight.is_none() {
+                    self.warn(
+                        s.pos,
+                        format!(
+                            "{list} {name}: `reverse` without `weight` is not supported; ignored"
                         ),
                     );
                 }
-                match w.parse::<i64>() {
-                    Ok(n) => Some(n),
-                    Err(_) => {
-                        self.warn(
-                            s.pos,
-                            format!(
-                                "track_script {name}: weight `{w}` is not a whole number; ignored"
-                            ),
-                        );
-                        None
-                    }
-                }
-            }
-            other => {
+            } else {
                 self.warn(
                     s.pos,
-                    format!(
-                        "track_script {name}: `{}` is not supported; ignored",
-                        other.join(" ")
-                    ),
+                    format!("{list} {name}: `reverse` is not supported; imported without it"),
                 );
-                None
             }
-        };
-        Some((name.clone(), weight, s.pos))
+        }
+        Some(KTrack {
+            kind,
+            name: name.clone(),
+            weight,
+            pos: s.pos,
+        })
     }
 
     fn group(&mut self, stmt: &Stmt, name: String) -> KGroup {
@@ -1030,6 +1351,8 @@ impl Importer {
             name,
             pos: stmt.pos,
             members: Vec::new(),
+            tracks: Vec::new(),
+            notify: KNotify::default(),
         };
         let place = format!("vrrp_sync_group {}", g.name);
         for s in self.block(stmt) {
@@ -1039,7 +1362,15 @@ impl Importer {
                         g.members.extend(m.words.iter().map(|w| (w.clone(), m.pos)));
                     }
                 }
-                _ => self.ignored(s, &place),
+                "track_script" | "track_file" | "track_process" | "track_interface" => {
+                    let tracks = self.tracks(s);
+                    g.tracks.extend(tracks);
+                }
+                _ => {
+                    if !self.notify(s, &mut g.notify) {
+                        self.ignored(s, &place);
+                    }
+                }
             }
         }
         g
@@ -1054,14 +1385,31 @@ impl Importer {
             format!("// Imported from {file_name} by `upkeep import-keepalived`."),
             None,
         );
+        self.lvs_warning();
+        self.spread_group_tracks();
+        self.security_note();
         self.emit_global(&mut out);
-        let check_names: Vec<String> = self.checks.iter().map(|c| c.name.clone()).collect();
+        let (names, interfaces) = self.name_checks();
         for c in std::mem::take(&mut self.checks) {
             emit_check(&mut out, &c);
         }
+        for f in std::mem::take(&mut self.files_tracked) {
+            let name = names.get(TrackKind::File, &f.name).unwrap_or(&f.name);
+            emit_file_check(&mut out, name, &f);
+        }
+        for p in std::mem::take(&mut self.processes) {
+            let name = names.get(TrackKind::Process, &p.name).unwrap_or(&p.name);
+            emit_process_check(&mut out, name, &p);
+        }
+        for (ifname, check, pos) in &interfaces {
+            out.line(0, "", None);
+            out.line(0, format!("check {} {{", q(check)), Some(*pos));
+            out.setting(format!("interface {}", q(ifname)), *pos);
+            out.line(0, "}", None);
+        }
         let instances = std::mem::take(&mut self.instances);
         for i in &instances {
-            self.emit_instance(&mut out, i, &check_names);
+            self.emit_instance(&mut out, i, &names);
         }
         let instance_names: Vec<&str> = instances.iter().map(|i| i.name.as_str()).collect();
         for g in std::mem::take(&mut self.groups) {
@@ -1079,6 +1427,136 @@ impl Importer {
         }
     }
 
+    /// One warning for all of keepalived's load balancer: upkeep is VRRP only.
+    fn lvs_warning(&mut self) {
+        let Some((&first, rest)) = self.lvs.split_first() else {
+            return;
+        };
+        let also = if rest.is_empty() {
+            String::new()
+        } else {
+            let places: Vec<String> = rest
+                .iter()
+                .map(|p| {
+                    if p.file == first.file {
+                        format!("line {}", p.line)
+                    } else {
+                        format!("{}:{}", self.files[p.file], p.line)
+                    }
+                })
+                .collect();
+            format!("; also at {}", places.join(", "))
+        };
+        let n = self.lvs.len();
+        let blocks = if n == 1 { "block" } else { "blocks" };
+        self.warn(
+            first,
+            format!("LVS virtual_server is out of scope: upkeep does VRRP, not IPVS load balancing; {n} {blocks} ignored{also}"),
+        );
+    }
+
+    /// keepalived applies a sync group's `track_*` to every member; the import writes them
+    /// into each member instance (unless it already tracks the same thing).
+    fn spread_group_tracks(&mut self) {
+        for g in &self.groups {
+            for (member, _) in &g.members {
+                let Some(inst) = self.instances.iter_mut().find(|i| i.name == *member) else {
+                    continue;
+                };
+                for t in &g.tracks {
+                    if !inst
+                        .tracks
+                        .iter()
+                        .any(|x| x.kind == t.kind && x.name == t.name)
+                    {
+                        inst.tracks.push(t.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    /// keepalived runs insecure scripts unless told not to; upkeep refuses them by default.
+    fn security_note(&mut self) {
+        let notifies = |n: &KNotify| {
+            n.master.is_some()
+                || n.backup.is_some()
+                || n.fault.is_some()
+                || n.stop.is_some()
+                || n.any.is_some()
+        };
+        let scripts = !self.checks.is_empty()
+            || self.instances.iter().any(|i| notifies(&i.notify))
+            || self.groups.iter().any(|g| notifies(&g.notify));
+        if scripts && self.global.script_security.is_none() {
+            self.global.comments.extend([
+                "keepalived had no enable_script_security, so it ran scripts whatever their permissions.".to_owned(),
+                "upkeep refuses to run as root a script that a non-root user could change;".to_owned(),
+                "`script-security #false` runs them anyway, as keepalived did.".to_owned(),
+            ]);
+        }
+    }
+
+    /// Names the upkeep check of every tracker. vrrp_scripts keep their names; keepalived keeps
+    /// track files and processes apart from scripts, so one whose name is taken gets a prefix.
+    /// Each tracked interface becomes one check `if-NAME`, shared by whoever tracks it.
+    fn name_checks(&mut self) -> (CheckNames, Vec<(String, String, Pos)>) {
+        let mut names = CheckNames::default();
+        for c in &self.checks {
+            names
+                .names
+                .push((TrackKind::Script, c.name.clone(), c.name.clone()));
+        }
+        let defs: Vec<(TrackKind, String, Pos)> = self
+            .files_tracked
+            .iter()
+            .map(|f| (TrackKind::File, f.name.clone(), f.pos))
+            .chain(
+                self.processes
+                    .iter()
+                    .map(|p| (TrackKind::Process, p.name.clone(), p.pos)),
+            )
+            .collect();
+        for (kind, name, pos) in defs {
+            let check = if names.taken(&name) {
+                let prefix = if kind == TrackKind::File {
+                    "file"
+                } else {
+                    "process"
+                };
+                let check = names.free(&format!("{prefix}-{name}"));
+                self.warn(
+                    pos,
+                    format!(
+                        "{} `{name}` is imported as check `{check}`: there is already a check named `{name}`",
+                        kind.definition()
+                    ),
+                );
+                check
+            } else {
+                name.clone()
+            };
+            names.names.push((kind, name, check));
+        }
+        let mut interfaces = Vec::new();
+        let tracked = self
+            .instances
+            .iter()
+            .flat_map(|i| &i.tracks)
+            .chain(self.groups.iter().flat_map(|g| &g.tracks))
+            .filter(|t| t.kind == TrackKind::Interface);
+        for t in tracked {
+            if names.get(TrackKind::Interface, &t.name).is_none() {
+                let check = names.free(&format!("if-{}", t.name));
+                names
+                    .names
+                    .push((TrackKind::Interface, t.name.clone(), check.clone()));
+                interfaces.push((t.name.clone(), check, t.pos));
+            }
+        }
+        (names, interfaces)
+    }
+
     fn emit_global(&mut self, out: &mut Out) {
         let g = &self.global;
         let any = g.router_id.is_some()
@@ -1086,6 +1564,7 @@ impl Importer {
             || g.garp_repeat.is_some()
             || g.garp_interval.is_some()
             || g.garp_refresh.is_some()
+            || g.script_security.is_some()
             || !g.comments.is_empty();
         if !any {
             return;
@@ -1107,13 +1586,16 @@ impl Importer {
         if let Some((v, pos)) = &g.script_user {
             out.setting(format!("script-user {}", q(v)), *pos);
         }
+        if let Some(pos) = g.script_security {
+            out.setting("script-security #true", pos);
+        }
         for c in &g.comments {
             out.line(1, format!("// {c}"), None);
         }
         out.line(0, "}", None);
     }
 
-    fn emit_instance(&mut self, out: &mut Out, i: &KInstance, checks: &[String]) {
+    fn emit_instance(&mut self, out: &mut Out, i: &KInstance, names: &CheckNames) {
         out.line(0, "", None);
         out.line(0, format!("instance {} {{", q(&i.name)), Some(i.pos));
         if let Some((v, pos)) = &i.interface {
@@ -1125,11 +1607,21 @@ impl Importer {
         if let Some((v, pos)) = &i.priority {
             out.setting(format!("priority {v}"), *pos);
         }
-        let v6 = i
+        // The first VIP decides the family; excluded ones come after the others.
+        let vips: Vec<&KVip> = i
             .vips
-            .first()
-            .and_then(|(a, _, _)| a.split('/').next()?.parse::<IpAddr>().ok())
-            .is_some_and(|a| a.is_ipv6());
+            .iter()
+            .filter(|v| !v.excluded)
+            .chain(i.vips.iter().filter(|v| v.excluded))
+            .collect();
+        let family = |v: &KVip| {
+            v.addr
+                .split('/')
+                .next()
+                .and_then(|a| a.parse::<IpAddr>().ok())
+                .map(|a| a.is_ipv6())
+        };
+        let v6 = vips.first().and_then(|v| family(v)).unwrap_or(false);
         // keepalived's default version is 2, upkeep's is 3: always say which.
         let (mut version, version_pos) = match i.version {
             Some((v, pos)) => (v, pos),
@@ -1170,11 +1662,27 @@ impl Importer {
         for (p, pos) in &i.peers {
             out.setting(format!("unicast-peer {}", q(p)), *pos);
         }
-        for (addr, dev, pos) in &i.vips {
-            let dev = dev
+        for vip in vips {
+            if vip.excluded && family(vip).is_some_and(|f| f != v6) {
+                let (is, want) = if v6 {
+                    ("IPv4", "IPv6")
+                } else {
+                    ("IPv6", "IPv4")
+                };
+                self.warn(
+                    vip.pos,
+                    format!(
+                        "virtual_ipaddress_excluded {} is {is} but the instance's VIPs are {want}; upkeep carries one address family per instance: put it in an instance of its own; ignored",
+                        vip.addr
+                    ),
+                );
+                continue;
+            }
+            let dev = vip
+                .dev
                 .as_ref()
                 .map_or(String::new(), |d| format!(" dev={}", q(d)));
-            out.setting(format!("vip {}{dev}", q(addr)), *pos);
+            out.setting(format!("vip {}{dev}", q(&vip.addr)), vip.pos);
         }
         for (r, pos) in &i.routes {
             let mut line = format!("route {}", q(&r.dest));
@@ -1192,18 +1700,37 @@ impl Importer {
             }
             out.setting(line, *pos);
         }
-        for (name, weight, pos) in &i.tracks {
-            if !checks.contains(name) {
-                // keepalived ignores a track_script naming no vrrp_script; so does the import.
+        let mut tracked: Vec<&str> = Vec::new();
+        for t in &i.tracks {
+            let Some(check) = names.get(t.kind, &t.name) else {
+                // keepalived ignores a tracker naming nothing; so does the import.
                 self.warn(
-                    *pos,
-                    format!("track_script `{name}`: there is no vrrp_script of that name; ignored"),
+                    t.pos,
+                    format!(
+                        "{} `{}`: there is no {} of that name; ignored",
+                        t.kind.keyword(),
+                        t.name,
+                        t.kind.definition()
+                    ),
+                );
+                continue;
+            };
+            if tracked.contains(&check) {
+                self.warn(
+                    t.pos,
+                    format!(
+                        "{} `{}` is tracked twice; the first is kept",
+                        t.kind.keyword(),
+                        t.name
+                    ),
                 );
                 continue;
             }
-            let weight = weight.map_or(String::new(), |w| format!(" weight={w}"));
-            out.setting(format!("track {}{weight}", q(name)), *pos);
+            tracked.push(check);
+            let weight = t.weight.map_or(String::new(), |w| format!(" weight={w}"));
+            out.setting(format!("track {}{weight}", q(check)), t.pos);
         }
+        emit_notify(out, &i.notify);
         out.line(0, "}", None);
     }
 
@@ -1259,6 +1786,7 @@ impl Importer {
         out.line(0, "", None);
         out.line(0, format!("sync-group {} {{", q(&g.name)), Some(g.pos));
         out.setting(format!("member {}", members.join(" ")), g.pos);
+        emit_notify(out, &g.notify);
         out.line(0, "}", None);
     }
 
@@ -1303,7 +1831,52 @@ fn emit_check(out: &mut Out, c: &KCheck) {
     if let Some((v, pos)) = &c.user {
         out.setting(format!("user {}", q(v)), *pos);
     }
+    if let Some(pos) = c.init_fail {
+        out.setting("init-fail #true", pos);
+    }
     out.line(0, "}", None);
+}
+
+fn emit_file_check(out: &mut Out, name: &str, f: &KFile) {
+    out.line(0, "", None);
+    out.line(0, format!("check {} {{", q(name)), Some(f.pos));
+    if let Some((v, pos)) = &f.file {
+        out.setting(format!("file {}", q(v)), *pos);
+    }
+    if let Some((v, pos)) = f.weight {
+        out.setting(format!("weight {v}"), pos);
+    }
+    out.line(0, "}", None);
+}
+
+fn emit_process_check(out: &mut Out, name: &str, p: &KProcess) {
+    out.line(0, "", None);
+    out.line(0, format!("check {} {{", q(name)), Some(p.pos));
+    if let Some((v, pos)) = &p.process {
+        let full = if p.full { " full=#true" } else { "" };
+        out.setting(format!("process {}{full}", q(v)), *pos);
+    }
+    if let Some((v, pos)) = p.quorum {
+        out.setting(format!("min-count {v}"), pos);
+    }
+    if let Some((v, pos)) = p.weight {
+        out.setting(format!("weight {v}"), pos);
+    }
+    out.line(0, "}", None);
+}
+
+fn emit_notify(out: &mut Out, n: &KNotify) {
+    for (key, cmd) in [
+        ("notify-master", &n.master),
+        ("notify-backup", &n.backup),
+        ("notify-fault", &n.fault),
+        ("notify-stop", &n.stop),
+        ("notify", &n.any),
+    ] {
+        if let Some((cmd, pos)) = cmd {
+            out.setting(format!("{key} {}", q(cmd)), *pos);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1422,10 +1995,11 @@ vrrp_instance http {
         let (imported, cfg) = convert(&lab(1, "1", 2));
         assert!(imported.warnings.is_empty(), "{:#?}", imported.warnings);
         assert!(
-            imported.kdl.contains("// enable_script_security"),
+            imported.kdl.contains("script-security #true"),
             "{}",
             imported.kdl
         );
+        assert!(cfg.global.script_security);
         assert_eq!(cfg.global.router_id.as_deref(), Some("h1"));
         assert_eq!(cfg.global.script_user.as_deref(), Some("root"));
         let c = cfg.check("chk_port80").expect("check");
@@ -1500,7 +2074,9 @@ vrrp_instance VI_1
         let (imported, cfg) = convert(src);
         assert!(imported.warnings.is_empty(), "{:#?}", imported.warnings);
         assert_eq!(cfg.global.router_id.as_deref(), Some("my router"));
-        let CheckKind::Script { command } = &cfg.checks[0].kind;
+        let CheckKind::Script { command } = &cfg.checks[0].kind else {
+            panic!("not a script: {:?}", cfg.checks[0].kind)
+        };
         assert_eq!(command, "/usr/bin/test -f \"/run/ok\"");
         let i = &cfg.instances[0];
         assert_eq!((i.interface.as_str(), i.vrid), ("eth0", 5));
@@ -1529,6 +2105,7 @@ vrrp_instance VI_1
             .iter()
             .map(|c| match &c.kind {
                 CheckKind::Script { command } => command.as_str(),
+                other => panic!("not a script: {other:?}"),
             })
             .collect();
         assert_eq!(
@@ -1670,7 +2247,7 @@ vrrp_sync_group g1 {
 vrrp_instance v {
     interface eth0
     virtual_router_id 1
-    notify_master /bin/true
+    notify_master_rx_lower_pri /bin/true
     virtual_ipaddress {
         192.0.2.1/24 label eth0:1 scope global
     }
@@ -1684,8 +2261,8 @@ vrrp_instance v {
     unicast_peer {
         192.0.2.9 min_ttl 1
     }
-    track_interface {
-        eth1
+    track_bfd {
+        b1
     }
 }
 virtual_server 192.0.2.1 80 {
@@ -1694,6 +2271,10 @@ virtual_server 192.0.2.1 80 {
 }
 {
     stray
+}
+virtual_server_group web {
+}
+virtual_server 192.0.2.1 443 {
 }
 "#;
         let (imported, cfg) = convert(src);
@@ -1704,27 +2285,394 @@ virtual_server 192.0.2.1 80 {
         );
         warned(&imported, 5, "`smtp_server 127.0.0.1` in global_defs");
         warned(&imported, 6, "group `wheel`");
-        warned(&imported, 11, "upkeep has no notify scripts");
+        warned(
+            &imported,
+            11,
+            "`notify_master_rx_lower_pri /bin/true` in vrrp_instance v: not supported",
+        );
         warned(&imported, 13, "`label eth0:1`");
         warned(&imported, 13, "`scope global`");
-        warned(&imported, 15, "virtual_ipaddress_excluded");
+        warned(
+            &imported,
+            15,
+            "virtual_ipaddress_excluded: imported as ordinary `vip`s; upkeep does not leave them out of adverts",
+        );
+        warned(
+            &imported,
+            16,
+            "2001:db8::1 is IPv6 but the instance's VIPs are IPv4",
+        );
         warned(&imported, 19, "blackhole routes are not supported");
         warned(&imported, 20, "route option `src 192.0.2.1`");
         warned(&imported, 23, "unicast_peer options `min_ttl 1`");
-        warned(&imported, 25, "track_interface");
-        warned(&imported, 29, "upkeep does no IPVS load balancing");
+        warned(&imported, 25, "upkeep has no BFD");
+        warned(
+            &imported,
+            29,
+            "LVS virtual_server is out of scope: upkeep does VRRP, not IPVS load balancing; 3 blocks ignored; also at line 36, line 38",
+        );
         warned(
             &imported,
             33,
             "a `{ ... }` block without a keyword in the file",
         );
-        assert_eq!(imported.warnings.len(), 13, "{:#?}", imported.warnings);
+        assert_eq!(imported.warnings.len(), 14, "{:#?}", imported.warnings);
         assert_eq!(
             imported.warnings[0].to_string(),
             "keepalived.conf:2: `notification_email { ... }` in global_defs: upkeep sends no mail; ignored"
         );
-        assert_eq!(cfg.instances[0].routes.len(), 1);
-        assert_eq!(cfg.instances[0].unicast_peers.len(), 1);
+        let i = &cfg.instances[0];
+        assert_eq!(i.routes.len(), 1);
+        assert_eq!(i.unicast_peers.len(), 1);
+        assert_eq!(i.vips.len(), 1, "the IPv6 excluded VIP is left out");
+    }
+
+    #[test]
+    fn notify_commands_import() {
+        let src = r#"global_defs {
+    script_user keepalived_script
+    enable_script_security
+}
+vrrp_instance web {
+    interface eth0
+    virtual_router_id 1
+    virtual_ipaddress {
+        192.0.2.1/24
+    }
+    notify_master "/etc/keepalived/master.sh web"
+    notify_backup /etc/keepalived/backup.sh
+    notify_fault /etc/keepalived/fault.sh nobody nogroup
+    notify_stop /etc/keepalived/stop.sh
+    notify /etc/keepalived/notify.sh
+    notify_deleted
+    notify_priority_changes true
+    smtp_alert
+}
+vrrp_sync_group g {
+    group {
+        web
+    }
+    notify_master /etc/keepalived/group_master.sh
+    notify "/etc/keepalived/group_notify.sh x"
+}
+"#;
+        let (imported, cfg) = convert(src);
+        warned(
+            &imported,
+            13,
+            "notify_fault: user `nobody nogroup` is not supported",
+        );
+        warned(
+            &imported,
+            16,
+            "upkeep runs `notify-stop` for an instance a reload removes",
+        );
+        warned(
+            &imported,
+            17,
+            "`notify_priority_changes true` in vrrp_instance web: not supported",
+        );
+        warned(
+            &imported,
+            18,
+            "`smtp_alert` in vrrp_instance web: upkeep sends no mail",
+        );
+        assert_eq!(imported.warnings.len(), 4, "{:#?}", imported.warnings);
+        assert!(cfg.global.script_security);
+        assert_eq!(cfg.global.script_user.as_deref(), Some("keepalived_script"));
+        let n = &cfg.instances[0].notify;
+        assert_eq!(n.master.as_deref(), Some("/etc/keepalived/master.sh web"));
+        assert_eq!(n.backup.as_deref(), Some("/etc/keepalived/backup.sh"));
+        assert_eq!(n.fault.as_deref(), Some("/etc/keepalived/fault.sh"));
+        assert_eq!(n.stop.as_deref(), Some("/etc/keepalived/stop.sh"));
+        assert_eq!(n.any.as_deref(), Some("/etc/keepalived/notify.sh"));
+        let g = &cfg.sync_groups[0].notify;
+        assert_eq!(g.master.as_deref(), Some("/etc/keepalived/group_master.sh"));
+        assert_eq!(g.any.as_deref(), Some("/etc/keepalived/group_notify.sh x"));
+        assert!(g.backup.is_none());
+        assert!(
+            !imported.kdl.contains("no enable_script_security"),
+            "{}",
+            imported.kdl
+        );
+
+        // Without enable_script_security, the difference is spelled out in the output.
+        let insecure = src.replace("    enable_script_security\n", "");
+        let (imported, cfg) = convert(&insecure);
+        assert!(cfg.global.script_security, "upkeep's default stays on");
+        assert!(
+            imported
+                .kdl
+                .contains("// keepalived had no enable_script_security"),
+            "{}",
+            imported.kdl
+        );
+        assert!(
+            imported.kdl.contains("`script-security #false`"),
+            "{}",
+            imported.kdl
+        );
+    }
+
+    #[test]
+    fn trackers_import_as_checks() {
+        let src = r#"vrrp_script chk {
+    script /bin/true
+    init_fail
+}
+vrrp_script if-eth1 {
+    script /bin/true
+}
+track_file weightfile {
+    file /run/keepalived/weight
+    weight 5 reverse
+    init_file 0 overwrite
+}
+vrrp_track_file chk {
+    file "/run/keepalived/chk"
+}
+vrrp_track_process nginx {
+    process nginx
+    quorum 2
+    weight -10
+    delay 0.5
+}
+vrrp_track_process app {
+    process /usr/bin/java -jar app.jar
+    full_command
+    weight 10 reverse
+}
+vrrp_instance web {
+    interface eth0
+    virtual_router_id 1
+    virtual_ipaddress {
+        192.0.2.1/24
+    }
+    track_script {
+        chk weight -20
+    }
+    track_interface {
+        eth1 weight -30
+        eth2
+        eth3 weight 5 reverse
+    }
+    track_file {
+        weightfile
+        chk weight 2 reverse
+        missing
+    }
+    track_process {
+        nginx weight -50
+        app
+    }
+}
+vrrp_instance db {
+    interface eth0
+    virtual_router_id 2
+    virtual_ipaddress {
+        192.0.2.2/24
+    }
+    track_interface {
+        eth1
+    }
+}
+vrrp_sync_group g {
+    group {
+        web
+        db
+    }
+    track_interface {
+        eth9 weight -5
+        eth1 weight -7
+    }
+    track_process {
+        nginx
+    }
+}
+"#;
+        let (imported, cfg) = convert(src);
+        warned(
+            &imported,
+            11,
+            "`init_file 0 overwrite` in track_file weightfile: upkeep does not create the file",
+        );
+        warned(
+            &imported,
+            13,
+            "track_file `chk` is imported as check `file-chk`",
+        );
+        warned(
+            &imported,
+            20,
+            "`delay 0.5` in vrrp_track_process nginx: not supported",
+        );
+        warned(
+            &imported,
+            25,
+            "weight option `reverse` is not supported; imported as plain `weight 10`",
+        );
+        warned(
+            &imported,
+            39,
+            "track_interface eth3: `reverse` is not supported",
+        );
+        warned(
+            &imported,
+            44,
+            "track_file `missing`: there is no track_file of that name; ignored",
+        );
+        assert_eq!(imported.warnings.len(), 6, "{:#?}", imported.warnings);
+
+        let chk = cfg.check("chk").expect("chk");
+        assert!(chk.init_fail);
+        let wf = cfg.check("weightfile").expect("weightfile");
+        assert_eq!(
+            wf.kind,
+            CheckKind::File {
+                path: "/run/keepalived/weight".into()
+            }
+        );
+        assert_eq!(wf.weight, -5, "`reverse` negates a file's weight");
+        let fc = cfg.check("file-chk").expect("file-chk");
+        assert_eq!(fc.weight, 1, "a track_file's weight defaults to 1");
+        assert_eq!(
+            cfg.check("nginx").expect("nginx").kind,
+            CheckKind::Process {
+                name: "nginx".into(),
+                full: false,
+                min_count: 2
+            }
+        );
+        assert_eq!(cfg.check("nginx").expect("nginx").weight, -10);
+        assert_eq!(
+            cfg.check("app").expect("app").kind,
+            CheckKind::Process {
+                name: "/usr/bin/java -jar app.jar".into(),
+                full: true,
+                min_count: 1
+            }
+        );
+        // `if-eth1` is a vrrp_script's name, so the interface check is `if-eth1-2`.
+        assert_eq!(
+            cfg.check("if-eth1-2").expect("if-eth1-2").kind,
+            CheckKind::Interface {
+                name: "eth1".into()
+            }
+        );
+        assert!(cfg.check("if-eth2").is_some() && cfg.check("if-eth9").is_some());
+
+        let tracks = |name: &str| -> Vec<(String, Option<i32>)> {
+            cfg.instance(name)
+                .expect("instance")
+                .tracks
+                .iter()
+                .map(|t| (t.check.clone(), t.weight))
+                .collect()
+        };
+        let s = |c: &str, w: Option<i32>| (c.to_owned(), w);
+        assert_eq!(
+            tracks("web"),
+            [
+                s("chk", Some(-20)),
+                s("if-eth1-2", Some(-30)),
+                s("if-eth2", None),
+                s("if-eth3", Some(5)),
+                s("weightfile", None),
+                s("file-chk", Some(-2)),
+                s("nginx", Some(-50)),
+                s("app", None),
+                // The group's trackers, except what the instance tracks already.
+                s("if-eth9", Some(-5)),
+            ]
+        );
+        assert_eq!(
+            tracks("db"),
+            [
+                s("if-eth1-2", None),
+                s("if-eth9", Some(-5)),
+                s("nginx", None)
+            ]
+        );
+    }
+
+    /// Every keyword the importer knows (each string a `match` arm compares against) is
+    /// in docs/migrating.md, written as code.
+    #[test]
+    fn every_recognised_keyword_is_in_the_migration_guide() {
+        let guide = include_str!("../../../docs/migrating.md");
+        let code = include_str!("import.rs");
+        let code = &code[..code.find("#[cfg(test)]").expect("tests")];
+        let mut missing = Vec::new();
+        let mut found = 0;
+        for keyword in arm_strings(code) {
+            found += 1;
+            if !guide.contains(&format!("`{keyword}")) {
+                missing.push(keyword);
+            }
+        }
+        assert!(
+            found > 80,
+            "only {found} keywords found: is the scan broken?"
+        );
+        assert!(missing.is_empty(), "not in docs/migrating.md: {missing:?}");
+    }
+
+    /// The lower-case string literals that `match` arms in `code` compare against.
+    fn arm_strings(code: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for (start, end) in string_literals(code) {
+            let word = &code[start + 1..end];
+            let keyword = word.starts_with(|c: char| c.is_ascii_lowercase())
+                && word
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            let after = code[end + 1..].trim_start();
+            let before = code[..start].trim_end();
+            let in_arm = after.starts_with("=>")
+                || (after.starts_with('|') && !after.starts_with("||"))
+                || after.starts_with("if ")
+                || (before.ends_with('|') && !before.ends_with("||"));
+            if keyword && in_arm && !out.iter().any(|k| k == word) {
+                out.push(word.to_owned());
+            }
+        }
+        out
+    }
+
+    /// Byte offsets of the opening and closing quote of each plain string literal in Rust code
+    /// (comments, char literals and escapes skipped; raw strings are not expected).
+    fn string_literals(code: &str) -> Vec<(usize, usize)> {
+        let b = code.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            match b[i] {
+                b'/' if b.get(i + 1) == Some(&b'/') => {
+                    while i < b.len() && b[i] != b'\n' {
+                        i += 1;
+                    }
+                }
+                b'\'' if b.get(i + 1) == Some(&b'\\') => {
+                    i += 2;
+                    while i < b.len() && b[i] != b'\'' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                b'\'' if b.get(i + 2) == Some(&b'\'') => i += 3,
+                b'"' => {
+                    let start = i;
+                    i += 1;
+                    while i < b.len() && b[i] != b'"' {
+                        i += if b[i] == b'\\' { 2 } else { 1 };
+                    }
+                    out.push((start, i.min(b.len() - 1)));
+                    i += 1;
+                }
+                _ => i += 1,
+            }
+        }
+        out
     }
 
     #[test]

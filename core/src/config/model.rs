@@ -3,7 +3,8 @@
 //! `config::parse` builds it from KDL; `config::import` writes KDL from a keepalived.conf.
 //! Every item that an error may point at keeps the byte span of its KDL node.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use miette::SourceSpan;
@@ -14,6 +15,8 @@ pub struct Config {
     pub global: Global,
     /// Named checks that instances `track`.
     pub checks: Vec<CheckDef>,
+    /// Named WASM notify hooks that instances and sync groups call (`notify-hook`).
+    pub hooks: Vec<HookDef>,
     pub instances: Vec<InstanceConfig>,
     pub sync_groups: Vec<SyncGroup>,
 }
@@ -25,6 +28,10 @@ impl Config {
 
     pub fn check(&self, name: &str) -> Option<&CheckDef> {
         self.checks.iter().find(|c| c.name == name)
+    }
+
+    pub fn hook(&self, name: &str) -> Option<&HookDef> {
+        self.hooks.iter().find(|h| h.name == name)
     }
 
     /// The sync group an instance belongs to, if any.
@@ -46,9 +53,18 @@ pub struct Global {
     pub garp_interval: Duration,
     /// While master, re-send GARP this often (None: never).
     pub garp_refresh: Option<Duration>,
-    /// User that scripts run as (keepalived's `script_user`).
+    /// User that scripts and notify commands run as (keepalived's `script_user`); None: the
+    /// daemon's own user.
     pub script_user: Option<String>,
+    /// A notify command (or hook) still running after this long is killed with its process group.
+    pub notify_timeout: Duration,
+    /// Refuse to run a script as root when it, or a directory above it, could be changed by
+    /// someone other than root (keepalived's `enable_script_security`, on by default here).
+    pub script_security: bool,
 }
+
+/// Default for [`Global::notify_timeout`].
+pub const DEFAULT_NOTIFY_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Default for Global {
     fn default() -> Self {
@@ -58,6 +74,8 @@ impl Default for Global {
             garp_interval: Duration::from_millis(0),
             garp_refresh: None,
             script_user: None,
+            notify_timeout: DEFAULT_NOTIFY_TIMEOUT,
+            script_security: true,
         }
     }
 }
@@ -73,16 +91,121 @@ pub struct CheckDef {
     pub fall: u32,
     /// Consecutive successes before the check counts as healthy again.
     pub rise: u32,
-    /// Default weight for instances that track it without their own `weight=`.
+    /// Default weight for instances that track it without their own `weight=`. For `File`
+    /// checks it multiplies the file's value.
     pub weight: i32,
+    /// User a `Script` check runs as (None: `Global::script_user`).
     pub user: Option<String>,
+    /// Start in the failed state until the first results say otherwise (keepalived's
+    /// `init_fail`); by default a check starts healthy.
+    pub init_fail: bool,
     pub span: SourceSpan,
 }
 
+/// What a check looks at. Paths are kept as written: the daemon resolves relative ones against
+/// the config file's directory.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CheckKind {
     /// A command run through `/bin/sh -c`; exit 0 is healthy.
     Script { command: String },
+    /// A WASM component run in the sandbox; it says healthy or not, with a message.
+    Plugin {
+        path: PathBuf,
+        /// `config key="value"` pairs handed to the plugin, in file order; keys are unique.
+        config: Vec<(String, String)>,
+        grants: Grants,
+        /// Cap on the plugin's linear memory, in bytes.
+        memory_limit: u64,
+    },
+    /// Healthy while the link is up (keepalived's `track_interface`). Driven by netlink link
+    /// events, not polled.
+    Interface { name: String },
+    /// The file holds an integer; the tracking instance's priority moves by value × weight
+    /// (keepalived's `track_file`). A missing or unreadable file, or one that does not start
+    /// with an integer, counts as 0.
+    File { path: PathBuf },
+    /// Healthy while at least `min_count` processes named `name` run (keepalived's
+    /// `track_process`): matched against `/proc/PID/comm`, or with `full` against the whole
+    /// command line (arguments joined by single spaces).
+    Process {
+        name: String,
+        full: bool,
+        min_count: u32,
+    },
+}
+
+impl CheckKind {
+    /// The setting that names this kind in the config file: `script`, `plugin`, ...
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            Self::Script { .. } => "script",
+            Self::Plugin { .. } => "plugin",
+            Self::Interface { .. } => "interface",
+            Self::File { .. } => "file",
+            Self::Process { .. } => "process",
+        }
+    }
+}
+
+/// Default for a plugin's or hook's `memory-limit`: 16 MiB.
+pub const DEFAULT_MEMORY_LIMIT: u64 = 16 << 20;
+/// Largest `memory-limit`: 4 GiB, all a 32-bit linear memory can address.
+pub const MAX_MEMORY_LIMIT: u64 = 4 << 30;
+
+/// What the operator lets a plugin do beyond computing (`allow "..."`). Everything is denied
+/// by default; a plugin also gets only what it declares it needs.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Grants {
+    /// `allow "listening-sockets"`: list the host's listening TCP/UDP sockets.
+    pub listening_sockets: bool,
+    /// `allow "tcp-connect" "addr:port" ...`: open TCP connections to these; port 0 means any
+    /// port of that address.
+    pub tcp_connect: Vec<SocketAddr>,
+    /// `allow "read-file" "/path" ...`: read these files (or files under these directories).
+    pub read_file: Vec<PathBuf>,
+    /// `allow "log"`: write to the daemon's log.
+    pub log: bool,
+    /// `allow "clock"`: read the wall clock (otherwise it reads as the Unix epoch).
+    pub clock: bool,
+}
+
+/// The commands run when an instance or sync group changes state (keepalived's `notify_*`),
+/// and the WASM hooks it calls. Commands run with `/bin/sh -c`, one at a time per instance or
+/// group, in the order of the transitions.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Notify {
+    /// `notify-master`: run on becoming master.
+    pub master: Option<String>,
+    /// `notify-backup`: run on becoming backup.
+    pub backup: Option<String>,
+    /// `notify-fault`: run on entering fault.
+    pub fault: Option<String>,
+    /// `notify-stop`: run when the instance stops (daemon shutdown, or removed by a reload).
+    pub stop: Option<String>,
+    /// `notify`: run on every transition, after the state's own command, with keepalived's
+    /// arguments appended: `INSTANCE|GROUP NAME STATE PRIORITY`.
+    pub any: Option<String>,
+    /// `notify-hook`: names of `hook`s called on every transition.
+    pub hooks: Vec<String>,
+}
+
+impl Notify {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// A WASM notify hook (`hook "name" { plugin "x.wasm" ... }`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HookDef {
+    pub name: String,
+    /// As written; the daemon resolves a relative path against the config file's directory.
+    pub path: PathBuf,
+    pub grants: Grants,
+    pub memory_limit: u64,
+    /// A call still running after this long is interrupted (default: `global` `notify-timeout`).
+    pub timeout: Duration,
+    pub span: SourceSpan,
 }
 
 /// VRRP protocol version of an instance.
@@ -125,6 +248,7 @@ pub struct InstanceConfig {
     pub vips: Vec<Vip>,
     pub routes: Vec<Route>,
     pub tracks: Vec<Track>,
+    pub notify: Notify,
     pub span: SourceSpan,
 }
 
@@ -160,7 +284,8 @@ pub struct Route {
 pub struct Track {
     pub check: String,
     /// Overrides the check's own weight. Negative: subtracted while failing; positive: added
-    /// while healthy; 0: the instance goes to FAULT while the check fails.
+    /// while healthy; 0: the instance goes to FAULT while the check fails. For a `File` check
+    /// the file's value × weight is added; with weight 0 a non-zero value means FAULT.
     pub weight: Option<i32>,
 }
 
@@ -169,5 +294,8 @@ pub struct Track {
 pub struct SyncGroup {
     pub name: String,
     pub members: Vec<String>,
+    /// Run for the group's transitions (with `GROUP` in `notify`'s arguments), besides each
+    /// member's own.
+    pub notify: Notify,
     pub span: SourceSpan,
 }

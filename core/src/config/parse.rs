@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::fmt::{self, Display};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -15,8 +15,8 @@ use kdl::{KdlDocument, KdlEntry, KdlError, KdlNode, KdlValue};
 use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
 
 use super::model::{
-    CheckDef, CheckKind, Config, Global, InitialState, InstanceConfig, Route, SyncGroup, Track,
-    Vip, VrrpVersion,
+    CheckDef, CheckKind, Config, Global, Grants, HookDef, InitialState, InstanceConfig, Notify,
+    Route, SyncGroup, Track, Vip, VrrpVersion, DEFAULT_MEMORY_LIMIT, MAX_MEMORY_LIMIT,
 };
 
 /// Why a config file was refused.
@@ -142,7 +142,7 @@ pub fn parse_str(source: &str, file_name: &str) -> Result<Config, ConfigError> {
 
 /// Parses a duration: `"1s"`, `"100ms"`, `"2.5s"`, `"1m"`, `"1h"`, `"500us"`, or a bare number
 /// of seconds (`"2"`, `"0.1"`). Exact decimal arithmetic, so `"0.1"` is exactly 100ms.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     if text.is_empty() {
         return Err("empty duration".to_owned());
@@ -192,17 +192,83 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
 const DURATION_HELP: &str =
     "write a duration like \"1s\", \"100ms\", \"2.5s\", \"1m\", or a bare number of seconds";
 
-const TOP_KEYS: &[&str] = &["global", "check", "instance", "sync-group"];
+/// Parses a size in bytes: `"16MiB"`, `"512KiB"`, `"1GiB"`, `"1048576"` or `"1048576B"`.
+/// Units are powers of 1024; the decimal `KB`/`MB`/`GB` are refused rather than guessed at.
+pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    if number.is_empty() {
+        return Err(format!("`{text}` is not a number followed by a unit"));
+    }
+    let shift = match unit.trim() {
+        "" | "B" => 0,
+        "KiB" => 10,
+        "MiB" => 20,
+        "GiB" => 30,
+        u @ ("K" | "KB" | "k" | "kB" | "M" | "MB" | "G" | "GB") => {
+            let binary = format!("{}iB", &u[..1].to_ascii_uppercase());
+            return Err(format!(
+                "`{text}`: write `{binary}` (sizes here are powers of 1024)"
+            ));
+        }
+        other => return Err(format!("`{text}` has an unknown unit `{other}`")),
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| format!("`{text}` is too large"))
+}
+
+const SIZE_HELP: &str =
+    "write a size like \"16MiB\", \"512KiB\", \"1GiB\" or a number of bytes; at least 64KiB, at most 4GiB";
+
+/// Smallest `memory-limit`: one WebAssembly page.
+const MIN_MEMORY_LIMIT: u64 = 64 << 10;
+
+/// What a plugin may be granted with `allow`.
+const CAPABILITIES: &[&str] = &[
+    "listening-sockets",
+    "tcp-connect",
+    "read-file",
+    "log",
+    "clock",
+];
+
+const TOP_KEYS: &[&str] = &["global", "check", "hook", "instance", "sync-group"];
 const GLOBAL_KEYS: &[&str] = &[
     "router-id",
     "garp-repeat",
     "garp-interval",
     "garp-refresh",
     "script-user",
+    "notify-timeout",
+    "script-security",
 ];
+/// The settings that say what a check looks at; a check has exactly one.
+const CHECK_KINDS: &[&str] = &["script", "plugin", "interface", "file", "process"];
 const CHECK_KEYS: &[&str] = &[
-    "script", "interval", "timeout", "fall", "rise", "weight", "user",
+    "script",
+    "plugin",
+    "interface",
+    "file",
+    "process",
+    "interval",
+    "timeout",
+    "fall",
+    "rise",
+    "weight",
+    "user",
+    "init-fail",
+    "config",
+    "allow",
+    "memory-limit",
+    "min-count",
 ];
+const HOOK_KEYS: &[&str] = &["plugin", "allow", "memory-limit", "timeout"];
 const INSTANCE_KEYS: &[&str] = &[
     "interface",
     "vrid",
@@ -219,10 +285,46 @@ const INSTANCE_KEYS: &[&str] = &[
     "vip",
     "route",
     "track",
+    "notify-master",
+    "notify-backup",
+    "notify-fault",
+    "notify-stop",
+    "notify",
+    "notify-hook",
 ];
-const SYNC_GROUP_KEYS: &[&str] = &["member"];
+const SYNC_GROUP_KEYS: &[&str] = &[
+    "member",
+    "notify-master",
+    "notify-backup",
+    "notify-fault",
+    "notify-stop",
+    "notify",
+    "notify-hook",
+];
 /// Settings that may appear more than once in their block.
-const REPEATABLE: &[&str] = &["unicast-peer", "vip", "route", "track", "member"];
+const REPEATABLE: &[&str] = &[
+    "unicast-peer",
+    "vip",
+    "route",
+    "track",
+    "member",
+    "config",
+    "allow",
+    "notify-hook",
+];
+
+/// The check kinds a check setting applies to (those not listed apply to every kind).
+fn applies_to(key: &str) -> &'static [&'static str] {
+    match key {
+        "interval" => &["script", "plugin", "file", "process"],
+        "timeout" => &["script", "plugin"],
+        "fall" | "rise" | "init-fail" => &["script", "plugin", "process"],
+        "user" => &["script"],
+        "config" | "allow" | "memory-limit" => &["plugin"],
+        "min-count" => &["process"],
+        _ => CHECK_KINDS,
+    }
+}
 
 /// keepalived spellings people will type out of habit, and what they are called here.
 const KEEPALIVED_NAMES: &[(&str, &str)] = &[
@@ -246,7 +348,19 @@ const KEEPALIVED_NAMES: &[(&str, &str)] = &[
     ("virtual_ipaddress", "vip"),
     ("virtual_routes", "route"),
     ("track_script", "track"),
+    ("track_interface", "track"),
+    ("track_file", "track"),
+    ("track_process", "track"),
+    ("vrrp_track_file", "check"),
+    ("vrrp_track_process", "check"),
+    ("init_fail", "init-fail"),
+    ("quorum", "min-count"),
     ("group", "member"),
+    ("enable_script_security", "script-security"),
+    ("notify_master", "notify-master"),
+    ("notify_backup", "notify-backup"),
+    ("notify_fault", "notify-fault"),
+    ("notify_stop", "notify-stop"),
 ];
 
 /// A one-line example of each setting, for hints.
@@ -256,6 +370,23 @@ fn example(key: &str) -> &'static str {
         "check" => "check \"port80\" { script \"/etc/upkeep/check_port80.sh\" }",
         "instance" => "instance \"web\" { interface \"eth0\"; vrid 51; vip \"192.0.2.100/24\" }",
         "sync-group" => "sync-group \"g1\" { member \"web\" \"db\" }",
+        "hook" => "hook \"to-slack\" { plugin \"/etc/upkeep/slack.wasm\"; allow \"log\" }",
+        "notify-timeout" => "notify-timeout \"5s\"",
+        "script-security" => "script-security #true",
+        "plugin" => "plugin \"/etc/upkeep/http_check.wasm\"",
+        "file" => "file \"/run/upkeep/weight\"",
+        "process" => "process \"nginx\"",
+        "min-count" => "min-count 2",
+        "init-fail" => "init-fail #true",
+        "config" => "config url=\"http://127.0.0.1/health\" expect=\"200\"",
+        "allow" => "allow \"tcp-connect\" \"127.0.0.1:80\"",
+        "memory-limit" => "memory-limit \"16MiB\"",
+        "notify-master" => "notify-master \"/etc/upkeep/to_master.sh\"",
+        "notify-backup" => "notify-backup \"/etc/upkeep/to_backup.sh\"",
+        "notify-fault" => "notify-fault \"/etc/upkeep/to_fault.sh\"",
+        "notify-stop" => "notify-stop \"/etc/upkeep/stopped.sh\"",
+        "notify" => "notify \"/etc/upkeep/notify.sh\"",
+        "notify-hook" => "notify-hook \"to-slack\"",
         "router-id" => "router-id \"h1\"",
         "garp-repeat" => "garp-repeat 5",
         "garp-interval" => "garp-interval \"10ms\"",
@@ -454,6 +585,8 @@ struct InstanceDraft {
     /// Interface and vrid were both given and valid, so the pair identifies a virtual router.
     identified: bool,
     track_at: Vec<SourceSpan>,
+    /// Where each `notify.hooks` name was written.
+    hook_at: Vec<SourceSpan>,
 }
 
 struct CheckDraft {
@@ -461,10 +594,41 @@ struct CheckDraft {
     name_span: SourceSpan,
 }
 
+struct HookDraft {
+    def: HookDef,
+    name_span: SourceSpan,
+    /// `timeout` was given; otherwise it is `global`'s `notify-timeout`, known only at the end.
+    timeout_set: bool,
+}
+
 struct GroupDraft {
     group: SyncGroup,
     name_span: SourceSpan,
     member_at: Vec<SourceSpan>,
+    hook_at: Vec<SourceSpan>,
+}
+
+/// The settings shared by plugin checks and hooks, as read.
+struct PluginSettings {
+    grants: Grants,
+    memory_limit: u64,
+    /// Capabilities already granted in this block, and where: a flag given twice is an error.
+    granted: HashMap<&'static str, SourceSpan>,
+    /// Where each `tcp-connect` address and `read-file` path was written.
+    tcp_at: Vec<SourceSpan>,
+    read_at: Vec<SourceSpan>,
+}
+
+impl Default for PluginSettings {
+    fn default() -> Self {
+        Self {
+            grants: Grants::default(),
+            memory_limit: DEFAULT_MEMORY_LIMIT,
+            granted: HashMap::new(),
+            tcp_at: Vec::new(),
+            read_at: Vec::new(),
+        }
+    }
 }
 
 /// Settings already seen in one block: name → where.
@@ -1002,6 +1166,7 @@ impl Cx<'_> {
         let mut config = Config::default();
         let mut global_at: Option<SourceSpan> = None;
         let mut checks = Vec::new();
+        let mut hooks = Vec::new();
         let mut instances = Vec::new();
         let mut groups = Vec::new();
         for node in doc.nodes() {
@@ -1021,6 +1186,7 @@ impl Cx<'_> {
                     self.global(node, &mut config.global);
                 }
                 "check" => checks.extend(self.check(node)),
+                "hook" => hooks.extend(self.hook(node)),
                 "instance" => instances.extend(self.instance(node)),
                 "sync-group" => groups.extend(self.sync_group(node)),
                 _ => self.unknown(node, TOP_KEYS, "the file"),
@@ -1029,6 +1195,10 @@ impl Cx<'_> {
         self.unique_names(
             "check",
             checks.iter().map(|c| (c.def.name.as_str(), c.name_span)),
+        );
+        self.unique_names(
+            "hook",
+            hooks.iter().map(|h| (h.def.name.as_str(), h.name_span)),
         );
         self.unique_names(
             "instance",
@@ -1041,7 +1211,26 @@ impl Cx<'_> {
         self.unique_routers(&instances);
         self.resolve_tracks(&instances, &checks);
         self.resolve_members(&groups, &instances);
+        let hook_names: Vec<&str> = hooks.iter().map(|h| h.def.name.as_str()).collect();
+        for inst in &instances {
+            self.resolve_hooks(&inst.cfg.notify.hooks, &inst.hook_at, &hook_names);
+        }
+        for g in &groups {
+            self.resolve_hooks(&g.group.notify.hooks, &g.hook_at, &hook_names);
+        }
         config.checks = checks.into_iter().map(|c| c.def).collect();
+        let notify_timeout = config.global.notify_timeout;
+        config.hooks = hooks
+            .into_iter()
+            .map(|h| HookDef {
+                timeout: if h.timeout_set {
+                    h.def.timeout
+                } else {
+                    notify_timeout
+                },
+                ..h.def
+            })
+            .collect();
         config.instances = instances.into_iter().map(|i| i.cfg).collect();
         config.sync_groups = groups.into_iter().map(|g| g.group).collect();
         config
@@ -1084,6 +1273,16 @@ impl Cx<'_> {
                 }
                 "garp-refresh" => global.garp_refresh = self.one_positive_duration(child),
                 "script-user" => global.script_user = self.one_string(child),
+                "notify-timeout" => {
+                    if let Some(d) = self.one_positive_duration(child) {
+                        global.notify_timeout = d;
+                    }
+                }
+                "script-security" => {
+                    if let Some(b) = self.flag(child) {
+                        global.script_security = b;
+                    }
+                }
                 _ => self.unknown(child, GLOBAL_KEYS, "`global`"),
             }
         }
@@ -1092,17 +1291,43 @@ impl Cx<'_> {
     fn check(&mut self, node: &KdlNode) -> Option<CheckDraft> {
         let (name, name_span, body) = self.named_block(node)?;
         let place = format!("check `{name}`");
-        let mut script = None;
+        // The kind setting (`script`, `plugin`...) and where it is; `kind` if it is valid.
+        let mut kind_at: Option<(&str, SourceSpan)> = None;
+        let mut kind = None;
+        // Every other setting met, for the per-kind rules after the loop.
+        let mut settings: Vec<(&str, SourceSpan)> = Vec::new();
         let mut interval = Duration::from_secs(1);
         let mut timeout = None;
-        let (mut fall, mut rise, mut weight, mut user) = (1, 1, 0, None);
+        let (mut fall, mut rise, mut weight, mut user) = (1, 1, None, None);
+        let (mut init_fail, mut min_count) = (false, 1);
+        let mut config: Vec<(String, String)> = Vec::new();
+        let mut config_at: Vec<SourceSpan> = Vec::new();
+        let mut plugin = PluginSettings::default();
         let mut seen = Seen::new();
         for child in body.nodes() {
             if !self.first_time(&mut seen, child, CHECK_KEYS, &place) {
                 continue;
             }
-            match child.name().value() {
-                "script" => script = self.one_string(child),
+            let key = child.name().value();
+            if let Some(&k) = CHECK_KINDS.iter().find(|k| **k == key) {
+                if let Some((first, at)) = kind_at {
+                    let line = self.line_of(at);
+                    self.report(
+                        head(child),
+                        format!("{place} has both `{first}` (line {line}) and `{k}`"),
+                        "second kind",
+                        "a check looks at one thing: make another check for this and track both",
+                    );
+                    continue;
+                }
+                kind_at = Some((k, head(child)));
+                kind = self.check_kind(child);
+                continue;
+            }
+            if CHECK_KEYS.contains(&key) {
+                settings.push((key, head(child)));
+            }
+            match key {
                 "interval" => {
                     if let Some(d) = self.one_positive_duration(child) {
                         interval = d;
@@ -1114,37 +1339,473 @@ impl Cx<'_> {
                 "weight" => {
                     weight = self
                         .one_integer(child, -253, 253)
-                        .map_or(weight, |n| n as i32)
+                        .map(|n| n as i32)
+                        .or(weight)
                 }
                 "user" => user = self.one_string(child),
+                "init-fail" => init_fail = self.flag(child).unwrap_or(init_fail),
+                "min-count" => {
+                    min_count = self
+                        .one_integer(child, 1, 65535)
+                        .map_or(min_count, |n| n as u32)
+                }
+                "config" => self.plugin_config(child, &mut config, &mut config_at),
+                "allow" => self.allow(child, &mut plugin),
+                "memory-limit" => {
+                    if let Some(n) = self.memory_limit(child) {
+                        plugin.memory_limit = n;
+                    }
+                }
                 _ => self.unknown(child, CHECK_KEYS, &place),
             }
         }
-        if !seen.contains_key("script") {
+        let Some((kind_key, _)) = kind_at else {
             self.report(
                 head(node),
-                format!("check `{name}` has no `script`"),
-                "no script",
-                format!("add the command to run, like `{}`", example("script")),
+                format!(
+                    "check `{name}` has no `script`, `plugin`, `interface`, `file` or `process`"
+                ),
+                "nothing to check",
+                format!(
+                    "say what the check looks at, like `{}` or `{}`",
+                    example("script"),
+                    example("process")
+                ),
+            );
+            return Some(CheckDraft {
+                def: placeholder_check(name, node.span()),
+                name_span,
+            });
+        };
+        // Report each setting that does not fit the kind once, at its first use.
+        let mut reported: Vec<&str> = Vec::new();
+        for (key, span) in settings {
+            let kinds_ok = applies_to(key);
+            if kinds_ok.contains(&kind_key) || reported.contains(&key) {
+                continue;
+            }
+            reported.push(key);
+            let list: Vec<String> = kinds_ok.iter().map(|k| format!("`{k}`")).collect();
+            self.report(
+                span,
+                format!("`{key}` does not apply to a `{kind_key}` check"),
+                format!("not for `{kind_key}` checks"),
+                format!(
+                    "`{key}` is a setting of {} checks; remove it",
+                    join_or(&list)
+                ),
             );
         }
+        let kind = kind.map(|k| match k {
+            CheckKind::Plugin { path, .. } => CheckKind::Plugin {
+                path,
+                config,
+                grants: plugin.grants,
+                memory_limit: plugin.memory_limit,
+            },
+            CheckKind::Process { name, full, .. } => CheckKind::Process {
+                name,
+                full,
+                min_count,
+            },
+            other => other,
+        });
+        // A file's value is multiplied by the weight, so 1 is the neutral default there.
+        let default_weight = if kind_key == "file" { 1 } else { 0 };
         Some(CheckDraft {
             def: CheckDef {
+                kind: kind.unwrap_or_else(placeholder_kind),
                 name,
-                kind: CheckKind::Script {
-                    command: script.unwrap_or_default(),
-                },
                 interval,
                 // A check that may run as long as its interval never overlaps itself.
                 timeout: timeout.unwrap_or(interval),
                 fall,
                 rise,
-                weight,
+                weight: weight.unwrap_or(default_weight),
                 user,
+                init_fail,
                 span: node.span(),
             },
             name_span,
         })
+    }
+
+    /// The setting that says what a check looks at. Plugin settings and `min-count` are
+    /// filled in by the caller.
+    fn check_kind(&mut self, node: &KdlNode) -> Option<CheckKind> {
+        let key = node.name().value();
+        match key {
+            "script" => Some(CheckKind::Script {
+                command: self.one_string(node)?,
+            }),
+            "plugin" => Some(CheckKind::Plugin {
+                path: PathBuf::from(self.one_string(node)?),
+                config: Vec::new(),
+                grants: Grants::default(),
+                memory_limit: DEFAULT_MEMORY_LIMIT,
+            }),
+            "interface" => {
+                let entry = self.one_arg(node, &[])?;
+                Some(CheckKind::Interface {
+                    name: self.interface_name(entry, key)?,
+                })
+            }
+            "file" => Some(CheckKind::File {
+                path: PathBuf::from(self.one_string(node)?),
+            }),
+            "process" => {
+                let entry = self.one_arg(node, &["full"])?;
+                let full = match prop(node, "full") {
+                    Some(e) => self.boolean(e, key)?,
+                    None => false,
+                };
+                Some(CheckKind::Process {
+                    name: self.name_string(entry, key)?,
+                    full,
+                    min_count: 1,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// `config key="value" ...`: plain values become strings (`5` → "5", `#true` → "true").
+    fn plugin_config(
+        &mut self,
+        node: &KdlNode,
+        config: &mut Vec<(String, String)>,
+        spans: &mut Vec<SourceSpan>,
+    ) {
+        if node.children().is_some() {
+            self.report(
+                span_between(span_end(head(node)), span_end(node.span())),
+                "`config` takes no `{ ... }` block",
+                "unexpected block",
+                format!(
+                    "write key=\"value\" pairs on one line, like `{}`",
+                    example("config")
+                ),
+            );
+        }
+        for entry in positional(node) {
+            self.report(
+                entry.span(),
+                "`config` takes key=\"value\" properties, not bare values",
+                "no key",
+                format!("name each value, like `{}`", example("config")),
+            );
+        }
+        let props: Vec<&KdlEntry> = node
+            .entries()
+            .iter()
+            .filter(|e| e.name().is_some())
+            .collect();
+        if props.is_empty() && positional(node).is_empty() {
+            self.report(
+                head(node),
+                "`config` needs at least one key=\"value\"",
+                "empty",
+                format!("for example `{}`", example("config")),
+            );
+        }
+        for entry in props {
+            let Some(key) = entry.name().map(|n| n.value().to_owned()) else {
+                continue;
+            };
+            let value = match entry.value() {
+                KdlValue::String(s) => s.clone(),
+                KdlValue::Integer(n) => n.to_string(),
+                KdlValue::Float(f) => format!("{f}"),
+                KdlValue::Bool(b) => b.to_string(),
+                KdlValue::Null => {
+                    self.type_error(entry, "config", Expect::String);
+                    continue;
+                }
+            };
+            if let Some(i) = config.iter().position(|(k, _)| *k == key) {
+                let line = self.line_of(spans[i]);
+                self.report(
+                    entry.span(),
+                    format!("`config` key `{key}` is given twice"),
+                    "given again",
+                    format!("keep one of them; the first is on line {line}"),
+                );
+                continue;
+            }
+            config.push((key, value));
+            spans.push(entry.span());
+        }
+    }
+
+    /// `allow "capability" [values...]`.
+    fn allow(&mut self, node: &KdlNode, plugin: &mut PluginSettings) {
+        self.leaf(node, &[]);
+        let args = positional(node);
+        let Some((first, rest)) = args.split_first() else {
+            self.report(
+                head(node),
+                "`allow` needs a capability",
+                "no capability",
+                format!("known capabilities: {}", CAPABILITIES.join(", ")),
+            );
+            return;
+        };
+        let Some(cap) = self.name_string(first, "allow") else {
+            return;
+        };
+        let Some(&cap) = CAPABILITIES.iter().find(|c| **c == cap) else {
+            let known = CAPABILITIES.join(", ");
+            let help = match closest(&cap, CAPABILITIES.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`? known capabilities: {known}"),
+                None => format!("known capabilities: {known}"),
+            };
+            self.report(
+                first.span(),
+                format!("unknown capability `{cap}` in `allow`"),
+                "unknown capability",
+                help,
+            );
+            return;
+        };
+        match cap {
+            "tcp-connect" | "read-file" => {
+                if rest.is_empty() {
+                    let like = if cap == "tcp-connect" {
+                        "allow \"tcp-connect\" \"127.0.0.1:80\" \"[2001:db8::1]:443\""
+                    } else {
+                        "allow \"read-file\" \"/etc/haproxy/haproxy.cfg\""
+                    };
+                    self.report(
+                        head(node),
+                        format!("`allow \"{cap}\"` needs at least one value"),
+                        "nothing allowed",
+                        format!("list what it may reach, like `{like}`"),
+                    );
+                }
+                for entry in rest {
+                    if cap == "tcp-connect" {
+                        self.tcp_grant(entry, plugin);
+                    } else {
+                        self.read_grant(entry, plugin);
+                    }
+                }
+            }
+            _ => {
+                for entry in rest {
+                    self.report(
+                        entry.span(),
+                        format!("`allow \"{cap}\"` takes no more values"),
+                        "extra value",
+                        format!("write `allow \"{cap}\"` alone"),
+                    );
+                }
+                if let Some(first_at) = plugin.granted.get(cap) {
+                    let line = self.line_of(*first_at);
+                    self.report(
+                        head(node),
+                        format!("`allow \"{cap}\"` is given twice"),
+                        "given again",
+                        format!("keep one of them; the first is on line {line}"),
+                    );
+                    return;
+                }
+                plugin.granted.insert(cap, head(node));
+                let g = &mut plugin.grants;
+                match cap {
+                    "listening-sockets" => g.listening_sockets = true,
+                    "log" => g.log = true,
+                    _ => g.clock = true,
+                }
+            }
+        }
+    }
+
+    fn tcp_grant(&mut self, entry: &KdlEntry, plugin: &mut PluginSettings) {
+        let Some(text) = self.string(entry, "allow") else {
+            return;
+        };
+        let addr = match text.trim().parse::<SocketAddr>() {
+            Ok(a) => a,
+            Err(_) => {
+                let help = match text.trim().parse::<IpAddr>() {
+                    Ok(IpAddr::V4(ip)) => format!("add the port: \"{ip}:80\""),
+                    Ok(IpAddr::V6(ip)) => format!("add the port, with the address in brackets: \"[{ip}]:443\""),
+                    Err(_) => "write an IP address and a port, like \"127.0.0.1:80\" or \"[2001:db8::1]:443\"; names are not resolved".to_owned(),
+                };
+                self.report(
+                    entry.span(),
+                    format!("`allow \"tcp-connect\"`: `{text}` is not an address with a port"),
+                    "bad address",
+                    help,
+                );
+                return;
+            }
+        };
+        if let Some(i) = plugin.grants.tcp_connect.iter().position(|a| *a == addr) {
+            let line = self.line_of(plugin.tcp_at[i]);
+            self.report(
+                entry.span(),
+                format!("{addr} is listed twice in `allow \"tcp-connect\"`"),
+                "listed again",
+                format!("remove one; the first is on line {line}"),
+            );
+            return;
+        }
+        plugin.grants.tcp_connect.push(addr);
+        plugin.tcp_at.push(entry.span());
+    }
+
+    fn read_grant(&mut self, entry: &KdlEntry, plugin: &mut PluginSettings) {
+        let Some(text) = self.name_string(entry, "allow") else {
+            return;
+        };
+        let path = PathBuf::from(text);
+        if let Some(i) = plugin.grants.read_file.iter().position(|p| *p == path) {
+            let line = self.line_of(plugin.read_at[i]);
+            self.report(
+                entry.span(),
+                format!(
+                    "{} is listed twice in `allow \"read-file\"`",
+                    path.display()
+                ),
+                "listed again",
+                format!("remove one; the first is on line {line}"),
+            );
+            return;
+        }
+        plugin.grants.read_file.push(path);
+        plugin.read_at.push(entry.span());
+    }
+
+    /// `memory-limit "16MiB"` or a number of bytes.
+    fn memory_limit(&mut self, node: &KdlNode) -> Option<u64> {
+        let key = node.name().value();
+        let entry = self.one_arg(node, &[])?;
+        let parsed = match entry.value() {
+            KdlValue::String(s) => parse_size(s),
+            KdlValue::Integer(n) => u64::try_from(*n).map_err(|_| format!("{n} is negative")),
+            _ => {
+                self.report(
+                    entry.span(),
+                    format!("`{key}` must be a size, not {}", kind_of(entry.value())),
+                    "expected a size",
+                    SIZE_HELP,
+                );
+                return None;
+            }
+        };
+        let why = match parsed {
+            Ok(n) if n < MIN_MEMORY_LIMIT => {
+                format!("{n} bytes is less than 64KiB, one WebAssembly page")
+            }
+            Ok(n) if n > MAX_MEMORY_LIMIT => format!("{n} bytes is more than 4GiB"),
+            Ok(n) => return Some(n),
+            Err(why) => why,
+        };
+        self.report(
+            entry.span(),
+            format!("`{key}` is not a valid size: {why}"),
+            "bad size",
+            SIZE_HELP,
+        );
+        None
+    }
+
+    fn hook(&mut self, node: &KdlNode) -> Option<HookDraft> {
+        let (name, name_span, body) = self.named_block(node)?;
+        let place = format!("hook `{name}`");
+        let mut path = None;
+        let mut timeout = None;
+        let mut plugin = PluginSettings::default();
+        let mut seen = Seen::new();
+        for child in body.nodes() {
+            if !self.first_time(&mut seen, child, HOOK_KEYS, &place) {
+                continue;
+            }
+            match child.name().value() {
+                "plugin" => path = self.one_string(child).map(PathBuf::from),
+                "allow" => self.allow(child, &mut plugin),
+                "memory-limit" => {
+                    if let Some(n) = self.memory_limit(child) {
+                        plugin.memory_limit = n;
+                    }
+                }
+                "timeout" => timeout = self.one_positive_duration(child),
+                _ => self.unknown(child, HOOK_KEYS, &place),
+            }
+        }
+        if !seen.contains_key("plugin") {
+            self.report(
+                head(node),
+                format!("hook `{name}` has no `plugin`"),
+                "no plugin",
+                format!(
+                    "name the WASM component to call, like `{}`",
+                    example("plugin")
+                ),
+            );
+        }
+        Some(HookDraft {
+            def: HookDef {
+                name,
+                path: path.unwrap_or_default(),
+                grants: plugin.grants,
+                memory_limit: plugin.memory_limit,
+                timeout: timeout.unwrap_or_default(),
+                span: node.span(),
+            },
+            name_span,
+            timeout_set: timeout.is_some(),
+        })
+    }
+
+    /// A notify setting of an instance or sync group; false when `node` is not one.
+    fn notify_setting(
+        &mut self,
+        node: &KdlNode,
+        notify: &mut Notify,
+        hook_at: &mut Vec<SourceSpan>,
+        place: &str,
+    ) -> bool {
+        let slot = match node.name().value() {
+            "notify-master" => &mut notify.master,
+            "notify-backup" => &mut notify.backup,
+            "notify-fault" => &mut notify.fault,
+            "notify-stop" => &mut notify.stop,
+            "notify" => &mut notify.any,
+            "notify-hook" => {
+                self.leaf(node, &[]);
+                let args = positional(node);
+                if args.is_empty() {
+                    self.report(
+                        head(node),
+                        "`notify-hook` needs at least one hook name",
+                        "no name",
+                        format!("for example `{}`", example("notify-hook")),
+                    );
+                }
+                for entry in args {
+                    let Some(hook) = self.name_string(entry, "notify-hook") else {
+                        continue;
+                    };
+                    if notify.hooks.contains(&hook) {
+                        self.report(
+                            entry.span(),
+                            format!("hook `{hook}` is listed twice in {place}"),
+                            "listed again",
+                            "list each hook once",
+                        );
+                        continue;
+                    }
+                    notify.hooks.push(hook);
+                    hook_at.push(entry.span());
+                }
+                return true;
+            }
+            _ => return false,
+        };
+        *slot = self.one_string(node);
+        true
     }
 
     fn instance(&mut self, node: &KdlNode) -> Option<InstanceDraft> {
@@ -1166,10 +1827,12 @@ impl Cx<'_> {
             vips: Vec::new(),
             routes: Vec::new(),
             tracks: Vec::new(),
+            notify: Notify::default(),
             span: node.span(),
         };
         let mut at = InstanceSpans::default();
         let mut track_at = Vec::new();
+        let mut hook_at = Vec::new();
         let (mut interface_ok, mut vrid_ok) = (false, false);
         let mut seen = Seen::new();
         for child in body.nodes() {
@@ -1288,7 +1951,11 @@ impl Cx<'_> {
                         }
                     }
                 }
-                _ => self.unknown(child, INSTANCE_KEYS, &place),
+                _ => {
+                    if !self.notify_setting(child, &mut cfg.notify, &mut hook_at, &place) {
+                        self.unknown(child, INSTANCE_KEYS, &place);
+                    }
+                }
             }
         }
         self.instance_rules(node, &cfg, &at, &seen);
@@ -1298,6 +1965,7 @@ impl Cx<'_> {
             cfg,
             name_span,
             track_at,
+            hook_at,
         })
     }
 
@@ -1586,9 +2254,17 @@ impl Cx<'_> {
         let place = format!("sync-group `{name}`");
         let mut members: Vec<String> = Vec::new();
         let mut member_at = Vec::new();
+        let mut notify = Notify::default();
+        let mut hook_at = Vec::new();
+        let mut seen = Seen::new();
         for child in body.nodes() {
+            if !self.first_time(&mut seen, child, SYNC_GROUP_KEYS, &place) {
+                continue;
+            }
             if child.name().value() != "member" {
-                self.unknown(child, SYNC_GROUP_KEYS, &place);
+                if !self.notify_setting(child, &mut notify, &mut hook_at, &place) {
+                    self.unknown(child, SYNC_GROUP_KEYS, &place);
+                }
                 continue;
             }
             self.leaf(child, &[]);
@@ -1630,10 +2306,12 @@ impl Cx<'_> {
             group: SyncGroup {
                 name,
                 members,
+                notify,
                 span: node.span(),
             },
             name_span,
             member_at,
+            hook_at,
         })
     }
 
@@ -1705,6 +2383,25 @@ impl Cx<'_> {
         }
     }
 
+    fn resolve_hooks(&mut self, names: &[String], spans: &[SourceSpan], hooks: &[&str]) {
+        for (name, span) in names.iter().zip(spans) {
+            if hooks.contains(&name.as_str()) {
+                continue;
+            }
+            let help = match closest(name, hooks.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None if hooks.is_empty() => format!("define it: `{}`", example("hook")),
+                None => format!("defined hooks: {}", hooks.join(", ")),
+            };
+            self.report(
+                *span,
+                format!("there is no hook named `{name}`"),
+                "unknown hook",
+                help,
+            );
+        }
+    }
+
     fn resolve_members(&mut self, groups: &[GroupDraft], instances: &[InstanceDraft]) {
         let names: Vec<&str> = instances.iter().map(|i| i.cfg.name.as_str()).collect();
         let mut owner: HashMap<&str, &str> = HashMap::new();
@@ -1733,6 +2430,38 @@ impl Cx<'_> {
                 }
             }
         }
+    }
+}
+
+/// `a`, `a or b`, `a, b or c`.
+fn join_or(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
+/// Stands in for a check whose kind is missing or invalid: the file is refused anyway, but
+/// `track`s naming the check should not be reported as unknown too.
+fn placeholder_check(name: String, span: SourceSpan) -> CheckDef {
+    CheckDef {
+        name,
+        kind: placeholder_kind(),
+        interval: Duration::from_secs(1),
+        timeout: Duration::from_secs(1),
+        fall: 1,
+        rise: 1,
+        weight: 0,
+        user: None,
+        init_fail: false,
+        span,
+    }
+}
+
+fn placeholder_kind() -> CheckKind {
+    CheckKind::Script {
+        command: String::new(),
     }
 }
 
@@ -2028,19 +2757,37 @@ sync-group "g1" {
                 Some("192.0.2.254")
             );
             assert_eq!(i.tracks[0].check, "port80");
-            let CheckKind::Script { command } = &cfg.checks[0].kind;
+            let CheckKind::Script { command } = &cfg.checks[0].kind else {
+                panic!("not a script: {:?}", cfg.checks[0].kind)
+            };
             assert_eq!(command, "./check_port80.sh");
         }
     }
 
     #[test]
-    fn docs_example_parses() {
+    fn docs_examples_parse() {
         let docs = include_str!("../../../docs/config.md");
-        let start = docs.find("```kdl\n").expect("a kdl example") + "```kdl\n".len();
-        let len = docs[start..].find("```").expect("its end");
-        let cfg = ok(&docs[start..start + len]);
-        assert_eq!(cfg.instances.len(), 2);
-        assert_eq!(cfg.sync_groups[0].members, ["web", "db"]);
+        let mut examples = Vec::new();
+        let mut rest = docs;
+        while let Some(start) = rest.find("```kdl\n") {
+            let body = &rest[start + "```kdl\n".len()..];
+            let len = body.find("```").expect("its end");
+            examples.push(ok(&body[..len]));
+            rest = &body[len..];
+        }
+        assert!(examples.len() >= 3, "{} examples", examples.len());
+        let full = examples
+            .iter()
+            .find(|c| !c.instances.is_empty())
+            .expect("the full example");
+        assert_eq!(full.instances.len(), 2);
+        assert_eq!(full.sync_groups[0].members, ["web", "db"]);
+        let kinds: Vec<&str> = full.checks.iter().map(|c| c.kind.keyword()).collect();
+        assert_eq!(kinds, ["script", "interface", "process", "file", "plugin"]);
+        assert_eq!(
+            full.instance("web").expect("web").notify.hooks,
+            ["to-slack"]
+        );
     }
 
     #[test]
@@ -2678,6 +3425,593 @@ sync-group "g1" {
             "{err}"
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Instance "web" with `body` lines from line 5, after `before` (which must end in `\n`).
+    fn with_checks(before: &str, body: &str) -> String {
+        format!("{before}{}", web(body))
+    }
+
+    #[test]
+    fn check_kinds_parse() {
+        let src = r#"
+check "http" {
+    plugin "plugins/http_check.wasm"
+    config url="http://127.0.0.1/health" expect=200
+    config verbose=#true
+    allow "tcp-connect" "127.0.0.1:80" "[2001:db8::1]:443"
+    allow "tcp-connect" "192.0.2.9:0"
+    allow "read-file" "/etc/a" "/etc/b"
+    allow "listening-sockets"
+    allow "log"
+    allow "clock"
+    memory-limit "8MiB"
+    timeout "500ms"
+    init-fail
+}
+check "uplink" {
+    interface "eth1"
+    weight -10
+}
+check "knob" {
+    file "/run/upkeep/weight"
+    interval "5s"
+}
+check "nginx" {
+    process "nginx"
+    min-count 2
+    fall 2
+}
+check "java" {
+    process "java -jar /srv/app.jar" full=#true
+    weight 5
+}
+check "sh" {
+    script "true"
+    user "nobody"
+    init-fail #false
+}
+"#;
+        let cfg = ok(src);
+        let http = cfg.check("http").expect("http");
+        assert_eq!(
+            http.kind,
+            CheckKind::Plugin {
+                path: "plugins/http_check.wasm".into(),
+                config: vec![
+                    ("url".into(), "http://127.0.0.1/health".into()),
+                    ("expect".into(), "200".into()),
+                    ("verbose".into(), "true".into()),
+                ],
+                grants: Grants {
+                    listening_sockets: true,
+                    tcp_connect: vec![
+                        "127.0.0.1:80".parse().unwrap(),
+                        "[2001:db8::1]:443".parse().unwrap(),
+                        "192.0.2.9:0".parse().unwrap(),
+                    ],
+                    read_file: vec!["/etc/a".into(), "/etc/b".into()],
+                    log: true,
+                    clock: true,
+                },
+                memory_limit: 8 << 20,
+            }
+        );
+        assert!(http.init_fail);
+        assert_eq!(http.timeout, Duration::from_millis(500));
+        assert_eq!(http.weight, 0);
+        let uplink = cfg.check("uplink").expect("uplink");
+        assert_eq!(
+            uplink.kind,
+            CheckKind::Interface {
+                name: "eth1".into()
+            }
+        );
+        assert_eq!(uplink.weight, -10);
+        let knob = cfg.check("knob").expect("knob");
+        assert_eq!(
+            knob.kind,
+            CheckKind::File {
+                path: "/run/upkeep/weight".into()
+            }
+        );
+        assert_eq!(knob.weight, 1, "file checks weigh 1 by default");
+        assert_eq!(knob.interval, Duration::from_secs(5));
+        assert_eq!(
+            cfg.check("nginx").expect("nginx").kind,
+            CheckKind::Process {
+                name: "nginx".into(),
+                full: false,
+                min_count: 2
+            }
+        );
+        assert_eq!(cfg.check("nginx").expect("nginx").fall, 2);
+        assert_eq!(
+            cfg.check("java").expect("java").kind,
+            CheckKind::Process {
+                name: "java -jar /srv/app.jar".into(),
+                full: true,
+                min_count: 1
+            }
+        );
+        let sh = cfg.check("sh").expect("sh");
+        assert!(!sh.init_fail);
+        assert_eq!(sh.user.as_deref(), Some("nobody"));
+        // A plugin with nothing granted gets nothing, and the default memory cap.
+        let bare = ok("check \"p\" { plugin \"x.wasm\"; }\n");
+        assert_eq!(
+            bare.checks[0].kind,
+            CheckKind::Plugin {
+                path: "x.wasm".into(),
+                config: Vec::new(),
+                grants: Grants::default(),
+                memory_limit: DEFAULT_MEMORY_LIMIT,
+            }
+        );
+        assert!(!bare.checks[0].init_fail);
+    }
+
+    #[test]
+    fn check_kind_rules() {
+        let p = problem_at(
+            "check \"c\" {\n    interval 1\n}\n",
+            1,
+            1,
+            "check `c` has no `script`, `plugin`, `interface`, `file` or `process`",
+        );
+        assert!(help_of(&p).contains("process \"nginx\""), "{p:?}");
+        let p = problem_at(
+            "check \"c\" {\n    script \"x\"\n    plugin \"y.wasm\"\n}\n",
+            3,
+            5,
+            "check `c` has both `script` (line 2) and `plugin`",
+        );
+        assert!(help_of(&p).contains("another check"), "{p:?}");
+        let p = problem_at(
+            "check \"c\" {\n    file \"/run/w\"\n    timeout \"1s\"\n}\n",
+            3,
+            5,
+            "`timeout` does not apply to a `file` check",
+        );
+        assert_eq!(
+            help_of(&p),
+            "`timeout` is a setting of `script` or `plugin` checks; remove it"
+        );
+        problem_at(
+            "check \"c\" {\n    interface \"eth1\"\n    interval \"1s\"\n}\n",
+            3,
+            5,
+            "`interval` does not apply to a `interface` check",
+        );
+        problem_at(
+            "check \"c\" {\n    plugin \"x.wasm\"\n    user \"nobody\"\n}\n",
+            3,
+            5,
+            "`user` does not apply to a `plugin` check",
+        );
+        let p = problem_at(
+            "check \"c\" {\n    script \"x\"\n    allow \"log\"\n    allow \"clock\"\n}\n",
+            3,
+            5,
+            "`allow` does not apply to a `script` check",
+        );
+        assert_eq!(
+            help_of(&p),
+            "`allow` is a setting of `plugin` checks; remove it"
+        );
+        assert_eq!(
+            problems_of(
+                "check \"c\" {\n    script \"x\"\n    allow \"log\"\n    allow \"clock\"\n}\n"
+            )
+            .len(),
+            1,
+            "reported once per setting"
+        );
+        problem_at(
+            "check \"c\" {\n    script \"x\"\n    min-count 2\n}\n",
+            3,
+            5,
+            "`min-count` does not apply",
+        );
+        problem_at(
+            "check \"c\" {\n    process \"x\"\n    min-count 0\n}\n",
+            3,
+            15,
+            "`min-count` must be from 1",
+        );
+        problem_at(
+            "check \"c\" {\n    process \"x\" full=\"yes\"\n}\n",
+            2,
+            17,
+            "`full=` of `process` must be #true or #false",
+        );
+        problem_at(
+            "check \"c\" {\n    process \"x\" ful=#true\n}\n",
+            2,
+            17,
+            "unknown property `ful=`",
+        );
+        problem_at(
+            "check \"c\" {\n    interface \"a/b\"\n}\n",
+            2,
+            15,
+            "not a valid interface name",
+        );
+        problem_at(
+            "check \"c\" {\n    file \"\"\n}\n",
+            2,
+            10,
+            "`file` must not be empty",
+        );
+        problem_at(
+            "check \"c\" {\n    script \"x\"\n    init-fail \"yes\"\n}\n",
+            3,
+            15,
+            "must be #true or #false",
+        );
+        // A check whose kind is invalid is still known, so tracks of it are not errors too.
+        let problems = problems_of(&with_checks(
+            "check \"c\" { interface \"a/b\"; }\n",
+            "    track \"c\"\n",
+        ));
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+    }
+
+    #[test]
+    fn plugin_settings_rules() {
+        let plugin = |body: &str| format!("check \"p\" {{\n    plugin \"x.wasm\"\n{body}}}\n");
+        let p = problem_at(
+            &plugin("    allow \"net\"\n"),
+            3,
+            11,
+            "unknown capability `net` in `allow`",
+        );
+        assert_eq!(
+            help_of(&p),
+            "known capabilities: listening-sockets, tcp-connect, read-file, log, clock"
+        );
+        let p = problem_at(&plugin("    allow \"clok\"\n"), 3, 11, "unknown capability");
+        assert!(help_of(&p).starts_with("did you mean `clock`?"), "{p:?}");
+        problem_at(&plugin("    allow\n"), 3, 5, "`allow` needs a capability");
+        problem_at(
+            &plugin("    allow \"log\" \"x\"\n"),
+            3,
+            17,
+            "`allow \"log\"` takes no more values",
+        );
+        let p = problem_at(
+            &plugin("    allow \"log\"\n    allow \"log\"\n"),
+            4,
+            5,
+            "`allow \"log\"` is given twice",
+        );
+        assert!(help_of(&p).contains("line 3"), "{p:?}");
+        let p = problem_at(
+            &plugin("    allow \"tcp-connect\"\n"),
+            3,
+            5,
+            "`allow \"tcp-connect\"` needs at least one value",
+        );
+        assert!(help_of(&p).contains("127.0.0.1:80"), "{p:?}");
+        let p = problem_at(
+            &plugin("    allow \"tcp-connect\" \"127.0.0.1\"\n"),
+            3,
+            25,
+            "`127.0.0.1` is not an address with a port",
+        );
+        assert_eq!(help_of(&p), "add the port: \"127.0.0.1:80\"");
+        let p = problem_at(
+            &plugin("    allow \"tcp-connect\" \"2001:db8::1:443\"\n"),
+            3,
+            25,
+            "not an address with a port",
+        );
+        assert!(help_of(&p).contains("[2001:db8::1:443]:443"), "{p:?}");
+        let p = problem_at(
+            &plugin("    allow \"tcp-connect\" \"localhost:80\"\n"),
+            3,
+            25,
+            "not an address with a port",
+        );
+        assert!(help_of(&p).contains("names are not resolved"), "{p:?}");
+        problem_at(
+            &plugin("    allow \"tcp-connect\" \"127.0.0.1:80\"\n    allow \"tcp-connect\" \"127.0.0.1:80\"\n"),
+            4,
+            25,
+            "127.0.0.1:80 is listed twice",
+        );
+        problem_at(
+            &plugin("    allow \"read-file\" \"/a\" \"/a\"\n"),
+            3,
+            28,
+            "/a is listed twice",
+        );
+        problem_at(
+            &plugin("    allow \"read-file\" \"\"\n"),
+            3,
+            23,
+            "must not be empty",
+        );
+        let p = problem_at(
+            &plugin("    memory-limit \"16MB\"\n"),
+            3,
+            18,
+            "`memory-limit` is not a valid size: `16MB`: write `MiB`",
+        );
+        assert!(help_of(&p).contains("16MiB"), "{p:?}");
+        problem_at(
+            &plugin("    memory-limit \"5GiB\"\n"),
+            3,
+            18,
+            "more than 4GiB",
+        );
+        problem_at(
+            &plugin("    memory-limit \"1KiB\"\n"),
+            3,
+            18,
+            "less than 64KiB",
+        );
+        problem_at(&plugin("    memory-limit -1\n"), 3, 18, "is negative");
+        problem_at(
+            &plugin("    memory-limit #true\n"),
+            3,
+            18,
+            "`memory-limit` must be a size, not a boolean",
+        );
+        let cfg = ok(&plugin("    memory-limit 1048576\n"));
+        assert!(matches!(
+            cfg.checks[0].kind,
+            CheckKind::Plugin {
+                memory_limit: 1_048_576,
+                ..
+            }
+        ));
+        let cfg = ok(&plugin("    memory-limit \"4GiB\"\n"));
+        assert!(matches!(
+            cfg.checks[0].kind,
+            CheckKind::Plugin {
+                memory_limit: MAX_MEMORY_LIMIT,
+                ..
+            }
+        ));
+        let p = problem_at(
+            &plugin("    config a=\"1\"\n    config a=\"2\"\n"),
+            4,
+            12,
+            "`config` key `a` is given twice",
+        );
+        assert!(help_of(&p).contains("line 3"), "{p:?}");
+        problem_at(
+            &plugin("    config \"x\"\n"),
+            3,
+            12,
+            "`config` takes key=\"value\" properties",
+        );
+        problem_at(
+            &plugin("    config\n"),
+            3,
+            5,
+            "needs at least one key=\"value\"",
+        );
+        problem_at(
+            &plugin("    config a=#null\n"),
+            3,
+            12,
+            "`a=` of `config` must be a string",
+        );
+    }
+
+    #[test]
+    fn notify_and_hooks() {
+        let src = r#"
+hook "slack" {
+    plugin "/etc/upkeep/slack.wasm"
+    allow "tcp-connect" "192.0.2.50:443"
+    allow "log"
+    memory-limit "8MiB"
+    timeout "2s"
+}
+hook "audit" {
+    plugin "audit.wasm"
+}
+instance "web" {
+    interface "eth0"
+    vrid 51
+    vip "192.0.2.100/24"
+    notify-master "/etc/upkeep/master.sh web"
+    notify-backup "/etc/upkeep/backup.sh"
+    notify-fault "/etc/upkeep/fault.sh"
+    notify-stop "/etc/upkeep/stop.sh"
+    notify "/etc/upkeep/notify.sh"
+    notify-hook "slack" "audit"
+}
+sync-group "g" {
+    member "web"
+    notify-master "/etc/upkeep/group_master.sh"
+    notify-hook "slack"
+}
+global {
+    notify-timeout "7s"
+    script-security #false
+}
+"#;
+        let cfg = ok(src);
+        assert_eq!(cfg.global.notify_timeout, Duration::from_secs(7));
+        assert!(!cfg.global.script_security);
+        let slack = cfg.hook("slack").expect("slack");
+        assert_eq!(slack.path, PathBuf::from("/etc/upkeep/slack.wasm"));
+        assert_eq!(slack.memory_limit, 8 << 20);
+        assert_eq!(slack.timeout, Duration::from_secs(2));
+        assert_eq!(
+            slack.grants,
+            Grants {
+                tcp_connect: vec!["192.0.2.50:443".parse().unwrap()],
+                log: true,
+                ..Grants::default()
+            }
+        );
+        let audit = cfg.hook("audit").expect("audit");
+        assert_eq!(
+            audit.timeout,
+            Duration::from_secs(7),
+            "a hook's timeout defaults to notify-timeout, even when global comes later"
+        );
+        assert_eq!(audit.memory_limit, DEFAULT_MEMORY_LIMIT);
+        let w = cfg.instance("web").expect("web");
+        assert_eq!(
+            w.notify,
+            Notify {
+                master: Some("/etc/upkeep/master.sh web".into()),
+                backup: Some("/etc/upkeep/backup.sh".into()),
+                fault: Some("/etc/upkeep/fault.sh".into()),
+                stop: Some("/etc/upkeep/stop.sh".into()),
+                any: Some("/etc/upkeep/notify.sh".into()),
+                hooks: vec!["slack".into(), "audit".into()],
+            }
+        );
+        let g = &cfg.sync_groups[0];
+        assert_eq!(
+            g.notify.master.as_deref(),
+            Some("/etc/upkeep/group_master.sh")
+        );
+        assert_eq!(g.notify.hooks, ["slack"]);
+        assert!(g.notify.backup.is_none());
+        // Defaults.
+        let plain = ok(&web(""));
+        assert_eq!(plain.global.notify_timeout, Duration::from_secs(5));
+        assert!(plain.global.script_security);
+        assert!(plain.instances[0].notify.is_empty());
+        assert!(plain.hooks.is_empty());
+    }
+
+    #[test]
+    fn notify_rules() {
+        let hook = "hook \"slack\" {\n    plugin \"s.wasm\"\n}\n";
+        let p = problem_at(
+            &with_checks(hook, "    notify-hook \"slak\"\n"),
+            8,
+            17,
+            "there is no hook named `slak`",
+        );
+        assert_eq!(help_of(&p), "did you mean `slack`?");
+        let p = problem_at(&web("    notify-hook \"x\"\n"), 5, 17, "no hook named `x`");
+        assert!(help_of(&p).contains("define it"), "{p:?}");
+        problem_at(
+            &with_checks(hook, "    notify-hook \"slack\" \"slack\"\n"),
+            8,
+            25,
+            "hook `slack` is listed twice in instance `web`",
+        );
+        problem_at(
+            &web("    notify-hook\n"),
+            5,
+            5,
+            "needs at least one hook name",
+        );
+        problem_at(
+            &web("    notify-master \"a\"\n    notify-master \"b\"\n"),
+            6,
+            5,
+            "`notify-master` is set twice in instance `web`",
+        );
+        problem_at(
+            &web("    notify \"\"\n"),
+            5,
+            12,
+            "`notify` must not be empty",
+        );
+        problem_at(
+            &web("    notify-master 1\n"),
+            5,
+            19,
+            "`notify-master` must be a string",
+        );
+        let p = problem_at(&web("    notify_master \"x\"\n"), 5, 5, "unknown setting");
+        assert_eq!(
+            help_of(&p),
+            "keepalived's `notify_master` is `notify-master` here"
+        );
+        let group = format!(
+            "{}sync-group \"g\" {{\n    member \"web\"\n    notify-fault \"a\"\n    notify-fault \"b\"\n    notify-hook \"nope\"\n    bogus 1\n}}\n",
+            web("")
+        );
+        problem_at(
+            &group,
+            9,
+            5,
+            "`notify-fault` is set twice in sync-group `g`",
+        );
+        problem_at(&group, 10, 17, "there is no hook named `nope`");
+        problem_at(&group, 11, 5, "unknown setting `bogus` in sync-group `g`");
+        problem_at(
+            "hook \"h\" {\n    timeout \"1s\"\n}\n",
+            1,
+            1,
+            "hook `h` has no `plugin`",
+        );
+        problem_at(
+            "hook \"h\" {\n    plugin \"a.wasm\"\n    script \"x\"\n}\n",
+            3,
+            5,
+            "unknown setting `script` in hook `h`",
+        );
+        problem_at(
+            "hook \"h\" {\n    plugin \"a.wasm\"\n    timeout \"0s\"\n}\n",
+            3,
+            13,
+            "longer than 0",
+        );
+        problem_at(
+            "hook \"h\" { plugin \"a.wasm\"; }\nhook \"h\" { plugin \"b.wasm\"; }\n",
+            2,
+            6,
+            "there is already a hook named `h`",
+        );
+        problem_at(
+            "global {\n    notify-timeout \"0s\"\n}\n",
+            2,
+            20,
+            "longer than 0",
+        );
+        problem_at(
+            "global {\n    script-security \"no\"\n}\n",
+            2,
+            21,
+            "must be #true or #false",
+        );
+        assert!(
+            ok("global {\n    script-security\n}\n")
+                .global
+                .script_security
+        );
+    }
+
+    #[test]
+    fn sizes() {
+        for (text, want) in [
+            ("0", 0),
+            ("1048576", 1 << 20),
+            ("10B", 10),
+            ("512KiB", 512 << 10),
+            ("16MiB", 16 << 20),
+            ("16 MiB", 16 << 20),
+            ("4GiB", 4 << 30),
+        ] {
+            assert_eq!(parse_size(text), Ok(want), "{text}");
+        }
+        for bad in [
+            "",
+            "MiB",
+            "1.5GiB",
+            "-1",
+            "16mb",
+            "1TiB",
+            "99999999999999999999",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+        assert!(parse_size("16MB").unwrap_err().contains("`MiB`"));
+        assert!(parse_size("2k").unwrap_err().contains("`KiB`"));
     }
 
     #[test]

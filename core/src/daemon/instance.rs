@@ -42,6 +42,9 @@ pub struct Instance {
     pub garp_refresh_at: Option<std::time::Instant>,
     /// Removed by a reload: resigning, dropped once back in Initialize.
     pub retiring: bool,
+    /// Bumped whenever the VIPs are released: pending GARP repeats of an earlier mastership
+    /// see it and stop, so a router that stepped down never keeps pulling clients to itself.
+    pub announce_epoch: Arc<std::sync::atomic::AtomicU64>,
     pub stats: Stats,
     advert: Advert,
     buf: Vec<u8>,
@@ -132,6 +135,7 @@ impl Instance {
             group_peers: Vec::new(),
             garp_refresh_at: None,
             retiring: false,
+            announce_epoch: Arc::default(),
             stats: Stats::default(),
             advert,
             buf: Vec::with_capacity(128),

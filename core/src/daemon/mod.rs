@@ -3,6 +3,7 @@
 //!
 //! Single-threaded on purpose: VRRP work is tiny, and one owner of all state needs no locks.
 
+mod checks;
 mod instance;
 mod reload;
 pub mod status;
@@ -13,25 +14,32 @@ mod wiring;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::AbortHandle;
 use tracing::{debug, info, warn};
 
-use crate::checks::{self, CheckResult, Tracker};
+use crate::checks::trackers::{file_effect, FileEffect};
+use crate::checks::wasm::{self, PluginHost};
+use crate::checks::{CheckResult, Tracker};
 use crate::config::{self, CheckDef, CheckKind, Config};
+use crate::hooks::{self, Notifier, Subject, Transition};
 use crate::net::netlink::{self, LinkEvent, Netlink};
 use crate::vrrp::fsm::{Action, Event, Reason, State};
 use crate::vrrp::packet::DropReason;
 use crate::vrrp::receive;
 
+use checks::{Check, Loaded};
 use instance::Instance;
 use status::{CheckStatus, ReloadStatus, Status, StatusFile};
 use vips::Op;
 use wiring::{Rx, Wires};
+
+/// Delay of the second round of gratuitous ARP / NA after becoming master.
+const GARP_MASTER_DELAY: Duration = Duration::from_secs(5);
 
 pub struct Options {
     pub config: PathBuf,
@@ -49,25 +57,10 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
             .with_context(|| format!("reading {}", opts.config.display()))?;
         let cfg = config::parse_str(&source, &opts.config.display().to_string())
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let mut daemon = Daemon::start(cfg, source, opts).await?;
-        daemon.run().await
+        let (watch_tx, watch_rx) = mpsc::unbounded_channel();
+        let mut daemon = Daemon::start(cfg, source, opts, watch_tx).await?;
+        daemon.run(watch_rx).await
     })
-}
-
-struct Check {
-    def: CheckDef,
-    /// Results carry this id, so a result of a replaced check is recognised as stale.
-    id: u64,
-    tracker: Tracker,
-    last: Option<CheckResult>,
-    runs: u64,
-    task: AbortHandle,
-}
-
-impl Drop for Check {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 struct Daemon {
@@ -94,10 +87,24 @@ struct Daemon {
     last_reload: Option<ReloadStatus>,
     reloads: u64,
     stopping: bool,
+    /// The WebAssembly engine, made when the first plugin is loaded.
+    plugin_host: Option<PluginHost>,
+    hook_plugins: HashMap<String, Loaded>,
+    hook_tx: mpsc::UnboundedSender<(std::sync::Arc<wasm::Plugin>, wasm::Transition)>,
+    notifier: Option<Notifier>,
+    /// The last state each sync group was notified of (a group notifies once per change).
+    group_notified: HashMap<String, Transition>,
+    watch: Option<watch::ConfigWatch>,
+    watch_tx: mpsc::UnboundedSender<()>,
 }
 
 impl Daemon {
-    async fn start(cfg: Config, source: String, opts: Options) -> anyhow::Result<Self> {
+    async fn start(
+        cfg: Config,
+        source: String,
+        opts: Options,
+        watch_tx: mpsc::UnboundedSender<()>,
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&opts.state_dir)
             .with_context(|| format!("creating state dir {}", opts.state_dir.display()))?;
         let nl = Netlink::connect()?;
@@ -125,8 +132,30 @@ impl Daemon {
             last_reload: None,
             reloads: 0,
             stopping: false,
+            plugin_host: None,
+            hook_plugins: HashMap::new(),
+            hook_tx: checks::spawn_hook_runner(),
+            notifier: Some(Notifier::spawn(
+                cfg.global.notify_timeout,
+                cfg.global.script_user.clone(),
+            )),
+            group_notified: HashMap::new(),
+            watch: None,
+            watch_tx,
             opts,
         };
+        let dir = checks::config_dir(&daemon.opts.config);
+        let file = daemon.opts.config.display().to_string();
+        let prepared = checks::prepare(
+            &cfg,
+            &daemon.source,
+            &file,
+            &dir,
+            &mut daemon.plugin_host,
+            &HashMap::new(),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
         let all_vips = all_vips(&cfg);
         for inst in &cfg.instances {
             let (wiring, up) = daemon
@@ -140,26 +169,21 @@ impl Daemon {
             rt.link_down = !up;
             daemon.instances.push(rt);
         }
-        for def in &cfg.checks {
-            daemon.spawn_check(def.clone());
-        }
         daemon.cfg = cfg;
+        for def in daemon.cfg.checks.clone() {
+            let plugin = prepared.check_plugins.get(&def.name).cloned();
+            daemon.spawn_check(def, plugin).await;
+        }
+        daemon.hook_plugins = prepared.hook_plugins;
+        daemon.rewatch();
         daemon.rebuild_indexes();
         Ok(daemon)
     }
 
-    async fn run(&mut self) -> anyhow::Result<()> {
+    async fn run(&mut self, mut watch_rx: mpsc::UnboundedReceiver<()>) -> anyhow::Result<()> {
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         let mut hup = signal(SignalKind::hangup())?;
-        let (watch_tx, mut watch_rx) = mpsc::unbounded_channel();
-        let _watch = match watch::watch(std::slice::from_ref(&self.opts.config), watch_tx) {
-            Ok(w) => Some(w),
-            Err(e) => {
-                warn!("not watching the config file ({e}); SIGHUP still reloads");
-                None
-            }
-        };
         // Debounce: a save is several events; reload once they have been quiet for a moment.
         let mut reload_at: Option<tokio::time::Instant> = None;
 
@@ -220,6 +244,10 @@ impl Daemon {
         let (done, wait) = oneshot::channel();
         let _ = self.vips.send(Op::Flush(done));
         let _ = tokio::time::timeout(Duration::from_secs(5), wait).await;
+        // notify-stop commands were queued by the last transitions: let them run.
+        if let Some(n) = self.notifier.take() {
+            n.shutdown().await;
+        }
         self.flush_status(Instant::now(), true);
         info!("stopped");
         Ok(())
@@ -243,35 +271,69 @@ impl Daemon {
         self.refresh_faults();
     }
 
-    fn spawn_check(&mut self, def: CheckDef) {
+    async fn spawn_check(&mut self, def: CheckDef, plugin: Option<Loaded>) {
         let id = self.next_check_id;
         self.next_check_id += 1;
-        let cwd = self
-            .opts
-            .config
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .map_or_else(|| PathBuf::from("."), |p| p.to_path_buf());
-        let task = match &def.kind {
-            CheckKind::Script { command } => {
-                let sc = checks::script::ScriptCheck {
-                    id,
-                    command: command.clone(),
-                    interval: def.interval,
-                    timeout: def.timeout,
-                    cwd,
-                };
-                tokio::spawn(checks::script::run(sc, self.check_tx.clone())).abort_handle()
-            }
-        };
-        self.checks.push(Check {
-            tracker: Tracker::new(def.rise, def.fall),
-            def,
+        let dir = checks::config_dir(&self.opts.config);
+        let task = checks::spawn(
+            &def,
+            id,
+            &dir,
+            &self.cfg.global,
+            plugin.as_ref(),
+            &self.check_tx,
+        );
+        let mut check = Check {
+            tracker: Tracker::starting(def.rise, def.fall, !def.init_fail),
             id,
             last: None,
             runs: 0,
+            value: 0,
+            ifindex: None,
+            plugin,
             task,
-        });
+            def,
+        };
+        if let CheckKind::Interface { name } = &check.def.kind {
+            // Interface checks follow link events; start from the link's state now.
+            match self.wires.link(name).await {
+                Ok(link) => {
+                    check.ifindex = Some(link.index);
+                    check.tracker = Tracker::starting(1, 1, link.up);
+                    check.last = Some(link_result(id, link.up));
+                }
+                Err(e) => {
+                    check.tracker = Tracker::starting(1, 1, false);
+                    check.last = Some(CheckResult {
+                        check: id,
+                        ok: false,
+                        message: format!("{e:#}"),
+                        duration: Duration::ZERO,
+                        value: None,
+                    });
+                }
+            }
+        }
+        self.checks.push(check);
+    }
+
+    /// Start watching the config file and the plugin files it names.
+    fn rewatch(&mut self) {
+        let dir = checks::config_dir(&self.opts.config);
+        let mut files = vec![self.opts.config.clone()];
+        for c in &self.cfg.checks {
+            if let CheckKind::Plugin { path, .. } = &c.kind {
+                files.push(dir.join(path));
+            }
+        }
+        files.extend(self.cfg.hooks.iter().map(|h| dir.join(&h.path)));
+        self.watch = match watch::watch(&files, self.watch_tx.clone()) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                warn!("not watching the config file ({e}); SIGHUP still reloads");
+                None
+            }
+        };
     }
 
     /// Lookup tables that depend on instance positions: VRID demux, tracks, sync groups.
@@ -438,6 +500,15 @@ impl Daemon {
         if changed {
             self.refresh_faults();
         }
+        let ids: Vec<u64> = self
+            .checks
+            .iter()
+            .filter(|c| c.ifindex == Some(ev.index))
+            .map(|c| c.id)
+            .collect();
+        for id in ids {
+            self.on_check(link_result(id, ev.up));
+        }
     }
 
     fn on_check(&mut self, res: CheckResult) {
@@ -445,7 +516,11 @@ impl Daemon {
             return; // a replaced check's last result
         };
         check.runs += 1;
-        let flipped = check.tracker.record(res.ok);
+        let mut flipped = check.tracker.record(res.ok);
+        if let Some(v) = res.value {
+            flipped |= v != check.value;
+            check.value = v;
+        }
         if flipped {
             let healthy = check.tracker.healthy();
             info!(check = %check.def.name, healthy, message = %res.message, "check changed state");
@@ -469,38 +544,45 @@ impl Daemon {
         self.refresh_faults();
     }
 
-    fn check_healthy(&self, name: &str) -> bool {
-        self.checks
-            .iter()
-            .find(|c| c.def.name == name)
-            .is_none_or(|c| c.tracker.healthy())
+    /// What a tracked check does to an instance's priority now: a delta, or FAULT.
+    fn check_effect(&self, name: &str, weight: i32) -> FileEffect {
+        let Some(c) = self.checks.iter().find(|c| c.def.name == name) else {
+            return FileEffect::Priority(0);
+        };
+        if matches!(c.def.kind, CheckKind::File { .. }) {
+            return file_effect(c.value, weight);
+        }
+        match (weight, c.tracker.healthy()) {
+            (0, false) => FileEffect::Fault,
+            (w, false) if w < 0 => FileEffect::Priority(w),
+            (w, true) if w > 0 => FileEffect::Priority(w),
+            _ => FileEffect::Priority(0),
+        }
     }
 
     /// Base priority plus the weights of tracked checks (keepalived's rules), kept in 1..=254
     /// unless nothing moved it (so an owner keeps 255).
     fn effective_priority(&self, i: usize) -> u8 {
         let inst = &self.instances[i];
-        let base = i32::from(inst.cfg.priority);
         let delta: i32 = inst
             .tracks
             .iter()
-            .map(|(c, w)| match (*w, self.check_healthy(c)) {
-                (w, false) if w < 0 => w,
-                (w, true) if w > 0 => w,
-                _ => 0,
+            .map(|(c, w)| match self.check_effect(c, *w) {
+                FileEffect::Priority(d) => d,
+                FileEffect::Fault => 0,
             })
             .sum();
         if delta == 0 {
             return inst.cfg.priority;
         }
-        (base + delta).clamp(1, 254) as u8
+        (i32::from(inst.cfg.priority) + delta).clamp(1, 254) as u8
     }
 
     fn fatal_check_failing(&self, i: usize) -> bool {
         self.instances[i]
             .tracks
             .iter()
-            .any(|(c, w)| *w == 0 && !self.check_healthy(c))
+            .any(|(c, w)| self.check_effect(c, *w) == FileEffect::Fault)
     }
 
     /// Feed each instance its fault state: its own causes or any sync-group member's.
@@ -542,7 +624,9 @@ impl Daemon {
             Action::SendAdvert { priority } => inst.send_advert(priority),
             Action::Announce => {
                 announce(inst, &self.cfg.global);
-                inst.garp_refresh_at = self.cfg.global.garp_refresh.map(|d| now + d);
+                // A second round a little later (keepalived's garp_master_delay), for switches
+                // and clients that missed or overrode the first.
+                inst.garp_refresh_at = Some(now + GARP_MASTER_DELAY);
             }
             Action::AddVips => {
                 let _ = self.vips.send(Op::Add(inst.owned.clone()));
@@ -552,12 +636,14 @@ impl Daemon {
                 let _ = self.vips.send(Op::Remove(inst.owned.clone()));
                 inst.stats.vips_held = false;
                 inst.garp_refresh_at = None;
+                inst.announce_epoch.fetch_add(1, Ordering::SeqCst);
             }
             Action::Transition { from, to, reason } => {
                 inst.stats.transitions += 1;
                 inst.stats.last_transition = Some(format!("{from}->{to}: {reason}"));
                 info!(parent: &inst.span, %from, %to, %reason, priority = inst.fsm.priority(), "state change");
                 self.status_due = Some(now);
+                self.notify_transition(i, from, to);
                 // Sync groups: a member's own move drags the others along (never recursively).
                 let group_event = match (from, to, reason) {
                     (_, State::Master, r) if r != Reason::GroupMaster => Some(Event::GroupMaster),
@@ -570,6 +656,51 @@ impl Daemon {
                     for &j in &self.instances[i].group_peers {
                         self.queue.push_back((j, ev));
                     }
+                }
+            }
+        }
+    }
+
+    /// Run the instance's (and its sync group's) notify commands and hooks for a transition.
+    fn notify_transition(&mut self, i: usize, from: State, to: State) {
+        let t = match to {
+            State::Master => Transition::Master,
+            State::Backup => Transition::Backup,
+            State::Fault => Transition::Fault,
+            State::Initialize => Transition::Stop,
+            State::Handover => return, // still serving: STOP comes when it lets go
+        };
+        let inst = &self.instances[i];
+        let name = inst.cfg.name.clone();
+        let prio = inst.fsm.priority();
+        let mut jobs = vec![(
+            name.clone(),
+            hooks::commands_for(&inst.cfg.notify, Subject::Instance, &name, t, prio),
+            inst.cfg.notify.hooks.clone(),
+        )];
+        if let Some(g) = self.cfg.group_of(&name) {
+            if self.group_notified.get(&g.name) != Some(&t) {
+                self.group_notified.insert(g.name.clone(), t);
+                jobs.push((
+                    g.name.clone(),
+                    hooks::commands_for(&g.notify, Subject::Group, &g.name, t, 0),
+                    g.notify.hooks.clone(),
+                ));
+            }
+        }
+        for (key, cmds, hook_names) in jobs {
+            if let Some(n) = &self.notifier {
+                n.notify(key.clone(), cmds);
+            }
+            for h in hook_names {
+                if let Some(loaded) = self.hook_plugins.get(&h) {
+                    let t = wasm::Transition {
+                        instance: key.clone(),
+                        old_state: from.as_str().to_uppercase(),
+                        new_state: t.as_str().to_string(),
+                        priority: prio,
+                    };
+                    let _ = self.hook_tx.send((loaded.plugin.clone(), t));
                 }
             }
         }
@@ -599,7 +730,7 @@ impl Daemon {
                 .iter()
                 .map(|c| CheckStatus {
                     name: c.def.name.clone(),
-                    kind: "script",
+                    kind: c.kind(),
                     healthy: c.tracker.healthy(),
                     last_ok: c.last.as_ref().map(|r| r.ok),
                     message: c
@@ -622,6 +753,16 @@ impl Daemon {
             warn!("cannot write status file: {e}");
         }
         self.status_due = None;
+    }
+}
+
+fn link_result(id: u64, up: bool) -> CheckResult {
+    CheckResult {
+        check: id,
+        ok: up,
+        message: if up { "link up" } else { "link down" }.to_string(),
+        duration: Duration::ZERO,
+        value: None,
     }
 }
 
@@ -648,9 +789,14 @@ fn announce_addrs(inst: &Instance, addrs: &[IpAddr], global: &config::Global) {
     let announcer = inst.announcer.clone();
     let addrs = addrs.to_vec();
     let gap = global.garp_interval.max(Duration::from_millis(10));
+    let epoch = inst.announce_epoch.clone();
+    let mine = epoch.load(Ordering::SeqCst);
     tokio::spawn(async move {
         for _ in 0..repeats {
             tokio::time::sleep(gap).await;
+            if epoch.load(Ordering::SeqCst) != mine {
+                return; // stepped down since: these addresses are someone else's now
+            }
             let _ = announcer.announce(&addrs);
         }
     });

@@ -6,13 +6,15 @@
 //! advert, no GARP, no address change), changed ones take their new settings in place, removed
 //! ones resign, new ones start.
 
+use std::collections::HashMap;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tracing::{error, info, warn};
 
-use crate::config::{self, diff, Config};
+use crate::config::{self, diff, CheckKind, Config};
 use crate::vrrp::fsm::Event;
 
+use super::checks::{self, Loaded};
 use super::instance::Instance;
 use super::status::ReloadStatus;
 use super::vips::Op;
@@ -30,7 +32,8 @@ impl Daemon {
                 return self.refuse(trigger, msg);
             }
         };
-        if source == self.source && !forced {
+        let plugins_changed = self.stale_plugins();
+        if source == self.source && !forced && plugins_changed.is_empty() {
             // Touched but not changed. If the last attempt was refused, the file is now back to
             // what runs: say so, so status no longer shows the old error.
             if self
@@ -60,7 +63,39 @@ impl Daemon {
                 return self.refuse(trigger, msg);
             }
         }
-        let d = diff::diff(&self.cfg, &new);
+        // Checks' plugins compiled (or reused when their file is the same) before any change.
+        let reuse: HashMap<String, Loaded> = self
+            .checks
+            .iter()
+            .filter(|c| {
+                new.check(&c.def.name)
+                    .is_some_and(|n| diff::same_check(&c.def, n))
+            })
+            .filter_map(|c| Some((c.def.name.clone(), c.plugin.clone()?)))
+            .collect();
+        let dir = checks::config_dir(&self.opts.config);
+        let prepared = match checks::prepare(
+            &new,
+            &source,
+            &file,
+            &dir,
+            &mut self.plugin_host,
+            &reuse,
+        )
+        .await
+        {
+            Ok(p) => p,
+            Err(e) => return self.refuse(trigger, e),
+        };
+        let mut d = diff::diff(&self.cfg, &new);
+        // A rebuilt plugin is a changed check even when its config is not.
+        for name in plugins_changed {
+            if !d.checks_changed.contains(&name) && new.check(&name).is_some() {
+                d.checks_changed.push(name);
+            }
+        }
+        d.global_changed |= self.cfg.hooks != new.hooks;
+        self.hook_plugins = prepared.hook_plugins;
         self.reloads += 1;
         if d.is_empty() {
             info!(trigger, "reload: nothing changed");
@@ -68,7 +103,7 @@ impl Daemon {
             self.record(trigger, "unchanged", &d, None);
             return;
         }
-        match self.apply_diff(new, &d).await {
+        match self.apply_diff(new, &d, prepared.check_plugins).await {
             Ok(()) => {
                 info!(
                     trigger,
@@ -117,7 +152,27 @@ impl Daemon {
         self.status_due = Some(Instant::now());
     }
 
-    async fn apply_diff(&mut self, new: Config, d: &diff::Diff) -> anyhow::Result<()> {
+    /// Names of plugin checks whose .wasm file changed since it was compiled.
+    fn stale_plugins(&self) -> Vec<String> {
+        let dir = checks::config_dir(&self.opts.config);
+        self.checks
+            .iter()
+            .filter_map(|c| {
+                let loaded = c.plugin.as_ref()?;
+                let CheckKind::Plugin { path, .. } = &c.def.kind else {
+                    return None;
+                };
+                (checks::stamp(&dir.join(path)) != loaded.stamp).then(|| c.def.name.clone())
+            })
+            .collect()
+    }
+
+    async fn apply_diff(
+        &mut self,
+        new: Config,
+        d: &diff::Diff,
+        plugins: HashMap<String, Loaded>,
+    ) -> anyhow::Result<()> {
         let now = Instant::now();
         let vips = all_vips(&new);
 
@@ -125,11 +180,13 @@ impl Daemon {
         self.checks.retain(|c| {
             !(d.checks_removed.contains(&c.def.name) || d.checks_changed.contains(&c.def.name))
         });
-        for name in d.checks_added.iter().chain(&d.checks_changed) {
-            if let Some(def) = new.check(name) {
-                self.spawn_check(def.clone());
-            }
-        }
+        // Spawned after `self.cfg` is replaced (below), with the new global settings.
+        let to_spawn: Vec<_> = d
+            .checks_added
+            .iter()
+            .chain(&d.checks_changed)
+            .filter_map(|n| new.check(n).cloned())
+            .collect();
 
         // Removed instances resign (priority 0 if master) and are dropped once done.
         for name in &d.removed {
@@ -196,6 +253,11 @@ impl Daemon {
         }
 
         self.cfg = new;
+        for def in to_spawn {
+            let plugin = plugins.get(&def.name).cloned();
+            self.spawn_check(def, plugin).await;
+        }
+        self.rewatch();
         self.rebuild_indexes();
         for i in started {
             self.start_instance(i);

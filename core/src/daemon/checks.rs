@@ -1,0 +1,354 @@
+//! Running the config's checks and hooks: what each kind needs before it may run (script
+//! security, users, compiled plugins), and the task that runs it.
+//!
+//! Preparation happens for the whole config before anything is applied, so a reload with a
+//! plugin that does not compile, or a script anyone may rewrite, is refused as a whole.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+use tracing::warn;
+
+use crate::checks::security::{check_plugin_file, check_script_security_in, lookup_user};
+use crate::checks::wasm::{self, Plugin, PluginHost};
+use crate::checks::{script, trackers, CheckResult, Tracker};
+use crate::config::{self, CheckDef, CheckKind, Config};
+
+/// A plugin file's identity: a changed file (a new build) is recompiled on reload even when the
+/// config text did not change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+pub fn stamp(path: &Path) -> Option<Stamp> {
+    let m = std::fs::metadata(path).ok()?;
+    Some(Stamp {
+        len: m.len(),
+        modified: m.modified().ok(),
+    })
+}
+
+/// A compiled plugin with the file identity it was compiled from.
+#[derive(Clone)]
+pub struct Loaded {
+    pub plugin: Arc<Plugin>,
+    pub stamp: Option<Stamp>,
+}
+
+pub struct Check {
+    pub def: CheckDef,
+    /// Results carry this id, so a result of a replaced check is recognised as stale.
+    pub id: u64,
+    pub tracker: Tracker,
+    pub last: Option<CheckResult>,
+    pub runs: u64,
+    /// File checks: the integer the file holds.
+    pub value: i64,
+    /// Interface checks: the interface's index (results come from link events).
+    pub ifindex: Option<u32>,
+    pub plugin: Option<Loaded>,
+    pub task: Option<AbortHandle>,
+}
+
+impl Drop for Check {
+    fn drop(&mut self) {
+        if let Some(t) = &self.task {
+            t.abort();
+        }
+    }
+}
+
+impl Check {
+    pub fn kind(&self) -> &'static str {
+        self.def.kind.keyword()
+    }
+}
+
+/// Where relative script, plugin and file paths start: the config file's directory.
+pub fn config_dir(config: &Path) -> PathBuf {
+    config
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// `(uid, gid)` of a user name; None for the daemon's own user.
+pub fn run_as(user: Option<&str>) -> Result<Option<(u32, u32)>, String> {
+    match user {
+        None => Ok(None),
+        Some(name) => match lookup_user(name) {
+            Ok(Some(u)) => Ok(Some((u.uid, u.gid))),
+            Ok(None) => Err(format!("user `{name}` does not exist")),
+            Err(e) => Err(format!("cannot look user `{name}` up: {e}")),
+        },
+    }
+}
+
+fn runs_as_root(user: Option<&str>) -> bool {
+    !matches!(run_as(user), Ok(Some((uid, _))) if uid != 0)
+}
+
+pub fn wasm_grants(g: &config::Grants) -> wasm::Grants {
+    wasm::Grants {
+        listening_sockets: g.listening_sockets,
+        tcp_connect: g.tcp_connect.iter().map(|a| (a.ip(), a.port())).collect(),
+        read_file: g.read_file.clone(),
+        log: g.log,
+        clock: g.clock,
+    }
+}
+
+/// Everything a config's checks and hooks need, prepared; or the first reason it cannot run,
+/// located in the file.
+pub struct Prepared {
+    /// Compiled plugins by check name and by hook name.
+    pub check_plugins: HashMap<String, Loaded>,
+    pub hook_plugins: HashMap<String, Loaded>,
+}
+
+pub async fn prepare(
+    cfg: &Config,
+    source: &str,
+    file: &str,
+    dir: &Path,
+    host: &mut Option<PluginHost>,
+    reuse: &HashMap<String, Loaded>,
+) -> Result<Prepared, String> {
+    let at = |span: miette::SourceSpan| {
+        let (line, col) = config::parse::line_col(source, span.offset());
+        format!("{file}:{line}:{col}")
+    };
+    let mut check_plugins = HashMap::new();
+    for def in &cfg.checks {
+        let user = def.user.as_deref().or(cfg.global.script_user.as_deref());
+        match &def.kind {
+            CheckKind::Script { command } => {
+                run_as(user).map_err(|e| format!("{}: check `{}`: {e}", at(def.span), def.name))?;
+                if cfg.global.script_security {
+                    check_script_security_in(command, dir, runs_as_root(user)).map_err(|e| {
+                        let hint = e.hint().map(|h| format!(" ({h})")).unwrap_or_default();
+                        format!("{}: check `{}` refused: {e}{hint}", at(def.span), def.name)
+                    })?;
+                }
+            }
+            CheckKind::Plugin {
+                path,
+                grants,
+                memory_limit,
+                ..
+            } => {
+                let path = dir.join(path);
+                let limits = wasm::Limits {
+                    timeout: def.timeout,
+                    memory: usize::try_from(*memory_limit).unwrap_or(usize::MAX),
+                };
+                let loaded = load_plugin(
+                    host,
+                    &path,
+                    wasm_grants(grants),
+                    limits,
+                    reuse.get(&def.name),
+                )
+                .await
+                .map_err(|e| format!("{}: check `{}`: {e}", at(def.span), def.name))?;
+                if !loaded.plugin.metadata().check {
+                    return Err(format!(
+                        "{}: check `{}`: plugin {} exports no `check`",
+                        at(def.span),
+                        def.name,
+                        path.display()
+                    ));
+                }
+                check_plugins.insert(def.name.clone(), loaded);
+            }
+            CheckKind::Interface { .. } | CheckKind::File { .. } | CheckKind::Process { .. } => {}
+        }
+    }
+    let mut hook_plugins = HashMap::new();
+    for hook in &cfg.hooks {
+        let path = dir.join(&hook.path);
+        let limits = wasm::Limits {
+            timeout: hook.timeout,
+            memory: usize::try_from(hook.memory_limit).unwrap_or(usize::MAX),
+        };
+        let loaded = load_plugin(host, &path, wasm_grants(&hook.grants), limits, None)
+            .await
+            .map_err(|e| format!("{}: hook `{}`: {e}", at(hook.span), hook.name))?;
+        if !loaded.plugin.metadata().notify {
+            return Err(format!(
+                "{}: hook `{}`: plugin {} exports no `notify`",
+                at(hook.span),
+                hook.name,
+                path.display()
+            ));
+        }
+        hook_plugins.insert(hook.name.clone(), loaded);
+    }
+    if cfg.global.script_security {
+        let root = runs_as_root(cfg.global.script_user.as_deref());
+        let notifies = cfg
+            .instances
+            .iter()
+            .map(|i| (&i.notify, i.span, &i.name))
+            .chain(cfg.sync_groups.iter().map(|g| (&g.notify, g.span, &g.name)));
+        for (n, span, name) in notifies {
+            for cmd in [&n.master, &n.backup, &n.fault, &n.stop, &n.any]
+                .into_iter()
+                .flatten()
+            {
+                check_script_security_in(cmd, dir, root).map_err(|e| {
+                    format!("{}: notify command of `{name}` refused: {e}", at(span))
+                })?;
+            }
+        }
+    }
+    Ok(Prepared {
+        check_plugins,
+        hook_plugins,
+    })
+}
+
+/// Compile a plugin off the event loop (it takes tens of milliseconds), or reuse the one
+/// already compiled from the same file.
+async fn load_plugin(
+    host: &mut Option<PluginHost>,
+    path: &Path,
+    grants: wasm::Grants,
+    limits: wasm::Limits,
+    reuse: Option<&Loaded>,
+) -> Result<Loaded, String> {
+    check_plugin_file(path).map_err(|e| format!("plugin refused: {e}"))?;
+    let now = stamp(path);
+    if let Some(old) = reuse {
+        if old.stamp == now && now.is_some() {
+            return Ok(old.clone());
+        }
+    }
+    if host.is_none() {
+        *host = Some(PluginHost::new().map_err(|e| e.to_string())?);
+    }
+    let h = host.clone().expect("set above");
+    let path = path.to_path_buf();
+    let plugin = tokio::task::spawn_blocking(move || Plugin::load(&h, &path, grants, limits))
+        .await
+        .map_err(|e| format!("plugin loader panicked: {e}"))?
+        .map_err(|e| e.to_string())?;
+    Ok(Loaded {
+        plugin: Arc::new(plugin),
+        stamp: now,
+    })
+}
+
+/// Start a check's task. Interface checks have none: link events feed them.
+pub fn spawn(
+    def: &CheckDef,
+    id: u64,
+    dir: &Path,
+    global: &config::Global,
+    plugin: Option<&Loaded>,
+    tx: &mpsc::UnboundedSender<CheckResult>,
+) -> Option<AbortHandle> {
+    let tx = tx.clone();
+    let handle = match &def.kind {
+        CheckKind::Script { command } => {
+            let user = def.user.as_deref().or(global.script_user.as_deref());
+            let sc = script::ScriptCheck {
+                id,
+                command: command.clone(),
+                interval: def.interval,
+                timeout: def.timeout,
+                cwd: dir.to_path_buf(),
+                // Validated by `prepare`; a user deleted since then runs nothing.
+                run_as: run_as(user).unwrap_or_else(|e| {
+                    warn!(check = %def.name, "{e}");
+                    Some((u32::MAX, u32::MAX))
+                }),
+            };
+            tokio::spawn(script::run(sc, tx))
+        }
+        CheckKind::File { path } => {
+            tokio::spawn(trackers::run_file(id, dir.join(path), def.interval, tx))
+        }
+        CheckKind::Process {
+            name,
+            full,
+            min_count,
+        } => tokio::spawn(trackers::run_process(
+            id,
+            name.clone(),
+            *full,
+            *min_count,
+            def.interval,
+            tx,
+        )),
+        CheckKind::Interface { .. } => return None,
+        CheckKind::Plugin { config, .. } => {
+            let plugin = plugin?.plugin.clone();
+            tokio::spawn(run_plugin(id, plugin, config.clone(), def.interval, tx))
+        }
+    };
+    Some(handle.abort_handle())
+}
+
+/// Call a plugin's `check` every `interval` on a blocking thread; the event loop never waits
+/// on it, and the plugin's own deadline bounds each call.
+async fn run_plugin(
+    id: u64,
+    plugin: Arc<Plugin>,
+    config: Vec<(String, String)>,
+    interval: Duration,
+    tx: mpsc::UnboundedSender<CheckResult>,
+) {
+    let config = Arc::new(config);
+    let mut next = tokio::time::Instant::now();
+    loop {
+        let (p, c) = (plugin.clone(), config.clone());
+        let out = match tokio::task::spawn_blocking(move || p.check(&c)).await {
+            Ok(o) => o,
+            Err(e) => wasm::CheckOutcome {
+                healthy: false,
+                message: format!("plugin call panicked: {e}"),
+                fault: Some(wasm::Fault::Host),
+                duration: Duration::ZERO,
+            },
+        };
+        let result = CheckResult {
+            check: id,
+            ok: out.healthy,
+            message: out.message,
+            duration: out.duration,
+            value: None,
+        };
+        if tx.send(result).is_err() {
+            return;
+        }
+        next += interval;
+        let now = tokio::time::Instant::now();
+        if next < now {
+            next = now;
+        }
+        tokio::time::sleep_until(next).await;
+    }
+}
+
+/// Runs WASM notify hooks one at a time, in the order transitions happened.
+pub fn spawn_hook_runner() -> mpsc::UnboundedSender<(Arc<Plugin>, wasm::Transition)> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<(Arc<Plugin>, wasm::Transition)>();
+    tokio::spawn(async move {
+        while let Some((plugin, t)) = rx.recv().await {
+            let instance = t.instance.clone();
+            match tokio::task::spawn_blocking(move || plugin.notify(&t)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => warn!(%instance, "notify hook failed: {e}"),
+                Err(e) => warn!(%instance, "notify hook panicked: {e}"),
+            }
+        }
+    });
+    tx
+}

@@ -1,0 +1,552 @@
+//! Notify commands (keepalived's `notify_master`, `notify_backup`, `notify_fault`,
+//! `notify_stop` and `notify`): run on state transitions, off the VRRP path.
+//!
+//! [`Notifier::notify`] queues commands and returns at once. Commands for one key (an
+//! instance or sync group name) run strictly in the order they were queued, one at a time, so
+//! a `notify-backup` never overtakes the `notify-master` before it; different keys run side
+//! by side. Each command runs as `/bin/sh -c COMMAND` in a process group of its own, with
+//! stdin, stdout and stderr on /dev/null, as `script-user` when one is set. One still running
+//! at the timeout is killed with its whole group. Every child is reaped.
+//!
+//! WASM notify hooks (`hook` / `notify-hook`) are run by the plugin host, not here.
+
+use std::collections::{HashMap, VecDeque};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use crate::checks::security::lookup_user;
+use crate::config::Notify;
+
+/// Whose transition a notify reports (keepalived's first `notify` argument).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    Instance,
+    Group,
+}
+
+impl Subject {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Instance => "INSTANCE",
+            Self::Group => "GROUP",
+        }
+    }
+}
+
+/// The state a transition goes to (keepalived's third `notify` argument).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    Master,
+    Backup,
+    Fault,
+    /// The instance stopped: daemon shutdown, or removed by a reload.
+    Stop,
+}
+
+impl Transition {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Master => "MASTER",
+            Self::Backup => "BACKUP",
+            Self::Fault => "FAULT",
+            Self::Stop => "STOP",
+        }
+    }
+}
+
+/// The arguments keepalived appends to a `notify` command: `INSTANCE|GROUP NAME STATE
+/// PRIORITY`, each quoted for the shell where needed.
+pub fn keepalived_args(kind: &str, name: &str, state: &str, priority: u8) -> String {
+    [kind, name, state, &priority.to_string()]
+        .iter()
+        .map(|w| shell_quote(w))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The commands a transition runs, in keepalived's order: the state's own command
+/// (`notify-master`...), then `notify` with [`keepalived_args`] appended. A sync group's
+/// priority is reported as 0, as keepalived does.
+pub fn commands_for(
+    notify: &Notify,
+    subject: Subject,
+    name: &str,
+    to: Transition,
+    priority: u8,
+) -> Vec<String> {
+    let own = match to {
+        Transition::Master => &notify.master,
+        Transition::Backup => &notify.backup,
+        Transition::Fault => &notify.fault,
+        Transition::Stop => &notify.stop,
+    };
+    let mut cmds: Vec<String> = own.iter().cloned().collect();
+    if let Some(any) = &notify.any {
+        let args = keepalived_args(subject.as_str(), name, to.as_str(), priority);
+        cmds.push(format!("{any} {args}"));
+    }
+    cmds
+}
+
+/// `word` as one shell word: unchanged when it is plain, else in single quotes.
+pub fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.,:/@%+=".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// How one command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Exited(i32),
+    /// Killed by this signal (not by the timeout).
+    Signalled(i32),
+    /// Still running at the timeout: killed with its process group.
+    TimedOut,
+    /// Could not be started (or waited for).
+    Failed(String),
+}
+
+/// One command's run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    /// The shell's pid (and process group id), when it started.
+    pub pid: Option<u32>,
+    pub outcome: Outcome,
+    pub elapsed: Duration,
+}
+
+/// Who commands run as: `(uid, gid)`, None for the daemon's own user.
+type RunAs = Option<(u32, u32)>;
+
+/// Runs one command with `/bin/sh -c` in its own process group, stdio on /dev/null; kills
+/// the group at `timeout` and always reaps the shell.
+pub async fn run_command(command: &str, timeout: Duration, run_as: RunAs) -> Run {
+    let start = Instant::now();
+    let mut std_cmd = std::process::Command::new("/bin/sh");
+    std_cmd
+        .arg("-c")
+        .arg(command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0);
+    if let Some((uid, gid)) = run_as {
+        // std drops supplementary groups when it switches uid as root.
+        std_cmd.gid(gid).uid(uid);
+    }
+    let mut cmd = tokio::process::Command::from(std_cmd);
+    cmd.kill_on_drop(true);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            return Run {
+                pid: None,
+                outcome: Outcome::Failed(format!("cannot start /bin/sh: {e}")),
+                elapsed: start.elapsed(),
+            }
+        }
+    };
+    let pid = child.id();
+    let outcome = match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(Ok(status)) => match (status.code(), status.signal()) {
+            (Some(code), _) => Outcome::Exited(code),
+            (None, Some(sig)) => Outcome::Signalled(sig),
+            (None, None) => Outcome::Failed(format!("ended with {status}")),
+        },
+        Ok(Err(e)) => Outcome::Failed(format!("wait failed: {e}")),
+        Err(_) => {
+            if let Some(pg) = pid {
+                kill_group(pg);
+            }
+            // Reap: the shell is dead or dying.
+            let _ = child.wait().await;
+            Outcome::TimedOut
+        }
+    };
+    Run {
+        pid,
+        outcome,
+        elapsed: start.elapsed(),
+    }
+}
+
+fn kill_group(pgid: u32) {
+    let Ok(pgid) = i32::try_from(pgid) else {
+        return;
+    };
+    // SAFETY: kill(2) with a negative pid signals a process group; no memory is involved.
+    unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+    }
+}
+
+/// What every command of a notifier shares.
+struct Runner {
+    timeout: Duration,
+    /// Err: `script-user` could not be resolved; nothing is run (rather than run as root).
+    run_as: Result<RunAs, String>,
+}
+
+impl Runner {
+    async fn run(&self, key: &str, command: String) {
+        let run_as = match &self.run_as {
+            Ok(r) => *r,
+            Err(why) => {
+                warn!(key, command, "notify command not run: {why}");
+                return;
+            }
+        };
+        let run = run_command(&command, self.timeout, run_as).await;
+        let ms = run.elapsed.as_millis() as u64;
+        match run.outcome {
+            Outcome::Exited(0) => debug!(key, command, ms, "notify command done"),
+            Outcome::Exited(code) => info!(key, command, ms, code, "notify command failed"),
+            Outcome::Signalled(sig) => warn!(key, command, ms, sig, "notify command killed"),
+            Outcome::TimedOut => warn!(
+                key,
+                command,
+                timeout_ms = self.timeout.as_millis() as u64,
+                "notify command timed out; killed with its process group"
+            ),
+            Outcome::Failed(why) => warn!(key, command, "notify command failed: {why}"),
+        }
+    }
+}
+
+/// Commands for one key.
+struct Job {
+    key: String,
+    commands: Vec<String>,
+}
+
+/// Runs notify commands in the background, in order per key. Created inside a tokio runtime.
+pub struct Notifier {
+    tx: mpsc::UnboundedSender<Job>,
+    task: JoinHandle<()>,
+}
+
+impl Notifier {
+    /// Starts the runner. `script_user`: run commands as this user (looked up now); None: as
+    /// the daemon's user. A user that does not exist is logged now and at each command, and
+    /// nothing runs.
+    pub fn spawn(timeout: Duration, script_user: Option<String>) -> Notifier {
+        let run_as = match script_user {
+            None => Ok(None),
+            Some(name) => match lookup_user(&name) {
+                Ok(Some(u)) => Ok(Some((u.uid, u.gid))),
+                Ok(None) => Err(format!("script-user `{name}` does not exist")),
+                Err(e) => Err(format!("cannot look script-user `{name}` up: {e}")),
+            },
+        };
+        if let Err(why) = &run_as {
+            warn!("notify commands will not run: {why}");
+        }
+        let runner = Arc::new(Runner { timeout, run_as });
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(dispatch(rx, runner));
+        Notifier { tx, task }
+    }
+
+    /// Queues `commands` for `key` (an instance or sync group name); they run after every
+    /// command queued for `key` before them. Never blocks.
+    pub fn notify(&self, key: String, commands: Vec<String>) {
+        if commands.is_empty() {
+            return;
+        }
+        // The dispatcher lives as long as the Notifier; a send can fail only if it panicked.
+        if self.tx.send(Job { key, commands }).is_err() {
+            warn!("notify runner is gone; commands dropped");
+        }
+    }
+
+    /// Stops taking commands and waits until every queued one has run (each bounded by the
+    /// timeout). For shutdown, after the `notify-stop` commands are queued.
+    pub async fn shutdown(self) {
+        drop(self.tx);
+        let _ = self.task.await;
+    }
+}
+
+/// One task owns the queues: a key with a command running has an entry in `waiting` (maybe
+/// empty); when its command ends, the next one for that key starts.
+async fn dispatch(mut rx: mpsc::UnboundedReceiver<Job>, runner: Arc<Runner>) {
+    let mut waiting: HashMap<String, VecDeque<String>> = HashMap::new();
+    let mut running = FuturesUnordered::new();
+    let start = |key: String, command: String| {
+        let runner = runner.clone();
+        let handle = tokio::spawn({
+            let key = key.clone();
+            async move { runner.run(&key, command).await }
+        });
+        // Yields the key even if the run panicked, so the key's queue moves on.
+        async move {
+            let _ = handle.await;
+            key
+        }
+    };
+    let mut open = true;
+    loop {
+        tokio::select! {
+            job = rx.recv(), if open => match job {
+                Some(Job { key, commands }) => {
+                    if let Some(queue) = waiting.get_mut(&key) {
+                        queue.extend(commands);
+                        continue;
+                    }
+                    let mut queue: VecDeque<String> = commands.into();
+                    if let Some(first) = queue.pop_front() {
+                        waiting.insert(key.clone(), queue);
+                        running.push(start(key, first));
+                    }
+                }
+                None => open = false,
+            },
+            Some(key) = running.next(), if !running.is_empty() => {
+                let next = waiting.get_mut(&key).and_then(VecDeque::pop_front);
+                match next {
+                    Some(command) => running.push(start(key, command)),
+                    None => {
+                        waiting.remove(&key);
+                    }
+                }
+            },
+            else => break,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::trackers::count_processes;
+    use std::path::{Path, PathBuf};
+
+    fn temp(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("upkeep-hook-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        dir
+    }
+
+    /// Children of this process that are zombies, among `pids`.
+    fn zombies_among(pids: &[u32]) -> Vec<u32> {
+        let me = std::process::id();
+        pids.iter()
+            .copied()
+            .filter(|pid| {
+                let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                    return false;
+                };
+                let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+                    return false;
+                };
+                let mut fields = after.split_whitespace();
+                let state = fields.next();
+                let ppid = fields.next().and_then(|p| p.parse::<u32>().ok());
+                state == Some("Z") && ppid == Some(me)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn arguments() {
+        assert_eq!(
+            keepalived_args("INSTANCE", "web", "MASTER", 100),
+            "INSTANCE web MASTER 100"
+        );
+        assert_eq!(
+            keepalived_args("GROUP", "my group", "FAULT", 0),
+            "GROUP 'my group' FAULT 0"
+        );
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("a$b"), "'a$b'");
+        assert_eq!(shell_quote("VI_1"), "VI_1");
+        let n = Notify {
+            master: Some("/m.sh x".into()),
+            backup: None,
+            fault: Some("/f.sh".into()),
+            stop: Some("/s.sh".into()),
+            any: Some("/n.sh --from upkeep".into()),
+            hooks: Vec::new(),
+        };
+        assert_eq!(
+            commands_for(&n, Subject::Instance, "web", Transition::Master, 150),
+            ["/m.sh x", "/n.sh --from upkeep INSTANCE web MASTER 150"]
+        );
+        assert_eq!(
+            commands_for(&n, Subject::Group, "g", Transition::Backup, 0),
+            ["/n.sh --from upkeep GROUP g BACKUP 0"]
+        );
+        assert_eq!(
+            commands_for(&n, Subject::Instance, "web", Transition::Stop, 100),
+            ["/s.sh", "/n.sh --from upkeep INSTANCE web STOP 100"]
+        );
+        assert!(commands_for(
+            &Notify::default(),
+            Subject::Instance,
+            "w",
+            Transition::Fault,
+            1
+        )
+        .is_empty());
+    }
+
+    #[tokio::test]
+    async fn commands_for_one_key_run_in_order_without_blocking_the_caller() {
+        let dir = temp("order");
+        let (out, other, gate) = (dir.join("out"), dir.join("other"), dir.join("gate"));
+        let notifier = Notifier::spawn(Duration::from_secs(10), None);
+        let f = out.display();
+        let queued = Instant::now();
+        // The first command waits for the test to open the gate.
+        notifier.notify(
+            "web".into(),
+            vec![format!(
+                "while [ ! -e {} ]; do sleep 0.01; done; echo 1 >> {f}",
+                gate.display()
+            )],
+        );
+        notifier.notify("web".into(), vec![format!("sleep 0.1; echo 2 >> {f}")]);
+        notifier.notify(
+            "web".into(),
+            vec![format!("echo 3 >> {f}"), format!("echo 4 >> {f}")],
+        );
+        // Another key is not held up by `web`'s queue.
+        notifier.notify("db".into(), vec![format!("echo db >> {}", other.display())]);
+        assert!(
+            queued.elapsed() < Duration::from_millis(100),
+            "notify must not block"
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !other.exists() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(other.exists(), "`db` ran while `web` waited");
+        assert!(!out.exists(), "nothing of `web` overtook its first command");
+        std::fs::write(&gate, "").expect("open the gate");
+        notifier.shutdown().await;
+        assert_eq!(std::fs::read_to_string(&out).expect("out"), "1\n2\n3\n4\n");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_timeout_kills_the_whole_group_and_reaps() {
+        let start = Instant::now();
+        let run = run_command(
+            "sleep 100.25 & sleep 100.25; echo never",
+            Duration::from_millis(300),
+            None,
+        )
+        .await;
+        assert_eq!(run.outcome, Outcome::TimedOut);
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!(run.elapsed >= Duration::from_millis(300));
+        // Both sleeps, the background one included, are gone (SIGKILL lands at once, but
+        // give the kernel a moment).
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while count_processes("sleep 100.25", true) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(count_processes("sleep 100.25", true), 0);
+        let pid = run.pid.expect("started");
+        assert!(zombies_among(&[pid]).is_empty());
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "the shell is reaped"
+        );
+    }
+
+    #[tokio::test]
+    async fn outcomes_and_no_zombies() {
+        let mut pids = Vec::new();
+        for (cmd, want) in [
+            ("exit 0", Outcome::Exited(0)),
+            ("exit 3", Outcome::Exited(3)),
+            ("kill -TERM $$", Outcome::Signalled(libc::SIGTERM)),
+            ("cat", Outcome::Exited(0)), // stdin is /dev/null: cat ends at once
+            ("echo out; echo err >&2", Outcome::Exited(0)),
+        ] {
+            let run = run_command(cmd, Duration::from_secs(5), None).await;
+            assert_eq!(run.outcome, want, "{cmd}");
+            pids.extend(run.pid);
+        }
+        assert!(zombies_among(&pids).is_empty());
+        for pid in pids {
+            assert!(!Path::new(&format!("/proc/{pid}")).exists(), "{pid} reaped");
+        }
+        // Its own process group.
+        let dir = temp("pgid");
+        let out = dir.join("pgid");
+        let run = run_command(
+            &format!("cut -d' ' -f5 /proc/$$/stat > {}", out.display()),
+            Duration::from_secs(5),
+            None,
+        )
+        .await;
+        let pgid: u32 = std::fs::read_to_string(&out)
+            .expect("pgid")
+            .trim()
+            .parse()
+            .expect("a number");
+        assert_eq!(Some(pgid), run.pid);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn runs_as_script_user() {
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        let Ok(Some(nobody)) = lookup_user("nobody") else {
+            return;
+        };
+        if !root {
+            eprintln!("skipped: needs root to switch user");
+            return;
+        }
+        let dir = temp("user");
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .expect("chmod");
+        let out = dir.join("id");
+        let notifier = Notifier::spawn(Duration::from_secs(5), Some("nobody".into()));
+        notifier.notify(
+            "web".into(),
+            vec![format!("id -u > {0}; id -G >> {0}", out.display())],
+        );
+        notifier.shutdown().await;
+        let text = std::fs::read_to_string(&out).expect("the command ran");
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some(nobody.uid.to_string().as_str()));
+        assert_eq!(
+            lines.next(),
+            Some(nobody.gid.to_string().as_str()),
+            "only the user's primary group: root's groups are dropped"
+        );
+
+        // A user that does not exist: nothing runs (not even as root).
+        let marker = dir.join("ran");
+        let notifier = Notifier::spawn(Duration::from_secs(5), Some("no-such-user-upkeep".into()));
+        notifier.notify("web".into(), vec![format!("touch {}", marker.display())]);
+        notifier.shutdown().await;
+        assert!(!marker.exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
