@@ -276,6 +276,84 @@ impl Daemon {
     }
 }
 
+/// Reloads and checks (upkeep only).
+impl Daemon {
+    /// Replaces the config file (a new file renamed over it, as editors save), which a running
+    /// upkeep notices and reloads. Check the outcome with [`Daemon::wait_reload`].
+    pub fn write_config(&self, kdl: &str) -> Result<()> {
+        crate::extras::replace_file(&self.config, kdl.as_bytes(), 0o644)
+    }
+
+    /// `last_reload` of the status file (`null` before the first reload).
+    pub fn last_reload(&self) -> Result<Value> {
+        Ok(self.status()?["last_reload"].clone())
+    }
+
+    /// The sequence number of the last reload (0 before the first).
+    pub fn reload_seq(&self) -> Result<u64> {
+        Ok(self.last_reload()?["seq"].as_u64().unwrap_or(0))
+    }
+
+    /// Waits for a reload after the one numbered `after` (see [`Daemon::reload_seq`]) and
+    /// returns its `last_reload` record.
+    pub fn wait_reload(&self, after: u64, timeout: Duration) -> Result<Value> {
+        let st = self.wait_status(format!("a reload after #{after}"), timeout, |st| {
+            st["last_reload"]["seq"].as_u64().unwrap_or(0) > after
+        })?;
+        Ok(st["last_reload"].clone())
+    }
+
+    /// Runs `upkeep reload --state-dir DIR` for this daemon (it signals the daemon and prints
+    /// the reload's result) and returns its output.
+    pub fn reload_cli(&self) -> Result<std::process::Output> {
+        let dir = self
+            .state_dir
+            .as_ref()
+            .ok_or_else(|| anyhow!("{self} has no state dir"))?;
+        let bin = crate::lab::upkeep_bin()?;
+        std::process::Command::new(&bin)
+            .arg("reload")
+            .arg("--state-dir")
+            .arg(dir)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .with_context(|| format!("run {} reload", bin.display()))
+    }
+
+    /// The status of check `name` (an element of `checks`).
+    pub fn check(&self, name: &str) -> Result<Value> {
+        let st = self.status()?;
+        check_of(&st, name)
+            .cloned()
+            .ok_or_else(|| anyhow!("{self}: no check {name:?} in status {st}"))
+    }
+
+    /// Waits until `pred` accepts the status of check `name`; returns that status.
+    pub fn wait_check(
+        &self,
+        name: &str,
+        what: impl fmt::Display,
+        timeout: Duration,
+        mut pred: impl FnMut(&Value) -> bool,
+    ) -> Result<Value> {
+        self.wait_status(format!("check {name:?}: {what}"), timeout, |st| {
+            check_of(st, name).is_some_and(&mut pred)
+        })
+        .and_then(|st| {
+            check_of(&st, name)
+                .cloned()
+                .ok_or_else(|| anyhow!("check vanished"))
+        })
+    }
+}
+
+fn check_of<'a>(st: &'a Value, name: &str) -> Option<&'a Value> {
+    st.get("checks")?
+        .as_array()?
+        .iter()
+        .find(|c| c.get("name").and_then(Value::as_str) == Some(name))
+}
+
 /// The drop counters of a status document, top level and every instance's, added up by reason.
 pub fn status_drops(status: &Value) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();

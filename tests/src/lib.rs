@@ -29,6 +29,7 @@
 mod capture;
 mod config;
 mod daemon;
+mod extras;
 mod lab;
 pub mod netns;
 pub mod packet;
@@ -38,6 +39,7 @@ mod wait;
 pub use capture::{Capture, Captured};
 pub use config::{kdl_duration, keepalived_config, upkeep_config, Instance};
 pub use daemon::{status_drops, Daemon, Kind};
+pub use extras::{plugin_path, plugins_dir, replace_file, with_custom_section, AddrMonitor};
 pub use lab::{
     keepalived_available, lab_test, list_netns, upkeep_bin, Lab, LabBuilder, CLIENT_IP, CLIENT_IP6,
 };

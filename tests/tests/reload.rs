@@ -1,0 +1,484 @@
+//! Hot reload (issue 5), on two upkeep hosts: rewriting a config file (or SIGHUP, or
+//! `upkeep reload`) applies only what changed. Adding an instance disturbs nothing already
+//! running (no lost ping, no address event, no transition); a priority change moves mastership
+//! once; a broken file is refused with its location and changes nothing; a rebuilt plugin is
+//! picked up without a transition; a removed instance lets go of its VIP.
+//!
+//! Run alone: `cargo build -p upkeep && scripts/build-plugins.sh &&
+//! cargo test -p upkeep-tests --test reload`
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use serde_json::{json, Value};
+use upkeep_tests::{
+    lab_test, replace_file, upkeep_config, with_custom_section, AddrMonitor, Daemon, Instance, Lab,
+};
+
+const VIP: &str = "192.0.2.100";
+const VIP2: &str = "192.0.2.101";
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn ms(m: u64) -> Duration {
+    Duration::from_millis(m)
+}
+
+fn web(priority: u8) -> Instance {
+    Instance::new("web", 51, priority)
+        .interval_ms(100)
+        .vip("192.0.2.100/24")
+}
+
+fn api(priority: u8) -> Instance {
+    Instance::new("api", 52, priority)
+        .interval_ms(100)
+        .vip("192.0.2.101/24")
+}
+
+fn conf(i: usize, instances: &[Instance]) -> String {
+    upkeep_config(&format!("h{i}"), instances)
+}
+
+/// h1 (priority 100) master of `web`, h2 (90) its backup, h1 holding the VIP.
+fn two_hosts(lab: &Lab) -> Result<(Daemon, Daemon)> {
+    let h1 = lab.start_upkeep(1, &conf(1, &[web(100)]))?;
+    h1.wait_state("web", "master", secs(10))?;
+    let h2 = lab.start_upkeep(2, &conf(2, &[web(90)]))?;
+    h2.wait_backup_of("web", "192.0.2.1", secs(10))?;
+    lab.wait_holders(VIP, &[1], secs(5))?;
+    Ok((h1, h2))
+}
+
+/// Rewrites `d`'s config file and waits for the reload it causes; returns its record.
+fn rewrite(d: &Daemon, kdl: &str) -> Result<Value> {
+    let seq = d.reload_seq()?;
+    d.write_config(kdl)?;
+    d.wait_reload(seq, secs(5))
+}
+
+/// Checks a reload record: `result`, and the `added` / `changed` / `removed` lists.
+fn expect_reload(
+    d: &Daemon,
+    r: &Value,
+    result: &str,
+    added: &[&str],
+    changed: &[&str],
+    removed: &[&str],
+) -> Result<()> {
+    ensure!(
+        r["result"] == result
+            && r["added"] == json!(added)
+            && r["changed"] == json!(changed)
+            && r["removed"] == json!(removed)
+            && r["error"].is_null(),
+        "{d}: expected reload {result} (added {added:?}, changed {changed:?}, removed \
+         {removed:?}, no error), got {r}"
+    );
+    Ok(())
+}
+
+/// The address events of a monitor that mention `addr`, as an error if there are any.
+fn expect_no_events(mon: &AddrMonitor, host: usize, addr: &str) -> Result<()> {
+    let ev = mon.events_about(&format!("{addr}/"));
+    ensure!(
+        ev.is_empty(),
+        "h{host}: address events on {addr} during the reload:\n{}",
+        ev.join("\n")
+    );
+    Ok(())
+}
+
+/// The 1-based number of the only line of `text` containing `needle`.
+fn line_of(text: &str, needle: &str) -> usize {
+    let lines: Vec<usize> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains(needle))
+        .map(|(k, _)| k + 1)
+        .collect();
+    assert_eq!(lines.len(), 1, "{needle:?} in:\n{text}");
+    lines[0]
+}
+
+/// The `(line, column)` an error message gives for `file` (`FILE:LINE:COL: ...`).
+fn location(error: &str, file: &Path) -> Option<(usize, usize)> {
+    let prefix = format!("{}:", file.display());
+    let rest = &error[error.find(&prefix)? + prefix.len()..];
+    let mut parts = rest.splitn(3, ':');
+    let line = parts.next()?.parse().ok()?;
+    let col = parts.next()?.parse().ok()?;
+    parts.next()?;
+    Some((line, col))
+}
+
+#[test]
+fn adding_an_instance_disturbs_nothing_running() {
+    lab_test(2, |lab| {
+        let (h1, h2) = two_hosts(lab)?;
+        lab.wait_client_ping(VIP, secs(5))?;
+        let t1 = h1.counter("web", "transitions")?;
+        let t2 = h2.counter("web", "transitions")?;
+        let mon1 = lab.start_addr_monitor(1)?;
+        let mon2 = lab.start_addr_monitor(2)?;
+        let pinger = lab.start_pinger(VIP, ms(5))?;
+        std::thread::sleep(ms(300));
+
+        // The new instance's master-to-be first, so the other host finds it already there.
+        let r = rewrite(&h2, &conf(2, &[web(90), api(100)]))?;
+        expect_reload(&h2, &r, "applied", &["api"], &[], &[])?;
+        h2.wait_state("api", "master", secs(5))?;
+        let r = rewrite(&h1, &conf(1, &[web(100), api(90)]))?;
+        expect_reload(&h1, &r, "applied", &["api"], &[], &[])?;
+        h1.wait_backup_of("api", "192.0.2.2", secs(5))?;
+        lab.wait_holders(VIP2, &[2], secs(5))?;
+        lab.wait_client_ping(VIP2, secs(5))?;
+        // Keep watching a little after the last reload.
+        lab.expect_holders_stable(VIP, &[1], ms(500))?;
+
+        let pings = pinger.stop()?;
+        ensure!(
+            pings.sent() > 100 && pings.lost() == 0,
+            "the client lost {} of {} pings of the running VIP (longest gap {:?})",
+            pings.lost(),
+            pings.sent(),
+            pings.longest_gap()
+        );
+        expect_no_events(&mon1, 1, VIP)?;
+        expect_no_events(&mon2, 2, VIP)?;
+        // h1 only joined as a backup: it never touched an address.
+        let ev1 = mon1.stop();
+        ensure!(ev1.is_empty(), "h1 address events:\n{}", ev1.join("\n"));
+        // h2 added the new VIP and nothing else.
+        let ev2 = mon2.stop();
+        ensure!(
+            ev2.iter().any(|l| l.contains("192.0.2.101/24") && !l.starts_with("Deleted"))
+                && ev2.iter().all(|l| l.contains("192.0.2.101/")),
+            "h2 address events:\n{}",
+            ev2.join("\n")
+        );
+        ensure!(
+            h1.counter("web", "transitions")? == t1 && h2.counter("web", "transitions")? == t2,
+            "the running instance transitioned: h1 {} h2 {}",
+            h1.instance("web")?,
+            h2.instance("web")?
+        );
+        ensure!(
+            h1.state("web")? == "master" && h2.state("web")? == "backup",
+            "web: h1 {} h2 {}",
+            h1.state("web")?,
+            h2.state("web")?
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn raising_the_backups_priority_moves_the_vip_once() {
+    lab_test(2, |lab| {
+        let (h1, h2) = two_hosts(lab)?;
+        let t1 = h1.counter("web", "transitions")?;
+        let t2 = h2.counter("web", "transitions")?;
+
+        let t0 = Instant::now();
+        let r = rewrite(&h2, &conf(2, &[web(110)]))?;
+        expect_reload(&h2, &r, "applied", &[], &["web"], &[])?;
+        lab.wait_holders(VIP, &[2], secs(3))?;
+        let took = t0.elapsed();
+        h2.wait_state("web", "master", secs(2))?;
+        h1.wait_backup_of("web", "192.0.2.2", secs(2))?;
+        lab.expect_holders_stable(VIP, &[2], secs(2))?;
+        lab.wait_client_ping(VIP, secs(5))?;
+
+        let (n1, n2) = (
+            h1.counter("web", "transitions")?,
+            h2.counter("web", "transitions")?,
+        );
+        ensure!(
+            (n1, n2) == (t1 + 1, t2 + 1),
+            "transitions went from h1 {t1} h2 {t2} to h1 {n1} h2 {n2}: expected one each\n\
+             h1: {}\nh2: {}",
+            h1.instance("web")?,
+            h2.instance("web")?
+        );
+        let s = h2.instance("web")?;
+        ensure!(
+            s["priority"] == 110 && s["effective_priority"] == 110 && s["vips_held"] == true,
+            "h2: {s}"
+        );
+        // Well under the 3.4 s a backup would wait for a silent master: the reload took effect
+        // at once and preemption did the rest.
+        ensure!(took < secs(2), "the VIP moved {took:?} after the rewrite");
+        Ok(())
+    });
+}
+
+#[test]
+fn broken_configs_are_refused_with_their_location_and_change_nothing() {
+    lab_test(2, |lab| {
+        let (h1, h2) = two_hosts(lab)?;
+        let good = conf(1, &[web(100)]);
+        let file = h1.config_path().to_path_buf();
+        let t1 = h1.counter("web", "transitions")?;
+        let t2 = h2.counter("web", "transitions")?;
+
+        let syntax = format!("{good}instance \"api\" {{\n    vip \"192.0.2.101/24\n}}\n");
+        let mut on_eth9 = api(100);
+        on_eth9.interface = "eth9".into();
+        let eth9 = conf(1, &[web(100), on_eth9]);
+        let dup = conf(1, &[web(100), Instance::new("api", 51, 100).vip("192.0.2.101/24")]);
+        // The duplicate's `vrid 51` is the second one in the file.
+        let dup_vrid_line = dup
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.trim() == "vrid 51")
+            .nth(1)
+            .map(|(k, _)| k + 1)
+            .context("second vrid line")?;
+        // Where each error may point (the offending setting, or for the last two its instance).
+        let cases = [
+            (
+                "syntax error",
+                &syntax,
+                vec![line_of(&syntax, "vip \"192.0.2.101/24")],
+            ),
+            (
+                "unknown interface",
+                &eth9,
+                vec![
+                    line_of(&eth9, "interface \"eth9\""),
+                    line_of(&eth9, "instance \"api\""),
+                ],
+            ),
+            (
+                "duplicate vrid",
+                &dup,
+                vec![dup_vrid_line, line_of(&dup, "instance \"api\"")],
+            ),
+        ];
+        for (what, text, lines) in cases {
+            let r = rewrite(&h1, text)?;
+            ensure!(
+                r["result"] == "refused" && r["added"] == json!([]) && r["changed"] == json!([]),
+                "{what}: expected a refusal, got {r}"
+            );
+            let err = r["error"].as_str().unwrap_or_default();
+            let at = location(err, &file);
+            ensure!(
+                at.is_some_and(|(l, c)| lines.contains(&l) && c >= 1),
+                "{what}: the error should say {}:LINE:COL with LINE in {lines:?}, got {err:?}",
+                file.display()
+            );
+            // Nothing changed: still running, same holder, no transition, no new instance.
+            lab.expect_holders_stable(VIP, &[1], ms(500))?;
+            let st = h1.status()?;
+            let names: Vec<&str> = st["instances"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|i| i["name"].as_str())
+                .collect();
+            ensure!(names == ["web"], "{what}: instances now {names:?}");
+            ensure!(
+                h1.is_running()
+                    && h1.counter("web", "transitions")? == t1
+                    && h2.counter("web", "transitions")? == t2
+                    && h1.state("web")? == "master",
+                "{what}: h1 {} h2 {}",
+                h1.instance("web")?,
+                h2.instance("web")?
+            );
+            ensure!(lab.holders(VIP2).is_empty(), "{what}: {VIP2} was added");
+
+            // The file fixed again: what runs is what the file says.
+            let r = rewrite(&h1, &good)?;
+            ensure!(
+                r["result"] == "unchanged" || r["result"] == "applied",
+                "{what}: after the fix, got {r}"
+            );
+            ensure!(r["error"].is_null(), "{what}: after the fix, got {r}");
+        }
+
+        // `upkeep reload` (SIGHUP) says so too, and exits non-zero.
+        let r = rewrite(&h1, &dup)?;
+        ensure!(r["result"] == "refused", "{r}");
+        let out = h1.reload_cli()?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let expected = format!("{}:{dup_vrid_line}:", file.display());
+        ensure!(
+            !out.status.success()
+                && stdout.contains("reload refused")
+                && stdout.lines().any(|l| l.contains("error:") && l.contains(&expected)),
+            "upkeep reload on a broken file: {}\nstdout:\n{stdout}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ensure!(
+            h1.last_reload()?["trigger"] == "SIGHUP",
+            "{}",
+            h1.last_reload()?
+        );
+        let r = rewrite(&h1, &good)?;
+        ensure!(r["result"] == "unchanged", "{r}");
+        let out = h1.reload_cli()?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        ensure!(
+            out.status.success()
+                && (stdout.starts_with("reload unchanged") || stdout.starts_with("reload applied"))
+                && !stdout.contains("error"),
+            "upkeep reload on the fixed file: {}\nstdout:\n{stdout}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ensure!(
+            h1.counter("web", "transitions")? == t1 && h2.counter("web", "transitions")? == t2,
+            "transitions moved: h1 {} h2 {}",
+            h1.instance("web")?,
+            h2.instance("web")?
+        );
+        lab.expect_holders_stable(VIP, &[1], ms(300))?;
+        Ok(())
+    });
+}
+
+#[test]
+fn replaced_plugin_is_reloaded_without_a_transition() {
+    lab_test(2, |lab| {
+        let plugin = lab.copy_plugin("port-listener", "p80.wasm")?;
+        let listener = lab.listen_tcp(1, 8080)?;
+        let check = format!(
+            "check \"p80\" {{\n    plugin {:?}\n    config port=\"8080\" protocol=\"tcp\"\n    \
+             allow \"listening-sockets\"\n    allow \"log\"\n    interval \"200ms\"\n    \
+             timeout \"1s\"\n    weight -50\n}}\n",
+            plugin.display().to_string()
+        );
+        let mut tracked = web(100);
+        tracked.extra_kdl.push("track \"p80\"".into());
+        let h1 = lab.start_upkeep(1, &format!("{}{check}", conf(1, &[tracked])))?;
+        h1.wait_state("web", "master", secs(10))?;
+        let h2 = lab.start_upkeep(2, &conf(2, &[web(90)]))?;
+        h2.wait_backup_of("web", "192.0.2.1", secs(10))?;
+        lab.wait_holders(VIP, &[1], secs(5))?;
+        h1.wait_check("p80", "healthy after 2 runs", secs(5), |c| {
+            c["healthy"] == true && c["last_ok"] == true && c["runs"].as_u64() >= Some(2)
+        })?;
+        let t1 = h1.counter("web", "transitions")?;
+        let t2 = h2.counter("web", "transitions")?;
+        let mon1 = lab.start_addr_monitor(1)?;
+        let mon2 = lab.start_addr_monitor(2)?;
+
+        // A rebuild: the same component, different bytes, saved by rename.
+        let seq = h1.reload_seq()?;
+        let old = std::fs::read(&plugin)?;
+        let new = with_custom_section(&old, "upkeep-test", b"rebuilt");
+        replace_file(&plugin, &new, 0o644)?;
+        let r = h1.wait_reload(seq, secs(5))?;
+        expect_reload(&h1, &r, "applied", &[], &[], &[])?;
+        ensure!(r["trigger"] == "file change", "{r}");
+        // The check runs on (from the new file) and stays healthy.
+        h1.wait_check("p80", "healthy after the reload", secs(5), |c| {
+            c["healthy"] == true && c["last_ok"] == true && c["runs"].as_u64() >= Some(2)
+        })?;
+        lab.expect_holders_stable(VIP, &[1], secs(1))?;
+        expect_no_events(&mon1, 1, VIP)?;
+        expect_no_events(&mon2, 2, VIP)?;
+        ensure!(
+            h1.counter("web", "transitions")? == t1 && h2.counter("web", "transitions")? == t2,
+            "transitions moved: h1 {} h2 {}",
+            h1.instance("web")?,
+            h2.instance("web")?
+        );
+        let s = h1.instance("web")?;
+        ensure!(
+            s["state"] == "master" && s["effective_priority"] == 100,
+            "h1: {s}"
+        );
+
+        // And the reloaded plugin still does its job.
+        drop(listener);
+        lab.wait_holders(VIP, &[2], secs(3))?;
+        let c = h1.wait_check("p80", "unhealthy", secs(2), |c| c["healthy"] == false)?;
+        ensure!(
+            c["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("nothing listens")),
+            "{c}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn removing_an_instance_releases_its_vip_and_leaves_the_other_alone() {
+    lab_test(2, |lab| {
+        let h1 = lab.start_upkeep(1, &conf(1, &[web(100), api(100)]))?;
+        h1.wait_state("web", "master", secs(10))?;
+        h1.wait_state("api", "master", secs(5))?;
+        let h2 = lab.start_upkeep(2, &conf(2, &[web(90), api(90)]))?;
+        h2.wait_backup_of("web", "192.0.2.1", secs(10))?;
+        h2.wait_backup_of("api", "192.0.2.1", secs(5))?;
+        lab.wait_holders(VIP, &[1], secs(5))?;
+        lab.wait_holders(VIP2, &[1], secs(5))?;
+        let t1 = h1.counter("web", "transitions")?;
+        let t2 = h2.counter("web", "transitions")?;
+        let mon1 = lab.start_addr_monitor(1)?;
+        let mon2 = lab.start_addr_monitor(2)?;
+
+        // Removed from the master: it resigns, the backup takes over at once.
+        let t0 = Instant::now();
+        let r = rewrite(&h1, &conf(1, &[web(100)]))?;
+        expect_reload(&h1, &r, "applied", &[], &[], &["api"])?;
+        lab.wait_holders(VIP2, &[2], secs(2))?;
+        ensure!(
+            t0.elapsed() < secs(1),
+            "the backup took {:?} to take over the removed instance's VIP",
+            t0.elapsed()
+        );
+        h1.wait_status("api gone from h1's status", secs(2), |st| {
+            st["instances"]
+                .as_array()
+                .is_some_and(|a| a.len() == 1 && a[0]["name"] == "web")
+        })?;
+
+        // Removed everywhere: the VIP is gone.
+        let r = rewrite(&h2, &conf(2, &[web(90)]))?;
+        expect_reload(&h2, &r, "applied", &[], &[], &["api"])?;
+        lab.wait_holders(VIP2, &[], secs(2))?;
+        lab.expect_holders_stable(VIP, &[1], ms(500))?;
+        ensure!(
+            lab.holders(VIP2).is_empty(),
+            "{VIP2} back on {:?}",
+            lab.holders(VIP2)
+        );
+
+        expect_no_events(&mon1, 1, VIP)?;
+        expect_no_events(&mon2, 2, VIP)?;
+        ensure!(
+            h1.counter("web", "transitions")? == t1 && h2.counter("web", "transitions")? == t2,
+            "web transitioned: h1 {} h2 {}",
+            h1.instance("web")?,
+            h2.instance("web")?
+        );
+        ensure!(
+            h1.state("web")? == "master" && h2.state("web")? == "backup",
+            "web: h1 {} h2 {}",
+            h1.instance("web")?,
+            h2.instance("web")?
+        );
+        let ev = mon1.stop();
+        ensure!(
+            ev.iter()
+                .any(|l| l.starts_with("Deleted") && l.contains("192.0.2.101/24")),
+            "h1 never removed {VIP2}:\n{}",
+            ev.join("\n")
+        );
+        lab.wait_client_ping(VIP, secs(5))?;
+        if lab.client_ping(VIP2) {
+            bail!("{VIP2} still answers");
+        }
+        Ok(())
+    });
+}
