@@ -32,6 +32,14 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Show what a running daemon is doing: every instance and check.
+    Status {
+        #[arg(long, default_value = "/run/upkeep")]
+        state_dir: PathBuf,
+        /// Print the raw JSON document instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
     /// Ask a running daemon to reload its config (SIGHUP) and print what the reload did.
     Reload {
         #[arg(long, default_value = "/run/upkeep")]
@@ -96,6 +104,25 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Status { state_dir, json } => {
+            match upkeep::daemon::control::request(&state_dir, "status") {
+                Ok(v) if json => {
+                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                    ExitCode::SUCCESS
+                }
+                Ok(v) => {
+                    print!("{}", status_tables(&v));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!(
+                        "upkeep: cannot reach the daemon at {}: {e}",
+                        upkeep::daemon::control::socket_path(&state_dir).display()
+                    );
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Reload {
             state_dir,
             timeout_secs,
@@ -225,6 +252,11 @@ fn plugin(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
 /// it. Ok(false) when the reload was refused.
 fn reload(state_dir: &std::path::Path, timeout: std::time::Duration) -> anyhow::Result<bool> {
     use anyhow::Context;
+    // The control socket answers with the result directly; SIGHUP and the status file are the
+    // fallback for a daemon whose socket is gone.
+    if let Ok(r) = upkeep::daemon::control::request(state_dir, "reload") {
+        return Ok(print_reload(&r));
+    }
     let path = state_dir.join("status.json");
     let read = || -> anyhow::Result<serde_json::Value> {
         let text = std::fs::read_to_string(&path)
@@ -247,21 +279,117 @@ fn reload(state_dir: &std::path::Path, timeout: std::time::Duration) -> anyhow::
         let Ok(now) = read() else { continue };
         let r = &now["last_reload"];
         if r["seq"].as_u64().unwrap_or(0) > seq {
-            let result = r["result"].as_str().unwrap_or("?");
-            println!("reload {result}");
-            for key in ["added", "changed", "removed"] {
-                if let Some(list) = r[key].as_array().filter(|l| !l.is_empty()) {
-                    let names: Vec<&str> = list.iter().filter_map(|v| v.as_str()).collect();
-                    println!("  {key}: {}", names.join(", "));
-                }
-            }
-            if let Some(err) = r["error"].as_str() {
-                println!("  error: {err}");
-            }
-            return Ok(result != "refused");
+            return Ok(print_reload(r));
         }
     }
     anyhow::bail!("no answer from upkeep (pid {pid}) within {timeout:?}")
+}
+
+/// Print a reload record; false when it was refused.
+fn print_reload(r: &serde_json::Value) -> bool {
+    let result = r["result"].as_str().unwrap_or("?");
+    println!("reload {result}");
+    for key in ["added", "changed", "removed"] {
+        if let Some(list) = r[key].as_array().filter(|l| !l.is_empty()) {
+            let names: Vec<&str> = list.iter().filter_map(|v| v.as_str()).collect();
+            println!("  {key}: {}", names.join(", "));
+        }
+    }
+    if let Some(err) = r["error"].as_str() {
+        println!("  error: {err}");
+    }
+    result != "refused"
+}
+
+/// `upkeep status` as tables for people.
+fn status_tables(v: &serde_json::Value) -> String {
+    use std::fmt::Write;
+    let s = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "-".to_string(),
+        other => other.to_string(),
+    };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<16} {:<10} {:>4} {:<8} {:>9} {:<26} {:>4} {:>8} {:>8} {:>6}  LAST TRANSITION",
+        "INSTANCE",
+        "INTERFACE",
+        "VRID",
+        "STATE",
+        "PRIO/EFF",
+        "MASTER",
+        "VIPS",
+        "SENT",
+        "RECEIVED",
+        "DROPS"
+    );
+    for i in v["instances"].as_array().into_iter().flatten() {
+        let drops: u64 = i["drops"]
+            .as_object()
+            .map_or(0, |m| m.values().filter_map(|n| n.as_u64()).sum());
+        let _ = writeln!(
+            out,
+            "{:<16} {:<10} {:>4} {:<8} {:>9} {:<26} {:>4} {:>8} {:>8} {:>6}  {}",
+            s(&i["name"]),
+            s(&i["interface"]),
+            s(&i["vrid"]),
+            s(&i["state"]),
+            format!("{}/{}", s(&i["priority"]), s(&i["effective_priority"])),
+            s(&i["master"]),
+            if i["vips_held"].as_bool() == Some(true) {
+                "held"
+            } else {
+                "-"
+            },
+            s(&i["adverts_sent"]),
+            s(&i["adverts_received"]),
+            drops,
+            s(&i["last_transition"]),
+        );
+    }
+    let checks = v["checks"].as_array().filter(|c| !c.is_empty());
+    if let Some(checks) = checks {
+        let _ = writeln!(
+            out,
+            "\n{:<16} {:<10} {:<8} {:>6} {:>8}  MESSAGE",
+            "CHECK", "KIND", "RESULT", "RUNS", "TOOK"
+        );
+        for c in checks {
+            let _ = writeln!(
+                out,
+                "{:<16} {:<10} {:<8} {:>6} {:>6}ms  {}",
+                s(&c["name"]),
+                s(&c["kind"]),
+                if c["healthy"].as_bool() == Some(true) {
+                    "healthy"
+                } else {
+                    "FAILED"
+                },
+                s(&c["runs"]),
+                s(&c["duration_ms"]),
+                s(&c["message"]),
+            );
+        }
+    }
+    let drops = v["drops"].as_object().filter(|d| !d.is_empty());
+    if let Some(d) = drops {
+        let list: Vec<String> = d.iter().map(|(k, n)| format!("{k}={n}")).collect();
+        let _ = writeln!(out, "\nunattributed drops: {}", list.join(" "));
+    }
+    if let Some(r) = v["last_reload"].as_object() {
+        let _ = writeln!(
+            out,
+            "\nlast reload: {} ({}){}",
+            s(&r["result"]),
+            s(&r["trigger"]),
+            r.get("error")
+                .and_then(|e| e.as_str())
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        );
+    }
+    out
 }
 
 /// One line per instance and check, as `keepalived -t` users expect to see what was understood.

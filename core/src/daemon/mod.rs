@@ -4,9 +4,11 @@
 //! Single-threaded on purpose: VRRP work is tiny, and one owner of all state needs no locks.
 
 mod checks;
+pub mod control;
 mod instance;
 mod reload;
 pub mod status;
+mod systemd;
 mod vips;
 mod watch;
 mod wiring;
@@ -96,6 +98,9 @@ struct Daemon {
     group_notified: HashMap<String, Transition>,
     watch: Option<watch::ConfigWatch>,
     watch_tx: mpsc::UnboundedSender<()>,
+    control: mpsc::Receiver<control::Pending>,
+    systemd: systemd::Notify,
+    watchdog_at: Option<Instant>,
 }
 
 impl Daemon {
@@ -142,6 +147,14 @@ impl Daemon {
             group_notified: HashMap::new(),
             watch: None,
             watch_tx,
+            control: control::serve(&opts.state_dir).with_context(|| {
+                format!(
+                    "opening the control socket {}",
+                    control::socket_path(&opts.state_dir).display()
+                )
+            })?,
+            systemd: systemd::Notify::from_env(),
+            watchdog_at: None,
             opts,
         };
         let dir = checks::config_dir(&daemon.opts.config);
@@ -192,6 +205,9 @@ impl Daemon {
             self.start_instance(i);
         }
         self.pump(now);
+        self.systemd
+            .send(&format!("READY=1\nSTATUS={}", self.summary()));
+        self.watchdog_at = self.systemd.watchdog.map(|d| now + d);
         info!(
             instances = self.instances.len(),
             config = %self.opts.config.display(),
@@ -224,6 +240,16 @@ impl Daemon {
                 Some(rx) = self.rx.recv() => self.on_packet(rx),
                 Some(ev) = self.links.recv() => self.on_link(ev),
                 Some(res) = self.check_rx.recv() => self.on_check(res),
+                Some((cmd, reply)) = self.control.recv() => {
+                    let answer = match cmd {
+                        control::Command::Status => serde_json::to_value(self.snapshot()),
+                        control::Command::Reload => {
+                            self.reload("control socket", true).await;
+                            serde_json::to_value(&self.last_reload)
+                        }
+                    };
+                    let _ = reply.send(answer.unwrap_or_default());
+                }
                 Some(()) = watch_rx.recv() => {
                     reload_at = Some(tokio::time::Instant::now() + Duration::from_millis(150));
                 }
@@ -406,6 +432,8 @@ impl Daemon {
             return;
         }
         info!("{why}: resigning mastership and stopping");
+        self.systemd
+            .send("STOPPING=1\nSTATUS=resigning and stopping");
         self.stopping = true;
         for i in 0..self.instances.len() {
             self.queue.push_back((i, Event::Shutdown));
@@ -418,10 +446,17 @@ impl Daemon {
             .flat_map(|i| [i.fsm.poll_timeout(), i.garp_refresh_at])
             .flatten()
             .chain(self.status_due)
+            .chain(self.watchdog_at)
             .min()
     }
 
     fn on_timers(&mut self, now: Instant) {
+        if let (Some(at), Some(every)) = (self.watchdog_at, self.systemd.watchdog) {
+            if at <= now {
+                self.systemd.send("WATCHDOG=1");
+                self.watchdog_at = Some(now + every);
+            }
+        }
         for i in 0..self.instances.len() {
             if self.instances[i]
                 .fsm
@@ -713,11 +748,9 @@ impl Daemon {
         }
     }
 
-    fn flush_status(&mut self, now: Instant, force: bool) {
-        if !force && self.status_due.is_none_or(|t| t > now) {
-            return;
-        }
-        let status = Status {
+    /// The daemon's state as status.json and the control socket show it.
+    fn snapshot(&self) -> Status {
+        Status {
             pid: std::process::id(),
             config: self.opts.config.display().to_string(),
             instances: self
@@ -748,7 +781,32 @@ impl Daemon {
                 .map(|(r, n)| (r.as_str(), *n))
                 .collect(),
             last_reload: self.last_reload.clone(),
+        }
+    }
+
+    /// One line for systemd's STATUS=: how many instances are in each state.
+    fn summary(&self) -> String {
+        let count = |st: State| {
+            self.instances
+                .iter()
+                .filter(|i| i.fsm.state() == st)
+                .count()
         };
+        format!(
+            "{} instances: {} master, {} backup, {} fault",
+            self.instances.len(),
+            count(State::Master),
+            count(State::Backup),
+            count(State::Fault)
+        )
+    }
+
+    fn flush_status(&mut self, now: Instant, force: bool) {
+        if !force && self.status_due.is_none_or(|t| t > now) {
+            return;
+        }
+        let status = self.snapshot();
+        self.systemd.send(&format!("STATUS={}", self.summary()));
         if let Err(e) = self.status_file.write(&status) {
             warn!("cannot write status file: {e}");
         }

@@ -1,0 +1,380 @@
+//! Health checks and notify commands (issue 4), on two upkeep hosts: a failing script, plugin
+//! or interface check lowers the master's priority and the VIP moves to the backup (and back
+//! when it recovers); hostile plugins (endless loop, memory bomb) are cut off without delaying
+//! VRRP; notify commands run in order with keepalived's arguments.
+//!
+//! Run alone: `cargo build -p upkeep && scripts/build-plugins.sh &&
+//! cargo test -p upkeep-tests --test checks`
+
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Result};
+use upkeep_tests::{lab_test, upkeep_config, wait_for, Captured, Daemon, Instance, Lab, SIGTERM};
+
+const VIP: &str = "192.0.2.100";
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn ms(m: u64) -> Duration {
+    Duration::from_millis(m)
+}
+
+fn web(priority: u8) -> Instance {
+    Instance::new("web", 51, priority)
+        .interval_ms(100)
+        .vip("192.0.2.100/24")
+}
+
+/// `web` at `priority`, tracking check `check` (with the check's own weight unless given).
+fn tracking(priority: u8, check: &str, weight: Option<i32>) -> Instance {
+    let mut i = web(priority);
+    i.extra_kdl.push(match weight {
+        Some(w) => format!("track {check:?} weight={w}"),
+        None => format!("track {check:?}"),
+    });
+    i
+}
+
+/// A KDL string literal of a path.
+fn q(p: &Path) -> String {
+    format!("{:?}", p.display().to_string())
+}
+
+/// Starts h1 with `h1_kdl` (its `web` at priority 100) and h2 with a plain `web` at 90; waits
+/// for h1 to be master holding the VIP and h2 its backup.
+fn start_pair(lab: &Lab, h1_kdl: &str) -> Result<(Daemon, Daemon)> {
+    let h1 = lab.start_upkeep(1, h1_kdl)?;
+    h1.wait_state("web", "master", secs(10))?;
+    let h2 = lab.start_upkeep(2, &upkeep_config("h2", &[web(90)]))?;
+    h2.wait_backup_of("web", "192.0.2.1", secs(10))?;
+    lab.wait_holders(VIP, &[1], secs(5))?;
+    Ok((h1, h2))
+}
+
+/// Waits for the VIP to move to `to` (from the other host); returns how long that took.
+fn expect_move(lab: &Lab, to: usize, within: Duration) -> Result<Duration> {
+    let t0 = Instant::now();
+    lab.wait_holders(VIP, &[to], secs(5))?;
+    let took = t0.elapsed();
+    ensure!(
+        took < within,
+        "the VIP took {took:?} to move to h{to} (expected under {within:?})"
+    );
+    Ok(took)
+}
+
+/// The longest time between two adverts from `src` in a capture.
+fn longest_advert_gap(pkts: &[Captured], src: &str) -> (usize, Duration) {
+    let at: Vec<Duration> = pkts
+        .iter()
+        .filter(|p| p.src.to_string() == src && p.advert.is_ok())
+        .map(|p| p.at)
+        .collect();
+    let gap = at.windows(2).map(|w| w[1] - w[0]).max();
+    (at.len(), gap.unwrap_or(Duration::MAX))
+}
+
+#[test]
+fn failing_script_check_moves_the_vip_and_recovery_brings_it_back() {
+    lab_test(2, |lab| {
+        let marker = lab.write_file("h1.healthy", "")?;
+        let script = lab.write_script("check.sh", "exec test -f \"$1\"")?;
+        let kdl = format!(
+            "{}check \"port\" {{\n    script \"{} {}\"\n    interval \"200ms\"\n    \
+             timeout \"1s\"\n    fall 1\n    rise 1\n    weight -50\n}}\n",
+            upkeep_config("h1", &[tracking(100, "port", None)]),
+            script.display(),
+            marker.display()
+        );
+        let (h1, h2) = start_pair(lab, &kdl)?;
+        let c = h1.wait_check("port", "healthy", secs(3), |c| {
+            c["healthy"] == true && c["last_ok"] == true && c["runs"].as_u64() >= Some(1)
+        })?;
+        ensure!(c["kind"] == "script", "{c}");
+
+        fs::remove_file(&marker)?;
+        expect_move(lab, 2, ms(1500))?;
+        let c = h1.wait_check("port", "failed", secs(2), |c| c["healthy"] == false)?;
+        ensure!(c["last_ok"] == false, "{c}");
+        let s = h1.wait_state("web", "backup", secs(2))?;
+        ensure!(
+            s["effective_priority"] == 50 && s["priority"] == 100,
+            "h1: {s}"
+        );
+        h2.wait_state("web", "master", secs(2))?;
+        lab.expect_holders_stable(VIP, &[2], secs(1))?;
+
+        // Healthy again: h1 is back at 100 and preempts.
+        fs::write(&marker, "")?;
+        expect_move(lab, 1, ms(1500))?;
+        h1.wait_check("port", "healthy again", secs(2), |c| c["healthy"] == true)?;
+        let s = h1.wait_state("web", "master", secs(2))?;
+        ensure!(s["effective_priority"] == 100, "h1: {s}");
+        h2.wait_backup_of("web", "192.0.2.1", secs(2))?;
+        lab.expect_holders_stable(VIP, &[1], secs(1))?;
+        lab.wait_client_ping(VIP, secs(5))?;
+        Ok(())
+    });
+}
+
+#[test]
+fn port_listener_plugin_check_follows_the_listener() {
+    lab_test(2, |lab| {
+        let plugin = lab.copy_plugin("port-listener", "port-listener.wasm")?;
+        let listener = lab.listen_tcp(1, 8080)?;
+        let kdl = format!(
+            "{}check \"p80\" {{\n    plugin {}\n    config port=\"8080\" protocol=\"tcp\"\n    \
+             allow \"listening-sockets\"\n    allow \"log\"\n    interval \"200ms\"\n    \
+             timeout \"500ms\"\n    weight -50\n}}\n",
+            upkeep_config("h1", &[tracking(100, "p80", None)]),
+            q(&plugin)
+        );
+        let (h1, h2) = start_pair(lab, &kdl)?;
+        let c = h1.wait_check("p80", "healthy", secs(3), |c| {
+            c["healthy"] == true && c["last_ok"] == true && c["runs"].as_u64() >= Some(1)
+        })?;
+        ensure!(
+            c["kind"] == "plugin"
+                && c["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains(":8080 is listening")),
+            "{c}"
+        );
+
+        drop(listener);
+        expect_move(lab, 2, ms(1500))?;
+        let c = h1.wait_check("p80", "failed", secs(2), |c| c["healthy"] == false)?;
+        ensure!(
+            c["kind"] == "plugin"
+                && c["last_ok"] == false
+                && c["message"] == "nothing listens on tcp port 8080",
+            "{c}"
+        );
+        let s = h1.wait_state("web", "backup", secs(2))?;
+        ensure!(s["effective_priority"] == 50, "h1: {s}");
+        h2.wait_state("web", "master", secs(2))?;
+
+        let _listener = lab.listen_tcp(1, 8080)?;
+        expect_move(lab, 1, ms(1500))?;
+        h1.wait_check("p80", "healthy again", secs(2), |c| c["healthy"] == true)?;
+        lab.expect_holders_stable(VIP, &[1], secs(1))?;
+        Ok(())
+    });
+}
+
+/// A master tracking a hostile plugin (weight -5: failing, it still outranks the backup's 90)
+/// keeps advertising on time for 5 s while each call is cut off; the check fails with
+/// `expect` in its message.
+fn hostile_plugin_is_contained(behaviour: &str, expect: &str) {
+    lab_test(2, |lab| {
+        let plugin = lab.copy_plugin("hostile", "hostile.wasm")?;
+        let kdl = format!(
+            "{}check \"hostile\" {{\n    plugin {}\n    config behaviour={behaviour:?}\n    \
+             allow \"log\"\n    interval \"300ms\"\n    timeout \"200ms\"\n    \
+             memory-limit \"8MiB\"\n}}\n",
+            upkeep_config("h1", &[tracking(100, "hostile", Some(-5))]),
+            q(&plugin)
+        );
+        let (h1, h2) = start_pair(lab, &kdl)?;
+        let c = h1.wait_check("hostile", "failed", secs(3), |c| {
+            c["healthy"] == false && c["last_ok"] == false
+        })?;
+        ensure!(
+            c["message"].as_str().is_some_and(|m| m.contains(expect)),
+            "expected {expect:?} in the check's message: {c}"
+        );
+        h1.wait_instance("web", "effective priority 95", secs(2), |i| {
+            i["effective_priority"] == 95
+        })?;
+        let runs = c["runs"].as_u64().unwrap_or(0);
+        let t1 = h1.counter("web", "transitions")?;
+        let t2 = h2.counter("web", "transitions")?;
+
+        let cap = lab.start_capture(2)?;
+        lab.expect_holders_stable(VIP, &[1], secs(5))?;
+        let (adverts, gap) = longest_advert_gap(&cap.stop()?, "192.0.2.1");
+        ensure!(
+            h1.is_running()
+                && h1.counter("web", "transitions")? == t1
+                && h2.counter("web", "transitions")? == t2,
+            "a transition while the plugin ran (h1's longest advert gap {gap:?}):\nh1 {}\nh2 {}",
+            h1.instance("web")?,
+            h2.instance("web")?
+        );
+        ensure!(
+            adverts >= 40 && gap < ms(300),
+            "h1's adverts over 5 s: {adverts}, longest gap {gap:?} (interval 100 ms)"
+        );
+        // Still being called, each call cut off near its timeout, and failing every time.
+        let c = h1.check("hostile")?;
+        ensure!(
+            c["runs"].as_u64().unwrap_or(0) >= runs + 8
+                && c["duration_ms"].as_u64().is_some_and(|d| d < 1000)
+                && c["healthy"] == false
+                && c["message"].as_str().is_some_and(|m| m.contains(expect)),
+            "after 5 s (had {runs} runs): {c}"
+        );
+        let s = h1.instance("web")?;
+        ensure!(
+            s["state"] == "master" && s["effective_priority"] == 95,
+            "h1: {s}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn endless_loop_plugin_times_out_without_delaying_adverts() {
+    hostile_plugin_is_contained("loop", "timed out after 200 ms");
+}
+
+#[test]
+fn memory_bomb_plugin_is_stopped_without_delaying_adverts() {
+    hostile_plugin_is_contained("alloc", "exceeded its memory limit of 8 MiB");
+}
+
+/// The lines of a notify log (empty if it does not exist yet).
+fn lines(path: &Path) -> Vec<String> {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Waits until the notify log at `path` is exactly `want`, then checks it stays so briefly.
+fn expect_log(path: &Path, want: &[&str]) -> Result<()> {
+    wait_for(
+        format!("{} to read {want:#?}", path.display()),
+        secs(5),
+        || lines(path),
+        |l| l == want,
+    )?;
+    std::thread::sleep(ms(200));
+    let now = lines(path);
+    ensure!(
+        now == want,
+        "{} went on past {want:#?}: {now:#?}",
+        path.display()
+    );
+    Ok(())
+}
+
+#[test]
+fn notify_commands_run_in_order_with_keepalived_arguments() {
+    lab_test(2, |lab| {
+        let script = lab.write_script("notify.sh", "f=$1\nshift\necho \"$*\" >> \"$f\"")?;
+        let conf = |i: usize, priority: u8| {
+            let log = lab.dir().join(format!("h{i}.notify"));
+            let cmd = |what: &str| format!("{} {} {what}", script.display(), log.display());
+            let mut inst = web(priority);
+            for (key, what) in [
+                ("notify-master", "master"),
+                ("notify-backup", "backup"),
+                ("notify-fault", "fault"),
+                ("notify-stop", "stop"),
+            ] {
+                inst.extra_kdl.push(format!("{key} {:?}", cmd(what)));
+            }
+            inst.extra_kdl
+                .push(format!("notify {:?}", cmd("").trim_end()));
+            (upkeep_config(&format!("h{i}"), &[inst]), log)
+        };
+        let (c1, log1) = conf(1, 100);
+        let (c2, log2) = conf(2, 90);
+
+        // Election: h1 alone, then h2.
+        let h1 = lab.start_upkeep(1, &c1)?;
+        h1.wait_state("web", "master", secs(10))?;
+        let mut want1 = vec![
+            "backup",
+            "INSTANCE web BACKUP 100",
+            "master",
+            "INSTANCE web MASTER 100",
+        ];
+        expect_log(&log1, &want1)?;
+        let h2 = lab.start_upkeep(2, &c2)?;
+        h2.wait_backup_of("web", "192.0.2.1", secs(10))?;
+        let mut want2 = vec!["backup", "INSTANCE web BACKUP 90"];
+        expect_log(&log2, &want2)?;
+
+        // Failover: h1 stops (notify-stop runs before it exits), h2 takes over.
+        h1.signal(SIGTERM)?;
+        lab.wait_holders(VIP, &[2], secs(5))?;
+        ensure!(h1.wait_exit(secs(6))?.success(), "h1 exit");
+        want1.extend(["stop", "INSTANCE web STOP 100"]);
+        expect_log(&log1, &want1)?;
+        want2.extend(["master", "INSTANCE web MASTER 90"]);
+        expect_log(&log2, &want2)?;
+
+        // h1 back: it preempts, h2 steps down.
+        let h1 = lab.start_upkeep(1, &c1)?;
+        lab.wait_holders(VIP, &[1], secs(10))?;
+        h2.wait_backup_of("web", "192.0.2.1", secs(5))?;
+        want1.extend(want1[..4].to_vec());
+        expect_log(&log1, &want1)?;
+        want2.extend(["backup", "INSTANCE web BACKUP 90"]);
+        expect_log(&log2, &want2)?;
+
+        // Both stop.
+        for (d, log, want, prio) in [(&h1, &log1, &want1, 100), (&h2, &log2, &want2, 90)] {
+            d.signal(SIGTERM)?;
+            ensure!(d.wait_exit(secs(6))?.success(), "{d} exit");
+            let stop = format!("INSTANCE web STOP {prio}");
+            let mut w: Vec<&str> = want.clone();
+            w.extend(["stop", &stop]);
+            expect_log(log, &w)?;
+        }
+        Ok(())
+    });
+}
+
+/// h1's `web` tracks `eth1`, a veth in its namespace: the check follows the link, and taking it
+/// down moves the VIP (by priority with weight -50, by FAULT with weight 0).
+fn interface_check_follows_the_link(weight: i32, down_state: &str) {
+    lab_test(2, |lab| {
+        lab.add_veth(1, "eth1", "eth1p")?;
+        let kdl = format!(
+            "{}check \"uplink\" {{\n    interface \"eth1\"\n    weight -50\n}}\n",
+            upkeep_config("h1", &[tracking(100, "uplink", Some(weight))])
+        );
+        let (h1, h2) = start_pair(lab, &kdl)?;
+        let c = h1.wait_check("uplink", "healthy", secs(3), |c| c["healthy"] == true)?;
+        ensure!(c["kind"] == "interface", "{c}");
+
+        lab.set_link(1, "eth1", false)?;
+        expect_move(lab, 2, ms(1000))?;
+        let s = h1.wait_state("web", down_state, secs(2))?;
+        if weight != 0 {
+            ensure!(s["effective_priority"] == 50, "h1: {s}");
+        }
+        ensure!(s["vips_held"] == false, "h1: {s}");
+        let c = h1.wait_check("uplink", "failed", secs(2), |c| c["healthy"] == false)?;
+        ensure!(c["last_ok"] == false, "{c}");
+        h2.wait_state("web", "master", secs(2))?;
+        lab.expect_holders_stable(VIP, &[2], secs(1))?;
+
+        lab.set_link(1, "eth1", true)?;
+        expect_move(lab, 1, ms(1500))?;
+        h1.wait_check("uplink", "healthy again", secs(2), |c| c["healthy"] == true)?;
+        let s = h1.wait_state("web", "master", secs(2))?;
+        ensure!(s["effective_priority"] == 100, "h1: {s}");
+        h2.wait_backup_of("web", "192.0.2.1", secs(2))?;
+        lab.expect_holders_stable(VIP, &[1], secs(1))?;
+        Ok(())
+    });
+}
+
+#[test]
+fn interface_check_down_lowers_priority_and_moves_the_vip() {
+    interface_check_follows_the_link(-50, "backup");
+}
+
+#[test]
+fn interface_check_with_weight_zero_puts_the_instance_in_fault() {
+    interface_check_follows_the_link(0, "fault");
+}

@@ -1,0 +1,206 @@
+//! Operating upkeep: `upkeep status` over the control socket while a check fails and recovers,
+//! systemd's notify protocol (READY=1, WATCHDOG=1), and the shipped unit file.
+//!
+//! Run alone: `cargo build -p upkeep && cargo test -p upkeep-tests --test ops`
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixDatagram;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use serde_json::Value;
+use upkeep_tests::{lab_test, upkeep_bin, upkeep_config, Instance, Lab};
+
+const VIP: &str = "192.0.2.100";
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+/// `upkeep status --json` for host i, through its control socket.
+fn status(lab: &Lab, i: usize) -> Result<Value> {
+    let dir = lab.dir().join(format!("h{i}.state"));
+    let out = lab.upkeep_cli(&["status", "--json", "--state-dir", &dir.to_string_lossy()])?;
+    ensure!(
+        out.status.success(),
+        "upkeep status failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+fn wait_status(lab: &Lab, i: usize, what: &str, pred: impl Fn(&Value) -> bool) -> Result<Value> {
+    let end = Instant::now() + secs(10);
+    let mut last = Value::Null;
+    while Instant::now() < end {
+        if let Ok(v) = status(lab, i) {
+            if pred(&v) {
+                return Ok(v);
+            }
+            last = v;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("h{i}: {what} never seen; last status: {last:#}")
+}
+
+#[test]
+fn status_shows_master_effective_priority_and_check_results() {
+    lab_test(2, |lab| {
+        let marker = lab.dir().join("healthy");
+        std::fs::write(&marker, "")?;
+        let script = lab.write_file(
+            "check.sh",
+            &format!("#!/bin/sh\ntest -e {}\n", marker.display()),
+        )?;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
+        let check = format!(
+            "check \"svc\" {{\n    script \"{}\"\n    interval \"200ms\"\n    timeout \"1s\"\n    weight -60\n}}\n",
+            script.display()
+        );
+        let inst = |prio| {
+            Instance::new("web", 51, prio)
+                .interval_ms(100)
+                .vip("192.0.2.100/24")
+        };
+        let h1_cfg = format!(
+            "{check}{}",
+            upkeep_config("h1", &[inst(150)]).replace(
+                "vip \"192.0.2.100/24\"",
+                "vip \"192.0.2.100/24\"\n    track \"svc\""
+            )
+        );
+        let _h1 = lab.start_upkeep(1, &h1_cfg)?;
+        let _h2 = lab.start_upkeep(2, &upkeep_config("h2", &[inst(120)]))?;
+        lab.wait_holders(VIP, &[1], secs(10))?;
+
+        let s = wait_status(lab, 1, "h1 master with a healthy check", |s| {
+            s["instances"][0]["state"] == "master" && s["checks"][0]["healthy"] == true
+        })?;
+        ensure!(s["instances"][0]["effective_priority"] == 150, "{s:#}");
+        ensure!(s["checks"][0]["kind"] == "script", "{s:#}");
+        wait_status(lab, 2, "h2 backup hearing h1", |s| {
+            s["instances"][0]["state"] == "backup" && s["instances"][0]["master"] == "192.0.2.1"
+        })?;
+
+        // The check fails: h1's effective priority drops below h2's and the VIP moves.
+        std::fs::remove_file(&marker)?;
+        let s = wait_status(lab, 1, "h1 with a failed check, priority 90, backup", |s| {
+            s["checks"][0]["healthy"] == false
+                && s["instances"][0]["effective_priority"] == 90
+                && s["instances"][0]["state"] == "backup"
+        })?;
+        ensure!(s["checks"][0]["message"] == "exit 1", "{s:#}");
+        lab.wait_holders(VIP, &[2], secs(5))?;
+        wait_status(lab, 2, "h2 master", |s| {
+            s["instances"][0]["state"] == "master"
+        })?;
+
+        // It recovers: priority back to 150, and h1 preempts.
+        std::fs::write(&marker, "")?;
+        wait_status(lab, 1, "h1 healthy and master again", |s| {
+            s["checks"][0]["healthy"] == true
+                && s["instances"][0]["effective_priority"] == 150
+                && s["instances"][0]["state"] == "master"
+        })?;
+        lab.wait_holders(VIP, &[1], secs(5))?;
+
+        // The human view names the same things.
+        let dir = lab.dir().join("h1.state");
+        let out = lab.upkeep_cli(&["status", "--state-dir", &dir.to_string_lossy()])?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        ensure!(
+            text.contains("web") && text.contains("master") && text.contains("svc"),
+            "{text}"
+        );
+        // The control socket is root's alone.
+        let mode = std::fs::metadata(dir.join("control.sock"))?
+            .permissions()
+            .mode();
+        ensure!(mode & 0o077 == 0, "control.sock mode {mode:o}");
+        Ok(())
+    });
+}
+
+#[test]
+fn systemd_notify_ready_and_watchdog() {
+    lab_test(1, |lab| {
+        let sock_path = lab.dir().join("notify.sock");
+        let sock = UnixDatagram::bind(&sock_path)?;
+        sock.set_read_timeout(Some(secs(10)))?;
+        let cfg = lab.write_file(
+            "h1.kdl",
+            &upkeep_config(
+                "h1",
+                &[Instance::new("web", 51, 100)
+                    .interval_ms(100)
+                    .vip("192.0.2.100/24")],
+            ),
+        )?;
+        let state = lab.dir().join("h1.state");
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &lab.host_ns(1)])
+            .arg(upkeep_bin()?)
+            .arg("run")
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--state-dir")
+            .arg(&state)
+            .env("NOTIFY_SOCKET", &sock_path)
+            .env("WATCHDOG_USEC", "200000")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("start upkeep")?;
+        let mut seen = Vec::new();
+        let result = (|| -> Result<()> {
+            let end = Instant::now() + secs(10);
+            let mut buf = [0u8; 4096];
+            while Instant::now() < end {
+                let n = sock
+                    .recv(&mut buf)
+                    .context("waiting for sd_notify messages")?;
+                seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                let all = seen.join("\n");
+                if all.contains("READY=1") && all.matches("WATCHDOG=1").count() >= 3 {
+                    ensure!(all.contains("STATUS=1 instances"), "no STATUS line: {all}");
+                    return Ok(());
+                }
+            }
+            bail!("expected READY=1 and repeated WATCHDOG=1, got {seen:?}")
+        })();
+        let _ = child.kill();
+        let _ = child.wait();
+        result
+    });
+}
+
+#[test]
+fn systemd_unit_file_verifies() {
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../contrib/upkeep.service"
+    ))
+    .expect("contrib/upkeep.service");
+    // Verify the unit as installed, with the binary where this build put it.
+    let bin = upkeep_bin().expect("upkeep binary");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("upkeep.service");
+    std::fs::write(
+        &path,
+        unit.replace("/usr/bin/upkeep", &bin.to_string_lossy()),
+    )
+    .expect("write unit");
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze (apt-get install systemd)");
+    assert!(
+        out.status.success(),
+        "systemd-analyze verify failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
