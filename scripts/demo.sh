@@ -11,15 +11,14 @@ P=ukdemo
 WORK=$(mktemp -d)
 VIP=192.0.2.100
 
-cleanup() {
+netns_down() {
     for ns in $(ip netns list | awk '{print $1}' | grep "^$P" || true); do
         for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
         ip netns del "$ns" 2>/dev/null || true
     done
-    rm -rf "$WORK"
 }
-trap cleanup EXIT
-cleanup
+trap 'netns_down; rm -rf "$WORK"' EXIT
+netns_down
 
 ip netns add ${P}sw
 ip -n ${P}sw link add br0 type bridge

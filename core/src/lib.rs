@@ -10,5 +10,6 @@ pub mod checks;
 pub mod config;
 pub mod daemon;
 pub mod hooks;
+pub mod metrics;
 pub mod net;
 pub mod vrrp;

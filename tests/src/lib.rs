@@ -25,6 +25,9 @@
 //! - [`Pinger`]: fast pings from the client, to measure the outage a failover causes.
 //! - [`wait_until`] / [`wait_for`]: polling with errors that list what was seen.
 //! - [`Instance`]: one VRRP instance rendered as upkeep KDL or keepalived.conf.
+//! - Reloads and checks: [`Daemon::write_config`] / [`Daemon::wait_reload`] / [`Daemon::check`],
+//!   [`plugin_path`], [`Lab::write_script`], [`Lab::add_veth`], [`Lab::listen_tcp`], and
+//!   [`AddrMonitor`] (`ip monitor address` in a host).
 
 mod capture;
 mod config;

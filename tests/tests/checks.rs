@@ -320,8 +320,8 @@ fn notify_commands_run_in_order_with_keepalived_arguments() {
         want2.extend(["backup", "INSTANCE web BACKUP 90"]);
         expect_log(&log2, &want2)?;
 
-        // Both stop.
-        for (d, log, want, prio) in [(&h1, &log1, &want1, 100), (&h2, &log2, &want2, 90)] {
+        // Both stop, the backup first (so it does not take over).
+        for (d, log, want, prio) in [(&h2, &log2, &want2, 90), (&h1, &log1, &want1, 100)] {
             d.signal(SIGTERM)?;
             ensure!(d.wait_exit(secs(6))?.success(), "{d} exit");
             let stop = format!("INSTANCE web STOP {prio}");

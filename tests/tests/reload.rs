@@ -1,6 +1,7 @@
 //! Hot reload (issue 5), on two upkeep hosts: rewriting a config file (or SIGHUP, or
 //! `upkeep reload`) applies only what changed. Adding an instance disturbs nothing already
-//! running (no lost ping, no address event, no transition); a priority change moves mastership
+//! running (no lost ping, no address event, no transition), also next to an unchanged WASM
+//! notify hook; a priority change moves mastership
 //! once; a broken file is refused with its location and changes nothing; a rebuilt plugin is
 //! picked up without a transition; a removed instance lets go of its VIP.
 //!
@@ -14,7 +15,7 @@ use anyhow::{bail, ensure, Context, Result};
 use serde_json::{json, Value};
 use upkeep_tests::{
     lab_test, replace_file, upkeep_config, with_custom_section, AddrMonitor, Captured, Daemon,
-    Instance, Lab,
+    Instance, Lab, SIGHUP,
 };
 
 const VIP: &str = "192.0.2.100";
@@ -192,6 +193,55 @@ fn adding_an_instance_disturbs_nothing_running() {
 }
 
 #[test]
+fn adding_an_instance_next_to_a_notify_hook_disturbs_nothing_running() {
+    lab_test(2, |lab| {
+        // The same as above with a WASM notify hook in h1's file, unchanged by the reload.
+        let hook = lab.copy_plugin("hostile", "log-hook.wasm")?;
+        let hook = format!(
+            "hook \"log\" {{\n    plugin {:?}\n    allow \"log\"\n}}\n",
+            hook.display().to_string()
+        );
+        let hooked = |i: Instance| {
+            let mut i = i;
+            i.extra_kdl.push("notify-hook \"log\"".into());
+            i
+        };
+        let h1 = lab.start_upkeep(1, &format!("{}{hook}", conf(1, &[hooked(web(100))])))?;
+        h1.wait_state("web", "master", secs(10))?;
+        let h2 = lab.start_upkeep(2, &conf(2, &[web(90)]))?;
+        h2.wait_backup_of("web", "192.0.2.1", secs(10))?;
+        lab.wait_holders(VIP, &[1], secs(5))?;
+        let t1 = h1.counter("web", "transitions")?;
+        let t2 = h2.counter("web", "transitions")?;
+        let mon2 = lab.start_addr_monitor(2)?;
+        let cap = lab.start_capture(2)?;
+
+        let r = rewrite(
+            &h1,
+            &format!("{}{hook}", conf(1, &[hooked(web(100)), api(100)])),
+        )?;
+        expect_reload(&h1, &r, "applied", &["api"], &[], &[])?;
+        lab.wait_holders(VIP2, &[1], secs(5))?;
+        lab.expect_holders_stable(VIP, &[1], ms(500))?;
+        let gap = longest_advert_gap(&cap.stop()?, "192.0.2.1");
+        ensure!(
+            h1.counter("web", "transitions")? == t1 && h2.counter("web", "transitions")? == t2,
+            "the running instance transitioned (h1's longest advert gap {gap:?}):\n\
+             h1: {}\nh2: {}\nh2 address events:\n{}",
+            h1.instance("web")?,
+            h2.instance("web")?,
+            mon2.events().join("\n")
+        );
+        ensure!(
+            gap < ms(300),
+            "h1 sent no advert for {gap:?} around the reload"
+        );
+        expect_no_events(&mon2, 2, VIP)?;
+        Ok(())
+    });
+}
+
+#[test]
 fn raising_the_backups_priority_moves_the_vip_once() {
     lab_test(2, |lab| {
         let (h1, h2) = two_hosts(lab)?;
@@ -327,12 +377,23 @@ fn broken_configs_are_refused_with_their_location_and_change_nothing() {
             ensure!(r["error"].is_null(), "{what}: after the fix, got {r}");
         }
 
-        // `upkeep reload` (SIGHUP) says so too, and exits non-zero.
+        // A SIGHUP reload of a broken file is refused the same way.
         let r = rewrite(&h1, &dup)?;
         ensure!(r["result"] == "refused", "{r}");
+        let expected = format!("{}:{dup_vrid_line}:", file.display());
+        let seq = h1.reload_seq()?;
+        h1.signal(SIGHUP)?;
+        let r = h1.wait_reload(seq, secs(5))?;
+        ensure!(
+            r["trigger"] == "SIGHUP"
+                && r["result"] == "refused"
+                && r["error"].as_str().is_some_and(|e| e.contains(&expected)),
+            "SIGHUP on a broken file: {r}"
+        );
+        // `upkeep reload` says so too, and exits non-zero.
+        let seq = h1.reload_seq()?;
         let out = h1.reload_cli()?;
         let stdout = String::from_utf8_lossy(&out.stdout);
-        let expected = format!("{}:{dup_vrid_line}:", file.display());
         ensure!(
             !out.status.success()
                 && stdout.contains("reload refused")
@@ -343,10 +404,12 @@ fn broken_configs_are_refused_with_their_location_and_change_nothing() {
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
+        let r = h1.last_reload()?;
         ensure!(
-            h1.last_reload()?["trigger"] == "SIGHUP",
-            "{}",
-            h1.last_reload()?
+            r["seq"].as_u64() > Some(seq)
+                && r["result"] == "refused"
+                && r["trigger"] != "file change",
+            "after upkeep reload (was #{seq}): {r}"
         );
         let r = rewrite(&h1, &good)?;
         ensure!(r["result"] == "unchanged", "{r}");

@@ -541,6 +541,8 @@ struct Importer {
     groups: Vec<KGroup>,
     /// `virtual_server` / `virtual_server_group` blocks, warned about once at the end.
     lvs: Vec<Pos>,
+    /// Tracker definitions left out because they track nothing (see `drop_definition`).
+    dropped: Vec<(TrackKind, String)>,
 }
 
 /// The upkeep check each keepalived tracker became.
@@ -743,8 +745,9 @@ impl Importer {
             }
             "vrrp_script" => {
                 if let Some(name) = self.block_name(stmt) {
-                    let check = self.check(stmt, name);
-                    self.checks.push(check);
+                    if let Some(check) = self.check(stmt, name) {
+                        self.checks.push(check);
+                    }
                 }
             }
             "vrrp_instance" => {
@@ -762,14 +765,16 @@ impl Importer {
             // `vrrp_track_file` is the older name of the same block.
             "track_file" | "vrrp_track_file" => {
                 if let Some(name) = self.block_name(stmt) {
-                    let file = self.track_file_def(stmt, name);
-                    self.files_tracked.push(file);
+                    if let Some(file) = self.track_file_def(stmt, name) {
+                        self.files_tracked.push(file);
+                    }
                 }
             }
             "vrrp_track_process" => {
                 if let Some(name) = self.block_name(stmt) {
-                    let process = self.process_def(stmt, name);
-                    self.processes.push(process);
+                    if let Some(process) = self.process_def(stmt, name) {
+                        self.processes.push(process);
+                    }
                 }
             }
             "virtual_server" | "virtual_server_group" => self.lvs.push(stmt.pos),
@@ -803,7 +808,8 @@ impl Importer {
         }
     }
 
-    fn check(&mut self, stmt: &Stmt, name: String) -> KCheck {
+    /// None when it has no `script`: keepalived drops such a vrrp_script, and so does the import.
+    fn check(&mut self, stmt: &Stmt, name: String) -> Option<KCheck> {
         let mut c = KCheck {
             name,
             pos: stmt.pos,
@@ -856,9 +862,23 @@ impl Importer {
             }
         }
         if c.script.is_none() {
-            self.warn(stmt.pos, format!("{place} has no `script`"));
+            self.drop_definition(stmt.pos, TrackKind::Script, &c.name, "script");
+            return None;
         }
-        c
+        Some(c)
+    }
+
+    /// A tracker definition without what it tracks: keepalived reports it and runs without
+    /// it, so the import leaves it out, and the tracks naming it say why.
+    fn drop_definition(&mut self, pos: Pos, kind: TrackKind, name: &str, missing: &str) {
+        self.warn(
+            pos,
+            format!(
+                "{} {name} has no `{missing}`; keepalived ignores it, and so does the import",
+                kind.definition()
+            ),
+        );
+        self.dropped.push((kind, name.to_owned()));
     }
 
     /// `weight N [reverse|noreverse]` of a tracker definition; `reverse` negates it when
@@ -893,7 +913,7 @@ impl Importer {
         Some((n, s.pos))
     }
 
-    fn track_file_def(&mut self, stmt: &Stmt, name: String) -> KFile {
+    fn track_file_def(&mut self, stmt: &Stmt, name: String) -> Option<KFile> {
         let mut f = KFile {
             name,
             pos: stmt.pos,
@@ -913,12 +933,13 @@ impl Importer {
             }
         }
         if f.file.is_none() {
-            self.warn(stmt.pos, format!("{place} has no `file`"));
+            self.drop_definition(stmt.pos, TrackKind::File, &f.name, "file");
+            return None;
         }
-        f
+        Some(f)
     }
 
-    fn process_def(&mut self, stmt: &Stmt, name: String) -> KProcess {
+    fn process_def(&mut self, stmt: &Stmt, name: String) -> Option<KProcess> {
         let mut p = KProcess {
             name,
             pos: stmt.pos,
@@ -960,9 +981,10 @@ impl Importer {
             }
         }
         if p.process.is_none() {
-            self.warn(stmt.pos, format!("{place} has no `process`"));
+            self.drop_definition(stmt.pos, TrackKind::Process, &p.name, "process");
+            return None;
         }
-        p
+        Some(p)
     }
 
     /// `notify_* CMD [USER [GROUP]]`: upkeep runs every notify command as `script-user`.
@@ -1386,6 +1408,7 @@ impl Importer {
             None,
         );
         self.lvs_warning();
+        self.claim_members();
         self.spread_group_tracks();
         self.security_note();
         self.emit_global(&mut out);
@@ -1453,6 +1476,47 @@ impl Importer {
             first,
             format!("LVS virtual_server is out of scope: upkeep does VRRP, not IPVS load balancing; {n} {blocks} ignored{also}"),
         );
+    }
+
+    /// keepalived puts an instance in one sync group at most, the first that names it: a later
+    /// mention (in another group or the same one) is reported and ignored. So does the import.
+    fn claim_members(&mut self) {
+        let mut owner: Vec<(String, String)> = Vec::new();
+        let mut warnings = Vec::new();
+        for g in &mut self.groups {
+            g.members.retain(|(m, pos)| {
+                if !self.instances.iter().any(|i| i.name == *m) {
+                    // Left for `emit_group`, which reports it.
+                    return true;
+                }
+                match owner.iter().find(|(i, _)| i == m) {
+                    Some((_, first)) if *first == g.name => {
+                        warnings.push((
+                            *pos,
+                            format!("vrrp_sync_group {}: `{m}` is listed twice; ignored", g.name),
+                        ));
+                        false
+                    }
+                    Some((_, first)) => {
+                        warnings.push((
+                            *pos,
+                            format!(
+                                "vrrp_sync_group {}: vrrp_instance `{m}` is already in sync group {first}, and an instance can be in one only; keepalived ignores this, and so does the import",
+                                g.name
+                            ),
+                        ));
+                        false
+                    }
+                    None => {
+                        owner.push((m.clone(), g.name.clone()));
+                        true
+                    }
+                }
+            });
+        }
+        for (pos, message) in warnings {
+            self.warn(pos, message);
+        }
     }
 
     /// keepalived applies a sync group's `track_*` to every member; the import writes them
@@ -1659,10 +1723,52 @@ impl Importer {
         if let Some((v, pos)) = &i.src {
             out.setting(format!("unicast-src {}", q(v)), *pos);
         }
+        let mut peers: Vec<IpAddr> = Vec::new();
         for (p, pos) in &i.peers {
+            if let Ok(ip) = p.parse::<IpAddr>() {
+                if peers.contains(&ip) {
+                    self.warn(
+                        *pos,
+                        format!("unicast_peer {p} is listed twice; the first is kept"),
+                    );
+                    continue;
+                }
+                peers.push(ip);
+            }
             out.setting(format!("unicast-peer {}", q(p)), *pos);
         }
+        let mut held: Vec<IpAddr> = Vec::new();
         for vip in vips {
+            let addr = vip
+                .addr
+                .split('/')
+                .next()
+                .and_then(|a| a.parse::<IpAddr>().ok());
+            if let Some(a) = addr {
+                if held.contains(&a) {
+                    self.warn(
+                        vip.pos,
+                        format!("vip {} is listed twice; the first is kept", vip.addr),
+                    );
+                    continue;
+                }
+            }
+            if !vip.excluded && family(vip).is_some_and(|f| f != v6) {
+                // keepalived: "address family must match VRRP instance - ignoring".
+                let (is, want) = if v6 {
+                    ("IPv4", "IPv6")
+                } else {
+                    ("IPv6", "IPv4")
+                };
+                self.warn(
+                    vip.pos,
+                    format!(
+                        "vip {} is {is} but the instance's first VIP is {want}; keepalived ignores it, and so does the import: put it in an instance of its own",
+                        vip.addr
+                    ),
+                );
+                continue;
+            }
             if vip.excluded && family(vip).is_some_and(|f| f != v6) {
                 let (is, want) = if v6 {
                     ("IPv4", "IPv6")
@@ -1678,6 +1784,7 @@ impl Importer {
                 );
                 continue;
             }
+            held.extend(addr);
             let dev = vip
                 .dev
                 .as_ref()
@@ -1704,14 +1811,18 @@ impl Importer {
         for t in &i.tracks {
             let Some(check) = names.get(t.kind, &t.name) else {
                 // keepalived ignores a tracker naming nothing; so does the import.
+                let why = if self
+                    .dropped
+                    .iter()
+                    .any(|(k, n)| *k == t.kind && *n == t.name)
+                {
+                    format!("its {} was left out", t.kind.definition())
+                } else {
+                    format!("there is no {} of that name", t.kind.definition())
+                };
                 self.warn(
                     t.pos,
-                    format!(
-                        "{} `{}`: there is no {} of that name; ignored",
-                        t.kind.keyword(),
-                        t.name,
-                        t.kind.definition()
-                    ),
+                    format!("{} `{}`: {why}; ignored", t.kind.keyword(), t.name),
                 );
                 continue;
             };
@@ -2821,6 +2932,50 @@ vrrp_instance c {
         assert!(cfg.instances[0].tracks.is_empty());
         assert_eq!(cfg.sync_groups.len(), 1);
         assert_eq!(cfg.sync_groups[0].members, ["a"]);
+    }
+
+    /// What keepalived drops with a config error and runs without, the import drops too, so
+    /// that the result loads.
+    #[test]
+    fn what_keepalived_drops_is_dropped() {
+        let src = "vrrp_script s {\n  interval 1\n}\ntrack_file f {\n  weight 2\n}\nvrrp_track_process p {\n  quorum 2\n}\nvrrp_instance a {\n  interface eth0\n  virtual_router_id 1\n  unicast_peer {\n    192.0.2.2\n    192.0.2.2\n  }\n  virtual_ipaddress {\n    192.0.2.1/24\n    2001:db8::1/64\n    192.0.2.1/25\n  }\n  track_script {\n    s\n  }\n  track_file {\n    f\n  }\n  track_process {\n    p\n  }\n}\nvrrp_instance b {\n  interface eth0\n  virtual_router_id 2\n  virtual_ipaddress {\n    192.0.2.3/24\n  }\n}\nvrrp_sync_group g1 {\n  group {\n    a b b\n  }\n}\nvrrp_sync_group g2 {\n  group {\n    b\n  }\n}\n";
+        let (imported, cfg) = convert(src);
+        warned(
+            &imported,
+            1,
+            "vrrp_script s has no `script`; keepalived ignores it",
+        );
+        warned(&imported, 4, "track_file f has no `file`");
+        warned(&imported, 7, "vrrp_track_process p has no `process`");
+        warned(&imported, 15, "unicast_peer 192.0.2.2 is listed twice");
+        warned(
+            &imported,
+            19,
+            "vip 2001:db8::1/64 is IPv6 but the instance's first VIP is IPv4",
+        );
+        warned(&imported, 20, "vip 192.0.2.1/25 is listed twice");
+        warned(
+            &imported,
+            23,
+            "track_script `s`: its vrrp_script was left out",
+        );
+        warned(&imported, 26, "track_file `f`: its track_file was left out");
+        warned(
+            &imported,
+            29,
+            "track_process `p`: its vrrp_track_process was left out",
+        );
+        warned(&imported, 41, "vrrp_sync_group g1: `b` is listed twice");
+        warned(&imported, 46, "`b` is already in sync group g1");
+        warned(&imported, 44, "vrrp_sync_group g2 has no instances");
+        assert_eq!(imported.warnings.len(), 12, "{:#?}", imported.warnings);
+        assert!(cfg.checks.is_empty());
+        let a = cfg.instance("a").expect("a");
+        assert_eq!(a.unicast_peers.len(), 1);
+        assert_eq!(a.vips.len(), 1);
+        assert!(a.tracks.is_empty());
+        assert_eq!(cfg.sync_groups.len(), 1);
+        assert_eq!(cfg.sync_groups[0].members, ["a", "b"]);
     }
 
     #[test]

@@ -61,6 +61,9 @@ pub struct Global {
     /// Refuse to run a script as root when it, or a directory above it, could be changed by
     /// someone other than root (keepalived's `enable_script_security`, on by default here).
     pub script_security: bool,
+    /// Where the Prometheus / OpenMetrics endpoint listens (`metrics listen="127.0.0.1:9650"`);
+    /// None: no endpoint.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Default for [`Global::notify_timeout`].
@@ -76,6 +79,7 @@ impl Default for Global {
             script_user: None,
             notify_timeout: DEFAULT_NOTIFY_TIMEOUT,
             script_security: true,
+            metrics_listen: None,
         }
     }
 }

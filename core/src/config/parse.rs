@@ -247,6 +247,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "script-user",
     "notify-timeout",
     "script-security",
+    "metrics",
 ];
 /// The settings that say what a check looks at; a check has exactly one.
 const CHECK_KINDS: &[&str] = &["script", "plugin", "interface", "file", "process"];
@@ -372,6 +373,7 @@ fn example(key: &str) -> &'static str {
         "sync-group" => "sync-group \"g1\" { member \"web\" \"db\" }",
         "hook" => "hook \"to-slack\" { plugin \"/etc/upkeep/slack.wasm\"; allow \"log\" }",
         "notify-timeout" => "notify-timeout \"5s\"",
+        "metrics" => "metrics listen=\"127.0.0.1:9650\"",
         "script-security" => "script-security #true",
         "plugin" => "plugin \"/etc/upkeep/http_check.wasm\"",
         "file" => "file \"/run/upkeep/weight\"",
@@ -1189,6 +1191,15 @@ impl Cx<'_> {
                 "hook" => hooks.extend(self.hook(node)),
                 "instance" => instances.extend(self.instance(node)),
                 "sync-group" => groups.extend(self.sync_group(node)),
+                "metrics" => self.report(
+                    node.name().span(),
+                    "`metrics` is a setting of `global`",
+                    "not a section",
+                    format!(
+                        "move it into `global`: `global {{ {} }}`",
+                        example("metrics")
+                    ),
+                ),
                 _ => self.unknown(node, TOP_KEYS, "the file"),
             }
         }
@@ -1283,9 +1294,65 @@ impl Cx<'_> {
                         global.script_security = b;
                     }
                 }
+                "metrics" => global.metrics_listen = self.metrics(child),
                 _ => self.unknown(child, GLOBAL_KEYS, "`global`"),
             }
         }
+    }
+
+    /// `metrics listen="ADDR:PORT"`: where the OpenMetrics endpoint listens.
+    fn metrics(&mut self, node: &KdlNode) -> Option<SocketAddr> {
+        self.leaf(node, &["listen"]);
+        for entry in positional(node) {
+            self.report(
+                entry.span(),
+                "`metrics` takes its address as `listen=`",
+                "unexpected value",
+                format!("for example `{}`", example("metrics")),
+            );
+        }
+        let Some(entry) = prop(node, "listen") else {
+            self.report(
+                head(node),
+                "`metrics` needs `listen=`",
+                "no address",
+                format!("for example `{}`", example("metrics")),
+            );
+            return None;
+        };
+        let text = self.string(entry, "metrics")?;
+        let addr = match text.trim().parse::<SocketAddr>() {
+            Ok(addr) => addr,
+            Err(_) => {
+                let help = match text.trim().parse::<IpAddr>() {
+                    Ok(IpAddr::V4(_)) => "add a port: `listen=\"127.0.0.1:9650\"`",
+                    Ok(IpAddr::V6(_)) => {
+                        "write an IPv6 address in brackets, with a port: `listen=\"[::1]:9650\"`"
+                    }
+                    Err(_) if text.matches(':').count() > 1 && !text.contains('[') => {
+                        "put an IPv6 address in brackets: `listen=\"[::1]:9650\"`"
+                    }
+                    Err(_) => "an IP address and a port, like `listen=\"127.0.0.1:9650\"` (host names are not resolved)",
+                };
+                self.report(
+                    entry.span(),
+                    format!("`listen=` of `metrics` is not an address and port: `{text}`"),
+                    "bad address",
+                    help,
+                );
+                return None;
+            }
+        };
+        if addr.port() == 0 {
+            self.report(
+                entry.span(),
+                "`listen=` of `metrics` needs a port other than 0",
+                "port 0",
+                "a scraper needs a fixed port; 9650 is upkeep's usual one",
+            );
+            return None;
+        }
+        Some(addr)
     }
 
     fn check(&mut self, node: &KdlNode) -> Option<CheckDraft> {
@@ -2765,6 +2832,84 @@ sync-group "g1" {
     }
 
     #[test]
+    fn metrics_endpoint() {
+        let cfg = ok(&format!(
+            "global {{\n    metrics listen=\"127.0.0.1:9650\"\n}}\n{}",
+            web("")
+        ));
+        assert_eq!(
+            cfg.global.metrics_listen,
+            Some("127.0.0.1:9650".parse().expect("addr"))
+        );
+        let cfg = ok(&format!(
+            "global {{ metrics listen=\"[::1]:9650\"; }}\n{}",
+            web("")
+        ));
+        assert_eq!(
+            cfg.global.metrics_listen,
+            Some("[::1]:9650".parse().expect("addr"))
+        );
+        assert_eq!(ok(&web("")).global.metrics_listen, None);
+
+        let g = |line: &str| format!("global {{\n    {line}\n}}\n{}", web(""));
+        let p = problem_at(
+            &g("metrics listen=\"127.0.0.1\""),
+            2,
+            13,
+            "`listen=` of `metrics` is not an address and port: `127.0.0.1`",
+        );
+        assert!(help_of(&p).contains("add a port"), "{p:?}");
+        let p = problem_at(
+            &g("metrics listen=\"::1:9650\""),
+            2,
+            13,
+            "not an address and port",
+        );
+        assert!(help_of(&p).contains("brackets"), "{p:?}");
+        let p = problem_at(
+            &g("metrics listen=\"localhost:9650\""),
+            2,
+            13,
+            "not an address and port",
+        );
+        assert!(help_of(&p).contains("not resolved"), "{p:?}");
+        problem_at(
+            &g("metrics listen=\"0.0.0.0:0\""),
+            2,
+            13,
+            "port other than 0",
+        );
+        problem_at(&g("metrics listen=9650"), 2, 13, "must be a string");
+        let p = problem_at(&g("metrics"), 2, 5, "`metrics` needs `listen=`");
+        assert!(help_of(&p).contains("metrics listen=\"127.0.0.1:9650\""));
+        problem_at(
+            &g("metrics \"127.0.0.1:9650\""),
+            2,
+            13,
+            "takes its address as `listen=`",
+        );
+        problem_at(
+            &g("metrics listen=\"127.0.0.1:9650\" port=1"),
+            2,
+            38,
+            "unknown property `port=`",
+        );
+        problem_at(
+            &g("metrics listen=\"127.0.0.1:1\"\n    metrics listen=\"127.0.0.1:2\""),
+            3,
+            5,
+            "`metrics` is set twice",
+        );
+        let p = problem_at(
+            &format!("metrics listen=\"127.0.0.1:9650\"\n{}", web("")),
+            1,
+            1,
+            "`metrics` is a setting of `global`",
+        );
+        assert!(help_of(&p).contains("global { metrics listen="), "{p:?}");
+    }
+
+    #[test]
     fn docs_examples_parse() {
         let docs = include_str!("../../../docs/config.md");
         let mut examples = Vec::new();
@@ -2781,6 +2926,10 @@ sync-group "g1" {
             .find(|c| !c.instances.is_empty())
             .expect("the full example");
         assert_eq!(full.instances.len(), 2);
+        assert_eq!(
+            full.global.metrics_listen,
+            Some("127.0.0.1:9650".parse().expect("addr"))
+        );
         assert_eq!(full.sync_groups[0].members, ["web", "db"]);
         let kinds: Vec<&str> = full.checks.iter().map(|c| c.kind.keyword()).collect();
         assert_eq!(kinds, ["script", "interface", "process", "file", "plugin"]);

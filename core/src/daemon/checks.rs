@@ -119,6 +119,7 @@ pub async fn prepare(
     dir: &Path,
     host: &mut Option<PluginHost>,
     reuse: &HashMap<String, Loaded>,
+    reuse_hooks: &HashMap<String, Loaded>,
 ) -> Result<Prepared, String> {
     let at = |span: miette::SourceSpan| {
         let (line, col) = config::parse::line_col(source, span.offset());
@@ -177,9 +178,15 @@ pub async fn prepare(
             timeout: hook.timeout,
             memory: usize::try_from(hook.memory_limit).unwrap_or(usize::MAX),
         };
-        let loaded = load_plugin(host, &path, wasm_grants(&hook.grants), limits, None)
-            .await
-            .map_err(|e| format!("{}: hook `{}`: {e}", at(hook.span), hook.name))?;
+        let loaded = load_plugin(
+            host,
+            &path,
+            wasm_grants(&hook.grants),
+            limits,
+            reuse_hooks.get(&hook.name),
+        )
+        .await
+        .map_err(|e| format!("{}: hook `{}`: {e}", at(hook.span), hook.name))?;
         if !loaded.plugin.metadata().notify {
             return Err(format!(
                 "{}: hook `{}`: plugin {} exports no `notify`",

@@ -99,6 +99,14 @@ struct Daemon {
     watch: Option<watch::ConfigWatch>,
     watch_tx: mpsc::UnboundedSender<()>,
     control: mpsc::Receiver<control::Pending>,
+    /// Reloads being prepared off the loop report here.
+    prepared_tx: mpsc::UnboundedSender<reload::PreparedReload>,
+    prepared_rx: mpsc::UnboundedReceiver<reload::PreparedReload>,
+    reload_running: bool,
+    /// A reload asked for while another was prepared: (trigger, forced).
+    reload_again: Option<(String, bool)>,
+    /// Control clients waiting for the reload in progress.
+    reload_waiters: Vec<oneshot::Sender<serde_json::Value>>,
     systemd: systemd::Notify,
     watchdog_at: Option<Instant>,
 }
@@ -116,6 +124,7 @@ impl Daemon {
         let links = netlink::watch_links()?;
         let (tx, rx) = mpsc::channel(1024);
         let (check_tx, check_rx) = mpsc::unbounded_channel();
+        let (prepared_tx, prepared_rx) = mpsc::unbounded_channel();
         let vips_tx = vips::spawn(nl.clone());
         let mut daemon = Self {
             cfg: Config::default(),
@@ -154,6 +163,11 @@ impl Daemon {
                 )
             })?,
             systemd: systemd::Notify::from_env(),
+            prepared_tx,
+            prepared_rx,
+            reload_running: false,
+            reload_again: None,
+            reload_waiters: Vec::new(),
             watchdog_at: None,
             opts,
         };
@@ -165,6 +179,7 @@ impl Daemon {
             &file,
             &dir,
             &mut daemon.plugin_host,
+            &HashMap::new(),
             &HashMap::new(),
         )
         .await
@@ -244,11 +259,28 @@ impl Daemon {
                     let answer = match cmd {
                         control::Command::Status => serde_json::to_value(self.snapshot()),
                         control::Command::Reload => {
+                            // Answered when the reload is done (or refused at once).
+                            let seq = self.reloads;
                             self.reload("control socket", true).await;
-                            serde_json::to_value(&self.last_reload)
+                            if self.reloads > seq {
+                                serde_json::to_value(&self.last_reload)
+                            } else {
+                                self.reload_waiters.push(reply);
+                                continue;
+                            }
                         }
                     };
                     let _ = reply.send(answer.unwrap_or_default());
+                }
+                Some(p) = self.prepared_rx.recv() => {
+                    self.finish_reload(p).await;
+                    let answer = serde_json::to_value(&self.last_reload).unwrap_or_default();
+                    for w in self.reload_waiters.drain(..) {
+                        let _ = w.send(answer.clone());
+                    }
+                    if let Some((trigger, forced)) = self.reload_again.take() {
+                        self.reload(&trigger, forced).await;
+                    }
                 }
                 Some(()) = watch_rx.recv() => {
                     reload_at = Some(tokio::time::Instant::now() + Duration::from_millis(150));

@@ -20,9 +20,28 @@ use super::status::ReloadStatus;
 use super::vips::Op;
 use super::{all_vips, announce_addrs, Daemon};
 
+/// A reload whose config is parsed and validated and whose plugins are compiled.
+pub(super) struct PreparedReload {
+    trigger: String,
+    new: Config,
+    source: String,
+    plugins_changed: Vec<String>,
+    result: Result<checks::Prepared, String>,
+}
+
 impl Daemon {
+    /// First half of a reload: read, parse and validate, then compile plugins off the loop;
+    /// [`Daemon::finish_reload`] applies the result. A reload asked for while one is being
+    /// prepared runs after it.
     pub(super) async fn reload(&mut self, trigger: &str, forced: bool) {
         if self.stopping {
+            return;
+        }
+        if self.reload_running {
+            self.reload_again = Some((
+                trigger.to_string(),
+                forced || self.reload_again.as_ref().is_some_and(|r| r.1),
+            ));
             return;
         }
         let source = match std::fs::read_to_string(&self.opts.config) {
@@ -63,8 +82,9 @@ impl Daemon {
                 return self.refuse(trigger, msg);
             }
         }
-        // Checks' plugins compiled (or reused when their file is the same) before any change.
-        let reuse: HashMap<String, Loaded> = self
+        // Plugins are compiled (or reused when their file is the same) on a task of their own:
+        // compiling takes long enough to starve the adverts if the event loop waited for it.
+        let reuse_checks: HashMap<String, Loaded> = self
             .checks
             .iter()
             .filter(|c| {
@@ -73,20 +93,67 @@ impl Daemon {
             })
             .filter_map(|c| Some((c.def.name.clone(), c.plugin.clone()?)))
             .collect();
+        let reuse_hooks: HashMap<String, Loaded> = self
+            .hook_plugins
+            .iter()
+            .filter(|(name, _)| self.cfg.hook(name) == new.hook(name))
+            .map(|(n, l)| (n.clone(), l.clone()))
+            .collect();
+        let needs_engine = !new.hooks.is_empty()
+            || new
+                .checks
+                .iter()
+                .any(|c| matches!(c.kind, CheckKind::Plugin { .. }));
+        if needs_engine && self.plugin_host.is_none() {
+            match crate::checks::wasm::PluginHost::new() {
+                Ok(h) => self.plugin_host = Some(h),
+                Err(e) => return self.refuse(trigger, e.to_string()),
+            }
+        }
+        self.reload_running = true;
+        let mut host = self.plugin_host.clone();
         let dir = checks::config_dir(&self.opts.config);
-        let prepared = match checks::prepare(
-            &new,
-            &source,
-            &file,
-            &dir,
-            &mut self.plugin_host,
-            &reuse,
-        )
-        .await
-        {
+        let tx = self.prepared_tx.clone();
+        let trigger = trigger.to_string();
+        tokio::spawn(async move {
+            let result = checks::prepare(
+                &new,
+                &source,
+                &file,
+                &dir,
+                &mut host,
+                &reuse_checks,
+                &reuse_hooks,
+            )
+            .await;
+            let _ = tx.send(PreparedReload {
+                trigger,
+                new,
+                source,
+                plugins_changed,
+                result,
+            });
+        });
+    }
+
+    /// Second half of a reload, back on the event loop: apply what was prepared.
+    pub(super) async fn finish_reload(&mut self, p: PreparedReload) {
+        self.reload_running = false;
+        let PreparedReload {
+            trigger,
+            new,
+            source,
+            plugins_changed,
+            result,
+        } = p;
+        let trigger = trigger.as_str();
+        let prepared = match result {
             Ok(p) => p,
             Err(e) => return self.refuse(trigger, e),
         };
+        if self.stopping {
+            return;
+        }
         let mut d = diff::diff(&self.cfg, &new);
         // A rebuilt plugin is a changed check even when its config is not.
         for name in plugins_changed {

@@ -476,4 +476,6 @@ impl Fsm {
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;

@@ -1,0 +1,456 @@
+//! upkeep vs keepalived, side by side in the integration tests' namespace lab: failover outages
+//! as a client of the VIP sees them, reload, scale, and the CPU cost of checks. Writes a Markdown
+//! table (median, min, max, ratio) and a PNG of the client's view.
+//!
+//!     cargo build --release -p upkeep && scripts/build-plugins.sh
+//!     sudo cargo run --release -p upkeep-bench -- [--repeats 5] [--scenarios a,b] [--out bench/RESULTS.md]
+//!
+//! Needs root, keepalived, iproute2 and ss (bench/install-deps.sh). Not part of CI.
+
+mod measure;
+mod plot;
+mod report;
+mod scenarios;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+
+use crate::report::ScenarioRuns;
+use crate::scenarios::{Opts, Scenario};
+
+/// Runs keepalived and upkeep side by side in network namespaces and compares what a client
+/// of the VIP sees. Needs root.
+#[derive(Parser, Debug)]
+#[command(name = "upkeep-bench")]
+struct Args {
+    /// Runs of each scenario per daemon (interleaved: keepalived, upkeep, keepalived, ...).
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
+    /// Comma-separated scenario names (default: all; --list shows them).
+    #[arg(long, value_delimiter = ',')]
+    scenarios: Vec<String>,
+    /// The Markdown report.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/RESULTS.md"))]
+    out: PathBuf,
+    /// The PNG (default: outage.png next to --out).
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// CPU / RSS sampling window of the scale and check-cpu scenarios, in seconds.
+    #[arg(long, default_value_t = 20.0)]
+    window: f64,
+    /// The upkeep binary (default: $UPKEEP_BIN, else target/release/upkeep).
+    #[arg(long)]
+    upkeep: Option<PathBuf>,
+    /// List the scenarios and exit.
+    #[arg(long)]
+    list: bool,
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    if STOP.swap(true, Ordering::SeqCst) {
+        // Second Ctrl-C: give up at once (namespaces of the current run may stay behind:
+        // `ip netns list | grep ^uk`).
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(130) };
+    }
+}
+
+fn workspace() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    p.canonicalize().unwrap_or(p)
+}
+
+fn main() {
+    if let Err(e) = real_main() {
+        eprintln!("upkeep-bench: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main() -> Result<()> {
+    let args = Args::parse();
+    let all = scenarios::all();
+    if args.list {
+        for s in &all {
+            println!("{:14} {}", s.name, s.title);
+        }
+        return Ok(());
+    }
+    let selected: Vec<Scenario> = if args.scenarios.is_empty() {
+        all.clone()
+    } else {
+        args.scenarios
+            .iter()
+            .map(|name| {
+                all.iter()
+                    .find(|s| s.name == name)
+                    .cloned()
+                    .with_context(|| {
+                        let names: Vec<&str> = all.iter().map(|s| s.name).collect();
+                        format!("no scenario {name:?}; there are: {}", names.join(", "))
+                    })
+            })
+            .collect::<Result<_>>()?
+    };
+    if args.repeats == 0 {
+        bail!("--repeats must be at least 1");
+    }
+    if !(args.window > 0.0) {
+        bail!("--window must be positive");
+    }
+    let plot_path = args
+        .plot
+        .clone()
+        .unwrap_or_else(|| args.out.with_file_name("outage.png"));
+    preflight(&args, &selected)?;
+    let opts = Opts {
+        window: Duration::from_secs_f64(args.window),
+    };
+
+    // SAFETY: installing a handler that only touches an atomic (and _exit).
+    unsafe { libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t) };
+    let machine = machine_note();
+    let started = Instant::now();
+    let total: usize = selected
+        .iter()
+        .map(|s| s.contenders.len() * args.repeats)
+        .sum();
+    let mut done = 0;
+    let mut results: Vec<ScenarioRuns> = Vec::new();
+    'scenarios: for s in selected {
+        let mut runs = ScenarioRuns::new(s.clone());
+        for rep in 1..=args.repeats {
+            for &c in &s.contenders {
+                if STOP.load(Ordering::SeqCst) {
+                    results.push(runs);
+                    eprintln!("interrupted: writing what was measured");
+                    break 'scenarios;
+                }
+                done += 1;
+                let t = Instant::now();
+                let r = scenarios::run(&s, c, &opts);
+                let summary = match &r {
+                    Ok(o) => s
+                        .metrics
+                        .iter()
+                        .filter_map(|m| {
+                            o.get(m.key)
+                                .map(|v| format!("{} {}", m.key, report::fmt_value(m, v)))
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    Err(e) => format!("FAILED: {e:#}"),
+                };
+                eprintln!(
+                    "[{done}/{total}] {} {} #{rep}: {summary} ({:.1} s)",
+                    s.name,
+                    c.label(),
+                    t.elapsed().as_secs_f64()
+                );
+                runs.push(c, r.map_err(|e| format!("{e:#}")));
+            }
+        }
+        results.push(runs);
+        // Keep what is done so far on disk.
+        write_outputs(
+            &args,
+            &plot_path,
+            &results,
+            &machine,
+            started.elapsed(),
+            false,
+        )?;
+    }
+    write_outputs(
+        &args,
+        &plot_path,
+        &results,
+        &machine,
+        started.elapsed(),
+        true,
+    )?;
+    println!("{}", report::table(&results));
+    println!("wrote {} and {}", args.out.display(), plot_path.display());
+    Ok(())
+}
+
+/// Root, keepalived, the upkeep binary (fresh), the plugin if needed; sets the environment
+/// the harness reads (UPKEEP_BIN, UPKEEP_LOG).
+fn preflight(args: &Args, selected: &[Scenario]) -> Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("the namespace lab needs root: run as root (e.g. sudo -E cargo run --release -p upkeep-bench)");
+    }
+    if !upkeep_tests::keepalived_available() {
+        bail!("keepalived is not installed: apt-get install keepalived (or bench/install-deps.sh)");
+    }
+    let bin = match (&args.upkeep, std::env::var_os("UPKEEP_BIN")) {
+        (Some(p), _) => p.clone(),
+        (None, Some(p)) => PathBuf::from(p),
+        (None, None) => {
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| workspace().join("target"));
+            target.join("release/upkeep")
+        }
+    };
+    if !bin.is_file() {
+        bail!(
+            "no upkeep binary at {}: build it first with `cargo build --release -p upkeep` (or pass --upkeep PATH)",
+            bin.display()
+        );
+    }
+    let bin = bin.canonicalize()?;
+    if let Some(newer) = newer_source(&bin) {
+        eprintln!(
+            "warning: {} is older than {}: rebuild with `cargo build --release -p upkeep` to measure the current code",
+            bin.display(),
+            newer.display()
+        );
+    }
+    // Edition 2021, single-threaded here: nothing reads the environment concurrently.
+    std::env::set_var("UPKEEP_BIN", &bin);
+    if std::env::var_os("UPKEEP_LOG").is_none() {
+        // The harness defaults to debug logging; measure the daemon as deployed.
+        std::env::set_var("UPKEEP_LOG", "info");
+    }
+    if selected.iter().any(Scenario::needs_plugin) {
+        upkeep_tests::plugin_path("port-listener")?;
+    }
+    if let Err(e) = plot::load_font() {
+        eprintln!("warning: no PNG will be drawn: {e:#}");
+    }
+    if which("ss").is_none() {
+        bail!("`ss` (iproute2) is needed by the check script");
+    }
+    Ok(())
+}
+
+fn which(prog: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(prog))
+            .find(|p| p.is_file())
+    })
+}
+
+/// A file of the daemon's sources modified after `bin` was built, if any.
+fn newer_source(bin: &Path) -> Option<PathBuf> {
+    let built = bin.metadata().and_then(|m| m.modified()).ok()?;
+    let mut stack = vec![
+        workspace().join("core/src"),
+        workspace().join("core/Cargo.toml"),
+    ];
+    while let Some(p) = stack.pop() {
+        let Ok(meta) = p.metadata() else { continue };
+        if meta.is_dir() {
+            if let Ok(rd) = p.read_dir() {
+                stack.extend(rd.flatten().map(|e| e.path()));
+            }
+        } else if meta.modified().is_ok_and(|m| m > built) {
+            return Some(p);
+        }
+    }
+    None
+}
+
+fn write_outputs(
+    args: &Args,
+    plot_path: &Path,
+    results: &[ScenarioRuns],
+    machine: &str,
+    elapsed: Duration,
+    last: bool,
+) -> Result<()> {
+    let plotted = match plot::render(plot_path, results) {
+        Ok(p) => p,
+        Err(e) => {
+            if last {
+                eprintln!("warning: no PNG: {e:#}");
+            }
+            false
+        }
+    };
+    let md = markdown(
+        args,
+        results,
+        machine,
+        elapsed,
+        plotted.then_some(plot_path),
+    );
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&args.out, md).with_context(|| format!("write {}", args.out.display()))
+}
+
+fn markdown(
+    args: &Args,
+    results: &[ScenarioRuns],
+    machine: &str,
+    elapsed: Duration,
+    plot: Option<&Path>,
+) -> String {
+    let mut out = String::from("# upkeep vs keepalived: benchmark results\n\n");
+    let cmd: Vec<String> = std::env::args().skip(1).collect();
+    let _ = writeln!(
+        out,
+        "Made by `bench/` (the `upkeep-bench` crate) with:\n\n    \
+         cargo build --release -p upkeep && scripts/build-plugins.sh\n    \
+         cargo run --release -p upkeep-bench --{}{}\n",
+        if cmd.is_empty() { "" } else { " " },
+        cmd.join(" ")
+    );
+    let _ = writeln!(
+        out,
+        "{} runs of each scenario per daemon, keepalived and upkeep interleaved; {:.0} min in \
+         all. Every run builds a fresh two-host lab with the integration tests' harness \
+         (tests/src: hosts h1, h2 and a client on one bridge, VIP 192.0.2.100/24; h1 priority \
+         190, h2 180), starts the same configuration on both hosts (rendered as keepalived.conf \
+         or upkeep KDL from one `Instance`), waits for h1 to hold the VIP, then causes the \
+         event. CPU and RSS windows: {} s. upkeep logs at `info`.\n",
+        args.repeats,
+        elapsed.as_secs_f64() / 60.0,
+        args.window
+    );
+    out.push_str("## Machine\n\n");
+    out.push_str(machine);
+    out.push_str("\n## Results\n\n");
+    out.push_str(
+        "Medians, minimum and maximum over the successful runs; the ratio is upkeep's median \
+         over keepalived's (lower is better for every metric). The goals are issue 6's \
+         (graceful stop ≤ 0.10, failed check ≤ 0.35, reload 0 lost pings and 0 address events, \
+         ≤ 1.0 elsewhere); rows marked (info) have none.\n\n",
+    );
+    out.push_str(&report::table(results));
+    if let Some(p) = plot {
+        let name = p
+            .file_name()
+            .map_or("outage.png".into(), |n| n.to_string_lossy());
+        let _ = writeln!(out, "\n![The client's view, per scenario]({name})\n");
+        out.push_str(
+            "The plot: for each daemon's median run, how long the client had been without an \
+             answer at each probe (ms), from 0.2 s before the event; the peak is the outage.\n",
+        );
+    }
+    out.push_str("\n## Scenarios\n\n");
+    for s in results {
+        let _ = writeln!(
+            out,
+            "- **{}** — {}: {}",
+            s.scenario.name, s.scenario.title, s.scenario.what
+        );
+    }
+    out.push_str(
+        "\nOutage: the harness's `PingReport` gaps (from the last answered probe to the next \
+         answered one) that end after the event, each counted from the event at the earliest; \
+         the longest. \"VIP on the backup\" is when `ip addr` on h2 first shows the VIP (polled \
+         every few ms).\n",
+    );
+    out.push_str("\n## Every run\n\n");
+    out.push_str(&report::raw_runs(results));
+    out
+}
+
+fn run_text(cmd: &str, args: &[&str]) -> String {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .map(|o| {
+            let s = if o.stdout.is_empty() {
+                o.stderr
+            } else {
+                o.stdout
+            };
+            String::from_utf8_lossy(&s).trim().to_string()
+        })
+        .unwrap_or_default()
+}
+
+fn machine_note() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    let mem_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    let ws = workspace();
+    let ws = ws.to_string_lossy();
+    let commit = run_text("git", &["-C", &ws, "rev-parse", "--short", "HEAD"]);
+    let dirty = !run_text("git", &["-C", &ws, "status", "--porcelain", "--", "core"]).is_empty();
+    let bin = std::env::var("UPKEEP_BIN").unwrap_or_default();
+    let built = Path::new(&bin)
+        .metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map(|d| {
+            run_text(
+                "date",
+                &[
+                    "-u",
+                    "-d",
+                    &format!("@{}", d.as_secs()),
+                    "+%Y-%m-%d %H:%M UTC",
+                ],
+            )
+        })
+        .unwrap_or_default();
+    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "- date: {}",
+        run_text("date", &["-u", "+%Y-%m-%d %H:%M UTC"])
+    );
+    let _ = writeln!(
+        s,
+        "- CPU: {cpu}, {nproc} cores; memory {mem_gib:.0} GiB; kernel {}",
+        run_text("uname", &["-r"])
+    );
+    let _ = writeln!(
+        s,
+        "- load average at the start: {} (this is a shared 2-core machine: other namespace \
+         tests may have run at the same time, which shows as spread between runs)",
+        load.join(" ")
+    );
+    let _ = writeln!(
+        s,
+        "- keepalived: {}",
+        run_text("keepalived", &["--version"])
+            .lines()
+            .next()
+            .unwrap_or("")
+    );
+    let _ = writeln!(
+        s,
+        "- upkeep: {bin} built {built} from commit {commit}{}",
+        if dirty {
+            " (with uncommitted changes in core/)"
+        } else {
+            ""
+        }
+    );
+    s
+}

@@ -1,0 +1,260 @@
+//! Statistics over the runs and the Markdown report.
+
+use std::fmt::Write as _;
+
+use crate::scenarios::{Contender, Goal, MetricDef, Outcome, Scenario};
+
+/// Every run of one scenario: per contender, each run's outcome or its error.
+pub struct ScenarioRuns {
+    pub scenario: Scenario,
+    pub runs: Vec<(Contender, Vec<Result<Outcome, String>>)>,
+}
+
+impl ScenarioRuns {
+    pub fn new(scenario: Scenario) -> Self {
+        let runs = scenario
+            .contenders
+            .iter()
+            .map(|&c| (c, Vec::new()))
+            .collect();
+        ScenarioRuns { scenario, runs }
+    }
+
+    pub fn of(&self, c: Contender) -> &[Result<Outcome, String>] {
+        self.runs
+            .iter()
+            .find(|(k, _)| *k == c)
+            .map(|(_, r)| r.as_slice())
+            .unwrap_or(&[])
+    }
+
+    pub fn push(&mut self, c: Contender, r: Result<Outcome, String>) {
+        if let Some((_, v)) = self.runs.iter_mut().find(|(k, _)| *k == c) {
+            v.push(r);
+        }
+    }
+
+    /// The values of metric `key` over `c`'s successful runs, in run order.
+    pub fn values(&self, c: Contender, key: &str) -> Vec<f64> {
+        self.of(c)
+            .iter()
+            .filter_map(|r| r.as_ref().ok().and_then(|o| o.get(key)))
+            .collect()
+    }
+
+    /// `c`'s successful run whose value of the scenario's first metric is the median (the lower
+    /// middle one for an even count): the run the plot shows.
+    pub fn median_run(&self, c: Contender) -> Option<&Outcome> {
+        let key = self.scenario.trace_metric();
+        let mut ok: Vec<&Outcome> = self
+            .of(c)
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .filter(|o| o.get(key).is_some())
+            .collect();
+        ok.sort_by(|a, b| a.get(key).partial_cmp(&b.get(key)).expect("no NaN"));
+        let n = ok.len();
+        (n > 0).then(|| ok[(n - 1) / 2])
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Stats {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+pub fn stats(values: &[f64]) -> Option<Stats> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    let n = v.len();
+    let median = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    Some(Stats {
+        median,
+        min: v[0],
+        max: v[n - 1],
+    })
+}
+
+/// A value with the metric's decimals (one more for small values of whole-number metrics).
+pub fn fmt_value(m: &MetricDef, v: f64) -> String {
+    let decimals = if m.decimals == 0 && v.abs() < 10.0 && v.fract() != 0.0 {
+        1
+    } else {
+        m.decimals
+    };
+    format!("{v:.decimals$}")
+}
+
+/// The ratio cell: upkeep's median over keepalived's.
+fn ratio(k: &Stats, u: &Stats) -> Option<f64> {
+    (k.median != 0.0).then(|| u.median / k.median)
+}
+
+/// Whether upkeep meets the metric's goal (None: no goal or no data).
+pub fn goal_met(m: &MetricDef, k: Option<&Stats>, u: Option<&Stats>) -> Option<bool> {
+    let u = u?;
+    match m.goal {
+        Goal::Info => None,
+        Goal::Zero => Some(u.max == 0.0),
+        Goal::Ratio(g) => {
+            let k = k?;
+            match ratio(k, u) {
+                Some(r) => Some(r <= g + 1e-9),
+                None => Some(u.median == 0.0),
+            }
+        }
+    }
+}
+
+fn goal_cell(m: &MetricDef, k: Option<&Stats>, u: Option<&Stats>) -> String {
+    let mark = match goal_met(m, k, u) {
+        Some(true) => " ✓",
+        Some(false) => " ✗",
+        None => "",
+    };
+    match m.goal {
+        Goal::Info => "(info)".into(),
+        Goal::Zero => format!("= 0{mark}"),
+        Goal::Ratio(g) => format!("≤ {g:.2}{mark}"),
+    }
+}
+
+fn runs_cell(s: &ScenarioRuns, c: Contender) -> String {
+    let all = s.of(c);
+    let ok = all.iter().filter(|r| r.is_ok()).count();
+    format!("{ok}/{}", all.len())
+}
+
+/// The results table.
+pub fn table(results: &[ScenarioRuns]) -> String {
+    let mut out = String::new();
+    out.push_str(
+        "| scenario | metric | keepalived median | min | max | upkeep median | min | max \
+         | upkeep / keepalived | goal | runs ok (k / u) |\n",
+    );
+    out.push_str("|---|---|--:|--:|--:|--:|--:|--:|--:|---|---|\n");
+    for s in results {
+        let k_c = Contender::Keepalived;
+        let upkeeps: Vec<Contender> = s
+            .scenario
+            .contenders
+            .iter()
+            .copied()
+            .filter(|c| c.is_upkeep())
+            .collect();
+        for m in &s.scenario.metrics {
+            let k = stats(&s.values(k_c, m.key));
+            for &u_c in &upkeeps {
+                let u = stats(&s.values(u_c, m.key));
+                let label = if upkeeps.len() > 1 || u_c != Contender::Upkeep {
+                    format!("{} — {}", m.label, u_c.label())
+                } else {
+                    m.label.to_string()
+                };
+                let cells = |st: Option<Stats>| match st {
+                    Some(st) => [
+                        fmt_value(m, st.median),
+                        fmt_value(m, st.min),
+                        fmt_value(m, st.max),
+                    ],
+                    None => ["n/a".into(), "".into(), "".into()],
+                };
+                let [km, kmin, kmax] = cells(k);
+                let [um, umin, umax] = cells(u);
+                let r = match (&k, &u) {
+                    (Some(k), Some(u)) => match ratio(k, u) {
+                        Some(r) => format!("{r:.2}"),
+                        None if u.median == 0.0 => "— (both 0)".into(),
+                        None => "∞".into(),
+                    },
+                    _ => "n/a".into(),
+                };
+                let _ = writeln!(
+                    out,
+                    "| {} | {label} | {km} | {kmin} | {kmax} | {um} | {umin} | {umax} | {r} | {} | {} / {} |",
+                    s.scenario.name,
+                    goal_cell(m, k.as_ref(), u.as_ref()),
+                    runs_cell(s, k_c),
+                    runs_cell(s, u_c),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Every run's numbers, and every failure, per scenario.
+pub fn raw_runs(results: &[ScenarioRuns]) -> String {
+    let mut out = String::new();
+    for s in results {
+        let _ = writeln!(out, "- **{}** ({})", s.scenario.name, s.scenario.title);
+        for (c, runs) in &s.runs {
+            let mut parts = Vec::new();
+            for m in &s.scenario.metrics {
+                let v: Vec<String> = runs
+                    .iter()
+                    .map(|r| match r {
+                        Ok(o) => o.get(m.key).map_or("-".into(), |v| fmt_value(m, v)),
+                        Err(_) => "failed".into(),
+                    })
+                    .collect();
+                parts.push(format!("{} [{}]", m.key, v.join(", ")));
+            }
+            let _ = writeln!(out, "  - {}: {}", c.label(), parts.join("; "));
+            for (k, r) in runs.iter().enumerate() {
+                if let Err(e) = r {
+                    let first = e.lines().next().unwrap_or("");
+                    let _ = writeln!(out, "    - run {} failed: {first}", k + 1);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_min_max() {
+        assert_eq!(stats(&[]), None);
+        let s = stats(&[3.0, 1.0, 2.0]).unwrap();
+        assert_eq!((s.median, s.min, s.max), (2.0, 1.0, 3.0));
+        assert_eq!(stats(&[4.0, 1.0, 2.0, 3.0]).unwrap().median, 2.5);
+    }
+
+    #[test]
+    fn goals() {
+        let m = MetricDef {
+            key: "x",
+            label: "x",
+            decimals: 0,
+            goal: Goal::Ratio(0.1),
+        };
+        let st = |v: f64| Stats {
+            median: v,
+            min: v,
+            max: v,
+        };
+        assert_eq!(goal_met(&m, Some(&st(300.0)), Some(&st(20.0))), Some(true));
+        assert_eq!(goal_met(&m, Some(&st(300.0)), Some(&st(40.0))), Some(false));
+        assert_eq!(goal_met(&m, Some(&st(0.0)), Some(&st(0.0))), Some(true));
+        let z = MetricDef {
+            goal: Goal::Zero,
+            ..m.clone()
+        };
+        assert_eq!(goal_met(&z, None, Some(&st(1.0))), Some(false));
+        assert_eq!(fmt_value(&m, 2.34), "2.3");
+        assert_eq!(fmt_value(&m, 298.4), "298");
+    }
+}

@@ -1,0 +1,542 @@
+//! Property tests of the state machine on the simulated LAN ([`crate::vrrp::sim::Lan`]).
+//!
+//! Any sequence of events among 2..=5 routers (adverts as the LAN delivers them, timeouts,
+//! priority changes, shutdowns and restarts, crashes, faults, partitions), then the network is
+//! healed and left alone. Once it has been stable and connected for Master_Down_Interval plus a
+//! margin:
+//! - exactly one master among the live routers (none if no router is live), and only it holds
+//!   the VIPs;
+//! - with preemption everywhere, the master has the highest effective priority;
+//! - it stays so: no transition at all while the network stays quiet;
+//! - routers started together elect the highest priority, ties to the highest address;
+//! - with `nopreempt`, a router that joins (or comes back) later does not take over.
+//!
+//! Failures print the shrunk event list and each router's transitions. Cases per property are
+//! kept moderate (`PROPTEST_CASES` raises them) so `cargo test -p upkeep --lib` stays fast.
+
+use std::fmt::Write as _;
+
+use proptest::prelude::*;
+use proptest::test_runner::Config;
+
+use super::*;
+use crate::vrrp::sim::{self, Lan};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// One router's configuration.
+#[derive(Debug, Clone)]
+struct RouterSpec {
+    priority: u8,
+    /// Advert interval in ms (v2: 1000 for every router, as the receive checks require).
+    interval_ms: u64,
+    preempt: bool,
+    fast_preempt: bool,
+    handover: bool,
+    initial_master: bool,
+    /// In multiples of the router's advert interval.
+    preempt_delay: u8,
+    /// Started at time 0 (otherwise only by a `Start` op).
+    started: bool,
+}
+
+#[derive(Debug, Clone)]
+struct LanSpec {
+    version: Version,
+    routers: Vec<RouterSpec>,
+}
+
+/// Something that happens to the LAN. Router indexes are taken modulo the LAN size.
+#[derive(Debug, Clone)]
+enum Op {
+    /// Let the LAN run (adverts, timeouts) for this many ms.
+    Run(u64),
+    /// The effective priority changes (a check's weight, a reload).
+    Priority(usize, u8),
+    /// SIGTERM: resign (handover or not); the daemon is gone once Initialize is reached.
+    Shutdown(usize),
+    /// Start a stopped router, or restart a crashed one from scratch.
+    Start(usize),
+    /// SIGKILL or power loss: silent at once, VIPs gone with the host.
+    Crash(usize),
+    /// Interface down (true) or back up (false).
+    Fault(usize, bool),
+    /// Routers are split into segments (one entry per router, modulo the LAN size).
+    Partition(Vec<u8>),
+    Heal,
+    /// Delivery takes this many ms from now on: jitter, and reordering while it changes.
+    Latency(u64),
+}
+
+fn router_spec(version: Version, interval_ms: u64) -> impl Strategy<Value = RouterSpec> {
+    let interval = match version {
+        Version::V2 => Just(1000u64).boxed(),
+        // v3 routers may differ: backups learn the master's interval from its adverts.
+        Version::V3 => {
+            prop_oneof![Just(interval_ms), Just(100u64), Just(250u64), Just(1000u64)].boxed()
+        }
+    };
+    (
+        // Many ties (100) on purpose, and the whole range otherwise.
+        prop_oneof![Just(100u8), 1u8..=254],
+        interval,
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        prop_oneof![3 => Just(0u8), 1 => 1u8..=3],
+        prop_oneof![4 => Just(true), 1 => Just(false)],
+    )
+        .prop_map(
+            |(
+                priority,
+                interval_ms,
+                preempt,
+                fast_preempt,
+                handover,
+                initial_master,
+                preempt_delay,
+                started,
+            )| RouterSpec {
+                priority,
+                interval_ms,
+                preempt,
+                fast_preempt,
+                handover,
+                initial_master,
+                preempt_delay,
+                started,
+            },
+        )
+}
+
+fn lan_spec() -> impl Strategy<Value = LanSpec> {
+    (
+        prop_oneof![Just(Version::V2), Just(Version::V3)],
+        prop_oneof![Just(100u64), Just(1000u64)],
+        2usize..=5,
+    )
+        .prop_flat_map(|(version, interval_ms, n)| {
+            proptest::collection::vec(router_spec(version, interval_ms), n)
+                .prop_map(move |routers| LanSpec { version, routers })
+        })
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (1u64..3000).prop_map(Op::Run),
+        2 => (0usize..5, 1u8..=254).prop_map(|(i, p)| Op::Priority(i, p)),
+        1 => (0usize..5).prop_map(Op::Shutdown),
+        2 => (0usize..5).prop_map(Op::Start),
+        1 => (0usize..5).prop_map(Op::Crash),
+        1 => (0usize..5, any::<bool>()).prop_map(|(i, f)| Op::Fault(i, f)),
+        1 => proptest::collection::vec(0u8..3, 5).prop_map(Op::Partition),
+        1 => Just(Op::Heal),
+        1 => (0u64..=20).prop_map(Op::Latency),
+    ]
+}
+
+fn ops(max: usize) -> impl Strategy<Value = Vec<Op>> {
+    proptest::collection::vec(op(), 0..max)
+}
+
+fn params_of(version: Version, i: usize, r: &RouterSpec) -> Params {
+    Params {
+        preempt: r.preempt,
+        fast_preempt: r.fast_preempt,
+        handover: r.handover,
+        initial_master: r.initial_master,
+        preempt_delay: ms(r.interval_ms) * u32::from(r.preempt_delay),
+        ..sim::params(version, ms(r.interval_ms), i)
+    }
+}
+
+fn build(spec: &LanSpec) -> Lan {
+    let mut lan = Lan::new(
+        spec.routers
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (params_of(spec.version, i, r), r.priority))
+            .collect(),
+    );
+    for (i, r) in spec.routers.iter().enumerate() {
+        if r.started {
+            lan.event(i, Event::Startup);
+        }
+    }
+    lan
+}
+
+/// The longest Master_Down_Interval any router can compute, plus the longest preempt delay:
+/// after this much quiet every consequence of the last event has played out.
+fn settle_time(spec: &LanSpec) -> Duration {
+    let max_interval = spec
+        .routers
+        .iter()
+        .map(|r| ms(r.interval_ms))
+        .max()
+        .unwrap_or(Duration::ZERO);
+    let max_delay = spec
+        .routers
+        .iter()
+        .map(|r| ms(r.interval_ms) * u32::from(r.preempt_delay))
+        .max()
+        .unwrap_or(Duration::ZERO);
+    // Master_Down_Interval < 4 intervals (skew < one interval); RFC-mode preemption can need
+    // a second one after the preempt delay; plus a margin of an interval.
+    max_interval * 4 + max_delay + max_interval * 4 + max_interval
+}
+
+fn apply(lan: &mut Lan, op: &Op) {
+    let n = lan.routers.len();
+    match op {
+        Op::Run(d) => lan.run_for(ms(*d)),
+        Op::Priority(i, p) => {
+            if lan.routers[i % n].up {
+                lan.event(i % n, Event::Priority(*p));
+            }
+        }
+        Op::Shutdown(i) => {
+            if lan.routers[i % n].up {
+                lan.event(i % n, Event::Shutdown);
+            }
+        }
+        Op::Start(i) => {
+            let i = i % n;
+            if !lan.routers[i].up {
+                // The daemon restarts from its configuration, with a fresh state machine.
+                let params = lan.routers[i].fsm.params().clone();
+                let prio = lan.routers[i].fsm.priority();
+                lan.routers[i].fsm = Fsm::new(params, prio);
+                lan.routers[i].up = true;
+            }
+            if lan.routers[i].fsm.state() == State::Initialize {
+                lan.event(i, Event::Startup);
+            }
+        }
+        Op::Crash(i) => lan.crash(i % n),
+        Op::Fault(i, f) => {
+            if lan.routers[i % n].up {
+                lan.event(i % n, Event::Fault(*f));
+            }
+        }
+        Op::Partition(segs) => {
+            for (i, r) in lan.routers.iter_mut().enumerate() {
+                r.segment = segs[i % segs.len()];
+            }
+        }
+        Op::Heal => {
+            for r in &mut lan.routers {
+                r.segment = 0;
+            }
+            lan.latency = ms(1);
+        }
+        Op::Latency(d) => lan.latency = ms(*d),
+    }
+}
+
+/// Routers that take part in elections: running, started, not in fault, not shutting down.
+fn live(lan: &Lan) -> Vec<usize> {
+    (0..lan.routers.len())
+        .filter(|&i| {
+            let r = &lan.routers[i];
+            r.up && matches!(r.fsm.state(), State::Backup | State::Master)
+        })
+        .collect()
+}
+
+fn masters(lan: &Lan) -> Vec<usize> {
+    (0..lan.routers.len())
+        .filter(|&i| lan.routers[i].up && lan.routers[i].fsm.state() == State::Master)
+        .collect()
+}
+
+fn holders(lan: &Lan) -> Vec<usize> {
+    (0..lan.routers.len())
+        .filter(|&i| lan.routers[i].up && lan.routers[i].holds_vips)
+        .collect()
+}
+
+fn transition_count(lan: &Lan) -> usize {
+    lan.routers.iter().map(|r| r.transitions.len()).sum()
+}
+
+/// Every router's state and history, for failure messages.
+fn describe(lan: &Lan) -> String {
+    let mut s = format!("at +{:?}:\n", lan.elapsed());
+    for (i, r) in lan.routers.iter().enumerate() {
+        let p = r.fsm.params();
+        let _ = writeln!(
+            s,
+            "  r{i} {} prio {} int {:?} preempt {} fast {} handover {} up {} seg {} vips {}",
+            p.primary_ip,
+            r.fsm.priority(),
+            p.advert_interval,
+            p.preempt,
+            p.fast_preempt,
+            p.handover,
+            r.up,
+            r.segment,
+            r.holds_vips
+        );
+        let _ = writeln!(
+            s,
+            "     state {} master {:?}",
+            r.fsm.state(),
+            r.fsm.master()
+        );
+        for (at, from, to) in r.transitions.iter().rev().take(8).rev() {
+            let _ = writeln!(s, "     +{:?} {from} -> {to}", *at - lan.start);
+        }
+    }
+    s
+}
+
+/// The best live router: highest effective priority, ties to the highest address.
+fn best(lan: &Lan, among: &[usize]) -> Option<usize> {
+    among.iter().copied().max_by_key(|&i| {
+        let r = &lan.routers[i];
+        (r.fsm.priority(), r.fsm.params().primary_ip)
+    })
+}
+
+/// Heals the LAN, lets it settle, and checks one master (the only VIP holder) and no further
+/// transitions over a long quiet window. Returns the master, if any router is live.
+fn settle_and_check(lan: &mut Lan, spec: &LanSpec) -> Result<Option<usize>, TestCaseError> {
+    apply(lan, &Op::Heal);
+    lan.run_for(settle_time(spec));
+    let live_now = live(lan);
+    let m = masters(lan);
+    let expect = usize::from(!live_now.is_empty());
+    prop_assert_eq!(
+        m.len(),
+        expect,
+        "masters {:?} among live {:?}\n{}",
+        m,
+        live_now,
+        describe(lan)
+    );
+    prop_assert_eq!(holders(lan), m.clone(), "VIP holders\n{}", describe(lan));
+    // Quiet: nothing moves any more.
+    let before = transition_count(lan);
+    for _ in 0..20 {
+        lan.run_for(settle_time(spec) / 5);
+        prop_assert_eq!(masters(lan), m.clone(), "master moved\n{}", describe(lan));
+        prop_assert_eq!(holders(lan), m.clone(), "VIP holders\n{}", describe(lan));
+    }
+    prop_assert_eq!(
+        transition_count(lan),
+        before,
+        "transitions in a quiet network\n{}",
+        describe(lan)
+    );
+    Ok(m.first().copied())
+}
+
+/// Cases per property in a normal run (about a second for all of them).
+const CASES: u32 = 512;
+
+fn config() -> Config {
+    Config {
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(CASES),
+        // A failure is turned into a named regression test below, not a file next to the source.
+        failure_persistence: None,
+        ..Config::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Any mix of settings and events: once healed and quiet, exactly one master, and with
+    /// preemption everywhere it is one of the highest-priority routers.
+    #[test]
+    fn one_master_after_any_events(spec in lan_spec(), ops in ops(40)) {
+        let mut lan = build(&spec);
+        for op in &ops {
+            apply(&mut lan, op);
+        }
+        let master = settle_and_check(&mut lan, &spec)?;
+        let all_preempt = spec.routers.iter().all(|r| r.preempt);
+        if let (Some(m), true) = (master, all_preempt) {
+            let top = lan.routers[best(&lan, &live(&lan)).unwrap_or(m)].fsm.priority();
+            // A backup never preempts an equal priority (RFC 5798 §6.4.2): among ties the
+            // address decides only when two masters meet.
+            prop_assert_eq!(
+                lan.routers[m].fsm.priority(),
+                top,
+                "preempting LAN elected r{} below priority {}\n{}",
+                m,
+                top,
+                describe(&lan)
+            );
+        }
+    }
+
+    /// With preemption everywhere, a priority change after the election moves mastership to the
+    /// new best router (and only there).
+    #[test]
+    fn preempting_master_follows_priority_changes(
+        spec in lan_spec(),
+        changes in proptest::collection::vec((0usize..5, 1u8..=254, 1u64..3000), 1..8),
+    ) {
+        let mut spec = spec;
+        for r in &mut spec.routers {
+            r.preempt = true;
+            r.started = true;
+        }
+        let mut lan = build(&spec);
+        for (i, p, wait) in &changes {
+            let i = i % lan.routers.len();
+            lan.event(i, Event::Priority(*p));
+            lan.run_for(ms(*wait));
+        }
+        let m = settle_and_check(&mut lan, &spec)?;
+        let all = live(&lan);
+        let top = best(&lan, &all).map(|b| lan.routers[b].fsm.priority());
+        prop_assert_eq!(m.map(|m| lan.routers[m].fsm.priority()), top, "{}", describe(&lan));
+    }
+
+    /// Routers that start together elect the highest priority, ties to the highest address.
+    #[test]
+    fn simultaneous_start_elects_best(spec in lan_spec()) {
+        let mut spec = spec;
+        for r in &mut spec.routers {
+            r.started = true;
+            // Startup waits differ with `initial_master`; the others would make it a race
+            // between a short wait and a better router.
+            r.initial_master = false;
+        }
+        // Ties only resolve to the highest address when equal masters meet, i.e. when their
+        // down timers fire at once: same interval everywhere.
+        let interval = spec.routers[0].interval_ms;
+        for r in &mut spec.routers {
+            r.interval_ms = interval;
+        }
+        let mut lan = build(&spec);
+        let m = settle_and_check(&mut lan, &spec)?;
+        let all: Vec<usize> = (0..lan.routers.len()).collect();
+        prop_assert_eq!(m, best(&lan, &all), "{}", describe(&lan));
+    }
+
+    /// nopreempt: after any history, the running master keeps the role when another router,
+    /// however high its priority (short of the address owner's 255), starts, restarts, comes
+    /// out of fault or raises its priority.
+    #[test]
+    fn nopreempt_late_joiner_does_not_take_over(
+        spec in lan_spec(),
+        history in ops(25),
+        joiner_priority in 1u8..=254,
+        later in proptest::collection::vec((0usize..5, 1u8..=254, 1u64..3000), 0..6),
+    ) {
+        let mut spec = spec;
+        for r in &mut spec.routers {
+            r.preempt = false;
+        }
+        let n = spec.routers.len();
+        let joiner = n - 1;
+        // The joiner has not started yet; the rest live through any history.
+        spec.routers[joiner].started = false;
+        // A joiner that waits less than the master's advert spacing takes over whatever its
+        // preempt setting: with `initial-state "master"` (see the ignored test below), or with a
+        // shorter v3 interval than the master's (RFC 5798 §6.4.1 starts Master_Down_Interval
+        // from the joiner's own interval). Both are documented; this property excludes them.
+        spec.routers[joiner].initial_master = false;
+        let longest = spec.routers.iter().map(|r| r.interval_ms).max().unwrap_or(1000);
+        spec.routers[joiner].interval_ms = longest;
+        let mut lan = build(&spec);
+        for op in &history {
+            let touches_joiner = match op {
+                Op::Priority(i, _) | Op::Shutdown(i) | Op::Start(i) | Op::Crash(i) => {
+                    i % n == joiner
+                }
+                Op::Fault(i, _) => i % n == joiner,
+                _ => false,
+            };
+            if !touches_joiner {
+                apply(&mut lan, op);
+            }
+        }
+        let Some(m) = settle_and_check(&mut lan, &spec)? else {
+            return Ok(());
+        };
+        lan.event(joiner, Event::Priority(joiner_priority));
+        lan.event(joiner, Event::Startup);
+        for (i, p, wait) in &later {
+            // Priority changes on the backups, the joiner included; the master keeps its own.
+            if i % n != m {
+                apply(&mut lan, &Op::Priority(*i, *p));
+            }
+            lan.run_for(ms(*wait));
+        }
+        let after = settle_and_check(&mut lan, &spec)?;
+        prop_assert_eq!(after, Some(m), "the master changed\n{}", describe(&lan));
+        prop_assert!(
+            lan.routers[joiner].transitions.iter().all(|t| t.2 != State::Master),
+            "the joiner was master at some point\n{}",
+            describe(&lan)
+        );
+    }
+}
+
+// --- cases the properties found, pinned ---
+
+/// A `nopreempt` master (priority 100) is running; a `nopreempt` router of priority 254 starts
+/// just after one of its adverts, and the next advert is delayed by 4 ms (`late`). Returns the
+/// masters after the dust settles.
+fn late_advert_after_join(joiner_initial_master: bool) -> (Vec<usize>, String) {
+    let interval = ms(100);
+    let mut routers = Vec::new();
+    for (i, prio, initial_master) in [(0usize, 100u8, false), (1, 254, joiner_initial_master)] {
+        let p = Params {
+            preempt: false,
+            initial_master,
+            ..sim::params(Version::V3, interval, i)
+        };
+        routers.push((p, prio));
+    }
+    let mut lan = Lan::new(routers);
+    lan.event(0, Event::Startup);
+    lan.run_for(ms(2000));
+    assert_eq!(masters(&lan), vec![0], "{}", describe(&lan));
+    // Just after an advert reached the (not yet started) joiner's host, the joiner starts; the
+    // master's next advert takes 5 ms instead of 1 (a busy host, a loaded link).
+    let sent = lan.routers[0].sent.len();
+    while lan.routers[0].sent.len() == sent {
+        lan.run_for(Duration::from_micros(100));
+    }
+    lan.run_for(ms(2));
+    lan.event(1, Event::Startup);
+    lan.latency = ms(5);
+    lan.run_for(ms(150));
+    lan.latency = ms(1);
+    lan.run_for(Duration::from_secs(5));
+    (masters(&lan), describe(&lan))
+}
+
+/// Without `initial-state "master"` a joiner waits Master_Down_Interval (3 intervals plus
+/// skew) and hears the late advert in time.
+#[test]
+fn nopreempt_joiner_tolerates_a_late_advert() {
+    let (m, trace) = late_advert_after_join(false);
+    assert_eq!(m, vec![0], "{trace}");
+}
+
+/// Found by `nopreempt_late_joiner_does_not_take_over`: with `initial-state "master"` the
+/// joiner waits one interval plus Skew_Time only (0.8 ms of slack at 100 ms and priority 254,
+/// 7.8 ms at 1 s), so one advert late by more than Skew_Time makes it master, and its higher
+/// priority then makes the running master step down: `nopreempt` is not honoured. (keepalived
+/// clears `nopreempt` when `state MASTER` is set, with a warning; upkeep's config accepts both.)
+/// Shrunk input: v3, master 100 @ 250 ms, joiner 100->120 @ 100 ms with initial_master, no
+/// events (there the joiner's shorter interval alone is enough).
+#[test]
+#[ignore = "known: initial-state \"master\" defeats nopreempt (docs/reliability.md)"]
+fn nopreempt_initial_master_joiner_does_not_take_over_on_jitter() {
+    let (m, trace) = late_advert_after_join(true);
+    assert_eq!(m, vec![0], "{trace}");
+}

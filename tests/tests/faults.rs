@@ -1,0 +1,451 @@
+//! Fault injection (issue 8): a partition and its healing, a flapping link, SIGKILL and restart,
+//! random loss of VRRP packets, and CPU starvation, each on two upkeep hosts with 100 ms VRRPv3
+//! adverts, each asserting what a user would check afterwards: who holds the VIP, what the
+//! routing table says, what went over the wire. Every test prints its figures (`--nocapture`).
+//!
+//! Run alone: `cargo build -p upkeep && cargo test -p upkeep-tests --test faults -- --nocapture`
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use upkeep_tests::{lab_test, upkeep_config, wait_until, Captured, Daemon, Instance, Lab, SIGKILL};
+
+const VIP: &str = "192.0.2.100";
+const ROUTE: &str = "198.51.100.0/24";
+const INTERVAL: Duration = Duration::from_millis(100);
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn ms(m: u64) -> Duration {
+    Duration::from_millis(m)
+}
+
+fn web(priority: u8) -> Instance {
+    Instance::new("web", 51, priority)
+        .interval(INTERVAL)
+        .vip("192.0.2.100/24")
+}
+
+fn start(lab: &Lab, i: usize, inst: &Instance) -> Result<Daemon> {
+    lab.start_upkeep(
+        i,
+        &upkeep_config(&format!("h{i}"), std::slice::from_ref(inst)),
+    )
+}
+
+/// h1 at 100 (master, holding the VIP), h2 at 90 (its backup).
+fn pair(lab: &Lab, h1: &Instance, h2: &Instance) -> Result<(Daemon, Daemon)> {
+    let d1 = start(lab, 1, h1)?;
+    d1.wait_state("web", "master", secs(10))?;
+    let d2 = start(lab, 2, h2)?;
+    d2.wait_backup_of("web", "192.0.2.1", secs(10))?;
+    lab.wait_holders(VIP, &[1], secs(5))?;
+    Ok((d1, d2))
+}
+
+/// Sets the bridge port of host i in the switch to an STP port state: 0 (disabled: forwards
+/// nothing, but the link and its carrier stay up) or 3 (forwarding).
+fn port_state(lab: &Lab, i: usize, state: u8) -> Result<()> {
+    let out = lab.exec(
+        &lab.switch_ns(),
+        &[
+            "bridge",
+            "link",
+            "set",
+            "dev",
+            &format!("h{i}"),
+            "state",
+            &state.to_string(),
+        ],
+    )?;
+    ensure!(
+        out.status.success(),
+        "bridge link set dev h{i} state {state}: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(())
+}
+
+/// Hosts holding the VIP, polled as fast as `ip` answers, until `expected`; returns the time.
+fn wait_holders_fast(lab: &Lab, expected: &[usize], timeout: Duration) -> Result<Duration> {
+    let t0 = Instant::now();
+    loop {
+        let h = lab.holders(VIP);
+        if h == expected {
+            return Ok(t0.elapsed());
+        }
+        if t0.elapsed() > timeout {
+            bail!("holders of {VIP} still {h:?} after {timeout:?}, expected {expected:?}");
+        }
+    }
+}
+
+/// Times from one advert of `src` to the next, in a capture.
+fn advert_gaps(pkts: &[Captured], src: &str) -> Vec<Duration> {
+    let at: Vec<Duration> = pkts
+        .iter()
+        .filter(|p| p.src.to_string() == src && p.advert.is_ok())
+        .map(|p| p.at)
+        .collect();
+    at.windows(2).map(|w| w[1] - w[0]).collect()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let k = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[k.min(sorted.len() - 1)]
+}
+
+/// A partition that keeps every link up (the bridge stops forwarding h1's port): both sides
+/// elect a master. Healing it leaves one master within about an advert interval, the loser
+/// without the VIP, and the client, which followed the loser meanwhile, back on the winner
+/// (keepalived issue #166: the winner must announce itself again).
+#[test]
+fn partition_then_heal_leaves_one_master_and_the_client_follows_the_winner() {
+    lab_test(2, |lab| {
+        let (h1, h2) = pair(lab, &web(100), &web(90))?;
+        // The client learns the VIP's MAC (h1's).
+        lab.wait_client_ping(VIP, secs(5))?;
+        ensure!(lab.client_neighbour(VIP).0 == Some(1), "client not on h1");
+        let h1_transitions = h1.counter("web", "transitions")?;
+
+        port_state(lab, 1, 0)?;
+        let split = Instant::now();
+        h2.wait_state("web", "master", secs(3))?;
+        let h2_master_after = split.elapsed();
+        lab.wait_holders(VIP, &[1, 2], secs(2))?;
+        ensure!(h1.state("web")? == "master", "h1 left master while cut off");
+        // The client is on h2's side: h2's gratuitous ARP moved it there.
+        wait_until("the client to follow h2", secs(3), || {
+            lab.client_neighbour(VIP).0 == Some(2)
+        })?;
+        // Linux ignores an ARP update within a second (locktime) of the last one: wait it out
+        // so that what follows measures upkeep, not the client's kernel.
+        std::thread::sleep(ms(1200));
+
+        port_state(lab, 1, 3)?;
+        let healed = Instant::now();
+        let one_holder = wait_holders_fast(lab, &[1], secs(3))?;
+        h2.wait_backup_of("web", "192.0.2.1", secs(2))?;
+        let client_back = wait_until("the client's ARP entry to point at h1", secs(10), || {
+            lab.client_neighbour(VIP).0 == Some(1)
+        })
+        .map(|_| healed.elapsed());
+        println!(
+            "partition: h2 master {h2_master_after:?} after the split; after healing one VIP \
+             holder in {one_holder:?}, client back on h1 after {client_back:?}"
+        );
+        ensure!(
+            one_holder < INTERVAL * 2,
+            "two VIP holders for {one_holder:?} after healing (advert interval {INTERVAL:?})"
+        );
+        ensure!(
+            h1.counter("web", "transitions")? == h1_transitions,
+            "the winner h1 stepped down on the way: {}",
+            h1.instance("web")?
+        );
+        ensure!(!lab.has_addr(2, VIP), "the loser h2 kept the VIP");
+        client_back.context(
+            "after healing, the winner sent no gratuitous ARP: the client still sends the VIP's \
+             traffic to the loser's MAC",
+        )?;
+        lab.wait_client_ping(VIP, secs(2))?;
+        lab.expect_holders_stable(VIP, &[1], secs(1))?;
+        Ok(())
+    });
+}
+
+/// The master's link goes down and up 20 times at irregular short intervals; at the end no host
+/// that is not master has the VIP, and exactly one host holds it.
+#[test]
+fn link_flapping_on_the_master_leaves_no_vip_on_a_non_master() {
+    lab_test(2, |lab| {
+        let (h1, h2) = pair(lab, &web(100), &web(90))?;
+        let t0 = Instant::now();
+        for k in 0..20u64 {
+            lab.link_down(1)?;
+            std::thread::sleep(ms(20 + (k * 37) % 250));
+            lab.link_up(1)?;
+            std::thread::sleep(ms(20 + (k * 53) % 400));
+        }
+        let flapping = t0.elapsed();
+        // Let it settle: h1 (preempting, higher) ends as master.
+        h1.wait_state("web", "master", secs(5))?;
+        h2.wait_backup_of("web", "192.0.2.1", secs(5))?;
+        let holders = lab
+            .wait_holders(VIP, &[1], secs(3))
+            .map(|_| lab.holders(VIP));
+        for (i, d) in [(1, &h1), (2, &h2)] {
+            let state = d.state("web")?;
+            ensure!(
+                state == "master" || !lab.has_addr(i, VIP),
+                "h{i} is {state} but has the VIP"
+            );
+            ensure!(d.is_running(), "h{i} exited: {}", d.log_tail(20));
+        }
+        holders?;
+        lab.expect_holders_stable(VIP, &[1], secs(1))?;
+        println!(
+            "flapping: 20 down/up cycles in {flapping:?}; h1 {} transitions, h2 {}",
+            h1.counter("web", "transitions")?,
+            h2.counter("web", "transitions")?
+        );
+        lab.wait_client_ping(VIP, secs(3))?;
+        Ok(())
+    });
+}
+
+/// How many times `dest` appears in host i's routing tables.
+fn route_count(lab: &Lab, i: usize, dest: &str) -> Result<usize> {
+    let out = lab.ip(&lab.host_ns(i), &["route", "show", "table", "all"])?;
+    Ok(out
+        .lines()
+        .filter(|l| l.split_whitespace().next() == Some(dest))
+        .count())
+}
+
+/// SIGKILL leaves the VIP and route behind (nothing can remove them); a restart clears them
+/// before it elects, so the host ends with the VIP and the route once if it wins, and with
+/// neither if it loses.
+#[test]
+fn sigkill_and_restart_leave_no_stale_vip_and_no_duplicate_route() {
+    lab_test(2, |lab| {
+        let routed = |p: u8| web(p).route(ROUTE, "192.0.2.254");
+        let (h1, h2) = pair(lab, &routed(100), &routed(90))?;
+        ensure!(route_count(lab, 1, ROUTE)? == 1, "{}", lab.routes(1));
+
+        // Killed while master: the backup takes over; the dead host keeps what it had.
+        h1.signal(SIGKILL)?;
+        h1.wait_exit(secs(2))?;
+        drop(h1);
+        h2.wait_state("web", "master", secs(3))?;
+        let stale = lab.has_addr(1, VIP) && route_count(lab, 1, ROUTE)? == 1;
+        ensure!(route_count(lab, 2, ROUTE)? == 1, "h2: {}", lab.routes(2));
+
+        // Restarted (preempting, higher): master again, the VIP and the route exactly once.
+        let h1 = start(lab, 1, &routed(100))?;
+        h1.wait_state("web", "master", secs(5))?;
+        lab.wait_holders(VIP, &[1], secs(3))?;
+        h2.wait_backup_of("web", "192.0.2.1", secs(3))?;
+        wait_until("h2 to drop the route", secs(2), || {
+            route_count(lab, 2, ROUTE).ok() == Some(0)
+        })?;
+        ensure!(
+            route_count(lab, 1, ROUTE)? == 1,
+            "h1 route table after restart:\n{}",
+            lab.ip(&lab.host_ns(1), &["route", "show", "table", "all"])?
+        );
+        let addrs = lab.addrs(1);
+        let vips = addrs.iter().filter(|(a, _)| a.to_string() == VIP).count();
+        ensure!(vips == 1, "h1 addresses: {addrs:?}");
+
+        // Killed again, and restarted below h2: it must clear the leftovers and stay backup.
+        h1.signal(SIGKILL)?;
+        h1.wait_exit(secs(2))?;
+        drop(h1);
+        h2.wait_state("web", "master", secs(3))?;
+        let h1 = start(lab, 1, &routed(80))?;
+        h1.wait_backup_of("web", "192.0.2.2", secs(5))?;
+        lab.wait_holders(VIP, &[2], secs(3))?;
+        ensure!(
+            route_count(lab, 1, ROUTE)? == 0,
+            "the restarted backup kept the route:\n{}",
+            lab.routes(1)
+        );
+        ensure!(route_count(lab, 2, ROUTE)? == 1, "h2: {}", lab.routes(2));
+        lab.expect_holders_stable(VIP, &[2], secs(1))?;
+        println!(
+            "sigkill: leftovers on the killed master before restart: {stale}; after restarts: \
+             VIP on {:?}, route on h1 {} / h2 {}",
+            lab.holders(VIP),
+            route_count(lab, 1, ROUTE)?,
+            route_count(lab, 2, ROUTE)?
+        );
+        Ok(())
+    });
+}
+
+/// The nftables rule that drops `percent`% of incoming VRRP packets at random, with counters.
+fn lossy(lab: &Lab, i: usize, percent: u8) -> Result<()> {
+    let rules = format!(
+        "table inet f {{\n  chain in {{\n    type filter hook input priority 0;\n    \
+         meta l4proto 112 numgen random mod 100 < {percent} counter drop\n    \
+         meta l4proto 112 counter accept\n  }}\n}}\n"
+    );
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &lab.host_ns(i), "nft", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("spawn nft (scripts/install-deps.sh installs nftables)")?;
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().context("nft stdin")?;
+        stdin.write_all(rules.as_bytes())?;
+    }
+    let out = child.wait_with_output()?;
+    ensure!(
+        out.status.success(),
+        "nft in h{i}: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(())
+}
+
+/// (dropped, accepted) VRRP packets counted by the [`lossy`] rule in host i.
+fn loss_counters(lab: &Lab, i: usize) -> Result<(u64, u64)> {
+    let out = lab.exec(&lab.host_ns(i), &["nft", "list", "table", "inet", "f"])?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let counts: Vec<u64> = text
+        .lines()
+        .filter_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let k = words.iter().position(|w| *w == "packets")?;
+            words.get(k + 1)?.parse().ok()
+        })
+        .collect();
+    match counts.as_slice() {
+        [dropped, accepted] => Ok((*dropped, *accepted)),
+        _ => bail!("unexpected nft counters:\n{text}"),
+    }
+}
+
+/// 20% of VRRP packets dropped at random on both hosts' input, priorities 100 and 90: the
+/// master keeps the VIP and nobody changes state for 20 s.
+#[test]
+fn twenty_percent_vrrp_loss_with_a_priority_gap_of_ten_causes_no_transition() {
+    lab_test(2, |lab| {
+        let (h1, h2) = pair(lab, &web(100), &web(90))?;
+        lossy(lab, 1, 20)?;
+        lossy(lab, 2, 20)?;
+        let t = |d: &Daemon| d.counter("web", "transitions");
+        let (t1, t2) = (t(&h1)?, t(&h2)?);
+        let cap = lab.start_capture(2)?;
+        let stable = lab.expect_holders_stable(VIP, &[1], secs(20));
+        let pkts = cap.stop()?;
+        let (dropped, accepted) = loss_counters(lab, 2)?;
+        let from_h2 = pkts
+            .iter()
+            .filter(|p| p.outgoing && p.advert.is_ok())
+            .count();
+        let (d1, d2) = (t(&h1)? - t1, t(&h2)? - t2);
+        println!(
+            "loss: h2 dropped {dropped} of {} adverts ({:.1}%); transitions in 20 s: h1 {d1}, \
+             h2 {d2}; adverts sent by h2 {from_h2}",
+            dropped + accepted,
+            100.0 * dropped as f64 / (dropped + accepted).max(1) as f64
+        );
+        ensure!(
+            dropped > 0 && accepted > 0,
+            "the loss rule did not act: {dropped} dropped, {accepted} accepted"
+        );
+        ensure!(
+            d1 == 0 && d2 == 0,
+            "transitions under 20% loss: h1 {d1}, h2 {d2} (h2 sent {from_h2} adverts)\n{}",
+            h2.instance("web")?
+        );
+        stable?;
+        Ok(())
+    });
+}
+
+/// Busy processes, killed (by pid) when dropped.
+struct Hogs(Vec<Child>);
+
+impl Drop for Hogs {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// `n` busy loops in host i's namespace, each pinned to one CPU (round robin).
+fn hogs(lab: &Lab, i: usize, n: usize) -> Result<Hogs> {
+    let cpus = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let mut v = Vec::new();
+    for k in 0..n {
+        let cpu = (k % cpus).to_string();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &lab.host_ns(i), "taskset", "-c", &cpu])
+            .args(["sh", "-c", "while :; do :; done"])
+            .stdin(Stdio::null())
+            .spawn()
+            .context("spawn a busy loop")?;
+        v.push(child);
+    }
+    Ok(Hogs(v))
+}
+
+/// The master's CPUs are saturated by busy loops (one per core, at the daemon's own priority)
+/// and its check is slow (2 s per run, every 200 ms); adverts still leave on time: no gap
+/// between two of them, as seen by the backup, exceeds two intervals (one advert late by at
+/// most one interval), and the backup never takes over.
+#[test]
+fn cpu_starvation_and_a_slow_check_do_not_delay_adverts() {
+    lab_test(2, |lab| {
+        let slow = lab.write_script("slow.sh", "sleep 2")?;
+        let kdl = format!(
+            "{}check \"slow\" {{\n    script {:?}\n    interval \"200ms\"\n    timeout \"3s\"\n    \
+             weight -5\n}}\n",
+            upkeep_config("h1", &[web(100).with_track("slow")]),
+            slow.display().to_string()
+        );
+        let h1 = lab.start_upkeep(1, &kdl)?;
+        h1.wait_state("web", "master", secs(10))?;
+        let h2 = start(lab, 2, &web(90))?;
+        h2.wait_backup_of("web", "192.0.2.1", secs(10))?;
+        let t2 = h2.counter("web", "transitions")?;
+
+        let cap = lab.start_capture(2)?;
+        let cpus = std::thread::available_parallelism().map_or(1, |c| c.get());
+        let hogs = hogs(lab, 1, cpus)?;
+        std::thread::sleep(secs(8));
+        drop(hogs);
+        let pkts = cap.stop()?;
+        let mut gaps = advert_gaps(&pkts, "192.0.2.1");
+        gaps.sort();
+        let max = gaps.last().copied().unwrap_or(Duration::MAX);
+        println!(
+            "starvation: {} busy loops for 8 s, {} adverts from h1; gaps p50 {:?} p99 {:?} \
+             max {max:?}",
+            cpus,
+            gaps.len() + 1,
+            percentile(&gaps, 0.5),
+            percentile(&gaps, 0.99)
+        );
+        ensure!(
+            gaps.len() >= 60,
+            "only {} adverts from h1 in 8 s",
+            gaps.len() + 1
+        );
+        ensure!(
+            max <= INTERVAL * 2,
+            "an advert was late by more than one interval: longest gap {max:?}"
+        );
+        ensure!(
+            h2.counter("web", "transitions")? == t2,
+            "the backup took over during the starvation: {}",
+            h2.instance("web")?
+        );
+        ensure!(h1.state("web")? == "master", "{}", h1.instance("web")?);
+        Ok(())
+    });
+}
+
+trait Track {
+    fn with_track(self, check: &str) -> Self;
+}
+
+impl Track for Instance {
+    fn with_track(mut self, check: &str) -> Self {
+        self.extra_kdl.push(format!("track {check:?}"));
+        self
+    }
+}
