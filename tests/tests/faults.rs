@@ -102,16 +102,12 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// A partition that keeps every link up (the bridge stops forwarding h1's port): both sides
-/// elect a master. Healing it leaves one master within about an advert interval, the loser
-/// without the VIP, and the client, which followed the loser meanwhile, back on the winner
-/// (keepalived issue #166: the winner must announce itself again).
+/// elect a master. Healing it leaves one master (the higher, h1, which never stepped down)
+/// within about an advert interval, and the loser without the VIP.
 #[test]
-fn partition_then_heal_leaves_one_master_and_the_client_follows_the_winner() {
+fn partition_then_heal_leaves_one_master_within_an_interval() {
     lab_test(2, |lab| {
         let (h1, h2) = pair(lab, &web(100), &web(90))?;
-        // The client learns the VIP's MAC (h1's).
-        lab.wait_client_ping(VIP, secs(5))?;
-        ensure!(lab.client_neighbour(VIP).0 == Some(1), "client not on h1");
         let h1_transitions = h1.counter("web", "transitions")?;
 
         port_state(lab, 1, 0)?;
@@ -120,25 +116,18 @@ fn partition_then_heal_leaves_one_master_and_the_client_follows_the_winner() {
         let h2_master_after = split.elapsed();
         lab.wait_holders(VIP, &[1, 2], secs(2))?;
         ensure!(h1.state("web")? == "master", "h1 left master while cut off");
-        // The client is on h2's side: h2's gratuitous ARP moved it there.
-        wait_until("the client to follow h2", secs(3), || {
-            lab.client_neighbour(VIP).0 == Some(2)
-        })?;
-        // Linux ignores an ARP update within a second (locktime) of the last one: wait it out
-        // so that what follows measures upkeep, not the client's kernel.
-        std::thread::sleep(ms(1200));
+        std::thread::sleep(ms(500));
+        ensure!(
+            lab.holders(VIP) == [1, 2],
+            "not both masters during the partition"
+        );
 
         port_state(lab, 1, 3)?;
-        let healed = Instant::now();
         let one_holder = wait_holders_fast(lab, &[1], secs(3))?;
         h2.wait_backup_of("web", "192.0.2.1", secs(2))?;
-        let client_back = wait_until("the client's ARP entry to point at h1", secs(10), || {
-            lab.client_neighbour(VIP).0 == Some(1)
-        })
-        .map(|_| healed.elapsed());
         println!(
             "partition: h2 master {h2_master_after:?} after the split; after healing one VIP \
-             holder in {one_holder:?}, client back on h1 after {client_back:?}"
+             holder in {one_holder:?} (interval {INTERVAL:?})"
         );
         ensure!(
             one_holder < INTERVAL * 2,
@@ -150,12 +139,55 @@ fn partition_then_heal_leaves_one_master_and_the_client_follows_the_winner() {
             h1.instance("web")?
         );
         ensure!(!lab.has_addr(2, VIP), "the loser h2 kept the VIP");
-        client_back.context(
+        lab.expect_holders_stable(VIP, &[1], secs(1))?;
+        lab.wait_client_ping(VIP, secs(10))?;
+        Ok(())
+    });
+}
+
+/// keepalived issue #166, made deterministic: during the partition the client follows h2 (its
+/// gratuitous ARP); on healing, h2 hears h1 first and steps down (here forced by h1 not hearing
+/// VRRP for a moment; without that it is the outcome about half the time). h1, the winner, must
+/// announce the VIP again, or the client keeps sending to h2's MAC until its ARP entry expires.
+#[test]
+#[ignore = "known bug: the winner of a healed partition re-announces only if it hears the \
+            loser's advert (docs/reliability.md)"]
+fn partition_heal_winner_reannounces_to_the_losing_side() {
+    lab_test(2, |lab| {
+        let (h1, h2) = pair(lab, &web(100), &web(90))?;
+        let h1_master = Instant::now();
+        lab.wait_client_ping(VIP, secs(5))?;
+        ensure!(lab.client_neighbour(VIP).0 == Some(1), "client not on h1");
+
+        port_state(lab, 1, 0)?;
+        h2.wait_state("web", "master", secs(3))?;
+        wait_until("the client to follow h2", secs(3), || {
+            lab.client_neighbour(VIP).0 == Some(2)
+        })?;
+        // Past the client's ARP locktime (1 s), and past h1's own second GARP round (5 s after
+        // it became master), which must not be what fixes the client below.
+        std::thread::sleep(ms(1200).max(secs(6).saturating_sub(h1_master.elapsed())));
+
+        lossy(lab, 1, 100)?;
+        port_state(lab, 1, 3)?;
+        let healed = Instant::now();
+        wait_holders_fast(lab, &[1], secs(3))?;
+        h2.wait_backup_of("web", "192.0.2.1", secs(2))?;
+        let out = lab.exec(&lab.host_ns(1), &["nft", "delete", "table", "inet", "f"])?;
+        ensure!(out.status.success(), "nft delete table");
+        ensure!(h1.state("web")? == "master", "{}", h1.instance("web")?);
+        let back = wait_until("the client's ARP entry to point at h1", secs(1), || {
+            lab.client_neighbour(VIP).0 == Some(1)
+        });
+        println!(
+            "partition heal: client on h{:?} {:?} after healing",
+            lab.client_neighbour(VIP).0,
+            healed.elapsed()
+        );
+        back.context(
             "after healing, the winner sent no gratuitous ARP: the client still sends the VIP's \
              traffic to the loser's MAC",
         )?;
-        lab.wait_client_ping(VIP, secs(2))?;
-        lab.expect_holders_stable(VIP, &[1], secs(1))?;
         Ok(())
     });
 }

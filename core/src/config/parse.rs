@@ -2891,7 +2891,7 @@ sync-group "g1" {
         problem_at(
             &g("metrics listen=\"127.0.0.1:9650\" port=1"),
             2,
-            38,
+            37,
             "unknown property `port=`",
         );
         problem_at(
