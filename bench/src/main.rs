@@ -47,6 +47,9 @@ struct Args {
     /// The upkeep binary (default: $UPKEEP_BIN, else target/release/upkeep).
     #[arg(long)]
     upkeep: Option<PathBuf>,
+    /// Also write every run's client probes as CSV (seconds from the event, answered 0/1) here.
+    #[arg(long)]
+    traces: Option<PathBuf>,
     /// List the scenarios and exit.
     #[arg(long)]
     list: bool,
@@ -103,7 +106,7 @@ fn real_main() -> Result<()> {
     if args.repeats == 0 {
         bail!("--repeats must be at least 1");
     }
-    if !(args.window > 0.0) {
+    if !args.window.is_finite() || args.window <= 0.0 {
         bail!("--window must be positive");
     }
     let plot_path = args
@@ -155,6 +158,21 @@ fn real_main() -> Result<()> {
                     c.label(),
                     t.elapsed().as_secs_f64()
                 );
+                if let (Some(dir), Ok(o)) = (&args.traces, &r) {
+                    if let Some(t) = &o.trace {
+                        let name = format!(
+                            "{}-{}-{rep}.csv",
+                            s.name,
+                            c.label().replace([' ', '(', ')'], "")
+                        );
+                        std::fs::create_dir_all(dir)?;
+                        let mut csv = String::from("t_s,answered\n");
+                        for (t, ok) in &t.probes {
+                            let _ = writeln!(csv, "{t:.6},{}", u8::from(*ok));
+                        }
+                        std::fs::write(dir.join(name), csv)?;
+                    }
+                }
                 runs.push(c, r.map_err(|e| format!("{e:#}")));
             }
         }
@@ -227,6 +245,10 @@ fn preflight(args: &Args, selected: &[Scenario]) -> Result<()> {
     }
     if let Err(e) = plot::load_font() {
         eprintln!("warning: no PNG will be drawn: {e:#}");
+    }
+    measure::remove_stale_cgroups();
+    if !measure::cpuacct_available() {
+        eprintln!("warning: no cgroup v1 cpuacct: CPU from /proc's tick-sampled times (coarse)");
     }
     if which("ss").is_none() {
         bail!("`ss` (iproute2) is needed by the check script");
@@ -434,6 +456,16 @@ fn machine_note() -> String {
         "- load average at the start: {} (this is a shared 2-core machine: other namespace \
          tests may have run at the same time, which shows as spread between runs)",
         load.join(" ")
+    );
+    let _ = writeln!(
+        s,
+        "- CPU time: {}; RSS: the sum of VmRSS over the daemon's process group",
+        if measure::cpuacct_available() {
+            "each daemon's process group in a cgroup v1 cpuacct group of its own (`cpuacct.usage`, \
+             ns: every thread, and every child such as a check script)"
+        } else {
+            "/proc utime + stime + cutime + cstime of the daemon's process group (tick-sampled)"
+        }
     );
     let _ = writeln!(
         s,

@@ -5,6 +5,7 @@
 use std::fs;
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -268,6 +269,123 @@ pub fn group_usage(pgid: u32) -> Result<Usage> {
     Ok(usage)
 }
 
+/// Where cgroup v1 keeps its `cpuacct` hierarchy.
+const CPUACCT: &str = "/sys/fs/cgroup/cpuacct";
+
+static METERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A daemon's CPU time and memory. Its process group is moved into a cgroup v1 `cpuacct` group
+/// of its own, whose `cpuacct.usage` counts every nanosecond its processes, their threads and
+/// whatever they start later (check scripts) run, exited or not. /proc's per-process times
+/// are sampled at the scheduler tick instead, which misses most of a daemon that wakes for
+/// microseconds at a time; they are the fallback when cpuacct is not there.
+pub struct CpuMeter {
+    pgid: u32,
+    cgroup: Option<PathBuf>,
+}
+
+impl CpuMeter {
+    pub fn attach(pgid: u32) -> Result<CpuMeter> {
+        let mut meter = CpuMeter { pgid, cgroup: None };
+        if !cpuacct_available() {
+            return Ok(meter);
+        }
+        let dir = Path::new(CPUACCT).join(format!(
+            "upkeep-bench-{}-{}",
+            std::process::id(),
+            METERS.fetch_add(1, Ordering::SeqCst)
+        ));
+        fs::create_dir(&dir).with_context(|| format!("create {}", dir.display()))?;
+        meter.cgroup = Some(dir.clone());
+        // A process may fork while we move its group (the child stays where it was forked):
+        // repeat until the whole group is inside.
+        let mut missing = Vec::new();
+        for _ in 0..20 {
+            let inside = fs::read_to_string(dir.join("cgroup.procs"))?;
+            let inside: Vec<u32> = inside.lines().filter_map(|l| l.parse().ok()).collect();
+            missing = group_pids(pgid)?
+                .into_iter()
+                .filter(|p| !inside.contains(p))
+                .collect();
+            if missing.is_empty() {
+                return Ok(meter);
+            }
+            for pid in &missing {
+                // It may exit meanwhile.
+                let _ = fs::write(dir.join("cgroup.procs"), pid.to_string());
+            }
+        }
+        anyhow::bail!("could not move {missing:?} into {}", dir.display())
+    }
+
+    /// CPU time so far (from the cgroup: since [`CpuMeter::attach`]) and current RSS.
+    pub fn sample(&self) -> Result<Usage> {
+        let mut u = group_usage(self.pgid)?;
+        if let Some(dir) = &self.cgroup {
+            let ns: u64 = fs::read_to_string(dir.join("cpuacct.usage"))?
+                .trim()
+                .parse()
+                .context("cpuacct.usage")?;
+            u.cpu = Duration::from_nanos(ns);
+        }
+        Ok(u)
+    }
+}
+
+impl Drop for CpuMeter {
+    fn drop(&mut self) {
+        let Some(dir) = self.cgroup.take() else {
+            return;
+        };
+        if let Ok(procs) = fs::read_to_string(dir.join("cgroup.procs")) {
+            for pid in procs.lines() {
+                let _ = fs::write(Path::new(CPUACCT).join("cgroup.procs"), pid);
+            }
+        }
+        let _ = fs::remove_dir(&dir);
+    }
+}
+
+/// Whether CPU time is measured through cgroup v1 `cpuacct` (else /proc ticks).
+pub fn cpuacct_available() -> bool {
+    Path::new(CPUACCT).join("cpuacct.usage").is_file()
+}
+
+/// Removes the (empty) cgroups an interrupted earlier run left behind.
+pub fn remove_stale_cgroups() {
+    if let Ok(rd) = fs::read_dir(CPUACCT) {
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with("upkeep-bench-") {
+                let _ = fs::remove_dir(e.path());
+            }
+        }
+    }
+}
+
+/// The processes of group `pgid`.
+fn group_pids(pgid: u32) -> Result<Vec<u32>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir("/proc").context("read /proc")?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let pgrp = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(2)?.parse::<u32>().ok());
+        if pgrp == Some(pgid) {
+            out.push(pid);
+        }
+    }
+    Ok(out)
+}
+
 /// CPU use as a percentage of one core between two samples taken `window` apart.
 pub fn cpu_pct(before: Usage, after: Usage, window: Duration) -> f64 {
     100.0 * after.cpu.saturating_sub(before.cpu).as_secs_f64() / window.as_secs_f64()
@@ -314,6 +432,31 @@ mod tests {
             .collect();
         assert_eq!(s, [0, 0, 10, 20, 0]);
         assert!((t.probes[0].0 + 0.010).abs() < 1e-9);
+    }
+
+    #[test]
+    fn meter_counts_a_child_exactly() {
+        if unsafe { libc::geteuid() } != 0 || !cpuacct_available() {
+            return;
+        }
+        use std::os::unix::process::CommandExt;
+        let mut child = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "sleep 0.3; i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; sleep 5",
+            ])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let meter = CpuMeter::attach(child.id()).unwrap();
+        let a = meter.sample().unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        let b = meter.sample().unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        drop(meter);
+        let used = b.cpu - a.cpu;
+        assert!(used > Duration::from_millis(5), "{used:?}");
     }
 
     #[test]

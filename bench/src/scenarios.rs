@@ -1,18 +1,19 @@
 //! The scenarios of issue 6, each run on a fresh harness lab with keepalived or upkeep on every
 //! host, both configured from the same [`Instance`] values.
 
+use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use upkeep_tests::{
-    kdl_duration, keepalived_config, replace_file, upkeep_config, Daemon, Instance, Lab,
-    PingReport, Pinger, SIGHUP, SIGKILL, SIGTERM,
+    kdl_duration, keepalived_config, replace_file, upkeep_config, AddrMonitor, Daemon, Instance,
+    Lab, PingReport, Pinger, SIGHUP, SIGKILL, SIGTERM,
 };
 
 use crate::measure::{
-    cpu_pct, group_usage, lost_after, outage_after, Service, TcpProber, Trace, Usage,
+    cpu_pct, lost_after, outage_after, CpuMeter, Service, TcpProber, Trace, Usage,
 };
 
 /// The VIP of the (first) instance.
@@ -521,6 +522,7 @@ fn failover(
     std::thread::sleep((advert * 2).max(Duration::from_secs(2)));
     lab.wait_holders(VIP, &[1], Duration::from_secs(1))?;
 
+    let mon = lab.start_addr_monitor(2)?;
     let client = if event == Event::CheckFails {
         Client::tcp(lab)?
     } else {
@@ -536,10 +538,14 @@ fn failover(
         }
         Event::CheckFails => services.remove(0).kill(),
     }
-    let takeover = poll(failover_timeout(advert), Duration::from_millis(2), || {
-        lab.has_addr(2, VIP)
+    let takeover = poll(failover_timeout(advert), Duration::from_millis(1), || {
+        held(&mon).contains(VIP)
     });
     std::thread::sleep(TAIL);
+    ensure!(
+        lab.has_addr(2, VIP),
+        "h2 does not hold the VIP after the failover"
+    );
     let (report, start) = client.stop()?;
     let outage = outage_after(&report, start, t0);
     let Some(takeover) = takeover else {
@@ -618,6 +624,38 @@ fn reload(lab: &Lab, c: Contender) -> Result<Outcome> {
     })
 }
 
+/// The instances' VIPs (the first instance's, 198.51.100.x) that a host's address events
+/// have added and not deleted since its monitor started. Reading the monitor, unlike polling
+/// `ip addr`, starts no process while a failover is being measured, and sees each change within
+/// a millisecond.
+fn held(mon: &AddrMonitor) -> HashSet<String> {
+    held_after(&mon.events())
+}
+
+fn held_after(events: &[String]) -> HashSet<String> {
+    let mut held = HashSet::new();
+    for line in events {
+        let mut words = line.split_whitespace();
+        let Some(addr) = words
+            .by_ref()
+            .skip_while(|w| *w != "inet")
+            .nth(1)
+            .and_then(|a| a.split('/').next())
+        else {
+            continue;
+        };
+        if addr != VIP && !addr.starts_with("198.51.100.") {
+            continue;
+        }
+        if line.starts_with("Deleted") {
+            held.remove(addr);
+        } else {
+            held.insert(addr.to_string());
+        }
+    }
+    held
+}
+
 /// The instances' VIPs host i holds.
 fn count_vips(lab: &Lab, i: usize) -> usize {
     let vip: IpAddr = VIP.parse().expect("VIP");
@@ -648,14 +686,16 @@ fn scale(lab: &Lab, c: Contender, k: usize, opts: &Opts) -> Result<Outcome> {
             })
             .collect()
     };
+    let watch = [lab.start_addr_monitor(1)?, lab.start_addr_monitor(2)?];
     let t_start = Instant::now();
     let daemons = (1..=2)
         .map(|i| start(lab, c, i, &instances(i), &Check::None))
         .collect::<Result<Vec<_>>>()?;
-    let converge = poll(Duration::from_secs(60), Duration::from_millis(50), || {
-        count_vips(lab, 1) == k && count_vips(lab, 2) == 0
+    let converge = poll(Duration::from_secs(60), Duration::from_millis(2), || {
+        held(&watch[0]).len() == k && held(&watch[1]).is_empty()
     })
     .map(|_| t_start.elapsed());
+    drop(watch);
     let Some(converge) = converge else {
         bail!(
             "no convergence in 60 s: h1 holds {} of {k} VIPs, h2 {}",
@@ -664,12 +704,17 @@ fn scale(lab: &Lab, c: Contender, k: usize, opts: &Opts) -> Result<Outcome> {
         );
     };
     std::thread::sleep(Duration::from_secs(2));
-    let sample = || -> Result<[Usage; 2]> {
-        Ok([
-            group_usage(daemons[0].pid())?,
-            group_usage(daemons[1].pid())?,
-        ])
-    };
+    ensure!(
+        count_vips(lab, 1) == k && count_vips(lab, 2) == 0,
+        "not converged after all: h1 holds {} of {k} VIPs, h2 {}",
+        count_vips(lab, 1),
+        count_vips(lab, 2)
+    );
+    let meters = [
+        CpuMeter::attach(daemons[0].pid())?,
+        CpuMeter::attach(daemons[1].pid())?,
+    ];
+    let sample = || -> Result<[Usage; 2]> { Ok([meters[0].sample()?, meters[1].sample()?]) };
     let before = sample()?;
     std::thread::sleep(opts.window);
     let after = sample()?;
@@ -680,14 +725,20 @@ fn scale(lab: &Lab, c: Contender, k: usize, opts: &Opts) -> Result<Outcome> {
         count_vips(lab, 2)
     );
 
+    let mon = lab.start_addr_monitor(2)?;
     let client = Client::icmp(lab)?;
     std::thread::sleep(LEAD_IN);
     let t0 = Instant::now();
     daemons[0].signal(SIGTERM)?;
-    let moved = poll(Duration::from_secs(30), Duration::from_millis(20), || {
-        count_vips(lab, 2) == k
+    let moved = poll(Duration::from_secs(30), Duration::from_millis(2), || {
+        held(&mon).len() >= k
     });
     std::thread::sleep(TAIL);
+    ensure!(
+        count_vips(lab, 2) == k,
+        "h2 holds {} of {k} VIPs after the failover",
+        count_vips(lab, 2)
+    );
     let (report, start) = client.stop()?;
     let Some(moved) = moved else {
         bail!(
@@ -721,9 +772,10 @@ fn check_cpu(lab: &Lab, c: Contender, opts: &Opts) -> Result<Outcome> {
         .context("h1 should become master")?;
     std::thread::sleep(Duration::from_secs(2));
     let runs_before = check_runs(&d)?;
-    let before = group_usage(d.pid())?;
+    let meter = CpuMeter::attach(d.pid())?;
+    let before = meter.sample()?;
     std::thread::sleep(opts.window);
-    let after = group_usage(d.pid())?;
+    let after = meter.sample()?;
     if let (Some(r0), Some(r1)) = (runs_before, check_runs(&d)?) {
         // The check really ran at its interval, healthy, and the VIP stayed.
         let expected = opts.window.as_secs_f64() / interval.as_secs_f64();
@@ -770,6 +822,21 @@ mod tests {
         assert!(all
             .iter()
             .all(|s| !s.metrics.is_empty() && s.contenders[0] == Contender::Keepalived));
+    }
+
+    #[test]
+    fn vips_from_address_events() {
+        let ev = |s: &str| s.to_string();
+        let events = [
+            ev("3: eth0    inet 192.0.2.100/24 scope global secondary eth0\\       valid_lft forever preferred_lft forever"),
+            ev("3: eth0    inet 198.51.100.1/24 scope global eth0\\       valid_lft forever"),
+            ev("3: eth0    inet 203.0.113.7/24 scope global eth0"),
+            ev("Deleted 3: eth0    inet 198.51.100.1/24 scope global eth0"),
+            ev("3: eth0    inet6 fe80::1/64 scope link"),
+        ];
+        let held = held_after(&events);
+        assert_eq!(held.len(), 1, "{held:?}");
+        assert!(held.contains(VIP));
     }
 
     #[test]

@@ -206,8 +206,30 @@ fn run(
                 next = now + interval;
             }
         }
+        // Wait for a reply until the next probe is due (2 ms at most) with ppoll, whose timeout
+        // is a high-resolution timer: SO_RCVTIMEO counts in jiffies (4 ms at HZ=250, rounded
+        // up), which made a 2 ms pinger send only every 8 ms.
+        let wait = if stop_at.is_none() {
+            next.saturating_duration_since(Instant::now())
+        } else {
+            Duration::from_millis(2)
+        }
+        .min(Duration::from_millis(2));
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: wait.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: one valid pollfd and a valid timespec; no signal mask.
+        if unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) } <= 0 {
+            continue;
+        }
         // SAFETY: buf is valid for its length.
-        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
         if n <= 0 {
             continue;
         }

@@ -6,6 +6,7 @@
 //! Run alone: `cargo build -p upkeep && cargo test -p upkeep-tests --test faults -- --nocapture`
 
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
@@ -14,6 +15,15 @@ use upkeep_tests::{lab_test, upkeep_config, wait_until, Captured, Daemon, Instan
 const VIP: &str = "192.0.2.100";
 const ROUTE: &str = "198.51.100.0/24";
 const INTERVAL: Duration = Duration::from_millis(100);
+
+/// These tests measure timing, and one of them saturates the CPUs: they run one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Runs `body` in a two-host lab, after every other test of this file is done.
+fn serial_lab(body: impl FnOnce(&Lab) -> Result<()>) {
+    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    lab_test(2, body);
+}
 
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
@@ -106,7 +116,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 /// within about an advert interval, and the loser without the VIP.
 #[test]
 fn partition_then_heal_leaves_one_master_within_an_interval() {
-    lab_test(2, |lab| {
+    serial_lab(|lab| {
         let (h1, h2) = pair(lab, &web(100), &web(90))?;
         let h1_transitions = h1.counter("web", "transitions")?;
 
@@ -153,7 +163,7 @@ fn partition_then_heal_leaves_one_master_within_an_interval() {
 #[ignore = "known bug: the winner of a healed partition re-announces only if it hears the \
             loser's advert (docs/reliability.md)"]
 fn partition_heal_winner_reannounces_to_the_losing_side() {
-    lab_test(2, |lab| {
+    serial_lab(|lab| {
         let (h1, h2) = pair(lab, &web(100), &web(90))?;
         let h1_master = Instant::now();
         lab.wait_client_ping(VIP, secs(5))?;
@@ -196,7 +206,7 @@ fn partition_heal_winner_reannounces_to_the_losing_side() {
 /// that is not master has the VIP, and exactly one host holds it.
 #[test]
 fn link_flapping_on_the_master_leaves_no_vip_on_a_non_master() {
-    lab_test(2, |lab| {
+    serial_lab(|lab| {
         let (h1, h2) = pair(lab, &web(100), &web(90))?;
         let t0 = Instant::now();
         for k in 0..20u64 {
@@ -246,7 +256,7 @@ fn route_count(lab: &Lab, i: usize, dest: &str) -> Result<usize> {
 /// neither if it loses.
 #[test]
 fn sigkill_and_restart_leave_no_stale_vip_and_no_duplicate_route() {
-    lab_test(2, |lab| {
+    serial_lab(|lab| {
         let routed = |p: u8| web(p).route(ROUTE, "192.0.2.254");
         let (h1, h2) = pair(lab, &routed(100), &routed(90))?;
         ensure!(route_count(lab, 1, ROUTE)? == 1, "{}", lab.routes(1));
@@ -302,11 +312,17 @@ fn sigkill_and_restart_leave_no_stale_vip_and_no_duplicate_route() {
     });
 }
 
-/// The nftables rule that drops `percent`% of incoming VRRP packets at random, with counters.
+/// The nftables rule that drops `percent`% of incoming VRRP packets at random (all of them at
+/// 100), with counters.
 fn lossy(lab: &Lab, i: usize, percent: u8) -> Result<()> {
+    let drop = if percent >= 100 {
+        String::new()
+    } else {
+        format!("numgen random mod 100 < {percent} ")
+    };
     let rules = format!(
         "table inet f {{\n  chain in {{\n    type filter hook input priority 0;\n    \
-         meta l4proto 112 numgen random mod 100 < {percent} counter drop\n    \
+         meta l4proto 112 {drop}counter drop\n    \
          meta l4proto 112 counter accept\n  }}\n}}\n"
     );
     let mut child = Command::new("ip")
@@ -347,41 +363,83 @@ fn loss_counters(lab: &Lab, i: usize) -> Result<(u64, u64)> {
     }
 }
 
-/// 20% of VRRP packets dropped at random on both hosts' input, priorities 100 and 90: the
-/// master keeps the VIP and nobody changes state for 20 s.
+/// 20% of VRRP packets dropped at random on both hosts' input, priorities 100 and 90, for 20 s.
+/// Returns (h1 transitions, h2 transitions, longest client outage).
+fn under_loss(lab: &Lab) -> Result<(u64, u64, Duration)> {
+    let (h1, h2) = pair(lab, &web(100), &web(90))?;
+    lab.wait_client_ping(VIP, secs(5))?;
+    lossy(lab, 1, 20)?;
+    lossy(lab, 2, 20)?;
+    let t = |d: &Daemon| d.counter("web", "transitions");
+    let (t1, t2) = (t(&h1)?, t(&h2)?);
+    let cap = lab.start_capture(2)?;
+    let pinger = lab.start_pinger(VIP, ms(10))?;
+    let samples = lab.sample_holders(VIP, secs(20), ms(100));
+    let pings = pinger.stop()?;
+    let pkts = cap.stop()?;
+    let (dropped, accepted) = loss_counters(lab, 2)?;
+    let from_h2 = pkts
+        .iter()
+        .filter(|p| p.outgoing && p.advert.is_ok())
+        .count();
+    let (d1, d2) = (t(&h1)? - t1, t(&h2)? - t2);
+    let not_h1 = samples.iter().filter(|(_, h)| !h.contains(&1)).count();
+    println!(
+        "loss: h2 dropped {dropped} of {} adverts ({:.1}%); transitions in 20 s: h1 {d1}, \
+         h2 {d2}; adverts sent by h2 {from_h2}; samples without the VIP on h1 {not_h1} of {}; \
+         client: {} of {} pings lost, longest outage {:?}",
+        dropped + accepted,
+        100.0 * dropped as f64 / (dropped + accepted).max(1) as f64,
+        samples.len(),
+        pings.lost(),
+        pings.sent(),
+        pings.longest_gap()
+    );
+    ensure!(
+        dropped > 0 && accepted > 0,
+        "the loss rule did not act: {dropped} dropped, {accepted} accepted"
+    );
+    // The master never loses the VIP, whatever the backup does.
+    ensure!(
+        d1 == 0,
+        "h1 changed state {d1} times: {}",
+        h1.instance("web")?
+    );
+    ensure!(not_h1 == 0, "h1 lost the VIP in {not_h1} samples");
+    Ok((d1, d2, pings.longest_gap()))
+}
+
+/// 20% VRRP loss, priority gap 10: the master keeps the VIP throughout and clients see no
+/// outage. The backup may still take over for a moment: RFC Master_Down_Interval (3 intervals
+/// plus skew) tolerates two lost adverts in a row, not three, and at 20% loss and 10 adverts a
+/// second three in a row happen in 20 s with probability 0.73. The master's answer sends it
+/// back at once; see the ignored test below for the strict version.
 #[test]
-fn twenty_percent_vrrp_loss_with_a_priority_gap_of_ten_causes_no_transition() {
-    lab_test(2, |lab| {
-        let (h1, h2) = pair(lab, &web(100), &web(90))?;
-        lossy(lab, 1, 20)?;
-        lossy(lab, 2, 20)?;
-        let t = |d: &Daemon| d.counter("web", "transitions");
-        let (t1, t2) = (t(&h1)?, t(&h2)?);
-        let cap = lab.start_capture(2)?;
-        let stable = lab.expect_holders_stable(VIP, &[1], secs(20));
-        let pkts = cap.stop()?;
-        let (dropped, accepted) = loss_counters(lab, 2)?;
-        let from_h2 = pkts
-            .iter()
-            .filter(|p| p.outgoing && p.advert.is_ok())
-            .count();
-        let (d1, d2) = (t(&h1)? - t1, t(&h2)? - t2);
-        println!(
-            "loss: h2 dropped {dropped} of {} adverts ({:.1}%); transitions in 20 s: h1 {d1}, \
-             h2 {d2}; adverts sent by h2 {from_h2}",
-            dropped + accepted,
-            100.0 * dropped as f64 / (dropped + accepted).max(1) as f64
+fn twenty_percent_vrrp_loss_keeps_the_master_and_the_clients() {
+    serial_lab(|lab| {
+        let (_, d2, outage) = under_loss(lab)?;
+        ensure!(
+            d2 % 2 == 0,
+            "the backup did not return to backup after a takeover ({d2} transitions)"
         );
         ensure!(
-            dropped > 0 && accepted > 0,
-            "the loss rule did not act: {dropped} dropped, {accepted} accepted"
+            outage < ms(500),
+            "client outage {outage:?} under 20% VRRP loss"
         );
-        ensure!(
-            d1 == 0 && d2 == 0,
-            "transitions under 20% loss: h1 {d1}, h2 {d2} (h2 sent {from_h2} adverts)\n{}",
-            h2.instance("web")?
-        );
-        stable?;
+        Ok(())
+    });
+}
+
+/// The strict form of the issue's requirement: no transition at all on either host in 20 s of
+/// 20% VRRP loss. Fails in about 3 runs out of 4 (see above): the backup's Master_Down_Interval
+/// expires after three lost adverts in a row.
+#[test]
+#[ignore = "not achievable with RFC timers: P(3 adverts lost in a row in 200) = 0.73 \
+            (docs/reliability.md)"]
+fn twenty_percent_vrrp_loss_causes_no_transition_at_all() {
+    serial_lab(|lab| {
+        let (_, d2, _) = under_loss(lab)?;
+        ensure!(d2 == 0, "h2 changed state {d2} times");
         Ok(())
     });
 }
@@ -415,13 +473,13 @@ fn hogs(lab: &Lab, i: usize, n: usize) -> Result<Hogs> {
     Ok(Hogs(v))
 }
 
-/// The master's CPUs are saturated by busy loops (one per core, at the daemon's own priority)
+/// The master's CPUs are saturated by busy loops (two per core, at the daemon's own priority)
 /// and its check is slow (2 s per run, every 200 ms); adverts still leave on time: no gap
 /// between two of them, as seen by the backup, exceeds two intervals (one advert late by at
 /// most one interval), and the backup never takes over.
 #[test]
 fn cpu_starvation_and_a_slow_check_do_not_delay_adverts() {
-    lab_test(2, |lab| {
+    serial_lab(|lab| {
         let slow = lab.write_script("slow.sh", "sleep 2")?;
         let kdl = format!(
             "{}check \"slow\" {{\n    script {:?}\n    interval \"200ms\"\n    timeout \"3s\"\n    \
@@ -437,20 +495,27 @@ fn cpu_starvation_and_a_slow_check_do_not_delay_adverts() {
 
         let cap = lab.start_capture(2)?;
         let cpus = std::thread::available_parallelism().map_or(1, |c| c.get());
-        let hogs = hogs(lab, 1, cpus)?;
+        let hogs = hogs(lab, 1, 2 * cpus)?;
         std::thread::sleep(secs(8));
         drop(hogs);
         let pkts = cap.stop()?;
+        let runs = h1.check("slow")?["runs"].as_u64().unwrap_or(0);
         let mut gaps = advert_gaps(&pkts, "192.0.2.1");
         gaps.sort();
         let max = gaps.last().copied().unwrap_or(Duration::MAX);
         println!(
             "starvation: {} busy loops for 8 s, {} adverts from h1; gaps p50 {:?} p99 {:?} \
-             max {max:?}",
-            cpus,
+             max {max:?}; slow check ran {} times",
+            2 * cpus,
             gaps.len() + 1,
             percentile(&gaps, 0.5),
-            percentile(&gaps, 0.99)
+            percentile(&gaps, 0.99),
+            runs
+        );
+        ensure!(
+            runs >= 2,
+            "the slow check did not run: {}",
+            h1.check("slow")?
         );
         ensure!(
             gaps.len() >= 60,

@@ -30,6 +30,24 @@ fn status(lab: &Lab, i: usize) -> Result<Value> {
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
+/// GET /metrics from host i's daemon (it listens on the host's loopback).
+fn scrape(lab: &Lab, i: usize) -> Result<String> {
+    let out = lab.exec(
+        &lab.host_ns(i),
+        &[
+            "python3",
+            "-c",
+            "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:9650/metrics',timeout=5).read().decode())",
+        ],
+    )?;
+    ensure!(
+        out.status.success(),
+        "scrape failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 fn wait_status(lab: &Lab, i: usize, what: &str, pred: impl Fn(&Value) -> bool) -> Result<Value> {
     let end = Instant::now() + secs(10);
     let mut last = Value::Null;
@@ -66,10 +84,12 @@ fn status_shows_master_effective_priority_and_check_results() {
         };
         let h1_cfg = format!(
             "{check}{}",
-            upkeep_config("h1", &[inst(150)]).replace(
-                "vip \"192.0.2.100/24\"",
-                "vip \"192.0.2.100/24\"\n    track \"svc\""
-            )
+            upkeep_config("h1", &[inst(150)])
+                .replace("global {", "global { metrics listen=\"127.0.0.1:9650\";")
+                .replace(
+                    "vip \"192.0.2.100/24\"",
+                    "vip \"192.0.2.100/24\"\n    track \"svc\""
+                )
         );
         let _h1 = lab.start_upkeep(1, &h1_cfg)?;
         let _h2 = lab.start_upkeep(2, &upkeep_config("h2", &[inst(120)]))?;
@@ -92,6 +112,21 @@ fn status_shows_master_effective_priority_and_check_results() {
                 && s["instances"][0]["state"] == "backup"
         })?;
         ensure!(s["checks"][0]["message"] == "exit 1", "{s:#}");
+        // The metrics endpoint tells the same story.
+        let m = scrape(lab, 1)?;
+        ensure!(
+            m.contains("upkeep_instance_effective_priority{name=\"web\"")
+                && m.lines()
+                    .any(|l| l.starts_with("upkeep_instance_effective_priority{")
+                        && l.ends_with(" 90")),
+            "metrics disagree with status:\n{m}"
+        );
+        ensure!(
+            m.lines().any(|l| l.starts_with("upkeep_check_healthy{")
+                && l.contains("svc")
+                && l.ends_with(" 0")),
+            "check not failed in metrics:\n{m}"
+        );
         lab.wait_holders(VIP, &[2], secs(5))?;
         wait_status(lab, 2, "h2 master", |s| {
             s["instances"][0]["state"] == "master"

@@ -2939,6 +2939,23 @@ sync-group "g1" {
         );
     }
 
+    /// The example config the Debian package installs as /etc/upkeep/upkeep.kdl.
+    #[test]
+    fn packaged_example_parses() {
+        let cfg = ok(include_str!("../../../contrib/upkeep.kdl"));
+        assert_eq!(cfg.instances.len(), 1);
+        assert!(cfg.global.metrics_listen.is_some());
+        let CheckKind::Plugin { path, grants, .. } = &cfg.checks[0].kind else {
+            panic!("{:?}", cfg.checks[0].kind)
+        };
+        assert_eq!(
+            path,
+            Path::new("/usr/lib/upkeep/plugins/port-listener.wasm"),
+            "where core/Cargo.toml's [package.metadata.deb] installs it"
+        );
+        assert!(grants.listening_sockets && grants.log);
+    }
+
     #[test]
     fn syntax_errors_have_line_and_column() {
         let v1_bool = web("    preempt true\n");

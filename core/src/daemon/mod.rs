@@ -105,6 +105,8 @@ struct Daemon {
     reload_running: bool,
     /// A reload asked for while another was prepared: (trigger, forced).
     reload_again: Option<(String, bool)>,
+    /// The Prometheus endpoint's data, when `global { metrics listen=... }` is set.
+    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
     /// Control clients waiting for the reload in progress.
     reload_waiters: Vec<oneshot::Sender<serde_json::Value>>,
     systemd: systemd::Notify,
@@ -168,9 +170,23 @@ impl Daemon {
             reload_running: false,
             reload_again: None,
             reload_waiters: Vec::new(),
+            metrics: None,
             watchdog_at: None,
             opts,
         };
+        if let Some(addr) = cfg.global.metrics_listen {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("metrics: cannot listen on {addr}"))?;
+            let m = std::sync::Arc::new(crate::metrics::Metrics::new());
+            let served = m.clone();
+            tokio::spawn(async move {
+                if let Err(e) = crate::metrics::serve_listener(listener, served).await {
+                    warn!("metrics endpoint stopped: {e}");
+                }
+            });
+            daemon.metrics = Some(m);
+        }
         let dir = checks::config_dir(&daemon.opts.config);
         let file = daemon.opts.config.display().to_string();
         let prepared = checks::prepare(
@@ -583,6 +599,12 @@ impl Daemon {
             return; // a replaced check's last result
         };
         check.runs += 1;
+        if let Some(m) = &self.metrics {
+            // Interface checks' results are link events, not runs.
+            if !matches!(check.def.kind, CheckKind::Interface { .. }) {
+                m.observe_check(&check.def.name, check.kind(), res.ok, res.duration);
+            }
+        }
         let mut flipped = check.tracker.record(res.ok);
         if let Some(v) = res.value {
             flipped |= v != check.value;
@@ -838,6 +860,11 @@ impl Daemon {
             return;
         }
         let status = self.snapshot();
+        if let Some(m) = &self.metrics {
+            m.set_instances(&status.instances);
+            m.set_checks(&status.checks);
+            m.set_drops(&status.drops);
+        }
         self.systemd.send(&format!("STATUS={}", self.summary()));
         if let Err(e) = self.status_file.write(&status) {
             warn!("cannot write status file: {e}");

@@ -204,6 +204,9 @@ impl Daemon {
         d: &diff::Diff,
         error: Option<String>,
     ) {
+        if let Some(m) = &self.metrics {
+            m.reload(result);
+        }
         self.last_reload = Some(ReloadStatus {
             seq: self.reloads,
             trigger: trigger.to_string(),

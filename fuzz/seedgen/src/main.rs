@@ -2,7 +2,8 @@
 //! `OUT/<target>/`: real adverts built with upkeep's codec (in the framing `vrrp_decode`
 //! reads), the KDL configs of the repository (`examples/**/*.kdl`, the `kdl` blocks of
 //! `docs/*.md`, raw strings in the parser's tests), the KDL the importer writes, and keepalived
-//! configs (the importer's test strings, a few written here, and any EXTRA files given).
+//! configs (the importer's test strings and `core/tests/corpus/**/*.conf`, a few written here,
+//! and any EXTRA files given).
 
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -206,6 +207,16 @@ fn keepalived_configs(repo: &Path) -> Vec<String> {
                     .filter(|b| b.contains("vrrp_instance")),
             );
         }
+    }
+    // The importer's own corpus of real-world configs, where there is one.
+    let mut files = Vec::new();
+    walk(&repo.join("core/tests/corpus"), &mut files);
+    files.sort();
+    for f in files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "conf"))
+    {
+        out.extend(fs::read_to_string(f).ok());
     }
     out.extend(HANDWRITTEN.iter().map(|s| s.to_string()));
     out

@@ -3,9 +3,9 @@
 //! Any sequence of events among 2..=5 routers (adverts as the LAN delivers them, timeouts,
 //! priority changes, shutdowns and restarts, crashes, faults, partitions), then the network is
 //! healed and left alone. Once it has been stable and connected for Master_Down_Interval plus a
-//! margin:
-//! - exactly one master among the live routers (none if no router is live), and only it holds
-//!   the VIPs;
+//! margin, exactly one master among the live routers (none if no router is live); once
+//! preemption has played out too:
+//! - still exactly one master, and only it holds the VIPs;
 //! - with preemption everywhere, the master has the highest effective priority;
 //! - it stays so: no transition at all while the network stays quiet;
 //! - routers started together elect the highest priority, ties to the highest address;
@@ -172,12 +172,7 @@ fn build(spec: &LanSpec) -> Lan {
 /// The longest Master_Down_Interval any router can compute, plus the longest preempt delay:
 /// after this much quiet every consequence of the last event has played out.
 fn settle_time(spec: &LanSpec) -> Duration {
-    let max_interval = spec
-        .routers
-        .iter()
-        .map(|r| ms(r.interval_ms))
-        .max()
-        .unwrap_or(Duration::ZERO);
+    let max_interval = max_interval(spec);
     let max_delay = spec
         .routers
         .iter()
@@ -187,6 +182,20 @@ fn settle_time(spec: &LanSpec) -> Duration {
     // Master_Down_Interval < 4 intervals (skew < one interval); RFC-mode preemption can need
     // a second one after the preempt delay; plus a margin of an interval.
     max_interval * 4 + max_delay + max_interval * 4 + max_interval
+}
+
+fn max_interval(spec: &LanSpec) -> Duration {
+    spec.routers
+        .iter()
+        .map(|r| ms(r.interval_ms))
+        .max()
+        .unwrap_or(Duration::ZERO)
+}
+
+/// The longest Master_Down_Interval (3 intervals plus a skew under one) plus one interval of
+/// margin: by then every backup has heard a master or become one.
+fn master_down_time(spec: &LanSpec) -> Duration {
+    max_interval(spec) * 5
 }
 
 fn apply(lan: &mut Lan, op: &Op) {
@@ -306,7 +315,20 @@ fn best(lan: &Lan, among: &[usize]) -> Option<usize> {
 /// transitions over a long quiet window. Returns the master, if any router is live.
 fn settle_and_check(lan: &mut Lan, spec: &LanSpec) -> Result<Option<usize>, TestCaseError> {
     apply(lan, &Op::Heal);
-    lan.run_for(settle_time(spec));
+    // Connected for Master_Down_Interval: one master (if anyone is live), whoever it is.
+    lan.run_for(master_down_time(spec));
+    let live_now = live(lan);
+    let m = masters(lan);
+    prop_assert_eq!(
+        m.len(),
+        usize::from(!live_now.is_empty()),
+        "one Master_Down_Interval after healing: masters {:?} among live {:?}\n{}",
+        m,
+        live_now,
+        describe(lan)
+    );
+    // Then long enough for preemption (delays, RFC-mode down timers) to play out.
+    lan.run_for(settle_time(spec) - master_down_time(spec));
     let live_now = live(lan);
     let m = masters(lan);
     let expect = usize::from(!live_now.is_empty());
