@@ -333,13 +333,14 @@ fn markdown(
     );
     let _ = writeln!(
         out,
-        "{} runs of each scenario per daemon, keepalived and upkeep interleaved; {:.0} min in \
+        "{} run{} of each scenario per daemon, keepalived and upkeep interleaved; {:.0} min in \
          all. Every run builds a fresh two-host lab with the integration tests' harness \
          (tests/src: hosts h1, h2 and a client on one bridge, VIP 192.0.2.100/24; h1 priority \
          190, h2 180), starts the same configuration on both hosts (rendered as keepalived.conf \
          or upkeep KDL from one `Instance`), waits for h1 to hold the VIP, then causes the \
          event. CPU and RSS windows: {} s. upkeep logs at `info`.\n",
         args.repeats,
+        if args.repeats == 1 { "" } else { "s" },
         elapsed.as_secs_f64() / 60.0,
         args.window
     );
@@ -374,8 +375,8 @@ fn markdown(
     out.push_str(
         "\nOutage: the harness's `PingReport` gaps (from the last answered probe to the next \
          answered one) that end after the event, each counted from the event at the earliest; \
-         the longest. \"VIP on the backup\" is when `ip addr` on h2 first shows the VIP (polled \
-         every few ms).\n",
+         the longest. \"VIP on the backup\" (and the scale scenarios' converge and all-moved \
+         times) come from `ip monitor address` in the hosts' namespaces, read every 2 ms.\n",
     );
     out.push_str("\n## Every run\n\n");
     out.push_str(&report::raw_runs(results));

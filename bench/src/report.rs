@@ -172,7 +172,13 @@ pub fn table(results: &[ScenarioRuns]) -> String {
                 let [um, umin, umax] = cells(u);
                 let r = match (&k, &u) {
                     (Some(k), Some(u)) => match ratio(k, u) {
-                        Some(r) => format!("{r:.2}"),
+                        // Enough digits that a ratio just over its goal does not read as on it.
+                        Some(r) => match m.goal {
+                            Goal::Ratio(g) if r > g && format!("{r:.2}") == format!("{g:.2}") => {
+                                format!("{r:.3}")
+                            }
+                            _ => format!("{r:.2}"),
+                        },
                         None if u.median == 0.0 => "— (both 0)".into(),
                         None => "∞".into(),
                     },

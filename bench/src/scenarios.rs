@@ -258,8 +258,8 @@ pub fn all() -> Vec<Scenario> {
         scale(
             "scale-100",
             "100 instances, v2, advert 1 s",
-            "100 instances on eth0 (VRIDs 1..100), both hosts started together: converge = until \
-             h1 holds every VIP and h2 none; CPU % (user + system, children included) of each \
+            "100 instances on eth0 (VRIDs 1..100), both hosts started together: converge = from \
+             the start until h1 holds every VIP and h2 none; CPU % (user + system, children included) of each \
              daemon's process group and the master's RSS over the window; then SIGTERM to the \
              master and the time until h2 holds every VIP.",
             100,

@@ -353,7 +353,10 @@ impl Fsm {
             self.become_master(now, Reason::AddressOwner, out);
             return;
         }
-        let wait = if self.params.initial_master && reason == Reason::Startup {
+        // keepalived's `state MASTER` only shortens the first wait of a preempting router: with
+        // nopreempt a joiner must never take over from a running master whose advert is late.
+        let wait = if self.params.initial_master && self.params.preempt && reason == Reason::Startup
+        {
             self.params.advert_interval + self.skew_time()
         } else {
             self.master_down_interval()

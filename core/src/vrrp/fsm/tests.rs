@@ -140,6 +140,17 @@ fn initial_master_waits_one_interval_not_three() {
 }
 
 #[test]
+fn initial_master_with_nopreempt_waits_the_full_interval() {
+    let t0 = Instant::now();
+    let mut params = p(Version::V3);
+    params.initial_master = true;
+    params.preempt = false;
+    let mut f = Fsm::new(params, 100);
+    f.handle(Event::Startup, t0);
+    assert_eq!(f.poll_timeout(), Some(t0 + f.master_down_interval()));
+}
+
+#[test]
 fn events_in_initialize_do_nothing() {
     let t0 = Instant::now();
     let mut f = Fsm::new(p(Version::V3), 100);
