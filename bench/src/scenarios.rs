@@ -200,7 +200,9 @@ pub fn all() -> Vec<Scenario> {
         failover(
             "crash",
             "crash, v2, advert 1 s",
-            "SIGKILL to the master's process group, then its eth0 down; outage as for graceful.",
+            "SIGKILL to the master's process group, then its eth0 down, right after the backup \
+             has received an advert from it (so that every run is at the same point of the \
+             advert cycle); outage as for graceful.",
             2,
             1000,
             Event::Crash,
@@ -446,6 +448,7 @@ fn keepalived_conf(router: &str, instances: &[Instance], check: &Check) -> Resul
 }
 
 /// Polls `pred` every `every` until it holds; how long that took, or `None` after `timeout`.
+/// (Times that count from an event take `event.elapsed()` on success instead.)
 fn poll(timeout: Duration, every: Duration, mut pred: impl FnMut() -> bool) -> Option<Duration> {
     let start = Instant::now();
     loop {
@@ -523,24 +526,40 @@ fn failover(
     lab.wait_holders(VIP, &[1], Duration::from_secs(1))?;
 
     let mon = lab.start_addr_monitor(2)?;
+    let cap = lab.start_capture(2)?;
     let client = if event == Event::CheckFails {
         Client::tcp(lab)?
     } else {
         Client::icmp(lab)?
     };
     std::thread::sleep(LEAD_IN);
-    let t0 = Instant::now();
+    let mut t0 = Instant::now();
     match event {
         Event::Graceful => daemons[0].signal(SIGTERM)?,
         Event::Crash => {
+            // Right after h2 has heard an advert from h1: every run, and both daemons, crash
+            // at the same point of the advert cycle, so the outage is the backup's
+            // Master_Down_Interval and its reaction, not that plus a random phase.
+            let heard = || {
+                cap.packets()
+                    .iter()
+                    .filter(|p| !p.outgoing && p.src.to_string() == "192.0.2.1")
+                    .count()
+            };
+            let n = heard();
+            poll(advert * 3, Duration::from_micros(200), || heard() > n)
+                .context("h2 heard no advert from h1 before the crash")?;
+            t0 = Instant::now();
             daemons[0].signal(SIGKILL)?;
             lab.link_down(1)?;
         }
         Event::CheckFails => services.remove(0).kill(),
     }
+    drop(cap);
     let takeover = poll(failover_timeout(advert), Duration::from_millis(1), || {
         held(&mon).contains(VIP)
-    });
+    })
+    .map(|_| t0.elapsed());
     std::thread::sleep(TAIL);
     ensure!(
         lab.has_addr(2, VIP),
@@ -594,7 +613,8 @@ fn reload(lab: &Lab, c: Contender) -> Result<Outcome> {
     }
     let up = poll(failover_timeout(advert), Duration::from_millis(10), || {
         lab.has_addr(1, NEW_VIP)
-    });
+    })
+    .map(|_| t0.elapsed());
     std::thread::sleep(TAIL);
     let (report, start) = client.stop()?;
     let events: usize = monitors
@@ -732,7 +752,8 @@ fn scale(lab: &Lab, c: Contender, k: usize, opts: &Opts) -> Result<Outcome> {
     daemons[0].signal(SIGTERM)?;
     let moved = poll(Duration::from_secs(30), Duration::from_millis(2), || {
         held(&mon).len() >= k
-    });
+    })
+    .map(|_| t0.elapsed());
     std::thread::sleep(TAIL);
     ensure!(
         count_vips(lab, 2) == k,

@@ -434,7 +434,20 @@ fn summary(cfg: &upkeep::config::Config) -> String {
 }
 
 fn init_logging() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = EnvFilter::try_from_env("UPKEEP_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // Under systemd (JOURNAL_STREAM set), log to journald with structured fields (instance,
+    // vrid, from, to, reason...); elsewhere, plain lines on stderr.
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        if let Ok(journald) = tracing_journald::layer() {
+            tracing_subscriber::registry()
+                .with(filter)
+                .with(journald)
+                .init();
+            return;
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
