@@ -64,6 +64,18 @@ pub struct Global {
     /// Where the Prometheus / OpenMetrics endpoint listens (`metrics listen="127.0.0.1:9650"`);
     /// None: no endpoint.
     pub metrics_listen: Option<SocketAddr>,
+    /// Deviation from the RFC, on by default: a master whose priority drops announces it at
+    /// once, and a preempting backup that hears a lower priority takes over at once instead of
+    /// waiting out Master_Down_Interval. Equal priorities never preempt.
+    pub fast_failover: bool,
+    /// Make-before-break shutdown, on by default: a stopping master keeps its VIPs until the
+    /// successor's first advert (or Skew_Time plus one interval).
+    pub handover: bool,
+    /// Real-time scheduling (SCHED_RR) at this priority, 1..=99 (keepalived's
+    /// `vrrp_rt_priority`); None: normal scheduling.
+    pub realtime_priority: Option<u8>,
+    /// Lock the daemon's memory (mlockall) so adverts never wait on a page fault.
+    pub lock_memory: bool,
 }
 
 /// Default for [`Global::notify_timeout`].
@@ -74,6 +86,10 @@ impl Default for Global {
         Self {
             router_id: None,
             garp_repeat: 5,
+            fast_failover: true,
+            handover: true,
+            realtime_priority: None,
+            lock_memory: false,
             garp_interval: Duration::from_millis(0),
             garp_refresh: None,
             script_user: None,

@@ -248,6 +248,10 @@ const GLOBAL_KEYS: &[&str] = &[
     "notify-timeout",
     "script-security",
     "metrics",
+    "fast-failover",
+    "handover",
+    "realtime-priority",
+    "lock-memory",
 ];
 /// The settings that say what a check looks at; a check has exactly one.
 const CHECK_KINDS: &[&str] = &["script", "plugin", "interface", "file", "process"];
@@ -375,6 +379,10 @@ fn example(key: &str) -> &'static str {
         "notify-timeout" => "notify-timeout \"5s\"",
         "metrics" => "metrics listen=\"127.0.0.1:9650\"",
         "script-security" => "script-security #true",
+        "fast-failover" => "fast-failover #true",
+        "handover" => "handover #true",
+        "realtime-priority" => "realtime-priority 50",
+        "lock-memory" => "lock-memory #true",
         "plugin" => "plugin \"/etc/upkeep/http_check.wasm\"",
         "file" => "file \"/run/upkeep/weight\"",
         "process" => "process \"nginx\"",
@@ -1295,6 +1303,24 @@ impl Cx<'_> {
                     }
                 }
                 "metrics" => global.metrics_listen = self.metrics(child),
+                "fast-failover" => {
+                    if let Some(b) = self.flag(child) {
+                        global.fast_failover = b;
+                    }
+                }
+                "handover" => {
+                    if let Some(b) = self.flag(child) {
+                        global.handover = b;
+                    }
+                }
+                "realtime-priority" => {
+                    global.realtime_priority = self.one_integer(child, 1, 99).map(|n| n as u8);
+                }
+                "lock-memory" => {
+                    if let Some(b) = self.flag(child) {
+                        global.lock_memory = b;
+                    }
+                }
                 _ => self.unknown(child, GLOBAL_KEYS, "`global`"),
             }
         }

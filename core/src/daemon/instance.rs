@@ -75,7 +75,7 @@ pub fn auth(cfg: &InstanceConfig) -> Auth {
     }
 }
 
-pub fn params(cfg: &InstanceConfig, src: IpAddr) -> Params {
+pub fn params(cfg: &InstanceConfig, global: &crate::config::Global, src: IpAddr) -> Params {
     Params {
         version: version(cfg.version),
         advert_interval: cfg.advert_interval,
@@ -83,8 +83,8 @@ pub fn params(cfg: &InstanceConfig, src: IpAddr) -> Params {
         preempt_delay: cfg.preempt_delay,
         initial_master: cfg.initial_state == crate::config::InitialState::Master,
         primary_ip: src,
-        fast_preempt: true,
-        handover: true,
+        fast_preempt: global.fast_failover,
+        handover: global.handover,
     }
 }
 
@@ -97,7 +97,7 @@ pub struct Wiring {
 }
 
 impl Instance {
-    pub fn new(cfg: InstanceConfig, w: Wiring) -> Self {
+    pub fn new(cfg: InstanceConfig, global: &crate::config::Global, w: Wiring) -> Self {
         let v6 = cfg.is_ipv6();
         let vip_addrs: Vec<IpAddr> = cfg.vips.iter().map(|v| v.addr).collect();
         let expect = Expect {
@@ -116,7 +116,7 @@ impl Instance {
             addrs: vip_addrs.clone(),
         };
         let span = tracing::info_span!("instance", name = %cfg.name, vrid = cfg.vrid);
-        let fsm = Fsm::new(params(&cfg, w.src), cfg.priority);
+        let fsm = Fsm::new(params(&cfg, global, w.src), cfg.priority);
         Self {
             fsm,
             expect,
@@ -149,6 +149,7 @@ impl Instance {
     pub fn reconfigure(
         &mut self,
         cfg: InstanceConfig,
+        global: &crate::config::Global,
         src: IpAddr,
         owned: Arc<Owned>,
     ) -> (Owned, Owned) {
@@ -163,7 +164,7 @@ impl Instance {
         self.advert.interval_cs = interval_cs(cfg.advert_interval);
         self.advert.auth = auth(&cfg);
         self.advert.addrs = vip_addrs.clone();
-        self.fsm.set_params(params(&cfg, src));
+        self.fsm.set_params(params(&cfg, global, src));
         self.src = src;
         self.vip_addrs = vip_addrs;
         if cfg.name != self.cfg.name {

@@ -174,6 +174,7 @@ impl Daemon {
             watchdog_at: None,
             opts,
         };
+        tune_process(&cfg.global);
         if let Some(addr) = cfg.global.metrics_listen {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
@@ -209,7 +210,7 @@ impl Daemon {
                 .with_context(|| format!("instance `{}` on {}", inst.name, inst.interface))?;
             // A crash may have left our VIPs behind: clear them before the first election.
             vips::remove(&daemon.wires.nl, &wiring.owned).await;
-            let mut rt = Instance::new(inst.clone(), wiring);
+            let mut rt = Instance::new(inst.clone(), &cfg.global, wiring);
             rt.link_down = !up;
             daemon.instances.push(rt);
         }
@@ -870,6 +871,29 @@ impl Daemon {
             warn!("cannot write status file: {e}");
         }
         self.status_due = None;
+    }
+}
+
+/// Real-time scheduling and locked memory, when asked for (keepalived's vrrp_rt_priority and
+/// its mlockall): adverts then never wait behind other processes or page faults.
+fn tune_process(global: &config::Global) {
+    if let Some(prio) = global.realtime_priority {
+        let param = libc::sched_param {
+            sched_priority: i32::from(prio),
+        };
+        // SAFETY: sched_setscheduler on this process with a valid, initialised sched_param.
+        if unsafe { libc::sched_setscheduler(0, libc::SCHED_RR, &param) } != 0 {
+            warn!(
+                "realtime-priority {prio}: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+    if global.lock_memory {
+        // SAFETY: plain syscall with flag constants.
+        if unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) } != 0 {
+            warn!("lock-memory: {}", std::io::Error::last_os_error());
+        }
     }
 }
 

@@ -287,7 +287,7 @@ impl Daemon {
                 }
             };
             let inst = &mut self.instances[i];
-            let (added, removed) = inst.reconfigure(cfg.clone(), src, owned);
+            let (added, removed) = inst.reconfigure(cfg.clone(), &new.global, src, owned);
             info!(parent: &inst.span, "settings changed by reload");
             if inst.stats.vips_held {
                 if !removed.addrs.is_empty() || !removed.routes.is_empty() {
@@ -310,7 +310,7 @@ impl Daemon {
             match self.wires.wire(cfg, &vips).await {
                 Ok((wiring, up)) => {
                     super::vips::remove(&self.wires.nl, &wiring.owned).await;
-                    let mut inst = Instance::new(cfg.clone(), wiring);
+                    let mut inst = Instance::new(cfg.clone(), &new.global, wiring);
                     inst.link_down = !up;
                     self.instances.push(inst);
                     started.push(self.instances.len() - 1);
