@@ -9,6 +9,7 @@ mod instance;
 mod reload;
 pub mod status;
 mod systemd;
+mod timer;
 mod vips;
 mod watch;
 mod wiring;
@@ -105,6 +106,8 @@ struct Daemon {
     reload_running: bool,
     /// A reload asked for while another was prepared: (trigger, forced).
     reload_again: Option<(String, bool)>,
+    /// Wakes the loop at the next protocol deadline, to the microsecond.
+    timer: timer::DeadlineTimer,
     /// The Prometheus endpoint's data, when `global { metrics listen=... }` is set.
     metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
     /// Control clients waiting for the reload in progress.
@@ -171,6 +174,7 @@ impl Daemon {
             reload_again: None,
             reload_waiters: Vec::new(),
             metrics: None,
+            timer: timer::DeadlineTimer::new().context("creating a timerfd")?,
             watchdog_at: None,
             opts,
         };
@@ -256,10 +260,9 @@ impl Daemon {
                 break;
             }
             let deadline = self.next_deadline();
-            let sleep = tokio::time::sleep_until(deadline.map_or_else(
-                || tokio::time::Instant::now() + Duration::from_secs(3600),
-                tokio::time::Instant::from_std,
-            ));
+            let sleep = self.timer.sleep_until(
+                deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)),
+            );
             let reload_sleep = tokio::time::sleep_until(
                 reload_at
                     .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600)),
