@@ -6,7 +6,7 @@
 #   scripts/fuzz.sh 60 vrrp_decode     # one target
 # Not part of CI. Needs a nightly toolchain (installed with rustup when missing) and cargo-fuzz
 # (installed from crates.io when missing). The first build compiles the daemon and wasmtime with
-# sanitizer instrumentation into fuzz/target: about 45 minutes with CARGO_BUILD_JOBS=1.
+# sanitizer instrumentation into fuzz/target: about 25 minutes with CARGO_BUILD_JOBS=1.
 #
 # A crash stops its target; the input is kept in fuzz/artifacts/TARGET/ and the summary names
 # it. Reproduce it with `cargo +nightly fuzz run TARGET FILE`, then turn it into a regression test

@@ -155,7 +155,7 @@ fn real_main() -> Result<()> {
                 eprintln!(
                     "[{done}/{total}] {} {} #{rep}: {summary} ({:.1} s)",
                     s.name,
-                    c.label(),
+                    s.label(c),
                     t.elapsed().as_secs_f64()
                 );
                 if let (Some(dir), Ok(o)) = (&args.traces, &r) {
@@ -163,7 +163,7 @@ fn real_main() -> Result<()> {
                         let name = format!(
                             "{}-{}-{rep}.csv",
                             s.name,
-                            c.label().replace([' ', '(', ')'], "")
+                            s.label(c).replace([' ', '(', ')'], "")
                         );
                         std::fs::create_dir_all(dir)?;
                         let mut csv = String::from("t_s,answered\n");
@@ -327,8 +327,8 @@ fn markdown(
         out,
         "Made by `bench/` (the `upkeep-bench` crate) with:\n\n    \
          cargo build --release -p upkeep && scripts/build-plugins.sh\n    \
-         cargo run --release -p upkeep-bench --{}{}\n",
-        if cmd.is_empty() { "" } else { " " },
+         cargo run --release -p upkeep-bench{}{}\n",
+        if cmd.is_empty() { "" } else { " -- " },
         cmd.join(" ")
     );
     let _ = writeln!(

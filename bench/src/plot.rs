@@ -100,7 +100,11 @@ where
             .map(|(t, v)| (t, v * 1000.0))
             .collect();
         let value = run.get(metric.key).unwrap_or(0.0);
-        let label = format!("{}: {what} {} {unit}", c.label(), fmt_value(metric, value));
+        let label = format!(
+            "{}: {what} {} {unit}",
+            s.scenario.label(c),
+            fmt_value(metric, value)
+        );
         series.push((c, label, pts));
     }
     // From a little before the event to a little after the last silence (at least 0.5 s).

@@ -156,7 +156,7 @@ pub fn table(results: &[ScenarioRuns]) -> String {
             for &u_c in &upkeeps {
                 let u = stats(&s.values(u_c, m.key));
                 let label = if upkeeps.len() > 1 || u_c != Contender::Upkeep {
-                    format!("{} — {}", m.label, u_c.label())
+                    format!("{} — {}", m.label, s.scenario.label(u_c))
                 } else {
                     m.label.to_string()
                 };
@@ -188,7 +188,11 @@ pub fn table(results: &[ScenarioRuns]) -> String {
                     out,
                     "| {} | {label} | {km} | {kmin} | {kmax} | {um} | {umin} | {umax} | {r} | {} | {} / {} |",
                     s.scenario.name,
-                    goal_cell(m, k.as_ref(), u.as_ref()),
+                    if s.scenario.no_goal.contains(&u_c) {
+                        "(info)".to_string()
+                    } else {
+                        goal_cell(m, k.as_ref(), u.as_ref())
+                    },
                     runs_cell(s, k_c),
                     runs_cell(s, u_c),
                 );
@@ -215,7 +219,7 @@ pub fn raw_runs(results: &[ScenarioRuns]) -> String {
                     .collect();
                 parts.push(format!("{} [{}]", m.key, v.join(", ")));
             }
-            let _ = writeln!(out, "  - {}: {}", c.label(), parts.join("; "));
+            let _ = writeln!(out, "  - {}: {}", s.scenario.label(*c), parts.join("; "));
             for (k, r) in runs.iter().enumerate() {
                 if let Err(e) = r {
                     let first = e.lines().next().unwrap_or("");

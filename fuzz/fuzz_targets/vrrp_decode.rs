@@ -62,7 +62,11 @@ fn decoded(msg: &[u8], src: IpAddr, dst: IpAddr, ttl: u8) {
                 version,
                 auth,
                 advert_interval: Duration::from_millis(u64::from(advert.interval_cs) * 10),
-                peers: if ttl % 2 == 0 { vec![src] } else { Vec::new() },
+                peers: if ttl.is_multiple_of(2) {
+                    vec![src]
+                } else {
+                    Vec::new()
+                },
                 vips: advert.addrs.iter().take(2).copied().collect(),
             };
             if let Ok(acc) = check(&expect, src, ttl, &advert) {

@@ -424,10 +424,12 @@ impl Fsm {
 
     fn master_heard(&mut self, h: Heard, now: Instant, out: &mut Vec<Action>) {
         if h.priority == 0 {
-            // Someone resigned while we are master: reassert at once.
+            // Someone else was master and resigned (or stepped down after a partition healed):
+            // reassert at once, and re-announce, since clients may still point at them.
             out.push(Action::SendAdvert {
                 priority: self.priority,
             });
+            out.push(Action::Announce);
             self.adver_at = Some(now + self.params.advert_interval);
             return;
         }
@@ -449,6 +451,10 @@ impl Fsm {
                 }
                 self.master = Some((h.from, h.priority));
                 self.down_at = Some(now + self.master_down_interval());
+                // Tell the winner we were master too (after a partition it may not know):
+                // priority 0 makes it reassert and re-announce the VIPs to clients that still
+                // point at us (keepalived issue #166).
+                out.push(Action::SendAdvert { priority: 0 });
                 out.push(Action::RemoveVips);
                 self.transition(State::Backup, reason, out);
             }

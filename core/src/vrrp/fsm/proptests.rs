@@ -557,7 +557,6 @@ fn nopreempt_joiner_tolerates_a_late_advert() {
 /// Shrunk input: v3, master 100 @ 250 ms, joiner 100->120 @ 100 ms with initial_master, no
 /// events (there the joiner's shorter interval alone is enough).
 #[test]
-#[ignore = "known: initial-state \"master\" defeats nopreempt (docs/reliability.md)"]
 fn nopreempt_initial_master_joiner_does_not_take_over_on_jitter() {
     let (m, trace) = late_advert_after_join(true);
     assert_eq!(m, vec![0], "{trace}");

@@ -405,7 +405,10 @@ fn master_answers_priority_zero_with_an_advert() {
     let mut f = master(p(Version::V2), 100, t0);
     let now = t0 + ms(4500);
     let a = f.handle(Event::Advert(heard(9, 0)), now);
-    assert_eq!(a, vec![Action::SendAdvert { priority: 100 }]);
+    assert_eq!(
+        a,
+        vec![Action::SendAdvert { priority: 100 }, Action::Announce]
+    );
     assert_eq!(f.poll_timeout(), Some(now + SEC));
 }
 
@@ -421,7 +424,8 @@ fn master_steps_down_on_higher_priority() {
         }),
         now,
     );
-    assert_eq!(a[0], Action::RemoveVips);
+    assert_eq!(a[0], Action::SendAdvert { priority: 0 }, "tells the winner");
+    assert_eq!(a[1], Action::RemoveVips);
     assert_eq!(transitions(&a), vec![(State::Master, State::Backup)]);
     // v3: adopts the new master's interval for its down timer.
     assert_eq!(f.poll_timeout(), Some(now + ms(600) + ms(200) * 156 / 256));
