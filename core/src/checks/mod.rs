@@ -55,6 +55,11 @@ impl Tracker {
         self.healthy
     }
 
+    /// Results in a row against the current state (towards `rise` or `fall`).
+    pub fn streak(&self) -> u32 {
+        self.streak
+    }
+
     /// Record one result; true when the healthy/failed state flipped.
     pub fn record(&mut self, ok: bool) -> bool {
         if ok == self.healthy {

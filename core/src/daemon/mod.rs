@@ -831,6 +831,9 @@ impl Daemon {
                         .unwrap_or_default(),
                     duration_ms: c.last.as_ref().map_or(0, |r| r.duration.as_millis() as u64),
                     runs: c.runs,
+                    rise: c.def.rise,
+                    fall: c.def.fall,
+                    streak: c.tracker.streak(),
                 })
                 .collect(),
             drops: self

@@ -61,6 +61,10 @@ pub struct CheckStatus {
     pub message: String,
     pub duration_ms: u64,
     pub runs: u64,
+    pub rise: u32,
+    pub fall: u32,
+    /// Consecutive results against the current state, counting towards `rise` or `fall`.
+    pub streak: u32,
 }
 
 pub struct StatusFile {
