@@ -113,14 +113,14 @@ fn real_main() -> Result<()> {
         .plot
         .clone()
         .unwrap_or_else(|| args.out.with_file_name("outage.png"));
-    preflight(&args, &selected)?;
+    let binary = preflight(&args, &selected)?;
     let opts = Opts {
         window: Duration::from_secs_f64(args.window),
     };
 
     // SAFETY: installing a handler that only touches an atomic (and _exit).
     unsafe { libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t) };
-    let machine = machine_note();
+    let machine = machine_note(&binary);
     let started = Instant::now();
     let total: usize = selected
         .iter()
@@ -200,9 +200,58 @@ fn real_main() -> Result<()> {
     Ok(())
 }
 
+/// The upkeep binary measured: a copy taken at the start (in a directory removed when this is
+/// dropped), so that a rebuild during the run (others share target/) changes nothing.
+struct Binary {
+    original: PathBuf,
+    built: Option<SystemTime>,
+    sha256: String,
+    dir: PathBuf,
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Copies the binary (and the port-listener plugin, if there is one) into a private directory
+/// and points the harness at the copies (UPKEEP_BIN, UPKEEP_PLUGINS).
+fn snapshot(bin: &Path) -> Result<Binary> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = std::env::temp_dir().join(format!("upkeep-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .with_context(|| format!("create {}", dir.display()))?;
+    let binary = Binary {
+        original: bin.to_path_buf(),
+        built: bin.metadata().and_then(|m| m.modified()).ok(),
+        sha256: run_text("sha256sum", &[&bin.to_string_lossy()])
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(12)
+            .collect(),
+        dir: dir.clone(),
+    };
+    let copy = dir.join("upkeep");
+    std::fs::copy(bin, &copy).with_context(|| format!("copy {}", bin.display()))?;
+    std::env::set_var("UPKEEP_BIN", &copy);
+    if let Ok(plugin) = upkeep_tests::plugin_path("port-listener") {
+        let plugins = dir.join("plugins");
+        std::fs::create_dir(&plugins)?;
+        std::fs::copy(&plugin, plugins.join("port-listener.wasm"))?;
+        std::env::set_var("UPKEEP_PLUGINS", &plugins);
+    }
+    Ok(binary)
+}
+
 /// Root, keepalived, the upkeep binary (fresh), the plugin if needed; sets the environment
-/// the harness reads (UPKEEP_BIN, UPKEEP_LOG).
-fn preflight(args: &Args, selected: &[Scenario]) -> Result<()> {
+/// the harness reads (UPKEEP_BIN, UPKEEP_PLUGINS, UPKEEP_LOG).
+fn preflight(args: &Args, selected: &[Scenario]) -> Result<Binary> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         bail!("the namespace lab needs root: run as root (e.g. sudo -E cargo run --release -p upkeep-bench)");
@@ -234,14 +283,14 @@ fn preflight(args: &Args, selected: &[Scenario]) -> Result<()> {
             newer.display()
         );
     }
+    if selected.iter().any(Scenario::needs_plugin) {
+        upkeep_tests::plugin_path("port-listener")?;
+    }
     // Edition 2021, single-threaded here: nothing reads the environment concurrently.
-    std::env::set_var("UPKEEP_BIN", &bin);
+    let binary = snapshot(&bin)?;
     if std::env::var_os("UPKEEP_LOG").is_none() {
         // The harness defaults to debug logging; measure the daemon as deployed.
         std::env::set_var("UPKEEP_LOG", "info");
-    }
-    if selected.iter().any(Scenario::needs_plugin) {
-        upkeep_tests::plugin_path("port-listener")?;
     }
     if let Err(e) = plot::load_font() {
         eprintln!("warning: no PNG will be drawn: {e:#}");
@@ -253,7 +302,7 @@ fn preflight(args: &Args, selected: &[Scenario]) -> Result<()> {
     if which("ss").is_none() {
         bail!("`ss` (iproute2) is needed by the check script");
     }
-    Ok(())
+    Ok(binary)
 }
 
 fn which(prog: &str) -> Option<PathBuf> {
@@ -398,7 +447,7 @@ fn run_text(cmd: &str, args: &[&str]) -> String {
         .unwrap_or_default()
 }
 
-fn machine_note() -> String {
+fn machine_note(binary: &Binary) -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
@@ -422,11 +471,8 @@ fn machine_note() -> String {
     let ws = ws.to_string_lossy();
     let commit = run_text("git", &["-C", &ws, "rev-parse", "--short", "HEAD"]);
     let dirty = !run_text("git", &["-C", &ws, "status", "--porcelain", "--", "core"]).is_empty();
-    let bin = std::env::var("UPKEEP_BIN").unwrap_or_default();
-    let built = Path::new(&bin)
-        .metadata()
-        .and_then(|m| m.modified())
-        .ok()
+    let built = binary
+        .built
         .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
         .map(|d| {
             run_text(
@@ -435,7 +481,7 @@ fn machine_note() -> String {
                     "-u",
                     "-d",
                     &format!("@{}", d.as_secs()),
-                    "+%Y-%m-%d %H:%M UTC",
+                    "+%Y-%m-%d %H:%M:%S UTC",
                 ],
             )
         })
@@ -478,11 +524,14 @@ fn machine_note() -> String {
     );
     let _ = writeln!(
         s,
-        "- upkeep: {bin} built {built} from commit {commit}{}",
+        "- upkeep: {} built {built}, sha256 {}… (copied at the start: a rebuild during the run \
+         changes nothing); workspace HEAD at the start {commit}{}",
+        binary.original.display(),
+        binary.sha256,
         if dirty {
-            " (with uncommitted changes in core/)"
+            ", with uncommitted changes in core/"
         } else {
-            ""
+            ", core/ clean"
         }
     );
     s

@@ -86,11 +86,11 @@ pub fn stats(values: &[f64]) -> Option<Stats> {
 
 /// A value with the metric's decimals (one more for small values of whole-number metrics).
 pub fn fmt_value(m: &MetricDef, v: f64) -> String {
-    let decimals = if m.decimals == 0 && v.abs() < 10.0 && v.fract() != 0.0 {
-        1
-    } else {
-        m.decimals
-    };
+    let one = format!("{v:.1}");
+    if m.decimals == 0 && v.abs() < 9.95 && !one.ends_with(".0") {
+        return one;
+    }
+    let decimals = m.decimals;
     format!("{v:.decimals$}")
 }
 
@@ -266,5 +266,7 @@ mod tests {
         assert_eq!(goal_met(&z, None, Some(&st(1.0))), Some(false));
         assert_eq!(fmt_value(&m, 2.34), "2.3");
         assert_eq!(fmt_value(&m, 298.4), "298");
+        assert_eq!(fmt_value(&m, 9.97), "10");
+        assert_eq!(fmt_value(&m, 4.0), "4");
     }
 }
