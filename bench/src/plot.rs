@@ -88,7 +88,7 @@ fn draw_panel<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    let metric = &s.scenario.metrics[0];
+    let metric = s.scenario.trace_metric();
     let (what, unit) = metric.label.split_once(", ").unwrap_or((metric.label, ""));
     let mut series = Vec::new();
     for &c in &s.scenario.contenders {

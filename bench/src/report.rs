@@ -45,7 +45,7 @@ impl ScenarioRuns {
     /// `c`'s successful run whose value of the scenario's first metric is the median (the lower
     /// middle one for an even count): the run the plot shows.
     pub fn median_run(&self, c: Contender) -> Option<&Outcome> {
-        let key = self.scenario.trace_metric();
+        let key = self.scenario.trace_metric().key;
         let mut ok: Vec<&Outcome> = self
             .of(c)
             .iter()

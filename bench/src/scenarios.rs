@@ -146,9 +146,13 @@ impl Scenario {
         self.contenders.contains(&Contender::UpkeepWasm)
     }
 
-    /// The metric whose median run is the one plotted.
-    pub fn trace_metric(&self) -> &'static str {
-        self.metrics[0].key
+    /// The metric whose median run is the one plotted, and shown in its legend: the client's
+    /// outage (or lost pings) where there is one.
+    pub fn trace_metric(&self) -> &MetricDef {
+        self.metrics
+            .iter()
+            .find(|m| m.key == "outage_ms" || m.key == "lost")
+            .unwrap_or(&self.metrics[0])
     }
 }
 
