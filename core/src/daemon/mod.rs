@@ -81,7 +81,7 @@ struct Daemon {
     rx: mpsc::Receiver<Rx>,
     links: mpsc::UnboundedReceiver<LinkEvent>,
     check_rx: mpsc::UnboundedReceiver<CheckResult>,
-    vips: mpsc::UnboundedSender<Op>,
+    vips: vips::Sender,
     queue: VecDeque<(usize, Event)>,
     global_drops: HashMap<DropReason, u64>,
     status_file: StatusFile,
@@ -130,7 +130,7 @@ impl Daemon {
         let (tx, rx) = mpsc::channel(1024);
         let (check_tx, check_rx) = mpsc::unbounded_channel();
         let (prepared_tx, prepared_rx) = mpsc::unbounded_channel();
-        let vips_tx = vips::spawn(nl.clone());
+        let vips_tx = vips::spawn().context("opening a netlink socket for VIP changes")?;
         let mut daemon = Self {
             cfg: Config::default(),
             source,

@@ -4,4 +4,5 @@
 pub mod announce;
 pub mod frames;
 pub mod netlink;
+pub mod netlink_batch;
 pub mod socket;

@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use futures::{StreamExt, TryStreamExt};
-use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
+use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_core::NetlinkPayload;
@@ -51,7 +51,6 @@ pub struct Netlink {
     handle: Handle,
 }
 
-const EEXIST: i32 = libc::EEXIST;
 const ENOENT_LIKE: [i32; 3] = [libc::EADDRNOTAVAIL, libc::ESRCH, libc::ENOENT];
 
 fn errno(e: &rtnetlink::Error) -> Option<i32> {
@@ -123,30 +122,6 @@ impl Netlink {
             .collect())
     }
 
-    /// Add an address; already present is success.
-    pub async fn add_address(
-        &self,
-        index: u32,
-        addr: IpAddr,
-        prefix_len: u8,
-    ) -> Result<(), NetlinkError> {
-        let mut req = self.handle.address().add(index, addr, prefix_len);
-        if addr.is_ipv6() {
-            // A VIP must answer at once: duplicate address detection would hold it for a second.
-            req.message_mut()
-                .attributes
-                .push(AddressAttribute::Flags(AddressFlags::Nodad));
-        }
-        match req.execute().await {
-            Ok(()) => Ok(()),
-            Err(e) if errno(&e) == Some(EEXIST) => Ok(()),
-            Err(source) => Err(NetlinkError::Request {
-                what: format!("adding {addr}/{prefix_len}"),
-                source,
-            }),
-        }
-    }
-
     /// Remove an address; already absent is success.
     pub async fn del_address(
         &self,
@@ -177,18 +152,6 @@ impl Netlink {
         }
     }
 
-    pub async fn add_route(&self, route: &Route, index: u32) -> Result<(), NetlinkError> {
-        let msg = route_message(route, index);
-        match self.handle.route().add(msg).execute().await {
-            Ok(()) => Ok(()),
-            Err(e) if errno(&e) == Some(EEXIST) => Ok(()),
-            Err(source) => Err(NetlinkError::Request {
-                what: format!("adding route {}/{}", route.dest, route.prefix_len),
-                source,
-            }),
-        }
-    }
-
     pub async fn del_route(&self, route: &Route, index: u32) -> Result<(), NetlinkError> {
         let msg = route_message(route, index);
         match self.handle.route().del(msg).execute().await {
@@ -202,7 +165,10 @@ impl Netlink {
     }
 }
 
-fn route_message(route: &Route, index: u32) -> netlink_packet_route::route::RouteMessage {
+pub(crate) fn route_message(
+    route: &Route,
+    index: u32,
+) -> netlink_packet_route::route::RouteMessage {
     match (route.dest, route.via) {
         (IpAddr::V4(dest), via) => {
             let mut b = RouteMessageBuilder::<std::net::Ipv4Addr>::new()

@@ -220,7 +220,12 @@ impl Fsm {
         let weight = 256 - u32::from(self.priority);
         match self.params.version {
             Version::V2 => Duration::from_secs(1) * weight / 256,
-            Version::V3 => self.master_interval * weight / 256,
+            // RFC 5798 counts in whole centiseconds: (((256 - Priority) * Master_Adver_Interval) / 256)
+            // with Master_Adver_Interval in centiseconds, truncated, as keepalived computes it too.
+            Version::V3 => {
+                let centis = (self.master_interval.as_millis() / 10) as u32;
+                Duration::from_millis(u64::from(centis * weight / 256) * 10)
+            }
         }
     }
 

@@ -72,9 +72,10 @@ fn skew_and_master_down_interval_v3_scale_with_master_interval() {
     let mut params = p(Version::V3);
     params.advert_interval = ms(100);
     let mut f = backup(params, 200, Instant::now());
-    // Skew_Time = ((256 - Priority) * Master_Adver_Interval) / 256.
-    assert_eq!(f.skew_time(), ms(100) * 56 / 256);
-    assert_eq!(f.master_down_interval(), ms(300) + ms(100) * 56 / 256);
+    // Skew_Time = ((256 - Priority) * Master_Adver_Interval) / 256, in whole centiseconds:
+    // 56 * 10 cs / 256 = 2 cs (2.19 truncated).
+    assert_eq!(f.skew_time(), ms(20));
+    assert_eq!(f.master_down_interval(), ms(320));
     // A v3 backup adopts the master's interval from its adverts.
     let now = Instant::now();
     f.handle(
@@ -84,8 +85,19 @@ fn skew_and_master_down_interval_v3_scale_with_master_interval() {
         }),
         now,
     );
-    assert_eq!(f.skew_time(), ms(500) * 56 / 256);
-    assert_eq!(f.poll_timeout(), Some(now + ms(1500) + ms(500) * 56 / 256));
+    // 56 * 50 cs / 256 = 10 cs (10.9 truncated).
+    assert_eq!(f.skew_time(), ms(100));
+    assert_eq!(f.poll_timeout(), Some(now + ms(1600)));
+    // At 10 ms adverts a priority-200 backup's skew truncates to nothing, as in keepalived.
+    f.handle(
+        Event::Advert(Heard {
+            interval: ms(10),
+            ..heard(9, 250)
+        }),
+        now,
+    );
+    assert_eq!(f.skew_time(), Duration::ZERO);
+    assert_eq!(f.master_down_interval(), ms(30));
 }
 
 #[test]
@@ -428,7 +440,8 @@ fn master_steps_down_on_higher_priority() {
     assert_eq!(a[1], Action::RemoveVips);
     assert_eq!(transitions(&a), vec![(State::Master, State::Backup)]);
     // v3: adopts the new master's interval for its down timer.
-    assert_eq!(f.poll_timeout(), Some(now + ms(600) + ms(200) * 156 / 256));
+    // Skew: 156 * 20 cs / 256 = 12 cs (12.2 truncated).
+    assert_eq!(f.poll_timeout(), Some(now + ms(600) + ms(120)));
 }
 
 #[test]
