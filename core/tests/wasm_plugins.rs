@@ -591,3 +591,60 @@ fn callable_from_the_daemons_runtime() {
     // Dropping the last plugin inside async code must not panic either.
     rt.block_on(async move { drop(plugin) });
 }
+
+#[test]
+fn async_calls_run_on_the_host_thread_and_a_loop_yields_to_others() {
+    let plugin = Arc::new(load(
+        "hostile",
+        Grants {
+            log: true,
+            ..Grants::default()
+        },
+        Limits {
+            timeout: Duration::from_secs(1),
+            ..Limits::default()
+        },
+    ));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // As the daemon does it: the event loop's thread only awaits.
+        let looping = tokio::spawn(
+            plugin
+                .clone()
+                .check_async(Arc::new(cfg(&[("behaviour", "loop")]))),
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let started = Instant::now();
+        let ok = plugin
+            .clone()
+            .check_async(Arc::new(cfg(&[("behaviour", "ok")])))
+            .await;
+        let waited = started.elapsed();
+        assert!(ok.healthy, "{ok:?}");
+        assert!(
+            waited < Duration::from_millis(500),
+            "a call waited {waited:?} behind a looping one"
+        );
+        let looped = looping.await.unwrap();
+        assert_eq!(looped.fault, Some(Fault::Timeout), "{looped:?}");
+        // The instance that timed out was thrown away; the next call still answers.
+        let again = plugin
+            .clone()
+            .check_async(Arc::new(cfg(&[("behaviour", "ok")])))
+            .await;
+        assert!(again.healthy, "{again:?}");
+        let hook = plugin
+            .clone()
+            .notify_async(Transition {
+                instance: "fine".into(),
+                old_state: "BACKUP".into(),
+                new_state: "MASTER".into(),
+                priority: 100,
+            })
+            .await;
+        assert!(hook.is_ok(), "{hook:?}");
+    });
+}

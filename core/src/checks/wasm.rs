@@ -2,9 +2,12 @@
 //!
 //! A plugin is a component built against `plugin-sdk/wit/upkeep-plugin.wit` (world
 //! `check-plugin`, `notify-plugin` or `plugin`), in any language. It is compiled once at
-//! [`Plugin::load`]; each [`Plugin::check`] or [`Plugin::notify`] then runs in a fresh store
-//! instantiated from the cached pre-linked instance, with a deadline (epoch interruption, one
-//! ticker thread per [`PluginHost`]), a memory cap and a locked-down WASI: no files, no network,
+//! [`Plugin::load`] and instantiated once from the cached pre-linked instance; that instance
+//! answers call after call (as a long-running checker process would) until a call fails in any
+//! way, when it is thrown away and the next call starts afresh. Every call has a deadline (epoch
+//! interruption: one ticker thread per [`PluginHost`], parked while no call runs; the plugin
+//! yields at every tick, so a looping plugin never holds up another's call), a memory cap and a
+//! locked-down WASI: no files, no network,
 //! no environment, stdin closed, stdout discarded, stderr kept only for error messages. What a
 //! plugin may touch is the `host` interface, one capability per function: the plugin declares
 //! what it wants in its metadata, the operator grants it ([`Grants`]), and both are checked at
@@ -21,21 +24,22 @@ mod v0_1;
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::future::Future;
 use std::net::IpAddr;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Engine, Store, Trap};
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
 use self::host::{CallContext, Permissions};
 use self::sandbox::State;
 use self::v0_1::check::{CheckPlugin, CheckPluginPre};
-use self::v0_1::notify::NotifyPluginPre;
+use self::v0_1::notify::{NotifyPlugin, NotifyPluginPre};
 
 /// The WIT package version this host implements.
 pub const WIT_VERSION: &str = "upkeep:plugin@0.1.0";
@@ -255,6 +259,27 @@ struct HostInner {
     /// Drives host calls that wait (timers, `tcp-connect`). `None` only while dropping.
     runtime: Option<tokio::runtime::Runtime>,
     stop: Arc<AtomicBool>,
+    /// Calls in progress: the epoch ticker sleeps (parked) while there are none.
+    active: Arc<AtomicUsize>,
+    ticker: std::thread::Thread,
+}
+
+/// Keeps the epoch ticker running while a call is in progress.
+struct Busy(Arc<HostInner>);
+
+impl Busy {
+    fn new(inner: &Arc<HostInner>) -> Self {
+        if inner.active.fetch_add(1, Ordering::SeqCst) == 0 {
+            inner.ticker.unpark();
+        }
+        Busy(inner.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl HostInner {
@@ -268,6 +293,7 @@ impl HostInner {
 impl Drop for HostInner {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        self.ticker.unpark();
         // Not a blocking shutdown: the last plugin may well be dropped in async code.
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
@@ -292,6 +318,9 @@ impl PluginHost {
 
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
+            // A looping plugin yields at every epoch tick; a call that arrives meanwhile must be
+            // picked up at the next yield, not after dozens of them.
+            .global_queue_interval(1)
             .thread_name("upkeep-wasm")
             .enable_time()
             .enable_io()
@@ -299,12 +328,18 @@ impl PluginHost {
             .map_err(|e| PluginError::Engine(format!("runtime: {e}")))?;
 
         let stop = Arc::new(AtomicBool::new(false));
+        let active = Arc::new(AtomicUsize::new(0));
         let ticker_engine = engine.weak();
-        let ticker_stop = stop.clone();
-        std::thread::Builder::new()
+        let (ticker_stop, ticker_active) = (stop.clone(), active.clone());
+        let ticker = std::thread::Builder::new()
             .name("upkeep-wasm-epoch".into())
             .spawn(move || {
                 while !ticker_stop.load(Ordering::Relaxed) {
+                    // Idle: no wake-ups at all until a call starts (Busy unparks).
+                    if ticker_active.load(Ordering::SeqCst) == 0 {
+                        std::thread::park();
+                        continue;
+                    }
                     std::thread::sleep(TICK);
                     let Some(engine) = ticker_engine.upgrade() else {
                         break;
@@ -320,6 +355,8 @@ impl PluginHost {
                 linker,
                 runtime: Some(runtime),
                 stop,
+                active,
+                ticker: ticker.thread().clone(),
             }),
         })
     }
@@ -335,6 +372,9 @@ pub struct Plugin {
     limits: Limits,
     check: Option<CheckPluginPre<State>>,
     notify: Option<NotifyPluginPre<State>>,
+    /// The instance that answered the last call, kept for the next one.
+    warm_check: Mutex<Option<(Store<State>, CheckPlugin)>>,
+    warm_notify: Mutex<Option<(Store<State>, NotifyPlugin)>>,
 }
 
 impl fmt::Debug for Plugin {
@@ -373,6 +413,8 @@ impl Plugin {
             limits,
             check: loaded.check,
             notify: loaded.notify,
+            warm_check: Mutex::new(None),
+            warm_notify: Mutex::new(None),
         })
     }
 
@@ -389,44 +431,127 @@ impl Plugin {
     }
 
     /// Runs the check once, blocking the calling thread for at most about `limits.timeout`.
-    /// Call it from a blocking thread (`tokio::task::spawn_blocking`): from async code it works
-    /// too, but holds up that thread. Never fails: a plugin that does not answer is unhealthy, with the reason in `message`.
+    /// For tools and tests; the daemon uses [`Plugin::check_async`]. Never fails: a plugin that
+    /// does not answer is unhealthy, with the reason in `message`.
     pub fn check(&self, config: &[(String, String)]) -> CheckOutcome {
         let started = Instant::now();
-        let Some(pre) = &self.check else {
-            return CheckOutcome {
-                healthy: false,
-                message: format!("plugin `{}` does not export `check`", self.metadata.name),
-                fault: Some(Fault::Host),
-                duration: started.elapsed(),
-            };
-        };
-        let result = self.run(async |store: &mut Store<State>| {
-            let instance = pre.instantiate_async(&mut *store).await?;
-            instance.call_check(&mut *store, config).await
+        let result = block_on_host(&self.host, || self.check_call(config))
+            .unwrap_or_else(|panic| Err((Fault::Host, panic)));
+        outcome(result, started)
+    }
+
+    /// Runs the check once on the plugin host's own thread; the caller's runtime only awaits
+    /// the answer. Never fails, as [`Plugin::check`].
+    pub async fn check_async(self: Arc<Self>, config: Arc<Vec<(String, String)>>) -> CheckOutcome {
+        let started = Instant::now();
+        let this = self.clone();
+        let task = self
+            .host
+            .inner
+            .runtime()
+            .spawn(async move { this.check_call(&config).await });
+        let result = task.await.unwrap_or_else(|e| {
+            Err((
+                Fault::Host,
+                format!("internal error in the plugin host: {e}"),
+            ))
         });
-        let (healthy, message, fault) = match result {
-            // Bounded: it goes to logs and the status file.
-            Ok(r) => (r.healthy, clip(&r.message, MESSAGE_MAX), None),
-            Err((fault, message)) => (false, message, Some(fault)),
+        outcome(result, started)
+    }
+
+    /// Runs the check every `interval` on the plugin host's thread, handing each outcome to
+    /// `report` until it returns false or the task is aborted. The caller's runtime is not woken
+    /// for the schedule, only for the outcomes.
+    pub fn spawn_checker(
+        self: Arc<Self>,
+        config: Vec<(String, String)>,
+        interval: Duration,
+        mut report: impl FnMut(CheckOutcome) -> bool + Send + 'static,
+    ) -> tokio::task::AbortHandle {
+        let runtime = self.host.inner.runtime().handle().clone();
+        let task = runtime.spawn(async move {
+            let mut next = tokio::time::Instant::now();
+            loop {
+                let started = Instant::now();
+                let result = self.check_call(&config).await;
+                if !report(outcome(result, started)) {
+                    return;
+                }
+                next += interval;
+                let now = tokio::time::Instant::now();
+                if next < now {
+                    next = now;
+                }
+                tokio::time::sleep_until(next).await;
+            }
+        });
+        task.abort_handle()
+    }
+
+    async fn check_call(
+        &self,
+        config: &[(String, String)],
+    ) -> Result<CheckResult, (Fault, String)> {
+        let Some(pre) = &self.check else {
+            return Err((
+                Fault::Host,
+                format!("plugin `{}` does not export `check`", self.metadata.name),
+            ));
         };
-        CheckOutcome {
-            healthy,
-            message,
-            fault,
-            duration: started.elapsed(),
-        }
+        let _busy = Busy::new(&self.host.inner);
+        let (mut store, instance) = match take(&self.warm_check) {
+            Some(mut warm) => {
+                self.begin_call(&mut warm.0);
+                warm
+            }
+            None => {
+                let mut store = new_store(&self.host, self.perms.clone(), self.limits);
+                let instance = call_in(&mut store, self.limits, async |s: &mut Store<State>| {
+                    pre.instantiate_async(s).await
+                })
+                .await?;
+                (store, instance)
+            }
+        };
+        let result = call_in(&mut store, self.limits, async |s: &mut Store<State>| {
+            instance.call_check(s, config).await
+        })
+        .await?;
+        *lock(&self.warm_check) = Some((store, instance));
+        Ok(result)
     }
 
     /// Tells a notify hook of a state change, blocking for at most about `limits.timeout`.
-    /// Call it from a blocking thread, as [`Plugin::check`].
+    /// For tools and tests; the daemon uses [`Plugin::notify_async`].
     pub fn notify(&self, t: &Transition) -> Result<(), PluginError> {
-        let plugin = self.metadata.name.clone();
+        self.exports_notify()?;
+        block_on_host(&self.host, || self.notify_call(t))
+            .unwrap_or_else(|panic| Err((Fault::Host, panic)))
+            .map_err(|(fault, message)| self.call_error(fault, message))
+    }
+
+    /// [`Plugin::notify`] on the plugin host's own thread.
+    pub async fn notify_async(self: Arc<Self>, t: Transition) -> Result<(), PluginError> {
+        self.exports_notify()?;
+        let this = self.clone();
+        let task = self
+            .host
+            .inner
+            .runtime()
+            .spawn(async move { this.notify_call(&t).await });
+        task.await
+            .unwrap_or_else(|e| {
+                Err((
+                    Fault::Host,
+                    format!("internal error in the plugin host: {e}"),
+                ))
+            })
+            .map_err(|(fault, message)| self.call_error(fault, message))
+    }
+
+    async fn notify_call(&self, t: &Transition) -> Result<(), (Fault, String)> {
         let Some(pre) = &self.notify else {
-            return Err(PluginError::NotExported {
-                plugin,
-                function: "notify",
-            });
+            return Err((Fault::Host, "it does not export `notify`".to_string()));
         };
         let event = v0_1::check::upkeep::plugin::types::Transition {
             instance: t.instance.clone(),
@@ -434,57 +559,140 @@ impl Plugin {
             new_state: t.new_state.clone(),
             priority: t.priority,
         };
-        self.run(async |store: &mut Store<State>| {
-            let instance = pre.instantiate_async(&mut *store).await?;
-            instance.call_notify(&mut *store, &event).await
+        let _busy = Busy::new(&self.host.inner);
+        let (mut store, instance) = match take(&self.warm_notify) {
+            Some(mut warm) => {
+                self.begin_call(&mut warm.0);
+                warm
+            }
+            None => {
+                let mut store = new_store(&self.host, self.perms.clone(), self.limits);
+                let instance = call_in(&mut store, self.limits, async |s: &mut Store<State>| {
+                    pre.instantiate_async(s).await
+                })
+                .await?;
+                (store, instance)
+            }
+        };
+        call_in(&mut store, self.limits, async |s: &mut Store<State>| {
+            instance.call_notify(s, &event).await
         })
-        .map_err(|(fault, message)| PluginError::Call {
-            plugin,
-            fault,
-            message,
-        })
+        .await?;
+        *lock(&self.warm_notify) = Some((store, instance));
+        Ok(())
     }
 
-    /// One call in a fresh store, under the plugin's limits.
-    fn run<R: Send>(
-        &self,
-        call: impl AsyncFnOnce(&mut Store<State>) -> wasmtime::Result<R> + Send,
-    ) -> Result<R, (Fault, String)> {
-        run(&self.host, self.perms.clone(), self.limits, call)
+    fn exports_notify(&self) -> Result<(), PluginError> {
+        match self.notify {
+            Some(_) => Ok(()),
+            None => Err(PluginError::NotExported {
+                plugin: self.metadata.name.clone(),
+                function: "notify",
+            }),
+        }
+    }
+
+    fn call_error(&self, fault: Fault, message: String) -> PluginError {
+        PluginError::Call {
+            plugin: self.metadata.name.clone(),
+            fault,
+            message,
+        }
+    }
+
+    /// A kept store starts its next call: new deadline, log budget and stderr.
+    fn begin_call(&self, store: &mut Store<State>) {
+        store
+            .data_mut()
+            .begin_call(CallContext::new(self.perms.clone(), self.limits.timeout));
+        store.set_epoch_deadline(1);
     }
 }
 
-/// Runs `call` in a fresh store: WASI locked down, `perms` for the host interface, the memory
-/// cap and the epoch deadline of `limits`, and a wall-clock limit (deadline plus
-/// [`HOST_GRACE`]) for calls stuck in the host, where epochs do not reach. A panic in the host
-/// is caught, so that nothing a plugin does unwinds into the daemon.
-fn run<R: Send>(
-    host: &PluginHost,
-    perms: Arc<Permissions>,
-    limits: Limits,
-    call: impl AsyncFnOnce(&mut Store<State>) -> wasmtime::Result<R> + Send,
-) -> Result<R, (Fault, String)> {
-    let inner = &host.inner;
-    let plugin = perms.plugin.clone();
-    let state = State::new(CallContext::new(perms, limits.timeout), limits.memory);
-    let mut store = Store::new(&inner.engine, state);
-    store.limiter(|s| &mut s.limiter);
-    let ticks = limits.timeout.as_nanos().div_ceil(TICK.as_nanos());
-    store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX).saturating_add(1));
-    store.epoch_deadline_trap();
+type CheckResult = v0_1::check::upkeep::plugin::types::CheckResult;
 
-    let wall = limits.timeout + HOST_GRACE;
-    let execute = || {
-        std::panic::catch_unwind(AssertUnwindSafe(|| {
-            // The timer must be made inside the runtime.
-            inner
-                .runtime()
-                .block_on(async { tokio::time::timeout(wall, call(&mut store)).await })
-        }))
+fn outcome(result: Result<CheckResult, (Fault, String)>, started: Instant) -> CheckOutcome {
+    let (healthy, message, fault) = match result {
+        // Bounded: it goes to logs and the status file.
+        Ok(r) => (r.healthy, clip(&r.message, MESSAGE_MAX), None),
+        Err((fault, message)) => (false, message, Some(fault)),
     };
-    // `block_on` panics on a thread that is driving a runtime (async code). A blocking-pool
-    // thread would do, but the two cannot be told apart: with any runtime around, run the call
-    // on a thread of its own.
+    CheckOutcome {
+        healthy,
+        message,
+        fault,
+        duration: started.elapsed(),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn take<T>(m: &Mutex<Option<T>>) -> Option<T> {
+    lock(m).take()
+}
+
+/// A store for `perms`' plugin: locked-down WASI, the memory cap, and an epoch callback that
+/// yields to the host's executor at every tick and interrupts the call past its deadline.
+fn new_store(host: &PluginHost, perms: Arc<Permissions>, limits: Limits) -> Store<State> {
+    let state = State::new(CallContext::new(perms, limits.timeout), limits.memory);
+    let mut store = Store::new(&host.inner.engine, state);
+    store.limiter(|s| &mut s.limiter);
+    store.epoch_deadline_callback(|ctx| {
+        Ok(if ctx.data().call.expired() {
+            UpdateDeadline::Interrupt
+        } else {
+            UpdateDeadline::Yield(1)
+        })
+    });
+    store.set_epoch_deadline(1);
+    store
+}
+
+/// Runs `call` on `store` under the wall-clock limit (deadline plus [`HOST_GRACE`], for calls
+/// stuck in the host, where epochs do not reach) and turns a failure into a fault and a message.
+async fn call_in<R>(
+    store: &mut Store<State>,
+    limits: Limits,
+    call: impl AsyncFnOnce(&mut Store<State>) -> wasmtime::Result<R>,
+) -> Result<R, (Fault, String)> {
+    let wall = limits.timeout + HOST_GRACE;
+    let outcome = tokio::time::timeout(wall, call(&mut *store)).await;
+    let state = store.data();
+    if state.call.log_dropped() > 0 {
+        tracing::warn!(
+            target: "upkeep::plugin",
+            plugin = state.call.plugin(),
+            dropped = state.call.log_dropped(),
+            "log output over the per-call cap was dropped"
+        );
+    }
+    match outcome {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(e)) => Err(describe_failure(&e, state, limits)),
+        Err(_elapsed) => Err((
+            Fault::Timeout,
+            format!(
+                "timed out after {} (blocked in a host call)",
+                ms(limits.timeout)
+            ),
+        )),
+    }
+}
+
+/// Runs the future `make` makes to completion on the calling thread with the plugin host's runtime (its timers and
+/// sockets). `block_on` panics on a thread that is driving a runtime (async code); a
+/// blocking-pool thread would do, but the two cannot be told apart, so with any runtime around
+/// it runs on a thread of its own. A panic in the host comes back as its message, so that
+/// nothing a plugin does unwinds into the daemon.
+fn block_on_host<T: Send, F: Future<Output = T>>(
+    host: &PluginHost,
+    make: impl FnOnce() -> F + Send,
+) -> Result<T, String> {
+    let execute = move || {
+        std::panic::catch_unwind(AssertUnwindSafe(|| host.inner.runtime().block_on(make())))
+    };
     let outcome = match tokio::runtime::Handle::try_current() {
         Err(_) => execute(),
         Ok(_) => std::thread::scope(|s| match s.spawn(execute).join() {
@@ -492,39 +700,28 @@ fn run<R: Send>(
             Err(panic) => Err(panic),
         }),
     };
+    outcome.map_err(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::error!("panic in the WebAssembly host: {what}");
+        format!("internal error in the plugin host: {what}")
+    })
+}
 
-    let state = store.data();
-    if state.call.log_dropped() > 0 {
-        tracing::warn!(
-            target: "upkeep::plugin",
-            plugin,
-            dropped = state.call.log_dropped(),
-            "log output over the per-call cap was dropped"
-        );
-    }
-    match outcome {
-        Ok(Ok(Ok(r))) => Ok(r),
-        Ok(Ok(Err(e))) => Err(describe_failure(&e, state, limits)),
-        Ok(Err(_elapsed)) => Err((
-            Fault::Timeout,
-            format!(
-                "timed out after {} (blocked in a host call)",
-                ms(limits.timeout)
-            ),
-        )),
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            tracing::error!(plugin, "panic in the WebAssembly host: {what}");
-            Err((
-                Fault::Host,
-                format!("internal error in the plugin host: {what}"),
-            ))
-        }
-    }
+/// One call in a store of its own (metadata at load).
+fn run<R: Send>(
+    host: &PluginHost,
+    perms: Arc<Permissions>,
+    limits: Limits,
+    call: impl AsyncFnOnce(&mut Store<State>) -> wasmtime::Result<R> + Send,
+) -> Result<R, (Fault, String)> {
+    let mut store = new_store(host, perms, limits);
+    let _busy = Busy::new(&host.inner);
+    block_on_host(host, || call_in(&mut store, limits, call))
+        .unwrap_or_else(|panic| Err((Fault::Host, panic)))
 }
 
 /// A failed call as a fault and a message an operator can act on.

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
@@ -297,51 +297,21 @@ pub fn spawn(
         CheckKind::Interface { .. } => return None,
         CheckKind::Plugin { config, .. } => {
             let plugin = plugin?.plugin.clone();
-            tokio::spawn(run_plugin(id, plugin, config.clone(), def.interval, tx))
+            return Some(
+                plugin.spawn_checker(config.clone(), def.interval, move |out| {
+                    let result = CheckResult {
+                        check: id,
+                        ok: out.healthy,
+                        message: out.message,
+                        duration: out.duration,
+                        value: None,
+                    };
+                    tx.send(result).is_ok()
+                }),
+            );
         }
     };
     Some(handle.abort_handle())
-}
-
-/// Call a plugin's `check` every `interval` on a blocking thread; the event loop never waits
-/// on it, and the plugin's own deadline bounds each call.
-async fn run_plugin(
-    id: u64,
-    plugin: Arc<Plugin>,
-    config: Vec<(String, String)>,
-    interval: Duration,
-    tx: mpsc::UnboundedSender<CheckResult>,
-) {
-    let config = Arc::new(config);
-    let mut next = tokio::time::Instant::now();
-    loop {
-        let (p, c) = (plugin.clone(), config.clone());
-        let out = match tokio::task::spawn_blocking(move || p.check(&c)).await {
-            Ok(o) => o,
-            Err(e) => wasm::CheckOutcome {
-                healthy: false,
-                message: format!("plugin call panicked: {e}"),
-                fault: Some(wasm::Fault::Host),
-                duration: Duration::ZERO,
-            },
-        };
-        let result = CheckResult {
-            check: id,
-            ok: out.healthy,
-            message: out.message,
-            duration: out.duration,
-            value: None,
-        };
-        if tx.send(result).is_err() {
-            return;
-        }
-        next += interval;
-        let now = tokio::time::Instant::now();
-        if next < now {
-            next = now;
-        }
-        tokio::time::sleep_until(next).await;
-    }
 }
 
 /// Runs WASM notify hooks one at a time, in the order transitions happened.
@@ -350,10 +320,8 @@ pub fn spawn_hook_runner() -> mpsc::UnboundedSender<(Arc<Plugin>, wasm::Transiti
     tokio::spawn(async move {
         while let Some((plugin, t)) = rx.recv().await {
             let instance = t.instance.clone();
-            match tokio::task::spawn_blocking(move || plugin.notify(&t)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => warn!(%instance, "notify hook failed: {e}"),
-                Err(e) => warn!(%instance, "notify hook panicked: {e}"),
+            if let Err(e) = plugin.notify_async(t).await {
+                warn!(%instance, "notify hook failed: {e}");
             }
         }
     });

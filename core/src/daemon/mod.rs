@@ -799,10 +799,11 @@ impl Daemon {
         }
     }
 
-    /// A counter changed: write the status within 500 ms (not on every packet).
+    /// A counter changed: write the status within a second (not on every packet or check
+    /// run; state changes are written at once).
     fn touch_status(&mut self) {
         if self.status_due.is_none() {
-            self.status_due = Some(Instant::now() + Duration::from_millis(500));
+            self.status_due = Some(Instant::now() + Duration::from_secs(1));
         }
     }
 

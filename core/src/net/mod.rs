@@ -5,4 +5,5 @@ pub mod announce;
 pub mod frames;
 pub mod netlink;
 pub mod netlink_batch;
+pub mod sock_diag;
 pub mod socket;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::sandbox::State;
 use super::v0_1::check::upkeep::plugin::{host, types};
 use super::{Capability, Grants};
+use crate::net::sock_diag;
 
 /// The most `read-file` returns.
 const READ_FILE_MAX: u64 = 1024 * 1024;
@@ -81,6 +82,15 @@ impl CallContext {
         }
     }
 
+    pub(crate) fn plugin(&self) -> &str {
+        &self.perms.plugin
+    }
+
+    /// Past the call's deadline (checked by the engine at each epoch tick).
+    pub(crate) fn expired(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+
     pub(crate) fn may_read_clock(&self) -> bool {
         self.perms.allows(Capability::Clock)
     }
@@ -112,7 +122,13 @@ impl host::Host for State {
             types::Protocol::Tcp => Proto::Tcp,
             types::Protocol::Udp => Proto::Udp,
         };
-        let sockets = listening_sockets(Path::new("/proc/self/net"), proto)
+        // sock_diag first (cheap: the listening hash only); /proc when it is not available.
+        let diag = match proto {
+            Proto::Tcp => sock_diag::Proto::Tcp,
+            Proto::Udp => sock_diag::Proto::Udp,
+        };
+        let sockets = sock_diag::listening(diag)
+            .or_else(|_| listening_sockets(Path::new("/proc/self/net"), proto))
             .map_err(|e| types::HostError::Failed(format!("reading /proc/net: {e}")))?;
         Ok(sockets.into_iter().map(socket_to_wit).collect())
     }

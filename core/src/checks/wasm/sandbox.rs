@@ -52,6 +52,16 @@ impl State {
     }
 }
 
+impl State {
+    /// Starts another call on a store kept from an earlier one: a new deadline and log budget,
+    /// an empty stderr, no memory refusal recorded (memory already granted stays counted).
+    pub(crate) fn begin_call(&mut self, call: CallContext) {
+        self.call = call;
+        self.stderr.clear();
+        self.limiter.refused = false;
+    }
+}
+
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
@@ -151,6 +161,13 @@ impl Tail {
         buf.extend_from_slice(bytes);
         let excess = buf.len().saturating_sub(self.cap);
         buf.drain(..excess);
+    }
+
+    fn clear(&self) {
+        self.buf
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 
     /// What was kept, as text, trimmed.
