@@ -62,6 +62,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let (watch_tx, watch_rx) = mpsc::unbounded_channel();
         let mut daemon = Daemon::start(cfg, source, opts, watch_tx).await?;
+        release_free_memory();
         daemon.run(watch_rx).await
     })
 }
@@ -294,6 +295,7 @@ impl Daemon {
                 }
                 Some(p) = self.prepared_rx.recv() => {
                     self.finish_reload(p).await;
+                    release_free_memory();
                     let answer = serde_json::to_value(&self.last_reload).unwrap_or_default();
                     for w in self.reload_waiters.drain(..) {
                         let _ = w.send(answer.clone());
@@ -878,6 +880,17 @@ impl Daemon {
             warn!("cannot write status file: {e}");
         }
         self.status_due = None;
+    }
+}
+
+/// Hands the heap's free memory back to the kernel. Parsing a config (the KDL tree keeps every
+/// token and its span) peaks at several times what the daemon then keeps, and malloc would hold
+/// on to that peak for the life of the process. Called after start-up and after each reload.
+pub(crate) fn release_free_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only walks and trims glibc's own arenas.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
