@@ -103,6 +103,8 @@ pub enum Kind {
     Reload,
     Scale {
         instances: usize,
+        /// Interfaces the instances are spread over (eth0, then eth1.. on networks of their own).
+        interfaces: usize,
     },
     CheckCpu,
 }
@@ -193,7 +195,7 @@ pub fn all() -> Vec<Scenario> {
             event,
         },
     };
-    let scale = |name, title, what, instances| Scenario {
+    let scale = |name, title, what, instances, interfaces| Scenario {
         name,
         title,
         what,
@@ -212,7 +214,10 @@ pub fn all() -> Vec<Scenario> {
             metric("outage_ms", "client outage (first VIP), ms", 0, Goal::Info),
         ],
         no_goal: vec![],
-        kind: Kind::Scale { instances },
+        kind: Kind::Scale {
+            instances,
+            interfaces,
+        },
     };
     vec![
         failover(
@@ -295,12 +300,23 @@ pub fn all() -> Vec<Scenario> {
              daemon's process group and the master's RSS over the window; then SIGTERM to the \
              master and the time until h2 holds every VIP.",
             100,
+            1,
         ),
         scale(
             "scale-255",
             "255 instances, v2, advert 1 s",
             "As scale-100 with 255 instances (VRIDs 1..255).",
             255,
+            1,
+        ),
+        scale(
+            "scale-255-4if",
+            "255 instances on 4 interfaces, v2, advert 1 s",
+            "As scale-255, the instances spread over four interfaces: eth0 and three more veth \
+             links (eth1..eth3, each on a bridge and a 203.0.113.0/26 network of its own); \
+             instance n on eth(n mod 4), the first (the client's VIP) on eth0.",
+            255,
+            4,
         ),
         failover(
             "crash-v3-10ms",
@@ -345,7 +361,10 @@ pub fn run(s: &Scenario, c: Contender, opts: &Opts) -> Result<Outcome> {
             event,
         } => failover(&lab, c, *version, *advert, *event),
         Kind::Reload => reload(&lab, c),
-        Kind::Scale { instances } => scale(&lab, c, *instances, opts),
+        Kind::Scale {
+            instances,
+            interfaces,
+        } => scale(&lab, c, *instances, *interfaces, opts),
         Kind::CheckCpu => check_cpu(&lab, c, opts),
     };
     if let Err(e) = &res {
@@ -709,19 +728,33 @@ fn held_after(events: &[String]) -> HashSet<String> {
 }
 
 /// The instances' VIPs host i holds.
+/// The bench's VIPs host i holds, on any interface.
 fn count_vips(lab: &Lab, i: usize) -> usize {
     let vip: IpAddr = VIP.parse().expect("VIP");
-    lab.addrs(i)
-        .iter()
-        .filter(|(a, _)| match a {
+    let out = lab
+        .ip(&lab.host_ns(i), &["-o", "-4", "addr", "show"])
+        .unwrap_or_default();
+    out.lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace().skip_while(|w| *w != "inet");
+            w.nth(1)?.split('/').next()?.parse::<IpAddr>().ok()
+        })
+        .filter(|a| match a {
             IpAddr::V4(v4) => *a == vip || v4.octets()[..3] == [198, 51, 100],
             IpAddr::V6(_) => false,
         })
         .count()
 }
 
-fn scale(lab: &Lab, c: Contender, k: usize, opts: &Opts) -> Result<Outcome> {
+fn scale(lab: &Lab, c: Contender, k: usize, interfaces: usize, opts: &Opts) -> Result<Outcome> {
     ensure!((1..=255).contains(&k), "1..=255 instances, not {k}");
+    ensure!(
+        (1..=4).contains(&interfaces),
+        "1..=4 interfaces, not {interfaces}"
+    );
+    for j in 1..interfaces {
+        lab.add_network(j)?;
+    }
     let advert = Duration::from_secs(1);
     let instances = |i: usize| -> Vec<Instance> {
         (0..k)
@@ -731,10 +764,9 @@ fn scale(lab: &Lab, c: Contender, k: usize, opts: &Opts) -> Result<Outcome> {
                 } else {
                     format!("198.51.100.{n}/24")
                 };
-                Instance::new(&format!("VI_{}", n + 1), (n + 1) as u8, prio(i))
-                    .version(2)
-                    .interval(advert)
-                    .vip(&vip)
+                let mut inst = Instance::new(&format!("VI_{}", n + 1), (n + 1) as u8, prio(i));
+                inst.interface = format!("eth{}", n % interfaces);
+                inst.version(2).interval(advert).vip(&vip)
             })
             .collect()
     };

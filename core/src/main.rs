@@ -93,8 +93,11 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Check { config } => match upkeep::config::load(&config) {
-            Ok(cfg) => {
+        Command::Check { config } => match upkeep::config::host::check_file(&config) {
+            Ok((cfg, warnings)) => {
+                for w in &warnings {
+                    eprintln!("warning: {w}");
+                }
                 print!("{}", summary(&cfg));
                 println!("{}: OK", config.display());
                 ExitCode::SUCCESS
@@ -115,10 +118,12 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!(
-                        "upkeep: cannot reach the daemon at {}: {e}",
-                        upkeep::daemon::control::socket_path(&state_dir).display()
-                    );
+                    let path = upkeep::daemon::control::socket_path(&state_dir);
+                    if e.kind() == std::io::ErrorKind::PermissionDenied {
+                        eprintln!("upkeep: {}: {e}", path.display());
+                    } else {
+                        eprintln!("upkeep: cannot reach the daemon at {}: {e}", path.display());
+                    }
                     ExitCode::FAILURE
                 }
             }
@@ -254,8 +259,13 @@ fn reload(state_dir: &std::path::Path, timeout: std::time::Duration) -> anyhow::
     use anyhow::Context;
     // The control socket answers with the result directly; SIGHUP and the status file are the
     // fallback for a daemon whose socket is gone.
-    if let Ok(r) = upkeep::daemon::control::request(state_dir, "reload") {
-        return Ok(print_reload(&r));
+    match upkeep::daemon::control::request(state_dir, "reload") {
+        Ok(r) => return Ok(print_reload(&r)),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            let path = upkeep::daemon::control::socket_path(state_dir);
+            anyhow::bail!("{}: {e}", path.display());
+        }
+        Err(_) => {}
     }
     let path = state_dir.join("status.json");
     let read = || -> anyhow::Result<serde_json::Value> {

@@ -103,6 +103,29 @@ impl Lab {
         self.write_file_mode(name, &bytes, 0o644)
     }
 
+    /// Lets other users through the lab dir (mode 0711: they can reach what is in it by name,
+    /// not list it), as scripts run as the default unprivileged script user need: they start
+    /// in the config file's directory and run from there.
+    pub fn let_others_through(&self) -> Result<()> {
+        fs::set_permissions(self.dir(), fs::Permissions::from_mode(0o711))
+            .with_context(|| format!("chmod 0711 {}", self.dir().display()))
+    }
+
+    /// Runs the upkeep binary outside any namespace as user `uid` (its group too, no
+    /// supplementary groups, through `setpriv`), e.g. `status --state-dir D` as nobody.
+    pub fn upkeep_cli_as(&self, uid: u32, args: &[&str]) -> Result<std::process::Output> {
+        let bin = crate::lab::upkeep_bin()?;
+        Command::new("setpriv")
+            .arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={uid}"))
+            .arg("--clear-groups")
+            .arg(&bin)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .context("run upkeep through setpriv (util-linux)")
+    }
+
     /// Adds a veth pair `name` / `peer` with both ends in host i's namespace, both up.
     pub fn add_veth(&self, i: usize, name: &str, peer: &str) -> Result<()> {
         let ns = self.host_ns(i);

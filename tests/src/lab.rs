@@ -160,6 +160,40 @@ impl Lab {
         Ok(())
     }
 
+    /// Another network beside eth0, for several-interface tests: bridge `br{j}` in the switch
+    /// and `eth{j}` in every host (not the client), host i at 203.0.113.(64(j-1)+i)/26.
+    /// `j` is 1..=3. Gone with the lab's namespaces.
+    pub fn add_network(&self, j: usize) -> Result<()> {
+        if !(1..=3).contains(&j) {
+            bail!("networks 1..=3 can be added, not {j}");
+        }
+        let sw = self.switch_ns();
+        let mut swcmds = vec![
+            format!("link add br{j} type bridge mcast_snooping 0"),
+            format!("link set br{j} up"),
+        ];
+        for i in 1..=self.hosts {
+            let port = format!("h{i}n{j}");
+            swcmds.push(format!(
+                "link add {port} type veth peer name eth{j} netns {}",
+                self.host_ns(i)
+            ));
+            swcmds.push(format!("link set {port} master br{j}"));
+            swcmds.push(format!("link set {port} up"));
+        }
+        ip_batch(Some(&sw), &swcmds)?;
+        for i in 1..=self.hosts {
+            ip_batch(
+                Some(&self.host_ns(i)),
+                &[
+                    format!("addr add 203.0.113.{}/26 dev eth{j}", 64 * (j - 1) + i),
+                    format!("link set eth{j} up"),
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
     /// This lab's name prefix (`uk<pid>x<n>`); namespaces are `<id>sw`, `<id>h1`.., `<id>cl`.
     pub fn id(&self) -> &str {
         &self.id

@@ -81,6 +81,8 @@ fn longest_advert_gap(pkts: &[Captured], src: &str) -> (usize, Duration) {
 #[test]
 fn failing_script_check_moves_the_vip_and_recovery_brings_it_back() {
     lab_test(2, |lab| {
+        // The check runs as the unprivileged default user, in the lab dir.
+        lab.let_others_through()?;
         let marker = lab.write_file("h1.healthy", "")?;
         let script = lab.write_script("check.sh", "exec test -f \"$1\"")?;
         let kdl = format!(
@@ -117,6 +119,102 @@ fn failing_script_check_moves_the_vip_and_recovery_brings_it_back() {
         h2.wait_backup_of("web", "192.0.2.1", secs(2))?;
         lab.expect_holders_stable(VIP, &[1], secs(1))?;
         lab.wait_client_ping(VIP, secs(5))?;
+        Ok(())
+    });
+}
+
+/// h1's `web` at 100 tracking a check that succeeds only when it does not run as root (weight
+/// -50), with `global_kdl` inside `global`; h2 at 90.
+fn not_root_check(lab: &Lab, global_kdl: &str) -> Result<String> {
+    let script = lab.write_script("not-root.sh", "test \"$(id -u)\" -ne 0")?;
+    Ok(format!(
+        "{}check \"not-root\" {{\n    script {}\n    interval \"200ms\"\n    timeout \"1s\"\n    \
+         weight -50\n}}\n",
+        upkeep_config("h1", &[tracking(100, "not-root", None)])
+            .replace("global {", &format!("global {{ {global_kdl}")),
+        q(&script)
+    ))
+}
+
+/// Scripts run as an unprivileged user unless the config names root: a check that succeeds
+/// only when it is not root keeps h1 master by default, and fails, moving the VIP to h2, with
+/// `script-user "root"` (which the daemon warns about). `upkeep check` refuses a script its
+/// user cannot reach, naming the directory and why.
+#[test]
+fn scripts_run_unprivileged_unless_root_is_named() {
+    lab_test(2, |lab| {
+        lab.let_others_through()?;
+        let (h1, h2) = start_pair(lab, &not_root_check(lab, "")?)?;
+        let c = h1.wait_check("not-root", "healthy after runs", secs(3), |c| {
+            c["healthy"] == true && c["runs"].as_u64() >= Some(3)
+        })?;
+        ensure!(c["message"] == "exit 0", "{c}");
+        let s = h1.wait_state("web", "master", secs(1))?;
+        ensure!(s["effective_priority"] == 100, "h1: {s}");
+        lab.expect_holders_stable(VIP, &[1], secs(1))?;
+        ensure!(
+            !h1.log().contains("run as root"),
+            "root warning without root:\n{}",
+            h1.log_tail(20)
+        );
+
+        // The same check as root fails: h1 drops to 50 and h2 takes the VIP.
+        h1.stop(secs(5))?;
+        lab.wait_holders(VIP, &[2], secs(5))?;
+        let h1 = lab.start_upkeep(1, &not_root_check(lab, "script-user \"root\";")?)?;
+        let c = h1.wait_check("not-root", "failed as root", secs(5), |c| {
+            c["healthy"] == false
+        })?;
+        ensure!(c["message"] == "exit 1", "{c}");
+        let s = h1.wait_state("web", "backup", secs(2))?;
+        ensure!(s["effective_priority"] == 50, "h1: {s}");
+        h2.wait_state("web", "master", secs(2))?;
+        lab.expect_holders_stable(VIP, &[2], secs(1))?;
+        ensure!(
+            h1.log().contains("check `not-root` run as root"),
+            "no warning about root:\n{}",
+            h1.log_tail(20)
+        );
+
+        // A script in a directory only root may enter: refused, with the line and the reason.
+        let private = lab.dir().join("private");
+        fs::create_dir(&private)?;
+        fs::set_permissions(
+            &private,
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )?;
+        let hidden = private.join("check.sh");
+        fs::write(&hidden, "#!/bin/sh\nexit 0\n")?;
+        fs::set_permissions(&hidden, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+        let kdl = format!(
+            "{}check \"hidden\" {{\n    script {}\n}}\n",
+            upkeep_config("h1", &[tracking(100, "hidden", None)]),
+            q(&hidden)
+        );
+        let (path, out) = lab.upkeep_check(&kdl)?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        println!("upkeep check of a script nobody can reach:\n{err}");
+        let line = kdl.lines().position(|l| l.contains("script ")).unwrap_or(0) + 1;
+        ensure!(!out.status.success(), "upkeep check accepted it: {err}");
+        // The report is wrapped to the terminal's width: compare without the layout.
+        let flat = |t: &str| t.replace('│', "").split_whitespace().collect::<String>();
+        let said = flat(&err);
+        ensure!(
+            said.contains(&flat(&format!("{}:{line}:5", path.display())))
+                && said.contains(&flat(&format!(
+                    "user `nobody` cannot run {}: {} (on its path) is mode 0700, owner root",
+                    hidden.display(),
+                    private.display()
+                )))
+                && said.contains(&flat("`nobody` has no search (x) permission")),
+            "unclear refusal:\n{err}"
+        );
+        // The same file as root is accepted (with the warning).
+        let as_root = kdl.replace("global {", "global { script-user \"root\";");
+        let (_, out) = lab.upkeep_check(&as_root)?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        ensure!(out.status.success(), "refused as root: {err}");
+        ensure!(err.contains("warning: check `hidden` run as root"), "{err}");
         Ok(())
     });
 }
@@ -282,7 +380,10 @@ fn notify_commands_run_in_order_with_keepalived_arguments() {
             }
             inst.extra_kdl
                 .push(format!("notify {:?}", cmd("").trim_end()));
-            (upkeep_config(&format!("h{i}"), &[inst]), log)
+            // The commands write to a log in the lab dir (root's): they run as root, as named.
+            let kdl = upkeep_config(&format!("h{i}"), &[inst])
+                .replace("global {", "global { script-user \"root\";");
+            (kdl, log)
         };
         let (c1, log1) = conf(1, 100);
         let (c2, log2) = conf(2, 90);

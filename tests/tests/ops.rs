@@ -1,5 +1,6 @@
 //! Operating upkeep: `upkeep status` over the control socket while a check fails and recovers,
-//! systemd's notify protocol (READY=1, WATCHDOG=1), and the shipped unit file.
+//! the control socket refusing anyone but root, systemd's notify protocol (READY=1,
+//! WATCHDOG=1), and the shipped unit file.
 //!
 //! Run alone: `cargo build -p upkeep && cargo test -p upkeep-tests --test ops`
 
@@ -66,6 +67,8 @@ fn wait_status(lab: &Lab, i: usize, what: &str, pred: impl Fn(&Value) -> bool) -
 #[test]
 fn status_shows_master_effective_priority_and_check_results() {
     lab_test(2, |lab| {
+        // The check runs as the unprivileged default user, in the lab dir.
+        lab.let_others_through()?;
         let marker = lab.dir().join("healthy");
         std::fs::write(&marker, "")?;
         let script = lab.write_file(
@@ -154,6 +157,112 @@ fn status_shows_master_effective_priority_and_check_results() {
             .permissions()
             .mode();
         ensure!(mode & 0o077 == 0, "control.sock mode {mode:o}");
+        Ok(())
+    });
+}
+
+const NOBODY: u32 = 65534;
+
+/// What `upkeep status` as nobody prints and whether it failed.
+fn status_as_nobody(lab: &Lab, state: &std::path::Path) -> Result<(bool, String)> {
+    let out = lab.upkeep_cli_as(NOBODY, &["status", "--state-dir", &state.to_string_lossy()])?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok((out.status.success(), text))
+}
+
+/// Only root may use the control socket: `upkeep status` as nobody fails with a message that
+/// says so, first because the socket's mode (0600) keeps it out, then, with the socket made
+/// 0666 by mistake, because the daemon checks the peer's uid (SO_PEERCRED) and refuses it; root
+/// is served before, between and after.
+#[test]
+fn control_socket_refuses_users_other_than_root() {
+    lab_test(1, |lab| {
+        let d = lab.start_upkeep(
+            1,
+            &upkeep_config(
+                "h1",
+                &[Instance::new("web", 51, 100)
+                    .interval_ms(100)
+                    .vip("192.0.2.100/24")],
+            ),
+        )?;
+        d.wait_state("web", "master", secs(10))?;
+        let state = lab.dir().join("h1.state");
+        let sock = state.join("control.sock");
+        // nobody can reach the socket (the lab and state dirs let others through); only its
+        // mode stops them.
+        lab.let_others_through()?;
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o711))?;
+        status(lab, 1)?;
+
+        let (ok, text) = status_as_nobody(lab, &state)?;
+        println!("as nobody, socket 0600: {}", text.trim());
+        ensure!(!ok, "upkeep status as nobody succeeded:\n{text}");
+        ensure!(
+            text.contains("Permission denied") && text.contains("root-only"),
+            "no clear message: {text}"
+        );
+        ensure!(!text.contains("INSTANCE"), "nobody got a status: {text}");
+
+        // Defence in depth: with the socket open to all, the daemon itself refuses nobody.
+        std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666))?;
+        let (ok, text) = status_as_nobody(lab, &state)?;
+        println!("as nobody, socket 0666: {}", text.trim());
+        ensure!(!ok, "upkeep status as nobody succeeded:\n{text}");
+        ensure!(
+            text.contains("the daemon refused")
+                && text.contains("permission denied: the control socket is root-only"),
+            "not refused by the daemon: {text}"
+        );
+        ensure!(!text.contains("INSTANCE"), "nobody got a status: {text}");
+        let (ok, text) = status_as_nobody(lab, &state)?;
+        ensure!(!ok, "second try as nobody succeeded:\n{text}");
+        let log = d.log();
+        ensure!(
+            log.contains("refused a client that is not root") && log.contains("2 refused so far"),
+            "refusals not logged:\n{}",
+            d.log_tail(20)
+        );
+        // The raw protocol: one JSON error line, then the daemon hangs up.
+        let out = Command::new("setpriv")
+            .args([
+                &format!("--reuid={NOBODY}"),
+                &format!("--regid={NOBODY}"),
+                "--clear-groups",
+                // Not a pyenv shim under /root, which nobody cannot enter.
+                "/usr/bin/python3",
+                "-c",
+                "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\n\
+                 s.sendall(b'{\"cmd\":\"status\"}\\n')\nf=s.makefile()\n\
+                 print(repr(f.readline()))\nprint(repr(f.readline()))",
+                &sock.to_string_lossy(),
+            ])
+            .output()?;
+        let raw = String::from_utf8_lossy(&out.stdout);
+        ensure!(
+            raw.lines().collect::<Vec<_>>()
+                == [
+                    r#"'{"error":"permission denied: the control socket is root-only"}\n'"#,
+                    "''"
+                ],
+            "raw answer to nobody: {raw}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+
+        // Root still gets its answers, in both forms.
+        let s = status(lab, 1)?;
+        ensure!(s["instances"][0]["state"] == "master", "{s:#}");
+        let out = lab.upkeep_cli(&["status", "--state-dir", &state.to_string_lossy()])?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        ensure!(
+            out.status.success() && text.contains("web") && text.contains("master"),
+            "root's status after the refusals: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Ok(())
     });
 }

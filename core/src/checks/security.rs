@@ -62,6 +62,24 @@ pub enum ScriptSecurityError {
     #[error("{} is not executable (mode {mode:04o})", path.display())]
     NotExecutable { path: PathBuf, mode: u32 },
 
+    /// `user` could not run `program`: `path`, the program or a directory on the way to it (or
+    /// the directory the script starts in), does not let it.
+    #[error(
+        "user `{}` cannot {} {}: {}{} {why}",
+        why.user,
+        if *start_in { "start in" } else { "run" },
+        program.display(),
+        path.display(),
+        if path == program { "" } else { " (on its path)" }
+    )]
+    NotRunnable {
+        program: PathBuf,
+        path: PathBuf,
+        why: Box<Denied>,
+        /// `program` is the directory the script starts in, not the script.
+        start_in: bool,
+    },
+
     /// `program` would run as root (or be loaded by the root daemon), but `path` — the program
     /// itself or a directory on the way to it — can be changed by someone else.
     #[error(
@@ -80,6 +98,14 @@ pub enum ScriptSecurityError {
 impl ScriptSecurityError {
     /// A command that fixes the problem, when there is an obvious one.
     pub fn hint(&self) -> Option<String> {
+        if let Self::NotRunnable { path, why, .. } = self {
+            return Some(format!(
+                "chmod o+{} {}  (or give it to {}'s group), or run the scripts as a user that may: `script-user`, or `user` on the check",
+                why.needs,
+                path.display(),
+                why.user
+            ));
+        }
         let Self::Unsafe { path, why, .. } = self else {
             return None;
         };
@@ -89,6 +115,38 @@ impl ScriptSecurityError {
             Unsafe::GroupWritable { .. } => format!("chmod g-w {path}  (or chgrp root {path})"),
             Unsafe::WorldWritable { .. } => format!("chmod o-w {path}"),
         })
+    }
+}
+
+/// What a user lacks on one path: the permission bits it needs (`"x"`, `"rx"`) and the
+/// path's owner, group and mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denied {
+    /// `"x"`: search a directory or execute a program; `"rx"`: a script (the interpreter
+    /// reads it).
+    pub needs: &'static str,
+    /// Who lacks it.
+    pub user: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: u32,
+    pub dir: bool,
+}
+
+impl fmt::Display for Denied {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let owner = user_name(self.uid).unwrap_or_else(|| self.uid.to_string());
+        let group = group_name(self.gid).unwrap_or_else(|| self.gid.to_string());
+        let what = match (self.dir, self.needs) {
+            (true, _) => "search (x) permission",
+            (false, "x") => "execute (x) permission",
+            (false, _) => "read and execute (rx) permission, as a script needs",
+        };
+        write!(
+            f,
+            "is mode {:04o}, owner {owner}, group {group}: `{}` has no {what}",
+            self.mode, self.user
+        )
     }
 }
 
@@ -417,15 +475,24 @@ fn entry_of(path: &Path) -> Result<Entry, ScriptSecurityError> {
 /// Walks `program` from `/` as the kernel would, following symbolic links, and judges every
 /// directory, link and the file itself.
 fn check_chain(program: &Path) -> Result<(), ScriptSecurityError> {
-    let unsafe_at = |path: &Path, why: Unsafe| ScriptSecurityError::Unsafe {
-        program: program.to_owned(),
-        path: path.to_owned(),
-        why: named(why),
-    };
+    walk(program, |path, entry| match judge(entry) {
+        Some(why) => Err(ScriptSecurityError::Unsafe {
+            program: program.to_owned(),
+            path: path.to_owned(),
+            why: named(why),
+        }),
+        None => Ok(()),
+    })
+}
+
+/// Walks `program` from `/` as the kernel would, following symbolic links, and calls `visit`
+/// with every directory, link and the file itself (a link's target after the link).
+fn walk(
+    program: &Path,
+    mut visit: impl FnMut(&Path, &Entry) -> Result<(), ScriptSecurityError>,
+) -> Result<(), ScriptSecurityError> {
     let mut cur = PathBuf::from("/");
-    if let Some(why) = judge(&entry_of(&cur)?) {
-        return Err(unsafe_at(&cur, why));
-    }
+    visit(&cur, &entry_of(&cur)?)?;
     let mut pending: Vec<OsString> = components(program);
     pending.reverse();
     let mut links = 0;
@@ -436,9 +503,7 @@ fn check_chain(program: &Path) -> Result<(), ScriptSecurityError> {
         }
         let next = cur.join(&part);
         let entry = entry_of(&next)?;
-        if let Some(why) = judge(&entry) {
-            return Err(unsafe_at(&next, why));
-        }
+        visit(&next, &entry)?;
         if entry.kind != EntryKind::Symlink {
             cur = next;
             continue;
@@ -462,6 +527,92 @@ fn check_chain(program: &Path) -> Result<(), ScriptSecurityError> {
         pending.extend(more);
     }
     Ok(())
+}
+
+/// Whether a process of `uid` and primary group `gid` (and no other group: the daemon drops
+/// supplementary groups when it switches user) has the permission `bits` (4 read, 1 execute
+/// or search, OR-ed) on `e`. The owner's bits apply to the owner, then the group's to the
+/// group, then the others'; root needs one execute bit on a file, nothing on a directory.
+/// ACLs are not looked at.
+pub fn permits(e: &Entry, uid: u32, gid: u32, bits: u32) -> bool {
+    if uid == 0 {
+        return e.kind == EntryKind::Dir || bits & 1 == 0 || e.mode & 0o111 != 0;
+    }
+    let shift = if e.uid == uid {
+        6
+    } else if e.gid == gid {
+        3
+    } else {
+        0
+    };
+    (e.mode >> shift) & bits == bits
+}
+
+/// Checks that `user` can run the program a shell command starts: search every directory on
+/// its path (links followed) and execute it, and read it too when it is a script (`#!`). Only
+/// what the command names is checked, not what it runs in turn.
+pub fn check_runnable_by(
+    command: &str,
+    base: &Path,
+    user: &User,
+) -> Result<(), ScriptSecurityError> {
+    let Some(program) = resolve_program(command, base)? else {
+        return Ok(());
+    };
+    let script = std::fs::File::open(&program)
+        .and_then(|mut f| {
+            let mut head = [0u8; 2];
+            std::io::Read::read_exact(&mut f, &mut head).map(|()| head == *b"#!")
+        })
+        .unwrap_or(false);
+    walk(&program, |path, e| {
+        let (bits, needs) = match e.kind {
+            EntryKind::Symlink => return Ok(()),
+            EntryKind::Dir => (1, "x"),
+            EntryKind::File if script => (5, "rx"),
+            EntryKind::File => (1, "x"),
+        };
+        if permits(e, user.uid, user.gid, bits) {
+            return Ok(());
+        }
+        Err(ScriptSecurityError::NotRunnable {
+            program: program.clone(),
+            path: path.to_owned(),
+            why: Box::new(Denied {
+                needs,
+                user: user.name.clone(),
+                uid: e.uid,
+                gid: e.gid,
+                mode: e.mode,
+                dir: e.kind == EntryKind::Dir,
+            }),
+            start_in: false,
+        })
+    })
+}
+
+/// Checks that `user` can enter `dir` (search every directory on the way to it, and it):
+/// check scripts start in the config file's directory.
+pub fn check_enterable_by(dir: &Path, user: &User) -> Result<(), ScriptSecurityError> {
+    let dir = absolute(dir, Path::new("."))?;
+    walk(&dir, |path, e| {
+        if e.kind == EntryKind::Symlink || permits(e, user.uid, user.gid, 1) {
+            return Ok(());
+        }
+        Err(ScriptSecurityError::NotRunnable {
+            program: dir.clone(),
+            path: path.to_owned(),
+            why: Box::new(Denied {
+                needs: "x",
+                user: user.name.clone(),
+                uid: e.uid,
+                gid: e.gid,
+                mode: e.mode,
+                dir: true,
+            }),
+            start_in: true,
+        })
+    })
 }
 
 /// The normal and `..` components of a path (root and `.` dropped).
@@ -536,6 +687,55 @@ pub fn lookup_user(name: &str) -> io::Result<Option<User>> {
             gid: pwd.pw_gid,
         }));
     }
+}
+
+/// The user scripts and notify commands run as when the config names none, if it exists: one
+/// made for upkeep (as keepalived's `keepalived_script`), with no other use.
+pub const SCRIPT_USER: &str = "upkeep-script";
+
+/// The user they run as otherwise.
+pub const FALLBACK_SCRIPT_USER: &str = "nobody";
+
+/// Why no user could be found to run scripts as.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScriptUserError {
+    #[error("user `{0}` does not exist")]
+    Missing(String),
+    #[error(
+        "no `script-user` is set and neither `{SCRIPT_USER}` nor `{FALLBACK_SCRIPT_USER}` exists"
+    )]
+    NoDefault,
+    #[error("cannot look user `{0}` up: {1}")]
+    Lookup(String, String),
+}
+
+/// The user a script or notify command runs as: `configured` (a check's `user`, else
+/// `script-user`), or by default [`SCRIPT_USER`] if it exists, else [`FALLBACK_SCRIPT_USER`].
+/// Root only when named (`script-user "root"`).
+pub fn script_user(configured: Option<&str>) -> Result<User, ScriptUserError> {
+    let find = |name: &str| {
+        lookup_user(name).map_err(|e| ScriptUserError::Lookup(name.to_owned(), e.to_string()))
+    };
+    match configured {
+        Some(name) => find(name)?.ok_or_else(|| ScriptUserError::Missing(name.to_owned())),
+        None => match find(SCRIPT_USER)? {
+            Some(u) => Ok(u),
+            None => find(FALLBACK_SCRIPT_USER)?.ok_or(ScriptUserError::NoDefault),
+        },
+    }
+}
+
+/// What the daemon switches to before it runs a script or notify command: `(uid, gid)` of
+/// [`script_user`], or None to stay itself (the user is the daemon's own; or the daemon is
+/// not root, so cannot switch, and was not told to).
+pub fn run_as(configured: Option<&str>) -> Result<Option<(u32, u32)>, ScriptUserError> {
+    // SAFETY: geteuid(2) cannot fail and touches no memory.
+    let me = unsafe { libc::geteuid() };
+    if configured.is_none() && me != 0 {
+        return Ok(None);
+    }
+    let u = script_user(configured)?;
+    Ok((u.uid != me).then_some((u.uid, u.gid)))
 }
 
 /// The name of a uid, if it has one (getpwuid_r).

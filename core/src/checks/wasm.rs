@@ -499,20 +499,11 @@ impl Plugin {
             ));
         };
         let _busy = Busy::new(&self.host.inner);
-        let (mut store, instance) = match take(&self.warm_check) {
-            Some(mut warm) => {
-                self.begin_call(&mut warm.0);
-                warm
-            }
-            None => {
-                let mut store = new_store(&self.host, self.perms.clone(), self.limits);
-                let instance = call_in(&mut store, self.limits, async |s: &mut Store<State>| {
-                    pre.instantiate_async(s).await
-                })
-                .await?;
-                (store, instance)
-            }
-        };
+        let (mut store, instance) = self
+            .warm_or_new(&self.warm_check, async |s: &mut Store<State>| {
+                pre.instantiate_async(s).await
+            })
+            .await?;
         let result = call_in(&mut store, self.limits, async |s: &mut Store<State>| {
             instance.call_check(s, config).await
         })
@@ -560,20 +551,11 @@ impl Plugin {
             priority: t.priority,
         };
         let _busy = Busy::new(&self.host.inner);
-        let (mut store, instance) = match take(&self.warm_notify) {
-            Some(mut warm) => {
-                self.begin_call(&mut warm.0);
-                warm
-            }
-            None => {
-                let mut store = new_store(&self.host, self.perms.clone(), self.limits);
-                let instance = call_in(&mut store, self.limits, async |s: &mut Store<State>| {
-                    pre.instantiate_async(s).await
-                })
-                .await?;
-                (store, instance)
-            }
-        };
+        let (mut store, instance) = self
+            .warm_or_new(&self.warm_notify, async |s: &mut Store<State>| {
+                pre.instantiate_async(s).await
+            })
+            .await?;
         call_in(&mut store, self.limits, async |s: &mut Store<State>| {
             instance.call_notify(s, &event).await
         })
@@ -598,6 +580,22 @@ impl Plugin {
             fault,
             message,
         }
+    }
+
+    /// The instance kept in `slot`, ready for another call, or a new one (instantiated under
+    /// the call's deadline).
+    async fn warm_or_new<I>(
+        &self,
+        slot: &Mutex<Option<(Store<State>, I)>>,
+        instantiate: impl AsyncFnOnce(&mut Store<State>) -> wasmtime::Result<I>,
+    ) -> Result<(Store<State>, I), (Fault, String)> {
+        if let Some(mut warm) = take(slot) {
+            self.begin_call(&mut warm.0);
+            return Ok(warm);
+        }
+        let mut store = new_store(&self.host, self.perms.clone(), self.limits);
+        let instance = call_in(&mut store, self.limits, instantiate).await?;
+        Ok((store, instance))
     }
 
     /// A kept store starts its next call: new deadline, log budget and stderr.

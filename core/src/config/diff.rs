@@ -6,7 +6,7 @@
 //! interface, VRID, family or version changed is a different virtual router: the old one is
 //! removed and the new one added.
 
-use super::model::{CheckDef, Config, InstanceConfig};
+use super::model::{CheckDef, CheckKind, Config, InstanceConfig};
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Diff {
@@ -95,10 +95,15 @@ pub fn diff(old: &Config, new: &Config) -> Diff {
             d.removed.push(o.name.clone());
         }
     }
+    // A script check without its own `user` runs as `script-user`: a new one is a new check.
+    let user_changed = old.global.script_user != new.global.script_user;
     for c in &new.checks {
+        let runs_as_global = matches!(c.kind, CheckKind::Script { .. }) && c.user.is_none();
         match old.check(&c.name) {
             None => d.checks_added.push(c.name.clone()),
-            Some(o) if !same_check(o, c) => d.checks_changed.push(c.name.clone()),
+            Some(o) if !same_check(o, c) || (user_changed && runs_as_global) => {
+                d.checks_changed.push(c.name.clone())
+            }
             Some(_) => {}
         }
     }
@@ -201,5 +206,35 @@ instance "a" { interface "eth0"; vrid 1; priority 100; vip "192.0.2.100/24"; tra
             vec!["a"],
             "the instance's own settings did not change"
         );
+    }
+
+    #[test]
+    fn master_down_adverts_change_is_a_change_in_place() {
+        // Per instance: only that instance changes.
+        let new = BASE.replace(
+            "vrid 2; priority 100",
+            "vrid 2; priority 100; master-down-adverts 8",
+        );
+        let d = diff(&cfg(BASE), &cfg(&new));
+        assert_eq!(d.changed, vec![("b".to_string(), "b".to_string())]);
+        assert_eq!(d.unchanged, vec!["a"]);
+        assert_eq!(cfg(&new).instance("b").unwrap().master_down_adverts, 8);
+        // The global default: every instance that does not set its own changes.
+        let global = format!("global {{ master-down-adverts 6 }}\n{new}");
+        let d = diff(&cfg(&new), &cfg(&global));
+        assert_eq!(d.changed, vec![("a".to_string(), "a".to_string())]);
+        assert_eq!(d.unchanged, vec!["b"]);
+        let g = cfg(&global);
+        assert_eq!(g.instance("a").unwrap().master_down_adverts, 6);
+        assert_eq!(g.instance("b").unwrap().master_down_adverts, 8);
+    }
+
+    #[test]
+    fn script_user_change_changes_the_script_checks_that_use_it() {
+        let two = format!("{BASE}check \"own\" {{ script \"true\"; user \"nobody\" }}\n");
+        let root = format!("global {{ script-user \"root\" }}\n{two}");
+        let d = diff(&cfg(&two), &cfg(&root));
+        assert_eq!(d.checks_changed, vec!["c"], "`own` has its own user");
+        assert!(d.global_changed);
     }
 }

@@ -1411,6 +1411,7 @@ impl Importer {
         self.claim_members();
         self.spread_group_tracks();
         self.security_note();
+        self.script_user_note();
         self.emit_global(&mut out);
         let (names, interfaces) = self.name_checks();
         for c in std::mem::take(&mut self.checks) {
@@ -1559,6 +1560,42 @@ impl Importer {
                 "`script-security #false` runs them anyway, as keepalived did.".to_owned(),
             ]);
         }
+    }
+
+    /// keepalived without `script_user` runs scripts and notify commands as root (unless a
+    /// `keepalived_script` user exists); upkeep runs them as an unprivileged user by default.
+    /// The import keeps keepalived's behaviour, `script-user "root"`, and says so at the first
+    /// script or notify command that would run as root.
+    fn script_user_note(&mut self) {
+        if self.global.script_user.is_some() {
+            return;
+        }
+        let notify_pos = |n: &KNotify| {
+            [&n.master, &n.backup, &n.fault, &n.stop, &n.any]
+                .into_iter()
+                .flatten()
+                .map(|(_, pos)| *pos)
+                .min_by_key(|p| (p.file, p.line))
+        };
+        let first = self
+            .checks
+            .iter()
+            .filter(|c| c.user.is_none())
+            .map(|c| c.pos)
+            .chain(self.instances.iter().filter_map(|i| notify_pos(&i.notify)))
+            .chain(self.groups.iter().filter_map(|g| notify_pos(&g.notify)))
+            .min_by_key(|p| (p.file, p.line));
+        let Some(pos) = first else {
+            return;
+        };
+        self.warn(
+            pos,
+            "keepalived runs scripts and notify commands as root when `script_user` is not set; the import keeps that (`script-user \"root\"`), but an unprivileged user is safer: create `upkeep-script` (or use `nobody`), check the scripts work as it, and remove the line",
+        );
+        self.global.script_user = Some(("root".to_owned(), pos));
+        self.global.comments.push(
+            "keepalived ran scripts as root (no script_user): `script-user \"root\"` keeps that. Without it upkeep runs them as `upkeep-script`, else `nobody`.".to_owned(),
+        );
     }
 
     /// Names the upkeep check of every tracker. vrrp_scripts keep their names; keepalived keeps
@@ -2014,6 +2051,46 @@ mod tests {
         );
     }
 
+    #[test]
+    fn scripts_keep_running_as_root_as_keepalived_ran_them() {
+        let instance = |extra: &str| {
+            format!(
+                "vrrp_instance web {{\n  interface eth0\n  virtual_router_id 51\n  virtual_ipaddress {{\n    192.0.2.100/24\n  }}\n{extra}}}\n"
+            )
+        };
+        // A notify command and no script_user: root, said at the command's line.
+        let (imported, cfg) = convert(&instance("  notify_master /usr/local/bin/to_master.sh\n"));
+        assert_eq!(cfg.global.script_user.as_deref(), Some("root"));
+        warned(
+            &imported,
+            7,
+            "keepalived runs scripts and notify commands as root",
+        );
+        assert!(
+            imported.kdl.contains("script-user \"root\""),
+            "{}",
+            imported.kdl
+        );
+        // No script at all: no user, no warning.
+        let (imported, cfg) = convert(&instance(""));
+        assert_eq!(cfg.global.script_user, None);
+        assert!(imported.warnings.is_empty(), "{:#?}", imported.warnings);
+        // script_user set: kept as it is.
+        let (imported, cfg) = convert(&format!(
+            "global_defs {{\n  script_user nobody\n}}\n{}",
+            instance("  notify_master /usr/local/bin/to_master.sh\n")
+        ));
+        assert_eq!(cfg.global.script_user.as_deref(), Some("nobody"));
+        assert!(imported.warnings.is_empty(), "{:#?}", imported.warnings);
+        // Every script has its own user and there is no notify command: nothing runs as root.
+        let (imported, cfg) = convert(&format!(
+            "vrrp_script chk {{\n  script /bin/true\n  user nobody\n}}\n{}",
+            instance("  track_script {\n    chk\n  }\n")
+        ));
+        assert_eq!(cfg.global.script_user, None);
+        assert!(imported.warnings.is_empty(), "{:#?}", imported.warnings);
+    }
+
     const SEED: &str = r#"vrrp_script check_running {
     script "/etc/keepalived/check_http.sh"
     interval 2
@@ -2063,7 +2140,14 @@ vrrp_instance http {
     #[test]
     fn seed_config_round_trips() {
         let (imported, cfg) = convert(SEED);
-        assert!(imported.warnings.is_empty(), "{:#?}", imported.warnings);
+        // keepalived ran the seed's script as root: so does the import, with a warning at it.
+        assert_eq!(imported.warnings.len(), 1, "{:#?}", imported.warnings);
+        warned(
+            &imported,
+            1,
+            "keepalived runs scripts and notify commands as root",
+        );
+        assert_eq!(cfg.global.script_user.as_deref(), Some("root"));
         let c = cfg.check("check_running").expect("check");
         assert_eq!(
             c.kind,
@@ -2183,7 +2267,8 @@ vrrp_instance VI_1
   track_script {chk weight -5}
 }"#;
         let (imported, cfg) = convert(src);
-        assert!(imported.warnings.is_empty(), "{:#?}", imported.warnings);
+        assert_eq!(imported.warnings.len(), 1, "{:#?}", imported.warnings);
+        warned(&imported, 5, "`script-user \"root\"`");
         assert_eq!(cfg.global.router_id.as_deref(), Some("my router"));
         let CheckKind::Script { command } = &cfg.checks[0].kind else {
             panic!("not a script: {:?}", cfg.checks[0].kind)
@@ -2632,7 +2717,8 @@ vrrp_sync_group g {
             44,
             "track_file `missing`: there is no track_file of that name; ignored",
         );
-        assert_eq!(imported.warnings.len(), 6, "{:#?}", imported.warnings);
+        warned(&imported, 1, "as root when `script_user` is not set");
+        assert_eq!(imported.warnings.len(), 7, "{:#?}", imported.warnings);
 
         let chk = cfg.check("chk").expect("chk");
         assert!(chk.init_fail);
@@ -2841,7 +2927,15 @@ vrrp_sync_group g {
         assert_eq!(names, ["a", "b"]);
         assert_eq!(cfg.instances[1].vips[0].addr.to_string(), "192.0.2.2");
         assert_eq!(cfg.instances[0].tracks[0].check, "chk");
-        assert_eq!(imported.warnings.len(), 2, "{:#?}", imported.warnings);
+        assert_eq!(imported.warnings.len(), 3, "{:#?}", imported.warnings);
+        // The included script runs as root, as keepalived ran it (line 1 of scripts.inc).
+        assert!(
+            imported.warnings[2].file.ends_with("scripts.inc")
+                && imported.warnings[2].message.contains("as root"),
+            "{:#?}",
+            imported.warnings
+        );
+        assert_eq!(cfg.global.script_user.as_deref(), Some("root"));
         let w = &imported.warnings;
         assert!(
             w[0].file.ends_with("keepalived.conf") && w[0].line == 5,

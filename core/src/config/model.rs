@@ -76,7 +76,14 @@ pub struct Global {
     pub realtime_priority: Option<u8>,
     /// Lock the daemon's memory (mlockall) so adverts never wait on a page fault.
     pub lock_memory: bool,
+    /// Default of [`InstanceConfig::master_down_adverts`] (`master-down-adverts`).
+    pub master_down_adverts: u8,
 }
+
+/// Master_Down_Interval is this many advert intervals plus Skew_Time in the RFCs.
+pub const RFC_MASTER_DOWN_ADVERTS: u8 = 3;
+/// The range `master-down-adverts` accepts.
+pub const MASTER_DOWN_ADVERTS: std::ops::RangeInclusive<u8> = 3..=20;
 
 /// Default for [`Global::notify_timeout`].
 pub const DEFAULT_NOTIFY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -96,6 +103,7 @@ impl Default for Global {
             notify_timeout: DEFAULT_NOTIFY_TIMEOUT,
             script_security: true,
             metrics_listen: None,
+            master_down_adverts: RFC_MASTER_DOWN_ADVERTS,
         }
     }
 }
@@ -257,6 +265,10 @@ pub struct InstanceConfig {
     pub version: VrrpVersion,
     pub preempt: bool,
     pub preempt_delay: Duration,
+    /// Master_Down_Interval is this many of the master's advert intervals plus Skew_Time
+    /// (`master-down-adverts`; the RFCs' 3 unless set here or in `global`): a deviation for
+    /// lossy links, as BFD's detect multiplier.
+    pub master_down_adverts: u8,
     /// VRRPv2 simple-password authentication (max 8 bytes).
     pub auth_pass: Option<String>,
     pub initial_state: InitialState,

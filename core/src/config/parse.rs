@@ -16,7 +16,8 @@ use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
 
 use super::model::{
     CheckDef, CheckKind, Config, Global, Grants, HookDef, InitialState, InstanceConfig, Notify,
-    Route, SyncGroup, Track, Vip, VrrpVersion, DEFAULT_MEMORY_LIMIT, MAX_MEMORY_LIMIT,
+    Route, SyncGroup, Track, Vip, VrrpVersion, DEFAULT_MEMORY_LIMIT, MASTER_DOWN_ADVERTS,
+    MAX_MEMORY_LIMIT, RFC_MASTER_DOWN_ADVERTS,
 };
 
 /// Why a config file was refused.
@@ -252,6 +253,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "handover",
     "realtime-priority",
     "lock-memory",
+    "master-down-adverts",
 ];
 /// The settings that say what a check looks at; a check has exactly one.
 const CHECK_KINDS: &[&str] = &["script", "plugin", "interface", "file", "process"];
@@ -283,6 +285,7 @@ const INSTANCE_KEYS: &[&str] = &[
     "preempt",
     "nopreempt",
     "preempt-delay",
+    "master-down-adverts",
     "auth-pass",
     "initial-state",
     "unicast-src",
@@ -417,6 +420,7 @@ fn example(key: &str) -> &'static str {
         "preempt" => "preempt #false",
         "nopreempt" => "nopreempt",
         "preempt-delay" => "preempt-delay \"5s\"",
+        "master-down-adverts" => "master-down-adverts 6",
         "auth-pass" => "auth-pass \"secret\"",
         "initial-state" => "initial-state \"backup\"",
         "unicast-src" => "unicast-src \"192.0.2.1\"",
@@ -597,6 +601,8 @@ struct InstanceDraft {
     track_at: Vec<SourceSpan>,
     /// Where each `notify.hooks` name was written.
     hook_at: Vec<SourceSpan>,
+    /// `master-down-adverts` set in the instance (else `global`'s applies).
+    master_down_adverts: Option<u8>,
 }
 
 struct CheckDraft {
@@ -1250,7 +1256,16 @@ impl Cx<'_> {
                 ..h.def
             })
             .collect();
-        config.instances = instances.into_iter().map(|i| i.cfg).collect();
+        // An instance without its own `master-down-adverts` takes global's: a change of the
+        // global default is then a change of each such instance, which a reload applies.
+        let default_down = config.global.master_down_adverts;
+        config.instances = instances
+            .into_iter()
+            .map(|i| InstanceConfig {
+                master_down_adverts: i.master_down_adverts.unwrap_or(default_down),
+                ..i.cfg
+            })
+            .collect();
         config.sync_groups = groups.into_iter().map(|g| g.group).collect();
         config
     }
@@ -1319,6 +1334,11 @@ impl Cx<'_> {
                 "lock-memory" => {
                     if let Some(b) = self.flag(child) {
                         global.lock_memory = b;
+                    }
+                }
+                "master-down-adverts" => {
+                    if let Some(n) = self.master_down_adverts(child) {
+                        global.master_down_adverts = n;
                     }
                 }
                 _ => self.unknown(child, GLOBAL_KEYS, "`global`"),
@@ -1913,6 +1933,7 @@ impl Cx<'_> {
             version: VrrpVersion::V3,
             preempt: true,
             preempt_delay: Duration::ZERO,
+            master_down_adverts: RFC_MASTER_DOWN_ADVERTS,
             auth_pass: None,
             initial_state: InitialState::Backup,
             unicast_src: None,
@@ -1926,6 +1947,7 @@ impl Cx<'_> {
         let mut at = InstanceSpans::default();
         let mut track_at = Vec::new();
         let mut hook_at = Vec::new();
+        let mut master_down_adverts = None;
         let (mut interface_ok, mut vrid_ok) = (false, false);
         let mut seen = Seen::new();
         for child in body.nodes() {
@@ -1993,6 +2015,9 @@ impl Cx<'_> {
                         cfg.preempt_delay = d;
                     }
                 }
+                "master-down-adverts" => {
+                    master_down_adverts = self.master_down_adverts(child);
+                }
                 "auth-pass" => {
                     if let Some(e) = self.one_arg(child, &[]) {
                         at.auth = Some(head(child));
@@ -2059,7 +2084,15 @@ impl Cx<'_> {
             name_span,
             track_at,
             hook_at,
+            master_down_adverts,
         })
+    }
+
+    /// `master-down-adverts N`: 3 (the RFCs) to 20.
+    fn master_down_adverts(&mut self, node: &KdlNode) -> Option<u8> {
+        let (lo, hi) = (*MASTER_DOWN_ADVERTS.start(), *MASTER_DOWN_ADVERTS.end());
+        self.one_integer(node, i128::from(lo), i128::from(hi))
+            .map(|n| n as u8)
     }
 
     /// Rules that need the whole instance: required settings, families, version limits.
@@ -2611,6 +2644,38 @@ mod tests {
 
     fn ok(src: &str) -> Config {
         parse_str(src, "t.kdl").unwrap_or_else(|e| panic!("{:?}", miette::Report::new(e)))
+    }
+
+    #[test]
+    fn master_down_adverts_defaults_to_the_rfc_and_is_bounded() {
+        assert_eq!(ok(&web("")).instances[0].master_down_adverts, 3);
+        // Global sets the default, written before or after the instances.
+        let late_global = format!("{}global {{\n    master-down-adverts 7\n}}\n", web(""));
+        assert_eq!(ok(&late_global).instances[0].master_down_adverts, 7);
+        assert_eq!(ok(&late_global).global.master_down_adverts, 7);
+        let own = format!(
+            "global {{\n    master-down-adverts 7\n}}\n{}",
+            web("    master-down-adverts 20\n")
+        );
+        assert_eq!(ok(&own).instances[0].master_down_adverts, 20);
+        problem_at(
+            &web("    master-down-adverts 2\n"),
+            5,
+            25,
+            "must be from 3 to 20, not 2",
+        );
+        problem_at(
+            "global {\n    master-down-adverts 21\n}\n",
+            2,
+            25,
+            "must be from 3 to 20, not 21",
+        );
+        problem_at(
+            &web("    master-down-adverts \"6\"\n"),
+            5,
+            25,
+            "master-down-adverts",
+        );
     }
 
     const FULL: &str = r#"

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tracing::warn;
 
-use crate::checks::security::{check_plugin_file, check_script_security_in, lookup_user};
+use crate::checks::security::{self, check_plugin_file};
 use crate::checks::wasm::{self, Plugin, PluginHost};
 use crate::checks::{script, trackers, CheckResult, Tracker};
 use crate::config::{self, CheckDef, CheckKind, Config};
@@ -78,21 +78,14 @@ pub fn config_dir(config: &Path) -> PathBuf {
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
-/// `(uid, gid)` of a user name; None for the daemon's own user.
+/// `(uid, gid)` a script runs as (a check's `user`, else `script-user`, else the unprivileged
+/// default); None to stay the daemon's user. See [`security::run_as`].
 pub fn run_as(user: Option<&str>) -> Result<Option<(u32, u32)>, String> {
-    match user {
-        None => Ok(None),
-        Some(name) => match lookup_user(name) {
-            Ok(Some(u)) => Ok(Some((u.uid, u.gid))),
-            Ok(None) => Err(format!("user `{name}` does not exist")),
-            Err(e) => Err(format!("cannot look user `{name}` up: {e}")),
-        },
-    }
+    security::run_as(user).map_err(|e| e.to_string())
 }
 
-fn runs_as_root(user: Option<&str>) -> bool {
-    !matches!(run_as(user), Ok(Some((uid, _))) if uid != 0)
-}
+/// Set once the daemon has warned that scripts run as root.
+static WARNED_ROOT: std::sync::Once = std::sync::Once::new();
 
 pub fn wasm_grants(g: &config::Grants) -> wasm::Grants {
     wasm::Grants {
@@ -125,19 +118,15 @@ pub async fn prepare(
         let (line, col) = config::parse::line_col(source, span.offset());
         format!("{file}:{line}:{col}")
     };
+    // Users, what they may run, script security: the same as `upkeep check`.
+    let warnings = config::host::check(cfg, source, file, dir).map_err(|e| e.to_string())?;
+    for w in warnings {
+        WARNED_ROOT.call_once(|| warn!("{w}"));
+    }
     let mut check_plugins = HashMap::new();
     for def in &cfg.checks {
-        let user = def.user.as_deref().or(cfg.global.script_user.as_deref());
         match &def.kind {
-            CheckKind::Script { command } => {
-                run_as(user).map_err(|e| format!("{}: check `{}`: {e}", at(def.span), def.name))?;
-                if cfg.global.script_security {
-                    check_script_security_in(command, dir, runs_as_root(user)).map_err(|e| {
-                        let hint = e.hint().map(|h| format!(" ({h})")).unwrap_or_default();
-                        format!("{}: check `{}` refused: {e}{hint}", at(def.span), def.name)
-                    })?;
-                }
-            }
+            CheckKind::Script { .. } => {}
             CheckKind::Plugin {
                 path,
                 grants,
@@ -196,24 +185,6 @@ pub async fn prepare(
             ));
         }
         hook_plugins.insert(hook.name.clone(), loaded);
-    }
-    if cfg.global.script_security {
-        let root = runs_as_root(cfg.global.script_user.as_deref());
-        let notifies = cfg
-            .instances
-            .iter()
-            .map(|i| (&i.notify, i.span, &i.name))
-            .chain(cfg.sync_groups.iter().map(|g| (&g.notify, g.span, &g.name)));
-        for (n, span, name) in notifies {
-            for cmd in [&n.master, &n.backup, &n.fault, &n.stop, &n.any]
-                .into_iter()
-                .flatten()
-            {
-                check_script_security_in(cmd, dir, root).map_err(|e| {
-                    format!("{}: notify command of `{name}` refused: {e}", at(span))
-                })?;
-            }
-        }
     }
     Ok(Prepared {
         check_plugins,

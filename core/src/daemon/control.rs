@@ -1,12 +1,19 @@
 //! The control socket: `STATE_DIR/control.sock`, a Unix stream socket only root can open (0600),
 //! one JSON request per line, one JSON answer per line.
 //!
+//! The mode is the fence; behind it every connection's peer is checked too (SO_PEERCRED): a
+//! process whose uid is not 0 (the socket made 0666 by mistake, a file descriptor passed on)
+//! gets one error line, [`PERMISSION_DENIED`], and is disconnected. Refusals are counted and
+//! logged.
+//!
 //! Requests: `{"cmd":"status"}` → the same document as status.json; `{"cmd":"reload"}` → the
 //! reload's result once it is done. Connections are served on their own tasks and hand each
 //! request to the event loop, which owns all state.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -24,6 +31,17 @@ pub enum Command {
 #[derive(Debug, Deserialize)]
 struct Request {
     cmd: Command,
+}
+
+/// The error a peer that is not root gets.
+pub const PERMISSION_DENIED: &str = "permission denied: the control socket is root-only";
+
+/// Connections refused because the peer was not root, since the daemon started.
+static REFUSED: AtomicU64 = AtomicU64::new(0);
+
+/// How many connections were refused because their peer was not root.
+pub fn refused() -> u64 {
+    REFUSED.load(Ordering::Relaxed)
 }
 
 /// One request for the event loop, with where to send its JSON answer.
@@ -58,6 +76,25 @@ pub fn serve(state_dir: &Path) -> std::io::Result<mpsc::Receiver<Pending>> {
 }
 
 async fn connection(stream: UnixStream, tx: mpsc::Sender<Pending>) {
+    let uid = stream.peer_cred().map(|c| (c.uid(), c.pid()));
+    match uid {
+        Ok((0, _)) => {}
+        Ok((uid, pid)) => {
+            let n = REFUSED.fetch_add(1, Ordering::Relaxed) + 1;
+            warn!(
+                uid,
+                pid, "control socket: refused a client that is not root ({n} refused so far)"
+            );
+            refuse(stream).await;
+            return;
+        }
+        Err(e) => {
+            let n = REFUSED.fetch_add(1, Ordering::Relaxed) + 1;
+            warn!("control socket: cannot tell who the client is ({e}); refused ({n} so far)");
+            refuse(stream).await;
+            return;
+        }
+    }
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read).lines();
     while let Ok(Some(line)) = lines.next_line().await {
@@ -80,13 +117,57 @@ async fn connection(stream: UnixStream, tx: mpsc::Sender<Pending>) {
     }
 }
 
-/// Client side, for the CLI: send one request and read one answer.
+/// Tells a client it may not use the socket, then reads what it sent (for at most a second)
+/// before closing: closing with its request unread would reset the connection, and the client
+/// could lose the explanation.
+async fn refuse(stream: UnixStream) {
+    let (read, mut write) = stream.into_split();
+    let mut out = serde_json::json!({ "error": PERMISSION_DENIED }).to_string();
+    out.push('\n');
+    if write.write_all(out.as_bytes()).await.is_err() {
+        return;
+    }
+    let _ = write.shutdown().await;
+    let mut lines = BufReader::new(read).lines();
+    let drain = async { while let Ok(Some(_)) = lines.next_line().await {} };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+}
+
+/// Client side, for the CLI: send one request and read one answer. An answer that is an
+/// error (`{"error": ...}`: not root, a bad request) is returned as an error, and a socket the
+/// caller may not open says that it is root's.
 pub fn request(state_dir: &Path, cmd: &str) -> std::io::Result<serde_json::Value> {
-    use std::io::{BufRead, Write};
-    let mut s = std::os::unix::net::UnixStream::connect(socket_path(state_dir))?;
-    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
+    use std::io::{BufRead, ErrorKind, Write};
+    let path = socket_path(state_dir);
+    let mut s = std::os::unix::net::UnixStream::connect(&path).map_err(|e| {
+        if e.kind() == ErrorKind::PermissionDenied {
+            std::io::Error::new(
+                ErrorKind::PermissionDenied,
+                format!("{e}: the control socket is root-only; run this as root (sudo)"),
+            )
+        } else {
+            e
+        }
+    })?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
     writeln!(s, "{}", serde_json::json!({ "cmd": cmd }))?;
     let mut line = String::new();
     std::io::BufReader::new(s).read_line(&mut line)?;
-    serde_json::from_str(&line).map_err(std::io::Error::other)
+    if line.is_empty() {
+        return Err(std::io::Error::new(
+            ErrorKind::UnexpectedEof,
+            "the daemon closed the connection without an answer",
+        ));
+    }
+    let answer: serde_json::Value = serde_json::from_str(&line).map_err(std::io::Error::other)?;
+    match answer.get("error").and_then(|e| e.as_str()) {
+        Some(e) if e == PERMISSION_DENIED => Err(std::io::Error::new(
+            ErrorKind::PermissionDenied,
+            format!("the daemon refused: {e}; run this as root (sudo)"),
+        )),
+        Some(e) if answer.as_object().is_some_and(|o| o.len() == 1) => {
+            Err(std::io::Error::other(format!("the daemon refused: {e}")))
+        }
+        _ => Ok(answer),
+    }
 }

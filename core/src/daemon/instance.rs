@@ -85,6 +85,7 @@ pub fn params(cfg: &InstanceConfig, global: &crate::config::Global, src: IpAddr)
         primary_ip: src,
         fast_preempt: global.fast_failover,
         handover: global.handover,
+        master_down_adverts: cfg.master_down_adverts,
     }
 }
 

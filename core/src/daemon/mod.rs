@@ -213,12 +213,16 @@ impl Daemon {
                 .wire(inst, &all_vips)
                 .await
                 .with_context(|| format!("instance `{}` on {}", inst.name, inst.interface))?;
-            // A crash may have left our VIPs behind: clear them before the first election.
-            vips::remove(&daemon.wires.nl, &wiring.owned).await;
+            // A crash may have left our VIPs behind: clear them before the first election
+            // (all instances' in one netlink batch, waited for below).
+            let _ = daemon.vips.send(Op::Remove(wiring.owned.clone()));
             let mut rt = Instance::new(inst.clone(), &cfg.global, wiring);
             rt.link_down = !up;
             daemon.instances.push(rt);
         }
+        let (done, cleared) = oneshot::channel();
+        let _ = daemon.vips.send(Op::Flush(done));
+        let _ = cleared.await;
         daemon.cfg = cfg;
         for def in daemon.cfg.checks.clone() {
             let plugin = prepared.check_plugins.get(&def.name).cloned();
@@ -716,7 +720,13 @@ impl Daemon {
     fn apply(&mut self, i: usize, action: Action, now: Instant) {
         let inst = &mut self.instances[i];
         match action {
-            Action::SendAdvert { priority } => inst.send_advert(priority),
+            Action::SendAdvert { priority } => {
+                inst.send_advert(priority);
+                // adverts_sent changed: a master that only sends still refreshes its status.
+                if self.status_due.is_none() {
+                    self.status_due = Some(now + Duration::from_secs(1));
+                }
+            }
             Action::Announce => {
                 announce(inst, &self.cfg.global);
                 // A second round a little later (keepalived's garp_master_delay), for switches

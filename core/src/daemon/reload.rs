@@ -245,6 +245,7 @@ impl Daemon {
     ) -> anyhow::Result<()> {
         let now = Instant::now();
         let vips = all_vips(&new);
+        self.wires.forget_addresses();
 
         // Checks first, so instances see the new set when their tracks are rebuilt.
         self.checks.retain(|c| {
@@ -322,6 +323,16 @@ impl Daemon {
             }
         }
 
+        // Notify commands run as the new `script-user`, under the new timeout: a new runner
+        // takes the next ones; the old one finishes what it has queued.
+        let (old_g, new_g) = (&self.cfg.global, &new.global);
+        if old_g.script_user != new_g.script_user || old_g.notify_timeout != new_g.notify_timeout {
+            let fresh =
+                crate::hooks::Notifier::spawn(new_g.notify_timeout, new_g.script_user.clone());
+            if let Some(old) = self.notifier.replace(fresh) {
+                tokio::spawn(old.shutdown());
+            }
+        }
         self.cfg = new;
         for def in to_spawn {
             let plugin = plugins.get(&def.name).cloned();

@@ -41,6 +41,9 @@ pub struct Wires {
     links: HashMap<String, Link>,
     sockets: HashMap<(u32, bool), Arc<VrrpSocket>>,
     announcers: HashMap<u32, Arc<Announcer>>,
+    /// Each interface's source address for adverts, looked up once per start or reload (not
+    /// once per instance: 255 instances on one link are one netlink dump).
+    sources: HashMap<(u32, bool), IpAddr>,
     rx: mpsc::Sender<Rx>,
 }
 
@@ -51,8 +54,14 @@ impl Wires {
             links: HashMap::new(),
             sockets: HashMap::new(),
             announcers: HashMap::new(),
+            sources: HashMap::new(),
             rx,
         }
+    }
+
+    /// Forget the interfaces' addresses looked up so far: a reload sees the host as it is now.
+    pub fn forget_addresses(&mut self) {
+        self.sources.clear();
     }
 
     /// The interface by name, looked up once.
@@ -113,9 +122,14 @@ impl Wires {
                 a
             }
         };
-        let src = match inst.unicast_src {
-            Some(ip) => ip,
-            None => primary_address(&self.nl, link.index, v6, all_vips).await?,
+        let src = match (inst.unicast_src, self.sources.get(&(link.index, v6))) {
+            (Some(ip), _) => ip,
+            (None, Some(&ip)) => ip,
+            (None, None) => {
+                let ip = primary_address(&self.nl, link.index, v6, all_vips).await?;
+                self.sources.insert((link.index, v6), ip);
+                ip
+            }
         };
         let owned = self.owned(inst).await?;
         let wiring = Wiring {

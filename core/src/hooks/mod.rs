@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use crate::checks::security::lookup_user;
+use crate::checks::security;
 use crate::config::Notify;
 
 /// Whose transition a notify reports (keepalived's first `notify` argument).
@@ -241,17 +241,12 @@ pub struct Notifier {
 
 impl Notifier {
     /// Starts the runner. `script_user`: run commands as this user (looked up now); None: as
-    /// the daemon's user. A user that does not exist is logged now and at each command, and
+    /// the unprivileged default (`upkeep-script`, else `nobody`; the daemon's own user when it
+    /// is not root). A user that does not exist is logged now and at each command, and
     /// nothing runs.
     pub fn spawn(timeout: Duration, script_user: Option<String>) -> Notifier {
-        let run_as = match script_user {
-            None => Ok(None),
-            Some(name) => match lookup_user(&name) {
-                Ok(Some(u)) => Ok(Some((u.uid, u.gid))),
-                Ok(None) => Err(format!("script-user `{name}` does not exist")),
-                Err(e) => Err(format!("cannot look script-user `{name}` up: {e}")),
-            },
-        };
+        let run_as =
+            security::run_as(script_user.as_deref()).map_err(|e| format!("script-user: {e}"));
         if let Err(why) = &run_as {
             warn!("notify commands will not run: {why}");
         }
@@ -335,6 +330,12 @@ mod tests {
     use crate::checks::trackers::count_processes;
     use std::path::{Path, PathBuf};
 
+    /// The test's own user, so commands run as it and can write its temp files.
+    fn me() -> Option<String> {
+        // SAFETY: geteuid has no preconditions.
+        security::user_name(unsafe { libc::geteuid() })
+    }
+
     fn temp(tag: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("upkeep-hook-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -410,7 +411,7 @@ mod tests {
     async fn commands_for_one_key_run_in_order_without_blocking_the_caller() {
         let dir = temp("order");
         let (out, other, gate) = (dir.join("out"), dir.join("other"), dir.join("gate"));
-        let notifier = Notifier::spawn(Duration::from_secs(10), None);
+        let notifier = Notifier::spawn(Duration::from_secs(10), me());
         let f = out.display();
         let queued = Instant::now();
         // The first command waits for the test to open the gate.
@@ -515,7 +516,7 @@ mod tests {
     async fn runs_as_script_user() {
         // SAFETY: geteuid has no preconditions.
         let root = unsafe { libc::geteuid() } == 0;
-        let Ok(Some(nobody)) = lookup_user("nobody") else {
+        let Ok(Some(nobody)) = security::lookup_user("nobody") else {
             return;
         };
         if !root {
@@ -540,6 +541,26 @@ mod tests {
             Some(nobody.gid.to_string().as_str()),
             "only the user's primary group: root's groups are dropped"
         );
+
+        // No `script-user`: the unprivileged default, not root.
+        let default = security::script_user(None).expect("a default user");
+        let notifier = Notifier::spawn(Duration::from_secs(5), None);
+        notifier.notify("web".into(), vec![format!("id -u > {}", out.display())]);
+        notifier.shutdown().await;
+        let text = std::fs::read_to_string(&out).expect("the command ran");
+        assert_eq!(
+            text.trim(),
+            default.uid.to_string(),
+            "runs as {}",
+            default.name
+        );
+        assert_ne!(default.uid, 0);
+        // Root when named.
+        let notifier = Notifier::spawn(Duration::from_secs(5), Some("root".into()));
+        notifier.notify("web".into(), vec![format!("id -u > {}", out.display())]);
+        notifier.shutdown().await;
+        let text = std::fs::read_to_string(&out).expect("the command ran");
+        assert_eq!(text.trim(), "0");
 
         // A user that does not exist: nothing runs (not even as root).
         let marker = dir.join("ran");

@@ -216,12 +216,7 @@ impl BatchSocket {
                     return;
                 }
             };
-            let mut at = 0;
-            while at < n {
-                let Ok(msg) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rx[at..n]) else {
-                    break;
-                };
-                let len = msg.header.length as usize;
+            for msg in super::netlink_messages::<RouteNetlinkMessage>(&rx[..n]) {
                 if let NetlinkPayload::Error(err) = &msg.payload {
                     if let Some(code) = err.code {
                         let errno = -code.get();
@@ -233,10 +228,6 @@ impl BatchSocket {
                         }
                     }
                 }
-                if len == 0 {
-                    break;
-                }
-                at += (len + 3) & !3;
             }
         }
     }

@@ -68,10 +68,9 @@ fn dump(sock: &Socket, family: u8, proto: Proto, out: &mut Vec<SocketAddr>) -> i
     let mut rx = vec![0u8; 32 * 1024];
     loop {
         let n = sock.recv(&mut &mut rx[..], 0)?;
-        let mut at = 0;
-        while at < n {
-            let msg = NetlinkMessage::<SockDiagMessage>::deserialize(&rx[at..n])
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        let mut parsed = 0;
+        for msg in super::netlink_messages::<SockDiagMessage>(&rx[..n]) {
+            parsed += 1;
             match msg.payload {
                 NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(r)) => {
                     let id = &r.header.socket_id;
@@ -88,11 +87,12 @@ fn dump(sock: &Socket, family: u8, proto: Proto, out: &mut Vec<SocketAddr>) -> i
                 }
                 _ => {}
             }
-            let len = msg.header.length as usize;
-            if len == 0 {
-                break;
-            }
-            at += (len + 3) & !3;
+        }
+        if parsed == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "unreadable sock_diag answer",
+            ));
         }
     }
 }

@@ -36,6 +36,10 @@ pub struct Params {
     pub primary_ip: IpAddr,
     pub fast_preempt: bool,
     pub handover: bool,
+    /// Master_Down_Interval counts this many of the master's intervals before Skew_Time: 3 in
+    /// the RFCs; more tolerates that many lost adverts in a row minus one (lossy links), at the
+    /// cost of a slower takeover when the master dies.
+    pub master_down_adverts: u8,
 }
 
 /// RFC states, plus `Fault` (interface down or a fatal check) as keepalived has it.
@@ -229,13 +233,14 @@ impl Fsm {
         }
     }
 
-    /// Master_Down_Interval = 3 × Master_Adver_Interval + Skew_Time.
+    /// Master_Down_Interval = N × Master_Adver_Interval + Skew_Time, N being
+    /// `master_down_adverts` (3 in the RFCs).
     pub fn master_down_interval(&self) -> Duration {
         let interval = match self.params.version {
             Version::V2 => self.params.advert_interval,
             Version::V3 => self.master_interval,
         };
-        interval * 3 + self.skew_time()
+        interval * u32::from(self.params.master_down_adverts) + self.skew_time()
     }
 
     /// The next instant at which the driver must deliver [`Event::Timeout`].

@@ -42,6 +42,7 @@ pub fn params(version: Version, interval: Duration, index: usize) -> Params {
         primary_ip: addr(index),
         fast_preempt: true,
         handover: true,
+        master_down_adverts: 3,
     }
 }
 

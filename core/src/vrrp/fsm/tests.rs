@@ -117,6 +117,101 @@ fn v2_backup_ignores_advertised_interval() {
     );
 }
 
+#[test]
+fn master_down_adverts_multiplies_the_interval_not_the_skew() {
+    // v2: N × Advertisement_Interval + (256 - Priority) / 256 s.
+    let mut params = p(Version::V2);
+    params.master_down_adverts = 6;
+    let f = Fsm::new(params, 100);
+    assert_eq!(f.skew_time(), Duration::from_secs(156) / 256);
+    assert_eq!(
+        f.master_down_interval(),
+        SEC * 6 + Duration::from_secs(156) / 256
+    );
+    // v3: N × Master_Adver_Interval + Skew_Time, the skew still in whole centiseconds
+    // (56 * 10 cs / 256 = 2 cs).
+    let mut params = p(Version::V3);
+    params.advert_interval = ms(100);
+    params.master_down_adverts = 10;
+    let mut f = backup(params, 200, Instant::now());
+    assert_eq!(f.skew_time(), ms(20));
+    assert_eq!(f.master_down_interval(), ms(1020));
+    // It scales with the master's interval as the RFC's 3 does: 56 * 50 cs / 256 = 10 cs.
+    let now = Instant::now();
+    f.handle(
+        Event::Advert(Heard {
+            interval: ms(500),
+            ..heard(9, 250)
+        }),
+        now,
+    );
+    assert_eq!(f.master_down_interval(), ms(5100));
+    assert_eq!(f.poll_timeout(), Some(now + ms(5100)));
+}
+
+#[test]
+fn master_down_adverts_tolerates_that_many_lost_adverts_minus_one() {
+    // A backup at N = 5 that last heard the master at t0 takes over only after five intervals
+    // (plus skew) of silence: four lost adverts in a row keep it backup, the fifth does not.
+    for n in [3u8, 5, 12] {
+        let mut params = p(Version::V3);
+        params.advert_interval = ms(100);
+        params.master_down_adverts = n;
+        let t0 = Instant::now();
+        let mut f = backup(params, 100, t0);
+        f.handle(
+            Event::Advert(Heard {
+                interval: ms(100),
+                ..heard(9, 200)
+            }),
+            t0,
+        );
+        // 156 * 10 cs / 256 = 6 cs.
+        let down = t0 + ms(100) * u32::from(n) + ms(60);
+        assert_eq!(f.poll_timeout(), Some(down), "N = {n}");
+        // An advert just before the deadline restarts the wait from there.
+        let late = down - ms(1);
+        assert!(f.handle(Event::Timeout, late).is_empty());
+        f.handle(
+            Event::Advert(Heard {
+                interval: ms(100),
+                ..heard(9, 200)
+            }),
+            late,
+        );
+        assert_eq!(f.state(), State::Backup);
+        let down = late + ms(100) * u32::from(n) + ms(60);
+        assert_eq!(f.poll_timeout(), Some(down), "N = {n}");
+        let a = f.handle(Event::Timeout, down);
+        assert_eq!(
+            transitions(&a),
+            vec![(State::Backup, State::Master)],
+            "N = {n}"
+        );
+    }
+}
+
+#[test]
+fn master_down_adverts_on_a_lan_fails_over_after_n_intervals() {
+    let mut routers = Vec::new();
+    for (i, prio) in [200u8, 100].into_iter().enumerate() {
+        let mut params = sim::params(Version::V3, ms(100), i);
+        params.master_down_adverts = 8;
+        routers.push((params, prio));
+    }
+    let mut lan = Lan::new(routers);
+    lan.start_all();
+    lan.run_for(SEC * 3);
+    assert_eq!(lan.masters(), vec![0]);
+    lan.crash(0);
+    let t = lan.now;
+    lan.run_for(SEC * 3);
+    assert_eq!(lan.holders(), vec![1]);
+    let took_over = lan.routers[1].transitions.last().unwrap().0 - t;
+    // 8 × 100 ms + 6 cs, counted from the last advert heard (at most one interval before the crash).
+    assert!(took_over <= ms(860) && took_over > ms(760), "{took_over:?}");
+}
+
 // --- Initialize ---
 
 #[test]

@@ -1,0 +1,448 @@
+//! What a config needs from the host it runs on, beyond its own text: the users that scripts
+//! and notify commands run as exist and can run them, and what runs as root passes script
+//! security. `upkeep check` and the daemon (at start and on every reload, before anything
+//! runs) both call [`check`], so a config that passes one passes the other.
+//!
+//! Scripts run as an unprivileged user unless the config says otherwise: a check's `user`,
+//! else `script-user`, else `upkeep-script` if it exists, else `nobody`
+//! ([`security::script_user`]). Root is allowed when named (`script-user "root"`), with a
+//! warning. Problems come back as a [`ConfigError`] with the line and column of the setting
+//! they are about, as the parser's do.
+
+use std::path::Path;
+
+use kdl::{KdlDocument, KdlNode};
+use miette::{NamedSource, SourceSpan};
+
+use super::model::{CheckKind, Config, Notify};
+use super::parse::{line_col, parse_str, ConfigError, Problem};
+use crate::checks::security::{
+    self, check_enterable_by, check_runnable_by, check_script_security_in, resolve_program,
+    ScriptSecurityError, ScriptUserError, User,
+};
+
+/// Reads, parses and checks the config file at `path` against this host (what `upkeep check`
+/// does). Ok: the config and the warnings to show.
+pub fn check_file(path: &Path) -> Result<(super::Config, Vec<String>), ConfigError> {
+    let source = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let file = path.display().to_string();
+    let cfg = parse_str(&source, &file)?;
+    // Check scripts start in the config file's directory, as the daemon runs them.
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let warnings = check(&cfg, &source, &file, dir)?;
+    Ok((cfg, warnings))
+}
+
+/// Checks every script check and notify command of `cfg` (parsed from `source`, named
+/// `file_name`; relative paths and check scripts start in `dir`): the user it runs as exists;
+/// that user can reach and run the program, and enter `dir`; if it is root, script security
+/// (when on). Returns the warnings (scripts that run as root), or every problem found.
+pub fn check(
+    cfg: &Config,
+    source: &str,
+    file_name: &str,
+    dir: &Path,
+) -> Result<Vec<String>, ConfigError> {
+    let runs_commands = cfg
+        .checks
+        .iter()
+        .any(|d| matches!(d.kind, CheckKind::Script { .. }))
+        || cfg
+            .instances
+            .iter()
+            .any(|i| !notify_commands(&i.notify).is_empty())
+        || cfg
+            .sync_groups
+            .iter()
+            .any(|g| !notify_commands(&g.notify).is_empty());
+    if !runs_commands {
+        // Nothing to check, and no second parse of a large file (locations need the tree).
+        return Ok(Vec::new());
+    }
+    let doc = KdlDocument::parse(source).ok();
+    let mut cx = Cx {
+        source,
+        doc: doc.as_ref(),
+        problems: Vec::new(),
+        root_runs: Vec::new(),
+    };
+    let global_user = cfg.global.script_user.as_deref();
+    let global_user_at = cx.global_setting("script-user");
+    for def in &cfg.checks {
+        let CheckKind::Script { command } = &def.kind else {
+            continue;
+        };
+        let (configured, at) = match &def.user {
+            Some(u) => (Some(u.as_str()), cx.child(def.span, "user")),
+            None => (global_user, global_user_at),
+        };
+        let what = format!("check `{}`", def.name);
+        let script_at = cx.child(def.span, "script").unwrap_or(def.span);
+        cx.command(
+            cfg,
+            &what,
+            command,
+            configured,
+            at.unwrap_or(def.span),
+            script_at,
+            Some(dir),
+        );
+    }
+    let notifies = cfg
+        .instances
+        .iter()
+        .map(|i| (&i.notify, i.span, format!("instance `{}`", i.name)))
+        .chain(
+            cfg.sync_groups
+                .iter()
+                .map(|g| (&g.notify, g.span, format!("sync-group `{}`", g.name))),
+        );
+    for (n, span, owner) in notifies {
+        for (key, cmd) in notify_commands(n) {
+            let what = format!("{key} of {owner}");
+            let cmd_at = cx.child(span, key).unwrap_or(span);
+            // Notify commands start in the daemon's directory, not the config's.
+            cx.command(
+                cfg,
+                &what,
+                cmd,
+                global_user,
+                global_user_at.unwrap_or(cmd_at),
+                cmd_at,
+                None,
+            );
+        }
+    }
+    if !cx.problems.is_empty() {
+        let mut problems = cx.problems;
+        problems.sort_by_key(|p| p.span.offset());
+        return Err(ConfigError::Invalid {
+            file: file_name.to_owned(),
+            source_code: NamedSource::new(file_name, source.to_owned()),
+            problems,
+        });
+    }
+    let mut warnings = Vec::new();
+    if !cx.root_runs.is_empty() {
+        warnings.push(format!(
+            "{} run as root ({}): a flaw in any of them is a root compromise; prefer an unprivileged `script-user` (`{}` is used when none is set)",
+            cx.root_runs.join(", "),
+            if global_user.is_some() {
+                "`script-user \"root\"`"
+            } else {
+                "their `user`"
+            },
+            security::SCRIPT_USER,
+        ));
+    }
+    Ok(warnings)
+}
+
+fn notify_commands(n: &Notify) -> Vec<(&'static str, &String)> {
+    [
+        ("notify-master", &n.master),
+        ("notify-backup", &n.backup),
+        ("notify-fault", &n.fault),
+        ("notify-stop", &n.stop),
+        ("notify", &n.any),
+    ]
+    .into_iter()
+    .filter_map(|(k, c)| Some((k, c.as_ref()?)))
+    .collect()
+}
+
+struct Cx<'a> {
+    source: &'a str,
+    doc: Option<&'a KdlDocument>,
+    problems: Vec<Problem>,
+    /// What runs as root, for the warning.
+    root_runs: Vec<String>,
+}
+
+impl Cx<'_> {
+    fn report(&mut self, span: SourceSpan, message: String, label: &str, help: Option<String>) {
+        let (line, column) = line_col(self.source, span.offset());
+        self.problems.push(Problem {
+            message,
+            label: label.to_owned(),
+            help,
+            span,
+            line,
+            column,
+        });
+    }
+
+    /// One command: `what` names it in messages; `user_at` is where its user was set (or the
+    /// command's block), `cmd_at` the command's setting; `start_in` the directory it starts in.
+    #[allow(clippy::too_many_arguments)]
+    fn command(
+        &mut self,
+        cfg: &Config,
+        what: &str,
+        command: &str,
+        configured: Option<&str>,
+        user_at: SourceSpan,
+        cmd_at: SourceSpan,
+        start_in: Option<&Path>,
+    ) {
+        let user = match security::script_user(configured) {
+            Ok(u) => u,
+            Err(e) => return self.no_user(what, e, user_at),
+        };
+        let dir = start_in.unwrap_or(Path::new("."));
+        if user.uid == 0 {
+            self.root_runs.push(what.to_owned());
+            if cfg.global.script_security {
+                if let Err(e) = check_script_security_in(command, dir, true) {
+                    self.refused(what, &user, e, cmd_at);
+                }
+            }
+            return;
+        }
+        // Whether the command names a program that exists is script security's business (on
+        // by default); what follows needs the program.
+        match resolve_program(command, dir) {
+            Err(e) if cfg.global.script_security => return self.refused(what, &user, e, cmd_at),
+            Err(_) => return,
+            Ok(_) => {}
+        }
+        if let Some(d) = start_in {
+            if let Err(e) = check_enterable_by(d, &user) {
+                return self.refused(what, &user, e, cmd_at);
+            }
+        }
+        if let Err(e) = check_runnable_by(command, dir, &user) {
+            self.refused(what, &user, e, cmd_at);
+        }
+    }
+
+    fn no_user(&mut self, what: &str, e: ScriptUserError, at: SourceSpan) {
+        let help = match &e {
+            ScriptUserError::Missing(name) => format!(
+                "create it (`useradd --system --no-create-home --shell /usr/sbin/nologin {name}`) or name an existing user"
+            ),
+            ScriptUserError::NoDefault => format!(
+                "create `{}` (`useradd --system --no-create-home --shell /usr/sbin/nologin {}`) or set `global {{ script-user \"NAME\" }}`",
+                security::SCRIPT_USER,
+                security::SCRIPT_USER
+            ),
+            ScriptUserError::Lookup(..) => "check the system's user database (NSS)".to_owned(),
+        };
+        self.report(
+            at,
+            format!("{what}: cannot run scripts as anyone: {e}"),
+            "no such user",
+            Some(help),
+        );
+    }
+
+    fn refused(&mut self, what: &str, user: &User, e: ScriptSecurityError, at: SourceSpan) {
+        let label = match &e {
+            ScriptSecurityError::NotRunnable { .. } => "not runnable by its user",
+            ScriptSecurityError::Unsafe { .. } => "unsafe to run as root",
+            _ => "refused",
+        };
+        let runs_as = if user.uid == 0 {
+            String::new()
+        } else {
+            format!(" (runs as `{}`)", user.name)
+        };
+        self.report(at, format!("{what} refused{runs_as}: {e}"), label, e.hint());
+    }
+
+    /// The span of `global`'s child `key`, if the file sets it.
+    fn global_setting(&self, key: &str) -> Option<SourceSpan> {
+        let global = self
+            .doc?
+            .nodes()
+            .iter()
+            .find(|n| n.name().value() == "global")?;
+        child_named(global, key)
+    }
+
+    /// The span of child `key` of the top-level node that spans `parent`.
+    fn child(&self, parent: SourceSpan, key: &str) -> Option<SourceSpan> {
+        let node = self
+            .doc?
+            .nodes()
+            .iter()
+            .find(|n| n.span().offset() == parent.offset())?;
+        child_named(node, key)
+    }
+}
+
+fn child_named(node: &KdlNode, key: &str) -> Option<SourceSpan> {
+    node.children()?
+        .nodes()
+        .iter()
+        .find(|c| c.name().value() == key)
+        .map(KdlNode::span)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn is_root() -> bool {
+        // SAFETY: geteuid(2) cannot fail.
+        unsafe { libc::geteuid() == 0 }
+    }
+
+    struct TempDir(std::path::PathBuf);
+
+    impl TempDir {
+        fn new(tag: &str) -> Self {
+            let p = std::env::temp_dir().join(format!("upkeep-host-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).expect("mkdir");
+            TempDir(p)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn chmod(p: &Path, mode: u32) {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+
+    fn run(cfg_text: &str, dir: &Path) -> Result<Vec<String>, Vec<(usize, usize, String)>> {
+        let cfg = parse_str(cfg_text, "t.kdl").expect("parses");
+        check(&cfg, cfg_text, "t.kdl", dir).map_err(|e| e.problems())
+    }
+
+    fn with_check(global: &str, check: &str) -> String {
+        format!(
+            "{global}check \"c\" {{\n    script \"{check}\"\n}}\ninstance \"web\" {{\n    interface \"eth0\"\n    vrid 51\n    vip \"192.0.2.100/24\"\n    track \"c\"\n}}\n"
+        )
+    }
+
+    #[test]
+    fn default_user_is_unprivileged_and_root_is_a_warning() {
+        let default = security::script_user(None).expect("nobody exists here");
+        assert_ne!(default.uid, 0);
+        assert!([security::SCRIPT_USER, security::FALLBACK_SCRIPT_USER]
+            .contains(&default.name.as_str()));
+        let dir = Path::new("/");
+        assert_eq!(run(&with_check("", "/bin/true"), dir), Ok(vec![]));
+        let warnings = run(
+            &with_check("global {\n    script-user \"root\"\n}\n", "/bin/true"),
+            dir,
+        )
+        .expect("root is allowed");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("check `c` run as root"),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn a_user_that_does_not_exist_is_refused_at_its_line() {
+        let text = with_check(
+            "global {\n    script-user \"no-such-user-upkeep\"\n}\n",
+            "/bin/true",
+        );
+        let problems = run(&text, Path::new("/")).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        let (line, col, msg) = &problems[0];
+        assert_eq!((*line, *col), (2, 5), "{msg}");
+        assert!(
+            msg.contains("check `c`") && msg.contains("user `no-such-user-upkeep` does not exist"),
+            "{msg}"
+        );
+        // A check's own `user`, and a notify command (global's user).
+        let text = "check \"c\" {\n    script \"/bin/true\"\n    user \"no-such-user-upkeep\"\n}\n\
+                    instance \"web\" {\n    interface \"eth0\"\n    vrid 51\n    vip \"192.0.2.100/24\"\n    track \"c\"\n    notify-master \"/bin/true\"\n}\n";
+        let problems = run(text, Path::new("/")).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!((problems[0].0, problems[0].1), (3, 5), "{problems:?}");
+    }
+
+    #[test]
+    fn a_script_its_user_cannot_reach_is_refused_with_the_path_and_why() {
+        if !is_root() {
+            eprintln!("skipped: needs root to make root-owned files");
+            return;
+        }
+        let tmp = TempDir::new("reach");
+        chmod(&tmp.0, 0o755);
+        let private = tmp.0.join("private");
+        std::fs::create_dir(&private).expect("mkdir");
+        let script = private.join("check.sh");
+        std::fs::write(&script, "#!/bin/sh\nexit 0\n").expect("write");
+        chmod(&script, 0o755);
+        let text = with_check(
+            "global {\n    script-user \"nobody\"\n}\n",
+            &script.display().to_string(),
+        );
+        chmod(&private, 0o755);
+        assert_eq!(run(&text, &tmp.0), Ok(vec![]));
+
+        // The directory is root's alone: nobody cannot search it.
+        chmod(&private, 0o700);
+        let problems = run(&text, &tmp.0).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        let (line, col, msg) = &problems[0];
+        assert_eq!((*line, *col), (5, 5), "at the `script` line: {msg}");
+        assert!(
+            msg.contains("check `c` refused (runs as `nobody`)")
+                && msg.contains(&format!(
+                    "user `nobody` cannot run {}: {} (on its path) is mode 0700, owner root",
+                    script.display(),
+                    private.display()
+                ))
+                && msg.contains("`nobody` has no search (x) permission"),
+            "{msg}"
+        );
+        chmod(&private, 0o755);
+
+        // A script nobody may execute but not read: the shell could not read it.
+        chmod(&script, 0o711);
+        let msg = run(&text, &tmp.0).unwrap_err().remove(0).2;
+        assert!(
+            msg.contains("is mode 0711") && msg.contains("read and execute (rx)"),
+            "{msg}"
+        );
+        // A binary needs only execute permission.
+        let bin = private.join("true");
+        std::fs::copy("/bin/true", &bin).expect("copy");
+        chmod(&bin, 0o711);
+        let text_bin = with_check(
+            "global {\n    script-user \"nobody\"\n}\n",
+            &bin.display().to_string(),
+        );
+        assert_eq!(run(&text_bin, &tmp.0), Ok(vec![]));
+        chmod(&script, 0o755);
+
+        // Check scripts start in the config's directory: nobody must be able to enter it.
+        chmod(&tmp.0, 0o700);
+        let msg = run(&text, &tmp.0).unwrap_err().remove(0).2;
+        assert!(
+            msg.contains(&format!(
+                "user `nobody` cannot start in {}",
+                tmp.0.display()
+            )),
+            "{msg}"
+        );
+        chmod(&tmp.0, 0o755);
+
+        // Root may run it whatever the modes (and script security passes: all root's).
+        chmod(&private, 0o700);
+        let as_root = with_check(
+            "global {\n    script-user \"root\"\n}\n",
+            &script.display().to_string(),
+        );
+        assert_eq!(run(&as_root, &tmp.0).map(|w| w.len()), Ok(1));
+    }
+}
