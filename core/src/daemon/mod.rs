@@ -38,7 +38,7 @@ use crate::vrrp::receive;
 use checks::{Check, Loaded};
 use instance::Instance;
 use status::{CheckStatus, ReloadStatus, Status, StatusFile};
-use vips::Op;
+use vips::VipWriter;
 use wiring::{Rx, Wires};
 
 /// Delay of the second round of gratuitous ARP / NA after becoming master.
@@ -82,7 +82,9 @@ struct Daemon {
     rx: mpsc::Receiver<Rx>,
     links: mpsc::UnboundedReceiver<LinkEvent>,
     check_rx: mpsc::UnboundedReceiver<CheckResult>,
-    vips: vips::Sender,
+    vips: VipWriter,
+    /// Instances whose takeover announcement waits for their addresses (see [`Daemon::pump`]).
+    announce_queue: Vec<usize>,
     queue: VecDeque<(usize, Event)>,
     global_drops: HashMap<DropReason, u64>,
     status_file: StatusFile,
@@ -131,7 +133,7 @@ impl Daemon {
         let (tx, rx) = mpsc::channel(1024);
         let (check_tx, check_rx) = mpsc::unbounded_channel();
         let (prepared_tx, prepared_rx) = mpsc::unbounded_channel();
-        let vips_tx = vips::spawn().context("opening a netlink socket for VIP changes")?;
+        let vips = VipWriter::open().context("opening a netlink socket for VIP changes")?;
         let mut daemon = Self {
             cfg: Config::default(),
             source,
@@ -144,7 +146,8 @@ impl Daemon {
             rx,
             links,
             check_rx,
-            vips: vips_tx,
+            vips,
+            announce_queue: Vec::new(),
             queue: VecDeque::new(),
             global_drops: HashMap::new(),
             status_file: StatusFile::new(&opts.state_dir),
@@ -215,14 +218,12 @@ impl Daemon {
                 .with_context(|| format!("instance `{}` on {}", inst.name, inst.interface))?;
             // A crash may have left our VIPs behind: clear them before the first election
             // (all instances' in one netlink batch, waited for below).
-            let _ = daemon.vips.send(Op::Remove(wiring.owned.clone()));
+            daemon.vips.remove(&wiring.owned);
             let mut rt = Instance::new(inst.clone(), &cfg.global, wiring);
             rt.link_down = !up;
             daemon.instances.push(rt);
         }
-        let (done, cleared) = oneshot::channel();
-        let _ = daemon.vips.send(Op::Flush(done));
-        let _ = cleared.await;
+        daemon.vips.flush();
         daemon.cfg = cfg;
         for def in daemon.cfg.checks.clone() {
             let plugin = prepared.check_plugins.get(&def.name).cloned();
@@ -324,10 +325,7 @@ impl Daemon {
             self.flush_status(now, false);
         }
 
-        // Let netlink finish removing what we held before we go.
-        let (done, wait) = oneshot::channel();
-        let _ = self.vips.send(Op::Flush(done));
-        let _ = tokio::time::timeout(Duration::from_secs(5), wait).await;
+        self.vips.flush();
         // notify-stop commands were queued by the last transitions: let them run.
         if let Some(n) = self.notifier.take() {
             n.shutdown().await;
@@ -477,7 +475,7 @@ impl Daemon {
             warn!("{why} again: removing VIPs now");
             for inst in &mut self.instances {
                 if inst.stats.vips_held {
-                    let _ = self.vips.send(Op::Remove(inst.owned.clone()));
+                    self.vips.remove(&inst.owned);
                     inst.stats.vips_held = false;
                 }
             }
@@ -707,12 +705,22 @@ impl Daemon {
         }
     }
 
-    /// Run queued events through the state machines until none are left.
+    /// Run queued events through the state machines until none are left, then apply their
+    /// address changes in one netlink batch, and only then announce the takeovers: clients
+    /// moved by a gratuitous ARP find the address already there.
     fn pump(&mut self, now: Instant) {
         while let Some((i, ev)) = self.queue.pop_front() {
             let actions = self.instances[i].fsm.handle(ev, now);
             for a in actions {
                 self.apply(i, a, now);
+            }
+        }
+        self.vips.flush();
+        for i in std::mem::take(&mut self.announce_queue) {
+            let inst = &self.instances[i];
+            // Stepped down again within the same pass: the addresses are someone else's.
+            if inst.stats.vips_held {
+                announce(inst, &self.cfg.global);
             }
         }
     }
@@ -728,17 +736,17 @@ impl Daemon {
                 }
             }
             Action::Announce => {
-                announce(inst, &self.cfg.global);
+                self.announce_queue.push(i);
                 // A second round a little later (keepalived's garp_master_delay), for switches
                 // and clients that missed or overrode the first.
                 inst.garp_refresh_at = Some(now + GARP_MASTER_DELAY);
             }
             Action::AddVips => {
-                let _ = self.vips.send(Op::Add(inst.owned.clone()));
+                self.vips.add(&inst.owned);
                 inst.stats.vips_held = true;
             }
             Action::RemoveVips => {
-                let _ = self.vips.send(Op::Remove(inst.owned.clone()));
+                self.vips.remove(&inst.owned);
                 inst.stats.vips_held = false;
                 inst.garp_refresh_at = None;
                 inst.announce_epoch.fetch_add(1, Ordering::SeqCst);

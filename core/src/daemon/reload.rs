@@ -17,7 +17,6 @@ use crate::vrrp::fsm::Event;
 use super::checks::{self, Loaded};
 use super::instance::Instance;
 use super::status::ReloadStatus;
-use super::vips::Op;
 use super::{all_vips, announce_addrs, Daemon};
 
 /// A reload whose config is parsed and validated and whose plugins are compiled.
@@ -292,13 +291,15 @@ impl Daemon {
             info!(parent: &inst.span, "settings changed by reload");
             if inst.stats.vips_held {
                 if !removed.addrs.is_empty() || !removed.routes.is_empty() {
-                    let _ = self.vips.send(Op::Remove(removed.into()));
+                    self.vips.remove(&removed);
                 }
                 if !added.addrs.is_empty() || !added.routes.is_empty() {
                     let addrs: Vec<_> = added.addrs.iter().map(|a| a.1).collect();
-                    let _ = self.vips.send(Op::Add(added.into()));
+                    self.vips.add(&added);
+                    self.vips.flush();
                     announce_addrs(&self.instances[i], &addrs, &new.global);
                 }
+                self.vips.flush();
             }
         }
 

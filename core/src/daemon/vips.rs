@@ -1,13 +1,13 @@
-//! Applies VIP and route changes on a thread of its own, strictly in order: the event loop
-//! never waits on the kernel (nor on rtnl_lock), an add is never overtaken by an earlier
-//! remove, and whatever is queued when the thread wakes goes to the kernel as one netlink
-//! batch (a takeover of 255 instances is one `sendmsg`).
+//! Applies VIP and route changes from the event loop, in order, as netlink batches: the changes
+//! one pass of the loop produces go to the kernel in a single `sendmsg`, which the kernel has
+//! applied when it returns (a takeover of 255 instances is one call). Synchronous on purpose: the
+//! address must be up before the gratuitous ARP that sends clients to it (an ARP ahead of the
+//! address makes clients send to a host that drops their packets), and a thread in between would
+//! add its wake-up to every takeover. keepalived does the same.
 
 use std::net::IpAddr;
-use std::sync::mpsc;
 use std::sync::Arc;
 
-use tokio::sync::oneshot;
 use tracing::warn;
 
 use crate::config::Route;
@@ -70,53 +70,45 @@ impl Owned {
     }
 }
 
-pub enum Op {
-    Add(Arc<Owned>),
-    Remove(Arc<Owned>),
-    /// Answered once every earlier op is done.
-    Flush(oneshot::Sender<()>),
+/// Changes queued by the event loop until its next [`VipWriter::flush`].
+pub struct VipWriter {
+    sock: BatchSocket,
+    batch: Vec<(Arc<str>, Change)>,
 }
 
-pub type Sender = mpsc::Sender<Op>;
+impl VipWriter {
+    pub fn open() -> std::io::Result<Self> {
+        Ok(VipWriter {
+            sock: BatchSocket::open()?,
+            batch: Vec::new(),
+        })
+    }
 
-/// Starts the thread. It ends when every [`Sender`] is dropped.
-pub fn spawn() -> std::io::Result<Sender> {
-    let mut sock = BatchSocket::open()?;
-    let (tx, rx) = mpsc::channel::<Op>();
-    let span = tracing::Span::current();
-    std::thread::Builder::new()
-        .name("upkeep-netlink".into())
-        .spawn(move || {
-            let _enter = span.enter();
-            let mut batch: Vec<(Arc<str>, Change)> = Vec::new();
-            let mut flushes = Vec::new();
-            while let Ok(first) = rx.recv() {
-                // Everything queued meanwhile goes in the same batch, in order.
-                for op in std::iter::once(first).chain(rx.try_iter()) {
-                    match op {
-                        Op::Add(o) => o.adds(&mut batch, &Arc::from(o.instance.as_str())),
-                        Op::Remove(o) => o.removes(&mut batch, &Arc::from(o.instance.as_str())),
-                        Op::Flush(done) => flushes.push(done),
-                    }
-                }
-                if !batch.is_empty() {
-                    let changes: Vec<Change> = batch.iter().map(|(_, c)| c.clone()).collect();
-                    for (change, e) in sock.apply(&changes) {
-                        let instance = batch
-                            .iter()
-                            .find(|(_, c)| *c == change)
-                            .map(|(who, _)| who.as_ref())
-                            .unwrap_or("?");
-                        warn!(instance, "{change}: {e}");
-                    }
-                    batch.clear();
-                }
-                for done in flushes.drain(..) {
-                    let _ = done.send(());
-                }
-            }
-        })?;
-    Ok(tx)
+    pub fn add(&mut self, o: &Owned) {
+        o.adds(&mut self.batch, &Arc::from(o.instance.as_str()));
+    }
+
+    pub fn remove(&mut self, o: &Owned) {
+        o.removes(&mut self.batch, &Arc::from(o.instance.as_str()));
+    }
+
+    /// Applies everything queued, in order, in one batch; failures are logged.
+    pub fn flush(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let changes: Vec<Change> = self.batch.iter().map(|(_, c)| c.clone()).collect();
+        for (change, e) in self.sock.apply(&changes) {
+            let instance = self
+                .batch
+                .iter()
+                .find(|(_, c)| *c == change)
+                .map(|(who, _)| who.as_ref())
+                .unwrap_or("?");
+            warn!(instance, "{change}: {e}");
+        }
+        self.batch.clear();
+    }
 }
 
 /// Removes what `o` holds, waiting for each answer (start-up clean-up, before the loop runs).
