@@ -77,6 +77,29 @@ impl Tracker {
     }
 }
 
+/// When a check's next run is due: every `interval` from the first, and at once after a run
+/// that took longer than the interval, so that runs never overlap or bunch up.
+pub struct Schedule {
+    next: tokio::time::Instant,
+    interval: Duration,
+}
+
+impl Schedule {
+    /// The first run is now.
+    pub fn new(interval: Duration) -> Self {
+        Schedule {
+            next: tokio::time::Instant::now(),
+            interval,
+        }
+    }
+
+    /// Sleeps until the next run is due.
+    pub async fn wait(&mut self) {
+        self.next = (self.next + self.interval).max(tokio::time::Instant::now());
+        tokio::time::sleep_until(self.next).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,7 +26,7 @@ pub struct ScriptCheck {
 
 /// Run the check forever, sending each result; ends when the receiver is gone.
 pub async fn run(check: ScriptCheck, tx: mpsc::UnboundedSender<CheckResult>) {
-    let mut next = tokio::time::Instant::now();
+    let mut schedule = super::Schedule::new(check.interval);
     loop {
         let (ok, message, duration) = run_once(&check).await;
         let result = CheckResult {
@@ -39,12 +39,7 @@ pub async fn run(check: ScriptCheck, tx: mpsc::UnboundedSender<CheckResult>) {
         if tx.send(result).is_err() {
             return;
         }
-        next += check.interval;
-        let now = tokio::time::Instant::now();
-        if next < now {
-            next = now; // a slow run: start the next one now rather than bunching up
-        }
-        tokio::time::sleep_until(next).await;
+        schedule.wait().await;
     }
 }
 

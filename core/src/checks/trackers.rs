@@ -184,7 +184,7 @@ where
     F: Fn() -> CheckResult + Send + Sync + 'static,
 {
     let probe = std::sync::Arc::new(probe);
-    let mut next = tokio::time::Instant::now();
+    let mut schedule = super::Schedule::new(interval);
     loop {
         let p = probe.clone();
         let Ok(result) = tokio::task::spawn_blocking(move || p()).await else {
@@ -193,12 +193,7 @@ where
         if tx.send(result).is_err() {
             return;
         }
-        next += interval;
-        let now = tokio::time::Instant::now();
-        if next < now {
-            next = now;
-        }
-        tokio::time::sleep_until(next).await;
+        schedule.wait().await;
     }
 }
 

@@ -470,19 +470,14 @@ impl Plugin {
     ) -> tokio::task::AbortHandle {
         let runtime = self.host.inner.runtime().handle().clone();
         let task = runtime.spawn(async move {
-            let mut next = tokio::time::Instant::now();
+            let mut schedule = super::Schedule::new(interval);
             loop {
                 let started = Instant::now();
                 let result = self.check_call(&config).await;
                 if !report(outcome(result, started)) {
                     return;
                 }
-                next += interval;
-                let now = tokio::time::Instant::now();
-                if next < now {
-                    next = now;
-                }
-                tokio::time::sleep_until(next).await;
+                schedule.wait().await;
             }
         });
         task.abort_handle()
