@@ -396,16 +396,7 @@ mod tests {
     use super::*;
 
     fn report(pattern: &str) -> PingReport {
-        PingReport {
-            probes: pattern
-                .chars()
-                .enumerate()
-                .map(|(k, c)| Probe {
-                    sent: Duration::from_millis(10 * k as u64),
-                    rtt: (c == '.').then_some(Duration::from_millis(1)),
-                })
-                .collect(),
-        }
+        PingReport::from_pattern(pattern, Duration::from_millis(10))
     }
 
     #[test]

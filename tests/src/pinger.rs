@@ -29,6 +29,21 @@ pub struct PingReport {
 }
 
 impl PingReport {
+    /// A report written as a pattern, one probe every `step`: `.` answered (in 1 ms), any other
+    /// character lost. For tests of code that reads reports.
+    pub fn from_pattern(pattern: &str, step: Duration) -> Self {
+        PingReport {
+            probes: pattern
+                .chars()
+                .zip(0u32..)
+                .map(|(c, k)| Probe {
+                    sent: step * k,
+                    rtt: (c == '.').then_some(Duration::from_millis(1)),
+                })
+                .collect(),
+        }
+    }
+
     pub fn sent(&self) -> usize {
         self.probes.len()
     }
@@ -282,16 +297,7 @@ mod tests {
     use super::*;
 
     fn report(pattern: &str) -> PingReport {
-        PingReport {
-            probes: pattern
-                .chars()
-                .enumerate()
-                .map(|(k, c)| Probe {
-                    sent: Duration::from_millis(10 * k as u64),
-                    rtt: (c == '.').then_some(Duration::from_millis(1)),
-                })
-                .collect(),
-        }
+        PingReport::from_pattern(pattern, Duration::from_millis(10))
     }
 
     #[test]
