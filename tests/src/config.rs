@@ -30,6 +30,13 @@ pub struct Instance {
 }
 
 impl Instance {
+    /// The tests' usual instance: `web`, VRID 51, VIP 192.0.2.100/24, adverts every 100 ms.
+    pub fn web(priority: u8) -> Self {
+        Instance::new("web", 51, priority)
+            .interval_ms(100)
+            .vip("192.0.2.100/24")
+    }
+
     /// An instance on eth0, VRRPv3, 1 s adverts, preempting, no VIP yet.
     pub fn new(name: &str, vrid: u8, priority: u8) -> Self {
         Instance {

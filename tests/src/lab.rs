@@ -489,6 +489,14 @@ impl Lab {
 
     /// Starts keepalived (VRRP only, foreground, logging to the console) on host i with `conf`
     /// as its config (written to `h{i}.conf`), pid files in the lab dir.
+    /// Starts upkeep on host i with a config of this one instance.
+    pub fn start_instance(&self, i: usize, inst: &crate::Instance) -> Result<Daemon> {
+        self.start_upkeep(
+            i,
+            &crate::upkeep_config(&format!("h{i}"), std::slice::from_ref(inst)),
+        )
+    }
+
     pub fn start_keepalived(&self, i: usize, conf: &str) -> Result<Daemon> {
         let config = self.write_file(&format!("h{i}.conf"), conf)?;
         let pid = self.dir_path.join(format!("h{i}.pid"));

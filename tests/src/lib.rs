@@ -49,4 +49,4 @@ pub use lab::{
 pub use libc::{SIGHUP, SIGINT, SIGKILL, SIGTERM};
 pub use packet::AdvertSpec;
 pub use pinger::{PingReport, Pinger, Probe};
-pub use wait::{wait_for, wait_until, Timeline, POLL};
+pub use wait::{ms, secs, wait_for, wait_until, Timeline, POLL};

@@ -6,6 +6,16 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 
 /// How often the waits poll.
+/// `s` seconds (tests' shorthand).
+pub fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+/// `m` milliseconds (tests' shorthand).
+pub fn ms(m: u64) -> Duration {
+    Duration::from_millis(m)
+}
+
 pub const POLL: Duration = Duration::from_millis(20);
 
 /// Polls `pred` until it holds; returns how long that took, or an error after `timeout`.

@@ -11,27 +11,15 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
-use upkeep_tests::{lab_test, upkeep_config, wait_for, Captured, Daemon, Instance, Lab, SIGTERM};
+use upkeep_tests::{
+    lab_test, ms, secs, upkeep_config, wait_for, Captured, Daemon, Instance, Lab, SIGTERM,
+};
 
 const VIP: &str = "192.0.2.100";
 
-fn secs(s: u64) -> Duration {
-    Duration::from_secs(s)
-}
-
-fn ms(m: u64) -> Duration {
-    Duration::from_millis(m)
-}
-
-fn web(priority: u8) -> Instance {
-    Instance::new("web", 51, priority)
-        .interval_ms(100)
-        .vip("192.0.2.100/24")
-}
-
 /// `web` at `priority`, tracking check `check` (with the check's own weight unless given).
 fn tracking(priority: u8, check: &str, weight: Option<i32>) -> Instance {
-    let mut i = web(priority);
+    let mut i = Instance::web(priority);
     i.extra_kdl.push(match weight {
         Some(w) => format!("track {check:?} weight={w}"),
         None => format!("track {check:?}"),
@@ -49,7 +37,7 @@ fn q(p: &Path) -> String {
 fn start_pair(lab: &Lab, h1_kdl: &str) -> Result<(Daemon, Daemon)> {
     let h1 = lab.start_upkeep(1, h1_kdl)?;
     h1.wait_state("web", "master", secs(10))?;
-    let h2 = lab.start_upkeep(2, &upkeep_config("h2", &[web(90)]))?;
+    let h2 = lab.start_upkeep(2, &upkeep_config("h2", &[Instance::web(90)]))?;
     h2.wait_backup_of("web", "192.0.2.1", secs(10))?;
     lab.wait_holders(VIP, &[1], secs(5))?;
     Ok((h1, h2))
@@ -369,7 +357,7 @@ fn notify_commands_run_in_order_with_keepalived_arguments() {
         let conf = |i: usize, priority: u8| {
             let log = lab.dir().join(format!("h{i}.notify"));
             let cmd = |what: &str| format!("{} {} {what}", script.display(), log.display());
-            let mut inst = web(priority);
+            let mut inst = Instance::web(priority);
             for (key, what) in [
                 ("notify-master", "master"),
                 ("notify-backup", "backup"),

@@ -10,7 +10,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use upkeep_tests::{lab_test, upkeep_config, wait_until, Captured, Daemon, Instance, Lab, SIGKILL};
+use upkeep_tests::{
+    lab_test, ms, secs, upkeep_config, wait_until, Captured, Daemon, Instance, Lab, SIGKILL,
+};
 
 const VIP: &str = "192.0.2.100";
 const ROUTE: &str = "198.51.100.0/24";
@@ -25,32 +27,16 @@ fn serial_lab(body: impl FnOnce(&Lab) -> Result<()>) {
     lab_test(2, body);
 }
 
-fn secs(s: u64) -> Duration {
-    Duration::from_secs(s)
-}
-
-fn ms(m: u64) -> Duration {
-    Duration::from_millis(m)
-}
-
+/// [`Instance::web`] with adverts every [`INTERVAL`].
 fn web(priority: u8) -> Instance {
-    Instance::new("web", 51, priority)
-        .interval(INTERVAL)
-        .vip("192.0.2.100/24")
-}
-
-fn start(lab: &Lab, i: usize, inst: &Instance) -> Result<Daemon> {
-    lab.start_upkeep(
-        i,
-        &upkeep_config(&format!("h{i}"), std::slice::from_ref(inst)),
-    )
+    Instance::web(priority).interval(INTERVAL)
 }
 
 /// h1 at 100 (master, holding the VIP), h2 at 90 (its backup).
 fn pair(lab: &Lab, h1: &Instance, h2: &Instance) -> Result<(Daemon, Daemon)> {
-    let d1 = start(lab, 1, h1)?;
+    let d1 = lab.start_instance(1, h1)?;
     d1.wait_state("web", "master", secs(10))?;
-    let d2 = start(lab, 2, h2)?;
+    let d2 = lab.start_instance(2, h2)?;
     d2.wait_backup_of("web", "192.0.2.1", secs(10))?;
     lab.wait_holders(VIP, &[1], secs(5))?;
     Ok((d1, d2))
@@ -271,7 +257,7 @@ fn sigkill_and_restart_leave_no_stale_vip_and_no_duplicate_route() {
         ensure!(route_count(lab, 2, ROUTE)? == 1, "h2: {}", lab.routes(2));
 
         // Restarted (preempting, higher): master again, the VIP and the route exactly once.
-        let h1 = start(lab, 1, &routed(100))?;
+        let h1 = lab.start_instance(1, &routed(100))?;
         h1.wait_state("web", "master", secs(5))?;
         lab.wait_holders(VIP, &[1], secs(3))?;
         h2.wait_backup_of("web", "192.0.2.1", secs(3))?;
@@ -292,7 +278,7 @@ fn sigkill_and_restart_leave_no_stale_vip_and_no_duplicate_route() {
         h1.wait_exit(secs(2))?;
         drop(h1);
         h2.wait_state("web", "master", secs(3))?;
-        let h1 = start(lab, 1, &routed(80))?;
+        let h1 = lab.start_instance(1, &routed(80))?;
         h1.wait_backup_of("web", "192.0.2.2", secs(5))?;
         lab.wait_holders(VIP, &[2], secs(3))?;
         ensure!(
@@ -641,7 +627,7 @@ fn cpu_starvation_and_a_slow_check_do_not_delay_adverts() {
         );
         let h1 = lab.start_upkeep(1, &kdl)?;
         h1.wait_state("web", "master", secs(10))?;
-        let h2 = start(lab, 2, &web(90))?;
+        let h2 = lab.start_instance(2, &web(90))?;
         h2.wait_backup_of("web", "192.0.2.1", secs(10))?;
         let t2 = h2.counter("web", "transitions")?;
 

@@ -7,14 +7,12 @@
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use upkeep_tests::{keepalived_config, lab_test, list_netns, AdvertSpec, Instance, Lab, SIGTERM};
+use upkeep_tests::{
+    keepalived_config, lab_test, list_netns, secs, AdvertSpec, Instance, Lab, SIGTERM,
+};
 
 const VIP: &str = "192.0.2.100";
 const VIP6: &str = "2001:db8::100";
-
-fn secs(s: u64) -> Duration {
-    Duration::from_secs(s)
-}
 
 #[test]
 fn keepalived_pair_elects_master_client_pings_and_failover() {

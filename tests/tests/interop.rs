@@ -4,18 +4,15 @@
 //!
 //! Run alone: `cargo build -p upkeep && cargo test -p upkeep-tests --test interop`
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{ensure, Result};
 use upkeep_tests::{
-    keepalived_available, keepalived_config, lab_test, upkeep_config, Daemon, Instance, Kind, Lab,
+    keepalived_available, keepalived_config, lab_test, secs, upkeep_config, Daemon, Instance, Kind,
+    Lab,
 };
 
 const VIP: &str = "192.0.2.100";
-
-fn secs(s: u64) -> Duration {
-    Duration::from_secs(s)
-}
 
 fn start(lab: &Lab, i: usize, kind: Kind, inst: &Instance) -> Result<Daemon> {
     let rid = format!("h{i}");

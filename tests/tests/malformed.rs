@@ -11,14 +11,12 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use serde_json::Value;
 use upkeep_tests::packet::{vrrp_checksum, ChecksumMode};
-use upkeep_tests::{lab_test, status_drops, upkeep_config, AdvertSpec, Daemon, Instance, Lab};
+use upkeep_tests::{
+    lab_test, secs, status_drops, upkeep_config, AdvertSpec, Daemon, Instance, Lab,
+};
 
 const VIP: &str = "192.0.2.100";
 const VIP6: &str = "2001:db8::100";
-
-fn secs(s: u64) -> Duration {
-    Duration::from_secs(s)
-}
 
 fn sum_of(st: &Value, reasons: &[&str]) -> u64 {
     let d = status_drops(st);

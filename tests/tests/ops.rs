@@ -11,13 +11,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::Value;
-use upkeep_tests::{lab_test, upkeep_bin, upkeep_config, Instance, Lab};
+use upkeep_tests::{lab_test, secs, upkeep_bin, upkeep_config, Instance, Lab};
 
 const VIP: &str = "192.0.2.100";
-
-fn secs(s: u64) -> Duration {
-    Duration::from_secs(s)
-}
 
 /// `upkeep status --json` for host i, through its control socket.
 fn status(lab: &Lab, i: usize) -> Result<Value> {

@@ -14,26 +14,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::{json, Value};
 use upkeep_tests::{
-    lab_test, replace_file, upkeep_config, with_custom_section, AddrMonitor, Captured, Daemon,
-    Instance, Lab, SIGHUP,
+    lab_test, ms, replace_file, secs, upkeep_config, with_custom_section, AddrMonitor, Captured,
+    Daemon, Instance, Lab, SIGHUP,
 };
 
 const VIP: &str = "192.0.2.100";
 const VIP2: &str = "192.0.2.101";
-
-fn secs(s: u64) -> Duration {
-    Duration::from_secs(s)
-}
-
-fn ms(m: u64) -> Duration {
-    Duration::from_millis(m)
-}
-
-fn web(priority: u8) -> Instance {
-    Instance::new("web", 51, priority)
-        .interval_ms(100)
-        .vip("192.0.2.100/24")
-}
 
 fn api(priority: u8) -> Instance {
     Instance::new("api", 52, priority)
@@ -47,9 +33,9 @@ fn conf(i: usize, instances: &[Instance]) -> String {
 
 /// h1 (priority 100) master of `web`, h2 (90) its backup, h1 holding the VIP.
 fn two_hosts(lab: &Lab) -> Result<(Daemon, Daemon)> {
-    let h1 = lab.start_upkeep(1, &conf(1, &[web(100)]))?;
+    let h1 = lab.start_upkeep(1, &conf(1, &[Instance::web(100)]))?;
     h1.wait_state("web", "master", secs(10))?;
-    let h2 = lab.start_upkeep(2, &conf(2, &[web(90)]))?;
+    let h2 = lab.start_upkeep(2, &conf(2, &[Instance::web(90)]))?;
     h2.wait_backup_of("web", "192.0.2.1", secs(10))?;
     lab.wait_holders(VIP, &[1], secs(5))?;
     Ok((h1, h2))
@@ -143,10 +129,10 @@ fn adding_an_instance_disturbs_nothing_running() {
         std::thread::sleep(ms(300));
 
         // The new instance's master-to-be first, so the other host finds it already there.
-        let r = rewrite(&h2, &conf(2, &[web(90), api(100)]))?;
+        let r = rewrite(&h2, &conf(2, &[Instance::web(90), api(100)]))?;
         expect_reload(&h2, &r, "applied", &["api"], &[], &[])?;
         h2.wait_state("api", "master", secs(5))?;
-        let r = rewrite(&h1, &conf(1, &[web(100), api(90)]))?;
+        let r = rewrite(&h1, &conf(1, &[Instance::web(100), api(90)]))?;
         expect_reload(&h1, &r, "applied", &["api"], &[], &[])?;
         h1.wait_backup_of("api", "192.0.2.2", secs(5))?;
         lab.wait_holders(VIP2, &[2], secs(5))?;
@@ -206,9 +192,12 @@ fn adding_an_instance_next_to_a_notify_hook_disturbs_nothing_running() {
             i.extra_kdl.push("notify-hook \"log\"".into());
             i
         };
-        let h1 = lab.start_upkeep(1, &format!("{}{hook}", conf(1, &[hooked(web(100))])))?;
+        let h1 = lab.start_upkeep(
+            1,
+            &format!("{}{hook}", conf(1, &[hooked(Instance::web(100))])),
+        )?;
         h1.wait_state("web", "master", secs(10))?;
-        let h2 = lab.start_upkeep(2, &conf(2, &[web(90)]))?;
+        let h2 = lab.start_upkeep(2, &conf(2, &[Instance::web(90)]))?;
         h2.wait_backup_of("web", "192.0.2.1", secs(10))?;
         lab.wait_holders(VIP, &[1], secs(5))?;
         let t1 = h1.counter("web", "transitions")?;
@@ -218,7 +207,7 @@ fn adding_an_instance_next_to_a_notify_hook_disturbs_nothing_running() {
 
         let r = rewrite(
             &h1,
-            &format!("{}{hook}", conf(1, &[hooked(web(100)), api(100)])),
+            &format!("{}{hook}", conf(1, &[hooked(Instance::web(100)), api(100)])),
         )?;
         expect_reload(&h1, &r, "applied", &["api"], &[], &[])?;
         lab.wait_holders(VIP2, &[1], secs(5))?;
@@ -249,7 +238,7 @@ fn raising_the_backups_priority_moves_the_vip_once() {
         let t2 = h2.counter("web", "transitions")?;
 
         let t0 = Instant::now();
-        let r = rewrite(&h2, &conf(2, &[web(110)]))?;
+        let r = rewrite(&h2, &conf(2, &[Instance::web(110)]))?;
         expect_reload(&h2, &r, "applied", &[], &["web"], &[])?;
         lab.wait_holders(VIP, &[2], secs(3))?;
         let took = t0.elapsed();
@@ -285,7 +274,7 @@ fn raising_the_backups_priority_moves_the_vip_once() {
 fn broken_configs_are_refused_with_their_location_and_change_nothing() {
     lab_test(2, |lab| {
         let (h1, h2) = two_hosts(lab)?;
-        let good = conf(1, &[web(100)]);
+        let good = conf(1, &[Instance::web(100)]);
         let file = h1.config_path().to_path_buf();
         let t1 = h1.counter("web", "transitions")?;
         let t2 = h2.counter("web", "transitions")?;
@@ -293,11 +282,11 @@ fn broken_configs_are_refused_with_their_location_and_change_nothing() {
         let syntax = format!("{good}instance \"api\" {{\n    vip \"192.0.2.101/24\n}}\n");
         let mut on_eth9 = api(100);
         on_eth9.interface = "eth9".into();
-        let eth9 = conf(1, &[web(100), on_eth9]);
+        let eth9 = conf(1, &[Instance::web(100), on_eth9]);
         let dup = conf(
             1,
             &[
-                web(100),
+                Instance::web(100),
                 Instance::new("api", 51, 100).vip("192.0.2.101/24"),
             ],
         );
@@ -445,11 +434,11 @@ fn replaced_plugin_is_reloaded_without_a_transition() {
              timeout \"1s\"\n    weight -50\n}}\n",
             plugin.display().to_string()
         );
-        let mut tracked = web(100);
+        let mut tracked = Instance::web(100);
         tracked.extra_kdl.push("track \"p80\"".into());
         let h1 = lab.start_upkeep(1, &format!("{}{check}", conf(1, &[tracked])))?;
         h1.wait_state("web", "master", secs(10))?;
-        let h2 = lab.start_upkeep(2, &conf(2, &[web(90)]))?;
+        let h2 = lab.start_upkeep(2, &conf(2, &[Instance::web(90)]))?;
         h2.wait_backup_of("web", "192.0.2.1", secs(10))?;
         lab.wait_holders(VIP, &[1], secs(5))?;
         h1.wait_check("p80", "healthy after 2 runs", secs(5), |c| {
@@ -514,10 +503,10 @@ fn replaced_plugin_is_reloaded_without_a_transition() {
 #[test]
 fn removing_an_instance_releases_its_vip_and_leaves_the_other_alone() {
     lab_test(2, |lab| {
-        let h1 = lab.start_upkeep(1, &conf(1, &[web(100), api(100)]))?;
+        let h1 = lab.start_upkeep(1, &conf(1, &[Instance::web(100), api(100)]))?;
         h1.wait_state("web", "master", secs(10))?;
         h1.wait_state("api", "master", secs(5))?;
-        let h2 = lab.start_upkeep(2, &conf(2, &[web(90), api(90)]))?;
+        let h2 = lab.start_upkeep(2, &conf(2, &[Instance::web(90), api(90)]))?;
         h2.wait_backup_of("web", "192.0.2.1", secs(10))?;
         h2.wait_backup_of("api", "192.0.2.1", secs(5))?;
         lab.wait_holders(VIP, &[1], secs(5))?;
@@ -529,7 +518,7 @@ fn removing_an_instance_releases_its_vip_and_leaves_the_other_alone() {
 
         // Removed from the master: it resigns, the backup takes over at once.
         let t0 = Instant::now();
-        let r = rewrite(&h1, &conf(1, &[web(100)]))?;
+        let r = rewrite(&h1, &conf(1, &[Instance::web(100)]))?;
         expect_reload(&h1, &r, "applied", &[], &[], &["api"])?;
         lab.wait_holders(VIP2, &[2], secs(2))?;
         ensure!(
@@ -544,7 +533,7 @@ fn removing_an_instance_releases_its_vip_and_leaves_the_other_alone() {
         })?;
 
         // Removed everywhere: the VIP is gone.
-        let r = rewrite(&h2, &conf(2, &[web(90)]))?;
+        let r = rewrite(&h2, &conf(2, &[Instance::web(90)]))?;
         expect_reload(&h2, &r, "applied", &[], &[], &["api"])?;
         lab.wait_holders(VIP2, &[], secs(2))?;
         lab.expect_holders_stable(VIP, &[1], ms(500))?;

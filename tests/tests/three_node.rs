@@ -8,14 +8,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Result};
-use upkeep_tests::{lab_test, upkeep_config, wait_for, Instance, Lab, Timeline, SIGKILL};
+use upkeep_tests::{lab_test, secs, upkeep_config, wait_for, Instance, Lab, Timeline, SIGKILL};
 
 const VIP: &str = "192.0.2.100";
 const ROUTE: &str = "198.51.100.0/24";
-
-fn secs(s: u64) -> Duration {
-    Duration::from_secs(s)
-}
 
 fn seed(priority: u8) -> Instance {
     Instance::new("http", 47, priority)

@@ -6,31 +6,18 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
-use upkeep_tests::{lab_test, upkeep_config, wait_until, Daemon, Instance, Lab, SIGKILL, SIGTERM};
+use upkeep_tests::{lab_test, secs, wait_until, Daemon, Instance, Lab, SIGKILL, SIGTERM};
 
 const VIP: &str = "192.0.2.100";
 const VIP6: &str = "2001:db8::100";
 
-fn secs(s: u64) -> Duration {
-    Duration::from_secs(s)
-}
-
 fn web(priority: u8, interval_ms: u64) -> Instance {
-    Instance::new("web", 51, priority)
-        .interval_ms(interval_ms)
-        .vip("192.0.2.100/24")
-}
-
-fn start(lab: &Lab, i: usize, inst: &Instance) -> Result<Daemon> {
-    lab.start_upkeep(
-        i,
-        &upkeep_config(&format!("h{i}"), std::slice::from_ref(inst)),
-    )
+    Instance::web(priority).interval_ms(interval_ms)
 }
 
 /// Starts `inst` on host i and waits for it to report `state`.
 fn start_in(lab: &Lab, i: usize, inst: &Instance, state: &str) -> Result<Daemon> {
-    let d = start(lab, i, inst)?;
+    let d = lab.start_instance(i, inst)?;
     d.wait_state(&inst.name, state, secs(15))?;
     Ok(d)
 }
@@ -39,8 +26,8 @@ fn start_in(lab: &Lab, i: usize, inst: &Instance, state: &str) -> Result<Daemon>
 fn higher_priority_wins_election_and_client_reaches_vip() {
     lab_test(2, |lab| {
         // Both start at once: the election, not the start order, decides.
-        let h2 = start(lab, 2, &web(90, 200))?;
-        let h1 = start(lab, 1, &web(100, 200))?;
+        let h2 = lab.start_instance(2, &web(90, 200))?;
+        let h1 = lab.start_instance(1, &web(100, 200))?;
         lab.wait_holders(VIP, &[1], secs(10))?;
         h1.wait_state("web", "master", secs(5))?;
         h2.wait_backup_of("web", "192.0.2.1", secs(5))?;
@@ -192,7 +179,7 @@ fn crash_and_link_down_fails_over_then_preempting_master_returns() {
 
         // The old master comes back (preempt is on by default) and takes the VIP back.
         lab.link_up(1)?;
-        let h1 = start(lab, 1, &web(100, 200))?;
+        let h1 = lab.start_instance(1, &web(100, 200))?;
         h1.wait_state("web", "master", secs(10))?;
         lab.wait_holders(VIP, &[1], secs(5))?;
         h2.wait_backup_of("web", "192.0.2.1", secs(5))?;
@@ -222,7 +209,7 @@ fn nopreempt_master_restarted_after_crash_stays_backup_and_drops_leftover_vip() 
         let t2 = h2.wait_state("web", "master", secs(2))?["transitions"].as_u64();
 
         // Restarted: it removes the leftover VIP, hears h2 and stays backup (nopreempt).
-        let h1 = start(lab, 1, &h1_conf)?;
+        let h1 = lab.start_instance(1, &h1_conf)?;
         h1.wait_backup_of("web", "192.0.2.2", secs(10))?;
         lab.wait_holders(VIP, &[2], secs(5))?;
         // Many Master_Down_Intervals later, h2 still holds it and nobody moved.
