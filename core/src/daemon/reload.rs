@@ -290,16 +290,14 @@ impl Daemon {
             let (added, removed) = inst.reconfigure(cfg.clone(), &new.global, src, owned);
             info!(parent: &inst.span, "settings changed by reload");
             if inst.stats.vips_held {
-                if !removed.addrs.is_empty() || !removed.routes.is_empty() {
-                    self.vips.remove(&removed);
-                }
-                if !added.addrs.is_empty() || !added.routes.is_empty() {
-                    let addrs: Vec<_> = added.addrs.iter().map(|a| a.1).collect();
-                    self.vips.add(&added);
-                    self.vips.flush();
+                // Only the difference: an address in both configs is not touched.
+                self.vips.remove(&removed);
+                self.vips.add(&added);
+                self.vips.flush();
+                let addrs: Vec<_> = added.addrs.iter().map(|a| a.1).collect();
+                if !addrs.is_empty() {
                     announce_addrs(&self.instances[i], &addrs, &new.global);
                 }
-                self.vips.flush();
             }
         }
 

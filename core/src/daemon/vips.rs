@@ -24,48 +24,36 @@ pub struct Owned {
 
 impl Owned {
     /// Addresses first: a route via the VIP's subnet needs the address.
-    fn adds(&self, out: &mut Vec<(Arc<str>, Change)>, who: &Arc<str>) {
+    fn adds(&self, out: &mut Vec<Change>) {
         for &(index, addr, prefix_len) in &self.addrs {
-            out.push((
-                who.clone(),
-                Change::AddAddress {
-                    index,
-                    addr,
-                    prefix_len,
-                },
-            ));
+            out.push(Change::AddAddress {
+                index,
+                addr,
+                prefix_len,
+            });
         }
         for (index, route) in &self.routes {
-            out.push((
-                who.clone(),
-                Change::AddRoute {
-                    index: *index,
-                    route: route.clone(),
-                },
-            ));
+            out.push(Change::AddRoute {
+                index: *index,
+                route: route.clone(),
+            });
         }
     }
 
     /// Routes first, the reverse of [`Owned::adds`].
-    fn removes(&self, out: &mut Vec<(Arc<str>, Change)>, who: &Arc<str>) {
+    fn removes(&self, out: &mut Vec<Change>) {
         for (index, route) in &self.routes {
-            out.push((
-                who.clone(),
-                Change::DelRoute {
-                    index: *index,
-                    route: route.clone(),
-                },
-            ));
+            out.push(Change::DelRoute {
+                index: *index,
+                route: route.clone(),
+            });
         }
         for &(index, addr, prefix_len) in &self.addrs {
-            out.push((
-                who.clone(),
-                Change::DelAddress {
-                    index,
-                    addr,
-                    prefix_len,
-                },
-            ));
+            out.push(Change::DelAddress {
+                index,
+                addr,
+                prefix_len,
+            });
         }
     }
 }
@@ -73,41 +61,45 @@ impl Owned {
 /// Changes queued by the event loop until its next [`VipWriter::flush`].
 pub struct VipWriter {
     sock: BatchSocket,
-    batch: Vec<(Arc<str>, Change)>,
+    changes: Vec<Change>,
+    /// The instance each change is for (same index), for the log.
+    owners: Vec<Arc<str>>,
 }
 
 impl VipWriter {
     pub fn open() -> std::io::Result<Self> {
         Ok(VipWriter {
             sock: BatchSocket::open()?,
-            batch: Vec::new(),
+            changes: Vec::new(),
+            owners: Vec::new(),
         })
     }
 
     pub fn add(&mut self, o: &Owned) {
-        o.adds(&mut self.batch, &Arc::from(o.instance.as_str()));
+        o.adds(&mut self.changes);
+        self.own(o);
     }
 
     pub fn remove(&mut self, o: &Owned) {
-        o.removes(&mut self.batch, &Arc::from(o.instance.as_str()));
+        o.removes(&mut self.changes);
+        self.own(o);
+    }
+
+    fn own(&mut self, o: &Owned) {
+        let who: Arc<str> = Arc::from(o.instance.as_str());
+        self.owners.resize(self.changes.len(), who);
     }
 
     /// Applies everything queued, in order, in one batch; failures are logged.
     pub fn flush(&mut self) {
-        if self.batch.is_empty() {
+        if self.changes.is_empty() {
             return;
         }
-        let changes: Vec<Change> = self.batch.iter().map(|(_, c)| c.clone()).collect();
-        for (change, e) in self.sock.apply(&changes) {
-            let instance = self
-                .batch
-                .iter()
-                .find(|(_, c)| *c == change)
-                .map(|(who, _)| who.as_ref())
-                .unwrap_or("?");
-            warn!(instance, "{change}: {e}");
+        for (i, e) in self.sock.apply(&self.changes) {
+            warn!(instance = %self.owners[i], "{}: {e}", self.changes[i]);
         }
-        self.batch.clear();
+        self.changes.clear();
+        self.owners.clear();
     }
 }
 

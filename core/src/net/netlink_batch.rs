@@ -153,58 +153,52 @@ impl BatchSocket {
     }
 
     /// Applies `changes` in order (the kernel has applied them when this returns) and returns
-    /// those that failed, with the kernel's reason. Already present (add) or already absent
-    /// (remove) is success.
-    pub fn apply(&mut self, changes: &[Change]) -> Vec<(Change, io::Error)> {
+    /// those that failed, by index, with the kernel's reason. Already present (add) or already
+    /// absent (remove) is success.
+    pub fn apply(&mut self, changes: &[Change]) -> Vec<(usize, io::Error)> {
         let mut failed = Vec::new();
-        let first_seq = self.seq.wrapping_add(1);
+        let mut chunk_start = 0;
         self.buf.clear();
-        for change in changes {
+        for (i, change) in changes.iter().enumerate() {
             let mut msg = change.message();
-            self.seq = self.seq.wrapping_add(1);
-            msg.header.sequence_number = self.seq;
+            msg.header.sequence_number = self.seq.wrapping_add(1 + i as u32);
             msg.finalize();
             let len = msg.buffer_len();
             if self.buf.len() + len > CHUNK && !self.buf.is_empty() {
-                self.send_buf(changes, first_seq, &mut failed);
+                self.send_chunk(chunk_start..i, changes, &mut failed);
+                chunk_start = i;
             }
             let start = self.buf.len();
             self.buf.resize(start + len, 0);
             msg.serialize(&mut self.buf[start..]);
         }
         if !self.buf.is_empty() {
-            self.send_buf(changes, first_seq, &mut failed);
+            self.send_chunk(chunk_start..changes.len(), changes, &mut failed);
         }
+        self.seq = self.seq.wrapping_add(changes.len() as u32);
         failed
     }
 
-    fn send_buf(
+    /// Sends the buffer, which holds `changes[chunk]`, and collects their failures.
+    fn send_chunk(
         &mut self,
+        chunk: std::ops::Range<usize>,
         changes: &[Change],
-        first_seq: u32,
-        failed: &mut Vec<(Change, io::Error)>,
+        failed: &mut Vec<(usize, io::Error)>,
     ) {
         let sent = self.sock.send(&self.buf, 0);
         self.buf.clear();
         if let Err(e) = sent {
-            // Nothing of this chunk was applied: report each change of it.
-            failed.extend(
-                changes
-                    .iter()
-                    .map(|c| (c.clone(), io::Error::new(e.kind(), e.to_string()))),
-            );
+            // Nothing of this chunk was applied.
+            failed.extend(chunk.map(|i| (i, io::Error::new(e.kind(), e.to_string()))));
             return;
         }
-        self.drain_errors(changes, first_seq, failed);
+        self.drain_errors(changes, failed);
     }
 
     /// Reads the kernel's answers to what was just sent: only failures come back.
-    fn drain_errors(
-        &mut self,
-        changes: &[Change],
-        first_seq: u32,
-        failed: &mut Vec<(Change, io::Error)>,
-    ) {
+    fn drain_errors(&mut self, changes: &[Change], failed: &mut Vec<(usize, io::Error)>) {
+        let first_seq = self.seq.wrapping_add(1);
         let mut rx = vec![0u8; 16 * 1024];
         loop {
             let n = match self.sock.recv(&mut &mut rx[..], 0) {
@@ -217,16 +211,14 @@ impl BatchSocket {
                 }
             };
             for msg in super::netlink_messages::<RouteNetlinkMessage>(&rx[..n]) {
-                if let NetlinkPayload::Error(err) = &msg.payload {
-                    if let Some(code) = err.code {
-                        let errno = -code.get();
-                        let index = msg.header.sequence_number.wrapping_sub(first_seq) as usize;
-                        if let Some(change) = changes.get(index) {
-                            if !change.already_done(errno) {
-                                failed.push((change.clone(), io::Error::from_raw_os_error(errno)));
-                            }
-                        }
-                    }
+                let NetlinkPayload::Error(err) = &msg.payload else {
+                    continue;
+                };
+                let Some(code) = err.code else { continue };
+                let errno = -code.get();
+                let i = msg.header.sequence_number.wrapping_sub(first_seq) as usize;
+                if changes.get(i).is_some_and(|c| !c.already_done(errno)) {
+                    failed.push((i, io::Error::from_raw_os_error(errno)));
                 }
             }
         }
@@ -267,6 +259,44 @@ mod tests {
         assert!(msg
             .attributes
             .contains(&AddressAttribute::Flags(AddressFlags::Nodad)));
+    }
+
+    /// In a network namespace of its own (a thread that unshares it: needs root), with only `lo`.
+    #[test]
+    fn failures_come_back_by_index_and_already_done_is_not_one() {
+        std::thread::spawn(|| {
+            // SAFETY: unshare(2) on this thread only; it then lives in a new, empty namespace.
+            assert_eq!(
+                unsafe { libc::unshare(libc::CLONE_NEWNET) },
+                0,
+                "needs root"
+            );
+            let mut sock = BatchSocket::open().unwrap();
+            let addr = |index, a: &str| Change::AddAddress {
+                index,
+                addr: a.parse().unwrap(),
+                prefix_len: 24,
+            };
+            let changes = [
+                addr(1, "192.0.2.1"),
+                addr(999_999, "192.0.2.2"), // no such interface
+                addr(1, "192.0.2.1"),       // already there: success
+                Change::DelAddress {
+                    index: 1,
+                    addr: "198.51.100.1".parse().unwrap(),
+                    prefix_len: 24,
+                }, // already absent: success
+            ];
+            let failed = sock.apply(&changes);
+            assert_eq!(failed.len(), 1, "{failed:?}");
+            assert_eq!(failed[0].0, 1);
+            assert_eq!(failed[0].1.raw_os_error(), Some(libc::ENODEV));
+            // The sequence numbers of a second batch still map to its own changes.
+            let failed = sock.apply(&[addr(999_998, "192.0.2.3"), addr(1, "192.0.2.4")]);
+            assert_eq!(failed.iter().map(|f| f.0).collect::<Vec<_>>(), vec![0]);
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]
