@@ -20,6 +20,7 @@
 //! | `check_results_total` | counter | `check`, `kind`, `result` (`ok` / `fail`) |
 //! | `check_duration_seconds` | histogram | `check`, `kind` |
 //! | `reloads_total` | counter | `result` (`applied` / `unchanged` / `refused`) |
+//! | `control_refused_total` | counter: control socket connections refused (peer not root) | |
 //! | `build_info` | info | `version` |
 
 use std::collections::BTreeMap;
@@ -396,6 +397,13 @@ impl Collector for Snapshot {
         }
         drop(drops);
 
+        ConstCounter::new(crate::daemon::control::refused()).encode(encoder.encode_descriptor(
+            "control_refused",
+            "Control socket connections refused because the peer was not root",
+            None,
+            ConstCounter::new(0u64).metric_type(),
+        )?)?;
+
         let checks = self.checks.read().unwrap_or_else(PoisonError::into_inner);
         if !checks.is_empty() {
             let mut family = encoder.encode_descriptor(
@@ -762,6 +770,16 @@ mod tests {
     }
 
     #[test]
+    fn control_socket_refusals_are_a_counter() {
+        let text = Metrics::new().encode();
+        has(&text, "# TYPE upkeep_control_refused counter");
+        // The daemon's own count, read at each scrape (the ops integration test refuses a
+        // client and sees it go up).
+        let n = crate::daemon::control::refused();
+        has(&text, &format!("upkeep_control_refused_total {n}"));
+    }
+
+    #[test]
     fn metrics_is_send_and_sync() {
         fn shared<T: Send + Sync + 'static>() {}
         shared::<Metrics>();
@@ -846,6 +864,7 @@ mod tests {
             "# TYPE upkeep_check_results counter",
             "# TYPE upkeep_check_duration_seconds histogram",
             "# TYPE upkeep_reloads counter",
+            "# TYPE upkeep_control_refused counter",
         ] {
             has(body, family);
         }

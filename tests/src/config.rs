@@ -221,6 +221,24 @@ pub fn keepalived_config(router_id: &str, instances: &[Instance]) -> String {
     out
 }
 
+/// A `check` block running the port-listener plugin at `plugin` (TCP `port`) every 200 ms, with
+/// `timeout` and weight -50.
+pub fn port_listener_check(
+    name: &str,
+    plugin: &std::path::Path,
+    port: u16,
+    timeout: Duration,
+) -> String {
+    format!(
+        "check {} {{\n    plugin {}\n    config port=\"{port}\" protocol=\"tcp\"\n    \
+         allow \"listening-sockets\"\n    allow \"log\"\n    interval \"200ms\"\n    \
+         timeout \"{}\"\n    weight -50\n}}\n",
+        quote(name),
+        quote(&plugin.display().to_string()),
+        kdl_duration(timeout)
+    )
+}
+
 /// A KDL string literal.
 pub fn quote(s: &str) -> String {
     format!("{s:?}")

@@ -167,15 +167,7 @@ impl Daemon {
 
     /// The status of instance `name` (an element of `instances`).
     pub fn instance(&self, name: &str) -> Result<Value> {
-        let st = self.status()?;
-        st.get("instances")
-            .and_then(Value::as_array)
-            .and_then(|a| {
-                a.iter()
-                    .find(|i| i.get("name").and_then(Value::as_str) == Some(name))
-            })
-            .cloned()
-            .ok_or_else(|| anyhow!("{self}: no instance {name:?} in status {st}"))
+        self.entry(Entry::Instance, name)
     }
 
     /// The state of instance `name` ("master", "backup", ...).
@@ -219,16 +211,9 @@ impl Daemon {
         name: &str,
         what: impl fmt::Display,
         timeout: Duration,
-        mut pred: impl FnMut(&Value) -> bool,
+        pred: impl FnMut(&Value) -> bool,
     ) -> Result<Value> {
-        self.wait_status(format!("instance {name:?}: {what}"), timeout, |st| {
-            instance_of(st, name).is_some_and(&mut pred)
-        })
-        .and_then(|st| {
-            instance_of(&st, name)
-                .cloned()
-                .ok_or_else(|| anyhow!("instance vanished"))
-        })
+        self.wait_entry(Entry::Instance, name, what, timeout, pred)
     }
 
     /// Waits until instance `name` is a backup that names `master` as its master (i.e. it has
@@ -237,6 +222,30 @@ impl Daemon {
         self.wait_instance(name, format!("backup of {master}"), timeout, |i| {
             i["state"] == "backup" && i["master"] == master
         })
+    }
+
+    /// The element named `name` of the status file's list `kind` (`instances` or `checks`).
+    fn entry(&self, kind: Entry, name: &str) -> Result<Value> {
+        let st = self.status()?;
+        kind.find(&st, name)
+            .cloned()
+            .ok_or_else(|| anyhow!("{self}: no {kind} {name:?} in status {st}"))
+    }
+
+    /// Waits until `pred` accepts the element named `name` of the status file's list `kind`;
+    /// returns that element. Fails early if the daemon exits.
+    fn wait_entry(
+        &self,
+        kind: Entry,
+        name: &str,
+        what: impl fmt::Display,
+        timeout: Duration,
+        mut pred: impl FnMut(&Value) -> bool,
+    ) -> Result<Value> {
+        let st = self.wait_status(format!("{kind} {name:?}: {what}"), timeout, |st| {
+            kind.find(st, name).is_some_and(&mut pred)
+        })?;
+        Ok(kind.find(&st, name).cloned().expect("accepted"))
     }
 
     /// Waits until `pred` accepts the status file; returns it. Fails early if the daemon exits.
@@ -322,10 +331,7 @@ impl Daemon {
 
     /// The status of check `name` (an element of `checks`).
     pub fn check(&self, name: &str) -> Result<Value> {
-        let st = self.status()?;
-        check_of(&st, name)
-            .cloned()
-            .ok_or_else(|| anyhow!("{self}: no check {name:?} in status {st}"))
+        self.entry(Entry::Check, name)
     }
 
     /// Waits until `pred` accepts the status of check `name`; returns that status.
@@ -334,24 +340,40 @@ impl Daemon {
         name: &str,
         what: impl fmt::Display,
         timeout: Duration,
-        mut pred: impl FnMut(&Value) -> bool,
+        pred: impl FnMut(&Value) -> bool,
     ) -> Result<Value> {
-        self.wait_status(format!("check {name:?}: {what}"), timeout, |st| {
-            check_of(st, name).is_some_and(&mut pred)
-        })
-        .and_then(|st| {
-            check_of(&st, name)
-                .cloned()
-                .ok_or_else(|| anyhow!("check vanished"))
-        })
+        self.wait_entry(Entry::Check, name, what, timeout, pred)
     }
 }
 
-fn check_of<'a>(st: &'a Value, name: &str) -> Option<&'a Value> {
-    st.get("checks")?
-        .as_array()?
-        .iter()
-        .find(|c| c.get("name").and_then(Value::as_str) == Some(name))
+/// A named list of the status file: `instances` or `checks`.
+#[derive(Clone, Copy)]
+enum Entry {
+    Instance,
+    Check,
+}
+
+impl Entry {
+    /// Its element named `name` in status document `st`.
+    fn find<'a>(self, st: &'a Value, name: &str) -> Option<&'a Value> {
+        let list = match self {
+            Entry::Instance => "instances",
+            Entry::Check => "checks",
+        };
+        st.get(list)?
+            .as_array()?
+            .iter()
+            .find(|e| e.get("name").and_then(Value::as_str) == Some(name))
+    }
+}
+
+impl fmt::Display for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Entry::Instance => "instance",
+            Entry::Check => "check",
+        })
+    }
 }
 
 /// The drop counters of a status document, top level and every instance's, added up by reason.
@@ -374,13 +396,6 @@ pub fn status_drops(status: &Value) -> BTreeMap<String, u64> {
         add(i.get("drops"));
     }
     out
-}
-
-fn instance_of<'a>(st: &'a Value, name: &str) -> Option<&'a Value> {
-    st.get("instances")?
-        .as_array()?
-        .iter()
-        .find(|i| i.get("name").and_then(Value::as_str) == Some(name))
 }
 
 #[derive(PartialEq)]

@@ -40,7 +40,7 @@ mod pinger;
 mod wait;
 
 pub use capture::{Capture, Captured};
-pub use config::{kdl_duration, keepalived_config, upkeep_config, Instance};
+pub use config::{kdl_duration, keepalived_config, port_listener_check, upkeep_config, Instance};
 pub use daemon::{status_drops, Daemon, Kind};
 pub use extras::{plugin_path, plugins_dir, replace_file, with_custom_section, AddrMonitor};
 pub use lab::{

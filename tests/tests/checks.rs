@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
 use upkeep_tests::{
-    lab_test, ms, secs, upkeep_config, wait_for, Captured, Daemon, Instance, Lab, SIGTERM,
+    lab_test, ms, port_listener_check, secs, upkeep_config, wait_for, Captured, Daemon, Instance,
+    Lab, SIGTERM,
 };
 
 const VIP: &str = "192.0.2.100";
@@ -213,11 +214,9 @@ fn port_listener_plugin_check_follows_the_listener() {
         let plugin = lab.copy_plugin("port-listener", "port-listener.wasm")?;
         let listener = lab.listen_tcp(1, 8080)?;
         let kdl = format!(
-            "{}check \"p80\" {{\n    plugin {}\n    config port=\"8080\" protocol=\"tcp\"\n    \
-             allow \"listening-sockets\"\n    allow \"log\"\n    interval \"200ms\"\n    \
-             timeout \"500ms\"\n    weight -50\n}}\n",
+            "{}{}",
             upkeep_config("h1", &[tracking(100, "p80", None)]),
-            q(&plugin)
+            port_listener_check("p80", &plugin, 8080, ms(500))
         );
         let (h1, h2) = start_pair(lab, &kdl)?;
         let c = h1.wait_check("p80", "healthy", secs(3), |c| {

@@ -45,6 +45,14 @@ fn scrape(lab: &Lab, i: usize) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// The value of the series `series` (name and labels, as scraped) of host i's metrics.
+fn metric(lab: &Lab, i: usize, series: &str) -> Result<u64> {
+    let m = scrape(lab, i)?;
+    m.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .with_context(|| format!("no {series} in the metrics of h{i}:\n{m}"))
+}
+
 fn wait_status(lab: &Lab, i: usize, what: &str, pred: impl Fn(&Value) -> bool) -> Result<Value> {
     let end = Instant::now() + secs(10);
     let mut last = Value::Null;
@@ -184,9 +192,12 @@ fn control_socket_refuses_users_other_than_root() {
                 &[Instance::new("web", 51, 100)
                     .interval_ms(100)
                     .vip("192.0.2.100/24")],
-            ),
+            )
+            .replace("global {", "global { metrics listen=\"127.0.0.1:9650\";"),
         )?;
         d.wait_state("web", "master", secs(10))?;
+        const REFUSED: &str = "upkeep_control_refused_total";
+        ensure!(metric(lab, 1, REFUSED)? == 0, "refusals before any");
         let state = lab.dir().join("h1.state");
         let sock = state.join("control.sock");
         // nobody can reach the socket (the lab and state dirs let others through); only its
@@ -203,6 +214,8 @@ fn control_socket_refuses_users_other_than_root() {
             "no clear message: {text}"
         );
         ensure!(!text.contains("INSTANCE"), "nobody got a status: {text}");
+        // The kernel refused that one: the daemon never saw it.
+        ensure!(metric(lab, 1, REFUSED)? == 0, "a refusal counted by mode");
 
         // Defence in depth: with the socket open to all, the daemon itself refuses nobody.
         std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666))?;
@@ -223,6 +236,8 @@ fn control_socket_refuses_users_other_than_root() {
             "refusals not logged:\n{}",
             d.log_tail(20)
         );
+        let n = metric(lab, 1, REFUSED)?;
+        ensure!(n == 2, "{REFUSED} {n} after 2 refusals");
         // The raw protocol: one JSON error line, then the daemon hangs up.
         let out = Command::new("setpriv")
             .args([
@@ -248,6 +263,8 @@ fn control_socket_refuses_users_other_than_root() {
             "raw answer to nobody: {raw}{}",
             String::from_utf8_lossy(&out.stderr)
         );
+        let n = metric(lab, 1, REFUSED)?;
+        ensure!(n == 3, "{REFUSED} {n} after 3 refusals");
 
         // Root still gets its answers, in both forms.
         let s = status(lab, 1)?;

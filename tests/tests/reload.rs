@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::{json, Value};
 use upkeep_tests::{
-    lab_test, ms, replace_file, secs, upkeep_config, with_custom_section, AddrMonitor, Captured,
-    Daemon, Instance, Lab, SIGHUP,
+    lab_test, ms, port_listener_check, replace_file, secs, upkeep_config, with_custom_section,
+    AddrMonitor, Captured, Daemon, Instance, Lab, SIGHUP,
 };
 
 const VIP: &str = "192.0.2.100";
@@ -65,6 +65,68 @@ fn expect_reload(
             && r["error"].is_null(),
         "{d}: expected reload {result} (added {added:?}, changed {changed:?}, removed \
          {removed:?}, no error), got {r}"
+    );
+    Ok(())
+}
+
+/// `web`'s transition counts on h1 and h2.
+fn web_transitions(h1: &Daemon, h2: &Daemon) -> Result<(u64, u64)> {
+    Ok((
+        h1.counter("web", "transitions")?,
+        h2.counter("web", "transitions")?,
+    ))
+}
+
+/// Fails, saying `what` and showing both hosts' `web`, if `web` transitioned on h1 or h2 since
+/// [`web_transitions`] returned `before`.
+fn expect_web_unmoved(
+    h1: &Daemon,
+    h2: &Daemon,
+    before: (u64, u64),
+    what: impl std::fmt::Display,
+) -> Result<()> {
+    ensure!(
+        web_transitions(h1, h2)? == before,
+        "{what}:\nh1: {}\nh2: {}",
+        h1.instance("web")?,
+        h2.instance("web")?
+    );
+    Ok(())
+}
+
+/// Fails unless, during `what`, `web` did not transition on h1 or h2 (since `before`) and h1
+/// advertised at least every 300 ms in `pkts` (captured on h2; a backup declares the master
+/// dead after 3 intervals and a skew). `mon2` watches h2's addresses, for the message.
+fn expect_web_undisturbed(
+    h1: &Daemon,
+    h2: &Daemon,
+    before: (u64, u64),
+    pkts: &[Captured],
+    mon2: &AddrMonitor,
+    what: &str,
+) -> Result<()> {
+    let gap = longest_advert_gap(pkts, "192.0.2.1");
+    expect_web_unmoved(
+        h1,
+        h2,
+        before,
+        format!(
+            "web transitioned during {what} (h1's longest advert gap {gap:?}); h2 address \
+             events:\n{}",
+            mon2.events().join("\n")
+        ),
+    )?;
+    ensure!(gap < ms(300), "h1 sent no advert for {gap:?} around {what}");
+    Ok(())
+}
+
+/// Fails unless h1 is `web`'s master and h2 its backup.
+fn expect_web_master_on_h1(h1: &Daemon, h2: &Daemon) -> Result<()> {
+    ensure!(
+        h1.state("web")? == "master" && h2.state("web")? == "backup",
+        "web:\nh1: {}\nh2: {}",
+        h1.instance("web")?,
+        h2.instance("web")?
     );
     Ok(())
 }
@@ -121,8 +183,7 @@ fn adding_an_instance_disturbs_nothing_running() {
     lab_test(2, |lab| {
         let (h1, h2) = two_hosts(lab)?;
         lab.wait_client_ping(VIP, secs(5))?;
-        let t1 = h1.counter("web", "transitions")?;
-        let t2 = h2.counter("web", "transitions")?;
+        let before = web_transitions(&h1, &h2)?;
         let mon1 = lab.start_addr_monitor(1)?;
         let mon2 = lab.start_addr_monitor(2)?;
         let pinger = lab.start_pinger(VIP, ms(5))?;
@@ -162,18 +223,8 @@ fn adding_an_instance_disturbs_nothing_running() {
             "h2 address events:\n{}",
             ev2.join("\n")
         );
-        ensure!(
-            h1.counter("web", "transitions")? == t1 && h2.counter("web", "transitions")? == t2,
-            "the running instance transitioned: h1 {} h2 {}",
-            h1.instance("web")?,
-            h2.instance("web")?
-        );
-        ensure!(
-            h1.state("web")? == "master" && h2.state("web")? == "backup",
-            "web: h1 {} h2 {}",
-            h1.state("web")?,
-            h2.state("web")?
-        );
+        expect_web_unmoved(&h1, &h2, before, "the running instance transitioned")?;
+        expect_web_master_on_h1(&h1, &h2)?;
         Ok(())
     });
 }
@@ -200,8 +251,7 @@ fn adding_an_instance_next_to_a_notify_hook_disturbs_nothing_running() {
         let h2 = lab.start_upkeep(2, &conf(2, &[Instance::web(90)]))?;
         h2.wait_backup_of("web", "192.0.2.1", secs(10))?;
         lab.wait_holders(VIP, &[1], secs(5))?;
-        let t1 = h1.counter("web", "transitions")?;
-        let t2 = h2.counter("web", "transitions")?;
+        let before = web_transitions(&h1, &h2)?;
         let mon2 = lab.start_addr_monitor(2)?;
         let cap = lab.start_capture(2)?;
 
@@ -212,19 +262,7 @@ fn adding_an_instance_next_to_a_notify_hook_disturbs_nothing_running() {
         expect_reload(&h1, &r, "applied", &["api"], &[], &[])?;
         lab.wait_holders(VIP2, &[1], secs(5))?;
         lab.expect_holders_stable(VIP, &[1], ms(500))?;
-        let gap = longest_advert_gap(&cap.stop()?, "192.0.2.1");
-        ensure!(
-            h1.counter("web", "transitions")? == t1 && h2.counter("web", "transitions")? == t2,
-            "the running instance transitioned (h1's longest advert gap {gap:?}):\n\
-             h1: {}\nh2: {}\nh2 address events:\n{}",
-            h1.instance("web")?,
-            h2.instance("web")?,
-            mon2.events().join("\n")
-        );
-        ensure!(
-            gap < ms(300),
-            "h1 sent no advert for {gap:?} around the reload"
-        );
+        expect_web_undisturbed(&h1, &h2, before, &cap.stop()?, &mon2, "the reload")?;
         expect_no_events(&mon2, 2, VIP)?;
         Ok(())
     });
@@ -234,8 +272,7 @@ fn adding_an_instance_next_to_a_notify_hook_disturbs_nothing_running() {
 fn raising_the_backups_priority_moves_the_vip_once() {
     lab_test(2, |lab| {
         let (h1, h2) = two_hosts(lab)?;
-        let t1 = h1.counter("web", "transitions")?;
-        let t2 = h2.counter("web", "transitions")?;
+        let before = web_transitions(&h1, &h2)?;
 
         let t0 = Instant::now();
         let r = rewrite(&h2, &conf(2, &[Instance::web(110)]))?;
@@ -247,10 +284,8 @@ fn raising_the_backups_priority_moves_the_vip_once() {
         lab.expect_holders_stable(VIP, &[2], secs(2))?;
         lab.wait_client_ping(VIP, secs(5))?;
 
-        let (n1, n2) = (
-            h1.counter("web", "transitions")?,
-            h2.counter("web", "transitions")?,
-        );
+        let (t1, t2) = before;
+        let (n1, n2) = web_transitions(&h1, &h2)?;
         ensure!(
             (n1, n2) == (t1 + 1, t2 + 1),
             "transitions went from h1 {t1} h2 {t2} to h1 {n1} h2 {n2}: expected one each\n\
@@ -276,8 +311,7 @@ fn broken_configs_are_refused_with_their_location_and_change_nothing() {
         let (h1, h2) = two_hosts(lab)?;
         let good = conf(1, &[Instance::web(100)]);
         let file = h1.config_path().to_path_buf();
-        let t1 = h1.counter("web", "transitions")?;
-        let t2 = h2.counter("web", "transitions")?;
+        let before = web_transitions(&h1, &h2)?;
 
         let syntax = format!("{good}instance \"api\" {{\n    vip \"192.0.2.101/24\n}}\n");
         let mut on_eth9 = api(100);
@@ -346,14 +380,12 @@ fn broken_configs_are_refused_with_their_location_and_change_nothing() {
                 .filter_map(|i| i["name"].as_str())
                 .collect();
             ensure!(names == ["web"], "{what}: instances now {names:?}");
+            ensure!(h1.is_running(), "{what}: h1 exited");
+            expect_web_unmoved(&h1, &h2, before, what)?;
             ensure!(
-                h1.is_running()
-                    && h1.counter("web", "transitions")? == t1
-                    && h2.counter("web", "transitions")? == t2
-                    && h1.state("web")? == "master",
-                "{what}: h1 {} h2 {}",
-                h1.instance("web")?,
-                h2.instance("web")?
+                h1.state("web")? == "master",
+                "{what}: h1 {}",
+                h1.instance("web")?
             );
             ensure!(lab.holders(VIP2).is_empty(), "{what}: {VIP2} was added");
 
@@ -412,12 +444,7 @@ fn broken_configs_are_refused_with_their_location_and_change_nothing() {
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
-        ensure!(
-            h1.counter("web", "transitions")? == t1 && h2.counter("web", "transitions")? == t2,
-            "transitions moved: h1 {} h2 {}",
-            h1.instance("web")?,
-            h2.instance("web")?
-        );
+        expect_web_unmoved(&h1, &h2, before, "transitions moved")?;
         lab.expect_holders_stable(VIP, &[1], ms(300))?;
         Ok(())
     });
@@ -428,12 +455,7 @@ fn replaced_plugin_is_reloaded_without_a_transition() {
     lab_test(2, |lab| {
         let plugin = lab.copy_plugin("port-listener", "p80.wasm")?;
         let listener = lab.listen_tcp(1, 8080)?;
-        let check = format!(
-            "check \"p80\" {{\n    plugin {:?}\n    config port=\"8080\" protocol=\"tcp\"\n    \
-             allow \"listening-sockets\"\n    allow \"log\"\n    interval \"200ms\"\n    \
-             timeout \"1s\"\n    weight -50\n}}\n",
-            plugin.display().to_string()
-        );
+        let check = port_listener_check("p80", &plugin, 8080, secs(1));
         let mut tracked = Instance::web(100);
         tracked.extra_kdl.push("track \"p80\"".into());
         let h1 = lab.start_upkeep(1, &format!("{}{check}", conf(1, &[tracked])))?;
@@ -444,8 +466,7 @@ fn replaced_plugin_is_reloaded_without_a_transition() {
         h1.wait_check("p80", "healthy after 2 runs", secs(5), |c| {
             c["healthy"] == true && c["last_ok"] == true && c["runs"].as_u64() >= Some(2)
         })?;
-        let t1 = h1.counter("web", "transitions")?;
-        let t2 = h2.counter("web", "transitions")?;
+        let before = web_transitions(&h1, &h2)?;
         let mon1 = lab.start_addr_monitor(1)?;
         let mon2 = lab.start_addr_monitor(2)?;
         let cap = lab.start_capture(2)?;
@@ -465,19 +486,7 @@ fn replaced_plugin_is_reloaded_without_a_transition() {
         lab.expect_holders_stable(VIP, &[1], secs(1))?;
         // The master advertised on time throughout (a backup declares it dead after 3
         // intervals and a skew), so nobody took over.
-        let gap = longest_advert_gap(&cap.stop()?, "192.0.2.1");
-        ensure!(
-            h1.counter("web", "transitions")? == t1 && h2.counter("web", "transitions")? == t2,
-            "transitions moved during the plugin reload (h1's longest advert gap {gap:?}):\n\
-             h1: {}\nh2: {}\nh2 address events:\n{}",
-            h1.instance("web")?,
-            h2.instance("web")?,
-            mon2.events().join("\n")
-        );
-        ensure!(
-            gap < ms(300),
-            "h1 sent no advert for {gap:?} around the plugin reload"
-        );
+        expect_web_undisturbed(&h1, &h2, before, &cap.stop()?, &mon2, "the plugin reload")?;
         expect_no_events(&mon1, 1, VIP)?;
         expect_no_events(&mon2, 2, VIP)?;
         let s = h1.instance("web")?;
@@ -511,8 +520,7 @@ fn removing_an_instance_releases_its_vip_and_leaves_the_other_alone() {
         h2.wait_backup_of("api", "192.0.2.1", secs(5))?;
         lab.wait_holders(VIP, &[1], secs(5))?;
         lab.wait_holders(VIP2, &[1], secs(5))?;
-        let t1 = h1.counter("web", "transitions")?;
-        let t2 = h2.counter("web", "transitions")?;
+        let before = web_transitions(&h1, &h2)?;
         let mon1 = lab.start_addr_monitor(1)?;
         let mon2 = lab.start_addr_monitor(2)?;
 
@@ -545,18 +553,8 @@ fn removing_an_instance_releases_its_vip_and_leaves_the_other_alone() {
 
         expect_no_events(&mon1, 1, VIP)?;
         expect_no_events(&mon2, 2, VIP)?;
-        ensure!(
-            h1.counter("web", "transitions")? == t1 && h2.counter("web", "transitions")? == t2,
-            "web transitioned: h1 {} h2 {}",
-            h1.instance("web")?,
-            h2.instance("web")?
-        );
-        ensure!(
-            h1.state("web")? == "master" && h2.state("web")? == "backup",
-            "web: h1 {} h2 {}",
-            h1.instance("web")?,
-            h2.instance("web")?
-        );
+        expect_web_unmoved(&h1, &h2, before, "web transitioned")?;
+        expect_web_master_on_h1(&h1, &h2)?;
         let ev = mon1.stop();
         ensure!(
             ev.iter()

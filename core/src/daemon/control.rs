@@ -3,8 +3,8 @@
 //!
 //! The mode is the fence; behind it every connection's peer is checked too (SO_PEERCRED): a
 //! process whose uid is not 0 (the socket made 0666 by mistake, a file descriptor passed on)
-//! gets one error line, [`PERMISSION_DENIED`], and is disconnected. Refusals are counted and
-//! logged.
+//! gets one error line, [`PERMISSION_DENIED`], and is disconnected. Refusals are logged and
+//! counted ([`refused`], the metric `upkeep_control_refused_total`).
 //!
 //! Requests: `{"cmd":"status"}` → the same document as status.json; `{"cmd":"reload"}` → the
 //! reload's result once it is done. Connections are served on their own tasks and hand each
@@ -44,6 +44,11 @@ pub fn refused() -> u64 {
     REFUSED.load(Ordering::Relaxed)
 }
 
+/// Counts one refusal; returns the count so far.
+fn count_refusal() -> u64 {
+    REFUSED.fetch_add(1, Ordering::Relaxed) + 1
+}
+
 /// One request for the event loop, with where to send its JSON answer.
 pub type Pending = (Command, oneshot::Sender<serde_json::Value>);
 
@@ -80,7 +85,7 @@ async fn connection(stream: UnixStream, tx: mpsc::Sender<Pending>) {
     match uid {
         Ok((0, _)) => {}
         Ok((uid, pid)) => {
-            let n = REFUSED.fetch_add(1, Ordering::Relaxed) + 1;
+            let n = count_refusal();
             warn!(
                 uid,
                 pid, "control socket: refused a client that is not root ({n} refused so far)"
@@ -89,7 +94,7 @@ async fn connection(stream: UnixStream, tx: mpsc::Sender<Pending>) {
             return;
         }
         Err(e) => {
-            let n = REFUSED.fetch_add(1, Ordering::Relaxed) + 1;
+            let n = count_refusal();
             warn!("control socket: cannot tell who the client is ({e}); refused ({n} so far)");
             refuse(stream).await;
             return;

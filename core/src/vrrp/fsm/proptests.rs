@@ -40,6 +40,8 @@ struct RouterSpec {
     preempt_delay: u8,
     /// Started at time 0 (otherwise only by a `Start` op).
     started: bool,
+    /// `master-down-adverts`: 3..=20, mostly the default 3.
+    master_down_adverts: u8,
 }
 
 #[derive(Debug, Clone)]
@@ -88,6 +90,7 @@ fn router_spec(version: Version, interval_ms: u64) -> impl Strategy<Value = Rout
         any::<bool>(),
         prop_oneof![3 => Just(0u8), 1 => 1u8..=3],
         prop_oneof![4 => Just(true), 1 => Just(false)],
+        master_down_adverts(),
     )
         .prop_map(
             |(
@@ -99,6 +102,7 @@ fn router_spec(version: Version, interval_ms: u64) -> impl Strategy<Value = Rout
                 initial_master,
                 preempt_delay,
                 started,
+                master_down_adverts,
             )| RouterSpec {
                 priority,
                 interval_ms,
@@ -108,8 +112,14 @@ fn router_spec(version: Version, interval_ms: u64) -> impl Strategy<Value = Rout
                 initial_master,
                 preempt_delay,
                 started,
+                master_down_adverts,
             },
         )
+}
+
+/// `master-down-adverts`: the RFC's 3 (the default) half the time, else anything allowed.
+fn master_down_adverts() -> impl Strategy<Value = u8> {
+    prop_oneof![Just(3u8), 3u8..=20]
 }
 
 fn lan_spec() -> impl Strategy<Value = LanSpec> {
@@ -149,6 +159,7 @@ fn params_of(version: Version, i: usize, r: &RouterSpec) -> Params {
         handover: r.handover,
         initial_master: r.initial_master,
         preempt_delay: ms(r.interval_ms) * u32::from(r.preempt_delay),
+        master_down_adverts: r.master_down_adverts,
         ..sim::params(version, ms(r.interval_ms), i)
     }
 }
@@ -179,9 +190,10 @@ fn settle_time(spec: &LanSpec) -> Duration {
         .map(|r| ms(r.interval_ms) * u32::from(r.preempt_delay))
         .max()
         .unwrap_or(Duration::ZERO);
-    // Master_Down_Interval < 4 intervals (skew < one interval); RFC-mode preemption can need
-    // a second one after the preempt delay; plus a margin of an interval.
-    max_interval * 4 + max_delay + max_interval * 4 + max_interval
+    // Master_Down_Interval < N + 1 intervals (skew < one interval); RFC-mode preemption can
+    // need a second one after the preempt delay; plus a margin of an interval.
+    let down = max_interval * (u32::from(max_down_adverts(spec)) + 1);
+    down + max_delay + down + max_interval
 }
 
 fn max_interval(spec: &LanSpec) -> Duration {
@@ -192,10 +204,18 @@ fn max_interval(spec: &LanSpec) -> Duration {
         .unwrap_or(Duration::ZERO)
 }
 
-/// The longest Master_Down_Interval (3 intervals plus a skew under one) plus one interval of
+fn max_down_adverts(spec: &LanSpec) -> u8 {
+    spec.routers
+        .iter()
+        .map(|r| r.master_down_adverts)
+        .max()
+        .unwrap_or(3)
+}
+
+/// The longest Master_Down_Interval (N intervals plus a skew under one) plus one interval of
 /// margin: by then every backup has heard a master or become one.
 fn master_down_time(spec: &LanSpec) -> Duration {
-    max_interval(spec) * 5
+    max_interval(spec) * (u32::from(max_down_adverts(spec)) + 2)
 }
 
 fn apply(lan: &mut Lan, op: &Op) {
@@ -279,10 +299,11 @@ fn describe(lan: &Lan) -> String {
         let p = r.fsm.params();
         let _ = writeln!(
             s,
-            "  r{i} {} prio {} int {:?} preempt {} fast {} handover {} up {} seg {} vips {}",
+            "  r{i} {} prio {} int {:?} down {} preempt {} fast {} handover {} up {} seg {} vips {}",
             p.primary_ip,
             r.fsm.priority(),
             p.advert_interval,
+            p.master_down_adverts,
             p.preempt,
             p.fast_preempt,
             p.handover,
@@ -355,6 +376,42 @@ fn settle_and_check(lan: &mut Lan, spec: &LanSpec) -> Result<Option<usize>, Test
         describe(lan)
     );
     Ok(m.first().copied())
+}
+
+/// Skew_Time of a backup of priority `priority` whose master advertises every `interval`, as the
+/// RFCs define it: (256 - Priority) / 256 s in v2 (RFC 3768 §6.1), and in v3 (RFC 5798 §6.1)
+/// (256 - Priority) * Master_Adver_Interval / 256 in whole centiseconds.
+fn skew(version: Version, interval: Duration, priority: u8) -> Duration {
+    let weight = 256 - u64::from(priority);
+    match version {
+        Version::V2 => Duration::from_nanos(1_000_000_000 * weight / 256),
+        Version::V3 => ms(weight * (interval.as_millis() as u64 / 10) / 256 * 10),
+    }
+}
+
+/// Builds the LAN with every router started, lets it elect, then runs until the master's next
+/// advert leaves. Returns the LAN, the master and when that advert left; `None` if no
+/// router is live.
+fn elected_at_an_advert(
+    spec: &LanSpec,
+) -> Result<Option<(Lan, usize, std::time::Instant)>, TestCaseError> {
+    let mut spec = spec.clone();
+    for r in &mut spec.routers {
+        r.started = true;
+    }
+    let mut lan = build(&spec);
+    let Some(m) = settle_and_check(&mut lan, &spec)? else {
+        return Ok(None);
+    };
+    let sent = lan.routers[m].sent.len();
+    let at = lan.routers[m]
+        .fsm
+        .poll_timeout()
+        .expect("a master's advert timer");
+    lan.run_until(at);
+    prop_assert_eq!(lan.routers[m].sent.len(), sent + 1, "{}", describe(&lan));
+    prop_assert_eq!(lan.routers[m].sent[sent].0, at);
+    Ok(Some((lan, m, at)))
 }
 
 /// Cases per property in a normal run (about a second for all of them).
@@ -435,10 +492,13 @@ proptest! {
             r.initial_master = false;
         }
         // Ties only resolve to the highest address when equal masters meet, i.e. when their
-        // down timers fire at once: same interval everywhere.
+        // down timers fire at once: same interval and master-down-adverts everywhere (with a
+        // smaller N a lower priority would go first, and keep the role under nopreempt).
         let interval = spec.routers[0].interval_ms;
+        let down_adverts = spec.routers[0].master_down_adverts;
         for r in &mut spec.routers {
             r.interval_ms = interval;
+            r.master_down_adverts = down_adverts;
         }
         let mut lan = build(&spec);
         let m = settle_and_check(&mut lan, &spec)?;
@@ -501,6 +561,114 @@ proptest! {
         prop_assert!(
             lan.routers[joiner].transitions.iter().all(|t| t.2 != State::Master),
             "the joiner was master at some point\n{}",
+            describe(&lan)
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// The master dies (silently, at any point between two adverts): the first backup takes
+    /// over exactly Master_Down_Interval = master_down_adverts × Master_Adver_Interval +
+    /// Skew_Time after the master's last advert reached it (its own N and priority), and no
+    /// router becomes master before that. At the default N = 3 this is the RFCs' timer.
+    #[test]
+    fn backup_takes_over_master_down_interval_after_the_last_advert(
+        spec in lan_spec(),
+        crash_permille in 0u32..1000,
+    ) {
+        let Some((mut lan, m, sent)) = elected_at_an_advert(&spec)? else {
+            return Ok(());
+        };
+        let interval = lan.routers[m].fsm.params().advert_interval;
+        let heard = sent + lan.latency;
+        lan.run_until(sent + interval * crash_permille / 1000);
+        lan.crash(m);
+        let before: Vec<usize> = lan.routers.iter().map(|r| r.transitions.len()).collect();
+        let due: Vec<(usize, std::time::Instant)> = live(&lan)
+            .into_iter()
+            .map(|b| {
+                let r = &lan.routers[b];
+                let p = r.fsm.params();
+                // v2 backups time with their own interval (equal to the master's); v3 ones
+                // with the master's, learned from its adverts.
+                let master_interval = match spec.version {
+                    Version::V2 => p.advert_interval,
+                    Version::V3 => interval,
+                };
+                let down = master_interval * u32::from(p.master_down_adverts)
+                    + skew(spec.version, master_interval, r.fsm.priority());
+                (b, heard + down)
+            })
+            .collect();
+        let Some(first) = due.iter().map(|d| d.1).min() else {
+            return Ok(());
+        };
+        let became_master = |lan: &Lan| -> Vec<(usize, std::time::Instant)> {
+            lan.routers
+                .iter()
+                .enumerate()
+                .flat_map(|(i, r)| {
+                    r.transitions[before[i]..]
+                        .iter()
+                        .filter(|t| t.2 == State::Master)
+                        .map(move |t| (i, t.0))
+                })
+                .collect()
+        };
+        lan.run_until(first - Duration::from_micros(1));
+        prop_assert_eq!(
+            became_master(&lan),
+            vec![],
+            "master before Master_Down_Interval (due {:?})\n{}",
+            first - lan.start,
+            describe(&lan)
+        );
+        lan.run_until(first);
+        let expect: Vec<(usize, std::time::Instant)> =
+            due.iter().copied().filter(|d| d.1 == first).collect();
+        prop_assert_eq!(
+            became_master(&lan),
+            expect,
+            "takeover at Master_Down_Interval (due {:?})\n{}",
+            first - lan.start,
+            describe(&lan)
+        );
+        settle_and_check(&mut lan, &spec)?;
+    }
+
+    /// A backup tolerates master_down_adverts - 1 adverts lost in a row: no transition at all.
+    #[test]
+    fn backups_tolerate_master_down_adverts_minus_one_lost_adverts(
+        spec in lan_spec(),
+        lost_seed in any::<u8>(),
+    ) {
+        let Some((mut lan, m, sent)) = elected_at_an_advert(&spec)? else {
+            return Ok(());
+        };
+        let backups: Vec<usize> = live(&lan).into_iter().filter(|&b| b != m).collect();
+        let Some(fewest) = backups
+            .iter()
+            .map(|&b| lan.routers[b].fsm.params().master_down_adverts)
+            .min()
+        else {
+            return Ok(());
+        };
+        let lost = u32::from(lost_seed % fewest);
+        let interval = lan.routers[m].fsm.params().advert_interval;
+        // The last advert arrives, then the master's next `lost` adverts reach nobody.
+        lan.run_until(sent + lan.latency);
+        let before = transition_count(&lan);
+        lan.routers[m].segment = 1;
+        lan.run_until(sent + interval * lost + interval / 2);
+        lan.routers[m].segment = 0;
+        lan.run_for(settle_time(&spec));
+        prop_assert_eq!(
+            transition_count(&lan),
+            before,
+            "a transition after {} lost adverts\n{}",
+            lost,
             describe(&lan)
         );
     }
