@@ -400,7 +400,14 @@ fn markdown(
         "Medians, minimum and maximum over the successful runs; the ratio is upkeep's median \
          over keepalived's (lower is better for every metric). The goals are issue 6's \
          (graceful stop ≤ 0.10, failed check ≤ 0.35, reload 0 lost pings and 0 address events, \
-         ≤ 1.0 elsewhere); rows marked (info) have none.\n\n",
+         ≤ 1.0 elsewhere, i.e. at or below keepalived); rows marked (info) have none. A \
+         \"tie\" is an \"at or below\" row where upkeep's median is above keepalived's by less \
+         than one run can resolve (the client's probe interval, the harness's poll interval): \
+         the difference is not measurable, and the row says by how much. Where both daemons \
+         wait out the RFC's Master_Down_Interval (a crash at 1 s adverts; the first election at \
+         start-up), that interval is the floor for both: 3 × 1 s + (256 − 180)/256 s = \
+         3296.9 ms for the crash's backup (priority 180), 3257.8 ms for h1 (190) at \
+         start-up.\n\n",
     );
     out.push_str(&report::table(results));
     if let Some(p) = plot {

@@ -108,24 +108,48 @@ pub fn goal_met(m: &MetricDef, k: Option<&Stats>, u: Option<&Stats>) -> Option<b
         Goal::Ratio(g) => {
             let k = k?;
             match ratio(k, u) {
-                Some(r) => Some(r <= g + 1e-9),
+                Some(r) => Some(r <= g + 1e-9 || tie(m, k, u)),
                 None => Some(u.median == 0.0),
             }
         }
     }
 }
 
+/// An "at or below" goal met by medians closer than one run can tell apart (upkeep above by
+/// less than the metric's resolution): both daemons at the same floor, e.g. the protocol's
+/// Master_Down_Interval.
+fn tie(m: &MetricDef, k: &Stats, u: &Stats) -> bool {
+    match m.goal {
+        Goal::Ratio(g) if g >= 1.0 => u.median > k.median * g && u.median - k.median < m.resolution,
+        _ => false,
+    }
+}
+
 fn goal_cell(m: &MetricDef, k: Option<&Stats>, u: Option<&Stats>) -> String {
     let mark = match goal_met(m, k, u) {
-        Some(true) => " ✓",
-        Some(false) => " ✗",
-        None => "",
+        Some(true) => match (k, u) {
+            (Some(k), Some(u)) if tie(m, k, u) => format!(
+                " ✓ tie: +{} {}, under {}",
+                fmt_delta(m, u.median - k.median),
+                m.unit(),
+                m.resolution_is
+            ),
+            _ => " ✓".into(),
+        },
+        Some(false) => " ✗".into(),
+        None => String::new(),
     };
     match m.goal {
         Goal::Info => "(info)".into(),
         Goal::Zero => format!("= 0{mark}"),
         Goal::Ratio(g) => format!("≤ {g:.2}{mark}"),
     }
+}
+
+/// A small difference with one decimal more than the metric shows.
+fn fmt_delta(m: &MetricDef, d: f64) -> String {
+    let decimals = m.decimals + 1;
+    format!("{d:.decimals$}")
 }
 
 fn runs_cell(s: &ScenarioRuns, c: Contender) -> String {
@@ -234,6 +258,7 @@ pub fn raw_runs(results: &[ScenarioRuns]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenarios::metric;
 
     #[test]
     fn median_min_max() {
@@ -245,12 +270,7 @@ mod tests {
 
     #[test]
     fn goals() {
-        let m = MetricDef {
-            key: "x",
-            label: "x",
-            decimals: 0,
-            goal: Goal::Ratio(0.1),
-        };
+        let m = metric("x", "x, ms", 0, Goal::Ratio(0.1));
         let st = |v: f64| Stats {
             median: v,
             min: v,
@@ -268,5 +288,32 @@ mod tests {
         assert_eq!(fmt_value(&m, 298.4), "298");
         assert_eq!(fmt_value(&m, 9.97), "10");
         assert_eq!(fmt_value(&m, 4.0), "4");
+    }
+
+    /// Medians closer than the resolution meet an "at or below" goal, and say so; a larger
+    /// gap, or a stricter goal, is not rescued by it.
+    #[test]
+    fn ties_within_the_resolution() {
+        let st = |v: f64| Stats {
+            median: v,
+            min: v,
+            max: v,
+        };
+        let m = metric("x", "outage, ms", 0, Goal::Ratio(1.0)).resolution(2.0, "2 ms pings");
+        let (k, u) = (st(3296.9), st(3297.3));
+        assert_eq!(goal_met(&m, Some(&k), Some(&u)), Some(true));
+        assert_eq!(
+            goal_cell(&m, Some(&k), Some(&u)),
+            "≤ 1.00 ✓ tie: +0.4 ms, under 2 ms pings"
+        );
+        assert_eq!(goal_met(&m, Some(&k), Some(&st(3299.0))), Some(false));
+        assert_eq!(goal_cell(&m, Some(&k), Some(&st(3290.0))), "≤ 1.00 ✓");
+        let exact = metric("x", "x, ms", 0, Goal::Ratio(1.0));
+        assert_eq!(goal_met(&exact, Some(&k), Some(&u)), Some(false));
+        let strict = metric("x", "x, ms", 0, Goal::Ratio(0.35)).resolution(5.0, "5 ms");
+        assert_eq!(
+            goal_met(&strict, Some(&st(100.0)), Some(&st(36.0))),
+            Some(false)
+        );
     }
 }

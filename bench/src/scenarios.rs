@@ -72,14 +72,40 @@ pub struct MetricDef {
     pub label: &'static str,
     pub decimals: usize,
     pub goal: Goal,
+    /// The finest difference one run can show, in the metric's unit (the client's probe
+    /// interval, the harness's poll interval); 0 for exact counters. Medians closer than this
+    /// are a tie: an "at or below" goal (ratio 1.0) is met by a tie.
+    pub resolution: f64,
+    /// What `resolution` is, for the report.
+    pub resolution_is: &'static str,
 }
 
-const fn metric(key: &'static str, label: &'static str, decimals: usize, goal: Goal) -> MetricDef {
+pub const fn metric(
+    key: &'static str,
+    label: &'static str,
+    decimals: usize,
+    goal: Goal,
+) -> MetricDef {
     MetricDef {
         key,
         label,
         decimals,
         goal,
+        resolution: 0.0,
+        resolution_is: "",
+    }
+}
+
+impl MetricDef {
+    /// The unit, from the label ("client outage, ms" -> "ms").
+    pub fn unit(&self) -> &'static str {
+        self.label.rsplit_once(", ").map_or("", |(_, unit)| unit)
+    }
+
+    pub const fn resolution(mut self, resolution: f64, what: &'static str) -> Self {
+        self.resolution = resolution;
+        self.resolution_is = what;
+        self
     }
 }
 
@@ -180,14 +206,21 @@ pub struct Opts {
 pub fn all() -> Vec<Scenario> {
     use Contender::*;
     let k_u = vec![Keepalived, Upkeep];
-    let outage = |goal| metric("outage_ms", "client outage, ms", 0, goal);
-    let takeover = metric("takeover_ms", "VIP on the backup after, ms", 0, Goal::Info);
+    let outage = |goal, event| {
+        let m = metric("outage_ms", "client outage, ms", 0, goal);
+        match event {
+            Event::CheckFails => m.resolution(5.0, "the client's 5 ms TCP connects"),
+            _ => m.resolution(2.0, "the client's 2 ms pings"),
+        }
+    };
+    let takeover = metric("takeover_ms", "VIP on the backup after, ms", 0, Goal::Info)
+        .resolution(1.0, "the 1 ms poll of `ip monitor`");
     let failover = |name, title, what, version, advert_ms, event, goal| Scenario {
         name,
         title,
         what,
         contenders: k_u.clone(),
-        metrics: vec![outage(goal), takeover.clone()],
+        metrics: vec![outage(goal, event), takeover.clone()],
         no_goal: vec![],
         kind: Kind::Failover {
             version,
@@ -201,7 +234,8 @@ pub fn all() -> Vec<Scenario> {
         what,
         contenders: k_u.clone(),
         metrics: vec![
-            metric("converge_s", "converge, s", 2, Goal::Ratio(1.0)),
+            metric("converge_s", "converge, s", 2, Goal::Ratio(1.0))
+                .resolution(0.002, "the 2 ms poll of `ip monitor`"),
             metric("cpu_master", "master CPU, %", 2, Goal::Ratio(1.0)),
             metric("rss_master", "master RSS, MiB", 1, Goal::Ratio(1.0)),
             metric(
@@ -209,9 +243,11 @@ pub fn all() -> Vec<Scenario> {
                 "all VIPs moved after SIGTERM, s",
                 2,
                 Goal::Ratio(1.0),
-            ),
+            )
+            .resolution(0.002, "the 2 ms poll of `ip monitor`"),
             metric("cpu_backup", "backup CPU, %", 2, Goal::Info),
-            metric("outage_ms", "client outage (first VIP), ms", 0, Goal::Info),
+            metric("outage_ms", "client outage (first VIP), ms", 0, Goal::Info)
+                .resolution(2.0, "the client's 2 ms pings"),
         ],
         no_goal: vec![],
         kind: Kind::Scale {
@@ -250,7 +286,7 @@ pub fn all() -> Vec<Scenario> {
                    The master's port-80 listener closes; outage = longest gap in the client's \
                    TCP connects to VIP:80 every 5 ms.",
             contenders: vec![Keepalived, Upkeep, UpkeepWasm],
-            metrics: vec![outage(Goal::Ratio(0.35)), takeover.clone()],
+            metrics: vec![outage(Goal::Ratio(0.35), Event::CheckFails), takeover.clone()],
             no_goal: vec![],
             kind: Kind::Failover {
                 version: 2,

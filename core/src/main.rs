@@ -54,6 +54,10 @@ enum Command {
     /// Translate a keepalived.conf into upkeep's KDL on stdout; what cannot be translated is
     /// listed on stderr with its line.
     ImportKeepalived { file: PathBuf },
+    /// Compile a WASM plugin read from stdin to machine code in OUTPUT (the daemon runs this
+    /// in a process of its own; not for people).
+    #[command(hide = true)]
+    CompilePlugin { output: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -146,6 +150,19 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::CompilePlugin { output } => {
+            let mut bytes = Vec::new();
+            let result = std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)
+                .map_err(|e| format!("reading the plugin from stdin: {e}"))
+                .and_then(|_| upkeep::checks::wasm::compile_to_file(&bytes, &output));
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::ImportKeepalived { file } => {
             match upkeep::config::import::import_keepalived(&file) {
                 Ok(imported) => {

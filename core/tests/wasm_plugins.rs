@@ -11,8 +11,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use upkeep::checks::wasm::{
-    inspect, Capability, CheckOutcome, Fault, Grants, Limits, Plugin, PluginError, PluginHost,
-    Transition,
+    inspect, Capability, CheckOutcome, CodeCache, Fault, Grants, Limits, Plugin, PluginError,
+    PluginHost, Transition,
 };
 
 fn plugin_dir() -> PathBuf {
@@ -502,6 +502,74 @@ fn malformed_files_are_rejected() {
     )
     .unwrap_err();
     assert!(matches!(err, PluginError::Read { .. }), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The daemon's way: a separate `upkeep compile-plugin` process compiles, the machine code is
+/// kept in the cache directory and loaded from there next time; a damaged file is replaced; a
+/// bad component is refused with the same error as an in-process compile.
+#[test]
+fn compiled_code_is_kept_and_reused() {
+    let dir = std::env::temp_dir().join(format!("upkeep-codecache-it-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let cached_host = || {
+        let cache = CodeCache::with_compiler(dir.clone(), env!("CARGO_BIN_EXE_upkeep").into())
+            .expect("cache dir");
+        PluginHost::with_code_cache(cache).expect("plugin host")
+    };
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let config = cfg(&[("port", &port)]);
+    let grants = Grants {
+        listening_sockets: true,
+        log: true,
+        ..Grants::default()
+    };
+    let path = plugin_path("port-listener");
+    let load_with = |host: &PluginHost| {
+        let started = Instant::now();
+        let plugin = Plugin::load(host, &path, grants.clone(), Limits::default())
+            .unwrap_or_else(|e| panic!("loading {}: {e}", path.display()));
+        (plugin, started.elapsed())
+    };
+    let code_files = || -> Vec<PathBuf> {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
+    };
+
+    let (plugin, first) = load_with(&cached_host());
+    assert!(plugin.check(&config).healthy);
+    let files = code_files();
+    assert_eq!(files.len(), 1, "one compiled file, nothing else: {files:?}");
+    let code = std::fs::read(&files[0]).unwrap();
+
+    // A new host (a restarted daemon) loads the kept code: same file, not rewritten.
+    let (plugin, again) = load_with(&cached_host());
+    assert!(plugin.check(&config).healthy);
+    assert_eq!(code_files(), files);
+    assert_eq!(std::fs::read(&files[0]).unwrap(), code);
+    eprintln!(
+        "port-listener: compiled by the compiler process in {first:?}, loaded again in {again:?}"
+    );
+
+    // Damaged code is not run: it is compiled again and replaced.
+    std::fs::write(&files[0], b"not machine code").unwrap();
+    let (plugin, _) = load_with(&cached_host());
+    assert!(plugin.check(&config).healthy);
+    assert_eq!(std::fs::read(&files[0]).unwrap(), code);
+
+    // A bad component: the compiler process's reason, as an in-process compile would give it.
+    let bad = dir.join("truncated.wasm");
+    let mut truncated = std::fs::read(&path).unwrap();
+    truncated.truncate(truncated.len() / 2);
+    std::fs::write(&bad, &truncated).unwrap();
+    let cached =
+        Plugin::load(&cached_host(), &bad, Grants::default(), Limits::default()).unwrap_err();
+    let direct = Plugin::load(host(), &bad, Grants::default(), Limits::default()).unwrap_err();
+    assert!(matches!(cached, PluginError::Invalid { .. }), "{cached}");
+    assert_eq!(cached.to_string(), direct.to_string());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -18,6 +18,7 @@
 //!
 //! Not for: scheduling checks or rise/fall counting (the daemon and [`super::Tracker`] do that).
 
+mod compile;
 mod host;
 mod sandbox;
 mod v0_1;
@@ -36,6 +37,7 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
+pub use self::compile::{compile_to_file, CodeCache};
 use self::host::{CallContext, Permissions};
 use self::sandbox::State;
 use self::v0_1::check::{CheckPlugin, CheckPluginPre};
@@ -262,6 +264,8 @@ struct HostInner {
     /// Calls in progress: the epoch ticker sleeps (parked) while there are none.
     active: Arc<AtomicUsize>,
     ticker: std::thread::Thread,
+    /// Where compiled plugins are kept (the daemon); None: compile in this process (tools).
+    code_cache: Option<CodeCache>,
 }
 
 /// Keeps the epoch ticker running while a call is in progress.
@@ -306,10 +310,18 @@ impl PluginHost {
     /// and the `host` interface), and starts the ticker thread. It stops when the last clone of
     /// the host and the last [`Plugin`] are dropped.
     pub fn new() -> Result<Self, PluginError> {
+        Self::build(None)
+    }
+
+    /// As [`PluginHost::new`], with plugins compiled by a separate process and kept in `cache`
+    /// (the daemon: see [`CodeCache`]).
+    pub fn with_code_cache(cache: CodeCache) -> Result<Self, PluginError> {
+        Self::build(Some(cache))
+    }
+
+    fn build(code_cache: Option<CodeCache>) -> Result<Self, PluginError> {
         let engine_err = |e: wasmtime::Error| PluginError::Engine(format!("{e:#}"));
-        let mut config = wasmtime::Config::new();
-        config.epoch_interruption(true).wasm_component_model(true);
-        let engine = Engine::new(&config).map_err(engine_err)?;
+        let engine = Engine::new(&compile::engine_config()).map_err(engine_err)?;
 
         let mut linker = Linker::<State>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_err)?;
@@ -357,6 +369,7 @@ impl PluginHost {
                 stop,
                 active,
                 ticker: ticker.thread().clone(),
+                code_cache,
             }),
         })
     }
@@ -801,8 +814,11 @@ impl Loaded {
                     .into(),
             ));
         }
-        let component =
-            Component::new(&inner.engine, &bytes).map_err(|e| invalid(format!("{e:#}")))?;
+        let component = match &inner.code_cache {
+            Some(cache) => cache.component(&inner.engine, &bytes),
+            None => Component::new(&inner.engine, &bytes).map_err(|e| format!("{e:#}")),
+        }
+        .map_err(invalid)?;
         let pre = inner
             .linker
             .instantiate_pre(&component)

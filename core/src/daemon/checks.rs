@@ -192,6 +192,29 @@ pub async fn prepare(
     })
 }
 
+/// Whether `cfg` has any WASM plugin (a check or a hook), and so needs the engine.
+pub fn needs_engine(cfg: &Config) -> bool {
+    !cfg.hooks.is_empty()
+        || cfg
+            .checks
+            .iter()
+            .any(|c| matches!(c.kind, CheckKind::Plugin { .. }))
+}
+
+/// The daemon's plugin engine: plugins compiled by a separate process and kept in
+/// `STATE_DIR/plugins` (see [`wasm::CodeCache`]), or compiled in-process if that directory
+/// cannot be used.
+pub fn new_plugin_host(state_dir: &Path) -> Result<PluginHost, String> {
+    let host = match wasm::CodeCache::new(state_dir.join("plugins")) {
+        Ok(cache) => PluginHost::with_code_cache(cache),
+        Err(e) => {
+            warn!("plugins are compiled inside the daemon: {e}");
+            PluginHost::new()
+        }
+    };
+    host.map_err(|e| e.to_string())
+}
+
 /// Compile a plugin off the event loop (it takes tens of milliseconds), or reuse the one
 /// already compiled from the same file.
 async fn load_plugin(

@@ -196,6 +196,10 @@ impl Daemon {
             });
             daemon.metrics = Some(m);
         }
+        if checks::needs_engine(&cfg) {
+            daemon.plugin_host =
+                Some(checks::new_plugin_host(&daemon.opts.state_dir).map_err(anyhow::Error::msg)?);
+        }
         let dir = checks::config_dir(&daemon.opts.config);
         let file = daemon.opts.config.display().to_string();
         let prepared = checks::prepare(

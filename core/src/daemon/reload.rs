@@ -98,15 +98,10 @@ impl Daemon {
             .filter(|(name, _)| self.cfg.hook(name) == new.hook(name))
             .map(|(n, l)| (n.clone(), l.clone()))
             .collect();
-        let needs_engine = !new.hooks.is_empty()
-            || new
-                .checks
-                .iter()
-                .any(|c| matches!(c.kind, CheckKind::Plugin { .. }));
-        if needs_engine && self.plugin_host.is_none() {
-            match crate::checks::wasm::PluginHost::new() {
+        if checks::needs_engine(&new) && self.plugin_host.is_none() {
+            match checks::new_plugin_host(&self.opts.state_dir) {
                 Ok(h) => self.plugin_host = Some(h),
-                Err(e) => return self.refuse(trigger, e.to_string()),
+                Err(e) => return self.refuse(trigger, e),
             }
         }
         self.reload_running = true;
