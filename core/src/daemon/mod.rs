@@ -101,7 +101,7 @@ struct Daemon {
     /// The last state each sync group was notified of (a group notifies once per change).
     group_notified: HashMap<String, Transition>,
     watch: Option<watch::ConfigWatch>,
-    watch_tx: mpsc::UnboundedSender<()>,
+    watch_tx: mpsc::UnboundedSender<watch::Change>,
     control: mpsc::Receiver<control::Pending>,
     /// Reloads being prepared off the loop report here.
     prepared_tx: mpsc::UnboundedSender<reload::PreparedReload>,
@@ -124,7 +124,7 @@ impl Daemon {
         cfg: Config,
         source: String,
         opts: Options,
-        watch_tx: mpsc::UnboundedSender<()>,
+        watch_tx: mpsc::UnboundedSender<watch::Change>,
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&opts.state_dir)
             .with_context(|| format!("creating state dir {}", opts.state_dir.display()))?;
@@ -239,7 +239,10 @@ impl Daemon {
         Ok(daemon)
     }
 
-    async fn run(&mut self, mut watch_rx: mpsc::UnboundedReceiver<()>) -> anyhow::Result<()> {
+    async fn run(
+        &mut self,
+        mut watch_rx: mpsc::UnboundedReceiver<watch::Change>,
+    ) -> anyhow::Result<()> {
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         let mut hup = signal(SignalKind::hangup())?;
@@ -313,8 +316,14 @@ impl Daemon {
                         self.reload(&trigger, forced).await;
                     }
                 }
-                Some(()) = watch_rx.recv() => {
-                    reload_at = Some(tokio::time::Instant::now() + Duration::from_millis(150));
+                Some(change) = watch_rx.recv() => {
+                    // A complete file is read at once (a few ms to gather the same burst's
+                    // other events); a write under way gets time to finish.
+                    let settle = match change {
+                        watch::Change::Complete => Duration::from_millis(5),
+                        watch::Change::Ongoing => Duration::from_millis(150),
+                    };
+                    reload_at = Some(tokio::time::Instant::now() + settle);
                 }
                 _ = reload_sleep, if reload_at.is_some() => {
                     reload_at = None;

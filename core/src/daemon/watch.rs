@@ -2,11 +2,23 @@
 //!
 //! The directory is watched, not the file: editors that save by writing a new file and renaming
 //! it over the old one replace the inode, and a watch on the file itself would go quiet.
-//! Bursts of events (truncate, write, close, rename) are coalesced by the daemon's debounce.
+//! Bursts of events (truncate, write, close, rename) are coalesced by the daemon's debounce:
+//! short when a complete file was renamed into place (how editors, config management and
+//! `install` replace files), longer for a write that may still be under way.
 
 use std::path::{Path, PathBuf};
 
+use notify::event::{ModifyKind, RenameMode};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
+
+/// What a watched file's event says about its content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Complete: a new file renamed over it.
+    Complete,
+    /// Changed, perhaps half-written: more may follow.
+    Ongoing,
+}
 use tokio::sync::mpsc;
 
 /// Keeps the watch alive; dropping it stops the events.
@@ -14,8 +26,8 @@ pub struct ConfigWatch {
     _watcher: RecommendedWatcher,
 }
 
-/// Send `()` on `tx` whenever a file named in `files` may have changed.
-pub fn watch(files: &[PathBuf], tx: mpsc::UnboundedSender<()>) -> notify::Result<ConfigWatch> {
+/// Send a [`Change`] on `tx` whenever a file named in `files` may have changed.
+pub fn watch(files: &[PathBuf], tx: mpsc::UnboundedSender<Change>) -> notify::Result<ConfigWatch> {
     let targets: Vec<PathBuf> = files.iter().map(|f| absolute(f)).collect();
     let dirs: Vec<PathBuf> = {
         let mut d: Vec<PathBuf> = targets
@@ -28,11 +40,25 @@ pub fn watch(files: &[PathBuf], tx: mpsc::UnboundedSender<()>) -> notify::Result
     };
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<Event>| {
         let Ok(event) = res else { return };
-        if matches!(event.kind, EventKind::Access(_)) {
-            return;
-        }
-        if event.paths.iter().any(|p| targets.contains(p)) {
-            let _ = tx.send(());
+        // Only a rename is complete for sure: a writer that closed the file may open it again
+        // to append (`cat a > f; cat b >> f`), so a close waits like any other write.
+        let change = match event.kind {
+            EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both)) => {
+                Change::Complete
+            }
+            EventKind::Access(_) => return,
+            _ => Change::Ongoing,
+        };
+        // For a rename, the name it now has is the last path.
+        let hit = match change {
+            Change::Complete => event.paths.last().is_some_and(|p| targets.contains(p)),
+            Change::Ongoing => event.paths.iter().any(|p| targets.contains(p)),
+        };
+        if hit {
+            let _ = tx.send(change);
+        } else if event.paths.iter().any(|p| targets.contains(p)) {
+            // Renamed away from a watched name: the file is gone or about to be replaced.
+            let _ = tx.send(Change::Ongoing);
         }
     })?;
     for dir in &dirs {
@@ -43,4 +69,63 @@ pub fn watch(files: &[PathBuf], tx: mpsc::UnboundedSender<()>) -> notify::Result
 
 fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// The changes seen within `wait` after `act`, in order.
+    async fn changes(
+        rx: &mut mpsc::UnboundedReceiver<Change>,
+        act: impl FnOnce(),
+        wait: Duration,
+    ) -> Vec<Change> {
+        act();
+        let mut seen = Vec::new();
+        while let Ok(Some(c)) = tokio::time::timeout(wait, rx.recv()).await {
+            seen.push(c);
+        }
+        seen
+    }
+
+    #[tokio::test]
+    async fn a_rename_into_place_is_complete_and_an_in_place_write_is_not() {
+        let dir = std::env::temp_dir().join(format!("upkeep-watch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("upkeep.kdl");
+        std::fs::write(&file, "a").unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let _watch = watch(std::slice::from_ref(&file), tx).unwrap();
+        let wait = Duration::from_millis(200);
+
+        let tmp = dir.join(".upkeep.kdl.tmp");
+        let seen = changes(
+            &mut rx,
+            || {
+                std::fs::write(&tmp, "b").unwrap();
+                std::fs::rename(&tmp, &file).unwrap();
+            },
+            wait,
+        )
+        .await;
+        assert_eq!(seen.last(), Some(&Change::Complete), "{seen:?}");
+
+        let seen = changes(&mut rx, || std::fs::write(&file, "c").unwrap(), wait).await;
+        assert!(
+            !seen.is_empty() && !seen.contains(&Change::Complete),
+            "{seen:?}"
+        );
+
+        // Another file in the same directory is no change at all.
+        let seen = changes(
+            &mut rx,
+            || std::fs::write(dir.join("other"), "x").unwrap(),
+            wait,
+        )
+        .await;
+        assert!(seen.is_empty(), "{seen:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
