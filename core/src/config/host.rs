@@ -11,10 +11,9 @@
 
 use std::path::Path;
 
-use kdl::{KdlDocument, KdlNode};
 use miette::{NamedSource, SourceSpan};
 
-use super::model::{CheckKind, Config, Notify};
+use super::model::{CheckKind, Config, Locations, Notify};
 use super::parse::{line_col, parse_str, ConfigError, Problem};
 use crate::checks::security::{
     self, check_enterable_by, check_runnable_by, check_script_security_in, resolve_program,
@@ -62,28 +61,26 @@ pub fn check(
             .iter()
             .any(|g| !notify_commands(&g.notify).is_empty());
     if !runs_commands {
-        // Nothing to check, and no second parse of a large file (locations need the tree).
         return Ok(Vec::new());
     }
-    let doc = KdlDocument::parse(source).ok();
     let mut cx = Cx {
         source,
-        doc: doc.as_ref(),
+        at: &cfg.locations,
         problems: Vec::new(),
         root_runs: Vec::new(),
     };
     let global_user = cfg.global.script_user.as_deref();
-    let global_user_at = cx.global_setting("script-user");
+    let global_user_at = cfg.locations.script_user;
     for def in &cfg.checks {
         let CheckKind::Script { command } = &def.kind else {
             continue;
         };
         let (configured, at) = match &def.user {
-            Some(u) => (Some(u.as_str()), cx.child(def.span, "user")),
+            Some(u) => (Some(u.as_str()), cx.at.setting(def.span, "user")),
             None => (global_user, global_user_at),
         };
         let what = format!("check `{}`", def.name);
-        let script_at = cx.child(def.span, "script").unwrap_or(def.span);
+        let script_at = cx.at.setting(def.span, "script").unwrap_or(def.span);
         cx.command(
             cfg,
             &what,
@@ -106,7 +103,7 @@ pub fn check(
     for (n, span, owner) in notifies {
         for (key, cmd) in notify_commands(n) {
             let what = format!("{key} of {owner}");
-            let cmd_at = cx.child(span, key).unwrap_or(span);
+            let cmd_at = cx.at.setting(span, key).unwrap_or(span);
             // Notify commands start in the daemon's directory, not the config's.
             cx.command(
                 cfg,
@@ -159,7 +156,8 @@ fn notify_commands(n: &Notify) -> Vec<(&'static str, &String)> {
 
 struct Cx<'a> {
     source: &'a str,
-    doc: Option<&'a KdlDocument>,
+    /// Where the settings are written (kept by the parser).
+    at: &'a Locations,
     problems: Vec<Problem>,
     /// What runs as root, for the warning.
     root_runs: Vec<String>,
@@ -255,34 +253,6 @@ impl Cx<'_> {
         };
         self.report(at, format!("{what} refused{runs_as}: {e}"), label, e.hint());
     }
-
-    /// The span of `global`'s child `key`, if the file sets it.
-    fn global_setting(&self, key: &str) -> Option<SourceSpan> {
-        let global = self
-            .doc?
-            .nodes()
-            .iter()
-            .find(|n| n.name().value() == "global")?;
-        child_named(global, key)
-    }
-
-    /// The span of child `key` of the top-level node that spans `parent`.
-    fn child(&self, parent: SourceSpan, key: &str) -> Option<SourceSpan> {
-        let node = self
-            .doc?
-            .nodes()
-            .iter()
-            .find(|n| n.span().offset() == parent.offset())?;
-        child_named(node, key)
-    }
-}
-
-fn child_named(node: &KdlNode, key: &str) -> Option<SourceSpan> {
-    node.children()?
-        .nodes()
-        .iter()
-        .find(|c| c.name().value() == key)
-        .map(KdlNode::span)
 }
 
 #[cfg(test)]

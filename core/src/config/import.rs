@@ -2040,6 +2040,13 @@ mod tests {
         (imported, cfg)
     }
 
+    /// [`warned`] for each (line, needle).
+    fn warned_all(imported: &Imported, expected: &[(usize, &str)]) {
+        for &(line, needle) in expected {
+            warned(imported, line, needle);
+        }
+    }
+
     fn warned(imported: &Imported, line: usize, needle: &str) {
         assert!(
             imported
@@ -2474,43 +2481,24 @@ virtual_server 192.0.2.1 443 {
 }
 "#;
         let (imported, cfg) = convert(src);
-        warned(
+        warned_all(
             &imported,
-            2,
-            "`notification_email { ... }` in global_defs: upkeep sends no mail",
-        );
-        warned(&imported, 5, "`smtp_server 127.0.0.1` in global_defs");
-        warned(&imported, 6, "group `wheel`");
-        warned(
-            &imported,
-            11,
-            "`notify_master_rx_lower_pri /bin/true` in vrrp_instance v: not supported",
-        );
-        warned(&imported, 13, "`label eth0:1`");
-        warned(&imported, 13, "`scope global`");
-        warned(
-            &imported,
-            15,
-            "virtual_ipaddress_excluded: imported as ordinary `vip`s; upkeep does not leave them out of adverts",
-        );
-        warned(
-            &imported,
-            16,
-            "2001:db8::1 is IPv6 but the instance's VIPs are IPv4",
-        );
-        warned(&imported, 19, "blackhole routes are not supported");
-        warned(&imported, 20, "route option `src 192.0.2.1`");
-        warned(&imported, 23, "unicast_peer options `min_ttl 1`");
-        warned(&imported, 25, "upkeep has no BFD");
-        warned(
-            &imported,
-            29,
-            "LVS virtual_server is out of scope: upkeep does VRRP, not IPVS load balancing; 3 blocks ignored; also at line 36, line 38",
-        );
-        warned(
-            &imported,
-            33,
-            "a `{ ... }` block without a keyword in the file",
+            &[
+                (2, "`notification_email { ... }` in global_defs: upkeep sends no mail"),
+                (5, "`smtp_server 127.0.0.1` in global_defs"),
+                (6, "group `wheel`"),
+                (11, "`notify_master_rx_lower_pri /bin/true` in vrrp_instance v: not supported"),
+                (13, "`label eth0:1`"),
+                (13, "`scope global`"),
+                (15, "virtual_ipaddress_excluded: imported as ordinary `vip`s; upkeep does not leave them out of adverts"),
+                (16, "2001:db8::1 is IPv6 but the instance's VIPs are IPv4"),
+                (19, "blackhole routes are not supported"),
+                (20, "route option `src 192.0.2.1`"),
+                (23, "unicast_peer options `min_ttl 1`"),
+                (25, "upkeep has no BFD"),
+                (29, "LVS virtual_server is out of scope: upkeep does VRRP, not IPVS load balancing; 3 blocks ignored; also at line 36, line 38"),
+                (33, "a `{ ... }` block without a keyword in the file"),
+            ],
         );
         assert_eq!(imported.warnings.len(), 14, "{:#?}", imported.warnings);
         assert_eq!(
@@ -2553,25 +2541,23 @@ vrrp_sync_group g {
 }
 "#;
         let (imported, cfg) = convert(src);
-        warned(
+        warned_all(
             &imported,
-            13,
-            "notify_fault: user `nobody nogroup` is not supported",
-        );
-        warned(
-            &imported,
-            16,
-            "upkeep runs `notify-stop` for an instance a reload removes",
-        );
-        warned(
-            &imported,
-            17,
-            "`notify_priority_changes true` in vrrp_instance web: not supported",
-        );
-        warned(
-            &imported,
-            18,
-            "`smtp_alert` in vrrp_instance web: upkeep sends no mail",
+            &[
+                (13, "notify_fault: user `nobody nogroup` is not supported"),
+                (
+                    16,
+                    "upkeep runs `notify-stop` for an instance a reload removes",
+                ),
+                (
+                    17,
+                    "`notify_priority_changes true` in vrrp_instance web: not supported",
+                ),
+                (
+                    18,
+                    "`smtp_alert` in vrrp_instance web: upkeep sends no mail",
+                ),
+            ],
         );
         assert_eq!(imported.warnings.len(), 4, "{:#?}", imported.warnings);
         assert!(cfg.global.script_security);
@@ -2687,37 +2673,18 @@ vrrp_sync_group g {
 }
 "#;
         let (imported, cfg) = convert(src);
-        warned(
+        warned_all(
             &imported,
-            11,
-            "`init_file 0 overwrite` in track_file weightfile: upkeep does not create the file",
+            &[
+                (11, "`init_file 0 overwrite` in track_file weightfile: upkeep does not create the file"),
+                (13, "track_file `chk` is imported as check `file-chk`"),
+                (20, "`delay 0.5` in vrrp_track_process nginx: not supported"),
+                (25, "weight option `reverse` is not supported; imported as plain `weight 10`"),
+                (39, "track_interface eth3: `reverse` is not supported"),
+                (44, "track_file `missing`: there is no track_file of that name; ignored"),
+                (1, "as root when `script_user` is not set"),
+            ],
         );
-        warned(
-            &imported,
-            13,
-            "track_file `chk` is imported as check `file-chk`",
-        );
-        warned(
-            &imported,
-            20,
-            "`delay 0.5` in vrrp_track_process nginx: not supported",
-        );
-        warned(
-            &imported,
-            25,
-            "weight option `reverse` is not supported; imported as plain `weight 10`",
-        );
-        warned(
-            &imported,
-            39,
-            "track_interface eth3: `reverse` is not supported",
-        );
-        warned(
-            &imported,
-            44,
-            "track_file `missing`: there is no track_file of that name; ignored",
-        );
-        warned(&imported, 1, "as root when `script_user` is not set");
         assert_eq!(imported.warnings.len(), 7, "{:#?}", imported.warnings);
 
         let chk = cfg.check("chk").expect("chk");
@@ -3020,9 +2987,14 @@ vrrp_instance c {
     fn dangling_references_are_dropped_like_keepalived_does() {
         let src = "vrrp_instance a {\n  interface eth0\n  virtual_router_id 1\n  virtual_ipaddress {\n    192.0.2.1\n  }\n  track_script {\n    nope\n  }\n}\nvrrp_sync_group g {\n  group {\n    a ghost\n  }\n}\nvrrp_sync_group empty {\n  group {\n    ghost2\n  }\n}\n";
         let (imported, cfg) = convert(src);
-        warned(&imported, 8, "no vrrp_script of that name");
-        warned(&imported, 13, "no vrrp_instance `ghost`");
-        warned(&imported, 16, "has no instances; not imported");
+        warned_all(
+            &imported,
+            &[
+                (8, "no vrrp_script of that name"),
+                (13, "no vrrp_instance `ghost`"),
+                (16, "has no instances; not imported"),
+            ],
+        );
         assert!(cfg.instances[0].tracks.is_empty());
         assert_eq!(cfg.sync_groups.len(), 1);
         assert_eq!(cfg.sync_groups[0].members, ["a"]);
@@ -3034,34 +3006,26 @@ vrrp_instance c {
     fn what_keepalived_drops_is_dropped() {
         let src = "vrrp_script s {\n  interval 1\n}\ntrack_file f {\n  weight 2\n}\nvrrp_track_process p {\n  quorum 2\n}\nvrrp_instance a {\n  interface eth0\n  virtual_router_id 1\n  unicast_peer {\n    192.0.2.2\n    192.0.2.2\n  }\n  virtual_ipaddress {\n    192.0.2.1/24\n    2001:db8::1/64\n    192.0.2.1/25\n  }\n  track_script {\n    s\n  }\n  track_file {\n    f\n  }\n  track_process {\n    p\n  }\n}\nvrrp_instance b {\n  interface eth0\n  virtual_router_id 2\n  virtual_ipaddress {\n    192.0.2.3/24\n  }\n}\nvrrp_sync_group g1 {\n  group {\n    a b b\n  }\n}\nvrrp_sync_group g2 {\n  group {\n    b\n  }\n}\n";
         let (imported, cfg) = convert(src);
-        warned(
+        warned_all(
             &imported,
-            1,
-            "vrrp_script s has no `script`; keepalived ignores it",
+            &[
+                (1, "vrrp_script s has no `script`; keepalived ignores it"),
+                (4, "track_file f has no `file`"),
+                (7, "vrrp_track_process p has no `process`"),
+                (15, "unicast_peer 192.0.2.2 is listed twice"),
+                (
+                    19,
+                    "vip 2001:db8::1/64 is IPv6 but the instance's first VIP is IPv4",
+                ),
+                (20, "vip 192.0.2.1/25 is listed twice"),
+                (23, "track_script `s`: its vrrp_script was left out"),
+                (26, "track_file `f`: its track_file was left out"),
+                (29, "track_process `p`: its vrrp_track_process was left out"),
+                (41, "vrrp_sync_group g1: `b` is listed twice"),
+                (46, "`b` is already in sync group g1"),
+                (44, "vrrp_sync_group g2 has no instances"),
+            ],
         );
-        warned(&imported, 4, "track_file f has no `file`");
-        warned(&imported, 7, "vrrp_track_process p has no `process`");
-        warned(&imported, 15, "unicast_peer 192.0.2.2 is listed twice");
-        warned(
-            &imported,
-            19,
-            "vip 2001:db8::1/64 is IPv6 but the instance's first VIP is IPv4",
-        );
-        warned(&imported, 20, "vip 192.0.2.1/25 is listed twice");
-        warned(
-            &imported,
-            23,
-            "track_script `s`: its vrrp_script was left out",
-        );
-        warned(&imported, 26, "track_file `f`: its track_file was left out");
-        warned(
-            &imported,
-            29,
-            "track_process `p`: its vrrp_track_process was left out",
-        );
-        warned(&imported, 41, "vrrp_sync_group g1: `b` is listed twice");
-        warned(&imported, 46, "`b` is already in sync group g1");
-        warned(&imported, 44, "vrrp_sync_group g2 has no instances");
         assert_eq!(imported.warnings.len(), 12, "{:#?}", imported.warnings);
         assert!(cfg.checks.is_empty());
         let a = cfg.instance("a").expect("a");

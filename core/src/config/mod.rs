@@ -11,6 +11,7 @@ pub mod host;
 pub mod import;
 pub mod model;
 pub mod parse;
+mod split;
 
 pub use model::*;
 pub use parse::{load, parse_str, ConfigError};

@@ -3,6 +3,7 @@
 //! `config::parse` builds it from KDL; `config::import` writes KDL from a keepalived.conf.
 //! Every item that an error may point at keeps the byte span of its KDL node.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,6 +20,38 @@ pub struct Config {
     pub hooks: Vec<HookDef>,
     pub instances: Vec<InstanceConfig>,
     pub sync_groups: Vec<SyncGroup>,
+    /// Where the settings that host checks report on are written.
+    pub locations: Locations,
+}
+
+/// Byte spans of the settings that `config::host` reports on after parsing (the users and
+/// commands scripts run with), kept by the parser so nothing parses the file twice.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Locations {
+    /// The first `global`'s `script-user`.
+    pub script_user: Option<SourceSpan>,
+    /// (offset of a top-level node's span, setting) -> the span of the node's first child of
+    /// that name, for the settings in [`Locations::KEYS`].
+    pub settings: BTreeMap<(usize, &'static str), SourceSpan>,
+}
+
+impl Locations {
+    /// The settings kept in [`Locations::settings`]: a check's user and script, the notify
+    /// commands of an instance or sync group.
+    pub const KEYS: [&'static str; 7] = [
+        "user",
+        "script",
+        "notify-master",
+        "notify-backup",
+        "notify-fault",
+        "notify-stop",
+        "notify",
+    ];
+
+    /// The span of child `key` of the top-level node whose span starts where `parent` does.
+    pub fn setting(&self, parent: SourceSpan, key: &'static str) -> Option<SourceSpan> {
+        self.settings.get(&(parent.offset(), key)).copied()
+    }
 }
 
 impl Config {

@@ -15,8 +15,8 @@ use kdl::{KdlDocument, KdlEntry, KdlError, KdlNode, KdlValue};
 use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
 
 use super::model::{
-    CheckDef, CheckKind, Config, Global, Grants, HookDef, InitialState, InstanceConfig, Notify,
-    Route, SyncGroup, Track, Vip, VrrpVersion, DEFAULT_MEMORY_LIMIT, MASTER_DOWN_ADVERTS,
+    CheckDef, CheckKind, Config, Global, Grants, HookDef, InitialState, InstanceConfig, Locations,
+    Notify, Route, SyncGroup, Track, Vip, VrrpVersion, DEFAULT_MEMORY_LIMIT, MASTER_DOWN_ADVERTS,
     MAX_MEMORY_LIMIT, RFC_MASTER_DOWN_ADVERTS,
 };
 
@@ -123,12 +123,23 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 ///
 /// KDL v2 is the syntax. `KdlDocument::parse` also accepts KDL v1 when the `kdl` crate is built
 /// with its `v1-fallback` feature.
+///
+/// A large file is parsed on two threads ([`super::split`]); errors are the serial parse's.
 pub fn parse_str(source: &str, file_name: &str) -> Result<Config, ConfigError> {
+    parse_str_with(source, file_name, super::split::parse)
+}
+
+/// [`parse_str`] with `parse` as the KDL parser.
+pub(super) fn parse_str_with(
+    source: &str,
+    file_name: &str,
+    parse: impl FnOnce(&str) -> Result<KdlDocument, KdlError>,
+) -> Result<Config, ConfigError> {
     let mut cx = Cx {
         src: source,
         problems: Vec::new(),
     };
-    let config = match KdlDocument::parse(source) {
+    let config = match parse(source) {
         Ok(doc) => Some(cx.document(&doc)),
         Err(err) => {
             cx.syntax(&err);
@@ -512,6 +523,35 @@ fn head(node: &KdlNode) -> SourceSpan {
     span_between(node.span().offset(), end)
 }
 
+/// Where the settings `config::host` reports on are written.
+fn locations(doc: &KdlDocument) -> Locations {
+    let child = |node: &KdlNode, key: &str| {
+        node.children()?
+            .nodes()
+            .iter()
+            .find(|c| c.name().value() == key)
+            .map(KdlNode::span)
+    };
+    let mut at = Locations {
+        script_user: doc
+            .nodes()
+            .iter()
+            .find(|n| n.name().value() == "global")
+            .and_then(|g| child(g, "script-user")),
+        ..Locations::default()
+    };
+    for node in doc.nodes() {
+        for key in Locations::KEYS {
+            if let Some(span) = child(node, key) {
+                at.settings
+                    .entry((node.span().offset(), key))
+                    .or_insert(span);
+            }
+        }
+    }
+    at
+}
+
 fn positional(node: &KdlNode) -> Vec<&KdlEntry> {
     node.entries()
         .iter()
@@ -854,6 +894,28 @@ impl Cx<'_> {
                 Some(*first)
             }
         }
+    }
+
+    /// A setting that lists values (`key A B ...`, no properties): its values; none is a
+    /// problem (`key` needs at least one `what`, labelled `label`).
+    fn list<'n>(
+        &mut self,
+        node: &'n KdlNode,
+        key: &str,
+        what: &str,
+        label: &str,
+    ) -> Vec<&'n KdlEntry> {
+        self.leaf(node, &[]);
+        let args = positional(node);
+        if args.is_empty() {
+            self.report(
+                head(node),
+                format!("`{key}` needs at least one {what}"),
+                label,
+                format!("for example `{}`", example(key)),
+            );
+        }
+        args
     }
 
     /// `kind "name" { ... }`: the name, its span and the block.
@@ -1267,6 +1329,7 @@ impl Cx<'_> {
             })
             .collect();
         config.sync_groups = groups.into_iter().map(|g| g.group).collect();
+        config.locations = locations(doc);
         config
     }
 
@@ -1887,16 +1950,7 @@ impl Cx<'_> {
             "notify-stop" => &mut notify.stop,
             "notify" => &mut notify.any,
             "notify-hook" => {
-                self.leaf(node, &[]);
-                let args = positional(node);
-                if args.is_empty() {
-                    self.report(
-                        head(node),
-                        "`notify-hook` needs at least one hook name",
-                        "no name",
-                        format!("for example `{}`", example("notify-hook")),
-                    );
-                }
+                let args = self.list(node, "notify-hook", "hook name", "no name");
                 for entry in args {
                     let Some(hook) = self.name_string(entry, "notify-hook") else {
                         continue;
@@ -2272,16 +2326,7 @@ impl Cx<'_> {
     }
 
     fn peers(&mut self, node: &KdlNode, peers: &mut Vec<IpAddr>, spans: &mut Vec<SourceSpan>) {
-        self.leaf(node, &[]);
-        let args = positional(node);
-        if args.is_empty() {
-            self.report(
-                head(node),
-                "`unicast-peer` needs at least one address",
-                "no address",
-                format!("for example `{}`", example("unicast-peer")),
-            );
-        }
+        let args = self.list(node, "unicast-peer", "address", "no address");
         for entry in args {
             let Some(ip) = self.unicast_ip(entry, "unicast-peer") else {
                 continue;
@@ -2393,16 +2438,7 @@ impl Cx<'_> {
                 }
                 continue;
             }
-            self.leaf(child, &[]);
-            let args = positional(child);
-            if args.is_empty() {
-                self.report(
-                    head(child),
-                    "`member` needs at least one instance name",
-                    "no name",
-                    format!("for example `{}`", example("member")),
-                );
-            }
+            let args = self.list(child, "member", "instance name", "no name");
             for entry in args {
                 let Some(member) = self.name_string(entry, "member") else {
                     continue;
@@ -2636,6 +2672,21 @@ mod tests {
             .find(|p| p.line == line && p.column == col && p.message.contains(needle))
             .cloned()
             .unwrap_or_else(|| panic!("no `{needle}` at {line}:{col} in {problems:#?}"))
+    }
+
+    /// [`problem_at`] for each (source, line, column, needle).
+    fn problems_at(cases: &[(String, usize, usize, &str)]) {
+        for (src, line, col, needle) in cases {
+            problem_at(src, *line, *col, needle);
+        }
+    }
+
+    /// [`problem_at`] for each (source, line, column, needle, text its help contains).
+    fn problems_with_help(cases: &[(String, usize, usize, &str, &str)]) {
+        for (src, line, col, needle, help) in cases {
+            let p = problem_at(src, *line, *col, needle);
+            assert!(help_of(&p).contains(help), "{p:?}");
+        }
     }
 
     fn help_of(p: &Problem) -> &str {
@@ -2943,27 +2994,29 @@ sync-group "g1" {
         assert_eq!(ok(&web("")).global.metrics_listen, None);
 
         let g = |line: &str| format!("global {{\n    {line}\n}}\n{}", web(""));
-        let p = problem_at(
-            &g("metrics listen=\"127.0.0.1\""),
-            2,
-            13,
-            "`listen=` of `metrics` is not an address and port: `127.0.0.1`",
-        );
-        assert!(help_of(&p).contains("add a port"), "{p:?}");
-        let p = problem_at(
-            &g("metrics listen=\"::1:9650\""),
-            2,
-            13,
-            "not an address and port",
-        );
-        assert!(help_of(&p).contains("brackets"), "{p:?}");
-        let p = problem_at(
-            &g("metrics listen=\"localhost:9650\""),
-            2,
-            13,
-            "not an address and port",
-        );
-        assert!(help_of(&p).contains("not resolved"), "{p:?}");
+        problems_with_help(&[
+            (
+                g("metrics listen=\"127.0.0.1\""),
+                2,
+                13,
+                "`listen=` of `metrics` is not an address and port: `127.0.0.1`",
+                "add a port",
+            ),
+            (
+                g("metrics listen=\"::1:9650\""),
+                2,
+                13,
+                "not an address and port",
+                "brackets",
+            ),
+            (
+                g("metrics listen=\"localhost:9650\""),
+                2,
+                13,
+                "not an address and port",
+                "not resolved",
+            ),
+        ]);
         problem_at(
             &g("metrics listen=\"0.0.0.0:0\""),
             2,
@@ -2973,24 +3026,26 @@ sync-group "g1" {
         problem_at(&g("metrics listen=9650"), 2, 13, "must be a string");
         let p = problem_at(&g("metrics"), 2, 5, "`metrics` needs `listen=`");
         assert!(help_of(&p).contains("metrics listen=\"127.0.0.1:9650\""));
-        problem_at(
-            &g("metrics \"127.0.0.1:9650\""),
-            2,
-            13,
-            "takes its address as `listen=`",
-        );
-        problem_at(
-            &g("metrics listen=\"127.0.0.1:9650\" port=1"),
-            2,
-            37,
-            "unknown property `port=`",
-        );
-        problem_at(
-            &g("metrics listen=\"127.0.0.1:1\"\n    metrics listen=\"127.0.0.1:2\""),
-            3,
-            5,
-            "`metrics` is set twice",
-        );
+        problems_at(&[
+            (
+                g("metrics \"127.0.0.1:9650\""),
+                2,
+                13,
+                "takes its address as `listen=`",
+            ),
+            (
+                g("metrics listen=\"127.0.0.1:9650\" port=1"),
+                2,
+                37,
+                "unknown property `port=`",
+            ),
+            (
+                g("metrics listen=\"127.0.0.1:1\"\n    metrics listen=\"127.0.0.1:2\""),
+                3,
+                5,
+                "`metrics` is set twice",
+            ),
+        ]);
         let p = problem_at(
             &format!("metrics listen=\"127.0.0.1:9650\"\n{}", web("")),
             1,
@@ -3243,20 +3298,22 @@ sync-group "g1" {
             "unknown unit `x`",
         );
         assert!(help_of(&p).contains("\"100ms\""), "{p:?}");
-        problem_at(&web("    preempt-delay \"-1s\"\n"), 5, 19, "is negative");
-        problem_at(&web("    preempt-delay -1\n"), 5, 19, "is negative");
-        problem_at(
-            &web("    advert-interval \"fast\"\n"),
-            5,
-            21,
-            "not a valid duration",
-        );
-        problem_at(
-            &web("    advert-interval \"0s\"\n"),
-            5,
-            21,
-            "must be longer than 0",
-        );
+        problems_at(&[
+            (web("    preempt-delay \"-1s\"\n"), 5, 19, "is negative"),
+            (web("    preempt-delay -1\n"), 5, 19, "is negative"),
+            (
+                web("    advert-interval \"fast\"\n"),
+                5,
+                21,
+                "not a valid duration",
+            ),
+            (
+                web("    advert-interval \"0s\"\n"),
+                5,
+                21,
+                "must be longer than 0",
+            ),
+        ]);
         problem_at(
             "check \"c\" {\n    script \"x\"\n    timeout \"0ms\"\n}\n",
             3,
@@ -3273,50 +3330,47 @@ sync-group "g1" {
 
     #[test]
     fn bad_addresses() {
-        problem_at(
-            &web("    vip \"192.0.2.300/24\"\n"),
-            5,
-            9,
-            "`vip` is not an IP address: `192.0.2.300`",
-        );
-        problem_at(
-            &web("    vip \"192.0.2.1/33\"\n"),
-            5,
-            9,
-            "bad prefix length `/33`",
-        );
-        problem_at(&web("    vip \"192.0.2.1/x\"\n"), 5, 9, "bad prefix length");
-        problem_at(
-            &web("    vip \"224.0.0.18\"\n"),
-            5,
-            9,
-            "a multicast address",
-        );
-        problem_at(&web("    vip \"192.0.2.100\"\n"), 5, 9, "listed twice");
-        problem_at(
-            &web("    unicast-peer \"192.0.2.2\" \"peer\"\n"),
-            5,
-            30,
-            "`unicast-peer` is not an IP address",
-        );
-        problem_at(
-            &web("    unicast-peer \"192.0.2.2\" \"192.0.2.2\"\n"),
-            5,
-            30,
-            "listed twice",
-        );
-        problem_at(
-            &web("    unicast-peer\n"),
-            5,
-            5,
-            "needs at least one address",
-        );
-        problem_at(
-            &web("    unicast-src \"0.0.0.0\"\n"),
-            5,
-            17,
-            "the unspecified address",
-        );
+        problems_at(&[
+            (
+                web("    vip \"192.0.2.300/24\"\n"),
+                5,
+                9,
+                "`vip` is not an IP address: `192.0.2.300`",
+            ),
+            (
+                web("    vip \"192.0.2.1/33\"\n"),
+                5,
+                9,
+                "bad prefix length `/33`",
+            ),
+            (web("    vip \"192.0.2.1/x\"\n"), 5, 9, "bad prefix length"),
+            (web("    vip \"224.0.0.18\"\n"), 5, 9, "a multicast address"),
+            (web("    vip \"192.0.2.100\"\n"), 5, 9, "listed twice"),
+            (
+                web("    unicast-peer \"192.0.2.2\" \"peer\"\n"),
+                5,
+                30,
+                "`unicast-peer` is not an IP address",
+            ),
+            (
+                web("    unicast-peer \"192.0.2.2\" \"192.0.2.2\"\n"),
+                5,
+                30,
+                "listed twice",
+            ),
+            (
+                web("    unicast-peer\n"),
+                5,
+                5,
+                "needs at least one address",
+            ),
+            (
+                web("    unicast-src \"0.0.0.0\"\n"),
+                5,
+                17,
+                "the unspecified address",
+            ),
+        ]);
         let p = problem_at(
             &web("    unicast-src \"192.0.2.1/24\"\n"),
             5,
@@ -3489,24 +3543,26 @@ sync-group "g1" {
             "`auth-pass` works only with VRRP version 2; version defaults to 3",
         );
         assert!(help_of(&p).contains("version 2"));
-        problem_at(
-            &web("    version 3\n    auth-pass \"1234\"\n"),
-            6,
-            5,
-            "this instance uses version 3",
-        );
-        problem_at(
-            &web("    version 2\n    auth-pass \"123456789\"\n"),
-            6,
-            15,
-            "1 to 8 bytes long, not 9 bytes",
-        );
-        problem_at(
-            &web("    version 2\n    auth-pass \"\"\n"),
-            6,
-            15,
-            "not 0 bytes",
-        );
+        problems_at(&[
+            (
+                web("    version 3\n    auth-pass \"1234\"\n"),
+                6,
+                5,
+                "this instance uses version 3",
+            ),
+            (
+                web("    version 2\n    auth-pass \"123456789\"\n"),
+                6,
+                15,
+                "1 to 8 bytes long, not 9 bytes",
+            ),
+            (
+                web("    version 2\n    auth-pass \"\"\n"),
+                6,
+                15,
+                "not 0 bytes",
+            ),
+        ]);
         let cfg = ok(&web("    version 2\n    auth-pass \"12345678\"\n"));
         assert_eq!(cfg.instances[0].auth_pass.as_deref(), Some("12345678"));
     }
@@ -3520,25 +3576,12 @@ sync-group "g1" {
             "VRRP version 2 sends adverts every 1 to 255 whole seconds",
         );
         assert!(help_of(&p).contains("version 3"));
-        problem_at(
-            &web("    version 2\n    advert-interval \"256s\"\n"),
-            6,
-            21,
-            "whole seconds",
-        );
-        problem_at(&web("    advert-interval \"15ms\"\n"), 5, 21, "VRRP version 3 sends adverts every 10ms to 40.95s in steps of 10ms; 15ms is not one of them (version defaults to 3)");
-        problem_at(
-            &web("    advert-interval \"5ms\"\n"),
-            5,
-            21,
-            "10ms to 40.95s",
-        );
-        problem_at(
-            &web("    advert-interval \"41s\"\n"),
-            5,
-            21,
-            "10ms to 40.95s",
-        );
+        problems_at(&[
+            (web("    version 2\n    advert-interval \"256s\"\n"), 6, 21, "whole seconds"),
+            (web("    advert-interval \"15ms\"\n"), 5, 21, "VRRP version 3 sends adverts every 10ms to 40.95s in steps of 10ms; 15ms is not one of them (version defaults to 3)"),
+            (web("    advert-interval \"5ms\"\n"), 5, 21, "10ms to 40.95s"),
+            (web("    advert-interval \"41s\"\n"), 5, 21, "10ms to 40.95s"),
+        ]);
         let cfg = ok(&web("    advert-interval \"40.95s\"\n"));
         assert_eq!(
             cfg.instances[0].advert_interval,
@@ -3599,24 +3642,26 @@ sync-group "g1" {
         assert!(ok(&web("    preempt\n")).instances[0].preempt);
         assert!(ok(&web("    preempt #true\n")).instances[0].preempt);
         assert!(!ok(&web("    nopreempt\n")).instances[0].preempt);
-        problem_at(
-            &web("    preempt #true\n    nopreempt\n"),
-            6,
-            5,
-            "both `preempt` and `nopreempt`",
-        );
-        problem_at(
-            &web("    nopreempt #true\n"),
-            5,
-            15,
-            "`nopreempt` takes no value",
-        );
-        problem_at(
-            &web("    initial-state \"primary\"\n"),
-            5,
-            19,
-            "must be \"backup\" or \"master\"",
-        );
+        problems_at(&[
+            (
+                web("    preempt #true\n    nopreempt\n"),
+                6,
+                5,
+                "both `preempt` and `nopreempt`",
+            ),
+            (
+                web("    nopreempt #true\n"),
+                5,
+                15,
+                "`nopreempt` takes no value",
+            ),
+            (
+                web("    initial-state \"primary\"\n"),
+                5,
+                19,
+                "must be \"backup\" or \"master\"",
+            ),
+        ]);
         let cfg = ok(&web("    initial-state \"MASTER\"\n"));
         assert_eq!(cfg.instances[0].initial_state, InitialState::Master);
     }
@@ -3936,20 +3981,22 @@ check "sh" {
             17,
             "`allow \"log\"` takes no more values",
         );
-        let p = problem_at(
-            &plugin("    allow \"log\"\n    allow \"log\"\n"),
-            4,
-            5,
-            "`allow \"log\"` is given twice",
-        );
-        assert!(help_of(&p).contains("line 3"), "{p:?}");
-        let p = problem_at(
-            &plugin("    allow \"tcp-connect\"\n"),
-            3,
-            5,
-            "`allow \"tcp-connect\"` needs at least one value",
-        );
-        assert!(help_of(&p).contains("127.0.0.1:80"), "{p:?}");
+        problems_with_help(&[
+            (
+                plugin("    allow \"log\"\n    allow \"log\"\n"),
+                4,
+                5,
+                "`allow \"log\"` is given twice",
+                "line 3",
+            ),
+            (
+                plugin("    allow \"tcp-connect\"\n"),
+                3,
+                5,
+                "`allow \"tcp-connect\"` needs at least one value",
+                "127.0.0.1:80",
+            ),
+        ]);
         let p = problem_at(
             &plugin("    allow \"tcp-connect\" \"127.0.0.1\"\n"),
             3,
@@ -3957,38 +4004,27 @@ check "sh" {
             "`127.0.0.1` is not an address with a port",
         );
         assert_eq!(help_of(&p), "add the port: \"127.0.0.1:80\"");
-        let p = problem_at(
-            &plugin("    allow \"tcp-connect\" \"2001:db8::1:443\"\n"),
-            3,
-            25,
-            "not an address with a port",
-        );
-        assert!(help_of(&p).contains("[2001:db8::1:443]:443"), "{p:?}");
-        let p = problem_at(
-            &plugin("    allow \"tcp-connect\" \"localhost:80\"\n"),
-            3,
-            25,
-            "not an address with a port",
-        );
-        assert!(help_of(&p).contains("names are not resolved"), "{p:?}");
-        problem_at(
-            &plugin("    allow \"tcp-connect\" \"127.0.0.1:80\"\n    allow \"tcp-connect\" \"127.0.0.1:80\"\n"),
-            4,
-            25,
-            "127.0.0.1:80 is listed twice",
-        );
-        problem_at(
-            &plugin("    allow \"read-file\" \"/a\" \"/a\"\n"),
-            3,
-            28,
-            "/a is listed twice",
-        );
-        problem_at(
-            &plugin("    allow \"read-file\" \"\"\n"),
-            3,
-            23,
-            "must not be empty",
-        );
+        problems_with_help(&[
+            (
+                plugin("    allow \"tcp-connect\" \"2001:db8::1:443\"\n"),
+                3,
+                25,
+                "not an address with a port",
+                "[2001:db8::1:443]:443",
+            ),
+            (
+                plugin("    allow \"tcp-connect\" \"localhost:80\"\n"),
+                3,
+                25,
+                "not an address with a port",
+                "names are not resolved",
+            ),
+        ]);
+        problems_at(&[
+            (plugin("    allow \"tcp-connect\" \"127.0.0.1:80\"\n    allow \"tcp-connect\" \"127.0.0.1:80\"\n"), 4, 25, "127.0.0.1:80 is listed twice"),
+            (plugin("    allow \"read-file\" \"/a\" \"/a\"\n"), 3, 28, "/a is listed twice"),
+            (plugin("    allow \"read-file\" \"\"\n"), 3, 23, "must not be empty"),
+        ]);
         let p = problem_at(
             &plugin("    memory-limit \"16MB\"\n"),
             3,
@@ -3996,25 +4032,27 @@ check "sh" {
             "`memory-limit` is not a valid size: `16MB`: write `MiB`",
         );
         assert!(help_of(&p).contains("16MiB"), "{p:?}");
-        problem_at(
-            &plugin("    memory-limit \"5GiB\"\n"),
-            3,
-            18,
-            "more than 4GiB",
-        );
-        problem_at(
-            &plugin("    memory-limit \"1KiB\"\n"),
-            3,
-            18,
-            "less than 64KiB",
-        );
-        problem_at(&plugin("    memory-limit -1\n"), 3, 18, "is negative");
-        problem_at(
-            &plugin("    memory-limit #true\n"),
-            3,
-            18,
-            "`memory-limit` must be a size, not a boolean",
-        );
+        problems_at(&[
+            (
+                plugin("    memory-limit \"5GiB\"\n"),
+                3,
+                18,
+                "more than 4GiB",
+            ),
+            (
+                plugin("    memory-limit \"1KiB\"\n"),
+                3,
+                18,
+                "less than 64KiB",
+            ),
+            (plugin("    memory-limit -1\n"), 3, 18, "is negative"),
+            (
+                plugin("    memory-limit #true\n"),
+                3,
+                18,
+                "`memory-limit` must be a size, not a boolean",
+            ),
+        ]);
         let cfg = ok(&plugin("    memory-limit 1048576\n"));
         assert!(matches!(
             cfg.checks[0].kind,
@@ -4038,24 +4076,26 @@ check "sh" {
             "`config` key `a` is given twice",
         );
         assert!(help_of(&p).contains("line 3"), "{p:?}");
-        problem_at(
-            &plugin("    config \"x\"\n"),
-            3,
-            12,
-            "`config` takes key=\"value\" properties",
-        );
-        problem_at(
-            &plugin("    config\n"),
-            3,
-            5,
-            "needs at least one key=\"value\"",
-        );
-        problem_at(
-            &plugin("    config a=#null\n"),
-            3,
-            12,
-            "`a=` of `config` must be a string",
-        );
+        problems_at(&[
+            (
+                plugin("    config \"x\"\n"),
+                3,
+                12,
+                "`config` takes key=\"value\" properties",
+            ),
+            (
+                plugin("    config\n"),
+                3,
+                5,
+                "needs at least one key=\"value\"",
+            ),
+            (
+                plugin("    config a=#null\n"),
+                3,
+                12,
+                "`a=` of `config` must be a string",
+            ),
+        ]);
     }
 
     #[test]
@@ -4159,30 +4199,32 @@ global {
             25,
             "hook `slack` is listed twice in instance `web`",
         );
-        problem_at(
-            &web("    notify-hook\n"),
-            5,
-            5,
-            "needs at least one hook name",
-        );
-        problem_at(
-            &web("    notify-master \"a\"\n    notify-master \"b\"\n"),
-            6,
-            5,
-            "`notify-master` is set twice in instance `web`",
-        );
-        problem_at(
-            &web("    notify \"\"\n"),
-            5,
-            12,
-            "`notify` must not be empty",
-        );
-        problem_at(
-            &web("    notify-master 1\n"),
-            5,
-            19,
-            "`notify-master` must be a string",
-        );
+        problems_at(&[
+            (
+                web("    notify-hook\n"),
+                5,
+                5,
+                "needs at least one hook name",
+            ),
+            (
+                web("    notify-master \"a\"\n    notify-master \"b\"\n"),
+                6,
+                5,
+                "`notify-master` is set twice in instance `web`",
+            ),
+            (
+                web("    notify \"\"\n"),
+                5,
+                12,
+                "`notify` must not be empty",
+            ),
+            (
+                web("    notify-master 1\n"),
+                5,
+                19,
+                "`notify-master` must be a string",
+            ),
+        ]);
         let p = problem_at(&web("    notify_master \"x\"\n"), 5, 5, "unknown setting");
         assert_eq!(
             help_of(&p),
