@@ -401,9 +401,12 @@ fn markdown(
          over keepalived's (lower is better for every metric). The goals are issue 6's \
          (graceful stop ≤ 0.10, failed check ≤ 0.35, reload 0 lost pings and 0 address events, \
          ≤ 1.0 elsewhere, i.e. at or below keepalived); rows marked (info) have none. A \
-         \"tie\" is an \"at or below\" row where upkeep's median is above keepalived's by less \
-         than one run can resolve (the client's probe interval, the harness's poll interval): \
-         the difference is not measurable, and the row says by how much. Where both daemons \
+         \"tie\" is an \"at or below\" row where upkeep's median is above keepalived's by a \
+         difference that is not measurable, and the row says by how much: less than one run can \
+         resolve (the client's probe interval, the harness's poll interval), or at most 1 % and \
+         not significant (an exact one-sided permutation test of the difference of medians over \
+         all splits of the pooled runs, p ≥ 0.05, at least 5 runs each; 5 + 5 runs that do not \
+         overlap give p = 0.024). Where both daemons \
          wait out the RFC's Master_Down_Interval (a crash at 1 s adverts; the first election at \
          start-up), that interval is the floor for both: 3 × 1 s + (256 − 180)/256 s = \
          3296.9 ms for the crash's backup (priority 180), 3257.8 ms for h1 (190) at \

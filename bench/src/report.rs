@@ -58,11 +58,13 @@ impl ScenarioRuns {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Stats {
     pub median: f64,
     pub min: f64,
     pub max: f64,
+    /// Every run's value, sorted.
+    pub values: Vec<f64>,
 }
 
 pub fn stats(values: &[f64]) -> Option<Stats> {
@@ -81,7 +83,50 @@ pub fn stats(values: &[f64]) -> Option<Stats> {
         median,
         min: v[0],
         max: v[n - 1],
+        values: v,
     })
+}
+
+fn median_of(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
+/// One-sided exact permutation test: the chance that upkeep's median exceeds keepalived's by
+/// at least what was measured if both daemons' runs came from one distribution (every way of
+/// splitting the pooled runs into groups of the two sizes). Small p: upkeep really is slower.
+pub fn p_upkeep_slower(k: &[f64], u: &[f64]) -> f64 {
+    let observed = median_of(u) - median_of(k);
+    let pooled: Vec<f64> = k.iter().chain(u).copied().collect();
+    let (n, m) = (pooled.len(), u.len());
+    if m == 0 || m == n || n > 20 {
+        return 0.0;
+    }
+    let (mut at_least, mut all) = (0u64, 0u64);
+    for mask in 0u32..(1 << n) {
+        if mask.count_ones() as usize != m {
+            continue;
+        }
+        let (mut a, mut b): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
+        for (i, &v) in pooled.iter().enumerate() {
+            if mask & (1 << i) != 0 {
+                b.push(v);
+            } else {
+                a.push(v);
+            }
+        }
+        a.sort_by(|x, y| x.partial_cmp(y).expect("no NaN"));
+        b.sort_by(|x, y| x.partial_cmp(y).expect("no NaN"));
+        all += 1;
+        if median_of(&b) - median_of(&a) >= observed - 1e-12 {
+            at_least += 1;
+        }
+    }
+    at_least as f64 / all as f64
 }
 
 /// A value with the metric's decimals (one more for small values of whole-number metrics).
@@ -108,32 +153,66 @@ pub fn goal_met(m: &MetricDef, k: Option<&Stats>, u: Option<&Stats>) -> Option<b
         Goal::Ratio(g) => {
             let k = k?;
             match ratio(k, u) {
-                Some(r) => Some(r <= g + 1e-9 || tie(m, k, u)),
+                Some(r) => Some(r <= g + 1e-9 || tie(m, k, u).is_some()),
                 None => Some(u.median == 0.0),
             }
         }
     }
 }
 
-/// An "at or below" goal met by medians closer than one run can tell apart (upkeep above by
-/// less than the metric's resolution): both daemons at the same floor, e.g. the protocol's
-/// Master_Down_Interval.
-fn tie(m: &MetricDef, k: &Stats, u: &Stats) -> bool {
-    match m.goal {
-        Goal::Ratio(g) if g >= 1.0 => u.median > k.median * g && u.median - k.median < m.resolution,
-        _ => false,
+/// How an "at or below" goal is met by a tie: both daemons at the same floor (e.g. the
+/// protocol's Master_Down_Interval), upkeep's median above keepalived's by a difference the
+/// runs cannot tell from noise.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Tie {
+    /// Closer than one run can resolve (the metric's resolution).
+    UnderResolution,
+    /// Within 1 % and not significant: the permutation test's p (one-sided) is at least 0.05.
+    NotSignificant(f64),
+}
+
+/// Largest relative excess a tie may hide, however noisy the runs: a real regression of more
+/// than this is never called a tie.
+const TIE_MAX_EXCESS: f64 = 0.01;
+const TIE_ALPHA: f64 = 0.05;
+/// Runs per daemon the test needs: with 5 and 5, runs that do not overlap at all give
+/// p = 6/252 = 0.024, significant.
+const TIE_MIN_RUNS: usize = 5;
+
+fn tie(m: &MetricDef, k: &Stats, u: &Stats) -> Option<Tie> {
+    let Goal::Ratio(g) = m.goal else { return None };
+    if g < 1.0 || u.median <= k.median * g {
+        return None;
     }
+    if u.median - k.median < m.resolution {
+        return Some(Tie::UnderResolution);
+    }
+    // Fewer runs could not show even a clear difference as significant.
+    if k.values.len().min(u.values.len()) < TIE_MIN_RUNS {
+        return None;
+    }
+    let p = p_upkeep_slower(&k.values, &u.values);
+    (u.median <= k.median * (1.0 + TIE_MAX_EXCESS) && p >= TIE_ALPHA)
+        .then_some(Tie::NotSignificant(p))
 }
 
 fn goal_cell(m: &MetricDef, k: Option<&Stats>, u: Option<&Stats>) -> String {
     let mark = match goal_met(m, k, u) {
         Some(true) => match (k, u) {
-            (Some(k), Some(u)) if tie(m, k, u) => format!(
-                " ✓ tie: +{} {}, under {}",
-                fmt_delta(m, u.median - k.median),
-                m.unit(),
-                m.resolution_is
-            ),
+            (Some(k), Some(u)) => {
+                let delta = format!("+{} {}", fmt_delta(m, u.median - k.median), m.unit());
+                match tie(m, k, u) {
+                    Some(Tie::UnderResolution) => {
+                        format!(" ✓ tie: {delta}, under {}", m.resolution_is)
+                    }
+                    Some(Tie::NotSignificant(p)) => format!(
+                        " ✓ tie: {delta}, not significant (p = {p:.2}, {} + {} runs)",
+                        k.values.len(),
+                        u.values.len()
+                    ),
+                    None => " ✓".into(),
+                }
+            }
             _ => " ✓".into(),
         },
         Some(false) => " ✗".into(),
@@ -184,7 +263,7 @@ pub fn table(results: &[ScenarioRuns]) -> String {
                 } else {
                     m.label.to_string()
                 };
-                let cells = |st: Option<Stats>| match st {
+                let cells = |st: &Option<Stats>| match st {
                     Some(st) => [
                         fmt_value(m, st.median),
                         fmt_value(m, st.min),
@@ -192,8 +271,8 @@ pub fn table(results: &[ScenarioRuns]) -> String {
                     ],
                     None => ["n/a".into(), "".into(), "".into()],
                 };
-                let [km, kmin, kmax] = cells(k);
-                let [um, umin, umax] = cells(u);
+                let [km, kmin, kmax] = cells(&k);
+                let [um, umin, umax] = cells(&u);
                 let r = match (&k, &u) {
                     (Some(k), Some(u)) => match ratio(k, u) {
                         // Enough digits that a ratio just over its goal does not read as on it.
@@ -275,6 +354,7 @@ mod tests {
             median: v,
             min: v,
             max: v,
+            values: vec![v],
         };
         assert_eq!(goal_met(&m, Some(&st(300.0)), Some(&st(20.0))), Some(true));
         assert_eq!(goal_met(&m, Some(&st(300.0)), Some(&st(40.0))), Some(false));
@@ -298,6 +378,7 @@ mod tests {
             median: v,
             min: v,
             max: v,
+            values: vec![v],
         };
         let m = metric("x", "outage, ms", 0, Goal::Ratio(1.0)).resolution(2.0, "2 ms pings");
         let (k, u) = (st(3296.9), st(3297.3));
@@ -315,5 +396,33 @@ mod tests {
             goal_met(&strict, Some(&st(100.0)), Some(&st(36.0))),
             Some(false)
         );
+    }
+
+    /// Runs that overlap are a tie when the excess is small; runs that do not overlap are a
+    /// real difference, however small; an excess over 1 % is never a tie.
+    #[test]
+    fn ties_by_permutation_test() {
+        let m = metric("converge_s", "converge, s", 2, Goal::Ratio(1.0)).resolution(0.002, "poll");
+        let k = stats(&[3.290, 3.291, 3.300, 3.289, 3.292]).unwrap();
+        let u = stats(&[3.300, 3.290, 3.294, 3.289, 3.299]).unwrap();
+        let p = p_upkeep_slower(&k.values, &u.values);
+        assert!(p >= 0.05, "{p}");
+        assert_eq!(goal_met(&m, Some(&k), Some(&u)), Some(true));
+        assert!(goal_cell(&m, Some(&k), Some(&u)).contains("not significant"));
+
+        // Every upkeep run slower than every keepalived run: significant (p = 6/252).
+        let slow = stats(&[3.301, 3.302, 3.303, 3.304, 3.305]).unwrap();
+        let fast = stats(&[3.290, 3.291, 3.292, 3.293, 3.294]).unwrap();
+        assert!((p_upkeep_slower(&fast.values, &slow.values) - 6.0 / 252.0).abs() < 1e-9);
+        assert_eq!(goal_met(&m, Some(&fast), Some(&slow)), Some(false));
+
+        // Noisy runs cannot hide a 3 % excess.
+        let noisy_k = stats(&[3.0, 3.5, 2.5, 3.2, 2.8]).unwrap();
+        let noisy_u = stats(&[3.09, 3.6, 2.4, 3.3, 2.7]).unwrap();
+        assert!(p_upkeep_slower(&noisy_k.values, &noisy_u.values) >= 0.05);
+        assert_eq!(goal_met(&m, Some(&noisy_k), Some(&noisy_u)), Some(false));
+
+        // Equal medians are simply met.
+        assert_eq!(goal_cell(&m, Some(&k), Some(&k)), "≤ 1.00 ✓");
     }
 }

@@ -253,6 +253,7 @@ impl Daemon {
         for i in 0..self.instances.len() {
             self.start_instance(i);
         }
+        self.refresh_faults();
         self.pump(now);
         self.systemd
             .send(&format!("READY=1\nSTATUS={}", self.summary()));
@@ -348,9 +349,11 @@ impl Daemon {
         Ok(())
     }
 
+    /// Queues instance `i`'s start. The caller then calls [`Self::refresh_faults`] once for all
+    /// it started (once per instance would be quadratic in a config of hundreds).
     fn start_instance(&mut self, i: usize) {
         let inst = &self.instances[i];
-        info!(
+        debug!(
             parent: &inst.span,
             interface = %inst.cfg.interface,
             source = %inst.src,
@@ -363,7 +366,6 @@ impl Daemon {
             self.queue.push_back((i, Event::Priority(p)));
         }
         self.instances[i].check_fault = self.fatal_check_failing(i);
-        self.refresh_faults();
     }
 
     async fn spawn_check(&mut self, def: CheckDef, plugin: Option<Loaded>) {
@@ -767,7 +769,13 @@ impl Daemon {
             Action::Transition { from, to, reason } => {
                 inst.stats.transitions += 1;
                 inst.stats.last_transition = Some(format!("{from}->{to}: {reason}"));
-                info!(parent: &inst.span, %from, %to, %reason, priority = inst.fsm.priority(), "state change");
+                if from == State::Initialize {
+                    // The first line an instance logs says where it runs.
+                    info!(parent: &inst.span, %from, %to, %reason, priority = inst.fsm.priority(),
+                        interface = %inst.cfg.interface, source = %inst.src, "state change");
+                } else {
+                    info!(parent: &inst.span, %from, %to, %reason, priority = inst.fsm.priority(), "state change");
+                }
                 self.status_due = Some(now);
                 self.notify_transition(i, from, to);
                 // Sync groups: a member's own move drags the others along (never recursively).

@@ -337,6 +337,7 @@ impl Daemon {
         for i in started {
             self.start_instance(i);
         }
+        self.refresh_faults();
         // Priorities and faults of kept instances may move with changed checks or settings.
         self.refresh_priorities();
         self.pump(now);

@@ -197,13 +197,27 @@ fn kill_group(pgid: u32) {
 /// What every command of a notifier shares.
 struct Runner {
     timeout: Duration,
-    /// Err: `script-user` could not be resolved; nothing is run (rather than run as root).
-    run_as: Result<RunAs, String>,
+    script_user: Option<String>,
+    /// Looked up at the first command (a config without notify commands never reads the user
+    /// database). Err: `script-user` could not be resolved; nothing is run (rather than run as
+    /// root).
+    run_as: std::sync::OnceLock<Result<RunAs, String>>,
 }
 
 impl Runner {
+    fn run_as(&self) -> &Result<RunAs, String> {
+        self.run_as.get_or_init(|| {
+            let run_as = security::run_as(self.script_user.as_deref())
+                .map_err(|e| format!("script-user: {e}"));
+            if let Err(why) = &run_as {
+                warn!("notify commands will not run: {why}");
+            }
+            run_as
+        })
+    }
+
     async fn run(&self, key: &str, command: String) {
-        let run_as = match &self.run_as {
+        let run_as = match self.run_as() {
             Ok(r) => *r,
             Err(why) => {
                 warn!(key, command, "notify command not run: {why}");
@@ -240,17 +254,16 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    /// Starts the runner. `script_user`: run commands as this user (looked up now); None: as
-    /// the unprivileged default (`upkeep-script`, else `nobody`; the daemon's own user when it
-    /// is not root). A user that does not exist is logged now and at each command, and
-    /// nothing runs.
+    /// Starts the runner. `script_user`: run commands as this user (looked up at the first
+    /// command); None: as the unprivileged default (`upkeep-script`, else `nobody`; the
+    /// daemon's own user when it is not root). A user that does not exist is logged then and at
+    /// each command, and nothing runs (the config check refuses such a user before this).
     pub fn spawn(timeout: Duration, script_user: Option<String>) -> Notifier {
-        let run_as =
-            security::run_as(script_user.as_deref()).map_err(|e| format!("script-user: {e}"));
-        if let Err(why) = &run_as {
-            warn!("notify commands will not run: {why}");
-        }
-        let runner = Arc::new(Runner { timeout, run_as });
+        let runner = Arc::new(Runner {
+            timeout,
+            script_user,
+            run_as: std::sync::OnceLock::new(),
+        });
         let (tx, rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(dispatch(rx, runner));
         Notifier { tx, task }
