@@ -110,7 +110,7 @@ pub async fn prepare(
     source: &str,
     file: &str,
     dir: &Path,
-    host: &mut Option<PluginHost>,
+    host: Option<&PluginHost>,
     reuse: &HashMap<String, Loaded>,
     reuse_hooks: &HashMap<String, Loaded>,
 ) -> Result<Prepared, String> {
@@ -192,33 +192,38 @@ pub async fn prepare(
     })
 }
 
-/// Whether `cfg` has any WASM plugin (a check or a hook), and so needs the engine.
-pub fn needs_engine(cfg: &Config) -> bool {
-    !cfg.hooks.is_empty()
+/// Starts the daemon's plugin engine in `host` when `cfg` has a WASM plugin (a check or a
+/// hook) and there is none yet: plugins compiled by a separate process and kept in
+/// `STATE_DIR/plugins` (see [`wasm::CodeCache`]), or compiled in-process if that directory
+/// cannot be used.
+pub fn ensure_plugin_host(
+    host: &mut Option<PluginHost>,
+    cfg: &Config,
+    state_dir: &Path,
+) -> Result<(), String> {
+    let needed = !cfg.hooks.is_empty()
         || cfg
             .checks
             .iter()
-            .any(|c| matches!(c.kind, CheckKind::Plugin { .. }))
-}
-
-/// The daemon's plugin engine: plugins compiled by a separate process and kept in
-/// `STATE_DIR/plugins` (see [`wasm::CodeCache`]), or compiled in-process if that directory
-/// cannot be used.
-pub fn new_plugin_host(state_dir: &Path) -> Result<PluginHost, String> {
-    let host = match wasm::CodeCache::new(state_dir.join("plugins")) {
+            .any(|c| matches!(c.kind, CheckKind::Plugin { .. }));
+    if !needed || host.is_some() {
+        return Ok(());
+    }
+    let started = match wasm::CodeCache::new(state_dir.join("plugins")) {
         Ok(cache) => PluginHost::with_code_cache(cache),
         Err(e) => {
             warn!("plugins are compiled inside the daemon: {e}");
             PluginHost::new()
         }
     };
-    host.map_err(|e| e.to_string())
+    *host = Some(started.map_err(|e| e.to_string())?);
+    Ok(())
 }
 
 /// Compile a plugin off the event loop (it takes tens of milliseconds), or reuse the one
 /// already compiled from the same file.
 async fn load_plugin(
-    host: &mut Option<PluginHost>,
+    host: Option<&PluginHost>,
     path: &Path,
     grants: wasm::Grants,
     limits: wasm::Limits,
@@ -231,10 +236,8 @@ async fn load_plugin(
             return Ok(old.clone());
         }
     }
-    if host.is_none() {
-        *host = Some(PluginHost::new().map_err(|e| e.to_string())?);
-    }
-    let h = host.clone().expect("set above");
+    // `ensure_plugin_host` started it for any config with a plugin.
+    let h = host.cloned().ok_or("the plugin engine is not running")?;
     let path = path.to_path_buf();
     let plugin = tokio::task::spawn_blocking(move || Plugin::load(&h, &path, grants, limits))
         .await

@@ -196,10 +196,8 @@ impl Daemon {
             });
             daemon.metrics = Some(m);
         }
-        if checks::needs_engine(&cfg) {
-            daemon.plugin_host =
-                Some(checks::new_plugin_host(&daemon.opts.state_dir).map_err(anyhow::Error::msg)?);
-        }
+        checks::ensure_plugin_host(&mut daemon.plugin_host, &cfg, &daemon.opts.state_dir)
+            .map_err(anyhow::Error::msg)?;
         let dir = checks::config_dir(&daemon.opts.config);
         let file = daemon.opts.config.display().to_string();
         let prepared = checks::prepare(
@@ -207,7 +205,7 @@ impl Daemon {
             &daemon.source,
             &file,
             &dir,
-            &mut daemon.plugin_host,
+            daemon.plugin_host.as_ref(),
             &HashMap::new(),
             &HashMap::new(),
         )

@@ -98,14 +98,13 @@ impl Daemon {
             .filter(|(name, _)| self.cfg.hook(name) == new.hook(name))
             .map(|(n, l)| (n.clone(), l.clone()))
             .collect();
-        if checks::needs_engine(&new) && self.plugin_host.is_none() {
-            match checks::new_plugin_host(&self.opts.state_dir) {
-                Ok(h) => self.plugin_host = Some(h),
-                Err(e) => return self.refuse(trigger, e),
-            }
+        if let Err(e) =
+            checks::ensure_plugin_host(&mut self.plugin_host, &new, &self.opts.state_dir)
+        {
+            return self.refuse(trigger, e);
         }
         self.reload_running = true;
-        let mut host = self.plugin_host.clone();
+        let host = self.plugin_host.clone();
         let dir = checks::config_dir(&self.opts.config);
         let tx = self.prepared_tx.clone();
         let trigger = trigger.to_string();
@@ -115,7 +114,7 @@ impl Daemon {
                 &source,
                 &file,
                 &dir,
-                &mut host,
+                host.as_ref(),
                 &reuse_checks,
                 &reuse_hooks,
             )
