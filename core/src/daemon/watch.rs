@@ -40,26 +40,23 @@ pub fn watch(files: &[PathBuf], tx: mpsc::UnboundedSender<Change>) -> notify::Re
     };
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<Event>| {
         let Ok(event) = res else { return };
-        // Only a rename is complete for sure: a writer that closed the file may open it again
-        // to append (`cat a > f; cat b >> f`), so a close waits like any other write.
-        let change = match event.kind {
-            EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both)) => {
-                Change::Complete
-            }
-            EventKind::Access(_) => return,
-            _ => Change::Ongoing,
-        };
-        // For a rename, the name it now has is the last path.
-        let hit = match change {
-            Change::Complete => event.paths.last().is_some_and(|p| targets.contains(p)),
-            Change::Ongoing => event.paths.iter().any(|p| targets.contains(p)),
-        };
-        if hit {
-            let _ = tx.send(change);
-        } else if event.paths.iter().any(|p| targets.contains(p)) {
-            // Renamed away from a watched name: the file is gone or about to be replaced.
-            let _ = tx.send(Change::Ongoing);
+        if matches!(event.kind, EventKind::Access(_))
+            || !event.paths.iter().any(|p| targets.contains(p))
+        {
+            return;
         }
+        // Only a rename onto a watched name (the last path: the name the file now has) is
+        // complete for sure. A rename away from it, or a writer that closed the file (it may
+        // open it again to append: `cat a > f; cat b >> f`), waits like any other write.
+        let renamed_onto = matches!(
+            event.kind,
+            EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
+        ) && event.paths.last().is_some_and(|p| targets.contains(p));
+        let _ = tx.send(if renamed_onto {
+            Change::Complete
+        } else {
+            Change::Ongoing
+        });
     })?;
     for dir in &dirs {
         watcher.watch(dir, RecursiveMode::NonRecursive)?;
