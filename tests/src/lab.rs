@@ -471,7 +471,7 @@ impl Lab {
     pub fn start_upkeep(&self, i: usize, kdl: &str) -> Result<Daemon> {
         let bin = upkeep_bin()?;
         let config = self.write_file(&format!("h{i}.kdl"), kdl)?;
-        let state = self.dir_path.join(format!("h{i}.state"));
+        let state = self.state_dir(i);
         fs::create_dir_all(&state)?;
         let _ = fs::remove_file(state.join("status.json"));
         let mut cmd = Command::new("ip");
@@ -567,6 +567,23 @@ impl Lab {
             log_offset: offset,
             state_dir,
         })
+    }
+
+    /// Host i's upkeep state dir (status file, control socket), as `start_upkeep` gives it.
+    pub fn state_dir(&self, i: usize) -> PathBuf {
+        self.dir_path.join(format!("h{i}.state"))
+    }
+
+    /// `upkeep status --json` for host i's daemon, through its control socket.
+    pub fn upkeep_status(&self, i: usize) -> Result<serde_json::Value> {
+        let dir = self.state_dir(i);
+        let out = self.upkeep_cli(&["status", "--json", "--state-dir", &dir.to_string_lossy()])?;
+        anyhow::ensure!(
+            out.status.success(),
+            "upkeep status on h{i}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(serde_json::from_slice(&out.stdout)?)
     }
 
     /// Runs the upkeep binary outside any namespace (e.g. `check --config F`,

@@ -462,14 +462,7 @@ fn nft_counters(lab: &Lab, i: usize) -> Result<Vec<u64>> {
 
 /// A counter of instance `web` on host i, from the daemon itself (`upkeep status --json`).
 fn live_counter(lab: &Lab, i: usize, field: &str) -> Result<u64> {
-    let dir = lab.dir().join(format!("h{i}.state"));
-    let out = lab.upkeep_cli(&["status", "--json", "--state-dir", &dir.to_string_lossy()])?;
-    ensure!(
-        out.status.success(),
-        "upkeep status on h{i}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let v = lab.upkeep_status(i)?;
     v["instances"][0][field]
         .as_u64()
         .with_context(|| format!("h{i} has no {field}: {v}"))

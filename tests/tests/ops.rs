@@ -15,18 +15,6 @@ use upkeep_tests::{lab_test, secs, upkeep_bin, upkeep_config, Instance, Lab};
 
 const VIP: &str = "192.0.2.100";
 
-/// `upkeep status --json` for host i, through its control socket.
-fn status(lab: &Lab, i: usize) -> Result<Value> {
-    let dir = lab.dir().join(format!("h{i}.state"));
-    let out = lab.upkeep_cli(&["status", "--json", "--state-dir", &dir.to_string_lossy()])?;
-    ensure!(
-        out.status.success(),
-        "upkeep status failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(serde_json::from_slice(&out.stdout)?)
-}
-
 /// GET /metrics from host i's daemon (it listens on the host's loopback).
 fn scrape(lab: &Lab, i: usize) -> Result<String> {
     let out = lab.exec(
@@ -57,7 +45,7 @@ fn wait_status(lab: &Lab, i: usize, what: &str, pred: impl Fn(&Value) -> bool) -
     let end = Instant::now() + secs(10);
     let mut last = Value::Null;
     while Instant::now() < end {
-        if let Ok(v) = status(lab, i) {
+        if let Ok(v) = lab.upkeep_status(i) {
             if pred(&v) {
                 return Ok(v);
             }
@@ -149,7 +137,7 @@ fn status_shows_master_effective_priority_and_check_results() {
         lab.wait_holders(VIP, &[1], secs(5))?;
 
         // The human view names the same things.
-        let dir = lab.dir().join("h1.state");
+        let dir = lab.state_dir(1);
         let out = lab.upkeep_cli(&["status", "--state-dir", &dir.to_string_lossy()])?;
         let text = String::from_utf8_lossy(&out.stdout);
         ensure!(
@@ -198,13 +186,13 @@ fn control_socket_refuses_users_other_than_root() {
         d.wait_state("web", "master", secs(10))?;
         const REFUSED: &str = "upkeep_control_refused_total";
         ensure!(metric(lab, 1, REFUSED)? == 0, "refusals before any");
-        let state = lab.dir().join("h1.state");
+        let state = lab.state_dir(1);
         let sock = state.join("control.sock");
         // nobody can reach the socket (the lab and state dirs let others through); only its
         // mode stops them.
         lab.let_others_through()?;
         std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o711))?;
-        status(lab, 1)?;
+        lab.upkeep_status(1)?;
 
         let (ok, text) = status_as_nobody(lab, &state)?;
         println!("as nobody, socket 0600: {}", text.trim());
@@ -267,7 +255,7 @@ fn control_socket_refuses_users_other_than_root() {
         ensure!(n == 3, "{REFUSED} {n} after 3 refusals");
 
         // Root still gets its answers, in both forms.
-        let s = status(lab, 1)?;
+        let s = lab.upkeep_status(1)?;
         ensure!(s["instances"][0]["state"] == "master", "{s:#}");
         let out = lab.upkeep_cli(&["status", "--state-dir", &state.to_string_lossy()])?;
         let text = String::from_utf8_lossy(&out.stdout);
@@ -295,7 +283,7 @@ fn systemd_notify_ready_and_watchdog() {
                     .vip("192.0.2.100/24")],
             ),
         )?;
-        let state = lab.dir().join("h1.state");
+        let state = lab.state_dir(1);
         let mut child = Command::new("ip")
             .args(["netns", "exec", &lab.host_ns(1)])
             .arg(upkeep_bin()?)

@@ -19,10 +19,15 @@ fn p(version: Version) -> Params {
 }
 
 fn heard(last_octet: u8, priority: u8) -> Heard {
+    heard_every(last_octet, priority, SEC)
+}
+
+/// An advert from 192.0.2.`last_octet` announcing `interval` (v3; v2 ignores it).
+fn heard_every(last_octet: u8, priority: u8, interval: Duration) -> Heard {
     Heard {
         from: IpAddr::V4(Ipv4Addr::new(192, 0, 2, last_octet)),
         priority,
-        interval: SEC,
+        interval,
     }
 }
 
@@ -78,24 +83,12 @@ fn skew_and_master_down_interval_v3_scale_with_master_interval() {
     assert_eq!(f.master_down_interval(), ms(320));
     // A v3 backup adopts the master's interval from its adverts.
     let now = Instant::now();
-    f.handle(
-        Event::Advert(Heard {
-            interval: ms(500),
-            ..heard(9, 250)
-        }),
-        now,
-    );
+    f.handle(Event::Advert(heard_every(9, 250, ms(500))), now);
     // 56 * 50 cs / 256 = 10 cs (10.9 truncated).
     assert_eq!(f.skew_time(), ms(100));
     assert_eq!(f.poll_timeout(), Some(now + ms(1600)));
     // At 10 ms adverts a priority-200 backup's skew truncates to nothing, as in keepalived.
-    f.handle(
-        Event::Advert(Heard {
-            interval: ms(10),
-            ..heard(9, 250)
-        }),
-        now,
-    );
+    f.handle(Event::Advert(heard_every(9, 250, ms(10))), now);
     assert_eq!(f.skew_time(), Duration::ZERO);
     assert_eq!(f.master_down_interval(), ms(30));
 }
@@ -104,13 +97,7 @@ fn skew_and_master_down_interval_v3_scale_with_master_interval() {
 fn v2_backup_ignores_advertised_interval() {
     let t0 = Instant::now();
     let mut f = backup(p(Version::V2), 100, t0);
-    f.handle(
-        Event::Advert(Heard {
-            interval: ms(5000),
-            ..heard(9, 200)
-        }),
-        t0,
-    );
+    f.handle(Event::Advert(heard_every(9, 200, ms(5000))), t0);
     assert_eq!(
         f.master_down_interval(),
         SEC * 3 + Duration::from_secs(156) / 256
@@ -138,13 +125,7 @@ fn master_down_adverts_multiplies_the_interval_not_the_skew() {
     assert_eq!(f.master_down_interval(), ms(1020));
     // It scales with the master's interval as the RFC's 3 does: 56 * 50 cs / 256 = 10 cs.
     let now = Instant::now();
-    f.handle(
-        Event::Advert(Heard {
-            interval: ms(500),
-            ..heard(9, 250)
-        }),
-        now,
-    );
+    f.handle(Event::Advert(heard_every(9, 250, ms(500))), now);
     assert_eq!(f.master_down_interval(), ms(5100));
     assert_eq!(f.poll_timeout(), Some(now + ms(5100)));
 }
@@ -159,26 +140,14 @@ fn master_down_adverts_tolerates_that_many_lost_adverts_minus_one() {
         params.master_down_adverts = n;
         let t0 = Instant::now();
         let mut f = backup(params, 100, t0);
-        f.handle(
-            Event::Advert(Heard {
-                interval: ms(100),
-                ..heard(9, 200)
-            }),
-            t0,
-        );
+        f.handle(Event::Advert(heard_every(9, 200, ms(100))), t0);
         // 156 * 10 cs / 256 = 6 cs.
         let down = t0 + ms(100) * u32::from(n) + ms(60);
         assert_eq!(f.poll_timeout(), Some(down), "N = {n}");
         // An advert just before the deadline restarts the wait from there.
         let late = down - ms(1);
         assert!(f.handle(Event::Timeout, late).is_empty());
-        f.handle(
-            Event::Advert(Heard {
-                interval: ms(100),
-                ..heard(9, 200)
-            }),
-            late,
-        );
+        f.handle(Event::Advert(heard_every(9, 200, ms(100))), late);
         assert_eq!(f.state(), State::Backup);
         let down = late + ms(100) * u32::from(n) + ms(60);
         assert_eq!(f.poll_timeout(), Some(down), "N = {n}");
@@ -524,13 +493,7 @@ fn master_steps_down_on_higher_priority() {
     let t0 = Instant::now();
     let mut f = master(p(Version::V3), 100, t0);
     let now = t0 + SEC * 5;
-    let a = f.handle(
-        Event::Advert(Heard {
-            interval: ms(200),
-            ..heard(9, 101)
-        }),
-        now,
-    );
+    let a = f.handle(Event::Advert(heard_every(9, 101, ms(200))), now);
     assert_eq!(a[0], Action::SendAdvert { priority: 0 }, "tells the winner");
     assert_eq!(a[1], Action::RemoveVips);
     assert_eq!(transitions(&a), vec![(State::Master, State::Backup)]);
