@@ -2,6 +2,7 @@
 //! its timeout, and thousands of runs leave no zombie and no leaked file descriptor.
 
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use upkeep::checks::script::{run_once, ScriptCheck};
@@ -40,13 +41,19 @@ fn zombies() -> usize {
         .count()
 }
 
-/// Zombies must be gone, allowing a moment for a sibling test's child to be reaped.
+/// Both tests count this process's children, so they must not run side by side: one test's
+/// child that has exited but is not reaped yet would look like the other's leak.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Zombies must be gone, allowing a moment for the last child to be reaped.
 fn assert_no_zombies() {
     let end = Instant::now() + Duration::from_secs(2);
-    while zombies() > 0 && Instant::now() < end {
+    let mut left = zombies();
+    while left > 0 && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(50));
+        left = zombies();
     }
-    assert_eq!(zombies(), 0, "zombie children left");
+    assert_eq!(left, 0, "zombie children left");
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -58,6 +65,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 #[test]
 fn forking_script_that_ignores_sigterm_is_killed_as_a_group() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let marker = std::env::temp_dir().join(format!("upkeep-contain-{}", std::process::id()));
     let _ = std::fs::remove_file(&marker);
     // The children outlive the shell unless the whole group dies; the grandchild would write
@@ -82,6 +90,7 @@ fn forking_script_that_ignores_sigterm_is_killed_as_a_group() {
 
 #[test]
 fn ten_thousand_runs_leave_no_zombie_and_no_fd() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let rt = runtime();
     let before = open_fds();
     let c = check("exit 0", Duration::from_secs(5));

@@ -43,6 +43,8 @@ use wiring::{Rx, Wires};
 
 /// Delay of the second round of gratuitous ARP / NA after becoming master.
 const GARP_MASTER_DELAY: Duration = Duration::from_secs(5);
+/// Packets taken from the receive queue in one pass of the event loop, beyond the first.
+const PACKETS_PER_PASS: usize = 512;
 
 pub struct Options {
     pub config: PathBuf,
@@ -245,7 +247,10 @@ impl Daemon {
         let mut int = signal(SignalKind::interrupt())?;
         let mut hup = signal(SignalKind::hangup())?;
         // Debounce: a save is several events; reload once they have been quiet for a moment.
+        // One sleep for the loop's life, reset when a change comes (not a new timer every pass).
         let mut reload_at: Option<tokio::time::Instant> = None;
+        let reload_sleep = tokio::time::sleep(Duration::from_secs(3600));
+        tokio::pin!(reload_sleep);
 
         let now = Instant::now();
         for i in 0..self.instances.len() {
@@ -275,16 +280,20 @@ impl Daemon {
             let sleep = self.timer.sleep_until(
                 deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)),
             );
-            let reload_sleep = tokio::time::sleep_until(
-                reload_at
-                    .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600)),
-            );
             tokio::select! {
                 biased;
                 _ = term.recv() => self.shutdown("SIGTERM"),
                 _ = int.recv() => self.shutdown("SIGINT"),
                 _ = hup.recv() => self.reload("SIGHUP", true).await,
-                Some(rx) = self.rx.recv() => self.on_packet(rx),
+                Some(rx) = self.rx.recv() => {
+                    // A master's adverts for many instances arrive as a burst: take what has
+                    // arrived in one pass (bounded, so signals are not held up behind a flood).
+                    self.on_packet(rx);
+                    for _ in 0..PACKETS_PER_PASS {
+                        let Ok(rx) = self.rx.try_recv() else { break };
+                        self.on_packet(rx);
+                    }
+                }
                 Some(ev) = self.links.recv() => self.on_link(ev),
                 Some(res) = self.check_rx.recv() => self.on_check(res),
                 Some((cmd, reply)) = self.control.recv() => {
@@ -322,16 +331,22 @@ impl Daemon {
                         watch::Change::Complete => Duration::from_millis(5),
                         watch::Change::Ongoing => Duration::from_millis(150),
                     };
-                    reload_at = Some(tokio::time::Instant::now() + settle);
+                    let at = tokio::time::Instant::now() + settle;
+                    reload_at = Some(at);
+                    reload_sleep.as_mut().reset(at);
                 }
-                _ = reload_sleep, if reload_at.is_some() => {
+                _ = &mut reload_sleep, if reload_at.is_some() => {
                     reload_at = None;
                     self.reload("file change", false).await;
                 }
                 _ = sleep => {}
             }
             let now = Instant::now();
-            self.on_timers(now);
+            // Deadlines move only in `pump` and the branches above; one moved earlier than
+            // `deadline` there is due next pass at the latest (the loop wakes at once for it).
+            if deadline.is_some_and(|d| d <= now) {
+                self.on_timers(now);
+            }
             self.pump(now);
             self.prune_retired();
             self.flush_status(now, false);

@@ -5,6 +5,7 @@
 //! Master_Down_Interval and centisecond adverts deserve better, and keepalived's timers are
 //! microsecond-exact.
 
+use std::cell::Cell;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Instant;
@@ -13,6 +14,9 @@ use tokio::io::unix::AsyncFd;
 
 pub struct DeadlineTimer {
     fd: AsyncFd<OwnedFd>,
+    /// The deadline the timerfd is armed for and has not yet been seen to fire: the loop asks
+    /// for the same deadline pass after pass, and that needs no system call.
+    armed: Cell<Option<Instant>>,
 }
 
 impl DeadlineTimer {
@@ -30,7 +34,10 @@ impl DeadlineTimer {
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         // SAFETY: the OwnedFd stays open for the AsyncFd's lifetime.
         let fd = unsafe { AsyncFd::register(fd) }.map_err(|e| e.into_parts().1)?;
-        Ok(Self { fd })
+        Ok(Self {
+            fd,
+            armed: Cell::new(None),
+        })
     }
 
     /// Completes at `deadline` (at once if it has passed).
@@ -39,10 +46,14 @@ impl DeadlineTimer {
         if deadline <= now {
             return;
         }
-        if self.arm(deadline - now).is_err() {
-            // Should not happen; fall back to tokio's coarser timer rather than spin.
-            tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)).await;
-            return;
+        if self.armed.get() != Some(deadline) {
+            self.armed.set(None);
+            if self.arm(deadline - now).is_err() {
+                // Should not happen; fall back to tokio's coarser timer rather than spin.
+                tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)).await;
+                return;
+            }
+            self.armed.set(Some(deadline));
         }
         loop {
             let Ok(mut guard) = self.fd.readable().await else {
@@ -66,7 +77,10 @@ impl DeadlineTimer {
                 }
             });
             match read {
-                Ok(Ok(())) => return,
+                Ok(Ok(())) => {
+                    self.armed.set(None);
+                    return;
+                }
                 // Readiness left over from an earlier arming: it is cleared now; wait again.
                 Ok(Err(_)) | Err(_) => continue,
             }
@@ -134,6 +148,34 @@ mod tests {
             }
             // Generous for a loaded 2-core machine; tokio's timer is typically 1 ms+ late.
             assert!(worst < Duration::from_millis(5), "worst lateness {worst:?}");
+        });
+    }
+
+    #[test]
+    fn the_same_deadline_after_an_abandoned_wait_still_fires() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let t = DeadlineTimer::new().unwrap();
+            let deadline = Instant::now() + Duration::from_millis(20);
+            // Abandoned twice before the deadline (the event loop's other branches won) ...
+            for _ in 0..2 {
+                let r = tokio::time::timeout(Duration::from_millis(2), t.sleep_until(deadline));
+                assert!(r.await.is_err(), "fired early");
+            }
+            // ... then awaited: the arming kept from the first wait fires on time.
+            tokio::time::timeout(Duration::from_millis(500), t.sleep_until(deadline))
+                .await
+                .expect("the timer never fired");
+            assert!(Instant::now() >= deadline);
+            // And once fired, a later deadline is armed afresh.
+            let later = Instant::now() + Duration::from_millis(5);
+            tokio::time::timeout(Duration::from_millis(500), t.sleep_until(later))
+                .await
+                .expect("the re-armed timer never fired");
+            assert!(Instant::now() >= later);
         });
     }
 
