@@ -1,16 +1,16 @@
-//! Script checks (keepalived's `vrrp_script`): `/bin/sh -c COMMAND`, exit 0 is healthy.
+//! Script checks (keepalived's `vrrp_script`): exit 0 is healthy.
 //!
-//! Each run gets its own process group so that a timeout kills the script *and* everything it
-//! forked; the child is always reaped (no zombies), and a check never overlaps itself.
+//! Each run goes through [`crate::process`]: its own process group, so that a timeout kills the
+//! script *and* everything it forked; the child is always reaped (no zombies). A check never
+//! overlaps itself.
 
 use std::path::PathBuf;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tokio::process::Command;
 use tokio::sync::mpsc;
 
 use super::CheckResult;
+use crate::process::{self, Outcome};
 
 #[derive(Debug, Clone)]
 pub struct ScriptCheck {
@@ -43,56 +43,22 @@ pub async fn run(check: ScriptCheck, tx: mpsc::UnboundedSender<CheckResult>) {
     }
 }
 
+/// One run: healthy when the command exits 0. What it leaves running in its group is killed.
 pub async fn run_once(check: &ScriptCheck) -> (bool, String, Duration) {
-    let start = Instant::now();
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg(&check.command)
-        .current_dir(&check.cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .kill_on_drop(true);
-    if let Some((uid, gid)) = check.run_as {
-        cmd.uid(uid).gid(gid);
-    }
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => return (false, format!("cannot start: {e}"), start.elapsed()),
+    let run = process::run(&process::Spawn {
+        command: &check.command,
+        timeout: check.timeout,
+        run_as: check.run_as,
+        cwd: Some(&check.cwd),
+        kill_leftovers: true,
+    })
+    .await;
+    let healthy = run.outcome == Outcome::Exited(0);
+    let message = match run.outcome {
+        Outcome::Exited(code) => format!("exit {code}"),
+        Outcome::Signalled(sig) => format!("killed by signal {sig}"),
+        Outcome::TimedOut => format!("timed out after {:?}", check.timeout),
+        Outcome::Failed(why) => why,
     };
-    let pgid = child.id();
-    match tokio::time::timeout(check.timeout, child.wait()).await {
-        Ok(Ok(status)) => {
-            // The shell is gone; kill anything it left behind in its group.
-            if let Some(pg) = pgid {
-                kill_group(pg);
-            }
-            let msg = match status.code() {
-                Some(0) => "exit 0".to_string(),
-                Some(c) => format!("exit {c}"),
-                None => "killed by a signal".to_string(),
-            };
-            (status.success(), msg, start.elapsed())
-        }
-        Ok(Err(e)) => (false, format!("wait failed: {e}"), start.elapsed()),
-        Err(_) => {
-            if let Some(pg) = pgid {
-                kill_group(pg);
-            }
-            let _ = child.wait().await; // reap
-            (
-                false,
-                format!("timed out after {:?}", check.timeout),
-                start.elapsed(),
-            )
-        }
-    }
-}
-
-fn kill_group(pgid: u32) {
-    // SAFETY: kill(2) with a negative pid signals the process group; no memory involved.
-    unsafe {
-        libc::kill(-(pgid as i32), libc::SIGKILL);
-    }
+    (healthy, message, run.elapsed)
 }

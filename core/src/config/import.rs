@@ -825,7 +825,7 @@ impl Importer {
         let place = format!("vrrp_script {}", c.name);
         for s in self.block(stmt) {
             match s.keyword() {
-                // A command with arguments, quoted or not, goes to `sh -c` as written.
+                // A command with arguments, quoted or not, is kept as written (run directly or by `sh -c`).
                 "script" if !s.args().is_empty() => {
                     c.script = Some((s.args().join(" "), s.pos));
                 }

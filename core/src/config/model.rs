@@ -167,7 +167,8 @@ pub struct CheckDef {
 /// the config file's directory.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CheckKind {
-    /// A command run through `/bin/sh -c`; exit 0 is healthy.
+    /// A command line (see [`crate::process`]: exec'd directly when plain, else by `/bin/sh -c`);
+    /// exit 0 is healthy.
     Script { command: String },
     /// A WASM component run in the sandbox; it says healthy or not, with a message.
     Plugin {
@@ -231,7 +232,7 @@ pub struct Grants {
 }
 
 /// The commands run when an instance or sync group changes state (keepalived's `notify_*`),
-/// and the WASM hooks it calls. Commands run with `/bin/sh -c`, one at a time per instance or
+/// and the WASM hooks it calls. Commands run by [`crate::process`], one at a time per instance or
 /// group, in the order of the transitions.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Notify {

@@ -4,17 +4,16 @@
 //! [`Notifier::notify`] queues commands and returns at once. Commands for one key (an
 //! instance or sync group name) run strictly in the order they were queued, one at a time, so
 //! a `notify-backup` never overtakes the `notify-master` before it; different keys run side
-//! by side. Each command runs as `/bin/sh -c COMMAND` in a process group of its own, with
+//! by side. Each command runs by [`crate::process`] (exec'd directly when plain, else `/bin/sh -c
+//! COMMAND`) in a process group of its own, with
 //! stdin, stdout and stderr on /dev/null, as `script-user` when one is set. One still running
 //! at the timeout is killed with its whole group. Every child is reaped.
 //!
 //! WASM notify hooks (`hook` / `notify-hook`) are run by the plugin host, not here.
 
 use std::collections::{HashMap, VecDeque};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::Stdio;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::mpsc;
@@ -108,90 +107,19 @@ pub fn shell_quote(word: &str) -> String {
     }
 }
 
-/// How one command ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Exited(i32),
-    /// Killed by this signal (not by the timeout).
-    Signalled(i32),
-    /// Still running at the timeout: killed with its process group.
-    TimedOut,
-    /// Could not be started (or waited for).
-    Failed(String),
-}
+pub use crate::process::{Outcome, Run, RunAs};
 
-/// One command's run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Run {
-    /// The shell's pid (and process group id), when it started.
-    pub pid: Option<u32>,
-    pub outcome: Outcome,
-    pub elapsed: Duration,
-}
-
-/// Who commands run as: `(uid, gid)`, None for the daemon's own user.
-type RunAs = Option<(u32, u32)>;
-
-/// Runs one command with `/bin/sh -c` in its own process group, stdio on /dev/null; kills
-/// the group at `timeout` and always reaps the shell.
+/// Runs one notify command (see [`crate::process`]); what it leaves running in the background
+/// is left alone, as keepalived does.
 pub async fn run_command(command: &str, timeout: Duration, run_as: RunAs) -> Run {
-    let start = Instant::now();
-    let mut std_cmd = std::process::Command::new("/bin/sh");
-    std_cmd
-        .arg("-c")
-        .arg(command)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0);
-    if let Some((uid, gid)) = run_as {
-        // std drops supplementary groups when it switches uid as root.
-        std_cmd.gid(gid).uid(uid);
-    }
-    let mut cmd = tokio::process::Command::from(std_cmd);
-    cmd.kill_on_drop(true);
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            return Run {
-                pid: None,
-                outcome: Outcome::Failed(format!("cannot start /bin/sh: {e}")),
-                elapsed: start.elapsed(),
-            }
-        }
-    };
-    let pid = child.id();
-    let outcome = match tokio::time::timeout(timeout, child.wait()).await {
-        Ok(Ok(status)) => match (status.code(), status.signal()) {
-            (Some(code), _) => Outcome::Exited(code),
-            (None, Some(sig)) => Outcome::Signalled(sig),
-            (None, None) => Outcome::Failed(format!("ended with {status}")),
-        },
-        Ok(Err(e)) => Outcome::Failed(format!("wait failed: {e}")),
-        Err(_) => {
-            if let Some(pg) = pid {
-                kill_group(pg);
-            }
-            // Reap: the shell is dead or dying.
-            let _ = child.wait().await;
-            Outcome::TimedOut
-        }
-    };
-    Run {
-        pid,
-        outcome,
-        elapsed: start.elapsed(),
-    }
-}
-
-fn kill_group(pgid: u32) {
-    let Ok(pgid) = i32::try_from(pgid) else {
-        return;
-    };
-    // SAFETY: kill(2) with a negative pid signals a process group; no memory is involved.
-    unsafe {
-        libc::kill(-pgid, libc::SIGKILL);
-    }
+    crate::process::run(&crate::process::Spawn {
+        command,
+        timeout,
+        run_as,
+        cwd: None,
+        kill_leftovers: false,
+    })
+    .await
 }
 
 /// What every command of a notifier shares.
@@ -342,6 +270,7 @@ mod tests {
     use super::*;
     use crate::checks::trackers::count_processes;
     use std::path::{Path, PathBuf};
+    use std::time::Instant;
 
     /// The test's own user, so commands run as it and can write its temp files.
     fn me() -> Option<String> {
