@@ -214,6 +214,9 @@ impl Daemon {
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
         let all_vips = all_vips(&cfg);
+        // What each interface holds now, dumped once per interface (not one delete per VIP
+        // that is not there: 255 instances would be 255 netlink round trips at start-up).
+        let mut present: HashMap<u32, Vec<IpAddr>> = HashMap::new();
         for inst in &cfg.instances {
             let (wiring, up) = daemon
                 .wires
@@ -222,7 +225,8 @@ impl Daemon {
                 .with_context(|| format!("instance `{}` on {}", inst.name, inst.interface))?;
             // A crash may have left our VIPs behind: clear them before the first election
             // (all instances' in one netlink batch, waited for below).
-            daemon.vips.remove(&wiring.owned);
+            let leftovers = leftovers(&daemon.wires.nl, &mut present, &wiring.owned).await;
+            daemon.vips.remove(&leftovers);
             let mut rt = Instance::new(inst.clone(), &cfg.global, wiring);
             rt.link_down = !up;
             daemon.instances.push(rt);
@@ -938,6 +942,45 @@ impl Daemon {
 /// Hands the heap's free memory back to the kernel. Parsing a config (the KDL tree keeps every
 /// token and its span) peaks at several times what the daemon then keeps, and malloc would hold
 /// on to that peak for the life of the process. Called after start-up and after each reload.
+/// What of `owned` a crash may have left on the host: its routes (not looked up: an instance
+/// has few), and those of its addresses that are there now. An interface whose addresses
+/// cannot be listed is treated as holding all of them, as before the lookup.
+async fn leftovers(
+    nl: &Netlink,
+    present: &mut HashMap<u32, Vec<IpAddr>>,
+    owned: &vips::Owned,
+) -> vips::Owned {
+    let mut addrs = Vec::new();
+    for &(index, addr, prefix_len) in &owned.addrs {
+        if let std::collections::hash_map::Entry::Vacant(slot) = present.entry(index) {
+            slot.insert(match nl.addresses(index).await {
+                Ok(list) => list.into_iter().map(|(a, _)| a).collect(),
+                Err(e) => {
+                    warn!("{e}; removing every VIP of the interface to be sure");
+                    all_addrs_of(owned, index)
+                }
+            });
+        }
+        if present[&index].contains(&addr) {
+            addrs.push((index, addr, prefix_len));
+        }
+    }
+    vips::Owned {
+        instance: owned.instance.clone(),
+        addrs,
+        routes: owned.routes.clone(),
+    }
+}
+
+fn all_addrs_of(owned: &vips::Owned, index: u32) -> Vec<IpAddr> {
+    owned
+        .addrs
+        .iter()
+        .filter(|(i, _, _)| *i == index)
+        .map(|(_, a, _)| *a)
+        .collect()
+}
+
 pub(crate) fn release_free_memory() {
     #[cfg(target_env = "gnu")]
     // SAFETY: malloc_trim only walks and trims glibc's own arenas.
