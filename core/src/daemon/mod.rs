@@ -216,7 +216,7 @@ impl Daemon {
         let all_vips = all_vips(&cfg);
         // What each interface holds now, dumped once per interface (not one delete per VIP
         // that is not there: 255 instances would be 255 netlink round trips at start-up).
-        let mut present: HashMap<u32, Vec<IpAddr>> = HashMap::new();
+        let mut present: HashMap<u32, Option<Vec<IpAddr>>> = HashMap::new();
         for inst in &cfg.instances {
             let (wiring, up) = daemon
                 .wires
@@ -939,29 +939,30 @@ impl Daemon {
     }
 }
 
-/// Hands the heap's free memory back to the kernel. Parsing a config (the KDL tree keeps every
-/// token and its span) peaks at several times what the daemon then keeps, and malloc would hold
-/// on to that peak for the life of the process. Called after start-up and after each reload.
 /// What of `owned` a crash may have left on the host: its routes (not looked up: an instance
-/// has few), and those of its addresses that are there now. An interface whose addresses
-/// cannot be listed is treated as holding all of them, as before the lookup.
+/// has few), and those of its addresses that are there now. `present` keeps each interface's
+/// addresses, listed once; None where they could not be listed, and then every VIP on it is
+/// removed, as before the lookup.
 async fn leftovers(
     nl: &Netlink,
-    present: &mut HashMap<u32, Vec<IpAddr>>,
+    present: &mut HashMap<u32, Option<Vec<IpAddr>>>,
     owned: &vips::Owned,
 ) -> vips::Owned {
     let mut addrs = Vec::new();
     for &(index, addr, prefix_len) in &owned.addrs {
         if let std::collections::hash_map::Entry::Vacant(slot) = present.entry(index) {
             slot.insert(match nl.addresses(index).await {
-                Ok(list) => list.into_iter().map(|(a, _)| a).collect(),
+                Ok(list) => Some(list.into_iter().map(|(a, _)| a).collect()),
                 Err(e) => {
                     warn!("{e}; removing every VIP of the interface to be sure");
-                    all_addrs_of(owned, index)
+                    None
                 }
             });
         }
-        if present[&index].contains(&addr) {
+        if present[&index]
+            .as_ref()
+            .is_none_or(|there| there.contains(&addr))
+        {
             addrs.push((index, addr, prefix_len));
         }
     }
@@ -972,15 +973,9 @@ async fn leftovers(
     }
 }
 
-fn all_addrs_of(owned: &vips::Owned, index: u32) -> Vec<IpAddr> {
-    owned
-        .addrs
-        .iter()
-        .filter(|(i, _, _)| *i == index)
-        .map(|(_, a, _)| *a)
-        .collect()
-}
-
+/// Hands the heap's free memory back to the kernel. Parsing a config (the KDL tree keeps every
+/// token and its span) peaks at several times what the daemon then keeps, and malloc would hold
+/// on to that peak for the life of the process. Called after start-up and after each reload.
 pub(crate) fn release_free_memory() {
     #[cfg(target_env = "gnu")]
     // SAFETY: malloc_trim only walks and trims glibc's own arenas.

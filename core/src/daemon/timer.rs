@@ -130,14 +130,21 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    #[test]
-    fn fires_at_the_deadline_not_a_millisecond_late() {
+    /// Runs `test` with a fresh timer on a current-thread runtime, as the daemon's loop has.
+    fn with_timer(test: impl AsyncFnOnce(&DeadlineTimer)) {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         rt.block_on(async {
             let t = DeadlineTimer::new().unwrap();
+            test(&t).await;
+        });
+    }
+
+    #[test]
+    fn fires_at_the_deadline_not_a_millisecond_late() {
+        with_timer(async |t| {
             let mut worst = Duration::ZERO;
             for _ in 0..20 {
                 let deadline = Instant::now() + Duration::from_micros(2500);
@@ -153,12 +160,7 @@ mod tests {
 
     #[test]
     fn the_same_deadline_after_an_abandoned_wait_still_fires() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let t = DeadlineTimer::new().unwrap();
+        with_timer(async |t| {
             let deadline = Instant::now() + Duration::from_millis(20);
             // Abandoned twice before the deadline (the event loop's other branches won) ...
             for _ in 0..2 {
@@ -181,12 +183,7 @@ mod tests {
 
     #[test]
     fn rearming_after_a_dropped_wait_works() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let t = DeadlineTimer::new().unwrap();
+        with_timer(async |t| {
             // A wait abandoned before its deadline (another select! branch won) ...
             let _ = tokio::time::timeout(
                 Duration::from_millis(1),
