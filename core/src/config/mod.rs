@@ -7,6 +7,7 @@
 //! keepalived.conf.
 
 pub mod diff;
+mod fast_kdl;
 pub mod host;
 pub mod import;
 pub mod model;

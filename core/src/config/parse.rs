@@ -124,8 +124,20 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// KDL v2 is the syntax. `KdlDocument::parse` also accepts KDL v1 when the `kdl` crate is built
 /// with its `v1-fallback` feature.
 ///
-/// A large file is parsed on two threads ([`super::split`]); errors are the serial parse's.
+/// The text is read by [`super::fast_kdl`] where it can; whatever it leaves, and any config
+/// with a problem, is read by the `kdl` crate (a large file on two threads, [`super::split`]),
+/// so every error is worded and located by the same parse.
 pub fn parse_str(source: &str, file_name: &str) -> Result<Config, ConfigError> {
+    if let Some(doc) = super::fast_kdl::parse(source) {
+        let mut cx = Cx {
+            src: source,
+            problems: Vec::new(),
+        };
+        let config = cx.document(&doc);
+        if cx.problems.is_empty() {
+            return Ok(config);
+        }
+    }
     parse_str_with(source, file_name, super::split::parse)
 }
 
@@ -3100,6 +3112,43 @@ sync-group "g1" {
             "where core/Cargo.toml's [package.metadata.deb] installs it"
         );
         assert!(grants.listening_sockets && grants.log);
+    }
+
+    /// The quick reader is only a shortcut: where it reads a config, the result is the one the
+    /// kdl crate's parse gives (every setting and every kept location).
+    #[test]
+    fn the_quick_reader_and_the_kdl_crate_give_the_same_config() {
+        let mut texts = vec![
+            full(),
+            include_str!("../../../examples/three-node/h1.kdl").to_owned(),
+            include_str!("../../../contrib/upkeep.kdl").to_owned(),
+        ];
+        // The shape of a large config (start-up time is about these): 255 instances on four
+        // interfaces, with comments, properties, routes and tracked checks.
+        let mut big = String::from(
+            "global { router-id \"h1\"; script-user \"nobody\" }\n\
+             check \"port80\" {\n    script \"/bin/true\"\n    interval \"1s\"\n    weight -50\n}\n",
+        );
+        for n in 1..=255 {
+            big.push_str(&format!(
+                "// instance {n}\ninstance \"VI_{n}\" {{\n    interface \"eth{}\"\n    vrid {n}\n    \
+                 priority 190\n    advert-interval \"1s\" /* v2 */\n    version 2\n    \
+                 preempt #true\n    vip \"198.51.100.{}/24\"\n    \
+                 route \"203.0.113.0/26\" via=\"198.51.100.254\"\n    track \"port80\"\n}}\n",
+                n % 4,
+                n % 250 + 1,
+            ));
+        }
+        texts.push(big);
+        for text in &texts {
+            assert!(
+                super::super::fast_kdl::parse(text).is_some(),
+                "left to the kdl crate:\n{text}"
+            );
+            let quick = parse_str(text, "t.kdl").expect("valid");
+            let reference = parse_str_with(text, "t.kdl", KdlDocument::parse).expect("valid");
+            assert_eq!(quick, reference, "{text}");
+        }
     }
 
     #[test]
