@@ -48,6 +48,25 @@ enum Command {
         #[arg(long, default_value = "10")]
         timeout_secs: u64,
     },
+    /// Hand an instance (and its sync group) over to the best backup without a gap: the master
+    /// announces priority 0 and keeps its VIPs until the new master is heard. The instance then
+    /// stays backup, held back from preempting (it still takes over if no master is left),
+    /// until `upkeep release`. Exits non-zero when no successor took over.
+    Handover {
+        instance: String,
+        #[arg(long, default_value = "/run/upkeep")]
+        state_dir: PathBuf,
+        /// How long to wait for the successor.
+        #[arg(long, default_value = "60")]
+        timeout_secs: u64,
+    },
+    /// Lift the hold `upkeep handover` left on an instance (and its sync group): it preempts
+    /// again as configured.
+    Release {
+        instance: String,
+        #[arg(long, default_value = "/run/upkeep")]
+        state_dir: PathBuf,
+    },
     /// Work with a WASM plugin without a cluster.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -138,6 +157,37 @@ fn main() -> ExitCode {
         } => match reload(&state_dir, std::time::Duration::from_secs(timeout_secs)) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("upkeep: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Handover {
+            instance,
+            state_dir,
+            timeout_secs,
+        } => match handover(
+            &state_dir,
+            &instance,
+            std::time::Duration::from_secs(timeout_secs),
+        ) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("upkeep: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Release {
+            instance,
+            state_dir,
+        } => match operator_request(&state_dir, "release", &instance) {
+            Ok(names) => {
+                for n in names {
+                    println!("{n}: released: preempts as configured");
+                }
+                ExitCode::SUCCESS
+            }
             Err(e) => {
                 eprintln!("upkeep: {e:#}");
                 ExitCode::FAILURE
@@ -312,6 +362,85 @@ fn reload(state_dir: &std::path::Path, timeout: std::time::Duration) -> anyhow::
     anyhow::bail!("no answer from upkeep (pid {pid}) within {timeout:?}")
 }
 
+/// Sends `cmd` (handover, release) for `instance`; the instances it went to (its sync group).
+fn operator_request(
+    state_dir: &std::path::Path,
+    cmd: &str,
+    instance: &str,
+) -> anyhow::Result<Vec<String>> {
+    use anyhow::Context;
+    let path = upkeep::daemon::control::socket_path(state_dir);
+    let answer = upkeep::daemon::control::request_json(
+        state_dir,
+        &serde_json::json!({ "cmd": cmd, "instance": instance }),
+    )
+    .with_context(|| format!("{cmd} {instance} via {}", path.display()))?;
+    let names = answer["instances"]
+        .as_array()
+        .with_context(|| format!("unexpected answer from the daemon: {answer}"))?;
+    Ok(names
+        .iter()
+        .filter_map(|n| n.as_str().map(str::to_owned))
+        .collect())
+}
+
+/// `upkeep handover`: ask, then watch the instances until none is still handing over, and say
+/// where each ended. Ok(false) when a master found no successor (it kept its VIPs).
+fn handover(
+    state_dir: &std::path::Path,
+    instance: &str,
+    timeout: std::time::Duration,
+) -> anyhow::Result<bool> {
+    use anyhow::Context;
+    let status = || upkeep::daemon::control::request(state_dir, "status");
+    let state_of = |v: &serde_json::Value, name: &str| -> Option<serde_json::Value> {
+        v["instances"]
+            .as_array()?
+            .iter()
+            .find(|i| i["name"] == name)
+            .cloned()
+    };
+    let before = status().context("reading the daemon's status")?;
+    let names = operator_request(state_dir, "handover", instance)?;
+    let deadline = std::time::Instant::now() + timeout;
+    let after = loop {
+        let now = status().context("reading the daemon's status")?;
+        let pending = names
+            .iter()
+            .any(|n| state_of(&now, n).is_some_and(|i| i["state"] == "handover"));
+        if !pending {
+            break now;
+        }
+        if std::time::Instant::now() >= deadline {
+            anyhow::bail!("still handing over after {timeout:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut ok = true;
+    for n in &names {
+        let was = state_of(&before, n).map(|i| i["state"].clone());
+        let Some(i) = state_of(&after, n) else {
+            println!("{n}: gone (removed by a reload)");
+            continue;
+        };
+        let master = i["master"].as_str().unwrap_or("-");
+        match (was.as_ref().and_then(|s| s.as_str()), i["state"].as_str()) {
+            (Some("master" | "handover"), Some("backup")) => println!(
+                "{n}: handed over to {master}; held back from preempting until `upkeep release {n}`"
+            ),
+            (Some("master" | "handover"), Some("master")) => {
+                ok = false;
+                println!("{n}: no successor took over: still master, VIPs kept");
+            }
+            (_, Some(state)) => println!(
+                "{n}: {state}, not master: held back from preempting until `upkeep release {n}`"
+            ),
+            (_, None) => println!("{n}: unknown state"),
+        }
+    }
+    Ok(ok)
+}
+
 /// Print a reload record; false when it was refused.
 fn print_reload(r: &serde_json::Value) -> bool {
     let result = r["result"].as_str().unwrap_or("?");
@@ -339,7 +468,7 @@ fn status_tables(v: &serde_json::Value) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<16} {:<10} {:>4} {:<8} {:>9} {:<26} {:>4} {:>8} {:>8} {:>6}  LAST TRANSITION",
+        "{:<16} {:<10} {:>4} {:<12} {:>9} {:<26} {:>4} {:>8} {:>8} {:>6}  LAST TRANSITION",
         "INSTANCE",
         "INTERFACE",
         "VRID",
@@ -357,11 +486,15 @@ fn status_tables(v: &serde_json::Value) -> String {
             .map_or(0, |m| m.values().filter_map(|n| n.as_u64()).sum());
         let _ = writeln!(
             out,
-            "{:<16} {:<10} {:>4} {:<8} {:>9} {:<26} {:>4} {:>8} {:>8} {:>6}  {}",
+            "{:<16} {:<10} {:>4} {:<12} {:>9} {:<26} {:>4} {:>8} {:>8} {:>6}  {}",
             s(&i["name"]),
             s(&i["interface"]),
             s(&i["vrid"]),
-            s(&i["state"]),
+            if i["held_back"].as_bool() == Some(true) {
+                format!("{}, held", s(&i["state"]))
+            } else {
+                s(&i["state"])
+            },
             format!("{}/{}", s(&i["priority"]), s(&i["effective_priority"])),
             s(&i["master"]),
             if i["vips_held"].as_bool() == Some(true) {

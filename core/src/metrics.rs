@@ -616,6 +616,7 @@ mod tests {
             priority: 100,
             effective_priority: 80,
             vips_held: state == "master",
+            held_back: false,
             transitions: 3,
             adverts_sent: 42,
             adverts_received: 7,

@@ -1,9 +1,11 @@
 //! The KDL config loader (`config::parse_str`) on any text, and the error report `upkeep check`
-//! prints for it. A config that loads must compare equal to itself in a reload diff.
+//! prints for it. A config that loads must compare equal to itself in a reload diff, and to what
+//! the kdl crate's parse gives (a config in its subset is read by the quick reader).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use upkeep::config::diff::diff;
+use upkeep::config::parse::parse_str_kdl_only;
 use upkeep::config::parse_str;
 
 fuzz_target!(|data: &[u8]| {
@@ -11,7 +13,14 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     match parse_str(text, "fuzz.kdl") {
-        Ok(config) => assert!(diff(&config, &config).is_empty(), "{config:?}"),
+        Ok(config) => {
+            assert!(diff(&config, &config).is_empty(), "{config:?}");
+            let reference = parse_str_kdl_only(text, "fuzz.kdl");
+            assert!(
+                matches!(&reference, Ok(r) if *r == config),
+                "the quick reader and the kdl crate differ on {text:?}: {reference:?}"
+            );
+        }
         Err(err) => {
             for (line, column, message) in err.problems() {
                 assert!(line >= 1 && column >= 1, "{line}:{column}: {message}");

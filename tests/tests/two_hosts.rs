@@ -154,6 +154,69 @@ fn sigterm_moves_vip_quickly_with_priority_zero() {
     });
 }
 
+/// `upkeep handover` while the daemons keep running: the VIP moves to the backup with no
+/// gap, the old master stays backup without preempting back (it has the higher priority and
+/// hears the lower one every second) until `upkeep release`, then takes the VIP back.
+#[test]
+fn upkeep_handover_moves_the_vip_without_a_gap_and_holds_until_release() {
+    lab_test(2, |lab| {
+        let h1 = start_in(lab, 1, &web(100, 1000), "master")?;
+        let h2 = start_in(lab, 2, &web(90, 1000), "backup")?;
+        lab.wait_holders(VIP, &[1], secs(5))?;
+        let dir = lab.state_dir(1);
+        let dir = dir.to_string_lossy();
+
+        let out = lab.upkeep_cli(&["handover", "nosuch", "--state-dir", &dir])?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        ensure!(
+            !out.status.success()
+                && err.contains("no instance named `nosuch`")
+                && err.contains("web"),
+            "handover of an unknown instance: {out:?}"
+        );
+
+        lab.wait_client_ping(VIP, secs(5))?;
+        let pinger = lab.start_pinger(VIP, Duration::from_millis(10))?;
+        std::thread::sleep(Duration::from_millis(300));
+        let out = lab.upkeep_cli(&["handover", "web", "--state-dir", &dir])?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        ensure!(
+            out.status.success() && text.contains("web: handed over to 192.0.2.2"),
+            "upkeep handover: {out:?}"
+        );
+        lab.wait_holders(VIP, &[2], secs(2))?;
+        std::thread::sleep(Duration::from_millis(300));
+        let pings = pinger.stop()?;
+        // Break-before-make would leave h2's Skew_Time (~650 ms) without an answer.
+        ensure!(
+            pings.longest_gap() < Duration::from_millis(100),
+            "client outage during the handover: longest gap {:?}, lost {} of {} pings",
+            pings.longest_gap(),
+            pings.lost(),
+            pings.sent()
+        );
+        let s = h1.wait_state("web", "backup", secs(1))?;
+        ensure!(s["held_back"] == true && s["vips_held"] == false, "{s}");
+
+        // Held: three of h2's lower-priority adverts later, still h2's.
+        lab.expect_holders_stable(VIP, &[2], Duration::from_millis(3500))?;
+        ensure!(h2.instance("web")?["state"] == "master");
+        let out = lab.upkeep_cli(&["status", "--state-dir", &dir])?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        ensure!(text.contains("backup, held"), "{text}");
+
+        let out = lab.upkeep_cli(&["release", "web", "--state-dir", &dir])?;
+        ensure!(out.status.success(), "upkeep release: {out:?}");
+        // Preempts at h2's next advert (fast preemption), within about a second.
+        lab.wait_holders(VIP, &[1], secs(3))?;
+        let s = h1.wait_state("web", "master", secs(1))?;
+        ensure!(s["held_back"] == false, "{s}");
+        h2.wait_state("web", "backup", secs(2))?;
+        lab.wait_client_ping(VIP, secs(5))?;
+        Ok(())
+    });
+}
+
 #[test]
 fn crash_and_link_down_fails_over_then_preempting_master_returns() {
     lab_test(2, |lab| {

@@ -439,7 +439,7 @@ mod tests {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let mut files = Vec::new();
         for dir in ["examples/three-node", "contrib", "docs", "tests", "bench"] {
-            collect(&root.join(dir), &mut files);
+            crate::config::kdl_files_under(&root.join(dir), &mut files);
         }
         assert!(files.len() >= 4, "found only {files:?}");
         let mut read_here = 0;
@@ -462,20 +462,6 @@ mod tests {
             );
         }
         assert!(read_here >= 4, "{read_here} of {} files read", files.len());
-    }
-
-    fn collect(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                collect(&p, out);
-            } else if p.extension().is_some_and(|x| x == "kdl") {
-                out.push(p);
-            }
-        }
     }
 
     #[test]

@@ -16,3 +16,19 @@ mod split;
 
 pub use model::*;
 pub use parse::{load, parse_str, ConfigError};
+
+/// Every `.kdl` file under `dir` (none if it does not exist): the configs tests read.
+#[cfg(test)]
+pub(crate) fn kdl_files_under(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            kdl_files_under(&p, out);
+        } else if p.extension().is_some_and(|x| x == "kdl") {
+            out.push(p);
+        }
+    }
+}

@@ -367,23 +367,12 @@ mod tests {
         split.is_some()
     }
 
-    fn kdl_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-        for entry in std::fs::read_dir(dir).expect("read_dir") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                kdl_files(&path, out);
-            } else if path.extension().is_some_and(|e| e == "kdl") {
-                out.push(path);
-            }
-        }
-    }
-
     #[test]
     fn shipped_configs_parse_the_same_cut_in_two() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let mut files = Vec::new();
-        kdl_files(&root.join("examples"), &mut files);
-        kdl_files(&root.join("contrib"), &mut files);
+        crate::config::kdl_files_under(&root.join("examples"), &mut files);
+        crate::config::kdl_files_under(&root.join("contrib"), &mut files);
         assert!(files.len() >= 4, "{files:?}");
         let mut cut = 0;
         for f in &files {

@@ -7,8 +7,10 @@
 //! counted ([`refused`], the metric `upkeep_control_refused_total`).
 //!
 //! Requests: `{"cmd":"status"}` → the same document as status.json; `{"cmd":"reload"}` → the
-//! reload's result once it is done. Connections are served on their own tasks and hand each
-//! request to the event loop, which owns all state.
+//! reload's result once it is done; `{"cmd":"handover","instance":"NAME"}` → a master hands
+//! the instance (and its sync group) over to the best backup and is held back from preempting;
+//! `{"cmd":"release","instance":"NAME"}` lifts that hold. Connections are served on their own
+//! tasks and hand each request to the event loop, which owns all state.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -21,16 +23,19 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "cmd", rename_all = "lowercase")]
 pub enum Command {
     Status,
     Reload,
-}
-
-#[derive(Debug, Deserialize)]
-struct Request {
-    cmd: Command,
+    /// An operator's planned handover of an instance (and the rest of its sync group).
+    Handover {
+        instance: String,
+    },
+    /// Lift the hold a handover left on an instance (and its sync group).
+    Release {
+        instance: String,
+    },
 }
 
 /// The error a peer that is not root gets.
@@ -103,10 +108,10 @@ async fn connection(stream: UnixStream, tx: mpsc::Sender<Pending>) {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        let answer = match serde_json::from_str::<Request>(&line) {
-            Ok(req) => {
+        let answer = match serde_json::from_str::<Command>(&line) {
+            Ok(cmd) => {
                 let (reply, wait) = oneshot::channel();
-                if tx.send((req.cmd, reply)).await.is_err() {
+                if tx.send((cmd, reply)).await.is_err() {
                     return;
                 }
                 wait.await.unwrap_or(serde_json::Value::Null)
@@ -142,6 +147,14 @@ async fn refuse(stream: UnixStream) {
 /// error (`{"error": ...}`: not root, a bad request) is returned as an error, and a socket the
 /// caller may not open says that it is root's.
 pub fn request(state_dir: &Path, cmd: &str) -> std::io::Result<serde_json::Value> {
+    request_json(state_dir, &serde_json::json!({ "cmd": cmd }))
+}
+
+/// [`request`] with a whole request document (a command with arguments).
+pub fn request_json(
+    state_dir: &Path,
+    request: &serde_json::Value,
+) -> std::io::Result<serde_json::Value> {
     use std::io::{BufRead, ErrorKind, Write};
     let path = socket_path(state_dir);
     let mut s = std::os::unix::net::UnixStream::connect(&path).map_err(|e| {
@@ -155,7 +168,7 @@ pub fn request(state_dir: &Path, cmd: &str) -> std::io::Result<serde_json::Value
         }
     })?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    writeln!(s, "{}", serde_json::json!({ "cmd": cmd }))?;
+    writeln!(s, "{request}")?;
     let mut line = String::new();
     std::io::BufReader::new(s).read_line(&mut line)?;
     if line.is_empty() {

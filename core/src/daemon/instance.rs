@@ -249,6 +249,7 @@ impl Instance {
             effective_priority: effective,
             master: self.fsm.master().map(|(ip, _)| ip.to_string()),
             vips_held: self.stats.vips_held,
+            held_back: self.fsm.held(),
             transitions: self.stats.transitions,
             last_transition: self.stats.last_transition.clone(),
             adverts_sent: self.stats.adverts_sent,

@@ -303,6 +303,12 @@ impl Daemon {
                 Some((cmd, reply)) = self.control.recv() => {
                     let answer = match cmd {
                         control::Command::Status => serde_json::to_value(self.snapshot()),
+                        control::Command::Handover { instance } => {
+                            Ok(self.operator_event(&instance, Event::HandOver))
+                        }
+                        control::Command::Release { instance } => {
+                            Ok(self.operator_event(&instance, Event::Release))
+                        }
                         control::Command::Reload => {
                             // Answered when the reload is done (or refused at once).
                             let seq = self.reloads;
@@ -364,6 +370,33 @@ impl Daemon {
         self.flush_status(Instant::now(), true);
         info!("stopped");
         Ok(())
+    }
+
+    /// `upkeep handover` / `upkeep release`: the event for the named instance and the rest of
+    /// its sync group (a group moves as one). Answers with the instances it went to, or an
+    /// error naming what exists.
+    fn operator_event(&mut self, name: &str, event: Event) -> serde_json::Value {
+        let Some(i) = self.instances.iter().position(|inst| inst.cfg.name == name) else {
+            let known: Vec<&str> = self.instances.iter().map(|i| i.cfg.name.as_str()).collect();
+            return serde_json::json!({
+                "error": format!("no instance named `{name}` (instances: {})", known.join(", "))
+            });
+        };
+        let mut members = vec![i];
+        members.extend(self.instances[i].group_peers.iter().copied());
+        let mut names = Vec::new();
+        for &j in &members {
+            let inst = &self.instances[j];
+            info!(parent: &inst.span, state = %inst.fsm.state(), "{}", match event {
+                Event::HandOver => "handover asked for: preemption held back until released",
+                _ => "released: preempting as configured",
+            });
+            names.push(inst.cfg.name.clone());
+            self.queue.push_back((j, event));
+        }
+        // The loop pumps the queue right after this branch.
+        self.status_due = Some(Instant::now());
+        serde_json::json!({ "instances": names })
     }
 
     /// Queues instance `i`'s start. The caller then calls [`Self::refresh_faults`] once for all
@@ -794,9 +827,14 @@ impl Daemon {
                     info!(parent: &inst.span, %from, %to, %reason, priority = inst.fsm.priority(), "state change");
                 }
                 self.status_due = Some(now);
-                self.notify_transition(i, from, to);
+                // A handover that found no successor never stopped being master.
+                let resumed = from == State::Handover && to == State::Master;
+                if !resumed {
+                    self.notify_transition(i, from, to);
+                }
                 // Sync groups: a member's own move drags the others along (never recursively).
                 let group_event = match (from, to, reason) {
+                    _ if resumed => None,
                     (_, State::Master, r) if r != Reason::GroupMaster => Some(Event::GroupMaster),
                     (State::Master, State::Backup, r) if r != Reason::GroupBackup => {
                         Some(Event::GroupBackup)

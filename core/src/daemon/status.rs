@@ -45,6 +45,8 @@ pub struct InstanceStatus {
     /// Address of the current master as last heard (ourselves while master).
     pub master: Option<String>,
     pub vips_held: bool,
+    /// Held back from preempting by `upkeep handover` (until `upkeep release`).
+    pub held_back: bool,
     pub transitions: u64,
     pub last_transition: Option<String>,
     pub adverts_sent: u64,

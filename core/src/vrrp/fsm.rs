@@ -13,7 +13,10 @@
 //!   priorities never preempt, so two routers can not flap on a tie.
 //! - `handover` (default on): on shutdown a master announces priority 0 but keeps its VIPs
 //!   until a new master is heard (or Skew_Time plus one interval passes), so clients see no gap
-//!   (make-before-break). The RFC removes first and leaves a Skew_Time hole.
+//!   (make-before-break). The RFC removes first and leaves a Skew_Time hole. An operator's
+//!   planned handover ([`Event::HandOver`], `upkeep handover`) is the same make-before-break
+//!   with the daemon still running: the instance stays a backup, held back from preempting
+//!   until [`Event::Release`], and if no successor speaks it stays master (no gap either way).
 
 use std::fmt;
 use std::net::IpAddr;
@@ -49,7 +52,8 @@ pub enum State {
     Backup,
     Master,
     Fault,
-    /// Shutting down as master: priority 0 sent, VIPs kept until the successor speaks.
+    /// Handing over as master (shutdown or an operator's handover): priority 0 sent, VIPs
+    /// kept until the successor speaks.
     Handover,
 }
 
@@ -94,6 +98,12 @@ pub enum Event {
     GroupMaster,
     GroupBackup,
     Shutdown,
+    /// An operator's planned handover: a master hands over to the best backup as on shutdown
+    /// and becomes a backup; in any state the instance is then held back from preempting
+    /// (it still takes over when no master is heard) until [`Event::Release`].
+    HandOver,
+    /// Lift the hold of [`Event::HandOver`]: preempt again as configured.
+    Release,
 }
 
 /// Why a transition happened; logged and shown in status.
@@ -102,17 +112,31 @@ pub enum Reason {
     Startup,
     AddressOwner,
     MasterDown,
-    PriorityZeroHeard { from: IpAddr },
-    HigherPriority { from: IpAddr, priority: u8 },
-    TieBreak { from: IpAddr },
-    Preempt { from: IpAddr, priority: u8 },
+    PriorityZeroHeard {
+        from: IpAddr,
+    },
+    HigherPriority {
+        from: IpAddr,
+        priority: u8,
+    },
+    TieBreak {
+        from: IpAddr,
+    },
+    Preempt {
+        from: IpAddr,
+        priority: u8,
+    },
     Fault,
     FaultCleared,
     GroupMaster,
     GroupBackup,
     Shutdown,
-    SuccessorHeard { from: IpAddr },
+    SuccessorHeard {
+        from: IpAddr,
+    },
     HandoverTimeout,
+    /// An operator asked for a handover.
+    HandoverAsked,
 }
 
 impl fmt::Display for Reason {
@@ -136,6 +160,7 @@ impl fmt::Display for Reason {
             Reason::Shutdown => write!(f, "shutdown"),
             Reason::SuccessorHeard { from } => write!(f, "successor {from} took over"),
             Reason::HandoverTimeout => write!(f, "no successor heard"),
+            Reason::HandoverAsked => write!(f, "handover asked for"),
         }
     }
 }
@@ -173,6 +198,10 @@ pub struct Fsm {
     /// When a preempting backup first saw the current lower-priority master.
     preempt_after: Option<Instant>,
     master: Option<(IpAddr, u8)>,
+    /// Held back from preempting by an operator's handover (until [`Event::Release`]).
+    held: bool,
+    /// The handover under way ends the instance (shutdown), not in Backup.
+    stopping: bool,
 }
 
 impl Fsm {
@@ -188,6 +217,8 @@ impl Fsm {
             handover_until: None,
             preempt_after: None,
             master: None,
+            held: false,
+            stopping: false,
         }
     }
 
@@ -197,6 +228,11 @@ impl Fsm {
 
     pub fn priority(&self) -> u8 {
         self.priority
+    }
+
+    /// Held back from preempting by an operator's handover.
+    pub fn held(&self) -> bool {
+        self.held
     }
 
     pub fn params(&self) -> &Params {
@@ -252,7 +288,7 @@ impl Fsm {
     }
 
     fn preempts(&self) -> bool {
-        self.params.preempt || self.priority == 255
+        (self.params.preempt || self.priority == 255) && !self.held
     }
 
     /// Feed one event; the returned actions are to be carried out in order.
@@ -304,32 +340,49 @@ impl Fsm {
                 self.transition(State::Backup, Reason::GroupBackup, &mut out);
             }
             (State::Master, Event::Shutdown) => {
-                out.push(Action::SendAdvert { priority: 0 });
-                self.adver_at = None;
-                if self.params.handover {
-                    // Longest a backup may wait after priority 0: Skew_Time at priority 1 (< one
-                    // interval), then one interval of slack for its first advert to reach us.
-                    let wait = self.master_interval + self.params.advert_interval;
-                    self.handover_until = Some(now + wait);
-                    self.transition(State::Handover, Reason::Shutdown, &mut out);
-                } else {
-                    out.push(Action::RemoveVips);
-                    self.transition(State::Initialize, Reason::Shutdown, &mut out);
-                }
+                self.stopping = true;
+                self.hand_over(now, Reason::Shutdown, &mut out);
+            }
+            (State::Master, Event::HandOver) => {
+                self.held = true;
+                self.hand_over(now, Reason::HandoverAsked, &mut out);
             }
 
             (State::Handover, Event::Advert(h)) if h.priority > 0 => {
                 self.handover_until = None;
                 out.push(Action::RemoveVips);
                 let reason = Reason::SuccessorHeard { from: h.from };
-                self.transition(State::Initialize, reason, &mut out);
+                if self.stopping {
+                    self.transition(State::Initialize, reason, &mut out);
+                } else {
+                    // The successor is the master we now follow, as if heard as a backup.
+                    if self.params.version == Version::V3 {
+                        self.master_interval = h.interval;
+                    }
+                    self.master = Some((h.from, h.priority));
+                    self.down_at = Some(now + self.master_down_interval());
+                    self.transition(State::Backup, reason, &mut out);
+                }
             }
             (State::Handover, Event::Timeout) if self.handover_until.is_some_and(|t| now >= t) => {
                 self.handover_until = None;
-                out.push(Action::RemoveVips);
-                self.transition(State::Initialize, Reason::HandoverTimeout, &mut out);
+                if self.stopping {
+                    out.push(Action::RemoveVips);
+                    self.transition(State::Initialize, Reason::HandoverTimeout, &mut out);
+                } else {
+                    // Nobody took over: keep serving (the VIPs never left) and say so.
+                    self.transition(State::Master, Reason::HandoverTimeout, &mut out);
+                    out.push(Action::SendAdvert {
+                        priority: self.priority,
+                    });
+                    self.adver_at = Some(now + self.params.advert_interval);
+                }
             }
             (State::Handover, Event::Priority(p)) => self.priority = p,
+            // Shutdown during an operator's handover: it now ends the instance.
+            (State::Handover, Event::Shutdown) => self.stopping = true,
+            (_, Event::HandOver) => self.held = true,
+            (_, Event::Release) => self.held = false,
 
             (State::Initialize | State::Fault, Event::Priority(p)) => self.priority = p,
             (State::Backup | State::Fault, Event::Shutdown) => {
@@ -337,13 +390,22 @@ impl Fsm {
                 self.transition(State::Initialize, Reason::Shutdown, &mut out);
             }
 
-            (State::Initialize | State::Backup | State::Master, Event::Fault(true)) => {
-                if self.state == State::Master {
+            (
+                State::Initialize | State::Backup | State::Master | State::Handover,
+                Event::Fault(true),
+            ) => {
+                if matches!(self.state, State::Master | State::Handover) {
                     out.push(Action::SendAdvert { priority: 0 });
                     out.push(Action::RemoveVips);
                 }
                 self.clear_timers();
-                self.transition(State::Fault, Reason::Fault, &mut out);
+                // A shutdown's handover has nothing to come back to.
+                let to = if self.stopping {
+                    State::Initialize
+                } else {
+                    State::Fault
+                };
+                self.transition(to, Reason::Fault, &mut out);
             }
             (State::Fault, Event::Fault(false)) => self.start(now, Reason::FaultCleared, &mut out),
 
@@ -373,6 +435,27 @@ impl Fsm {
         };
         self.down_at = Some(now + wait);
         self.transition(State::Backup, reason, out);
+    }
+
+    /// Resign as master: priority 0 at once; with `handover`, keep the VIPs until a successor
+    /// speaks (or Skew_Time plus an interval passes), else remove them first as the RFC does.
+    fn hand_over(&mut self, now: Instant, reason: Reason, out: &mut Vec<Action>) {
+        out.push(Action::SendAdvert { priority: 0 });
+        self.adver_at = None;
+        if self.params.handover {
+            // Longest a backup may wait after priority 0: Skew_Time at priority 1 (< one
+            // interval), then one interval of slack for its first advert to reach us.
+            let wait = self.master_interval + self.params.advert_interval;
+            self.handover_until = Some(now + wait);
+            self.transition(State::Handover, reason, out);
+        } else if self.stopping {
+            out.push(Action::RemoveVips);
+            self.transition(State::Initialize, reason, out);
+        } else {
+            out.push(Action::RemoveVips);
+            self.down_at = Some(now + self.master_down_interval());
+            self.transition(State::Backup, reason, out);
+        }
     }
 
     fn become_master(&mut self, now: Instant, reason: Reason, out: &mut Vec<Action>) {

@@ -1,7 +1,8 @@
 //! Property tests of the state machine on the simulated LAN ([`crate::vrrp::sim::Lan`]).
 //!
 //! Any sequence of events among 2..=5 routers (adverts as the LAN delivers them, timeouts,
-//! priority changes, shutdowns and restarts, crashes, faults, partitions), then the network is
+//! priority changes, shutdowns and restarts, operators' handovers and releases, crashes, faults,
+//! partitions), then the network is
 //! healed and left alone. Once it has been stable and connected for Master_Down_Interval plus a
 //! margin, exactly one master among the live routers (none if no router is live); once
 //! preemption has played out too:
@@ -59,6 +60,10 @@ enum Op {
     Priority(usize, u8),
     /// SIGTERM: resign (handover or not); the daemon is gone once Initialize is reached.
     Shutdown(usize),
+    /// `upkeep handover`: hand over as master, then held back from preempting.
+    HandOver(usize),
+    /// Lift that hold.
+    Release(usize),
     /// Start a stopped router, or restart a crashed one from scratch.
     Start(usize),
     /// SIGKILL or power loss: silent at once, VIPs gone with the host.
@@ -139,6 +144,8 @@ fn op() -> impl Strategy<Value = Op> {
         6 => (1u64..3000).prop_map(Op::Run),
         2 => (0usize..5, 1u8..=254).prop_map(|(i, p)| Op::Priority(i, p)),
         1 => (0usize..5).prop_map(Op::Shutdown),
+        1 => (0usize..5).prop_map(Op::HandOver),
+        1 => (0usize..5).prop_map(Op::Release),
         2 => (0usize..5).prop_map(Op::Start),
         1 => (0usize..5).prop_map(Op::Crash),
         1 => (0usize..5, any::<bool>()).prop_map(|(i, f)| Op::Fault(i, f)),
@@ -232,6 +239,15 @@ fn apply(lan: &mut Lan, op: &Op) {
                 lan.event(i % n, Event::Shutdown);
             }
         }
+        Op::HandOver(i) | Op::Release(i) => {
+            if lan.routers[i % n].up {
+                let ev = match op {
+                    Op::HandOver(_) => Event::HandOver,
+                    _ => Event::Release,
+                };
+                lan.event(i % n, ev);
+            }
+        }
         Op::Start(i) => {
             let i = i % n;
             if !lan.routers[i].up {
@@ -313,9 +329,10 @@ fn describe(lan: &Lan) -> String {
         );
         let _ = writeln!(
             s,
-            "     state {} master {:?}",
+            "     state {} master {:?} held {}",
             r.fsm.state(),
-            r.fsm.master()
+            r.fsm.master(),
+            r.fsm.held()
         );
         for (at, from, to) in r.transitions.iter().rev().take(8).rev() {
             let _ = writeln!(s, "     +{:?} {from} -> {to}", *at - lan.start);
@@ -443,17 +460,37 @@ proptest! {
         let master = settle_and_check(&mut lan, &spec)?;
         let all_preempt = spec.routers.iter().all(|r| r.preempt);
         if let (Some(m), true) = (master, all_preempt) {
-            let top = lan.routers[best(&lan, &live(&lan)).unwrap_or(m)].fsm.priority();
-            // A backup never preempts an equal priority (RFC 5798 §6.4.2): among ties the
-            // address decides only when two masters meet.
-            prop_assert_eq!(
-                lan.routers[m].fsm.priority(),
-                top,
-                "preempting LAN elected r{} below priority {}\n{}",
-                m,
-                top,
-                describe(&lan)
-            );
+            // Routers held back by a handover do not preempt; the others do.
+            let free: Vec<usize> = live(&lan)
+                .into_iter()
+                .filter(|&i| !lan.routers[i].fsm.held())
+                .collect();
+            if let Some(b) = best(&lan, &free) {
+                let top = lan.routers[b].fsm.priority();
+                let mine = lan.routers[m].fsm.priority();
+                // A backup never preempts an equal priority (RFC 5798 §6.4.2): among ties the
+                // address decides only when two masters meet. A held master keeps what it has
+                // unless a free router outranks it.
+                if lan.routers[m].fsm.held() {
+                    prop_assert!(
+                        mine >= top,
+                        "held master r{} at {} below free priority {}\n{}",
+                        m,
+                        mine,
+                        top,
+                        describe(&lan)
+                    );
+                } else {
+                    prop_assert_eq!(
+                        mine,
+                        top,
+                        "preempting LAN elected r{} below priority {}\n{}",
+                        m,
+                        top,
+                        describe(&lan)
+                    );
+                }
+            }
         }
     }
 

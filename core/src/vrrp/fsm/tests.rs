@@ -56,6 +56,16 @@ fn master(params: Params, prio: u8, t0: Instant) -> Fsm {
     f
 }
 
+/// A master of priority 100 with `handover` on, five seconds after start, and that time.
+fn handover_master() -> (Fsm, Instant) {
+    let t0 = Instant::now();
+    let params = Params {
+        handover: true,
+        ..p(Version::V2)
+    };
+    (master(params, 100, t0), t0 + SEC * 5)
+}
+
 // --- timers (RFC 3768 §6.1, RFC 5798 §6.1) ---
 
 #[test]
@@ -443,11 +453,7 @@ fn master_shutdown_sends_priority_zero_and_removes_vips() {
 
 #[test]
 fn master_handover_keeps_vips_until_successor_speaks() {
-    let t0 = Instant::now();
-    let mut params = p(Version::V2);
-    params.handover = true;
-    let mut f = master(params, 100, t0);
-    let now = t0 + SEC * 5;
+    let (mut f, now) = handover_master();
     let a = f.handle(Event::Shutdown, now);
     assert_eq!(a[0], Action::SendAdvert { priority: 0 });
     assert!(!a.contains(&Action::RemoveVips));
@@ -462,11 +468,7 @@ fn master_handover_keeps_vips_until_successor_speaks() {
 
 #[test]
 fn master_handover_gives_up_after_skew_plus_interval() {
-    let t0 = Instant::now();
-    let mut params = p(Version::V2);
-    params.handover = true;
-    let mut f = master(params, 100, t0);
-    let now = t0 + SEC * 5;
+    let (mut f, now) = handover_master();
     f.handle(Event::Shutdown, now);
     let deadline = f.poll_timeout().unwrap();
     assert_eq!(deadline, now + SEC * 2);
@@ -652,6 +654,114 @@ fn graceful_shutdown_hands_over_without_a_gap() {
     }
     assert_eq!(lan.holders(), vec![1]);
     assert_eq!(lan.routers[0].fsm.state(), State::Initialize);
+}
+
+/// `upkeep handover` on the master of a preempting pair: the backup takes over with no gap,
+/// the old master stays backup and does not preempt it back until released, and a held
+/// router still takes over when the new master dies.
+#[test]
+fn operator_handover_moves_the_vips_without_a_gap_and_holds_back_preemption() {
+    let mut lan = lan(Version::V2, SEC, &[200, 100]);
+    lan.start_all();
+    lan.run_for(SEC * 5);
+    assert_eq!(lan.masters(), vec![0]);
+    lan.event(0, Event::HandOver);
+    assert_eq!(lan.routers[0].fsm.state(), State::Handover);
+    for _ in 0..2000 {
+        lan.run_for(ms(1));
+        assert!(!lan.holders().is_empty(), "gap at {:?}", lan.elapsed());
+    }
+    assert_eq!(lan.holders(), vec![1]);
+    assert_eq!(lan.routers[0].fsm.state(), State::Backup);
+    assert!(lan.routers[0].fsm.held());
+    // Held: hears the lower priority 100 master for a long while and leaves it be.
+    lan.run_for(SEC * 20);
+    assert_eq!(lan.masters(), vec![1]);
+    assert_eq!(lan.holders(), vec![1]);
+    // Released: preempts again (fast preemption: at the next advert).
+    lan.event(0, Event::Release);
+    assert!(!lan.routers[0].fsm.held());
+    lan.run_for(SEC + ms(100));
+    assert_eq!(lan.masters(), vec![0]);
+    assert_eq!(lan.holders(), vec![0]);
+    // Held again and handed over; then the new master dies: the held router takes over.
+    lan.event(0, Event::HandOver);
+    lan.run_for(SEC * 3);
+    assert_eq!(lan.masters(), vec![1]);
+    lan.crash(1);
+    lan.run_for(SEC * 4);
+    assert_eq!(lan.routers[0].fsm.state(), State::Master);
+    assert!(lan.routers[0].fsm.held());
+    assert_eq!(lan.holders(), vec![0]);
+}
+
+#[test]
+fn operator_handover_with_no_successor_keeps_serving() {
+    let (mut f, now) = handover_master();
+    let a = f.handle(Event::HandOver, now);
+    assert_eq!(
+        a,
+        vec![
+            Action::SendAdvert { priority: 0 },
+            Action::Transition {
+                from: State::Master,
+                to: State::Handover,
+                reason: Reason::HandoverAsked
+            },
+        ]
+    );
+    let deadline = f.poll_timeout().unwrap();
+    assert_eq!(deadline, now + SEC * 2);
+    let a = f.handle(Event::Timeout, deadline);
+    // The VIPs never left; the advert tells the backups that heard priority 0 who is master.
+    assert!(!a.contains(&Action::RemoveVips), "{a:?}");
+    assert_eq!(a[1], Action::SendAdvert { priority: 100 });
+    assert_eq!(f.state(), State::Master);
+    assert_eq!(f.poll_timeout(), Some(deadline + SEC));
+}
+
+#[test]
+fn operator_handover_in_rfc_mode_removes_first_and_becomes_backup() {
+    let t0 = Instant::now();
+    let mut f = master(p(Version::V2), 100, t0);
+    let now = t0 + SEC * 5;
+    let a = f.handle(Event::HandOver, now);
+    assert_eq!(
+        a[..2],
+        [Action::SendAdvert { priority: 0 }, Action::RemoveVips]
+    );
+    assert_eq!(f.state(), State::Backup);
+    assert_eq!(f.poll_timeout(), Some(now + f.master_down_interval()));
+    assert!(f.held());
+}
+
+#[test]
+fn shutdown_during_an_operator_handover_ends_the_instance() {
+    let (mut f, now) = handover_master();
+    f.handle(Event::HandOver, now);
+    assert!(f.handle(Event::Shutdown, now).is_empty());
+    let a = f.handle(Event::Advert(heard(9, 90)), now + ms(300));
+    assert_eq!(a[0], Action::RemoveVips);
+    assert_eq!(f.state(), State::Initialize);
+}
+
+#[test]
+fn held_backup_does_not_preempt_a_lower_master_until_released() {
+    let t0 = Instant::now();
+    let mut params = p(Version::V2);
+    params.fast_preempt = true;
+    let mut f = backup(params, 200, t0);
+    assert!(
+        f.handle(Event::HandOver, t0).is_empty(),
+        "a backup only gets held"
+    );
+    let a = f.handle(Event::Advert(heard(9, 100)), t0 + SEC);
+    assert!(transitions(&a).is_empty(), "{a:?}");
+    assert_eq!(f.state(), State::Backup);
+    assert_eq!(f.master(), Some((heard(9, 100).from, 100)));
+    f.handle(Event::Release, t0 + SEC);
+    let a = f.handle(Event::Advert(heard(9, 100)), t0 + SEC * 2);
+    assert_eq!(transitions(&a), vec![(State::Backup, State::Master)]);
 }
 
 #[test]
