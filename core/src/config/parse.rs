@@ -129,12 +129,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// so every error is worded and located by the same parse.
 pub fn parse_str(source: &str, file_name: &str) -> Result<Config, ConfigError> {
     if let Some(doc) = super::fast_kdl::parse(source) {
-        let mut cx = Cx {
-            src: source,
-            problems: Vec::new(),
-        };
-        let config = cx.document(&doc);
-        if cx.problems.is_empty() {
+        if let Ok(config) = parse_str_with(source, file_name, |_| Ok(doc)) {
             return Ok(config);
         }
     }
