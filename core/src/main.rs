@@ -116,7 +116,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Check { config } => match upkeep::config::host::check_file(&config) {
+        Command::Check { config } => match upkeep::host::check_file(&config) {
             Ok((cfg, warnings)) => {
                 for w in &warnings {
                     eprintln!("warning: {w}");
@@ -214,7 +214,7 @@ fn main() -> ExitCode {
             }
         }
         Command::ImportKeepalived { file } => {
-            match upkeep::config::import::import_keepalived(&file) {
+            match upkeep_keepalived::import_keepalived(&file) {
                 Ok(imported) => {
                     for w in &imported.warnings {
                         eprintln!("warning: {w}");
@@ -291,7 +291,7 @@ fn plugin(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
                         .ok_or_else(|| anyhow::anyhow!("--config {kv}: expected key=value"))
                 })
                 .collect::<anyhow::Result<_>>()?;
-            let timeout = upkeep::config::parse::parse_duration(&timeout)
+            let timeout = upkeep_config::parse::parse_duration(&timeout)
                 .map_err(|e| anyhow::anyhow!("--timeout: {e}"))?;
             let host = wasm::PluginHost::new()?;
             let limits = wasm::Limits {
@@ -553,7 +553,7 @@ fn status_tables(v: &serde_json::Value) -> String {
 }
 
 /// One line per instance and check, as `keepalived -t` users expect to see what was understood.
-fn summary(cfg: &upkeep::config::Config) -> String {
+fn summary(cfg: &upkeep_config::Config) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     for i in &cfg.instances {

@@ -43,7 +43,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::daemon::status::{CheckStatus, InstanceStatus};
-use crate::vrrp::packet::DropReason;
+use upkeep_vrrp::packet::DropReason;
 
 /// The `Content-Type` of a scrape's answer.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";

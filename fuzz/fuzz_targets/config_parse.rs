@@ -4,9 +4,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use upkeep::config::diff::diff;
-use upkeep::config::parse::parse_str_kdl_only;
-use upkeep::config::parse_str;
+use upkeep_config::diff::diff;
+use upkeep_config::parse::parse_str_kdl_only;
+use upkeep_config::parse_str;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -7,8 +7,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use upkeep::config::import::import_str;
-use upkeep::config::parse_str;
+use upkeep_keepalived::import_str;
+use upkeep_config::parse_str;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

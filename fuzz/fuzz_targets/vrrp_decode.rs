@@ -10,8 +10,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use upkeep::vrrp::packet::{parse_ipv4, Advert, Auth, Version, MCAST_V4, MCAST_V6};
-use upkeep::vrrp::receive::{check, Expect};
+use upkeep_vrrp::packet::{parse_ipv4, Advert, Auth, Version, MCAST_V4, MCAST_V6};
+use upkeep_vrrp::receive::{check, Expect};
 
 fuzz_target!(|data: &[u8]| {
     let [mode, ttl, msg @ ..] = data else {

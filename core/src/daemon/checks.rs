@@ -16,7 +16,7 @@ use tracing::warn;
 use crate::checks::security::{self, check_plugin_file};
 use crate::checks::wasm::{self, Plugin, PluginHost};
 use crate::checks::{script, trackers, CheckResult, Tracker};
-use crate::config::{self, CheckDef, CheckKind, Config};
+use upkeep_config::{self as config, CheckDef, CheckKind, Config};
 
 /// A plugin file's identity: a changed file (a new build) is recompiled on reload even when the
 /// config text did not change.
@@ -119,7 +119,7 @@ pub async fn prepare(
         format!("{file}:{line}:{col}")
     };
     // Users, what they may run, script security: the same as `upkeep check`.
-    let warnings = config::host::check(cfg, source, file, dir).map_err(|e| e.to_string())?;
+    let warnings = crate::host::check(cfg, source, file, dir).map_err(|e| e.to_string())?;
     for w in warnings {
         WARNED_ROOT.call_once(|| warn!("{w}"));
     }

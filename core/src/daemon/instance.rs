@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use tracing::{debug, warn, Span};
 
-use crate::config::{InstanceConfig, VrrpVersion};
+use upkeep_config::{InstanceConfig, VrrpVersion};
 use crate::net::announce::Announcer;
 use crate::net::socket::{multicast_group, VrrpSocket};
-use crate::vrrp::fsm::{Fsm, Params};
-use crate::vrrp::packet::{Advert, Auth, DropReason, Version};
-use crate::vrrp::receive::Expect;
+use upkeep_vrrp::fsm::{Fsm, Params};
+use upkeep_vrrp::packet::{Advert, Auth, DropReason, Version};
+use upkeep_vrrp::receive::Expect;
 
 use super::status::InstanceStatus;
 use super::vips::Owned;
@@ -75,13 +75,13 @@ pub fn auth(cfg: &InstanceConfig) -> Auth {
     }
 }
 
-pub fn params(cfg: &InstanceConfig, global: &crate::config::Global, src: IpAddr) -> Params {
+pub fn params(cfg: &InstanceConfig, global: &upkeep_config::Global, src: IpAddr) -> Params {
     Params {
         version: version(cfg.version),
         advert_interval: cfg.advert_interval,
         preempt: cfg.preempt,
         preempt_delay: cfg.preempt_delay,
-        initial_master: cfg.initial_state == crate::config::InitialState::Master,
+        initial_master: cfg.initial_state == upkeep_config::InitialState::Master,
         primary_ip: src,
         fast_preempt: global.fast_failover,
         handover: global.handover,
@@ -98,7 +98,7 @@ pub struct Wiring {
 }
 
 impl Instance {
-    pub fn new(cfg: InstanceConfig, global: &crate::config::Global, w: Wiring) -> Self {
+    pub fn new(cfg: InstanceConfig, global: &upkeep_config::Global, w: Wiring) -> Self {
         let v6 = cfg.is_ipv6();
         let vip_addrs: Vec<IpAddr> = cfg.vips.iter().map(|v| v.addr).collect();
         let expect = Expect {
@@ -150,7 +150,7 @@ impl Instance {
     pub fn reconfigure(
         &mut self,
         cfg: InstanceConfig,
-        global: &crate::config::Global,
+        global: &upkeep_config::Global,
         src: IpAddr,
         owned: Arc<Owned>,
     ) -> (Owned, Owned) {

@@ -28,12 +28,12 @@ use tracing::{debug, info, warn};
 use crate::checks::trackers::{file_effect, FileEffect};
 use crate::checks::wasm::{self, PluginHost};
 use crate::checks::{CheckResult, Tracker};
-use crate::config::{self, CheckDef, CheckKind, Config};
+use upkeep_config::{self as config, CheckDef, CheckKind, Config};
 use crate::hooks::{self, Notifier, Subject, Transition};
 use crate::net::netlink::{self, LinkEvent, Netlink};
-use crate::vrrp::fsm::{Action, Event, Reason, State};
-use crate::vrrp::packet::DropReason;
-use crate::vrrp::receive;
+use upkeep_vrrp::fsm::{Action, Event, Reason, State};
+use upkeep_vrrp::packet::DropReason;
+use upkeep_vrrp::receive;
 
 use checks::{Check, Loaded};
 use instance::Instance;

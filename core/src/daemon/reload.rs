@@ -11,8 +11,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tracing::{error, info, warn};
 
-use crate::config::{self, diff, CheckKind, Config};
-use crate::vrrp::fsm::Event;
+use upkeep_config::{self as config, diff, CheckKind, Config};
+use upkeep_vrrp::fsm::Event;
 
 use super::checks::{self, Loaded};
 use super::instance::Instance;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use tracing::warn;
 
-use crate::config::Route;
+use upkeep_config::Route;
 use crate::net::netlink::Netlink;
 use crate::net::netlink_batch::{BatchSocket, Change};
 

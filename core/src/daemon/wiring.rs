@@ -10,11 +10,11 @@ use anyhow::{bail, Context};
 use tokio::sync::mpsc;
 use tracing::error;
 
-use crate::config::InstanceConfig;
+use upkeep_config::InstanceConfig;
 use crate::net::announce::Announcer;
 use crate::net::netlink::{Link, Netlink};
 use crate::net::socket::{Datagram, VrrpSocket};
-use crate::vrrp::packet::{self, Advert, DropReason, IPPROTO_VRRP};
+use upkeep_vrrp::packet::{self, Advert, DropReason, IPPROTO_VRRP};
 
 use super::instance::Wiring;
 use super::vips::Owned;

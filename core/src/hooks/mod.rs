@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::checks::security;
-use crate::config::Notify;
+use upkeep_config::Notify;
 
 /// Whose transition a notify reports (keepalived's first `notify` argument).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

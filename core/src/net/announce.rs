@@ -9,7 +9,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use super::frames;
+use upkeep_vrrp::frames;
 
 /// Sends announcements out of one interface.
 pub struct Announcer {

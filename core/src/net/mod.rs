@@ -2,7 +2,6 @@
 //! link state) and gratuitous ARP / unsolicited NA.
 
 pub mod announce;
-pub mod frames;
 pub mod netlink;
 pub mod netlink_batch;
 pub mod sock_diag;

@@ -10,7 +10,7 @@ use rtnetlink::packet_core::NetlinkPayload;
 use rtnetlink::{Handle, MulticastGroup, RouteMessageBuilder};
 use tokio::sync::mpsc;
 
-use crate::config::Route;
+use upkeep_config::Route;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetlinkError {

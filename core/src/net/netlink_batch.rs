@@ -17,7 +17,7 @@ use rtnetlink::sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use rtnetlink::AddressMessageBuilder;
 
 use super::netlink::route_message;
-use crate::config::Route;
+use upkeep_config::Route;
 
 /// One change to the host's addresses or routes.
 #[derive(Debug, Clone, PartialEq, Eq)]

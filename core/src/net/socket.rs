@@ -13,7 +13,7 @@ use std::os::fd::AsRawFd;
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};
 use tokio::io::unix::AsyncFd;
 
-use crate::vrrp::packet::{self, IPPROTO_VRRP, MCAST_V4, MCAST_V6};
+use upkeep_vrrp::packet::{self, IPPROTO_VRRP, MCAST_V4, MCAST_V6};
 
 /// One received datagram, as the kernel gave it.
 #[derive(Debug)]

@@ -2,15 +2,15 @@
 //! `OUT/<target>/`: real adverts built with upkeep's codec (in the framing `vrrp_decode`
 //! reads), the KDL configs of the repository (`examples/**/*.kdl`, the `kdl` blocks of
 //! `docs/*.md`, raw strings in the parser's tests), the KDL the importer writes, and keepalived
-//! configs (the importer's test strings and `core/tests/corpus/**/*.conf`, a few written here,
+//! configs (the importer's test strings and `core/keepalived/tests/corpus/**/*.conf`, a few written here,
 //! and any EXTRA files given).
 
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
-use upkeep::config::import::import_str;
-use upkeep::vrrp::packet::{encode_ipv4, Advert, Auth, Version, MCAST_V4, MCAST_V6};
+use upkeep_keepalived::import_str;
+use upkeep_vrrp::packet::{encode_ipv4, Advert, Auth, Version, MCAST_V4, MCAST_V6};
 
 fn main() {
     let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
@@ -210,7 +210,7 @@ fn keepalived_configs(repo: &Path) -> Vec<String> {
     }
     // The importer's own corpus of real-world configs, where there is one.
     let mut files = Vec::new();
-    walk(&repo.join("core/tests/corpus"), &mut files);
+    walk(&repo.join("core/keepalived/tests/corpus"), &mut files);
     files.sort();
     for f in files
         .iter()

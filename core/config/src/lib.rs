@@ -1,15 +1,13 @@
-//! Configuration: the data model the daemon runs on, the KDL reader that builds and validates
-//! it, and the translator from keepalived.conf.
+//! upkeep's configuration: the data model the daemon runs on and the KDL reader that builds and
+//! validates it.
 //!
 //! `model` is plain data; `parse` turns a KDL file into a [`Config`] or a [`ConfigError`] that
-//! lists every problem with its line and column; `host` checks what a config needs of the
-//! host (the users scripts run as, and what they may run); `import` writes KDL from a
-//! keepalived.conf.
+//! lists every problem with its line and column; `diff` says what a reload changes. What a
+//! config needs of the host (users, scripts) is checked by the daemon (`upkeep::host`); the
+//! translator from keepalived.conf is the `upkeep-keepalived` crate.
 
 pub mod diff;
 mod fast_kdl;
-pub mod host;
-pub mod import;
 pub mod model;
 pub mod parse;
 mod split;

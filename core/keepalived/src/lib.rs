@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::parse::{parse_duration, parse_str};
+use upkeep_config::parse::{parse_duration, parse_str};
 
 /// The KDL produced from a keepalived.conf, and what could not be carried over.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -2030,7 +2030,7 @@ fn emit_notify(out: &mut Out, n: &KNotify) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::model::{CheckKind, Config, InitialState, VrrpVersion};
+    use upkeep_config::model::{CheckKind, Config, InitialState, VrrpVersion};
 
     /// Imports, then checks that upkeep loads the result.
     fn convert(src: &str) -> (Imported, Config) {
@@ -2764,7 +2764,7 @@ vrrp_sync_group g {
     #[test]
     fn every_recognised_keyword_is_in_the_migration_guide() {
         let guide = include_str!("../../../docs/migrating.md");
-        let code = include_str!("import.rs");
+        let code = include_str!("lib.rs");
         let code = &code[..code.find("#[cfg(test)]").expect("tests")];
         let mut missing = Vec::new();
         let mut found = 0;

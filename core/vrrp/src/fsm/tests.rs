@@ -1,7 +1,7 @@
 //! The RFC 3768 / RFC 5798 transition table, row by row, then whole elections on a simulated LAN.
 
 use super::*;
-use crate::vrrp::sim::{self, addr, Lan};
+use crate::sim::{self, addr, Lan};
 use std::net::Ipv4Addr;
 
 const SEC: Duration = Duration::from_secs(1);

@@ -1,4 +1,4 @@
-//! Property tests of the state machine on the simulated LAN ([`crate::vrrp::sim::Lan`]).
+//! Property tests of the state machine on the simulated LAN ([`crate::sim::Lan`]).
 //!
 //! Any sequence of events among 2..=5 routers (adverts as the LAN delivers them, timeouts,
 //! priority changes, shutdowns and restarts, operators' handovers and releases, crashes, faults,
@@ -21,7 +21,7 @@ use proptest::prelude::*;
 use proptest::test_runner::Config;
 
 use super::*;
-use crate::vrrp::sim::{self, Lan};
+use crate::sim::{self, Lan};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)

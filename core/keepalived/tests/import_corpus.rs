@@ -3,7 +3,7 @@
 //! generated ones, and hand-written ones covering every part of keepalived's VRRP side.
 //!
 //! For each config:
-//! - it converts, and the KDL passes `upkeep::config::parse_str` (what `upkeep check` runs);
+//! - it converts, and the KDL passes `upkeep_config::parse_str` (what `upkeep check` runs);
 //! - every warning names an existing file and a line that holds a statement, and every keepalived
 //!   statement that upkeep does not translate exactly has a warning at its line;
 //! - round trip: the settings of every imported instance (VRID, priorities, advert interval,
@@ -18,8 +18,8 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use upkeep::config::import::{import_keepalived, Imported};
-use upkeep::config::{parse_str, CheckKind, Config, InitialState, VrrpVersion};
+use upkeep_keepalived::{import_keepalived, Imported};
+use upkeep_config::{parse_str, CheckKind, Config, InitialState, VrrpVersion};
 
 fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus")
@@ -1014,7 +1014,7 @@ fn notify_commands_round_trip() {
 
 #[test]
 fn migrating_md_names_every_keyword_the_corpus_uses() {
-    let guide = include_str!("../../docs/migrating.md");
+    let guide = include_str!("../../../docs/migrating.md");
     let mut missing = BTreeSet::new();
     let mut seen = 0;
     let mut check = |word: &str| {

@@ -292,8 +292,8 @@ fn skip_block_comment(b: &[u8], i: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::parse::{parse_str_with, ConfigError};
-    use crate::config::Config;
+    use crate::parse::{parse_str_with, ConfigError};
+    use crate::Config;
 
     fn span_pair(s: SourceSpan) -> (usize, usize) {
         (s.offset(), s.len())
@@ -369,10 +369,10 @@ mod tests {
 
     #[test]
     fn shipped_configs_parse_the_same_cut_in_two() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let mut files = Vec::new();
-        crate::config::kdl_files_under(&root.join("examples"), &mut files);
-        crate::config::kdl_files_under(&root.join("contrib"), &mut files);
+        crate::kdl_files_under(&root.join("examples"), &mut files);
+        crate::kdl_files_under(&root.join("contrib"), &mut files);
         assert!(files.len() >= 4, "{files:?}");
         let mut cut = 0;
         for f in &files {
@@ -435,7 +435,7 @@ mod tests {
         assert!(big.len() > PARALLEL_MIN, "{}", big.len());
         assert!(same_as_serial(&big, "big"));
         // Through the size threshold, as the daemon calls it.
-        let cfg = crate::config::parse_str(&big, "big").expect("valid");
+        let cfg = crate::parse_str(&big, "big").expect("valid");
         assert_eq!(cfg.instances.len(), 255);
         assert_eq!(
             Ok(cfg),
@@ -534,7 +534,7 @@ mod tests {
             let at = at + good[at..].find("\ninstance").expect("a node") + 1;
             let text = format!("{}{bad}{}", &good[..at], &good[at..]);
             let before = parse_str_with(&text, "t.kdl", KdlDocument::parse).unwrap_err();
-            let now = crate::config::parse_str(&text, "t.kdl").unwrap_err();
+            let now = crate::parse_str(&text, "t.kdl").unwrap_err();
             assert_eq!(now.to_string(), before.to_string(), "{bad}");
             assert_eq!(now.problems(), before.problems(), "{bad}");
             assert!(at > text.len() / 2 && split_point(&text).is_some_and(|s| s < at));

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::fsm::{Action, Event, Fsm, Heard, Params, State};
 use super::packet::Version;
 
-pub struct Router {
+pub(crate) struct Router {
     pub fsm: Fsm,
     pub holds_vips: bool,
     /// Down routers neither send nor receive (crash, cable pulled).
@@ -22,7 +22,7 @@ pub struct Router {
     pub transitions: Vec<(Instant, State, State)>,
 }
 
-pub struct Lan {
+pub(crate) struct Lan {
     pub now: Instant,
     pub start: Instant,
     pub routers: Vec<Router>,
@@ -32,7 +32,7 @@ pub struct Lan {
     seq: u64,
 }
 
-pub fn params(version: Version, interval: Duration, index: usize) -> Params {
+pub(crate) fn params(version: Version, interval: Duration, index: usize) -> Params {
     Params {
         version,
         advert_interval: interval,
@@ -46,12 +46,12 @@ pub fn params(version: Version, interval: Duration, index: usize) -> Params {
     }
 }
 
-pub fn addr(index: usize) -> IpAddr {
+pub(crate) fn addr(index: usize) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(192, 0, 2, index as u8 + 1))
 }
 
 impl Lan {
-    pub fn new(routers: Vec<(Params, u8)>) -> Self {
+    pub(crate) fn new(routers: Vec<(Params, u8)>) -> Self {
         let start = Instant::now();
         Self {
             now: start,
@@ -73,16 +73,16 @@ impl Lan {
         }
     }
 
-    pub fn elapsed(&self) -> Duration {
+    pub(crate) fn elapsed(&self) -> Duration {
         self.now - self.start
     }
 
-    pub fn event(&mut self, i: usize, event: Event) {
+    pub(crate) fn event(&mut self, i: usize, event: Event) {
         let actions = self.routers[i].fsm.handle(event, self.now);
         self.apply(i, actions);
     }
 
-    pub fn start_all(&mut self) {
+    pub(crate) fn start_all(&mut self) {
         for i in 0..self.routers.len() {
             self.event(i, Event::Startup);
         }
@@ -122,7 +122,7 @@ impl Lan {
     }
 
     /// Advance the clock to `until`, delivering packets and timeouts in time order.
-    pub fn run_until(&mut self, until: Instant) {
+    pub(crate) fn run_until(&mut self, until: Instant) {
         loop {
             let next_packet = self.queue.keys().next().map(|k| k.0);
             let next_timer = self
@@ -161,25 +161,25 @@ impl Lan {
         self.now = until;
     }
 
-    pub fn run_for(&mut self, d: Duration) {
+    pub(crate) fn run_for(&mut self, d: Duration) {
         let until = self.now + d;
         self.run_until(until);
     }
 
-    pub fn holders(&self) -> Vec<usize> {
+    pub(crate) fn holders(&self) -> Vec<usize> {
         (0..self.routers.len())
             .filter(|&i| self.routers[i].holds_vips)
             .collect()
     }
 
-    pub fn masters(&self) -> Vec<usize> {
+    pub(crate) fn masters(&self) -> Vec<usize> {
         (0..self.routers.len())
             .filter(|&i| self.routers[i].fsm.state() == State::Master)
             .collect()
     }
 
     /// Crash: the router stops sending and hearing, state frozen (its VIPs vanish with it).
-    pub fn crash(&mut self, i: usize) {
+    pub(crate) fn crash(&mut self, i: usize) {
         self.routers[i].up = false;
         self.routers[i].holds_vips = false;
     }

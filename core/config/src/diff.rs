@@ -129,7 +129,7 @@ pub fn diff(old: &Config, new: &Config) -> Diff {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::parse_str;
+    use crate::parse_str;
 
     fn cfg(text: &str) -> Config {
         parse_str(text, "t.kdl").unwrap_or_else(|e| panic!("{e}"))

@@ -13,8 +13,8 @@ use std::path::Path;
 
 use miette::{NamedSource, SourceSpan};
 
-use super::model::{CheckKind, Config, Locations, Notify};
-use super::parse::{line_col, parse_str, ConfigError, Problem};
+use upkeep_config::model::{CheckKind, Config, Locations, Notify};
+use upkeep_config::parse::{line_col, parse_str, ConfigError, Problem};
 use crate::checks::security::{
     self, check_enterable_by, check_runnable_by, check_script_security_in, resolve_program,
     ScriptSecurityError, ScriptUserError, User,
@@ -22,7 +22,7 @@ use crate::checks::security::{
 
 /// Reads, parses and checks the config file at `path` against this host (what `upkeep check`
 /// does). Ok: the config and the warnings to show.
-pub fn check_file(path: &Path) -> Result<(super::Config, Vec<String>), ConfigError> {
+pub fn check_file(path: &Path) -> Result<(Config, Vec<String>), ConfigError> {
     let source = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
         path: path.to_owned(),
         source,
