@@ -662,33 +662,48 @@ impl fmt::Display for DropReason {
 
 /// A received packet that could not be decoded.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DecodeError {
+    /// Shorter than its headers or its own length field say.
     #[error("packet truncated: need {needed} bytes, got {got}")]
     Truncated { needed: usize, got: usize },
+    /// The IP header is not IPv4 (a v6 packet reaches us without its header).
     #[error("IP version {version}, expected 4")]
     BadIpVersion { version: u8 },
+    /// An IPv4 header length below 20 bytes.
     #[error("IPv4 header length {ihl} words is below the minimum of 5")]
     BadIhl { ihl: u8 },
+    /// An IPv4 total length that does not cover the header.
     #[error("IPv4 total length {total_len} is shorter than its header ({header_len})")]
     BadTotalLength { total_len: usize, header_len: usize },
+    /// The IPv4 header checksum does not match.
     #[error("bad IPv4 header checksum: expected {expected:#06x}, found {found:#06x}")]
     BadIpChecksum { expected: u16, found: u16 },
+    /// Source and destination of different families (cannot build a pseudo-header).
     #[error("source {src} and destination {dst} are of different address families")]
     FamilyMismatch { src: IpAddr, dst: IpAddr },
+    /// Another IP protocol than 112.
     #[error("IP protocol {protocol} is not VRRP (112)")]
     NotVrrp { protocol: u8 },
+    /// TTL / hop limit not 255: the sender is not on this link (RFC 3768 and 5798, 7.1).
     #[error("TTL/hop limit {ttl}, expected 255 (sender not on-link?)")]
     BadTtl { ttl: u8 },
+    /// A VRRP version other than 2 or 3.
     #[error("VRRP version {version} not supported (expected 2 or 3)")]
     BadVersion { version: u8 },
+    /// A VRRP message type other than ADVERTISEMENT.
     #[error("VRRP type {ty} is not ADVERTISEMENT (1)")]
     BadType { ty: u8 },
+    /// A version 2 advert in an IPv6 packet (v2 is IPv4 only).
     #[error("VRRPv2 over IPv6 is not supported")]
     V2OverIpv6,
+    /// The message length disagrees with its address count.
     #[error("VRRP length {got} does not match the address count (expected {expected})")]
     BadLength { expected: usize, got: usize },
+    /// The VRRP checksum does not match.
     #[error("bad VRRP checksum: expected {expected:#06x}, found {found:#06x}")]
     BadChecksum { expected: u16, found: u16 },
+    /// A v2 authentication type other than none or simple password (AH is obsolete).
     #[error("VRRPv2 auth type {auth_type} not supported (only 0 none and 1 simple password)")]
     UnsupportedAuth { auth_type: u8 },
 }
@@ -718,21 +733,30 @@ impl DecodeError {
 
 /// An advert that cannot be put on the wire.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum EncodeError {
+    /// Version 2 asked to carry IPv6 addresses or to be sent over IPv6.
     #[error("VRRPv2 cannot carry IPv6 (addresses or transport); use VRRPv3")]
     V2OverIpv6,
+    /// IPv4 and IPv6 addresses in one advert.
     #[error("an advert cannot mix IPv4 and IPv6 addresses")]
     MixedFamilies,
+    /// Source and destination of different families.
     #[error("source {src} and destination {dst} are of different address families")]
     SrcDstFamilyMismatch { src: IpAddr, dst: IpAddr },
+    /// An advertised address of another family than the source.
     #[error("address {addr} is not of the same family as source {src}")]
     AddrFamilyMismatch { addr: IpAddr, src: IpAddr },
+    /// More addresses than the one-byte count field can say.
     #[error("{count} addresses, at most 255 fit in one advert")]
     TooManyAddrs { count: usize },
+    /// A v3 interval beyond the 12-bit field.
     #[error("VRRPv3 interval {interval_cs} cs exceeds the 12-bit maximum of 4095 cs")]
     V3IntervalTooLarge { interval_cs: u16 },
+    /// A v2 interval that is not whole seconds in 1..=255.
     #[error("VRRPv2 interval {interval_cs} cs is not a whole number of seconds in 1..=255")]
     BadV2Interval { interval_cs: u16 },
+    /// Authentication asked of version 3, which has none.
     #[error("VRRPv3 has no authentication; auth must be None")]
     AuthInV3,
 }

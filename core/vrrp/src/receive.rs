@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::fsm::Heard;
-use super::packet::{Advert, Auth, DropReason, Version};
+use super::packet::{check_ttl, Advert, Auth, DropReason, Version};
 
 /// What an instance expects of the adverts it accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,9 +35,7 @@ pub fn check(
     advert: &Advert,
 ) -> Result<Accepted, DropReason> {
     // TTL / Hop Limit 255 proves the sender is on our link.
-    if ttl != 255 {
-        return Err(DropReason::BadTtl);
-    }
+    check_ttl(ttl).map_err(|e| e.reason())?;
     if advert.version != expect.version {
         return Err(DropReason::VersionMismatch);
     }
