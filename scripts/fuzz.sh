@@ -5,8 +5,8 @@
 #   scripts/fuzz.sh 600                # every target for 10 minutes
 #   scripts/fuzz.sh 60 vrrp_decode     # one target
 # Not part of CI. Needs a nightly toolchain (installed with rustup when missing) and cargo-fuzz
-# (installed from crates.io when missing). The first build compiles the daemon and wasmtime with
-# sanitizer instrumentation into fuzz/target: about 25 minutes with CARGO_BUILD_JOBS=1.
+# (installed from crates.io when missing). The targets depend on the protocol, config and importer
+# crates alone (no daemon, wasmtime or tokio), built with sanitizer instrumentation into fuzz/target.
 #
 # A crash stops its target; the input is kept in fuzz/artifacts/TARGET/ and the summary names
 # it. Reproduce it with `cargo +nightly fuzz run TARGET FILE`, then turn it into a regression test
