@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use tracing::warn;
 
-use upkeep_config::Route;
 use crate::net::netlink::Netlink;
 use crate::net::netlink_batch::{BatchSocket, Change};
+use upkeep_config::Route;
 
 /// Everything an instance puts on the host while master, resolved to interface indexes.
 #[derive(Debug, Clone)]
