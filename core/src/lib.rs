@@ -14,6 +14,5 @@ pub mod checks;
 pub mod daemon;
 pub mod hooks;
 pub mod host;
-pub mod metrics;
 pub mod net;
 pub mod process;
