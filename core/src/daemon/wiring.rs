@@ -159,7 +159,7 @@ impl Wires {
                 Some(d) => self.link(d).await?.index,
                 None => own,
             };
-            routes.push((index, r.clone()));
+            routes.push((index, r.into()));
         }
         Ok(Arc::new(Owned {
             instance: inst.name.clone(),
