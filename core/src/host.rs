@@ -13,7 +13,7 @@ use std::path::Path;
 
 use miette::{NamedSource, SourceSpan};
 
-use crate::checks::security::{
+use crate::exec::security::{
     self, check_enterable_by, check_runnable_by, check_script_security_in, resolve_program,
     ScriptSecurityError, ScriptUserError, User,
 };
