@@ -13,12 +13,12 @@ use std::path::Path;
 
 use miette::{NamedSource, SourceSpan};
 
-use upkeep_config::model::{CheckKind, Config, Locations, Notify};
-use upkeep_config::parse::{line_col, parse_str, ConfigError, Problem};
-use crate::checks::security::{
+use crate::exec::security::{
     self, check_enterable_by, check_runnable_by, check_script_security_in, resolve_program,
     ScriptSecurityError, ScriptUserError, User,
 };
+use upkeep_config::model::{CheckKind, Config, Locations, Notify};
+use upkeep_config::parse::{line_col, parse_str, ConfigError, Problem};
 
 /// Reads, parses and checks the config file at `path` against this host (what `upkeep check`
 /// does). Ok: the config and the warnings to show.

@@ -7,13 +7,12 @@
 //! - [`host`]: what a config needs of this host (script users, script security).
 //! - [`checks`]: health checks (scripts) and their rise/fall tracking.
 //! - [`net`]: thin drivers for raw sockets, netlink and address announcements.
-//! - [`process`]: running check scripts and notify commands, contained.
+//! - [`exec`]: running check scripts and notify commands, contained, and who may run what.
 //! - [`daemon`]: the event loop that wires them on tokio.
 
 pub mod checks;
 pub mod daemon;
+pub mod exec;
 pub mod hooks;
 pub mod host;
-pub mod metrics;
 pub mod net;
-pub mod process;

@@ -4,7 +4,6 @@
 //! channel; the daemon applies keepalived's rise/fall counting in [`Tracker`].
 
 pub mod script;
-pub mod security;
 pub mod trackers;
 pub mod wasm;
 

@@ -1,6 +1,6 @@
 //! Script checks (keepalived's `vrrp_script`): exit 0 is healthy.
 //!
-//! Each run goes through [`crate::process`]: its own process group, so that a timeout kills the
+//! Each run goes through [`crate::exec::process`]: its own process group, so that a timeout kills the
 //! script *and* everything it forked; the child is always reaped (no zombies). A check never
 //! overlaps itself.
 
@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::CheckResult;
-use crate::process::{self, Outcome};
+use crate::exec::process::{self, Outcome};
 
 #[derive(Debug, Clone)]
 pub struct ScriptCheck {

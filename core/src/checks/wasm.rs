@@ -18,6 +18,7 @@
 //!
 //! Not for: scheduling checks or rise/fall counting (the daemon and [`super::Tracker`] do that).
 
+mod call;
 mod compile;
 mod host;
 mod sandbox;
@@ -37,8 +38,8 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
+use self::call::{CallContext, Permissions};
 pub use self::compile::{compile_to_file, CodeCache};
-use self::host::{CallContext, Permissions};
 use self::sandbox::State;
 use self::v0_1::check::{CheckPlugin, CheckPluginPre};
 use self::v0_1::notify::{NotifyPlugin, NotifyPluginPre};

@@ -13,9 +13,9 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tracing::warn;
 
-use crate::checks::security::{self, check_plugin_file};
 use crate::checks::wasm::{self, Plugin, PluginHost};
 use crate::checks::{script, trackers, CheckResult, Tracker};
+use crate::exec::security::{self, check_plugin_file};
 use upkeep_config::{self as config, CheckDef, CheckKind, Config};
 
 /// A plugin file's identity: a changed file (a new build) is recompiled on reload even when the

@@ -4,7 +4,8 @@
 //! The mode is the fence; behind it every connection's peer is checked too (SO_PEERCRED): a
 //! process whose uid is not 0 (the socket made 0666 by mistake, a file descriptor passed on)
 //! gets one error line, [`PERMISSION_DENIED`], and is disconnected. Refusals are logged and
-//! counted ([`refused`], the metric `upkeep_control_refused_total`).
+//! counted (the metric `upkeep_control_refused_total`; the count is kept by the metrics module,
+//! [`metrics::count_control_refusal`], so that metrics needs nothing of this module).
 //!
 //! Requests: `{"cmd":"status"}` → the same document as status.json; `{"cmd":"reload"}` → the
 //! reload's result once it is done; `{"cmd":"handover","instance":"NAME"}` → a master hands
@@ -14,7 +15,6 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -22,6 +22,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
+
+use super::metrics;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "cmd", rename_all = "lowercase")]
@@ -40,19 +42,6 @@ pub enum Command {
 
 /// The error a peer that is not root gets.
 pub const PERMISSION_DENIED: &str = "permission denied: the control socket is root-only";
-
-/// Connections refused because the peer was not root, since the daemon started.
-static REFUSED: AtomicU64 = AtomicU64::new(0);
-
-/// How many connections were refused because their peer was not root.
-pub fn refused() -> u64 {
-    REFUSED.load(Ordering::Relaxed)
-}
-
-/// Counts one refusal; returns the count so far.
-fn count_refusal() -> u64 {
-    REFUSED.fetch_add(1, Ordering::Relaxed) + 1
-}
 
 /// One request for the event loop, with where to send its JSON answer.
 pub type Pending = (Command, oneshot::Sender<serde_json::Value>);
@@ -90,7 +79,7 @@ async fn connection(stream: UnixStream, tx: mpsc::Sender<Pending>) {
     match uid {
         Ok((0, _)) => {}
         Ok((uid, pid)) => {
-            let n = count_refusal();
+            let n = metrics::count_control_refusal();
             warn!(
                 uid,
                 pid, "control socket: refused a client that is not root ({n} refused so far)"
@@ -99,7 +88,7 @@ async fn connection(stream: UnixStream, tx: mpsc::Sender<Pending>) {
             return;
         }
         Err(e) => {
-            let n = count_refusal();
+            let n = metrics::count_control_refusal();
             warn!("control socket: cannot tell who the client is ({e}); refused ({n} so far)");
             refuse(stream).await;
             return;

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use tracing::{debug, warn, Span};
 
-use upkeep_config::{InstanceConfig, VrrpVersion};
 use crate::net::announce::Announcer;
 use crate::net::socket::{multicast_group, VrrpSocket};
+use upkeep_config::{InstanceConfig, VrrpVersion};
 use upkeep_vrrp::fsm::{Fsm, Params};
 use upkeep_vrrp::packet::{Advert, Auth, DropReason, Version};
 use upkeep_vrrp::receive::Expect;

@@ -6,6 +6,8 @@
 mod checks;
 pub mod control;
 mod instance;
+pub mod metrics;
+pub mod metrics_http;
 mod reload;
 pub mod status;
 mod systemd;
@@ -28,9 +30,9 @@ use tracing::{debug, info, warn};
 use crate::checks::trackers::{file_effect, FileEffect};
 use crate::checks::wasm::{self, PluginHost};
 use crate::checks::{CheckResult, Tracker};
-use upkeep_config::{self as config, CheckDef, CheckKind, Config};
 use crate::hooks::{self, Notifier, Subject, Transition};
 use crate::net::netlink::{self, LinkEvent, Netlink};
+use upkeep_config::{self as config, CheckDef, CheckKind, Config};
 use upkeep_vrrp::fsm::{Action, Event, Reason, State};
 use upkeep_vrrp::packet::DropReason;
 use upkeep_vrrp::receive;
@@ -114,7 +116,7 @@ struct Daemon {
     /// Wakes the loop at the next protocol deadline, to the microsecond.
     timer: timer::DeadlineTimer,
     /// The Prometheus endpoint's data, when `global { metrics listen=... }` is set.
-    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+    metrics: Option<std::sync::Arc<metrics::Metrics>>,
     /// Control clients waiting for the reload in progress.
     reload_waiters: Vec<oneshot::Sender<serde_json::Value>>,
     systemd: systemd::Notify,
@@ -189,10 +191,10 @@ impl Daemon {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("metrics: cannot listen on {addr}"))?;
-            let m = std::sync::Arc::new(crate::metrics::Metrics::new());
+            let m = std::sync::Arc::new(metrics::Metrics::new());
             let served = m.clone();
             tokio::spawn(async move {
-                if let Err(e) = crate::metrics::serve_listener(listener, served).await {
+                if let Err(e) = metrics_http::serve_listener(listener, served).await {
                     warn!("metrics endpoint stopped: {e}");
                 }
             });
@@ -965,8 +967,8 @@ impl Daemon {
         }
         let status = self.snapshot();
         if let Some(m) = &self.metrics {
-            m.set_instances(&status.instances);
-            m.set_checks(&status.checks);
+            m.set_instances(status.instances.iter().map(Into::into).collect());
+            m.set_checks(status.checks.iter().map(Into::into).collect());
             m.set_drops(&status.drops);
         }
         self.systemd.send(&format!("STATUS={}", self.summary()));

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::metrics::{CheckRow, InstanceRow};
+
 #[derive(Debug, Default, Serialize)]
 pub struct Status {
     pub pid: u32,
@@ -67,6 +69,36 @@ pub struct CheckStatus {
     pub fall: u32,
     /// Consecutive results against the current state, counting towards `rise` or `fall`.
     pub streak: u32,
+}
+
+/// The metrics' row of an instance: what `upkeep_instance_*` shows.
+impl From<&InstanceStatus> for InstanceRow {
+    fn from(s: &InstanceStatus) -> Self {
+        Self {
+            name: s.name.clone(),
+            interface: s.interface.clone(),
+            vrid: s.vrid.to_string(),
+            state: s.state,
+            priority: s.priority,
+            effective_priority: s.effective_priority,
+            vips_held: s.vips_held,
+            transitions: s.transitions,
+            adverts_sent: s.adverts_sent,
+            adverts_received: s.adverts_received,
+            drops: s.drops.clone(),
+        }
+    }
+}
+
+/// The metrics' row of a check: what `upkeep_check_healthy` shows.
+impl From<&CheckStatus> for CheckRow {
+    fn from(c: &CheckStatus) -> Self {
+        Self {
+            name: c.name.clone(),
+            kind: c.kind.to_owned(),
+            healthy: c.healthy,
+        }
+    }
 }
 
 pub struct StatusFile {

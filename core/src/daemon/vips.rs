@@ -10,8 +10,7 @@ use std::sync::Arc;
 
 use tracing::warn;
 
-use upkeep_config::Route;
-use crate::net::netlink::Netlink;
+use crate::net::netlink::{Netlink, Route};
 use crate::net::netlink_batch::{BatchSocket, Change};
 
 /// Everything an instance puts on the host while master, resolved to interface indexes.
@@ -54,6 +53,20 @@ impl Owned {
                 addr,
                 prefix_len,
             });
+        }
+    }
+}
+
+/// The driver's route for a configured one (the drivers take no config types).
+impl From<&upkeep_config::Route> for Route {
+    fn from(r: &upkeep_config::Route) -> Self {
+        Route {
+            dest: r.dest,
+            prefix_len: r.prefix_len,
+            via: r.via,
+            dev: r.dev.clone(),
+            metric: r.metric,
+            table: r.table,
         }
     }
 }

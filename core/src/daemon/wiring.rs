@@ -10,10 +10,10 @@ use anyhow::{bail, Context};
 use tokio::sync::mpsc;
 use tracing::error;
 
-use upkeep_config::InstanceConfig;
 use crate::net::announce::Announcer;
 use crate::net::netlink::{Link, Netlink};
 use crate::net::socket::{Datagram, VrrpSocket};
+use upkeep_config::InstanceConfig;
 use upkeep_vrrp::packet::{self, Advert, DropReason, IPPROTO_VRRP};
 
 use super::instance::Wiring;
@@ -159,7 +159,7 @@ impl Wires {
                 Some(d) => self.link(d).await?.index,
                 None => own,
             };
-            routes.push((index, r.clone()));
+            routes.push((index, r.into()));
         }
         Ok(Arc::new(Owned {
             instance: inst.name.clone(),

@@ -4,7 +4,7 @@
 //! [`Notifier::notify`] queues commands and returns at once. Commands for one key (an
 //! instance or sync group name) run strictly in the order they were queued, one at a time, so
 //! a `notify-backup` never overtakes the `notify-master` before it; different keys run side
-//! by side. Each command runs by [`crate::process`] (exec'd directly when plain, else `/bin/sh -c
+//! by side. Each command runs by [`crate::exec::process`] (exec'd directly when plain, else `/bin/sh -c
 //! COMMAND`) in a process group of its own, with
 //! stdin, stdout and stderr on /dev/null, as `script-user` when one is set. One still running
 //! at the timeout is killed with its whole group. Every child is reaped.
@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use crate::checks::security;
+use crate::exec::security;
 use upkeep_config::Notify;
 
 /// Whose transition a notify reports (keepalived's first `notify` argument).
@@ -107,12 +107,12 @@ pub fn shell_quote(word: &str) -> String {
     }
 }
 
-pub use crate::process::{Outcome, Run, RunAs};
+pub use crate::exec::process::{Outcome, Run, RunAs};
 
-/// Runs one notify command (see [`crate::process`]); what it leaves running in the background
+/// Runs one notify command (see [`crate::exec::process`]); what it leaves running in the background
 /// is left alone, as keepalived does.
 pub async fn run_command(command: &str, timeout: Duration, run_as: RunAs) -> Run {
-    crate::process::run(&crate::process::Spawn {
+    crate::exec::process::run(&crate::exec::process::Spawn {
         command,
         timeout,
         run_as,

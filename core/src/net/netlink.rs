@@ -10,8 +10,6 @@ use rtnetlink::packet_core::NetlinkPayload;
 use rtnetlink::{Handle, MulticastGroup, RouteMessageBuilder};
 use tokio::sync::mpsc;
 
-use upkeep_config::Route;
-
 #[derive(Debug, thiserror::Error)]
 pub enum NetlinkError {
     #[error("cannot open a netlink socket: {0}")]
@@ -24,6 +22,22 @@ pub enum NetlinkError {
         #[source]
         source: rtnetlink::Error,
     },
+}
+
+/// A route to install on an interface (its index given beside it). Plain data of the driver's own,
+/// so that net/ needs nothing of the config: the daemon converts the config's routes when it
+/// wires an instance.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Route {
+    pub dest: IpAddr,
+    pub prefix_len: u8,
+    pub via: Option<IpAddr>,
+    /// The interface the config names, if any. Not sent: the route goes on the index it is
+    /// given (resolved from this). Kept so that routes compare as the config's do (a reload
+    /// that only changes `dev` re-installs the route).
+    pub dev: Option<String>,
+    pub metric: Option<u32>,
+    pub table: Option<u32>,
 }
 
 /// What the daemon needs to know of an interface.

@@ -16,8 +16,7 @@ use rtnetlink::packet_core::{
 use rtnetlink::sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use rtnetlink::AddressMessageBuilder;
 
-use super::netlink::route_message;
-use upkeep_config::Route;
+use super::netlink::{route_message, Route};
 
 /// One change to the host's addresses or routes.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,16 +1,16 @@
 //! The `host` interface: the functions a plugin may call, each behind a capability that is
-//! checked on every call (the load-time check is the first line, this is the second).
+//! checked on every call (the load-time check is the first line, this is the second). The
+//! permissions and the per-call context they are checked against are in [`super::call`].
 
 use std::fs::File;
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::sandbox::State;
 use super::v0_1::check::upkeep::plugin::{host, types};
-use super::{Capability, Grants};
+use super::Capability;
 use crate::net::sock_diag;
 
 /// The most `read-file` returns.
@@ -20,95 +20,6 @@ const LOG_LINE_MAX: usize = 2048;
 /// Log output of one call past this is dropped.
 const LOG_CALL_MAX_BYTES: usize = 64 * 1024;
 const LOG_CALL_MAX_LINES: usize = 200;
-
-/// What a plugin may do, fixed at load: the operator's grants, narrowed to what the plugin
-/// declared in its metadata.
-#[derive(Debug)]
-pub(crate) struct Permissions {
-    pub(crate) plugin: String,
-    declared: Vec<Capability>,
-    grants: Grants,
-    /// `grants.read_file`, each resolved (symlinks, `..`) once at load.
-    read_roots: Vec<PathBuf>,
-}
-
-impl Permissions {
-    pub(crate) fn new(plugin: String, declared: Vec<Capability>, grants: Grants) -> Self {
-        let read_roots = grants
-            .read_file
-            .iter()
-            .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
-            .collect();
-        Permissions {
-            plugin,
-            declared,
-            grants,
-            read_roots,
-        }
-    }
-
-    /// For the `metadata` call at load: nothing is allowed yet.
-    pub(crate) fn none(plugin: String) -> Self {
-        Permissions {
-            plugin,
-            declared: Vec::new(),
-            grants: Grants::default(),
-            read_roots: Vec::new(),
-        }
-    }
-
-    fn allows(&self, c: Capability) -> bool {
-        self.declared.contains(&c) && self.grants.allows(c)
-    }
-}
-
-/// One call's view of the plugin's permissions, its deadline and its log budget.
-pub(crate) struct CallContext {
-    perms: Arc<Permissions>,
-    deadline: Instant,
-    log_bytes: usize,
-    log_lines: usize,
-    log_dropped: usize,
-}
-
-impl CallContext {
-    pub(crate) fn new(perms: Arc<Permissions>, timeout: Duration) -> Self {
-        CallContext {
-            perms,
-            deadline: Instant::now() + timeout,
-            log_bytes: 0,
-            log_lines: 0,
-            log_dropped: 0,
-        }
-    }
-
-    pub(crate) fn plugin(&self) -> &str {
-        &self.perms.plugin
-    }
-
-    /// Past the call's deadline (checked by the engine at each epoch tick).
-    pub(crate) fn expired(&self) -> bool {
-        Instant::now() >= self.deadline
-    }
-
-    pub(crate) fn may_read_clock(&self) -> bool {
-        self.perms.allows(Capability::Clock)
-    }
-
-    /// Log lines dropped by the per-call cap.
-    pub(crate) fn log_dropped(&self) -> usize {
-        self.log_dropped
-    }
-
-    fn require(&self, c: Capability) -> Result<(), types::HostError> {
-        if self.perms.allows(c) {
-            Ok(())
-        } else {
-            tracing::debug!(plugin = %self.perms.plugin, capability = %c, "plugin called an ungranted capability");
-            Err(types::HostError::NotGranted(c.into()))
-        }
-    }
-}
 
 impl types::Host for State {}
 

@@ -13,7 +13,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
-use super::host::CallContext;
+use super::call::CallContext;
 
 /// How much of the guest's stderr is kept (its tail: a panic message is the last thing written).
 const STDERR_TAIL: usize = 2048;

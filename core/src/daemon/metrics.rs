@@ -1,10 +1,14 @@
 //! Prometheus / OpenMetrics exposition of what the daemon does (`global { metrics listen=... }`).
 //!
-//! [`Metrics`] holds the metric families; the daemon feeds it (instance snapshots, check runs,
-//! reloads) and [`serve`] answers `GET /metrics` with the OpenMetrics text format. Encoding is
-//! the `prometheus-client` crate's; this module only decides names and labels and speaks the
-//! few lines of HTTP/1.1 a scraper needs. It never blocks the daemon: a scrape reads a snapshot
-//! under a short lock.
+//! [`Metrics`] holds the metric families; the daemon feeds it (instance and check rows it
+//! builds from its status, check runs, reloads) and [`super::metrics_http`] answers
+//! `GET /metrics` with [`Metrics::encode`], the OpenMetrics text format. Encoding is the
+//! `prometheus-client` crate's; this module only decides names and labels. It never blocks the
+//! daemon: a scrape reads a snapshot under a short lock.
+//!
+//! This module imports nothing of the daemon (its status, the control socket): the daemon hands
+//! it plain rows ([`InstanceRow`], [`CheckRow`]), and the control socket counts its refusals
+//! here ([`count_control_refusal`]), so that the imports run one way, daemon to metrics.
 //!
 //! Families, all prefixed `upkeep_`:
 //!
@@ -25,8 +29,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io;
-use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -38,15 +41,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
-
-use crate::daemon::status::{CheckStatus, InstanceStatus};
 use upkeep_vrrp::packet::DropReason;
-
-/// The `Content-Type` of a scrape's answer.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Every state an instance reports (`vrrp::fsm::State::as_str`), each a series of
 /// `upkeep_instance_state` so that a state can be alerted on without knowing the others.
@@ -81,6 +76,21 @@ struct ReloadLabels {
 
 fn duration_histogram() -> Histogram {
     Histogram::new(DURATION_BUCKETS)
+}
+
+/// Control socket connections refused because the peer was not root, since the daemon started.
+/// A process-wide count, kept here rather than in the control socket so that a scrape reads it
+/// without this module importing the daemon's control module.
+static CONTROL_REFUSED: AtomicU64 = AtomicU64::new(0);
+
+/// How many control socket connections were refused because their peer was not root.
+pub fn control_refused() -> u64 {
+    CONTROL_REFUSED.load(Ordering::Relaxed)
+}
+
+/// Counts one refused control socket connection; returns the count so far.
+pub fn count_control_refusal() -> u64 {
+    CONTROL_REFUSED.fetch_add(1, Ordering::Relaxed) + 1
 }
 
 /// The daemon's metrics. Shared (`Arc`) between the daemon, which updates it, and the HTTP
@@ -146,8 +156,7 @@ impl Metrics {
     /// Replaces the per-instance series with these instances (the whole set: an instance not
     /// listed any more, after a reload removed it, disappears). Counters are the instances'
     /// own running totals.
-    pub fn set_instances(&self, instances: &[InstanceStatus]) {
-        let rows = instances.iter().map(InstanceRow::from).collect();
+    pub fn set_instances(&self, rows: Vec<InstanceRow>) {
         *self
             .snapshot
             .instances
@@ -166,11 +175,7 @@ impl Metrics {
     }
 
     /// Replaces the per-check health series with these checks (the whole set).
-    pub fn set_checks(&self, checks: &[CheckStatus]) {
-        let rows = checks
-            .iter()
-            .map(|c| (c.name.clone(), c.kind.to_owned(), c.healthy))
-            .collect();
+    pub fn set_checks(&self, rows: Vec<CheckRow>) {
         *self
             .snapshot
             .checks
@@ -223,41 +228,37 @@ impl Metrics {
 struct Snapshot {
     instances: RwLock<Vec<InstanceRow>>,
     drops: RwLock<BTreeMap<&'static str, u64>>,
-    /// (name, kind, healthy)
-    checks: RwLock<Vec<(String, String, bool)>>,
+    checks: RwLock<Vec<CheckRow>>,
 }
 
-#[derive(Debug)]
-struct InstanceRow {
-    name: String,
-    interface: String,
-    vrid: String,
-    state: &'static str,
-    priority: u8,
-    effective_priority: u8,
-    vips_held: bool,
-    transitions: u64,
-    adverts_sent: u64,
-    adverts_received: u64,
-    drops: BTreeMap<&'static str, u64>,
+/// What the daemon reports of one instance (built from its status, `From<&InstanceStatus>`).
+#[derive(Debug, Clone)]
+pub struct InstanceRow {
+    pub name: String,
+    pub interface: String,
+    /// The VRID as its label's text.
+    pub vrid: String,
+    /// `vrrp::fsm::State::as_str`: `init`, `backup`, `master`, `fault` or `handover`.
+    pub state: &'static str,
+    pub priority: u8,
+    pub effective_priority: u8,
+    pub vips_held: bool,
+    pub transitions: u64,
+    pub adverts_sent: u64,
+    pub adverts_received: u64,
+    /// The instance's dropped packets by reason (`DropReason::as_str`).
+    pub drops: BTreeMap<&'static str, u64>,
 }
 
-impl From<&InstanceStatus> for InstanceRow {
-    fn from(s: &InstanceStatus) -> Self {
-        Self {
-            name: s.name.clone(),
-            interface: s.interface.clone(),
-            vrid: s.vrid.to_string(),
-            state: s.state,
-            priority: s.priority,
-            effective_priority: s.effective_priority,
-            vips_held: s.vips_held,
-            transitions: s.transitions,
-            adverts_sent: s.adverts_sent,
-            adverts_received: s.adverts_received,
-            drops: s.drops.clone(),
-        }
-    }
+/// What the daemon reports of one check's health (built from its status,
+/// `From<&CheckStatus>`).
+#[derive(Debug, Clone)]
+pub struct CheckRow {
+    pub name: String,
+    /// `script`, `plugin`, ...
+    pub kind: String,
+    /// After rise/fall.
+    pub healthy: bool,
 }
 
 impl InstanceRow {
@@ -397,7 +398,7 @@ impl Collector for Snapshot {
         }
         drop(drops);
 
-        ConstCounter::new(crate::daemon::control::refused()).encode(encoder.encode_descriptor(
+        ConstCounter::new(control_refused()).encode(encoder.encode_descriptor(
             "control_refused",
             "Control socket connections refused because the peer was not root",
             None,
@@ -412,220 +413,39 @@ impl Collector for Snapshot {
                 None,
                 ConstGauge::new(0i64).metric_type(),
             )?;
-            for (name, kind, healthy) in checks.iter() {
-                let labels = [("check", name.as_str()), ("kind", kind.as_str())];
-                ConstGauge::new(i64::from(*healthy)).encode(family.encode_family(&labels)?)?;
+            for check in checks.iter() {
+                let labels = [
+                    ("check", check.name.as_str()),
+                    ("kind", check.kind.as_str()),
+                ];
+                ConstGauge::new(i64::from(check.healthy)).encode(family.encode_family(&labels)?)?;
             }
         }
         Ok(())
     }
 }
 
-// ---- HTTP ----
-
-/// Largest request head read; a longer one is refused.
-const MAX_REQUEST: usize = 8 * 1024;
-/// A client must send its request and take the answer within this.
-const IO_TIMEOUT: Duration = Duration::from_secs(5);
-/// Connections served at once; more wait to be accepted.
-const MAX_CONNECTIONS: usize = 16;
-
-/// Binds `addr` and answers scrapes until the task is dropped. Fails when it cannot bind, or
-/// when accepting connections fails for good.
-pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> io::Result<()> {
-    let listener = TcpListener::bind(addr).await?;
-    serve_listener(listener, metrics).await
-}
-
-/// [`serve`] on a listener already bound (so that the caller sees a bind error at once, or
-/// binds port 0 in a test). HTTP/1.1, one request per connection: `GET /metrics` (or `HEAD`)
-/// is answered with the exposition, anything else with 404 or 405.
-pub async fn serve_listener(listener: TcpListener, metrics: Arc<Metrics>) -> io::Result<()> {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let permit = Arc::clone(&slots)
-            .acquire_owned()
-            .await
-            .map_err(io::Error::other)?;
-        let (stream, peer) = match listener.accept().await {
-            Ok(conn) => conn,
-            Err(e) if transient(&e) => {
-                tracing::warn!("metrics endpoint: cannot accept a connection: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        let metrics = Arc::clone(&metrics);
-        tokio::spawn(async move {
-            let answered = tokio::time::timeout(IO_TIMEOUT, answer(stream, &metrics)).await;
-            match answered {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::debug!(%peer, "metrics scrape failed: {e}"),
-                Err(_) => tracing::debug!(%peer, "metrics scrape timed out"),
-            }
-            drop(permit);
-        });
-    }
-}
-
-/// Accept errors that say nothing about the listener itself (a client gone, no file
-/// descriptors left for now).
-fn transient(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::Interrupted
-            | io::ErrorKind::WouldBlock
-    ) || matches!(
-        e.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::EPROTO)
-    )
-}
-
-/// What a request asked for.
-#[derive(Debug, PartialEq, Eq)]
-enum Request {
-    Metrics { head: bool },
-    OtherMethod,
-    NotFound,
-    Bad,
-    TooLarge,
-}
-
-/// Reads one request head (up to the blank line) and answers it; the connection then closes.
-async fn answer(mut stream: TcpStream, metrics: &Metrics) -> io::Result<()> {
-    let mut buf = Vec::with_capacity(1024);
-    let request = loop {
-        if let Some(end) = find_head_end(&buf) {
-            break parse_request(&buf[..end]);
-        }
-        if buf.len() >= MAX_REQUEST {
-            break Request::TooLarge;
-        }
-        let mut chunk = [0u8; 1024];
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            // The client closed before finishing its request: nobody to answer.
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let response = match request {
-        Request::Metrics { head } => {
-            let body = metrics.encode();
-            let mut r = header("200 OK", CONTENT_TYPE, body.len(), "");
-            if !head {
-                r.push_str(&body);
-            }
-            r
-        }
-        Request::OtherMethod => plain(
-            "405 Method Not Allowed",
-            "only GET is served here\n",
-            "Allow: GET, HEAD\r\n",
-        ),
-        Request::NotFound => plain("404 Not Found", "the metrics are at /metrics\n", ""),
-        Request::Bad => plain("400 Bad Request", "not an HTTP request\n", ""),
-        Request::TooLarge => plain(
-            "431 Request Header Fields Too Large",
-            "request too large\n",
-            "",
-        ),
-    };
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await?;
-    // Closing with unread input makes the kernel reset the connection, which can destroy the
-    // answer before the client reads it: take what the client still sends (bounded), then close.
-    let drain = async {
-        let mut rest = [0u8; 1024];
-        let mut drained = 0;
-        while drained < 16 * MAX_REQUEST {
-            match stream.read(&mut rest).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => drained += n,
-            }
-        }
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
-    Ok(())
-}
-
-fn header(status: &str, content_type: &str, len: usize, extra: &str) -> String {
-    format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len}\r\n{extra}Connection: close\r\n\r\n"
-    )
-}
-
-fn plain(status: &str, body: &str, extra: &str) -> String {
-    let mut r = header(status, "text/plain; charset=utf-8", body.len(), extra);
-    r.push_str(body);
-    r
-}
-
-/// Where the request head ends (after `\r\n\r\n`, or a bare `\n\n` from a lax client).
-fn find_head_end(buf: &[u8]) -> Option<usize> {
-    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
-    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
-    match (crlf, lf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
-fn parse_request(head: &[u8]) -> Request {
-    let Ok(text) = std::str::from_utf8(head) else {
-        return Request::Bad;
-    };
-    let line = text.lines().next().unwrap_or("");
-    let mut words = line.split_whitespace();
-    let (Some(method), Some(target), Some(version)) = (words.next(), words.next(), words.next())
-    else {
-        return Request::Bad;
-    };
-    if !version.starts_with("HTTP/1.") || words.next().is_some() {
-        return Request::Bad;
-    }
-    let path = target.split(['?', '#']).next().unwrap_or("");
-    // An absolute-form target (`GET http://host:9650/metrics`) names the same path.
-    let path = match path.split_once("://") {
-        Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
-        None => path,
-    };
-    if path != "/metrics" {
-        return Request::NotFound;
-    }
-    match method {
-        "GET" => Request::Metrics { head: false },
-        "HEAD" => Request::Metrics { head: true },
-        _ => Request::OtherMethod,
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn instance(name: &str, vrid: u8, state: &'static str) -> InstanceStatus {
-        InstanceStatus {
+    pub(crate) fn instance(name: &str, vrid: u8, state: &'static str) -> InstanceRow {
+        InstanceRow {
             name: name.to_owned(),
             interface: "eth0".to_owned(),
-            vrid,
+            vrid: vrid.to_string(),
             state,
             priority: 100,
             effective_priority: 80,
             vips_held: state == "master",
-            held_back: false,
             transitions: 3,
             adverts_sent: 42,
             adverts_received: 7,
             drops: BTreeMap::from([("auth_mismatch", 2), ("bad_ttl", 1)]),
-            ..InstanceStatus::default()
         }
     }
 
-    fn has(text: &str, line: &str) {
+    pub(crate) fn has(text: &str, line: &str) {
         assert!(
             text.lines().any(|l| l == line),
             "no line `{line}` in:\n{text}"
@@ -635,13 +455,15 @@ mod tests {
     #[test]
     fn encode_has_every_family_with_its_labels() {
         let m = Metrics::new();
-        m.set_instances(&[instance("web", 51, "master"), instance("db", 52, "backup")]);
+        m.set_instances(vec![
+            instance("web", 51, "master"),
+            instance("db", 52, "backup"),
+        ]);
         m.set_drops(&BTreeMap::from([("unknown_vrid", 9)]));
-        m.set_checks(&[CheckStatus {
+        m.set_checks(vec![CheckRow {
             name: "port80".into(),
-            kind: "script",
+            kind: "script".into(),
             healthy: false,
-            ..CheckStatus::default()
         }]);
         m.observe_check("port80", "script", true, Duration::from_millis(20));
         m.observe_check("port80", "script", false, Duration::from_millis(3));
@@ -749,10 +571,13 @@ mod tests {
     #[test]
     fn instances_are_replaced_not_accumulated() {
         let m = Metrics::new();
-        m.set_instances(&[instance("web", 51, "master"), instance("db", 52, "backup")]);
+        m.set_instances(vec![
+            instance("web", 51, "master"),
+            instance("db", 52, "backup"),
+        ]);
         let mut web = instance("web", 51, "fault");
         web.transitions = 4;
-        m.set_instances(&[web]);
+        m.set_instances(vec![web]);
         let text = m.encode();
         assert!(!text.contains(r#"name="db""#), "{text}");
         has(
@@ -764,7 +589,7 @@ mod tests {
             r#"upkeep_instance_transitions_total{name="web",interface="eth0",vrid="51"} 4"#,
         );
         // No instances: no per-instance families, the rest stays.
-        m.set_instances(&[]);
+        m.set_instances(Vec::new());
         let text = m.encode();
         assert!(!text.contains("upkeep_instance_"), "{text}");
         has(&text, "# TYPE upkeep_reloads counter");
@@ -774,9 +599,9 @@ mod tests {
     fn control_socket_refusals_are_a_counter() {
         let text = Metrics::new().encode();
         has(&text, "# TYPE upkeep_control_refused counter");
-        // The daemon's own count, read at each scrape (the ops integration test refuses a
+        // The control socket's count, read at each scrape (the ops integration test refuses a
         // client and sees it go up).
-        let n = crate::daemon::control::refused();
+        let n = control_refused();
         has(&text, &format!("upkeep_control_refused_total {n}"));
     }
 
@@ -785,136 +610,5 @@ mod tests {
         fn shared<T: Send + Sync + 'static>() {}
         shared::<Metrics>();
         shared::<Arc<Metrics>>();
-    }
-
-    #[test]
-    fn requests_are_parsed() {
-        let p = |s: &str| parse_request(s.as_bytes());
-        assert_eq!(
-            p("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
-            Request::Metrics { head: false }
-        );
-        assert_eq!(
-            p("GET /metrics?x=1 HTTP/1.0\r\n\r\n"),
-            Request::Metrics { head: false }
-        );
-        assert_eq!(
-            p("GET http://127.0.0.1:9650/metrics HTTP/1.1\r\n\r\n"),
-            Request::Metrics { head: false }
-        );
-        assert_eq!(
-            p("HEAD /metrics HTTP/1.1\r\n\r\n"),
-            Request::Metrics { head: true }
-        );
-        assert_eq!(p("POST /metrics HTTP/1.1\r\n\r\n"), Request::OtherMethod);
-        assert_eq!(p("GET / HTTP/1.1\r\n\r\n"), Request::NotFound);
-        assert_eq!(p("GET /metricsx HTTP/1.1\r\n\r\n"), Request::NotFound);
-        assert_eq!(p("hello\r\n\r\n"), Request::Bad);
-        assert_eq!(p("GET /metrics SPDY/3\r\n\r\n"), Request::Bad);
-        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\n"), None);
-        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\n\r\nbody"), Some(18));
-        assert_eq!(find_head_end(b"GET / HTTP/1.1\n\n"), Some(16));
-    }
-
-    /// Sends `request` to the server and reads the whole answer (the server closes).
-    async fn exchange(addr: SocketAddr, request: &[u8]) -> String {
-        let mut s = TcpStream::connect(addr).await.expect("connect");
-        s.write_all(request).await.expect("write");
-        let mut out = Vec::new();
-        tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
-            .await
-            .expect("answered in time")
-            .expect("read");
-        String::from_utf8(out).expect("utf-8")
-    }
-
-    #[tokio::test]
-    async fn a_real_scrape_over_tcp() {
-        let metrics = Arc::new(Metrics::new());
-        metrics.set_instances(&[instance("web", 51, "master")]);
-        metrics.observe_check("port80", "script", true, Duration::from_millis(5));
-        metrics.reload("applied");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let server = tokio::spawn(serve_listener(listener, Arc::clone(&metrics)));
-
-        let answer = exchange(
-            addr,
-            b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/openmetrics-text\r\n\r\n",
-        )
-        .await;
-        let (head, body) = answer.split_once("\r\n\r\n").expect("head and body");
-        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
-        assert!(
-            head.contains(&format!("\r\nContent-Type: {CONTENT_TYPE}\r\n")),
-            "{head}"
-        );
-        assert!(
-            head.contains(&format!("\r\nContent-Length: {}\r\n", body.len())),
-            "{head}"
-        );
-        assert!(head.contains("\r\nConnection: close"), "{head}");
-        for family in [
-            "# TYPE upkeep_instance_state gauge",
-            "# TYPE upkeep_instance_priority gauge",
-            "# TYPE upkeep_instance_effective_priority gauge",
-            "# TYPE upkeep_instance_transitions counter",
-            "# TYPE upkeep_instance_adverts_sent counter",
-            "# TYPE upkeep_instance_adverts_received counter",
-            "# TYPE upkeep_instance_drops counter",
-            "# TYPE upkeep_check_results counter",
-            "# TYPE upkeep_check_duration_seconds histogram",
-            "# TYPE upkeep_reloads counter",
-            "# TYPE upkeep_control_refused counter",
-        ] {
-            has(body, family);
-        }
-        has(
-            body,
-            r#"upkeep_instance_state{name="web",interface="eth0",vrid="51",state="master"} 1"#,
-        );
-        assert!(body.ends_with("# EOF\n"));
-
-        // The daemon's updates show in the next scrape.
-        metrics.reload("refused");
-        let answer = exchange(addr, b"GET /metrics HTTP/1.0\r\n\r\n").await;
-        has(&answer, r#"upkeep_reloads_total{result="refused"} 1"#);
-
-        let answer = exchange(addr, b"HEAD /metrics HTTP/1.1\r\n\r\n").await;
-        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
-        assert!(answer.ends_with("\r\n\r\n"), "HEAD has no body: {answer}");
-
-        let answer = exchange(addr, b"GET / HTTP/1.1\r\n\r\n").await;
-        assert!(answer.starts_with("HTTP/1.1 404 Not Found\r\n"), "{answer}");
-        let answer = exchange(addr, b"DELETE /metrics HTTP/1.1\r\n\r\n").await;
-        assert!(answer.starts_with("HTTP/1.1 405 "), "{answer}");
-        assert!(answer.contains("\r\nAllow: GET, HEAD\r\n"), "{answer}");
-        let answer = exchange(addr, b"garbage\r\n\r\n").await;
-        assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
-
-        // A request that never ends is cut off at the size bound, not read forever.
-        let huge = format!(
-            "GET /metrics HTTP/1.1\r\nX: {}\r\n",
-            "a".repeat(MAX_REQUEST)
-        );
-        let answer = exchange(addr, huge.as_bytes()).await;
-        assert!(answer.starts_with("HTTP/1.1 431 "), "{answer}");
-
-        // A client that goes away without a request does not stop the server.
-        drop(TcpStream::connect(addr).await.expect("connect"));
-        let answer = exchange(addr, b"GET /metrics HTTP/1.1\r\n\r\n").await;
-        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
-
-        server.abort();
-    }
-
-    #[tokio::test]
-    async fn serve_reports_a_bind_error() {
-        let taken = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = taken.local_addr().expect("addr");
-        let err = serve(addr, Arc::new(Metrics::new()))
-            .await
-            .expect_err("the port is taken");
-        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
     }
 }
