@@ -5,6 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
+use upkeep::daemon::control::{self, Request};
+use upkeep::daemon::status::{InstanceStatus, ReloadStatus, Status};
+use upkeep_vrrp::fsm::State;
 
 #[derive(Parser)]
 #[command(
@@ -130,27 +133,25 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Status { state_dir, json } => {
-            match upkeep::daemon::control::request(&state_dir, "status") {
-                Ok(v) if json => {
-                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-                    ExitCode::SUCCESS
-                }
-                Ok(v) => {
-                    print!("{}", status_tables(&v));
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    let path = upkeep::daemon::control::socket_path(&state_dir);
-                    if e.kind() == std::io::ErrorKind::PermissionDenied {
-                        eprintln!("upkeep: {}: {e}", path.display());
-                    } else {
-                        eprintln!("upkeep: cannot reach the daemon at {}: {e}", path.display());
-                    }
-                    ExitCode::FAILURE
-                }
+        Command::Status { state_dir, json } => match control::status(&state_dir) {
+            Ok(v) if json => {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                ExitCode::SUCCESS
             }
-        }
+            Ok(v) => {
+                print!("{}", status_tables(&v));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                let path = control::socket_path(&state_dir);
+                if e.kind() == std::io::ErrorKind::PermissionDenied {
+                    eprintln!("upkeep: {}: {e}", path.display());
+                } else {
+                    eprintln!("upkeep: cannot reach the daemon at {}: {e}", path.display());
+                }
+                ExitCode::FAILURE
+            }
+        },
         Command::Reload {
             state_dir,
             timeout_secs,
@@ -181,7 +182,7 @@ fn main() -> ExitCode {
         Command::Release {
             instance,
             state_dir,
-        } => match operator_request(&state_dir, "release", &instance) {
+        } => match operator_request(&state_dir, Request::Release { instance }) {
             Ok(names) => {
                 for n in names {
                     println!("{n}: released: preempts as configured");
@@ -324,23 +325,23 @@ fn reload(state_dir: &std::path::Path, timeout: std::time::Duration) -> anyhow::
     use anyhow::Context;
     // The control socket answers with the result directly; SIGHUP and the status file are the
     // fallback for a daemon whose socket is gone.
-    match upkeep::daemon::control::request(state_dir, "reload") {
+    match control::reload(state_dir) {
         Ok(r) => return Ok(print_reload(&r)),
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            let path = upkeep::daemon::control::socket_path(state_dir);
+            let path = control::socket_path(state_dir);
             anyhow::bail!("{}: {e}", path.display());
         }
         Err(_) => {}
     }
     let path = state_dir.join("status.json");
-    let read = || -> anyhow::Result<serde_json::Value> {
+    let read = || -> anyhow::Result<Status> {
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
-        Ok(serde_json::from_str(&text)?)
+        serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))
     };
     let before = read()?;
-    let pid = before["pid"].as_i64().context("status.json has no pid")?;
-    let seq = before["last_reload"]["seq"].as_u64().unwrap_or(0);
+    let pid = before.pid;
+    let seq = before.last_reload.as_ref().map_or(0, |r| r.seq);
     // SAFETY: kill(2) with a pid read from the daemon's own status file.
     if unsafe { libc::kill(pid as i32, libc::SIGHUP) } != 0 {
         anyhow::bail!(
@@ -352,34 +353,23 @@ fn reload(state_dir: &std::path::Path, timeout: std::time::Duration) -> anyhow::
     while std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(50));
         let Ok(now) = read() else { continue };
-        let r = &now["last_reload"];
-        if r["seq"].as_u64().unwrap_or(0) > seq {
-            return Ok(print_reload(r));
+        if let Some(r) = now.last_reload.filter(|r| r.seq > seq) {
+            return Ok(print_reload(&r));
         }
     }
     anyhow::bail!("no answer from upkeep (pid {pid}) within {timeout:?}")
 }
 
-/// Sends `cmd` (handover, release) for `instance`; the instances it went to (its sync group).
-fn operator_request(
-    state_dir: &std::path::Path,
-    cmd: &str,
-    instance: &str,
-) -> anyhow::Result<Vec<String>> {
+/// Sends a handover or release; the instances it went to (its sync group).
+fn operator_request(state_dir: &std::path::Path, req: Request) -> anyhow::Result<Vec<String>> {
     use anyhow::Context;
-    let path = upkeep::daemon::control::socket_path(state_dir);
-    let answer = upkeep::daemon::control::request_json(
-        state_dir,
-        &serde_json::json!({ "cmd": cmd, "instance": instance }),
-    )
-    .with_context(|| format!("{cmd} {instance} via {}", path.display()))?;
-    let names = answer["instances"]
-        .as_array()
-        .with_context(|| format!("unexpected answer from the daemon: {answer}"))?;
-    Ok(names
-        .iter()
-        .filter_map(|n| n.as_str().map(str::to_owned))
-        .collect())
+    let path = control::socket_path(state_dir);
+    let what = match &req {
+        Request::Handover { instance } => format!("handover {instance}"),
+        Request::Release { instance } => format!("release {instance}"),
+        other => format!("{other:?}"),
+    };
+    control::operator(state_dir, &req).with_context(|| format!("{what} via {}", path.display()))
 }
 
 /// `upkeep handover`: ask, then watch the instances until none is still handing over, and say
@@ -390,22 +380,23 @@ fn handover(
     timeout: std::time::Duration,
 ) -> anyhow::Result<bool> {
     use anyhow::Context;
-    let status = || upkeep::daemon::control::request(state_dir, "status");
-    let state_of = |v: &serde_json::Value, name: &str| -> Option<serde_json::Value> {
-        v["instances"]
-            .as_array()?
-            .iter()
-            .find(|i| i["name"] == name)
-            .cloned()
+    let status = || control::status(state_dir).context("reading the daemon's status");
+    let state_of = |v: &Status, name: &str| -> Option<InstanceStatus> {
+        v.instances.iter().find(|i| i.name == name).cloned()
     };
-    let before = status().context("reading the daemon's status")?;
-    let names = operator_request(state_dir, "handover", instance)?;
+    let before = status()?;
+    let names = operator_request(
+        state_dir,
+        Request::Handover {
+            instance: instance.to_owned(),
+        },
+    )?;
     let deadline = std::time::Instant::now() + timeout;
     let after = loop {
-        let now = status().context("reading the daemon's status")?;
+        let now = status()?;
         let pending = names
             .iter()
-            .any(|n| state_of(&now, n).is_some_and(|i| i["state"] == "handover"));
+            .any(|n| state_of(&now, n).is_some_and(|i| i.state == State::Handover));
         if !pending {
             break now;
         }
@@ -416,53 +407,50 @@ fn handover(
     };
     let mut ok = true;
     for n in &names {
-        let was = state_of(&before, n).map(|i| i["state"].clone());
+        let was = state_of(&before, n).map(|i| i.state);
         let Some(i) = state_of(&after, n) else {
             println!("{n}: gone (removed by a reload)");
             continue;
         };
-        let master = i["master"].as_str().unwrap_or("-");
-        match (was.as_ref().and_then(|s| s.as_str()), i["state"].as_str()) {
-            (Some("master" | "handover"), Some("backup")) => println!(
+        let master = i.master.as_deref().unwrap_or("-");
+        match (was, i.state) {
+            (Some(State::Master | State::Handover), State::Backup) => println!(
                 "{n}: handed over to {master}; held back from preempting until `upkeep release {n}`"
             ),
-            (Some("master" | "handover"), Some("master")) => {
+            (Some(State::Master | State::Handover), State::Master) => {
                 ok = false;
                 println!("{n}: no successor took over: still master, VIPs kept");
             }
-            (_, Some(state)) => println!(
+            (_, state) => println!(
                 "{n}: {state}, not master: held back from preempting until `upkeep release {n}`"
             ),
-            (_, None) => println!("{n}: unknown state"),
         }
     }
     Ok(ok)
 }
 
 /// Print a reload record; false when it was refused.
-fn print_reload(r: &serde_json::Value) -> bool {
-    let result = r["result"].as_str().unwrap_or("?");
-    println!("reload {result}");
-    for key in ["added", "changed", "removed"] {
-        if let Some(list) = r[key].as_array().filter(|l| !l.is_empty()) {
-            let names: Vec<&str> = list.iter().filter_map(|v| v.as_str()).collect();
-            println!("  {key}: {}", names.join(", "));
+fn print_reload(r: &ReloadStatus) -> bool {
+    println!("reload {}", r.result);
+    for (key, list) in [
+        ("added", &r.added),
+        ("changed", &r.changed),
+        ("removed", &r.removed),
+    ] {
+        if !list.is_empty() {
+            println!("  {key}: {}", list.join(", "));
         }
     }
-    if let Some(err) = r["error"].as_str() {
+    if let Some(err) = &r.error {
         println!("  error: {err}");
     }
-    result != "refused"
+    r.result != "refused"
 }
 
 /// `upkeep status` as tables for people.
-fn status_tables(v: &serde_json::Value) -> String {
+fn status_tables(v: &Status) -> String {
     use std::fmt::Write;
-    let s = |v: &serde_json::Value| match v {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Null => "-".to_string(),
-        other => other.to_string(),
-    };
+    let or_dash = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".to_string());
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -478,71 +466,59 @@ fn status_tables(v: &serde_json::Value) -> String {
         "RECEIVED",
         "DROPS"
     );
-    for i in v["instances"].as_array().into_iter().flatten() {
-        let drops: u64 = i["drops"]
-            .as_object()
-            .map_or(0, |m| m.values().filter_map(|n| n.as_u64()).sum());
+    for i in &v.instances {
+        let drops: u64 = i.drops.values().sum();
         let _ = writeln!(
             out,
             "{:<16} {:<10} {:>4} {:<12} {:>9} {:<26} {:>4} {:>8} {:>8} {:>6}  {}",
-            s(&i["name"]),
-            s(&i["interface"]),
-            s(&i["vrid"]),
-            if i["held_back"].as_bool() == Some(true) {
-                format!("{}, held", s(&i["state"]))
+            i.name,
+            i.interface,
+            i.vrid,
+            if i.held_back {
+                format!("{}, held", i.state)
             } else {
-                s(&i["state"])
+                i.state.to_string()
             },
-            format!("{}/{}", s(&i["priority"]), s(&i["effective_priority"])),
-            s(&i["master"]),
-            if i["vips_held"].as_bool() == Some(true) {
-                "held"
-            } else {
-                "-"
-            },
-            s(&i["adverts_sent"]),
-            s(&i["adverts_received"]),
+            format!("{}/{}", i.priority, i.effective_priority),
+            or_dash(&i.master),
+            if i.vips_held { "held" } else { "-" },
+            i.adverts_sent,
+            i.adverts_received,
             drops,
-            s(&i["last_transition"]),
+            or_dash(&i.last_transition),
         );
     }
-    let checks = v["checks"].as_array().filter(|c| !c.is_empty());
-    if let Some(checks) = checks {
+    if !v.checks.is_empty() {
         let _ = writeln!(
             out,
             "\n{:<16} {:<10} {:<8} {:>6} {:>8}  MESSAGE",
             "CHECK", "KIND", "RESULT", "RUNS", "TOOK"
         );
-        for c in checks {
+        for c in &v.checks {
             let _ = writeln!(
                 out,
                 "{:<16} {:<10} {:<8} {:>6} {:>6}ms  {}",
-                s(&c["name"]),
-                s(&c["kind"]),
-                if c["healthy"].as_bool() == Some(true) {
-                    "healthy"
-                } else {
-                    "FAILED"
-                },
-                s(&c["runs"]),
-                s(&c["duration_ms"]),
-                s(&c["message"]),
+                c.name,
+                c.kind,
+                if c.healthy { "healthy" } else { "FAILED" },
+                c.runs,
+                c.duration_ms,
+                c.message,
             );
         }
     }
-    let drops = v["drops"].as_object().filter(|d| !d.is_empty());
-    if let Some(d) = drops {
-        let list: Vec<String> = d.iter().map(|(k, n)| format!("{k}={n}")).collect();
+    if !v.drops.is_empty() {
+        let list: Vec<String> = v.drops.iter().map(|(k, n)| format!("{k}={n}")).collect();
         let _ = writeln!(out, "\nunattributed drops: {}", list.join(" "));
     }
-    if let Some(r) = v["last_reload"].as_object() {
+    if let Some(r) = &v.last_reload {
         let _ = writeln!(
             out,
             "\nlast reload: {} ({}){}",
-            s(&r["result"]),
-            s(&r["trigger"]),
-            r.get("error")
-                .and_then(|e| e.as_str())
+            r.result,
+            r.trigger,
+            r.error
+                .as_ref()
                 .map(|e| format!(": {e}"))
                 .unwrap_or_default()
         );

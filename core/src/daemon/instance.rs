@@ -244,7 +244,7 @@ impl Instance {
             name: self.cfg.name.clone(),
             interface: self.cfg.interface.clone(),
             vrid: self.cfg.vrid,
-            state: self.fsm.state().as_str(),
+            state: self.fsm.state(),
             priority: self.cfg.priority,
             effective_priority: effective,
             master: self.fsm.master().map(|(ip, _)| ip.to_string()),

@@ -41,11 +41,8 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
+use upkeep_vrrp::fsm::State;
 use upkeep_vrrp::packet::DropReason;
-
-/// Every state an instance reports (`vrrp::fsm::State::as_str`), each a series of
-/// `upkeep_instance_state` so that a state can be alerted on without knowing the others.
-const STATES: [&str; 5] = ["init", "backup", "master", "fault", "handover"];
 
 /// Upper bounds, in seconds, of the check duration buckets: from a fast plugin to a script that
 /// runs into a long timeout.
@@ -319,7 +316,8 @@ impl Collector for Snapshot {
                 ConstGauge::new(0i64).metric_type(),
             )?;
             for row in rows.iter() {
-                for state in STATES {
+                // Every state a series, so that one can be alerted on without knowing the others.
+                for state in State::ALL.map(State::as_str) {
                     let mut labels = row.labels();
                     labels.push(("state", state));
                     ConstGauge::new(i64::from(row.state == state))

@@ -38,6 +38,7 @@ use upkeep_vrrp::packet::DropReason;
 use upkeep_vrrp::receive;
 
 use checks::{Check, Loaded};
+use control::{Reply, Request};
 use instance::Instance;
 use status::{CheckStatus, ReloadStatus, Status, StatusFile};
 use vips::VipWriter;
@@ -118,7 +119,7 @@ struct Daemon {
     /// The Prometheus endpoint's data, when `global { metrics listen=... }` is set.
     metrics: Option<std::sync::Arc<metrics::Metrics>>,
     /// Control clients waiting for the reload in progress.
-    reload_waiters: Vec<oneshot::Sender<serde_json::Value>>,
+    reload_waiters: Vec<oneshot::Sender<Reply>>,
     systemd: systemd::Notify,
     watchdog_at: Option<Instant>,
 }
@@ -302,33 +303,33 @@ impl Daemon {
                 }
                 Some(ev) = self.links.recv() => self.on_link(ev),
                 Some(res) = self.check_rx.recv() => self.on_check(res),
-                Some((cmd, reply)) = self.control.recv() => {
-                    let answer = match cmd {
-                        control::Command::Status => serde_json::to_value(self.snapshot()),
-                        control::Command::Handover { instance } => {
-                            Ok(self.operator_event(&instance, Event::HandOver))
+                Some((req, reply)) = self.control.recv() => {
+                    let answer = match req {
+                        Request::Status => Reply::Status(Box::new(self.snapshot())),
+                        Request::Handover { instance } => {
+                            self.operator_event(&instance, Event::HandOver)
                         }
-                        control::Command::Release { instance } => {
-                            Ok(self.operator_event(&instance, Event::Release))
+                        Request::Release { instance } => {
+                            self.operator_event(&instance, Event::Release)
                         }
-                        control::Command::Reload => {
+                        Request::Reload => {
                             // Answered when the reload is done (or refused at once).
                             let seq = self.reloads;
                             self.reload("control socket", true).await;
                             if self.reloads > seq {
-                                serde_json::to_value(&self.last_reload)
+                                self.reload_reply()
                             } else {
                                 self.reload_waiters.push(reply);
                                 continue;
                             }
                         }
                     };
-                    let _ = reply.send(answer.unwrap_or_default());
+                    let _ = reply.send(answer);
                 }
                 Some(p) = self.prepared_rx.recv() => {
                     self.finish_reload(p).await;
                     release_free_memory();
-                    let answer = serde_json::to_value(&self.last_reload).unwrap_or_default();
+                    let answer = self.reload_reply();
                     for w in self.reload_waiters.drain(..) {
                         let _ = w.send(answer.clone());
                     }
@@ -377,12 +378,15 @@ impl Daemon {
     /// `upkeep handover` / `upkeep release`: the event for the named instance and the rest of
     /// its sync group (a group moves as one). Answers with the instances it went to, or an
     /// error naming what exists.
-    fn operator_event(&mut self, name: &str, event: Event) -> serde_json::Value {
+    fn operator_event(&mut self, name: &str, event: Event) -> Reply {
         let Some(i) = self.instances.iter().position(|inst| inst.cfg.name == name) else {
             let known: Vec<&str> = self.instances.iter().map(|i| i.cfg.name.as_str()).collect();
-            return serde_json::json!({
-                "error": format!("no instance named `{name}` (instances: {})", known.join(", "))
-            });
+            return Reply::Error {
+                error: format!(
+                    "no instance named `{name}` (instances: {})",
+                    known.join(", ")
+                ),
+            };
         };
         let mut members = vec![i];
         members.extend(self.instances[i].group_peers.iter().copied());
@@ -398,7 +402,17 @@ impl Daemon {
         }
         // The loop pumps the queue right after this branch.
         self.status_due = Some(Instant::now());
-        serde_json::json!({ "instances": names })
+        Reply::Instances { instances: names }
+    }
+
+    /// The control socket's answer to a reload that is done: its record.
+    fn reload_reply(&self) -> Reply {
+        match &self.last_reload {
+            Some(r) => Reply::Reload(r.clone()),
+            None => Reply::Error {
+                error: "no reload has run".into(),
+            },
+        }
     }
 
     /// Queues instance `i`'s start. The caller then calls [`Self::refresh_faults`] once for all
@@ -920,7 +934,7 @@ impl Daemon {
                 .iter()
                 .map(|c| CheckStatus {
                     name: c.def.name.clone(),
-                    kind: c.kind(),
+                    kind: c.kind().into(),
                     healthy: c.tracker.healthy(),
                     last_ok: c.last.as_ref().map(|r| r.ok),
                     message: c

@@ -203,7 +203,7 @@ impl Daemon {
         self.last_reload = Some(ReloadStatus {
             seq: self.reloads,
             trigger: trigger.to_string(),
-            result,
+            result: result.into(),
             added: d.added.clone(),
             changed: d.changed.iter().map(|(_, n)| n.clone()).collect(),
             removed: d.removed.clone(),

@@ -5,29 +5,37 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use std::borrow::Cow;
+
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
+use upkeep_vrrp::fsm::State;
+use upkeep_vrrp::packet::DropReason;
 
 use super::metrics::{CheckRow, InstanceRow};
 
-#[derive(Debug, Default, Serialize)]
+/// The daemon's status: status.json, and the control socket's answer to `status` (which the CLI
+/// reads back into this type).
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Status {
     pub pid: u32,
     pub config: String,
     pub instances: Vec<InstanceStatus>,
     pub checks: Vec<CheckStatus>,
     /// Drops that could not be attributed to an instance (unknown VRID, undecodable).
+    #[serde(deserialize_with = "drop_reasons")]
     pub drops: BTreeMap<&'static str, u64>,
     pub last_reload: Option<ReloadStatus>,
 }
 
 /// The outcome of the last reload, applied or refused.
-#[derive(Debug, Default, Clone, Serialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct ReloadStatus {
     /// Counts reloads since start, so `upkeep reload` can tell its own result from an older one.
     pub seq: u64,
     pub trigger: String,
     /// "applied", "unchanged" or "refused".
-    pub result: &'static str,
+    pub result: Cow<'static, str>,
     pub added: Vec<String>,
     pub changed: Vec<String>,
     pub removed: Vec<String>,
@@ -36,12 +44,14 @@ pub struct ReloadStatus {
     pub at: u64,
 }
 
-#[derive(Debug, Default, Clone, Serialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct InstanceStatus {
     pub name: String,
     pub interface: String,
     pub vrid: u8,
-    pub state: &'static str,
+    /// Written as [`State::as_str`].
+    #[serde(with = "state_name")]
+    pub state: State,
     pub priority: u8,
     pub effective_priority: u8,
     /// Address of the current master as last heard (ourselves while master).
@@ -53,13 +63,15 @@ pub struct InstanceStatus {
     pub last_transition: Option<String>,
     pub adverts_sent: u64,
     pub adverts_received: u64,
+    /// Dropped packets by reason ([`DropReason::as_str`]).
+    #[serde(deserialize_with = "drop_reasons")]
     pub drops: BTreeMap<&'static str, u64>,
 }
 
-#[derive(Debug, Default, Clone, Serialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct CheckStatus {
     pub name: String,
-    pub kind: &'static str,
+    pub kind: Cow<'static, str>,
     pub healthy: bool,
     pub last_ok: Option<bool>,
     pub message: String,
@@ -71,6 +83,40 @@ pub struct CheckStatus {
     pub streak: u32,
 }
 
+/// A state as its name ([`State::as_str`]).
+mod state_name {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+    use upkeep_vrrp::fsm::State;
+
+    pub(super) fn serialize<S: Serializer>(state: &State, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(state.as_str())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<State, D::Error> {
+        let name = String::deserialize(d)?;
+        State::ALL
+            .into_iter()
+            .find(|s| s.as_str() == name)
+            .ok_or_else(|| D::Error::custom(format!("unknown state `{name}`")))
+    }
+}
+
+/// Drop counts read back with the reasons' own `&'static str` names.
+fn drop_reasons<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<&'static str, u64>, D::Error> {
+    BTreeMap::<String, u64>::deserialize(d)?
+        .into_iter()
+        .map(|(name, n)| {
+            DropReason::ALL
+                .map(DropReason::as_str)
+                .into_iter()
+                .find(|s| *s == name)
+                .map(|s| (s, n))
+                .ok_or_else(|| D::Error::custom(format!("unknown drop reason `{name}`")))
+        })
+        .collect()
+}
+
 /// The metrics' row of an instance: what `upkeep_instance_*` shows.
 impl From<&InstanceStatus> for InstanceRow {
     fn from(s: &InstanceStatus) -> Self {
@@ -78,7 +124,7 @@ impl From<&InstanceStatus> for InstanceRow {
             name: s.name.clone(),
             interface: s.interface.clone(),
             vrid: s.vrid.to_string(),
-            state: s.state,
+            state: s.state.as_str(),
             priority: s.priority,
             effective_priority: s.effective_priority,
             vips_held: s.vips_held,
@@ -95,7 +141,7 @@ impl From<&CheckStatus> for CheckRow {
     fn from(c: &CheckStatus) -> Self {
         Self {
             name: c.name.clone(),
-            kind: c.kind.to_owned(),
+            kind: c.kind.to_string(),
             healthy: c.healthy,
         }
     }

@@ -46,8 +46,10 @@ pub struct Params {
 }
 
 /// RFC states, plus `Fault` (interface down or a fatal check) as keepalived has it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum State {
+    /// Where every router starts, and returns to when it stops.
+    #[default]
     Initialize,
     Backup,
     Master,
@@ -58,6 +60,16 @@ pub enum State {
 }
 
 impl State {
+    /// Every state, in declaration order (e.g. one metrics series each).
+    pub const ALL: [State; 5] = [
+        State::Initialize,
+        State::Backup,
+        State::Master,
+        State::Fault,
+        State::Handover,
+    ];
+
+    /// Stable lowercase name, used in status, metrics and logs. Do not rename.
     pub fn as_str(self) -> &'static str {
         match self {
             State::Initialize => "init",
