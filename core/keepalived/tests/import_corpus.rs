@@ -18,8 +18,8 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use upkeep_keepalived::{import_keepalived, Imported};
 use upkeep_config::{parse_str, CheckKind, Config, InitialState, VrrpVersion};
+use upkeep_keepalived::{import_keepalived, Imported};
 
 fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus")
