@@ -10,7 +10,6 @@ pub mod diff;
 mod fast_kdl;
 pub mod model;
 pub mod parse;
-mod split;
 
 pub use model::*;
 pub use parse::{load, parse_str, ConfigError};

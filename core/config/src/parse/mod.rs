@@ -52,8 +52,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// with its `v1-fallback` feature.
 ///
 /// The text is read by [`super::fast_kdl`] where it can; whatever it leaves, and any config
-/// with a problem, is read by the `kdl` crate (a large file on two threads, [`super::split`]),
-/// so every error is worded and located by the same parse.
+/// with a problem, is read by the `kdl` crate, so every error is worded and located by the
+/// same parse.
 pub fn parse_str(source: &str, file_name: &str) -> Result<Config, ConfigError> {
     if let Some(doc) = super::fast_kdl::parse(source) {
         if let Ok(config) = parse_str_with(source, file_name, |_| Ok(doc)) {
@@ -67,7 +67,7 @@ pub fn parse_str(source: &str, file_name: &str) -> Result<Config, ConfigError> {
 /// `config_parse` fuzz target holds the quick path to.
 #[doc(hidden)]
 pub fn parse_str_kdl_only(source: &str, file_name: &str) -> Result<Config, ConfigError> {
-    parse_str_with(source, file_name, super::split::parse)
+    parse_str_with(source, file_name, KdlDocument::parse)
 }
 
 /// [`parse_str`] with `parse` as the KDL parser.
