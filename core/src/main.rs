@@ -213,21 +213,19 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::ImportKeepalived { file } => {
-            match upkeep_keepalived::import_keepalived(&file) {
-                Ok(imported) => {
-                    for w in &imported.warnings {
-                        eprintln!("warning: {w}");
-                    }
-                    print!("{}", imported.kdl);
-                    ExitCode::SUCCESS
+        Command::ImportKeepalived { file } => match upkeep_keepalived::import_keepalived(&file) {
+            Ok(imported) => {
+                for w in &imported.warnings {
+                    eprintln!("warning: {w}");
                 }
-                Err(e) => {
-                    eprintln!("upkeep: {e}");
-                    ExitCode::FAILURE
-                }
+                print!("{}", imported.kdl);
+                ExitCode::SUCCESS
             }
-        }
+            Err(e) => {
+                eprintln!("upkeep: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

@@ -12,7 +12,7 @@ pub mod model;
 pub mod parse;
 
 pub use model::*;
-pub use parse::{load, parse_str, ConfigError};
+pub use parse::{load, load_with_source, parse_str, ConfigError};
 
 /// Every `.kdl` file under `dir` (none if it does not exist): the configs tests read.
 #[cfg(test)]

@@ -39,11 +39,19 @@ use validate::Cx;
 
 /// Reads and validates the config file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    load_with_source(path).map(|(config, _)| config)
+}
+
+/// [`load`], also giving the text the config was parsed from (what line:col point into, and
+/// what a reload compares to tell an unchanged file). Every reader of the config file (`upkeep
+/// check`, the daemon's start and its reloads) comes here, so all read it the same way.
+pub fn load_with_source(path: &Path) -> Result<(Config, String), ConfigError> {
     let source = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
         path: path.to_owned(),
         source,
     })?;
-    parse_str(&source, &path.display().to_string())
+    let config = parse_str(&source, &path.display().to_string())?;
+    Ok((config, source))
 }
 
 /// Parses and validates config text; `file_name` names it in messages.
