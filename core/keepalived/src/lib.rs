@@ -51,17 +51,22 @@ impl Display for ImportWarning {
 
 /// Why a keepalived config could not be imported at all.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[non_exhaustive]
 pub enum ImportError {
+    /// The keepalived config itself could not be read.
     #[error("{}: cannot read: {source}", path.display())]
     Io {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
+    /// A file that an `include` names could not be read.
     #[error("{file}:{line}: cannot read included file {}: {source}", path.display())]
     Include {
+        /// The file with the `include`, and its 1-based line.
         file: String,
         line: usize,
+        /// The included file.
         path: PathBuf,
         #[source]
         source: io::Error,

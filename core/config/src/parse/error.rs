@@ -8,6 +8,7 @@ use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
 
 /// Why a config file was refused.
 #[derive(Debug, thiserror::Error, Diagnostic)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// The file could not be read.
     #[error("{}: cannot read config file: {source}", path.display())]
@@ -16,6 +17,7 @@ pub enum ConfigError {
         help("check that the file exists and that the daemon may read it")
     )]
     Io {
+        /// The file as it was asked for.
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -26,7 +28,9 @@ pub enum ConfigError {
     #[error("{}", headline(.file, .problems))]
     #[diagnostic(code(upkeep::config::invalid))]
     Invalid {
+        /// The name the file goes by in messages.
         file: String,
+        /// The text, for `miette` to show the problems in.
         #[source_code]
         source_code: NamedSource<String>,
         #[related]
