@@ -18,17 +18,13 @@ use crate::exec::security::{
     ScriptSecurityError, ScriptUserError, User,
 };
 use upkeep_config::model::{CheckKind, Config, Locations, Notify};
-use upkeep_config::parse::{line_col, parse_str, ConfigError, Problem};
+use upkeep_config::parse::{line_col, ConfigError, Problem};
 
 /// Reads, parses and checks the config file at `path` against this host (what `upkeep check`
 /// does). Ok: the config and the warnings to show.
 pub fn check_file(path: &Path) -> Result<(Config, Vec<String>), ConfigError> {
-    let source = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
+    let (cfg, source) = upkeep_config::load_with_source(path)?;
     let file = path.display().to_string();
-    let cfg = parse_str(&source, &file)?;
     // Check scripts start in the config file's directory, as the daemon runs them.
     let dir = path
         .parent()
@@ -259,6 +255,7 @@ impl Cx<'_> {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+    use upkeep_config::parse::parse_str;
 
     fn is_root() -> bool {
         // SAFETY: geteuid(2) cannot fail.

@@ -10,10 +10,9 @@ pub mod diff;
 mod fast_kdl;
 pub mod model;
 pub mod parse;
-mod split;
 
 pub use model::*;
-pub use parse::{load, parse_str, ConfigError};
+pub use parse::{load, load_with_source, parse_str, ConfigError};
 
 /// Every `.kdl` file under `dir` (none if it does not exist): the configs tests read.
 #[cfg(test)]

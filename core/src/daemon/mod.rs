@@ -61,10 +61,16 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         .build()
         .context("starting the tokio runtime")?;
     rt.block_on(async move {
-        let source = std::fs::read_to_string(&opts.config)
-            .with_context(|| format!("reading {}", opts.config.display()))?;
-        let cfg = config::parse_str(&source, &opts.config.display().to_string())
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let (cfg, source) = match config::load_with_source(&opts.config) {
+            Ok(loaded) => loaded,
+            // The messages the daemon gave when it read the file itself.
+            Err(config::ConfigError::Io { path, source }) => {
+                return Err(
+                    anyhow::Error::new(source).context(format!("reading {}", path.display()))
+                )
+            }
+            Err(e) => return Err(anyhow::anyhow!("{e}")),
+        };
         let (watch_tx, watch_rx) = mpsc::unbounded_channel();
         let mut daemon = Daemon::start(cfg, source, opts, watch_tx).await?;
         release_free_memory();

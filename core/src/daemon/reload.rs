@@ -43,12 +43,16 @@ impl Daemon {
             ));
             return;
         }
-        let source = match std::fs::read_to_string(&self.opts.config) {
-            Ok(s) => s,
-            Err(e) => {
-                let msg = format!("{}: cannot read: {e}", self.opts.config.display());
+        // Parsed before the "unchanged" test below, which used to come first: the outcome is
+        // the same (the running config's text parses), and the file is read in one place.
+        let file = self.opts.config.display().to_string();
+        let (new, source) = match config::load_with_source(&self.opts.config) {
+            Ok(loaded) => loaded,
+            Err(config::ConfigError::Io { source: e, .. }) => {
+                let msg = format!("{file}: cannot read: {e}");
                 return self.refuse(trigger, msg);
             }
+            Err(e) => return self.refuse(trigger, e.to_string()),
         };
         let plugins_changed = self.stale_plugins();
         if source == self.source && !forced && plugins_changed.is_empty() {
@@ -64,11 +68,6 @@ impl Daemon {
             }
             return;
         }
-        let file = self.opts.config.display().to_string();
-        let new = match config::parse_str(&source, &file) {
-            Ok(c) => c,
-            Err(e) => return self.refuse(trigger, e.to_string()),
-        };
         if new.instances.is_empty() {
             let msg = format!("{file}: the new config has no instances; refusing to drop every VIP (stop the daemon instead)");
             return self.refuse(trigger, msg);

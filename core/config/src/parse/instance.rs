@@ -1,0 +1,614 @@
+//! `instance` and `sync-group` blocks: their settings, notify commands and hooks, and the rules
+//! that need the whole instance.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use kdl::{KdlEntry, KdlNode};
+use miette::SourceSpan;
+
+use super::schema::{example, INSTANCE_KEYS, SYNC_GROUP_KEYS};
+use super::validate::{head, positional, prop, Cx, Seen};
+use super::value::family;
+use crate::model::{
+    InitialState, InstanceConfig, Notify, Route, SyncGroup, Track, Vip, VrrpVersion,
+    MASTER_DOWN_ADVERTS, RFC_MASTER_DOWN_ADVERTS,
+};
+
+/// Things that the instance's final checks point at.
+#[derive(Default)]
+struct InstanceSpans {
+    version: Option<SourceSpan>,
+    advert: Option<SourceSpan>,
+    auth: Option<SourceSpan>,
+    src: Option<SourceSpan>,
+    peers: Vec<SourceSpan>,
+    vips: Vec<SourceSpan>,
+    /// `vip` nodes, valid or not: a bad one is reported on its own, not as "no vip".
+    vip_nodes: usize,
+    preempt: Option<SourceSpan>,
+    nopreempt: Option<SourceSpan>,
+}
+
+/// An instance as read, with the spans that checks across instances point at.
+pub(super) struct InstanceDraft {
+    pub(super) cfg: InstanceConfig,
+    pub(super) name_span: SourceSpan,
+    pub(super) vrid_at: Option<SourceSpan>,
+    /// Interface and vrid were both given and valid, so the pair identifies a virtual router.
+    pub(super) identified: bool,
+    pub(super) track_at: Vec<SourceSpan>,
+    /// Where each `notify.hooks` name was written.
+    pub(super) hook_at: Vec<SourceSpan>,
+    /// `master-down-adverts` set in the instance (else `global`'s applies).
+    pub(super) master_down_adverts: Option<u8>,
+}
+
+pub(super) struct GroupDraft {
+    pub(super) group: SyncGroup,
+    pub(super) name_span: SourceSpan,
+    pub(super) member_at: Vec<SourceSpan>,
+    pub(super) hook_at: Vec<SourceSpan>,
+}
+
+/// The address with the host bits cleared.
+fn network_of(ip: IpAddr, prefix_len: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(prefix_len))
+                .unwrap_or(0);
+            IpAddr::V4((u32::from(v4) & mask).into())
+        }
+        IpAddr::V6(v6) => {
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(prefix_len))
+                .unwrap_or(0);
+            IpAddr::V6((u128::from(v6) & mask).into())
+        }
+    }
+}
+
+impl Cx<'_> {
+    /// A notify setting of an instance or sync group; false when `node` is not one.
+    fn notify_setting(
+        &mut self,
+        node: &KdlNode,
+        notify: &mut Notify,
+        hook_at: &mut Vec<SourceSpan>,
+        place: &str,
+    ) -> bool {
+        let slot = match node.name().value() {
+            "notify-master" => &mut notify.master,
+            "notify-backup" => &mut notify.backup,
+            "notify-fault" => &mut notify.fault,
+            "notify-stop" => &mut notify.stop,
+            "notify" => &mut notify.any,
+            "notify-hook" => {
+                let args = self.list(node, "notify-hook", "hook name", "no name");
+                for entry in args {
+                    let Some(hook) = self.name_string(entry, "notify-hook") else {
+                        continue;
+                    };
+                    if notify.hooks.contains(&hook) {
+                        self.report(
+                            entry.span(),
+                            format!("hook `{hook}` is listed twice in {place}"),
+                            "listed again",
+                            "list each hook once",
+                        );
+                        continue;
+                    }
+                    notify.hooks.push(hook);
+                    hook_at.push(entry.span());
+                }
+                return true;
+            }
+            _ => return false,
+        };
+        *slot = self.one_string(node);
+        true
+    }
+
+    pub(super) fn instance(&mut self, node: &KdlNode) -> Option<InstanceDraft> {
+        let (name, name_span, body) = self.named_block(node)?;
+        let place = format!("instance `{name}`");
+        let mut cfg = InstanceConfig {
+            name,
+            interface: String::new(),
+            vrid: 0,
+            priority: 100,
+            advert_interval: Duration::from_secs(1),
+            version: VrrpVersion::V3,
+            preempt: true,
+            preempt_delay: Duration::ZERO,
+            master_down_adverts: RFC_MASTER_DOWN_ADVERTS,
+            auth_pass: None,
+            initial_state: InitialState::Backup,
+            unicast_src: None,
+            unicast_peers: Vec::new(),
+            vips: Vec::new(),
+            routes: Vec::new(),
+            tracks: Vec::new(),
+            notify: Notify::default(),
+            span: node.span(),
+        };
+        let mut at = InstanceSpans::default();
+        let mut track_at = Vec::new();
+        let mut hook_at = Vec::new();
+        let mut master_down_adverts = None;
+        let (mut interface_ok, mut vrid_ok) = (false, false);
+        let mut seen = Seen::new();
+        for child in body.nodes() {
+            if !self.first_time(&mut seen, child, INSTANCE_KEYS, &place) {
+                continue;
+            }
+            let key = child.name().value();
+            match key {
+                "interface" => {
+                    if let Some(e) = self.one_arg(child, &[]) {
+                        if let Some(i) = self.interface_name(e, key) {
+                            cfg.interface = i;
+                            interface_ok = true;
+                        }
+                    }
+                }
+                "vrid" => {
+                    if let Some(n) = self.one_integer(child, 1, 255) {
+                        cfg.vrid = n as u8;
+                        vrid_ok = true;
+                    }
+                }
+                "priority" => {
+                    if let Some(n) = self.one_integer(child, 1, 255) {
+                        cfg.priority = n as u8;
+                    }
+                }
+                "advert-interval" => {
+                    if let Some(e) = self.one_arg(child, &[]) {
+                        if let Some(d) = self.positive_duration(e, key) {
+                            cfg.advert_interval = d;
+                            at.advert = Some(e.span());
+                        }
+                    }
+                }
+                "version" => {
+                    at.version = Some(head(child));
+                    match self.one_integer(child, 2, 3) {
+                        Some(2) => cfg.version = VrrpVersion::V2,
+                        Some(_) => cfg.version = VrrpVersion::V3,
+                        None => {}
+                    }
+                }
+                "preempt" => {
+                    at.preempt = Some(head(child));
+                    if let Some(b) = self.flag(child) {
+                        cfg.preempt = b;
+                    }
+                }
+                "nopreempt" => {
+                    at.nopreempt = Some(head(child));
+                    self.leaf(child, &[]);
+                    for e in positional(child) {
+                        self.report(
+                            e.span(),
+                            "`nopreempt` takes no value",
+                            "unexpected value",
+                            "write `nopreempt` alone, or `preempt #false`",
+                        );
+                    }
+                    cfg.preempt = false;
+                }
+                "preempt-delay" => {
+                    if let Some(d) = self.one_duration(child) {
+                        cfg.preempt_delay = d;
+                    }
+                }
+                "master-down-adverts" => {
+                    master_down_adverts = self.master_down_adverts(child);
+                }
+                "auth-pass" => {
+                    if let Some(e) = self.one_arg(child, &[]) {
+                        at.auth = Some(head(child));
+                        cfg.auth_pass = self.auth_pass(e);
+                    }
+                }
+                "initial-state" => {
+                    if let Some(e) = self.one_arg(child, &[]) {
+                        cfg.initial_state = self.initial_state(e).unwrap_or(cfg.initial_state);
+                    }
+                }
+                "unicast-src" => {
+                    if let Some(e) = self.one_arg(child, &[]) {
+                        cfg.unicast_src = self.unicast_ip(e, key);
+                        at.src = Some(e.span());
+                    }
+                }
+                "unicast-peer" => self.peers(child, &mut cfg.unicast_peers, &mut at.peers),
+                "vip" => {
+                    at.vip_nodes += 1;
+                    if let Some((vip, span)) = self.vip(child) {
+                        if let Some(i) = cfg.vips.iter().position(|v| v.addr == vip.addr) {
+                            let line = self.line_of(at.vips[i]);
+                            self.report(
+                                span,
+                                format!("vip {} is listed twice", vip.addr),
+                                "listed again",
+                                format!("remove one; the first is on line {line}"),
+                            );
+                        } else {
+                            cfg.vips.push(vip);
+                            at.vips.push(span);
+                        }
+                    }
+                }
+                "route" => cfg.routes.extend(self.route(child)),
+                "track" => {
+                    if let Some((track, span)) = self.track(child) {
+                        if cfg.tracks.iter().any(|t| t.check == track.check) {
+                            self.report(
+                                span,
+                                format!("check `{}` is tracked twice", track.check),
+                                "tracked again",
+                                "keep one `track` per check",
+                            );
+                        } else {
+                            cfg.tracks.push(track);
+                            track_at.push(span);
+                        }
+                    }
+                }
+                _ => {
+                    if !self.notify_setting(child, &mut cfg.notify, &mut hook_at, &place) {
+                        self.unknown(child, INSTANCE_KEYS, &place);
+                    }
+                }
+            }
+        }
+        self.instance_rules(node, &cfg, &at, &seen);
+        Some(InstanceDraft {
+            vrid_at: seen.get("vrid").copied(),
+            identified: interface_ok && vrid_ok,
+            cfg,
+            name_span,
+            track_at,
+            hook_at,
+            master_down_adverts,
+        })
+    }
+
+    /// `master-down-adverts N`: 3 (the RFCs) to 20.
+    pub(super) fn master_down_adverts(&mut self, node: &KdlNode) -> Option<u8> {
+        let (lo, hi) = (*MASTER_DOWN_ADVERTS.start(), *MASTER_DOWN_ADVERTS.end());
+        self.one_integer(node, i128::from(lo), i128::from(hi))
+            .map(|n| n as u8)
+    }
+
+    /// Rules that need the whole instance: required settings, families, version limits.
+    fn instance_rules(
+        &mut self,
+        node: &KdlNode,
+        cfg: &InstanceConfig,
+        at: &InstanceSpans,
+        seen: &Seen,
+    ) {
+        let name = &cfg.name;
+        for (key, why) in [
+            ("interface", "the link the instance runs on"),
+            ("vrid", "the virtual router ID, 1 to 255"),
+        ] {
+            if !seen.contains_key(key) {
+                self.report(
+                    head(node),
+                    format!("instance `{name}` has no `{key}`"),
+                    format!("no `{key}`"),
+                    format!("add `{}`: {why}", example(key)),
+                );
+            }
+        }
+        if at.vip_nodes == 0 {
+            self.report(
+                head(node),
+                format!("instance `{name}` has no `vip`"),
+                "no `vip`",
+                format!(
+                    "an instance exists to move addresses: add at least one, like `{}`",
+                    example("vip")
+                ),
+            );
+        }
+        if let (Some(p), Some(np)) = (at.preempt, at.nopreempt) {
+            let line = self.line_of(p);
+            self.report(
+                np,
+                "both `preempt` and `nopreempt` are set",
+                "conflicts",
+                format!("keep one; `preempt` is on line {line}"),
+            );
+        }
+        let v2 = cfg.version == VrrpVersion::V2;
+        let version_is = if at.version.is_some() {
+            "this instance uses"
+        } else {
+            "version defaults to 3, so this instance uses"
+        };
+
+        // One instance announces one address family; the first VIP decides which.
+        let v6 = cfg.vips.first().map(|v| v.addr.is_ipv6());
+        if let Some(v6) = v6 {
+            let first = family(&cfg.vips[0].addr);
+            for (vip, span) in cfg.vips.iter().zip(&at.vips).skip(1) {
+                if vip.addr.is_ipv6() != v6 {
+                    self.report(
+                        *span,
+                        format!(
+                            "vip {} is {} but this instance's first vip is {first}",
+                            vip.addr,
+                            family(&vip.addr)
+                        ),
+                        "other address family",
+                        "an instance carries one address family: put these VIPs in an instance of their own (with its own vrid)",
+                    );
+                }
+            }
+            if v6 && v2 {
+                self.report(
+                    at.vips[0],
+                    "VRRP version 2 carries only IPv4, but this vip is IPv6",
+                    "IPv6 address",
+                    "set `version 3` for IPv6 VIPs",
+                );
+            }
+            let peers = at
+                .src
+                .iter()
+                .zip(cfg.unicast_src.iter())
+                .chain(at.peers.iter().zip(cfg.unicast_peers.iter()));
+            for (span, ip) in peers {
+                if ip.is_ipv6() != v6 {
+                    self.report(
+                        *span,
+                        format!(
+                            "{ip} is {} but the instance's VIPs are {first}",
+                            family(ip)
+                        ),
+                        "other address family",
+                        "unicast adverts travel in the VIPs' address family: use addresses of that family",
+                    );
+                }
+            }
+        }
+        if let Some(auth) = at.auth {
+            if !v2 {
+                self.report(
+                    auth,
+                    format!("`auth-pass` works only with VRRP version 2; {version_is} version 3"),
+                    "not in version 3",
+                    "remove `auth-pass` (RFC 5798 dropped authentication), or set `version 2`",
+                );
+            }
+        }
+        if let Some(span) = at.advert {
+            self.advert_rules(cfg.advert_interval, v2, span, at.version.is_none());
+        }
+    }
+
+    fn advert_rules(&mut self, interval: Duration, v2: bool, span: SourceSpan, defaulted: bool) {
+        let (fits, range, help) = if v2 {
+            (
+                interval.subsec_nanos() == 0 && (1..=255).contains(&interval.as_secs()),
+                "1 to 255 whole seconds",
+                "use whole seconds like \"1s\", or `version 3` for sub-second intervals",
+            )
+        } else {
+            (
+                interval.as_nanos() % 10_000_000 == 0
+                    && (10..=40_950).contains(&interval.as_millis()),
+                "10ms to 40.95s in steps of 10ms",
+                "use a multiple of 10ms from \"10ms\" to \"40.95s\"",
+            )
+        };
+        if !fits {
+            let version = if v2 { 2 } else { 3 };
+            let note = if defaulted {
+                " (version defaults to 3)"
+            } else {
+                ""
+            };
+            self.report(
+                span,
+                format!(
+                    "VRRP version {version} sends adverts every {range}; {interval:?} is not one of them{note}"
+                ),
+                "out of range",
+                help,
+            );
+        }
+    }
+
+    fn auth_pass(&mut self, entry: &KdlEntry) -> Option<String> {
+        let pass = self.string(entry, "auth-pass")?;
+        if pass.is_empty() || pass.len() > 8 {
+            self.report(
+                entry.span(),
+                format!(
+                    "`auth-pass` must be 1 to 8 bytes long, not {} bytes",
+                    pass.len()
+                ),
+                "wrong length",
+                "VRRPv2 carries at most 8 bytes of password; shorten it",
+            );
+            return None;
+        }
+        Some(pass)
+    }
+
+    fn initial_state(&mut self, entry: &KdlEntry) -> Option<InitialState> {
+        let state = self.string(entry, "initial-state")?;
+        match state.to_ascii_lowercase().as_str() {
+            "backup" => Some(InitialState::Backup),
+            "master" => Some(InitialState::Master),
+            _ => {
+                self.report(
+                    entry.span(),
+                    format!("`initial-state` must be \"backup\" or \"master\", not \"{state}\""),
+                    "unknown state",
+                    "use \"backup\" (the default) or \"master\"",
+                );
+                None
+            }
+        }
+    }
+
+    fn peers(&mut self, node: &KdlNode, peers: &mut Vec<IpAddr>, spans: &mut Vec<SourceSpan>) {
+        let args = self.list(node, "unicast-peer", "address", "no address");
+        for entry in args {
+            let Some(ip) = self.unicast_ip(entry, "unicast-peer") else {
+                continue;
+            };
+            if let Some(i) = peers.iter().position(|p| *p == ip) {
+                let line = self.line_of(spans[i]);
+                self.report(
+                    entry.span(),
+                    format!("peer {ip} is listed twice"),
+                    "listed again",
+                    format!("remove one; the first is on line {line}"),
+                );
+                continue;
+            }
+            peers.push(ip);
+            spans.push(entry.span());
+        }
+    }
+
+    fn vip(&mut self, node: &KdlNode) -> Option<(Vip, SourceSpan)> {
+        let entry = self.one_arg(node, &["dev"])?;
+        let dev = prop(node, "dev").and_then(|e| self.interface_name(e, "vip"));
+        let (addr, prefix_len) = self.prefix(entry, "vip")?;
+        if !self.usable(addr, entry, "vip") {
+            return None;
+        }
+        Some((
+            Vip {
+                addr,
+                prefix_len,
+                dev,
+            },
+            entry.span(),
+        ))
+    }
+
+    fn route(&mut self, node: &KdlNode) -> Option<Route> {
+        let entry = self.one_arg(node, &["via", "dev", "metric", "table"])?;
+        let dev = prop(node, "dev").and_then(|e| self.interface_name(e, "route"));
+        let metric = prop(node, "metric")
+            .and_then(|e| self.integer(e, "route", 0, u32::MAX.into()))
+            .map(|n| n as u32);
+        let table = prop(node, "table")
+            .and_then(|e| self.integer(e, "route", 1, u32::MAX.into()))
+            .map(|n| n as u32);
+        let (dest, prefix_len) = self.prefix(entry, "route")?;
+        let network = network_of(dest, prefix_len);
+        if network != dest {
+            self.report(
+                entry.span(),
+                format!("route destination {dest}/{prefix_len} has host bits set"),
+                "not a network address",
+                format!("write the network address: \"{network}/{prefix_len}\""),
+            );
+        }
+        let via = match prop(node, "via") {
+            Some(e) => {
+                let via = self.unicast_ip(e, "route");
+                if let Some(v) = via.filter(|v| v.is_ipv6() != dest.is_ipv6()) {
+                    self.report(
+                        e.span(),
+                        format!(
+                            "gateway {v} is {} but the destination is {}",
+                            family(&v),
+                            family(&dest)
+                        ),
+                        "other address family",
+                        "a route's gateway must be of the destination's address family",
+                    );
+                }
+                via
+            }
+            None => None,
+        };
+        Some(Route {
+            dest,
+            prefix_len,
+            via,
+            dev,
+            metric,
+            table,
+        })
+    }
+
+    fn track(&mut self, node: &KdlNode) -> Option<(Track, SourceSpan)> {
+        let entry = self.one_arg(node, &["weight"])?;
+        let weight = prop(node, "weight")
+            .and_then(|e| self.integer(e, "track", -253, 253))
+            .map(|n| n as i32);
+        let check = self.name_string(entry, "track")?;
+        Some((Track { check, weight }, entry.span()))
+    }
+
+    pub(super) fn sync_group(&mut self, node: &KdlNode) -> Option<GroupDraft> {
+        let (name, name_span, body) = self.named_block(node)?;
+        let place = format!("sync-group `{name}`");
+        let mut members: Vec<String> = Vec::new();
+        let mut member_at = Vec::new();
+        let mut notify = Notify::default();
+        let mut hook_at = Vec::new();
+        let mut seen = Seen::new();
+        for child in body.nodes() {
+            if !self.first_time(&mut seen, child, SYNC_GROUP_KEYS, &place) {
+                continue;
+            }
+            if child.name().value() != "member" {
+                if !self.notify_setting(child, &mut notify, &mut hook_at, &place) {
+                    self.unknown(child, SYNC_GROUP_KEYS, &place);
+                }
+                continue;
+            }
+            let args = self.list(child, "member", "instance name", "no name");
+            for entry in args {
+                let Some(member) = self.name_string(entry, "member") else {
+                    continue;
+                };
+                if members.contains(&member) {
+                    self.report(
+                        entry.span(),
+                        format!("`{member}` is listed twice in {place}"),
+                        "listed again",
+                        "list each instance once",
+                    );
+                    continue;
+                }
+                members.push(member);
+                member_at.push(entry.span());
+            }
+        }
+        if members.is_empty() && !body.nodes().iter().any(|n| n.name().value() == "member") {
+            self.report(
+                head(node),
+                format!("{place} has no members"),
+                "empty group",
+                format!("list the instances, like `{}`", example("member")),
+            );
+        }
+        Some(GroupDraft {
+            group: SyncGroup {
+                name,
+                members,
+                notify,
+                span: node.span(),
+            },
+            name_span,
+            member_at,
+            hook_at,
+        })
+    }
+}

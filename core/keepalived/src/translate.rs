@@ -1,0 +1,806 @@
+//! Translation: keepalived statements, section by section, into the drafts of [`super::draft`],
+//! with a warning for whatever upkeep does not take.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use upkeep_config::parse::parse_duration;
+
+use crate::draft::{
+    At, Importer, KCheck, KFile, KGroup, KInstance, KNotify, KProcess, KRoute, KTrack, KVip,
+    TrackKind,
+};
+use crate::lexer::Pos;
+use crate::stmt::Stmt;
+use crate::ImportWarning;
+
+impl Importer {
+    pub(crate) fn warn(&mut self, pos: Pos, message: impl Into<String>) {
+        self.warnings.push(ImportWarning {
+            file: self.files[pos.file].clone(),
+            line: pos.line,
+            message: message.into(),
+        });
+    }
+
+    fn ignored(&mut self, stmt: &Stmt, place: &str) {
+        if stmt.words.is_empty() {
+            self.warn(
+                stmt.pos,
+                format!("a `{{ ... }}` block without a keyword in {place}; ignored"),
+            );
+            return;
+        }
+        let what = if stmt.block.is_some() {
+            format!("`{} {{ ... }}`", stmt.words.join(" "))
+        } else {
+            format!("`{}`", stmt.words.join(" "))
+        };
+        let why = match stmt.keyword() {
+            k if k.contains("notify_fifo") => {
+                "upkeep has no notify FIFO; use `notify` commands or a `hook` plugin"
+            }
+            "notify_deleted" => "upkeep runs `notify-stop` for an instance a reload removes",
+            k if k.starts_with("smtp") || k.starts_with("notification_email") => {
+                "upkeep sends no mail"
+            }
+            "track_bfd" | "bfd_instance" => "upkeep has no BFD",
+            _ => "not supported",
+        };
+        self.warn(stmt.pos, format!("{what} in {place}: {why}; ignored"));
+    }
+
+    /// The single argument of `keyword VALUE`, with a warning when the shape is wrong.
+    fn one<'s>(&mut self, stmt: &'s Stmt) -> Option<&'s str> {
+        if stmt.block.is_some() {
+            self.warn(
+                stmt.pos,
+                format!("`{}` takes no block; block ignored", stmt.keyword()),
+            );
+        }
+        match stmt.args() {
+            [one] => Some(one),
+            [] => {
+                self.warn(
+                    stmt.pos,
+                    format!("`{}` needs a value; ignored", stmt.keyword()),
+                );
+                None
+            }
+            [one, rest @ ..] => {
+                self.warn(
+                    stmt.pos,
+                    format!(
+                        "`{}`: extra words `{}` ignored",
+                        stmt.keyword(),
+                        rest.join(" ")
+                    ),
+                );
+                Some(one)
+            }
+        }
+    }
+
+    fn one_string(&mut self, stmt: &Stmt) -> At<String> {
+        self.one(stmt).map(|s| (s.to_owned(), stmt.pos))
+    }
+
+    fn one_int(&mut self, stmt: &Stmt) -> At<i64> {
+        let word = self.one(stmt)?;
+        match word.parse::<i64>() {
+            Ok(n) => Some((n, stmt.pos)),
+            Err(_) => {
+                self.warn(
+                    stmt.pos,
+                    format!(
+                        "`{}`: `{word}` is not a whole number; ignored",
+                        stmt.keyword()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// keepalived times are (possibly fractional) seconds.
+    fn one_seconds(&mut self, stmt: &Stmt) -> At<Duration> {
+        let word = self.one(stmt)?;
+        match parse_duration(word) {
+            Ok(d) => Some((d, stmt.pos)),
+            Err(why) => {
+                self.warn(stmt.pos, format!("`{}`: {why}; ignored", stmt.keyword()));
+                None
+            }
+        }
+    }
+
+    /// The statements of a block keyword, with a warning when it has none.
+    fn block<'s>(&mut self, stmt: &'s Stmt) -> &'s [Stmt] {
+        match &stmt.block {
+            Some(b) => b,
+            None => {
+                self.warn(
+                    stmt.pos,
+                    format!("`{}` needs a `{{ ... }}` block; ignored", stmt.keyword()),
+                );
+                &[]
+            }
+        }
+    }
+
+    /// The name of `vrrp_instance NAME { ... }`-like statements.
+    fn block_name(&mut self, stmt: &Stmt) -> Option<String> {
+        match stmt.args() {
+            [name] => Some(name.clone()),
+            _ => {
+                self.warn(
+                    stmt.pos,
+                    format!("`{}` needs one name; block ignored", stmt.keyword()),
+                );
+                None
+            }
+        }
+    }
+
+    pub(crate) fn top(&mut self, stmt: &Stmt) {
+        match stmt.keyword() {
+            "global_defs" => {
+                for s in self.block(stmt) {
+                    self.global_def(s);
+                }
+            }
+            "vrrp_script" => {
+                if let Some(name) = self.block_name(stmt) {
+                    if let Some(check) = self.check(stmt, name) {
+                        self.checks.push(check);
+                    }
+                }
+            }
+            "vrrp_instance" => {
+                if let Some(name) = self.block_name(stmt) {
+                    let inst = self.instance(stmt, name);
+                    self.instances.push(inst);
+                }
+            }
+            "vrrp_sync_group" => {
+                if let Some(name) = self.block_name(stmt) {
+                    let group = self.group(stmt, name);
+                    self.groups.push(group);
+                }
+            }
+            // `vrrp_track_file` is the older name of the same block.
+            "track_file" | "vrrp_track_file" => {
+                if let Some(name) = self.block_name(stmt) {
+                    if let Some(file) = self.track_file_def(stmt, name) {
+                        self.files_tracked.push(file);
+                    }
+                }
+            }
+            "vrrp_track_process" => {
+                if let Some(name) = self.block_name(stmt) {
+                    if let Some(process) = self.process_def(stmt, name) {
+                        self.processes.push(process);
+                    }
+                }
+            }
+            "virtual_server" | "virtual_server_group" => self.lvs.push(stmt.pos),
+            _ => self.ignored(stmt, "the file"),
+        }
+    }
+
+    fn global_def(&mut self, s: &Stmt) {
+        match s.keyword() {
+            "router_id" => self.global.router_id = self.one_string(s),
+            "script_user" => {
+                if let [user, group, ..] = s.args() {
+                    self.warn(
+                        s.pos,
+                        format!("script_user group `{group}` is not supported; scripts run with {user}'s own groups"),
+                    );
+                    self.global.script_user = Some((user.clone(), s.pos));
+                } else {
+                    self.global.script_user = self.one_string(s);
+                }
+            }
+            "enable_script_security" => self.global.script_security = Some(s.pos),
+            "vrrp_garp_master_repeat" => self.global.garp_repeat = self.one_int(s),
+            "vrrp_garp_interval" => self.global.garp_interval = self.one_seconds(s),
+            "vrrp_garp_master_refresh" => {
+                // keepalived's 0 means "never", which is upkeep's default.
+                self.global.garp_refresh = self.one_seconds(s).filter(|(d, _)| !d.is_zero());
+            }
+            "vrrp_version" => self.global.version = self.one_int(s).map(|(v, _)| v),
+            _ => self.ignored(s, "global_defs"),
+        }
+    }
+
+    /// None when it has no `script`: keepalived drops such a vrrp_script, and so does the import.
+    fn check(&mut self, stmt: &Stmt, name: String) -> Option<KCheck> {
+        let mut c = KCheck {
+            name,
+            pos: stmt.pos,
+            script: None,
+            interval: None,
+            timeout: None,
+            fall: None,
+            rise: None,
+            weight: None,
+            user: None,
+            init_fail: None,
+        };
+        let place = format!("vrrp_script {}", c.name);
+        for s in self.block(stmt) {
+            match s.keyword() {
+                // A command with arguments, quoted or not, is kept as written (run directly or by `sh -c`).
+                "script" if !s.args().is_empty() => {
+                    c.script = Some((s.args().join(" "), s.pos));
+                }
+                "interval" => c.interval = self.one_seconds(s),
+                "timeout" => c.timeout = self.one_seconds(s),
+                "fall" => c.fall = self.one_int(s),
+                "rise" => c.rise = self.one_int(s),
+                "weight" => {
+                    if let [w, rest @ ..] = s.args() {
+                        if !rest.is_empty() {
+                            self.warn(s.pos, format!("weight option `{}` is not supported; imported as plain `weight {w}`", rest.join(" ")));
+                        }
+                        match w.parse::<i64>() {
+                            Ok(n) => c.weight = Some((n, s.pos)),
+                            Err(_) => self.warn(
+                                s.pos,
+                                format!("`weight`: `{w}` is not a whole number; ignored"),
+                            ),
+                        }
+                    } else {
+                        self.warn(s.pos, "`weight` needs a value; ignored");
+                    }
+                }
+                "user" => {
+                    if let [user, group, ..] = s.args() {
+                        self.warn(s.pos, format!("user group `{group}` is not supported; the script runs with {user}'s own groups"));
+                        c.user = Some((user.clone(), s.pos));
+                    } else {
+                        c.user = self.one_string(s);
+                    }
+                }
+                "init_fail" => c.init_fail = Some(s.pos),
+                _ => self.ignored(s, &place),
+            }
+        }
+        if c.script.is_none() {
+            self.drop_definition(stmt.pos, TrackKind::Script, &c.name, "script");
+            return None;
+        }
+        Some(c)
+    }
+
+    /// A tracker definition without what it tracks: keepalived reports it and runs without
+    /// it, so the import leaves it out, and the tracks naming it say why.
+    fn drop_definition(&mut self, pos: Pos, kind: TrackKind, name: &str, missing: &str) {
+        self.warn(
+            pos,
+            format!(
+                "{} {name} has no `{missing}`; keepalived ignores it, and so does the import",
+                kind.definition()
+            ),
+        );
+        self.dropped.push((kind, name.to_owned()));
+    }
+
+    /// `weight N [reverse|noreverse]` of a tracker definition; `reverse` negates it when
+    /// `negate_reverse` (exact for files: the value is multiplied), else it is warned about.
+    fn def_weight(&mut self, s: &Stmt, negate_reverse: bool) -> At<i64> {
+        let (w, rest) = match s.args() {
+            [w, rest @ ..] => (w, rest),
+            [] => {
+                self.warn(s.pos, "`weight` needs a value; ignored");
+                return None;
+            }
+        };
+        let Ok(mut n) = w.parse::<i64>() else {
+            self.warn(
+                s.pos,
+                format!("`weight`: `{w}` is not a whole number; ignored"),
+            );
+            return None;
+        };
+        match rest {
+            [] => {}
+            [r] if r == "noreverse" => {}
+            [r] if r == "reverse" && negate_reverse => n = -n,
+            other => self.warn(
+                s.pos,
+                format!(
+                    "weight option `{}` is not supported; imported as plain `weight {w}`",
+                    other.join(" ")
+                ),
+            ),
+        }
+        Some((n, s.pos))
+    }
+
+    fn track_file_def(&mut self, stmt: &Stmt, name: String) -> Option<KFile> {
+        let mut f = KFile {
+            name,
+            pos: stmt.pos,
+            file: None,
+            weight: None,
+        };
+        let place = format!("track_file {}", f.name);
+        for s in self.block(stmt) {
+            match s.keyword() {
+                "file" => f.file = self.one_string(s),
+                "weight" => f.weight = self.def_weight(s, true),
+                "init_file" => self.warn(
+                    s.pos,
+                    format!("`{}` in {place}: upkeep does not create the file; a missing file counts as 0; ignored", s.words.join(" ")),
+                ),
+                _ => self.ignored(s, &place),
+            }
+        }
+        if f.file.is_none() {
+            self.drop_definition(stmt.pos, TrackKind::File, &f.name, "file");
+            return None;
+        }
+        Some(f)
+    }
+
+    fn process_def(&mut self, stmt: &Stmt, name: String) -> Option<KProcess> {
+        let mut p = KProcess {
+            name,
+            pos: stmt.pos,
+            process: None,
+            full: false,
+            quorum: None,
+            weight: None,
+        };
+        let mut params_at = None;
+        let place = format!("vrrp_track_process {}", p.name);
+        for s in self.block(stmt) {
+            match s.keyword() {
+                "process" => match s.args() {
+                    [] => self.warn(s.pos, "`process` needs a value; ignored"),
+                    [name] => p.process = Some((name.clone(), s.pos)),
+                    args => {
+                        // keepalived matches the parameters against the command line.
+                        p.process = Some((args.join(" "), s.pos));
+                        params_at = Some(s.pos);
+                    }
+                },
+                "full_command" => p.full = true,
+                "quorum" => p.quorum = self.one_int(s),
+                "weight" => p.weight = self.def_weight(s, false),
+                "fork_delay" | "terminate_delay" | "delay" => self.warn(
+                    s.pos,
+                    format!(
+                        "`{}` in {place}: not supported; `rise` and `fall` smooth restarts instead; ignored",
+                        s.words.join(" ")
+                    ),
+                ),
+                _ => self.ignored(s, &place),
+            }
+        }
+        if let Some(pos) = params_at {
+            if !p.full {
+                p.full = true;
+                self.warn(pos, format!("{place}: a process with parameters is imported as a match of the whole command line (`full=#true`)"));
+            }
+        }
+        if p.process.is_none() {
+            self.drop_definition(stmt.pos, TrackKind::Process, &p.name, "process");
+            return None;
+        }
+        Some(p)
+    }
+
+    /// `notify_* CMD [USER [GROUP]]`: upkeep runs every notify command as `script-user`.
+    fn notify(&mut self, s: &Stmt, notify: &mut KNotify) -> bool {
+        let slot = match s.keyword() {
+            "notify_master" => &mut notify.master,
+            "notify_backup" => &mut notify.backup,
+            "notify_fault" => &mut notify.fault,
+            "notify_stop" => &mut notify.stop,
+            "notify" => &mut notify.any,
+            _ => return false,
+        };
+        if s.block.is_some() {
+            self.warn(
+                s.pos,
+                format!("`{}` takes no block; block ignored", s.keyword()),
+            );
+        }
+        match s.args() {
+            [] => self.warn(s.pos, format!("`{}` needs a command; ignored", s.keyword())),
+            [cmd, user @ ..] => {
+                if !user.is_empty() {
+                    self.warn(
+                        s.pos,
+                        format!(
+                            "{}: user `{}` is not supported; upkeep runs notify commands as `script-user` (quote a command that has arguments: keepalived reads the words after it as a user)",
+                            s.keyword(),
+                            user.join(" ")
+                        ),
+                    );
+                }
+                *slot = Some((cmd.clone(), s.pos));
+            }
+        }
+        true
+    }
+
+    fn instance(&mut self, stmt: &Stmt, name: String) -> KInstance {
+        let mut i = KInstance {
+            name,
+            pos: stmt.pos,
+            master: None,
+            interface: None,
+            vrid: None,
+            priority: None,
+            advert: None,
+            version: None,
+            nopreempt: None,
+            preempt_delay: None,
+            auth: None,
+            src: None,
+            peers: Vec::new(),
+            vips: Vec::new(),
+            routes: Vec::new(),
+            tracks: Vec::new(),
+            notify: KNotify::default(),
+        };
+        let place = format!("vrrp_instance {}", i.name);
+        for s in self.block(stmt) {
+            match s.keyword() {
+                "state" => {
+                    if let Some(state) = self.one(s) {
+                        match state.to_ascii_uppercase().as_str() {
+                            "MASTER" => i.master = Some((true, s.pos)),
+                            "BACKUP" => i.master = Some((false, s.pos)),
+                            _ => self.warn(
+                                s.pos,
+                                format!("state `{state}` is not MASTER or BACKUP; ignored"),
+                            ),
+                        }
+                    }
+                }
+                "interface" => i.interface = self.one_string(s),
+                "virtual_router_id" => i.vrid = self.one_int(s),
+                "priority" => i.priority = self.one_int(s),
+                "advert_int" => i.advert = self.one_seconds(s),
+                "version" => i.version = self.one_int(s),
+                "nopreempt" => i.nopreempt = Some(s.pos),
+                // keepalived's default; the keyword changes nothing.
+                "preempt" => {}
+                "preempt_delay" => i.preempt_delay = self.one_seconds(s),
+                "authentication" => self.authentication(s, &mut i),
+                "unicast_src_ip" => i.src = self.one_string(s),
+                // upkeep's unicast-src is the advert source whether adverts are unicast or not.
+                "mcast_src_ip" if i.src.is_none() => i.src = self.one_string(s),
+                "unicast_peer" => {
+                    for p in self.block(s) {
+                        if p.words.len() > 1 || p.block.is_some() {
+                            self.warn(
+                                p.pos,
+                                format!(
+                                    "unicast_peer options `{}` are not supported; ignored",
+                                    p.args().join(" ")
+                                ),
+                            );
+                        }
+                        if let Some(addr) = p.words.first() {
+                            i.peers.push((addr.clone(), p.pos));
+                        }
+                    }
+                }
+                "virtual_ipaddress" | "virtual_ipaddress_excluded" => {
+                    let excluded = s.keyword() == "virtual_ipaddress_excluded";
+                    if excluded {
+                        self.warn(s.pos, "virtual_ipaddress_excluded: imported as ordinary `vip`s; upkeep does not leave them out of adverts");
+                    }
+                    for v in self.block(s) {
+                        if let Some(mut vip) = self.vip(v) {
+                            vip.excluded = excluded;
+                            i.vips.push(vip);
+                        }
+                    }
+                }
+                "virtual_routes" => {
+                    for r in self.block(s) {
+                        if let Some(route) = self.route(r) {
+                            i.routes.push((route, r.pos));
+                        }
+                    }
+                }
+                "track_script" | "track_file" | "track_process" | "track_interface" => {
+                    let tracks = self.tracks(s);
+                    i.tracks.extend(tracks);
+                }
+                _ => {
+                    if !self.notify(s, &mut i.notify) {
+                        self.ignored(s, &place);
+                    }
+                }
+            }
+        }
+        i
+    }
+
+    /// The entries of a `track_*` block.
+    fn tracks(&mut self, s: &Stmt) -> Vec<KTrack> {
+        let kind = match s.keyword() {
+            "track_file" => TrackKind::File,
+            "track_process" => TrackKind::Process,
+            "track_interface" => TrackKind::Interface,
+            _ => TrackKind::Script,
+        };
+        let mut out = Vec::new();
+        for t in self.block(s) {
+            out.extend(self.track(t, kind));
+        }
+        out
+    }
+
+    fn authentication(&mut self, stmt: &Stmt, i: &mut KInstance) {
+        let mut kind = None;
+        let mut pass = None;
+        for s in self.block(stmt) {
+            match s.keyword() {
+                "auth_type" => kind = self.one_string(s),
+                "auth_pass" => pass = self.one_string(s),
+                _ => self.ignored(s, "authentication"),
+            }
+        }
+        match (kind, pass) {
+            (Some((k, pos)), _) if !k.eq_ignore_ascii_case("PASS") => self.warn(
+                pos,
+                format!(
+                    "auth_type {k} is not supported (only PASS); imported without authentication"
+                ),
+            ),
+            (_, Some((mut p, pos))) => {
+                if p.len() > 8 {
+                    // keepalived sends only the first 8 bytes, so that is the real password.
+                    let mut cut = 8;
+                    while !p.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    p.truncate(cut);
+                    self.warn(pos, format!("auth_pass is longer than 8 bytes; keepalived uses only the first 8, imported as \"{p}\""));
+                }
+                i.auth = Some((p, pos));
+            }
+            (Some((_, pos)), None) => self.warn(pos, "auth_type PASS without auth_pass; ignored"),
+            (None, None) => {}
+        }
+    }
+
+    /// `ADDR[/LEN] [dev IF] [label L] [scope S] ...`
+    fn vip(&mut self, s: &Stmt) -> Option<KVip> {
+        let (addr, opts) = s.words.split_first()?;
+        let mut dev = None;
+        let mut k = 0;
+        while k < opts.len() {
+            let opt = opts[k].as_str();
+            let value = opts.get(k + 1);
+            match opt {
+                "dev" => match value {
+                    Some(v) => dev = Some(v.clone()),
+                    None => self.warn(s.pos, "`dev` without an interface; ignored"),
+                },
+                "label" | "scope" | "brd" | "broadcast" | "peer" | "preferred_lft"
+                | "valid_lft" | "track_group" => self.warn(
+                    s.pos,
+                    format!(
+                        "vip {addr}: `{opt} {}` is not supported; ignored",
+                        value.map_or("", String::as_str)
+                    ),
+                ),
+                _ => {
+                    self.warn(
+                        s.pos,
+                        format!("vip {addr}: option `{opt}` is not supported; ignored"),
+                    );
+                    k += 1;
+                    continue;
+                }
+            }
+            k += 2;
+        }
+        if s.block.is_some() {
+            self.warn(s.pos, format!("vip {addr}: block ignored"));
+        }
+        Some(KVip {
+            addr: addr.clone(),
+            dev,
+            pos: s.pos,
+            excluded: false,
+        })
+    }
+
+    /// `[to] DEST/LEN [via|gw GW] [dev IF] [metric N] [table T] ...`
+    fn route(&mut self, s: &Stmt) -> Option<KRoute> {
+        let words = &s.words;
+        if let Some(kind @ ("blackhole" | "unreachable" | "prohibit" | "throw")) =
+            words.first().map(String::as_str)
+        {
+            self.warn(
+                s.pos,
+                format!("{kind} routes are not supported; route ignored"),
+            );
+            return None;
+        }
+        let mut route = KRoute {
+            dest: String::new(),
+            via: None,
+            dev: None,
+            metric: None,
+            table: None,
+        };
+        let mut k = 0;
+        while k < words.len() {
+            let word = words[k].as_str();
+            let value = words.get(k + 1).cloned();
+            let mut number = |what: &str, v: &Option<String>| -> Option<i64> {
+                let n = v.as_deref().and_then(|v| v.parse::<i64>().ok());
+                if n.is_none() {
+                    self.warn(
+                        s.pos,
+                        format!("route `{what}` needs a whole number; ignored"),
+                    );
+                }
+                n
+            };
+            match word {
+                "to" => {
+                    k += 1;
+                    continue;
+                }
+                "via" | "gw" => route.via = value,
+                "dev" => route.dev = value,
+                "metric" | "preference" => route.metric = number(word, &value),
+                "table" => route.table = number(word, &value),
+                "src" | "or" | "scope" | "proto" | "protocol" | "realms" | "mtu" | "advmss"
+                | "type" | "tos" | "dsfield" | "onlink" | "no_track" | "track_group" => {
+                    let takes_value = !matches!(word, "onlink" | "no_track");
+                    self.warn(
+                        s.pos,
+                        format!(
+                            "route option `{word}{}` is not supported; ignored",
+                            if takes_value {
+                                format!(" {}", value.as_deref().unwrap_or(""))
+                            } else {
+                                String::new()
+                            }
+                        ),
+                    );
+                    k += if takes_value { 2 } else { 1 };
+                    continue;
+                }
+                _ if route.dest.is_empty() => {
+                    route.dest = word.to_owned();
+                    k += 1;
+                    continue;
+                }
+                _ => {
+                    self.warn(
+                        s.pos,
+                        format!("route option `{word}` is not supported; ignored"),
+                    );
+                    k += 1;
+                    continue;
+                }
+            }
+            k += 2;
+        }
+        if route.dest.is_empty() {
+            self.warn(s.pos, "route without a destination; ignored");
+            return None;
+        }
+        if route.dest == "default" {
+            let v6 = route
+                .via
+                .as_deref()
+                .and_then(|v| v.parse::<IpAddr>().ok())
+                .is_some_and(|v| v.is_ipv6());
+            route.dest = if v6 { "::/0" } else { "0.0.0.0/0" }.to_owned();
+        }
+        Some(route)
+    }
+
+    /// `NAME [weight N] [reverse|noreverse]`. `reverse` is exact only for files (whose value
+    /// is multiplied by the weight), where it negates the weight; elsewhere it is warned about.
+    fn track(&mut self, s: &Stmt, kind: TrackKind) -> Option<KTrack> {
+        let list = kind.keyword();
+        let (name, rest) = s.words.split_first()?;
+        let mut weight = None;
+        let mut reverse = false;
+        let mut k = 0;
+        while k < rest.len() {
+            match rest[k].as_str() {
+                "weight" => {
+                    match rest.get(k + 1).map(|w| (w, w.parse::<i64>())) {
+                        Some((_, Ok(n))) => weight = Some(n),
+                        Some((w, Err(_))) => self.warn(
+                            s.pos,
+                            format!("{list} {name}: weight `{w}` is not a whole number; ignored"),
+                        ),
+                        None => self.warn(
+                            s.pos,
+                            format!("{list} {name}: `weight` needs a value; ignored"),
+                        ),
+                    }
+                    k += 2;
+                }
+                "reverse" => {
+                    reverse = true;
+                    k += 1;
+                }
+                "noreverse" => k += 1,
+                _ => {
+                    self.warn(
+                        s.pos,
+                        format!(
+                            "{list} {name}: `{}` is not supported; ignored",
+                            rest[k..].join(" ")
+                        ),
+                    );
+                    break;
+                }
+            }
+        }
+        if reverse {
+            if kind == TrackKind::File {
+                weight = weight.map(|w| -w);
+                if weight.is_none() {
+                    self.warn(
+                        s.pos,
+                        format!(
+                            "{list} {name}: `reverse` without `weight` is not supported; ignored"
+                        ),
+                    );
+                }
+            } else {
+                self.warn(
+                    s.pos,
+                    format!("{list} {name}: `reverse` is not supported; imported without it"),
+                );
+            }
+        }
+        Some(KTrack {
+            kind,
+            name: name.clone(),
+            weight,
+            pos: s.pos,
+        })
+    }
+
+    fn group(&mut self, stmt: &Stmt, name: String) -> KGroup {
+        let mut g = KGroup {
+            name,
+            pos: stmt.pos,
+            members: Vec::new(),
+            tracks: Vec::new(),
+            notify: KNotify::default(),
+        };
+        let place = format!("vrrp_sync_group {}", g.name);
+        for s in self.block(stmt) {
+            match s.keyword() {
+                "group" => {
+                    for m in self.block(s) {
+                        g.members.extend(m.words.iter().map(|w| (w.clone(), m.pos)));
+                    }
+                }
+                "track_script" | "track_file" | "track_process" | "track_interface" => {
+                    let tracks = self.tracks(s);
+                    g.tracks.extend(tracks);
+                }
+                _ => {
+                    if !self.notify(s, &mut g.notify) {
+                        self.ignored(s, &place);
+                    }
+                }
+            }
+        }
+        g
+    }
+}
