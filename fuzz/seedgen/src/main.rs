@@ -183,17 +183,19 @@ fn kdl_configs(repo: &Path) -> Vec<String> {
             }
         }
     }
-    let parse_rs = fs::read_to_string(repo.join("core/src/config/parse.rs")).unwrap_or_default();
-    out.extend(
-        raw_strings(&parse_rs)
-            .into_iter()
-            .filter(|s| s.contains('{')),
-    );
+    // The config reader's tests, one file per topic.
+    if let Ok(entries) = fs::read_dir(repo.join("core/config/src/parse/tests")) {
+        for e in entries.flatten() {
+            let text = fs::read_to_string(e.path()).unwrap_or_default();
+            out.extend(raw_strings(&text).into_iter().filter(|s| s.contains('{')));
+        }
+    }
     out
 }
 
 fn keepalived_configs(repo: &Path) -> Vec<String> {
-    let import_rs = fs::read_to_string(repo.join("core/src/config/import.rs")).unwrap_or_default();
+    let import_rs =
+        fs::read_to_string(repo.join("core/keepalived/src/tests.rs")).unwrap_or_default();
     let mut out: Vec<String> = raw_strings(&import_rs)
         .into_iter()
         .filter(|s| s.contains('{'))
