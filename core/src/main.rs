@@ -270,16 +270,21 @@ fn plugin(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
                 let (name, value) = a
                     .split_once('=')
                     .map_or((a.as_str(), None), |(n, v)| (n, Some(v)));
-                match (name, value) {
-                    ("log", None) => grants.log = true,
-                    ("clock", None) => grants.clock = true,
-                    ("listening-sockets", None) => grants.listening_sockets = true,
-                    ("tcp-connect", Some(v)) => {
-                        let sa: std::net::SocketAddr = v.parse().map_err(|e| anyhow::anyhow!("--allow {a}: {e}"))?;
-                        grants.tcp_connect.push((sa.ip(), sa.port()));
+                let cap: wasm::Capability = name
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("--allow {a}: {e}"))?;
+                match (cap, value) {
+                    (wasm::Capability::TcpConnect, Some(v)) => grants
+                        .tcp_connect
+                        .push(v.parse().map_err(|e| anyhow::anyhow!("--allow {a}: {e}"))?),
+                    (wasm::Capability::ReadFile, Some(v)) => {
+                        grants.read_file.push(PathBuf::from(v))
                     }
-                    ("read-file", Some(v)) => grants.read_file.push(PathBuf::from(v)),
-                    _ => anyhow::bail!("--allow {a}: expected log, clock, listening-sockets, tcp-connect=ADDR:PORT or read-file=PATH"),
+                    (c, None) if !c.takes_targets() => grants.grant(c),
+                    (c, _) if c.takes_targets() => {
+                        anyhow::bail!("--allow {a}: write {c}=TARGET (an address or a path)")
+                    }
+                    (c, _) => anyhow::bail!("--allow {a}: {c} takes no value"),
                 }
             }
             let config: Vec<(String, String)> = config

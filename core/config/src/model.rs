@@ -4,8 +4,10 @@
 //! Every item that an error may point at keeps the byte span of its KDL node.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use miette::SourceSpan;
@@ -214,8 +216,77 @@ pub const DEFAULT_MEMORY_LIMIT: u64 = 16 << 20;
 /// Largest `memory-limit`: 4 GiB, all a 32-bit linear memory can address.
 pub const MAX_MEMORY_LIMIT: u64 = 4 << 30;
 
+/// What a plugin may ask the host for: the WIT `capability` enum, and the config's spelling
+/// (`allow "listening-sockets"`). The one list of them: the config reader, the plugin host
+/// and `upkeep plugin run` all take it from here. Not `non_exhaustive`: the plugin host maps
+/// every one onto the WIT's, and a new one must not compile until it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Capability {
+    /// Read the listening sockets of the daemon's network namespace.
+    ListeningSockets,
+    /// Open TCP connections to granted addresses.
+    TcpConnect,
+    /// Read granted files.
+    ReadFile,
+    /// Write to the daemon's log.
+    Log,
+    /// Read the wall clock.
+    Clock,
+}
+
+impl Capability {
+    /// Every capability, in WIT order.
+    pub const ALL: [Capability; 5] = [
+        Capability::ListeningSockets,
+        Capability::TcpConnect,
+        Capability::ReadFile,
+        Capability::Log,
+        Capability::Clock,
+    ];
+
+    /// The WIT name, e.g. `listening-sockets` (also the config spelling).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Capability::ListeningSockets => "listening-sockets",
+            Capability::TcpConnect => "tcp-connect",
+            Capability::ReadFile => "read-file",
+            Capability::Log => "log",
+            Capability::Clock => "clock",
+        }
+    }
+
+    /// Whether the grant names what it allows (`allow "tcp-connect" "addr:port" ...`).
+    pub const fn takes_targets(self) -> bool {
+        matches!(self, Capability::TcpConnect | Capability::ReadFile)
+    }
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Capability {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Capability::ALL
+            .into_iter()
+            .find(|c| c.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Capability::ALL.iter().map(|c| c.name()).collect();
+                format!(
+                    "unknown capability `{s}` (expected one of: {})",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
 /// What the operator lets a plugin do beyond computing (`allow "..."`). Everything is denied
-/// by default; a plugin also gets only what it declares it needs.
+/// by default; a plugin also gets only what it declares it needs, and a capability it declares
+/// that is not granted here makes its load fail.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Grants {
     /// `allow "listening-sockets"`: list the host's listening TCP/UDP sockets.
@@ -223,12 +294,36 @@ pub struct Grants {
     /// `allow "tcp-connect" "addr:port" ...`: open TCP connections to these; port 0 means any
     /// port of that address.
     pub tcp_connect: Vec<SocketAddr>,
-    /// `allow "read-file" "/path" ...`: read these files (or files under these directories).
+    /// `allow "read-file" "/path" ...`: read these files, and anything under these directories
+    /// (after resolving symlinks and `..`).
     pub read_file: Vec<PathBuf>,
     /// `allow "log"`: write to the daemon's log.
     pub log: bool,
-    /// `allow "clock"`: read the wall clock (otherwise it reads as the Unix epoch).
+    /// `allow "clock"`: read the wall clock (otherwise it, and WASI's, reads as the Unix epoch).
     pub clock: bool,
+}
+
+impl Grants {
+    /// Whether `c` is granted at all (for some target, for `tcp-connect` and `read-file`).
+    pub fn allows(&self, c: Capability) -> bool {
+        match c {
+            Capability::ListeningSockets => self.listening_sockets,
+            Capability::TcpConnect => !self.tcp_connect.is_empty(),
+            Capability::ReadFile => !self.read_file.is_empty(),
+            Capability::Log => self.log,
+            Capability::Clock => self.clock,
+        }
+    }
+
+    /// Grants `c` (one without targets; those are pushed to their list).
+    pub fn grant(&mut self, c: Capability) {
+        match c {
+            Capability::ListeningSockets => self.listening_sockets = true,
+            Capability::Log => self.log = true,
+            Capability::Clock => self.clock = true,
+            Capability::TcpConnect | Capability::ReadFile => {}
+        }
+    }
 }
 
 /// The commands run when an instance or sync group changes state (keepalived's `notify_*`),

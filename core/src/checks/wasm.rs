@@ -27,10 +27,8 @@ mod v0_1;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::future::Future;
-use std::net::IpAddr;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -55,96 +53,7 @@ const TICK: Duration = Duration::from_millis(10);
 /// is abandoned.
 const HOST_GRACE: Duration = Duration::from_millis(100);
 
-/// What a plugin may ask the host for (the WIT `capability` enum).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[non_exhaustive]
-pub enum Capability {
-    /// Read the listening sockets of the daemon's network namespace.
-    ListeningSockets,
-    /// Open TCP connections to granted addresses.
-    TcpConnect,
-    /// Read granted files.
-    ReadFile,
-    /// Write to the daemon's log.
-    Log,
-    /// Read the wall clock.
-    Clock,
-}
-
-impl Capability {
-    /// Every capability, in WIT order.
-    pub const ALL: [Capability; 5] = [
-        Capability::ListeningSockets,
-        Capability::TcpConnect,
-        Capability::ReadFile,
-        Capability::Log,
-        Capability::Clock,
-    ];
-
-    /// The WIT name, e.g. `listening-sockets` (also the config spelling).
-    pub fn name(self) -> &'static str {
-        match self {
-            Capability::ListeningSockets => "listening-sockets",
-            Capability::TcpConnect => "tcp-connect",
-            Capability::ReadFile => "read-file",
-            Capability::Log => "log",
-            Capability::Clock => "clock",
-        }
-    }
-}
-
-impl fmt::Display for Capability {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Capability {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        Capability::ALL
-            .into_iter()
-            .find(|c| c.name() == s)
-            .ok_or_else(|| {
-                let names: Vec<_> = Capability::ALL.iter().map(|c| c.name()).collect();
-                format!(
-                    "unknown capability `{s}` (expected one of: {})",
-                    names.join(", ")
-                )
-            })
-    }
-}
-
-/// What the operator allows one plugin. A capability the plugin declares but that is not
-/// granted here makes [`Plugin::load`] fail.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Grants {
-    /// `listening-sockets`.
-    pub listening_sockets: bool,
-    /// `tcp-connect`, to these addresses only; port 0 means any port of that address.
-    pub tcp_connect: Vec<(IpAddr, u16)>,
-    /// `read-file`, of these files and of anything under these directories (after resolving
-    /// symlinks and `..`).
-    pub read_file: Vec<PathBuf>,
-    /// `log`.
-    pub log: bool,
-    /// `clock`. Without it, WASI's wall clock also reads as the Unix epoch.
-    pub clock: bool,
-}
-
-impl Grants {
-    /// Whether `c` is granted at all (for some target, for `tcp-connect` and `read-file`).
-    pub fn allows(&self, c: Capability) -> bool {
-        match c {
-            Capability::ListeningSockets => self.listening_sockets,
-            Capability::TcpConnect => !self.tcp_connect.is_empty(),
-            Capability::ReadFile => !self.read_file.is_empty(),
-            Capability::Log => self.log,
-            Capability::Clock => self.clock,
-        }
-    }
-}
+pub use upkeep_config::model::{Capability, Grants};
 
 /// Per-call resource limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -87,16 +87,6 @@ pub fn run_as(user: Option<&str>) -> Result<Option<(u32, u32)>, String> {
 /// Set once the daemon has warned that scripts run as root.
 static WARNED_ROOT: std::sync::Once = std::sync::Once::new();
 
-pub fn wasm_grants(g: &config::Grants) -> wasm::Grants {
-    wasm::Grants {
-        listening_sockets: g.listening_sockets,
-        tcp_connect: g.tcp_connect.iter().map(|a| (a.ip(), a.port())).collect(),
-        read_file: g.read_file.clone(),
-        log: g.log,
-        clock: g.clock,
-    }
-}
-
 /// Everything a config's checks and hooks need, prepared; or the first reason it cannot run,
 /// located in the file.
 pub struct Prepared {
@@ -138,15 +128,9 @@ pub async fn prepare(
                     timeout: def.timeout,
                     memory: usize::try_from(*memory_limit).unwrap_or(usize::MAX),
                 };
-                let loaded = load_plugin(
-                    host,
-                    &path,
-                    wasm_grants(grants),
-                    limits,
-                    reuse.get(&def.name),
-                )
-                .await
-                .map_err(|e| format!("{}: check `{}`: {e}", at(def.span), def.name))?;
+                let loaded = load_plugin(host, &path, grants.clone(), limits, reuse.get(&def.name))
+                    .await
+                    .map_err(|e| format!("{}: check `{}`: {e}", at(def.span), def.name))?;
                 if !loaded.plugin.metadata().check {
                     return Err(format!(
                         "{}: check `{}`: plugin {} exports no `check`",
@@ -170,7 +154,7 @@ pub async fn prepare(
         let loaded = load_plugin(
             host,
             &path,
-            wasm_grants(&hook.grants),
+            hook.grants.clone(),
             limits,
             reuse_hooks.get(&hook.name),
         )

@@ -13,7 +13,9 @@ use super::schema::{applies_to, example, CAPABILITIES, CHECK_KEYS, CHECK_KINDS, 
 use super::suggest::closest;
 use super::validate::{head, positional, prop, span_between, span_end, Cx, Seen};
 use super::value::{kind_of, parse_size, Expect, SIZE_HELP};
-use crate::model::{CheckDef, CheckKind, Grants, HookDef, DEFAULT_MEMORY_LIMIT, MAX_MEMORY_LIMIT};
+use crate::model::{
+    Capability, CheckDef, CheckKind, Grants, HookDef, DEFAULT_MEMORY_LIMIT, MAX_MEMORY_LIMIT,
+};
 
 /// Smallest `memory-limit`: one WebAssembly page.
 const MIN_MEMORY_LIMIT: u64 = 64 << 10;
@@ -351,7 +353,7 @@ impl Cx<'_> {
         let Some(cap) = self.name_string(first, "allow") else {
             return;
         };
-        let Some(&cap) = CAPABILITIES.iter().find(|c| **c == cap) else {
+        let Ok(capability) = cap.parse::<Capability>() else {
             let known = CAPABILITIES.join(", ");
             let help = match closest(&cap, CAPABILITIES.iter().copied()) {
                 Some(s) => format!("did you mean `{s}`? known capabilities: {known}"),
@@ -365,10 +367,11 @@ impl Cx<'_> {
             );
             return;
         };
-        match cap {
-            "tcp-connect" | "read-file" => {
+        let cap = capability.name();
+        match capability {
+            Capability::TcpConnect | Capability::ReadFile => {
                 if rest.is_empty() {
-                    let like = if cap == "tcp-connect" {
+                    let like = if capability == Capability::TcpConnect {
                         "allow \"tcp-connect\" \"127.0.0.1:80\" \"[2001:db8::1]:443\""
                     } else {
                         "allow \"read-file\" \"/etc/haproxy/haproxy.cfg\""
@@ -381,7 +384,7 @@ impl Cx<'_> {
                     );
                 }
                 for entry in rest {
-                    if cap == "tcp-connect" {
+                    if capability == Capability::TcpConnect {
                         self.tcp_grant(entry, plugin);
                     } else {
                         self.read_grant(entry, plugin);
@@ -408,12 +411,7 @@ impl Cx<'_> {
                     return;
                 }
                 plugin.granted.insert(cap, head(node));
-                let g = &mut plugin.grants;
-                match cap {
-                    "listening-sockets" => g.listening_sockets = true,
-                    "log" => g.log = true,
-                    _ => g.clock = true,
-                }
+                plugin.grants.grant(capability);
             }
         }
     }

@@ -1,14 +1,18 @@
 //! The schema as tables: which settings each block takes, which may repeat, which check kinds
 //! a setting applies to, keepalived's spellings, and a one-line example of each setting.
 
-/// What a plugin may be granted with `allow`.
-pub(super) const CAPABILITIES: &[&str] = &[
-    "listening-sockets",
-    "tcp-connect",
-    "read-file",
-    "log",
-    "clock",
-];
+use crate::model::Capability;
+
+/// What a plugin may be granted with `allow`: the names of [`Capability::ALL`].
+pub(super) const CAPABILITIES: [&str; Capability::ALL.len()] = {
+    let mut names = [""; Capability::ALL.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = Capability::ALL[i].name();
+        i += 1;
+    }
+    names
+};
 
 pub(super) const TOP_KEYS: &[&str] = &["global", "check", "hook", "instance", "sync-group"];
 pub(super) const GLOBAL_KEYS: &[&str] = &[

@@ -62,7 +62,7 @@ impl host::Host for State {
             .grants
             .tcp_connect
             .iter()
-            .any(|&(g, p)| g == ip && (p == 0 || p == port));
+            .any(|g| g.ip() == ip && (g.port() == 0 || g.port() == port));
         if !granted {
             return Err(types::HostError::Denied(format!(
                 "{} is not granted",
