@@ -1,9 +1,9 @@
 //! A quick reader for the KDL that config files are made of, with the `kdl` crate as its
 //! reference.
 //!
-//! Why: `KdlDocument::parse` keeps every space and comment for editing and reads a few MB/s;
-//! a config of 255 instances (40 KB) takes it about 20 ms of CPU, the largest part of the
-//! daemon's start-up and so of the time before its first election. This reader builds the same
+//! Why: `KdlDocument::parse` keeps every space and comment for editing and is slow enough to be
+//! the largest part of the daemon's start-up with a large config, and so of the time before its
+//! first election (figures: docs/design.md). This reader builds the same
 //! `KdlDocument` (names, values, children and every span, formatting left out) in a single pass
 //! over the bytes, for the subset of KDL v2 that configs use: bare and quoted strings with the
 //! usual escapes, decimal numbers, `#true`/`#false`/`#null`, properties, child blocks, `;`,

@@ -1,12 +1,10 @@
 //! Compiling plugins outside the daemon, with the result kept on disk.
 //!
 //! Compiling a component pulls Cranelift's code into memory and leaves its working set in the
-//! heap: about 12 MiB of resident memory and 40 ms of CPU for a small check, kept for the life
-//! of the daemon. So the daemon has a short-lived `upkeep compile-plugin` process compile it
+//! heap, kept for the life of the daemon (figures: docs/design.md). So the daemon has a short-lived `upkeep compile-plugin` process compile it
 //! (a compiler crash or a component built to exhaust the compiler stays in that process), and
 //! loads the ready machine code from `STATE_DIR/plugins/`, keyed by the component's SHA-256 and
 //! the engine's compatibility hash: a restart or a reload with the same file compiles nothing.
-//! Loading ready code takes well under a millisecond.
 //!
 //! Trust: machine code loaded this way runs unchecked, so only files this daemon's user owns,
 //! in a directory only that user can write, are ever loaded; anything else is recompiled.
