@@ -258,8 +258,7 @@ mod tests {
     use upkeep_config::parse::parse_str;
 
     fn is_root() -> bool {
-        // SAFETY: geteuid(2) cannot fail.
-        unsafe { libc::geteuid() == 0 }
+        crate::exec::security::effective_uid() == 0
     }
 
     struct TempDir(std::path::PathBuf);

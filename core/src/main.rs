@@ -347,12 +347,9 @@ fn reload(state_dir: &std::path::Path, timeout: std::time::Duration) -> anyhow::
     let before = read()?;
     let pid = before.pid;
     let seq = before.last_reload.as_ref().map_or(0, |r| r.seq);
-    // SAFETY: kill(2) with a pid read from the daemon's own status file.
-    if unsafe { libc::kill(pid as i32, libc::SIGHUP) } != 0 {
-        anyhow::bail!(
-            "cannot signal upkeep (pid {pid}): {}",
-            std::io::Error::last_os_error()
-        );
+    let target = i32::try_from(pid).context("status.json has a pid out of range")?;
+    if let Err(e) = upkeep::exec::process::signal(target, libc::SIGHUP) {
+        anyhow::bail!("cannot signal upkeep (pid {pid}): {e}");
     }
     let deadline = std::time::Instant::now() + timeout;
     while std::time::Instant::now() < deadline {

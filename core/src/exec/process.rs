@@ -144,12 +144,18 @@ pub async fn run(spawn: &Spawn<'_>) -> Run {
 }
 
 fn kill_group(pgid: u32) {
-    let Ok(pgid) = i32::try_from(pgid) else {
-        return;
-    };
-    // SAFETY: kill(2) with a negative pid signals a process group; no memory is involved.
-    unsafe {
-        libc::kill(-pgid, libc::SIGKILL);
+    if let Ok(pgid) = i32::try_from(pgid) {
+        let _ = signal(-pgid, libc::SIGKILL);
+    }
+}
+
+/// kill(2): sends `sig` to `pid` (a negative pid: that process group).
+pub fn signal(pid: i32, sig: libc::c_int) -> std::io::Result<()> {
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    if unsafe { libc::kill(pid, sig) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 

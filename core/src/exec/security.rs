@@ -725,12 +725,17 @@ pub fn script_user(configured: Option<&str>) -> Result<User, ScriptUserError> {
     }
 }
 
+/// The daemon's effective user id.
+pub fn effective_uid() -> u32 {
+    // SAFETY: geteuid(2) cannot fail and touches no memory.
+    unsafe { libc::geteuid() }
+}
+
 /// What the daemon switches to before it runs a script or notify command: `(uid, gid)` of
 /// [`script_user`], or None to stay itself (the user is the daemon's own; or the daemon is
 /// not root, so cannot switch, and was not told to).
 pub fn run_as(configured: Option<&str>) -> Result<Option<(u32, u32)>, ScriptUserError> {
-    // SAFETY: geteuid(2) cannot fail and touches no memory.
-    let me = unsafe { libc::geteuid() };
+    let me = effective_uid();
     if configured.is_none() && me != 0 {
         return Ok(None);
     }
@@ -804,8 +809,7 @@ mod tests {
     use std::os::unix::fs::{chown, symlink};
 
     fn is_root() -> bool {
-        // SAFETY: geteuid has no preconditions.
-        unsafe { libc::geteuid() == 0 }
+        effective_uid() == 0
     }
 
     /// A fresh directory under the system temp dir (root-owned and sticky, which the rule

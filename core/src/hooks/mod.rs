@@ -274,8 +274,7 @@ mod tests {
 
     /// The test's own user, so commands run as it and can write its temp files.
     fn me() -> Option<String> {
-        // SAFETY: geteuid has no preconditions.
-        security::user_name(unsafe { libc::geteuid() })
+        security::user_name(security::effective_uid())
     }
 
     fn temp(tag: &str) -> PathBuf {
@@ -456,8 +455,7 @@ mod tests {
 
     #[tokio::test]
     async fn runs_as_script_user() {
-        // SAFETY: geteuid has no preconditions.
-        let root = unsafe { libc::geteuid() } == 0;
+        let root = security::effective_uid() == 0;
         let Ok(Some(nobody)) = security::lookup_user("nobody") else {
             return;
         };

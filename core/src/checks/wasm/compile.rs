@@ -180,8 +180,7 @@ impl CodeCache {
 /// Owned by this user and writable by nobody else.
 fn private(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok_and(|m| {
-        // SAFETY: geteuid has no preconditions.
-        m.uid() == unsafe { libc::geteuid() } && m.permissions().mode() & 0o022 == 0
+        m.uid() == crate::exec::security::effective_uid() && m.permissions().mode() & 0o022 == 0
     })
 }
 
