@@ -17,6 +17,7 @@ use crate::checks::wasm::{self, Plugin, PluginHost};
 use crate::checks::{script, trackers, CheckResult, Tracker};
 use crate::exec::security::{self, check_plugin_file};
 use upkeep_config::{self as config, CheckDef, CheckKind, Config};
+use upkeep_vrrp::node::CheckState;
 
 /// A plugin file's identity: a changed file (a new build) is recompiled on reload even when the
 /// config text did not change.
@@ -67,6 +68,14 @@ impl Drop for Check {
 impl Check {
     pub fn kind(&self) -> &'static str {
         self.def.kind.keyword()
+    }
+
+    /// What the node's weight rules go by: a file tracker's value, any other check's health.
+    pub fn state(&self) -> CheckState {
+        match self.def.kind {
+            CheckKind::File { .. } => CheckState::Value(self.value),
+            _ => CheckState::Healthy(self.tracker.healthy()),
+        }
     }
 }
 

@@ -1,5 +1,6 @@
-//! One configured VRRP instance at run time: its state machine plus what the driver needs to
-//! carry out its actions (socket, addresses, counters).
+//! One configured VRRP instance at run time: what the driver needs to carry out its actions
+//! (socket, addresses, counters). Its state machine is in the daemon's `Node`, at the same
+//! index.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -20,7 +21,6 @@ use super::vips::Owned;
 
 pub struct Instance {
     pub cfg: InstanceConfig,
-    pub fsm: Fsm,
     pub expect: Expect,
     pub ifindex: u32,
     pub v6: bool,
@@ -30,18 +30,7 @@ pub struct Instance {
     pub owned: Arc<Owned>,
     pub vip_addrs: Vec<IpAddr>,
     pub span: Span,
-    /// Causes of FAULT of the instance's own (its group's are added by the daemon).
-    pub link_down: bool,
-    pub check_fault: bool,
-    /// The fault value last fed to the state machine.
-    pub fault_fed: bool,
-    /// (check name, weight) of the checks this instance tracks.
-    pub tracks: Vec<(String, i32)>,
-    /// Indexes of the other members of its sync group (rebuilt whenever instances change).
-    pub group_peers: Vec<usize>,
     pub garp_refresh_at: Option<std::time::Instant>,
-    /// Removed by a reload: resigning, dropped once back in Initialize.
-    pub retiring: bool,
     /// Bumped whenever the VIPs are released: pending GARP repeats of an earlier mastership
     /// see it and stop, so a router that stepped down never keeps pulling clients to itself.
     pub announce_epoch: Arc<std::sync::atomic::AtomicU64>,
@@ -98,7 +87,7 @@ pub struct Wiring {
 }
 
 impl Instance {
-    pub fn new(cfg: InstanceConfig, global: &upkeep_config::Global, w: Wiring) -> Self {
+    pub fn new(cfg: InstanceConfig, w: Wiring) -> Self {
         let v6 = cfg.is_ipv6();
         let vip_addrs: Vec<IpAddr> = cfg.vips.iter().map(|v| v.addr).collect();
         let expect = Expect {
@@ -117,9 +106,7 @@ impl Instance {
             addrs: vip_addrs.clone(),
         };
         let span = tracing::info_span!("instance", name = %cfg.name, vrid = cfg.vrid);
-        let fsm = Fsm::new(params(&cfg, global, w.src), cfg.priority);
         Self {
-            fsm,
             expect,
             ifindex: w.ifindex,
             v6,
@@ -129,13 +116,7 @@ impl Instance {
             owned: w.owned,
             vip_addrs,
             span,
-            link_down: false,
-            check_fault: false,
-            fault_fed: false,
-            tracks: Vec::new(),
-            group_peers: Vec::new(),
             garp_refresh_at: None,
-            retiring: false,
             announce_epoch: Arc::default(),
             stats: Stats::default(),
             advert,
@@ -145,12 +126,11 @@ impl Instance {
         }
     }
 
-    /// Take new settings of the same virtual router (a reload), keeping the protocol state.
-    /// Returns the addresses to add and remove now if VIPs are held.
+    /// Take new settings of the same virtual router (a reload; the state machine's are the
+    /// node's to take). Returns the addresses to add and remove now if VIPs are held.
     pub fn reconfigure(
         &mut self,
         cfg: InstanceConfig,
-        global: &upkeep_config::Global,
         src: IpAddr,
         owned: Arc<Owned>,
     ) -> (Owned, Owned) {
@@ -165,7 +145,6 @@ impl Instance {
         self.advert.interval_cs = interval_cs(cfg.advert_interval);
         self.advert.auth = auth(&cfg);
         self.advert.addrs = vip_addrs.clone();
-        self.fsm.set_params(params(&cfg, global, src));
         self.src = src;
         self.vip_addrs = vip_addrs;
         if cfg.name != self.cfg.name {
@@ -239,17 +218,17 @@ impl Instance {
         *self.stats.drops.entry(reason).or_default() += 1;
     }
 
-    pub fn status(&self, effective: u8) -> InstanceStatus {
+    pub fn status(&self, fsm: &Fsm) -> InstanceStatus {
         InstanceStatus {
             name: self.cfg.name.clone(),
             interface: self.cfg.interface.clone(),
             vrid: self.cfg.vrid,
-            state: self.fsm.state(),
+            state: fsm.state(),
             priority: self.cfg.priority,
-            effective_priority: effective,
-            master: self.fsm.master().map(|(ip, _)| ip.to_string()),
+            effective_priority: fsm.priority(),
+            master: fsm.master().map(|(ip, _)| ip.to_string()),
             vips_held: self.stats.vips_held,
-            held_back: self.fsm.held(),
+            held_back: fsm.held(),
             transitions: self.stats.transitions,
             last_transition: self.stats.last_transition.clone(),
             adverts_sent: self.stats.adverts_sent,

@@ -16,7 +16,7 @@ mod vips;
 mod watch;
 mod wiring;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -27,13 +27,13 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use crate::checks::trackers::{file_effect, FileEffect};
 use crate::checks::wasm::{self, PluginHost};
 use crate::checks::{CheckResult, Tracker};
 use crate::hooks::{self, Notifier, Subject, Transition};
 use crate::net::netlink::{self, LinkEvent, Netlink};
 use upkeep_config::{self as config, CheckDef, CheckKind, Config};
-use upkeep_vrrp::fsm::{Action, Event, Reason, State};
+use upkeep_vrrp::fsm::{Action, Event, State};
+use upkeep_vrrp::node::{Node, Track};
 use upkeep_vrrp::packet::DropReason;
 use upkeep_vrrp::receive;
 
@@ -84,6 +84,9 @@ struct Daemon {
     source: String,
     opts: Options,
     wires: Wires,
+    /// The state machines and the rules between them (checks' weights, faults, sync groups);
+    /// `instances` holds the IO side of each, at the same index.
+    node: Node,
     instances: Vec<Instance>,
     /// (ifindex, v6, vrid) -> instance index
     by_vrid: HashMap<(u32, bool, u8), usize>,
@@ -96,14 +99,12 @@ struct Daemon {
     vips: VipWriter,
     /// Instances whose takeover announcement waits for their addresses (see [`Daemon::pump`]).
     announce_queue: Vec<usize>,
-    queue: VecDeque<(usize, Event)>,
     global_drops: HashMap<DropReason, u64>,
     status_file: StatusFile,
     /// When status.json is next written: now after a transition, within 500 ms after a counter.
     status_due: Option<Instant>,
     last_reload: Option<ReloadStatus>,
     reloads: u64,
-    stopping: bool,
     /// The WebAssembly engine, made when the first plugin is loaded.
     plugin_host: Option<PluginHost>,
     hook_plugins: HashMap<String, Loaded>,
@@ -149,6 +150,7 @@ impl Daemon {
             cfg: Config::default(),
             source,
             wires: Wires::new(nl, tx),
+            node: Node::new(),
             instances: Vec::new(),
             by_vrid: HashMap::new(),
             checks: Vec::new(),
@@ -159,13 +161,11 @@ impl Daemon {
             check_rx,
             vips,
             announce_queue: Vec::new(),
-            queue: VecDeque::new(),
             global_drops: HashMap::new(),
             status_file: StatusFile::new(&opts.state_dir),
             status_due: Some(Instant::now()),
             last_reload: None,
             reloads: 0,
-            stopping: false,
             plugin_host: None,
             hook_plugins: HashMap::new(),
             hook_tx: checks::spawn_hook_runner(),
@@ -236,9 +236,9 @@ impl Daemon {
             // (all instances' in one netlink batch, waited for below).
             let leftovers = leftovers(&daemon.wires.nl, &mut present, &wiring.owned).await;
             daemon.vips.remove(&leftovers);
-            let mut rt = Instance::new(inst.clone(), &cfg.global, wiring);
-            rt.link_down = !up;
-            daemon.instances.push(rt);
+            let params = instance::params(inst, &cfg.global, wiring.src);
+            daemon.node.add(params, inst.priority, up);
+            daemon.instances.push(Instance::new(inst.clone(), wiring));
         }
         daemon.vips.flush();
         daemon.cfg = cfg;
@@ -266,10 +266,7 @@ impl Daemon {
         tokio::pin!(reload_sleep);
 
         let now = Instant::now();
-        for i in 0..self.instances.len() {
-            self.start_instance(i);
-        }
-        self.refresh_faults();
+        self.start_instances(0..self.instances.len());
         self.pump(now);
         self.systemd
             .send(&format!("READY=1\nSTATUS={}", self.summary()));
@@ -281,12 +278,7 @@ impl Daemon {
         );
 
         loop {
-            if self.stopping
-                && self
-                    .instances
-                    .iter()
-                    .all(|i| i.fsm.state() == State::Initialize)
-            {
+            if self.node.is_stopped() {
                 break;
             }
             let deadline = self.next_deadline();
@@ -394,17 +386,19 @@ impl Daemon {
                 ),
             };
         };
-        let mut members = vec![i];
-        members.extend(self.instances[i].group_peers.iter().copied());
+        let members = match event {
+            Event::HandOver => self.node.hand_over(i),
+            _ => self.node.release(i),
+        };
         let mut names = Vec::new();
-        for &j in &members {
+        for j in members {
             let inst = &self.instances[j];
-            info!(parent: &inst.span, state = %inst.fsm.state(), "{}", match event {
+            // Queued, not yet run: the state is the one it is asked in.
+            info!(parent: &inst.span, state = %self.node.fsm(j).state(), "{}", match event {
                 Event::HandOver => "handover asked for: preemption held back until released",
                 _ => "released: preempting as configured",
             });
             names.push(inst.cfg.name.clone());
-            self.queue.push_back((j, event));
         }
         // The loop pumps the queue right after this branch.
         self.status_due = Some(Instant::now());
@@ -421,23 +415,19 @@ impl Daemon {
         }
     }
 
-    /// Queues instance `i`'s start. The caller then calls [`Self::refresh_faults`] once for all
-    /// it started (once per instance would be quadratic in a config of hundreds).
-    fn start_instance(&mut self, i: usize) {
-        let inst = &self.instances[i];
-        debug!(
-            parent: &inst.span,
-            interface = %inst.cfg.interface,
-            source = %inst.src,
-            priority = inst.cfg.priority,
-            "starting"
-        );
-        self.queue.push_back((i, Event::Startup));
-        let p = self.effective_priority(i);
-        if p != self.instances[i].cfg.priority {
-            self.queue.push_back((i, Event::Priority(p)));
+    /// Queues these instances' start (the loop pumps them).
+    fn start_instances(&mut self, started: impl IntoIterator<Item = usize> + Clone) {
+        for i in started.clone() {
+            let inst = &self.instances[i];
+            debug!(
+                parent: &inst.span,
+                interface = %inst.cfg.interface,
+                source = %inst.src,
+                priority = inst.cfg.priority,
+                "starting"
+            );
         }
-        self.instances[i].check_fault = self.fatal_check_failing(i);
+        self.node.start(started);
     }
 
     async fn spawn_check(&mut self, def: CheckDef, plugin: Option<Loaded>) {
@@ -483,6 +473,7 @@ impl Daemon {
                 }
             }
         }
+        self.node.set_check(&check.def.name, check.state());
         self.checks.push(check);
     }
 
@@ -511,54 +502,57 @@ impl Daemon {
         // Retiring instances first, so a new instance on the same VRID wins the slot.
         for pass in [true, false] {
             for (i, inst) in self.instances.iter().enumerate() {
-                if inst.retiring == pass {
+                if self.node.is_retiring(i) == pass {
                     self.by_vrid
                         .insert((inst.ifindex, inst.v6, inst.cfg.vrid), i);
                 }
             }
         }
         for i in 0..self.instances.len() {
-            let name = self.instances[i].cfg.name.clone();
             let tracks = self.instances[i]
                 .cfg
                 .tracks
                 .iter()
                 .filter_map(|t| {
                     let c = self.cfg.check(&t.check)?;
-                    Some((t.check.clone(), t.weight.unwrap_or(c.weight)))
+                    Some(Track {
+                        check: t.check.clone(),
+                        weight: t.weight.unwrap_or(c.weight),
+                    })
                 })
                 .collect();
-            let peers = match self.cfg.group_of(&name) {
-                Some(g) if !self.instances[i].retiring => g
-                    .members
-                    .iter()
-                    .filter(|m| **m != name)
-                    .filter_map(|m| {
-                        self.instances
-                            .iter()
-                            .position(|x| &x.cfg.name == m && !x.retiring)
-                    })
-                    .collect(),
-                _ => Vec::new(),
-            };
-            self.instances[i].tracks = tracks;
-            self.instances[i].group_peers = peers;
+            self.node.set_tracks(i, tracks);
         }
+        let groups: Vec<Vec<usize>> = self
+            .cfg
+            .sync_groups
+            .iter()
+            .map(|g| {
+                g.members
+                    .iter()
+                    .filter_map(|m| self.active_index(m))
+                    .collect()
+            })
+            .collect();
+        self.node.set_groups(&groups);
     }
 
     /// Drop instances a reload removed once they have resigned.
     fn prune_retired(&mut self) {
-        let before = self.instances.len();
-        self.instances
-            .retain(|i| !(i.retiring && i.fsm.state() == State::Initialize));
-        if self.instances.len() != before {
+        let gone = self.node.drop_retired();
+        if !gone.is_empty() {
+            let mut index = 0;
+            self.instances.retain(|_| {
+                index += 1;
+                !gone.contains(&(index - 1))
+            });
             self.rebuild_indexes();
             self.status_due = Some(Instant::now());
         }
     }
 
     fn shutdown(&mut self, why: &str) {
-        if self.stopping {
+        if self.node.is_stopping() {
             warn!("{why} again: removing VIPs now");
             for inst in &mut self.instances {
                 if inst.stats.vips_held {
@@ -566,28 +560,21 @@ impl Daemon {
                     inst.stats.vips_held = false;
                 }
             }
-            let now = Instant::now();
-            for i in 0..self.instances.len() {
-                self.queue.push_back((i, Event::Fault(true)));
-                self.queue.push_back((i, Event::Shutdown));
-            }
-            self.pump(now);
+            self.node.stop_now();
+            self.pump(Instant::now());
             return;
         }
         info!("{why}: resigning mastership and stopping");
         self.systemd
             .send("STOPPING=1\nSTATUS=resigning and stopping");
-        self.stopping = true;
-        for i in 0..self.instances.len() {
-            self.queue.push_back((i, Event::Shutdown));
-        }
+        self.node.stop();
     }
 
     fn next_deadline(&self) -> Option<Instant> {
         self.instances
             .iter()
-            .flat_map(|i| [i.fsm.poll_timeout(), i.garp_refresh_at])
-            .flatten()
+            .filter_map(|i| i.garp_refresh_at)
+            .chain(self.node.poll_timeout())
             .chain(self.status_due)
             .chain(self.watchdog_at)
             .min()
@@ -600,15 +587,8 @@ impl Daemon {
                 self.watchdog_at = Some(now + every);
             }
         }
-        for i in 0..self.instances.len() {
-            if self.instances[i]
-                .fsm
-                .poll_timeout()
-                .is_some_and(|t| t <= now)
-            {
-                self.queue.push_back((i, Event::Timeout));
-            }
-            let inst = &mut self.instances[i];
+        self.node.timeout(now);
+        for inst in &mut self.instances {
             if inst.garp_refresh_at.is_some_and(|t| t <= now) {
                 if let Err(e) = inst.announcer.announce(&inst.vip_addrs) {
                     debug!(parent: &inst.span, "GARP refresh failed: {e}");
@@ -655,7 +635,7 @@ impl Daemon {
                         if acc.address_mismatch {
                             debug!(parent: &inst.span, %src, "advert's address list differs from ours");
                         }
-                        self.queue.push_back((i, Event::Advert(acc.heard)));
+                        self.node.advert(i, acc.heard);
                     }
                     Err(reason) => {
                         debug!(parent: &inst.span, %src, reason = reason.as_str(), "advert dropped");
@@ -668,15 +648,14 @@ impl Daemon {
 
     fn on_link(&mut self, ev: LinkEvent) {
         let mut changed = false;
-        for inst in &mut self.instances {
-            if inst.ifindex == ev.index && inst.link_down == ev.up {
-                inst.link_down = !ev.up;
+        for (i, inst) in self.instances.iter().enumerate() {
+            if inst.ifindex == ev.index && self.node.set_link(i, ev.up) {
                 info!(parent: &inst.span, up = ev.up, "interface {}", if ev.up { "up" } else { "down" });
                 changed = true;
             }
         }
         if changed {
-            self.refresh_faults();
+            self.node.refresh();
         }
         let ids: Vec<u64> = self
             .checks
@@ -709,86 +688,11 @@ impl Daemon {
             let healthy = check.tracker.healthy();
             info!(check = %check.def.name, healthy, message = %res.message, "check changed state");
         }
+        let changed = self.node.set_check(&check.def.name, check.state());
         check.last = Some(res);
         self.touch_status();
-        if flipped {
-            self.refresh_priorities();
-        }
-    }
-
-    /// Re-derive every instance's effective priority and check-caused fault.
-    fn refresh_priorities(&mut self) {
-        for i in 0..self.instances.len() {
-            let p = self.effective_priority(i);
-            if p != self.instances[i].fsm.priority() {
-                self.queue.push_back((i, Event::Priority(p)));
-            }
-            self.instances[i].check_fault = self.fatal_check_failing(i);
-        }
-        self.refresh_faults();
-    }
-
-    /// What a tracked check does to an instance's priority now: a delta, or FAULT.
-    fn check_effect(&self, name: &str, weight: i32) -> FileEffect {
-        let Some(c) = self.checks.iter().find(|c| c.def.name == name) else {
-            return FileEffect::Priority(0);
-        };
-        if matches!(c.def.kind, CheckKind::File { .. }) {
-            return file_effect(c.value, weight);
-        }
-        match (weight, c.tracker.healthy()) {
-            (0, false) => FileEffect::Fault,
-            (w, false) if w < 0 => FileEffect::Priority(w),
-            (w, true) if w > 0 => FileEffect::Priority(w),
-            _ => FileEffect::Priority(0),
-        }
-    }
-
-    /// Base priority plus the weights of tracked checks (keepalived's rules), kept in 1..=254
-    /// unless nothing moved it (so an owner keeps 255).
-    fn effective_priority(&self, i: usize) -> u8 {
-        let inst = &self.instances[i];
-        let delta: i32 = inst
-            .tracks
-            .iter()
-            .map(|(c, w)| match self.check_effect(c, *w) {
-                FileEffect::Priority(d) => d,
-                FileEffect::Fault => 0,
-            })
-            .sum();
-        if delta == 0 {
-            return inst.cfg.priority;
-        }
-        (i32::from(inst.cfg.priority) + delta).clamp(1, 254) as u8
-    }
-
-    fn fatal_check_failing(&self, i: usize) -> bool {
-        self.instances[i]
-            .tracks
-            .iter()
-            .any(|(c, w)| self.check_effect(c, *w) == FileEffect::Fault)
-    }
-
-    /// Feed each instance its fault state: its own causes or any sync-group member's.
-    fn refresh_faults(&mut self) {
-        if self.stopping {
-            return;
-        }
-        let own: Vec<bool> = self
-            .instances
-            .iter()
-            .map(|i| i.link_down || i.check_fault)
-            .collect();
-        for i in 0..self.instances.len() {
-            let inst = &self.instances[i];
-            if inst.retiring {
-                continue;
-            }
-            let fault = own[i] || inst.group_peers.iter().any(|&j| own[j]);
-            if fault != inst.fault_fed {
-                self.instances[i].fault_fed = fault;
-                self.queue.push_back((i, Event::Fault(fault)));
-            }
+        if changed {
+            self.node.refresh();
         }
     }
 
@@ -796,11 +700,8 @@ impl Daemon {
     /// address changes in one netlink batch, and only then announce the takeovers: clients
     /// moved by a gratuitous ARP find the address already there.
     fn pump(&mut self, now: Instant) {
-        while let Some((i, ev)) = self.queue.pop_front() {
-            let actions = self.instances[i].fsm.handle(ev, now);
-            for a in actions {
-                self.apply(i, a, now);
-            }
+        while let Some((i, action)) = self.node.poll(now) {
+            self.apply(i, action, now);
         }
         self.vips.flush();
         for i in std::mem::take(&mut self.announce_queue) {
@@ -841,32 +742,19 @@ impl Daemon {
             Action::Transition { from, to, reason } => {
                 inst.stats.transitions += 1;
                 inst.stats.last_transition = Some(format!("{from}->{to}: {reason}"));
+                let priority = self.node.fsm(i).priority();
                 if from == State::Initialize {
                     // The first line an instance logs says where it runs.
-                    info!(parent: &inst.span, %from, %to, %reason, priority = inst.fsm.priority(),
+                    info!(parent: &inst.span, %from, %to, %reason, priority,
                         interface = %inst.cfg.interface, source = %inst.src, "state change");
                 } else {
-                    info!(parent: &inst.span, %from, %to, %reason, priority = inst.fsm.priority(), "state change");
+                    info!(parent: &inst.span, %from, %to, %reason, priority, "state change");
                 }
                 self.status_due = Some(now);
-                // A handover that found no successor never stopped being master.
-                let resumed = from == State::Handover && to == State::Master;
-                if !resumed {
+                // A handover that found no successor never stopped being master. (The node
+                // has moved the rest of a sync group already.)
+                if !(from == State::Handover && to == State::Master) {
                     self.notify_transition(i, from, to);
-                }
-                // Sync groups: a member's own move drags the others along (never recursively).
-                let group_event = match (from, to, reason) {
-                    _ if resumed => None,
-                    (_, State::Master, r) if r != Reason::GroupMaster => Some(Event::GroupMaster),
-                    (State::Master, State::Backup, r) if r != Reason::GroupBackup => {
-                        Some(Event::GroupBackup)
-                    }
-                    _ => None,
-                };
-                if let Some(ev) = group_event {
-                    for &j in &self.instances[i].group_peers {
-                        self.queue.push_back((j, ev));
-                    }
                 }
             }
         }
@@ -883,7 +771,7 @@ impl Daemon {
         };
         let inst = &self.instances[i];
         let name = inst.cfg.name.clone();
-        let prio = inst.fsm.priority();
+        let prio = self.node.fsm(i).priority();
         let mut jobs = vec![(
             name.clone(),
             hooks::commands_for(&inst.cfg.notify, Subject::Instance, &name, t, prio),
@@ -933,7 +821,8 @@ impl Daemon {
             instances: self
                 .instances
                 .iter()
-                .map(|i| i.status(i.fsm.priority()))
+                .zip(self.node.fsms())
+                .map(|(i, fsm)| i.status(fsm))
                 .collect(),
             checks: self
                 .checks
@@ -966,12 +855,7 @@ impl Daemon {
 
     /// One line for systemd's STATUS=: how many instances are in each state.
     fn summary(&self) -> String {
-        let count = |st: State| {
-            self.instances
-                .iter()
-                .filter(|i| i.fsm.state() == st)
-                .count()
-        };
+        let count = |st: State| self.node.fsms().filter(|f| f.state() == st).count();
         format!(
             "{} instances: {} master, {} backup, {} fault",
             self.instances.len(),

@@ -12,10 +12,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tracing::{error, info, warn};
 
 use upkeep_config::{self as config, diff, CheckKind, Config};
-use upkeep_vrrp::fsm::Event;
 
 use super::checks::{self, Loaded};
-use super::instance::Instance;
+use super::instance::{self, Instance};
 use super::status::ReloadStatus;
 use super::{all_vips, announce_addrs, Daemon};
 
@@ -33,7 +32,7 @@ impl Daemon {
     /// [`Daemon::finish_reload`] applies the result. A reload asked for while one is being
     /// prepared runs after it.
     pub(super) async fn reload(&mut self, trigger: &str, forced: bool) {
-        if self.stopping {
+        if self.node.is_stopping() {
             return;
         }
         if self.reload_running {
@@ -143,7 +142,7 @@ impl Daemon {
             Ok(p) => p,
             Err(e) => return self.refuse(trigger, e),
         };
-        if self.stopping {
+        if self.node.is_stopping() {
             return;
         }
         let mut d = diff::diff(&self.cfg, &new);
@@ -240,6 +239,9 @@ impl Daemon {
         self.wires.forget_addresses();
 
         // Checks first, so instances see the new set when their tracks are rebuilt.
+        for name in d.checks_removed.iter().chain(&d.checks_changed) {
+            self.node.remove_check(name);
+        }
         self.checks.retain(|c| {
             !(d.checks_removed.contains(&c.def.name) || d.checks_changed.contains(&c.def.name))
         });
@@ -254,8 +256,7 @@ impl Daemon {
         // Removed instances resign (priority 0 if master) and are dropped once done.
         for name in &d.removed {
             if let Some(i) = self.active_index(name) {
-                self.instances[i].retiring = true;
-                self.queue.push_back((i, Event::Shutdown));
+                self.node.retire(i);
             }
         }
 
@@ -279,8 +280,10 @@ impl Daemon {
                     continue;
                 }
             };
+            let params = instance::params(cfg, &new.global, src);
+            self.node.reconfigure(i, params, cfg.priority);
             let inst = &mut self.instances[i];
-            let (added, removed) = inst.reconfigure(cfg.clone(), &new.global, src, owned);
+            let (added, removed) = inst.reconfigure(cfg.clone(), src, owned);
             info!(parent: &inst.span, "settings changed by reload");
             if inst.stats.vips_held {
                 // Only the difference: an address in both configs is not touched.
@@ -303,10 +306,9 @@ impl Daemon {
             match self.wires.wire(cfg, &vips).await {
                 Ok((wiring, up)) => {
                     super::vips::remove(&self.wires.nl, &wiring.owned).await;
-                    let mut inst = Instance::new(cfg.clone(), &new.global, wiring);
-                    inst.link_down = !up;
-                    self.instances.push(inst);
-                    started.push(self.instances.len() - 1);
+                    let params = instance::params(cfg, &new.global, wiring.src);
+                    started.push(self.node.add(params, cfg.priority, up));
+                    self.instances.push(Instance::new(cfg.clone(), wiring));
                 }
                 Err(e) => {
                     warn!(instance = %name, "cannot start: {e:#}");
@@ -332,19 +334,15 @@ impl Daemon {
         }
         self.rewatch();
         self.rebuild_indexes();
-        for i in started {
-            self.start_instance(i);
-        }
-        self.refresh_faults();
+        self.start_instances(started);
         // Priorities and faults of kept instances may move with changed checks or settings.
-        self.refresh_priorities();
+        self.node.refresh();
         self.pump(now);
         first_err.map_or(Ok(()), Err)
     }
 
-    fn active_index(&self, name: &str) -> Option<usize> {
-        self.instances
-            .iter()
-            .position(|i| i.cfg.name == name && !i.retiring)
+    pub(super) fn active_index(&self, name: &str) -> Option<usize> {
+        (0..self.instances.len())
+            .find(|&i| self.instances[i].cfg.name == name && !self.node.is_retiring(i))
     }
 }

@@ -2,13 +2,15 @@
 //!
 //! Each router is an [`Fsm`]; adverts are delivered to every other live, connected router after
 //! a fixed latency. Nothing here touches a socket or the real clock, so whole elections run in
-//! microseconds and deterministically.
+//! microseconds and deterministically. [`HostLan`] is the same LAN of hosts that each run a
+//! [`Node`] of several instances (instance `k` of every host is one virtual router).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use super::fsm::{Action, Event, Fsm, Heard, Params, State};
+use super::fsm::{Action, Event, Fsm, Heard, Params, Reason, State};
+use super::node::Node;
 use super::packet::Version;
 
 pub(crate) struct Router {
@@ -182,5 +184,176 @@ impl Lan {
     pub(crate) fn crash(&mut self, i: usize) {
         self.routers[i].up = false;
         self.routers[i].holds_vips = false;
+    }
+}
+
+/// A host of a [`HostLan`]: a node of several instances.
+pub(crate) struct Host {
+    pub node: Node,
+    pub holds_vips: Vec<bool>,
+    /// A down host neither sends nor receives, its state frozen (crash).
+    pub up: bool,
+    /// (when, instance, priority)
+    pub sent: Vec<(Instant, usize, u8)>,
+    /// (when, instance, from, to, reason)
+    pub transitions: Vec<(Instant, usize, State, State, Reason)>,
+}
+
+/// Hosts running a [`Node`] each; an advert of host `h`'s instance `k` reaches instance `k` of
+/// every other live host after `latency`.
+pub(crate) struct HostLan {
+    pub now: Instant,
+    pub hosts: Vec<Host>,
+    pub latency: Duration,
+    /// In flight: (deliver at, sequence) -> (to host, instance, heard).
+    queue: BTreeMap<(Instant, u64), (usize, usize, Heard)>,
+    seq: u64,
+    /// Called after each input a host's node has run to the end (an invariant to hold).
+    pub after_each: Option<fn(&HostLan, usize)>,
+}
+
+impl HostLan {
+    /// `hosts[h]`: host `h`'s instances as (params, base priority), all links up.
+    pub(crate) fn new(hosts: Vec<Vec<(Params, u8)>>) -> Self {
+        Self {
+            now: Instant::now(),
+            hosts: hosts
+                .into_iter()
+                .map(|instances| {
+                    let mut node = Node::new();
+                    let n = instances.len();
+                    for (p, prio) in instances {
+                        node.add(p, prio, true);
+                    }
+                    Host {
+                        node,
+                        holds_vips: vec![false; n],
+                        up: true,
+                        sent: Vec::new(),
+                        transitions: Vec::new(),
+                    }
+                })
+                .collect(),
+            latency: Duration::from_millis(1),
+            queue: BTreeMap::new(),
+            seq: 0,
+            after_each: None,
+        }
+    }
+
+    /// Something happens to host `h`'s node (a check, a link, a command); it then runs.
+    pub(crate) fn input(&mut self, h: usize, f: impl FnOnce(&mut Node)) {
+        f(&mut self.hosts[h].node);
+        while let Some((i, action)) = self.hosts[h].node.poll(self.now) {
+            self.apply(h, i, action);
+        }
+        if let Some(check) = self.after_each {
+            check(self, h);
+        }
+    }
+
+    pub(crate) fn start_all(&mut self) {
+        for h in 0..self.hosts.len() {
+            self.input(h, |n| n.start(0..n.len()));
+        }
+    }
+
+    fn apply(&mut self, h: usize, i: usize, action: Action) {
+        let now = self.now;
+        let host = &mut self.hosts[h];
+        match action {
+            Action::SendAdvert { priority } => {
+                host.sent.push((now, i, priority));
+                if !host.up {
+                    return;
+                }
+                let params = host.node.fsm(i).params();
+                let heard = Heard {
+                    from: params.primary_ip,
+                    priority,
+                    interval: params.advert_interval,
+                };
+                for to in 0..self.hosts.len() {
+                    if to != h && i < self.hosts[to].node.len() {
+                        self.seq += 1;
+                        self.queue
+                            .insert((now + self.latency, self.seq), (to, i, heard));
+                    }
+                }
+            }
+            Action::AddVips => host.holds_vips[i] = true,
+            Action::RemoveVips => host.holds_vips[i] = false,
+            Action::Announce => {}
+            Action::Transition { from, to, reason } => {
+                host.transitions.push((now, i, from, to, reason))
+            }
+        }
+    }
+
+    /// Advance the clock to `until`, delivering packets and timeouts in time order.
+    pub(crate) fn run_until(&mut self, until: Instant) {
+        loop {
+            let next_packet = self.queue.keys().next().map(|k| k.0);
+            let next_timer = self
+                .hosts
+                .iter()
+                .enumerate()
+                .filter(|(_, host)| host.up)
+                .filter_map(|(h, host)| host.node.poll_timeout().map(|t| (t, h)))
+                .min();
+            let at = match (next_packet, next_timer) {
+                (Some(p), Some((t, _))) => p.min(t),
+                (Some(p), None) => p,
+                (None, Some((t, _))) => t,
+                (None, None) => break,
+            };
+            if at > until {
+                break;
+            }
+            self.now = self.now.max(at);
+            if next_packet == Some(at) {
+                let Some((_, (to, i, heard))) = self.queue.pop_first() else {
+                    break;
+                };
+                if self.hosts[to].up {
+                    self.input(to, |n| n.advert(i, heard));
+                }
+            } else if let Some((_, h)) = next_timer {
+                let now = self.now;
+                self.input(h, |n| n.timeout(now));
+            }
+        }
+        self.now = until;
+    }
+
+    pub(crate) fn run_for(&mut self, d: Duration) {
+        let until = self.now + d;
+        self.run_until(until);
+    }
+
+    pub(crate) fn state(&self, h: usize, i: usize) -> State {
+        self.hosts[h].node.fsm(i).state()
+    }
+
+    /// The states of host `h`'s instances.
+    pub(crate) fn states(&self, h: usize) -> Vec<State> {
+        self.hosts[h].node.fsms().map(Fsm::state).collect()
+    }
+
+    /// The hosts where instance `i` is master.
+    pub(crate) fn masters(&self, i: usize) -> Vec<usize> {
+        (0..self.hosts.len())
+            .filter(|&h| self.hosts[h].up && self.state(h, i) == State::Master)
+            .collect()
+    }
+
+    pub(crate) fn transition_count(&self) -> usize {
+        self.hosts.iter().map(|h| h.transitions.len()).sum()
+    }
+
+    /// Crash: the host stops sending and hearing, state frozen (its VIPs vanish with it).
+    pub(crate) fn crash(&mut self, h: usize) {
+        self.hosts[h].up = false;
+        self.hosts[h].holds_vips.fill(false);
     }
 }
