@@ -1,7 +1,8 @@
 //! File and process trackers (keepalived's `track_file` and `track_process`), polled.
 //!
 //! The reading is in small functions that tests reach without a daemon ([`parse_weight`],
-//! [`file_effect`], [`count_processes_in`]); [`run_file`] and [`run_process`] are the tokio
+//! [`count_processes_in`]); what a value does to a priority is the protocol crate's rule
+//! (`upkeep_vrrp::node`); [`run_file`] and [`run_process`] are the tokio
 //! loops that poll them every `interval` and report [`CheckResult`]s, as script checks do.
 //! Interface checks need no loop here: the daemon follows links through netlink events.
 
@@ -37,33 +38,6 @@ pub fn parse_weight(text: &str) -> i64 {
         .find(|&(i, c)| !(c.is_ascii_digit() || (i == 0 && (c == '-' || c == '+'))))
         .map_or(text.len(), |(i, _)| i);
     text[..digits].parse().unwrap_or(0)
-}
-
-/// What a weight file's value does to an instance tracking it with `weight`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileEffect {
-    /// Add this to the priority (within -253..=253).
-    Priority(i32),
-    /// Put the instance in FAULT.
-    Fault,
-}
-
-/// keepalived's rule: with weight 0, a non-zero value is a failure (FAULT); otherwise value ×
-/// weight is added to the priority, and a result below -253 is FAULT. Above 253 is capped.
-pub fn file_effect(value: i64, weight: i32) -> FileEffect {
-    if weight == 0 {
-        return if value == 0 {
-            FileEffect::Priority(0)
-        } else {
-            FileEffect::Fault
-        };
-    }
-    let delta = value.saturating_mul(i64::from(weight));
-    if delta < -253 {
-        FileEffect::Fault
-    } else {
-        FileEffect::Priority(delta.min(253) as i32)
-    }
 }
 
 /// How many running processes are called `name`: their `comm` (the kernel's name, at most 15
@@ -120,7 +94,7 @@ fn process_matches(dir: &Path, name: &str, full: bool) -> bool {
 
 /// Polls a weight file every `interval` and reports its value in `value`; ends when the
 /// receiver is gone. `ok` is keepalived's status of the file as tracked with weight 0 (the
-/// value is 0); the daemon applies each track's own weight to `value` with [`file_effect`].
+/// value is 0); the node applies each track's own weight to `value` (`upkeep_vrrp::node`).
 pub async fn run_file(
     id: u64,
     path: PathBuf,
@@ -233,20 +207,6 @@ mod tests {
         assert_eq!(read_weight_file(&f), 0, "garbage");
         assert_eq!(read_weight_file(&dir), 0, "a directory");
         let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn file_effects() {
-        use FileEffect::*;
-        assert_eq!(file_effect(0, 0), Priority(0));
-        assert_eq!(file_effect(3, 0), Fault);
-        assert_eq!(file_effect(-1, 0), Fault);
-        assert_eq!(file_effect(10, 1), Priority(10));
-        assert_eq!(file_effect(10, -5), Priority(-50));
-        assert_eq!(file_effect(-253, 1), Priority(-253));
-        assert_eq!(file_effect(-254, 1), Fault);
-        assert_eq!(file_effect(1000, 1), Priority(253));
-        assert_eq!(file_effect(i64::MIN, 2), Fault);
     }
 
     #[test]
