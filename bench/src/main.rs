@@ -6,6 +6,8 @@
 //!     sudo cargo run --release -p upkeep-bench -- [--repeats 5] [--scenarios a,b] [--out bench/RESULTS.md]
 //!
 //! Needs root, keepalived, iproute2 and ss (bench/install-deps.sh). Not part of CI.
+// unsafe here: a SIGINT handler that exits at once (`signal`, `_exit`) and `geteuid`.
+#![allow(unsafe_code)]
 
 mod measure;
 mod plot;

@@ -1,6 +1,8 @@
 //! What the benchmark measures beyond the harness: the client's view as a trace relative to the
 //! event, TCP-connect probes (a service outage, for the failed-check scenario), a port-80
 //! service inside a host, and the CPU time and RSS of a daemon's process group.
+// unsafe here: `poll`, `sysconf`, `geteuid`, `getpgrp` for the benchmark's probes and meters.
+#![allow(unsafe_code)]
 
 use std::fs;
 use std::net::{SocketAddr, TcpStream};
@@ -18,14 +20,14 @@ use upkeep_tests::{Lab, PingReport, Probe};
 /// The client's view of one run: every probe's send time relative to the event (seconds,
 /// negative before it) and whether it was answered.
 #[derive(Clone, Debug, Default)]
-pub struct Trace {
+pub(crate) struct Trace {
     pub probes: Vec<(f64, bool)>,
 }
 
 impl Trace {
     /// `report`'s probes, whose send times count from `probe_start`, shifted so that `event`
     /// is at 0.
-    pub fn new(report: &PingReport, probe_start: Instant, event: Instant) -> Trace {
+    pub(crate) fn new(report: &PingReport, probe_start: Instant, event: Instant) -> Trace {
         let offset = event.duration_since(probe_start).as_secs_f64();
         Trace {
             probes: report
@@ -38,7 +40,7 @@ impl Trace {
 
     /// For each probe, how long the client had then been without an answer (seconds): 0 for
     /// an answered probe, rising through a run of unanswered ones. Its peak is the outage.
-    pub fn silence(&self) -> Vec<(f64, f64)> {
+    pub(crate) fn silence(&self) -> Vec<(f64, f64)> {
         let mut last_ok: Option<f64> = None;
         self.probes
             .iter()
@@ -57,7 +59,7 @@ impl Trace {
 /// The longest outage the client saw from `event` on: over the report's gaps (last answered
 /// probe to next answered one) that end after the event, each counted from the event at the
 /// earliest. Zero if nothing was lost after it.
-pub fn outage_after(report: &PingReport, probe_start: Instant, event: Instant) -> Duration {
+pub(crate) fn outage_after(report: &PingReport, probe_start: Instant, event: Instant) -> Duration {
     let t0 = event.duration_since(probe_start);
     report
         .gaps()
@@ -69,7 +71,7 @@ pub fn outage_after(report: &PingReport, probe_start: Instant, event: Instant) -
 }
 
 /// Unanswered probes sent at or after `event`.
-pub fn lost_after(report: &PingReport, probe_start: Instant, event: Instant) -> usize {
+pub(crate) fn lost_after(report: &PingReport, probe_start: Instant, event: Instant) -> usize {
     let t0 = event.duration_since(probe_start);
     report
         .probes
@@ -81,14 +83,14 @@ pub fn lost_after(report: &PingReport, probe_start: Instant, event: Instant) -> 
 /// A TCP connect to `addr` from the client's namespace every `interval`: a probe is answered
 /// when the connection is established within `interval` (a refused or timed-out connect is a
 /// lost probe). The service-level counterpart of the harness's ICMP [`upkeep_tests::Pinger`].
-pub struct TcpProber {
+pub(crate) struct TcpProber {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<Result<PingReport>>>,
     start: Instant,
 }
 
 impl TcpProber {
-    pub fn start(lab: &Lab, addr: SocketAddr, interval: Duration) -> Result<TcpProber> {
+    pub(crate) fn start(lab: &Lab, addr: SocketAddr, interval: Duration) -> Result<TcpProber> {
         let ns = lab.client_ns();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
@@ -104,11 +106,11 @@ impl TcpProber {
     }
 
     /// The instant probe send times count from.
-    pub fn start_instant(&self) -> Instant {
+    pub(crate) fn start_instant(&self) -> Instant {
         self.start
     }
 
-    pub fn stop(mut self) -> Result<PingReport> {
+    pub(crate) fn stop(mut self) -> Result<PingReport> {
         self.halt()
     }
 
@@ -160,13 +162,13 @@ fn probe_loop(
 /// A TCP service on `port` in a lab host: the harness's listener, with a thread accepting (and
 /// closing) connections so the backlog never fills. [`Service::kill`] closes it, as a crashed
 /// web server would.
-pub struct Service {
+pub(crate) struct Service {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Service {
-    pub fn start(lab: &Lab, host: usize, port: u16) -> Result<Service> {
+    pub(crate) fn start(lab: &Lab, host: usize, port: u16) -> Result<Service> {
         let listener = lab.listen_tcp(host, port)?;
         listener.set_nonblocking(true)?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -196,7 +198,7 @@ impl Service {
     }
 
     /// Closes the listening socket (and returns once it is closed).
-    pub fn kill(mut self) {
+    pub(crate) fn kill(mut self) {
         self.halt();
     }
 
@@ -217,7 +219,7 @@ impl Drop for Service {
 /// CPU time (user + system, including reaped children such as check scripts) and resident
 /// memory of every process in a process group.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Usage {
+pub(crate) struct Usage {
     pub cpu: Duration,
     pub rss_kib: u64,
     pub processes: usize,
@@ -225,7 +227,7 @@ pub struct Usage {
 
 /// The [`Usage`] of process group `pgid` (a harness daemon runs in a group of its own whose id
 /// is its pid).
-pub fn group_usage(pgid: u32) -> Result<Usage> {
+pub(crate) fn group_usage(pgid: u32) -> Result<Usage> {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     let mut ticks = 0u64;
@@ -279,13 +281,13 @@ static METERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::
 /// whatever they start later (check scripts) run, exited or not. /proc's per-process times
 /// are sampled at the scheduler tick instead, which misses most of a daemon that wakes for
 /// microseconds at a time; they are the fallback when cpuacct is not there.
-pub struct CpuMeter {
+pub(crate) struct CpuMeter {
     pgid: u32,
     cgroup: Option<PathBuf>,
 }
 
 impl CpuMeter {
-    pub fn attach(pgid: u32) -> Result<CpuMeter> {
+    pub(crate) fn attach(pgid: u32) -> Result<CpuMeter> {
         let mut meter = CpuMeter { pgid, cgroup: None };
         if !cpuacct_available() {
             return Ok(meter);
@@ -319,7 +321,7 @@ impl CpuMeter {
     }
 
     /// CPU time so far (from the cgroup: since [`CpuMeter::attach`]) and current RSS.
-    pub fn sample(&self) -> Result<Usage> {
+    pub(crate) fn sample(&self) -> Result<Usage> {
         let mut u = group_usage(self.pgid)?;
         if let Some(dir) = &self.cgroup {
             let ns: u64 = fs::read_to_string(dir.join("cpuacct.usage"))?
@@ -347,12 +349,12 @@ impl Drop for CpuMeter {
 }
 
 /// Whether CPU time is measured through cgroup v1 `cpuacct` (else /proc ticks).
-pub fn cpuacct_available() -> bool {
+pub(crate) fn cpuacct_available() -> bool {
     Path::new(CPUACCT).join("cpuacct.usage").is_file()
 }
 
 /// Removes the (empty) cgroups an interrupted earlier run left behind.
-pub fn remove_stale_cgroups() {
+pub(crate) fn remove_stale_cgroups() {
     if let Ok(rd) = fs::read_dir(CPUACCT) {
         for e in rd.flatten() {
             if e.file_name().to_string_lossy().starts_with("upkeep-bench-") {
@@ -387,7 +389,7 @@ fn group_pids(pgid: u32) -> Result<Vec<u32>> {
 }
 
 /// CPU use as a percentage of one core between two samples taken `window` apart.
-pub fn cpu_pct(before: Usage, after: Usage, window: Duration) -> f64 {
+pub(crate) fn cpu_pct(before: Usage, after: Usage, window: Duration) -> f64 {
     100.0 * after.cpu.saturating_sub(before.cpu).as_secs_f64() / window.as_secs_f64()
 }
 
@@ -427,6 +429,7 @@ mod tests {
 
     #[test]
     fn meter_counts_a_child_exactly() {
+        // SAFETY: geteuid(2) cannot fail and touches no memory.
         if unsafe { libc::geteuid() } != 0 || !cpuacct_available() {
             return;
         }

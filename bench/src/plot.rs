@@ -11,10 +11,10 @@ use crate::report::{fmt_value, ScenarioRuns};
 use crate::scenarios::Contender;
 
 /// Debian's fonts-dejavu-core (text goes through ab_glyph: no fontconfig, no system lookup).
-pub const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+pub(crate) const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 
 /// Loads [`FONT`] as plotters' "sans-serif".
-pub fn load_font() -> Result<()> {
+pub(crate) fn load_font() -> Result<()> {
     static LOADED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     LOADED
         .get_or_init(|| {
@@ -38,7 +38,7 @@ fn color(c: Contender) -> RGBColor {
 }
 
 /// Draws the panels of every scenario that has client traces into `path`.
-pub fn render(path: &Path, results: &[ScenarioRuns]) -> Result<bool> {
+pub(crate) fn render(path: &Path, results: &[ScenarioRuns]) -> Result<bool> {
     let panels: Vec<&ScenarioRuns> = results
         .iter()
         .filter(|s| {

@@ -5,13 +5,13 @@ use std::fmt::Write as _;
 use crate::scenarios::{Contender, Goal, MetricDef, Outcome, Scenario};
 
 /// Every run of one scenario: per contender, each run's outcome or its error.
-pub struct ScenarioRuns {
+pub(crate) struct ScenarioRuns {
     pub scenario: Scenario,
     pub runs: Vec<(Contender, Vec<Result<Outcome, String>>)>,
 }
 
 impl ScenarioRuns {
-    pub fn new(scenario: Scenario) -> Self {
+    pub(crate) fn new(scenario: Scenario) -> Self {
         let runs = scenario
             .contenders
             .iter()
@@ -20,7 +20,7 @@ impl ScenarioRuns {
         ScenarioRuns { scenario, runs }
     }
 
-    pub fn of(&self, c: Contender) -> &[Result<Outcome, String>] {
+    pub(crate) fn of(&self, c: Contender) -> &[Result<Outcome, String>] {
         self.runs
             .iter()
             .find(|(k, _)| *k == c)
@@ -28,14 +28,14 @@ impl ScenarioRuns {
             .unwrap_or(&[])
     }
 
-    pub fn push(&mut self, c: Contender, r: Result<Outcome, String>) {
+    pub(crate) fn push(&mut self, c: Contender, r: Result<Outcome, String>) {
         if let Some((_, v)) = self.runs.iter_mut().find(|(k, _)| *k == c) {
             v.push(r);
         }
     }
 
     /// The values of metric `key` over `c`'s successful runs, in run order.
-    pub fn values(&self, c: Contender, key: &str) -> Vec<f64> {
+    pub(crate) fn values(&self, c: Contender, key: &str) -> Vec<f64> {
         self.of(c)
             .iter()
             .filter_map(|r| r.as_ref().ok().and_then(|o| o.get(key)))
@@ -44,7 +44,7 @@ impl ScenarioRuns {
 
     /// `c`'s successful run whose value of the scenario's first metric is the median (the lower
     /// middle one for an even count): the run the plot shows.
-    pub fn median_run(&self, c: Contender) -> Option<&Outcome> {
+    pub(crate) fn median_run(&self, c: Contender) -> Option<&Outcome> {
         let key = self.scenario.trace_metric().key;
         let mut ok: Vec<&Outcome> = self
             .of(c)
@@ -59,7 +59,7 @@ impl ScenarioRuns {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct Stats {
+pub(crate) struct Stats {
     pub median: f64,
     pub min: f64,
     pub max: f64,
@@ -67,7 +67,7 @@ pub struct Stats {
     pub values: Vec<f64>,
 }
 
-pub fn stats(values: &[f64]) -> Option<Stats> {
+pub(crate) fn stats(values: &[f64]) -> Option<Stats> {
     if values.is_empty() {
         return None;
     }
@@ -99,7 +99,7 @@ fn median_of(sorted: &[f64]) -> f64 {
 /// One-sided exact permutation test: the chance that upkeep's median exceeds keepalived's by
 /// at least what was measured if both daemons' runs came from one distribution (every way of
 /// splitting the pooled runs into groups of the two sizes). Small p: upkeep really is slower.
-pub fn p_upkeep_slower(k: &[f64], u: &[f64]) -> f64 {
+pub(crate) fn p_upkeep_slower(k: &[f64], u: &[f64]) -> f64 {
     let observed = median_of(u) - median_of(k);
     let pooled: Vec<f64> = k.iter().chain(u).copied().collect();
     let (n, m) = (pooled.len(), u.len());
@@ -130,7 +130,7 @@ pub fn p_upkeep_slower(k: &[f64], u: &[f64]) -> f64 {
 }
 
 /// A value with the metric's decimals (one more for small values of whole-number metrics).
-pub fn fmt_value(m: &MetricDef, v: f64) -> String {
+pub(crate) fn fmt_value(m: &MetricDef, v: f64) -> String {
     let one = format!("{v:.1}");
     if m.decimals == 0 && v.abs() < 9.95 && !one.ends_with(".0") {
         return one;
@@ -145,7 +145,7 @@ fn ratio(k: &Stats, u: &Stats) -> Option<f64> {
 }
 
 /// Whether upkeep meets the metric's goal (None: no goal or no data).
-pub fn goal_met(m: &MetricDef, k: Option<&Stats>, u: Option<&Stats>) -> Option<bool> {
+pub(crate) fn goal_met(m: &MetricDef, k: Option<&Stats>, u: Option<&Stats>) -> Option<bool> {
     let u = u?;
     match m.goal {
         Goal::Info => None,
@@ -238,7 +238,7 @@ fn runs_cell(s: &ScenarioRuns, c: Contender) -> String {
 }
 
 /// The results table.
-pub fn table(results: &[ScenarioRuns]) -> String {
+pub(crate) fn table(results: &[ScenarioRuns]) -> String {
     let mut out = String::new();
     out.push_str(
         "| scenario | metric | keepalived median | min | max | upkeep median | min | max \
@@ -306,7 +306,7 @@ pub fn table(results: &[ScenarioRuns]) -> String {
 }
 
 /// Every run's numbers, and every failure, per scenario.
-pub fn raw_runs(results: &[ScenarioRuns]) -> String {
+pub(crate) fn raw_runs(results: &[ScenarioRuns]) -> String {
     let mut out = String::new();
     for s in results {
         let _ = writeln!(out, "- **{}** ({})", s.scenario.name, s.scenario.title);

@@ -17,7 +17,7 @@ use crate::measure::{
 };
 
 /// The VIP of the (first) instance.
-pub const VIP: &str = "192.0.2.100";
+pub(crate) const VIP: &str = "192.0.2.100";
 /// The VIP of the instance the reload scenario adds.
 const NEW_VIP: &str = "203.0.113.7";
 /// ICMP probe interval (the client pings the VIP this often).
@@ -33,7 +33,7 @@ const CHECK_SCRIPT: &str =
 
 /// Who runs on the lab's hosts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Contender {
+pub(crate) enum Contender {
     Keepalived,
     /// upkeep; with a check, a script check (the same script keepalived runs).
     Upkeep,
@@ -42,7 +42,7 @@ pub enum Contender {
 }
 
 impl Contender {
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Contender::Keepalived => "keepalived",
             Contender::Upkeep => "upkeep",
@@ -50,14 +50,14 @@ impl Contender {
         }
     }
 
-    pub fn is_upkeep(self) -> bool {
+    pub(crate) fn is_upkeep(self) -> bool {
         self != Contender::Keepalived
     }
 }
 
 /// What a metric's upkeep/keepalived ratio should be (issue 6's "Done when").
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Goal {
+pub(crate) enum Goal {
     /// upkeep's median at most this fraction of keepalived's.
     Ratio(f64),
     /// upkeep's median (and max) must be 0.
@@ -67,7 +67,7 @@ pub enum Goal {
 }
 
 #[derive(Clone, Debug)]
-pub struct MetricDef {
+pub(crate) struct MetricDef {
     pub key: &'static str,
     pub label: &'static str,
     pub decimals: usize,
@@ -80,7 +80,7 @@ pub struct MetricDef {
     pub resolution_is: &'static str,
 }
 
-pub const fn metric(
+pub(crate) const fn metric(
     key: &'static str,
     label: &'static str,
     decimals: usize,
@@ -98,11 +98,11 @@ pub const fn metric(
 
 impl MetricDef {
     /// The unit, from the label ("client outage, ms" -> "ms").
-    pub fn unit(&self) -> &'static str {
+    pub(crate) fn unit(&self) -> &'static str {
         self.label.rsplit_once(", ").map_or("", |(_, unit)| unit)
     }
 
-    pub const fn resolution(mut self, resolution: f64, what: &'static str) -> Self {
+    pub(crate) const fn resolution(mut self, resolution: f64, what: &'static str) -> Self {
         self.resolution = resolution;
         self.resolution_is = what;
         self
@@ -110,7 +110,7 @@ impl MetricDef {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Event {
+pub(crate) enum Event {
     /// SIGTERM to the master.
     Graceful,
     /// SIGKILL to the master's process group, then its link down.
@@ -120,7 +120,7 @@ pub enum Event {
 }
 
 #[derive(Clone, Debug)]
-pub enum Kind {
+pub(crate) enum Kind {
     Failover {
         version: u8,
         advert: Duration,
@@ -136,7 +136,7 @@ pub enum Kind {
 }
 
 #[derive(Clone, Debug)]
-pub struct Scenario {
+pub(crate) struct Scenario {
     pub name: &'static str,
     /// Short title for the plot and the table.
     pub title: &'static str,
@@ -151,7 +151,7 @@ pub struct Scenario {
 
 impl Scenario {
     /// Whether the hosts run a health check.
-    pub fn has_check(&self) -> bool {
+    pub(crate) fn has_check(&self) -> bool {
         matches!(
             self.kind,
             Kind::CheckCpu
@@ -163,20 +163,20 @@ impl Scenario {
     }
 
     /// `c`'s name in this scenario: plain upkeep runs a script check where there is one.
-    pub fn label(&self, c: Contender) -> &'static str {
+    pub(crate) fn label(&self, c: Contender) -> &'static str {
         match c {
             Contender::Upkeep if self.has_check() => "upkeep (script check)",
             _ => c.label(),
         }
     }
 
-    pub fn needs_plugin(&self) -> bool {
+    pub(crate) fn needs_plugin(&self) -> bool {
         self.contenders.contains(&Contender::UpkeepWasm)
     }
 
     /// The metric whose median run is the one plotted, and shown in its legend: the client's
     /// outage (or lost pings) where there is one.
-    pub fn trace_metric(&self) -> &MetricDef {
+    pub(crate) fn trace_metric(&self) -> &MetricDef {
         self.metrics
             .iter()
             .find(|m| m.key == "outage_ms" || m.key == "lost")
@@ -186,24 +186,24 @@ impl Scenario {
 
 /// One run's numbers (by metric key) and the client's view.
 #[derive(Clone, Debug, Default)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub values: Vec<(&'static str, f64)>,
     pub trace: Option<Trace>,
 }
 
 impl Outcome {
-    pub fn get(&self, key: &str) -> Option<f64> {
+    pub(crate) fn get(&self, key: &str) -> Option<f64> {
         self.values.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
     }
 }
 
 #[derive(Clone, Debug)]
-pub struct Opts {
+pub(crate) struct Opts {
     /// The CPU / RSS sampling window.
     pub window: Duration,
 }
 
-pub fn all() -> Vec<Scenario> {
+pub(crate) fn all() -> Vec<Scenario> {
     use Contender::*;
     let k_u = vec![Keepalived, Upkeep];
     let outage = |goal, event| {
@@ -384,7 +384,7 @@ pub fn all() -> Vec<Scenario> {
 
 /// Runs one repetition of `s` with `c` on every host.
 /// On failure the lab's diagnostics (daemon log tails, addresses) go to stderr.
-pub fn run(s: &Scenario, c: Contender, opts: &Opts) -> Result<Outcome> {
+pub(crate) fn run(s: &Scenario, c: Contender, opts: &Opts) -> Result<Outcome> {
     let hosts = match s.kind {
         Kind::CheckCpu => 1,
         _ => 2,

@@ -240,7 +240,7 @@ pub fn port_listener_check(
 }
 
 /// A KDL string literal.
-pub fn quote(s: &str) -> String {
+pub(crate) fn quote(s: &str) -> String {
     format!("{s:?}")
 }
 

@@ -1,4 +1,6 @@
 //! A VRRP daemon (upkeep or keepalived) running inside a lab host's namespace.
+// unsafe here: signals to the daemons the harness started (`killpg`).
+#![allow(unsafe_code)]
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -1,6 +1,8 @@
 //! The lab: a bridge in its own namespace, N host namespaces and a client namespace hanging off
 //! it, each with `eth0`. Everything is created inside namespaces named after this process and a
 //! counter, and deleted (processes killed first) when the `Lab` is dropped, panicking or not.
+// unsafe here: `geteuid` and signals to the processes the lab started.
+#![allow(unsafe_code)]
 
 use std::fmt::Write as _;
 use std::fs::{self, OpenOptions};

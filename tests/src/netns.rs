@@ -1,6 +1,8 @@
 //! Doing things inside a named network namespace from the test process itself: a short-lived
 //! thread joins the namespace (`setns` affects only the calling thread), opens its sockets there
 //! and hands them back. Sockets keep the namespace they were created in.
+// unsafe here: `setns(2)` and raw sockets for the test harness.
+#![allow(unsafe_code)]
 
 use std::ffi::CString;
 use std::fs::File;

@@ -1,5 +1,7 @@
 //! A fast pinger (ICMP echo every few milliseconds from a namespace) to measure what a client of
 //! the VIP sees during a failover: how many probes went unanswered and the longest gap.
+// unsafe here: raw ICMP sockets and `ppoll` for the test harness's pinger.
+#![allow(unsafe_code)]
 
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd};

@@ -22,12 +22,12 @@ use upkeep_vrrp::node::CheckState;
 /// A plugin file's identity: a changed file (a new build) is recompiled on reload even when the
 /// config text did not change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stamp {
+pub(super) struct Stamp {
     len: u64,
     modified: Option<SystemTime>,
 }
 
-pub fn stamp(path: &Path) -> Option<Stamp> {
+pub(super) fn stamp(path: &Path) -> Option<Stamp> {
     let m = std::fs::metadata(path).ok()?;
     Some(Stamp {
         len: m.len(),
@@ -37,12 +37,12 @@ pub fn stamp(path: &Path) -> Option<Stamp> {
 
 /// A compiled plugin with the file identity it was compiled from.
 #[derive(Clone)]
-pub struct Loaded {
+pub(super) struct Loaded {
     pub plugin: Arc<Plugin>,
     pub stamp: Option<Stamp>,
 }
 
-pub struct Check {
+pub(super) struct Check {
     pub def: CheckDef,
     /// Results carry this id, so a result of a replaced check is recognised as stale.
     pub id: u64,
@@ -66,12 +66,12 @@ impl Drop for Check {
 }
 
 impl Check {
-    pub fn kind(&self) -> &'static str {
+    pub(super) fn kind(&self) -> &'static str {
         self.def.kind.keyword()
     }
 
     /// What the node's weight rules go by: a file tracker's value, any other check's health.
-    pub fn state(&self) -> CheckState {
+    pub(super) fn state(&self) -> CheckState {
         match self.def.kind {
             CheckKind::File { .. } => CheckState::Value(self.value),
             _ => CheckState::Healthy(self.tracker.healthy()),
@@ -80,7 +80,7 @@ impl Check {
 }
 
 /// Where relative script, plugin and file paths start: the config file's directory.
-pub fn config_dir(config: &Path) -> PathBuf {
+pub(super) fn config_dir(config: &Path) -> PathBuf {
     config
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -89,7 +89,7 @@ pub fn config_dir(config: &Path) -> PathBuf {
 
 /// `(uid, gid)` a script runs as (a check's `user`, else `script-user`, else the unprivileged
 /// default); None to stay the daemon's user. See [`security::run_as`].
-pub fn run_as(user: Option<&str>) -> Result<Option<(u32, u32)>, String> {
+pub(super) fn run_as(user: Option<&str>) -> Result<Option<(u32, u32)>, String> {
     security::run_as(user).map_err(|e| e.to_string())
 }
 
@@ -98,13 +98,13 @@ static WARNED_ROOT: std::sync::Once = std::sync::Once::new();
 
 /// Everything a config's checks and hooks need, prepared; or the first reason it cannot run,
 /// located in the file.
-pub struct Prepared {
+pub(super) struct Prepared {
     /// Compiled plugins by check name and by hook name.
     pub check_plugins: HashMap<String, Loaded>,
     pub hook_plugins: HashMap<String, Loaded>,
 }
 
-pub async fn prepare(
+pub(super) async fn prepare(
     cfg: &Config,
     source: &str,
     file: &str,
@@ -189,7 +189,7 @@ pub async fn prepare(
 /// hook) and there is none yet: plugins compiled by a separate process and kept in
 /// `STATE_DIR/plugins` (see [`wasm::CodeCache`]), or compiled in-process if that directory
 /// cannot be used.
-pub fn ensure_plugin_host(
+pub(super) fn ensure_plugin_host(
     host: &mut Option<PluginHost>,
     cfg: &Config,
     state_dir: &Path,
@@ -243,7 +243,7 @@ async fn load_plugin(
 }
 
 /// Start a check's task. Interface checks have none: link events feed them.
-pub fn spawn(
+pub(super) fn spawn(
     def: &CheckDef,
     id: u64,
     dir: &Path,
@@ -305,7 +305,7 @@ pub fn spawn(
 }
 
 /// Runs WASM notify hooks one at a time, in the order transitions happened.
-pub fn spawn_hook_runner() -> mpsc::UnboundedSender<(Arc<Plugin>, wasm::Transition)> {
+pub(super) fn spawn_hook_runner() -> mpsc::UnboundedSender<(Arc<Plugin>, wasm::Transition)> {
     let (tx, mut rx) = mpsc::unbounded_channel::<(Arc<Plugin>, wasm::Transition)>();
     tokio::spawn(async move {
         while let Some((plugin, t)) = rx.recv().await {

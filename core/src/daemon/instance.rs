@@ -19,7 +19,7 @@ use upkeep_vrrp::receive::Expect;
 use super::status::InstanceStatus;
 use super::vips::Owned;
 
-pub struct Instance {
+pub(super) struct Instance {
     pub cfg: InstanceConfig,
     pub expect: Expect,
     pub ifindex: u32,
@@ -41,7 +41,7 @@ pub struct Instance {
 }
 
 #[derive(Debug, Default)]
-pub struct Stats {
+pub(super) struct Stats {
     pub adverts_sent: u64,
     pub adverts_received: u64,
     pub transitions: u64,
@@ -50,21 +50,21 @@ pub struct Stats {
     pub vips_held: bool,
 }
 
-pub fn version(v: VrrpVersion) -> Version {
+pub(super) fn version(v: VrrpVersion) -> Version {
     match v {
         VrrpVersion::V2 => Version::V2,
         VrrpVersion::V3 => Version::V3,
     }
 }
 
-pub fn auth(cfg: &InstanceConfig) -> Auth {
+pub(super) fn auth(cfg: &InstanceConfig) -> Auth {
     match (&cfg.auth_pass, cfg.version) {
         (Some(p), VrrpVersion::V2) => Auth::pass_from_str(p),
         _ => Auth::None,
     }
 }
 
-pub fn params(cfg: &InstanceConfig, global: &upkeep_config::Global, src: IpAddr) -> Params {
+pub(super) fn params(cfg: &InstanceConfig, global: &upkeep_config::Global, src: IpAddr) -> Params {
     Params {
         version: version(cfg.version),
         advert_interval: cfg.advert_interval,
@@ -78,7 +78,7 @@ pub fn params(cfg: &InstanceConfig, global: &upkeep_config::Global, src: IpAddr)
     }
 }
 
-pub struct Wiring {
+pub(super) struct Wiring {
     pub ifindex: u32,
     pub src: IpAddr,
     pub socket: Arc<VrrpSocket>,
@@ -87,7 +87,7 @@ pub struct Wiring {
 }
 
 impl Instance {
-    pub fn new(cfg: InstanceConfig, w: Wiring) -> Self {
+    pub(super) fn new(cfg: InstanceConfig, w: Wiring) -> Self {
         let v6 = cfg.is_ipv6();
         let vip_addrs: Vec<IpAddr> = cfg.vips.iter().map(|v| v.addr).collect();
         let expect = Expect {
@@ -128,7 +128,7 @@ impl Instance {
 
     /// Take new settings of the same virtual router (a reload; the state machine's are the
     /// node's to take). Returns the addresses to add and remove now if VIPs are held.
-    pub fn reconfigure(
+    pub(super) fn reconfigure(
         &mut self,
         cfg: InstanceConfig,
         src: IpAddr,
@@ -196,7 +196,7 @@ impl Instance {
         }
     }
 
-    pub fn send_advert(&mut self, priority: u8) {
+    pub(super) fn send_advert(&mut self, priority: u8) {
         self.advert.priority = priority;
         for dst in self.destinations() {
             self.buf.clear();
@@ -214,11 +214,11 @@ impl Instance {
         }
     }
 
-    pub fn count_drop(&mut self, reason: DropReason) {
+    pub(super) fn count_drop(&mut self, reason: DropReason) {
         *self.stats.drops.entry(reason).or_default() += 1;
     }
 
-    pub fn status(&self, fsm: &Fsm) -> InstanceStatus {
+    pub(super) fn status(&self, fsm: &Fsm) -> InstanceStatus {
         InstanceStatus {
             name: self.cfg.name.clone(),
             interface: self.cfg.interface.clone(),
@@ -244,6 +244,6 @@ impl Instance {
 }
 
 /// Advert interval in centiseconds, as both versions carry it on the wire (v2 as seconds × 100).
-pub fn interval_cs(d: Duration) -> u16 {
+pub(super) fn interval_cs(d: Duration) -> u16 {
     u16::try_from(d.as_millis() / 10).unwrap_or(u16::MAX)
 }

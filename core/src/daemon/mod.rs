@@ -12,6 +12,7 @@ mod reload;
 pub mod status;
 mod systemd;
 mod timer;
+mod tuning;
 mod vips;
 mod watch;
 mod wiring;
@@ -73,7 +74,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         };
         let (watch_tx, watch_rx) = mpsc::unbounded_channel();
         let mut daemon = Daemon::start(cfg, source, opts, watch_tx).await?;
-        release_free_memory();
+        tuning::release_free_memory();
         daemon.run(watch_rx).await
     })
 }
@@ -193,7 +194,7 @@ impl Daemon {
             watchdog_at: None,
             opts,
         };
-        tune_process(&cfg.global);
+        tuning::tune_process(&cfg.global);
         if let Some(addr) = cfg.global.metrics_listen {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
@@ -326,7 +327,7 @@ impl Daemon {
                 }
                 Some(p) = self.prepared_rx.recv() => {
                     self.finish_reload(p).await;
-                    release_free_memory();
+                    tuning::release_free_memory();
                     let answer = self.reload_reply();
                     for w in self.reload_waiters.drain(..) {
                         let _ = w.send(answer.clone());
@@ -914,40 +915,6 @@ async fn leftovers(
         instance: owned.instance.clone(),
         addrs,
         routes: owned.routes.clone(),
-    }
-}
-
-/// Hands the heap's free memory back to the kernel. Parsing a config (the KDL tree keeps every
-/// token and its span) peaks at several times what the daemon then keeps, and malloc would hold
-/// on to that peak for the life of the process. Called after start-up and after each reload.
-pub(crate) fn release_free_memory() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: malloc_trim only walks and trims glibc's own arenas.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
-/// Real-time scheduling and locked memory, when asked for (keepalived's vrrp_rt_priority and
-/// its mlockall): adverts then never wait behind other processes or page faults.
-fn tune_process(global: &config::Global) {
-    if let Some(prio) = global.realtime_priority {
-        let param = libc::sched_param {
-            sched_priority: i32::from(prio),
-        };
-        // SAFETY: sched_setscheduler on this process with a valid, initialised sched_param.
-        if unsafe { libc::sched_setscheduler(0, libc::SCHED_RR, &param) } != 0 {
-            warn!(
-                "realtime-priority {prio}: {}",
-                std::io::Error::last_os_error()
-            );
-        }
-    }
-    if global.lock_memory {
-        // SAFETY: plain syscall with flag constants.
-        if unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) } != 0 {
-            warn!("lock-memory: {}", std::io::Error::last_os_error());
-        }
     }
 }
 

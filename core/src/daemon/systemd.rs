@@ -5,14 +5,14 @@
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
-pub struct Notify {
+pub(super) struct Notify {
     socket: Option<(UnixDatagram, String)>,
     /// Half of WATCHDOG_USEC: how often to ping.
     pub watchdog: Option<Duration>,
 }
 
 impl Notify {
-    pub fn from_env() -> Self {
+    pub(super) fn from_env() -> Self {
         let socket = std::env::var("NOTIFY_SOCKET")
             .ok()
             .and_then(|path| Some((UnixDatagram::unbound().ok()?, path)));
@@ -28,7 +28,7 @@ impl Notify {
     }
 
     /// Send a state string such as "READY=1\nSTATUS=..." (ignored without NOTIFY_SOCKET).
-    pub fn send(&self, state: &str) {
+    pub(super) fn send(&self, state: &str) {
         let Some((sock, path)) = &self.socket else {
             return;
         };

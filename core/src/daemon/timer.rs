@@ -4,6 +4,8 @@
 //! tokio's own timers round up to whole milliseconds and may fire a millisecond or two late;
 //! Master_Down_Interval and centisecond adverts deserve better, and keepalived's timers are
 //! microsecond-exact.
+// unsafe here: timerfd (absolute CLOCK_MONOTONIC deadlines): no safe wrapper in std or tokio.
+#![allow(unsafe_code)]
 
 use std::cell::Cell;
 use std::io;
@@ -12,7 +14,7 @@ use std::time::Instant;
 
 use tokio::io::unix::AsyncFd;
 
-pub struct DeadlineTimer {
+pub(super) struct DeadlineTimer {
     fd: AsyncFd<OwnedFd>,
     /// The deadline the timerfd is armed for and has not yet been seen to fire: the loop asks
     /// for the same deadline pass after pass, and that needs no system call.
@@ -20,7 +22,7 @@ pub struct DeadlineTimer {
 }
 
 impl DeadlineTimer {
-    pub fn new() -> io::Result<Self> {
+    pub(super) fn new() -> io::Result<Self> {
         // SAFETY: timerfd_create returns a new fd or -1; it is owned at once.
         let raw = unsafe {
             libc::timerfd_create(
@@ -31,6 +33,7 @@ impl DeadlineTimer {
         if raw < 0 {
             return Err(io::Error::last_os_error());
         }
+        // SAFETY: timerfd_create returned a new descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         // SAFETY: the OwnedFd stays open for the AsyncFd's lifetime.
         let fd = unsafe { AsyncFd::register(fd) }.map_err(|e| e.into_parts().1)?;
@@ -41,7 +44,7 @@ impl DeadlineTimer {
     }
 
     /// Completes at `deadline` (at once if it has passed).
-    pub async fn sleep_until(&self, deadline: Instant) {
+    pub(super) async fn sleep_until(&self, deadline: Instant) {
         let now = Instant::now();
         if deadline <= now {
             return;
@@ -89,6 +92,7 @@ impl DeadlineTimer {
 
     /// Arm for `after` from now, as an absolute CLOCK_MONOTONIC time.
     fn arm(&self, after: std::time::Duration) -> io::Result<()> {
+        // SAFETY: timespec is plain integers; all zeros is a valid value.
         let mut now: libc::timespec = unsafe { std::mem::zeroed() };
         // SAFETY: clock_gettime fills the timespec we own.
         if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) } != 0 {

@@ -15,7 +15,7 @@ use crate::net::netlink_batch::{BatchSocket, Change};
 
 /// Everything an instance puts on the host while master, resolved to interface indexes.
 #[derive(Debug, Clone)]
-pub struct Owned {
+pub(super) struct Owned {
     pub instance: String,
     pub addrs: Vec<(u32, IpAddr, u8)>,
     pub routes: Vec<(u32, Route)>,
@@ -72,7 +72,7 @@ impl From<&upkeep_config::Route> for Route {
 }
 
 /// Changes queued by the event loop until its next [`VipWriter::flush`].
-pub struct VipWriter {
+pub(super) struct VipWriter {
     sock: BatchSocket,
     changes: Vec<Change>,
     /// The instance each change is for (same index), for the log.
@@ -80,7 +80,7 @@ pub struct VipWriter {
 }
 
 impl VipWriter {
-    pub fn open() -> std::io::Result<Self> {
+    pub(super) fn open() -> std::io::Result<Self> {
         Ok(VipWriter {
             sock: BatchSocket::open()?,
             changes: Vec::new(),
@@ -88,12 +88,12 @@ impl VipWriter {
         })
     }
 
-    pub fn add(&mut self, o: &Owned) {
+    pub(super) fn add(&mut self, o: &Owned) {
         o.adds(&mut self.changes);
         self.own(o);
     }
 
-    pub fn remove(&mut self, o: &Owned) {
+    pub(super) fn remove(&mut self, o: &Owned) {
         o.removes(&mut self.changes);
         self.own(o);
     }
@@ -104,7 +104,7 @@ impl VipWriter {
     }
 
     /// Applies everything queued, in order, in one batch; failures are logged.
-    pub fn flush(&mut self) {
+    pub(super) fn flush(&mut self) {
         if self.changes.is_empty() {
             return;
         }
@@ -117,7 +117,7 @@ impl VipWriter {
 }
 
 /// Removes what `o` holds, waiting for each answer (start-up clean-up, before the loop runs).
-pub async fn remove(nl: &Netlink, o: &Owned) {
+pub(super) async fn remove(nl: &Netlink, o: &Owned) {
     for (index, route) in &o.routes {
         if let Err(e) = nl.del_route(route, *index).await {
             warn!(instance = %o.instance, "{e}");

@@ -13,7 +13,7 @@ use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
 /// What a watched file's event says about its content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
+pub(super) enum Change {
     /// Complete: a new file renamed over it.
     Complete,
     /// Changed, perhaps half-written: more may follow.
@@ -22,12 +22,15 @@ pub enum Change {
 use tokio::sync::mpsc;
 
 /// Keeps the watch alive; dropping it stops the events.
-pub struct ConfigWatch {
+pub(super) struct ConfigWatch {
     _watcher: RecommendedWatcher,
 }
 
 /// Send a [`Change`] on `tx` whenever a file named in `files` may have changed.
-pub fn watch(files: &[PathBuf], tx: mpsc::UnboundedSender<Change>) -> notify::Result<ConfigWatch> {
+pub(super) fn watch(
+    files: &[PathBuf],
+    tx: mpsc::UnboundedSender<Change>,
+) -> notify::Result<ConfigWatch> {
     let targets: Vec<PathBuf> = files.iter().map(|f| absolute(f)).collect();
     let dirs: Vec<PathBuf> = {
         let mut d: Vec<PathBuf> = targets

@@ -20,7 +20,7 @@ use super::instance::Wiring;
 use super::vips::Owned;
 
 /// A packet as a reader task hands it over: decoded, or the reason it was not.
-pub enum Rx {
+pub(super) enum Rx {
     Advert {
         ifindex: u32,
         v6: bool,
@@ -36,7 +36,7 @@ pub enum Rx {
     },
 }
 
-pub struct Wires {
+pub(super) struct Wires {
     pub nl: Netlink,
     links: HashMap<String, Link>,
     sockets: HashMap<(u32, bool), Arc<VrrpSocket>>,
@@ -48,7 +48,7 @@ pub struct Wires {
 }
 
 impl Wires {
-    pub fn new(nl: Netlink, rx: mpsc::Sender<Rx>) -> Self {
+    pub(super) fn new(nl: Netlink, rx: mpsc::Sender<Rx>) -> Self {
         Self {
             nl,
             links: HashMap::new(),
@@ -60,12 +60,12 @@ impl Wires {
     }
 
     /// Forget the interfaces' addresses looked up so far: a reload sees the host as it is now.
-    pub fn forget_addresses(&mut self) {
+    pub(super) fn forget_addresses(&mut self) {
         self.sources.clear();
     }
 
     /// The interface by name, looked up once.
-    pub async fn link(&mut self, name: &str) -> anyhow::Result<Link> {
+    pub(super) async fn link(&mut self, name: &str) -> anyhow::Result<Link> {
         if let Some(l) = self.links.get(name) {
             return Ok(l.clone());
         }
@@ -75,7 +75,7 @@ impl Wires {
     }
 
     /// Check that everything an instance names exists, without opening anything.
-    pub async fn validate(&mut self, inst: &InstanceConfig) -> anyhow::Result<()> {
+    pub(super) async fn validate(&mut self, inst: &InstanceConfig) -> anyhow::Result<()> {
         for name in interfaces_of(inst) {
             self.link(name).await?;
         }
@@ -83,7 +83,7 @@ impl Wires {
     }
 
     /// Resolve and open everything an instance needs.
-    pub async fn wire(
+    pub(super) async fn wire(
         &mut self,
         inst: &InstanceConfig,
         all_vips: &[IpAddr],
@@ -143,7 +143,7 @@ impl Wires {
     }
 
     /// The VIPs and routes an instance holds while master, resolved to interface indexes.
-    pub async fn owned(&mut self, inst: &InstanceConfig) -> anyhow::Result<Arc<Owned>> {
+    pub(super) async fn owned(&mut self, inst: &InstanceConfig) -> anyhow::Result<Arc<Owned>> {
         let own = self.link(&inst.interface).await?.index;
         let mut addrs = Vec::new();
         for v in &inst.vips {

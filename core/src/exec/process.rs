@@ -5,6 +5,8 @@
 //! COMMAND`. Either way the command gets a process group of its own, stdin, stdout and stderr
 //! on /dev/null, and the user it is told to run as. One still running at its timeout is killed
 //! with its whole group, and the child is always reaped.
+// unsafe here: kill(2) of a process group, wrapped once as the safe `signal`.
+#![allow(unsafe_code)]
 
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;

@@ -1,6 +1,8 @@
 //! Telling the LAN where the VIPs now live: gratuitous ARP for IPv4 (a packet socket, since the
 //! kernel will not send an ARP for an address it may not have yet) and unsolicited neighbour
 //! advertisements for IPv6 (an ICMPv6 raw socket; the kernel fills in the checksum).
+// unsafe here: AF_PACKET sockets and `sockaddr_ll`: no safe wrapper in std or socket2.
+#![allow(unsafe_code)]
 
 use std::io;
 use std::mem::{size_of, zeroed};
@@ -33,6 +35,7 @@ impl Announcer {
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
+        // SAFETY: socket(2) returned a new descriptor that nothing else owns.
         let packet = unsafe { OwnedFd::from_raw_fd(fd) };
         // IPv6 may be disabled on the host: then only ARP is available.
         let icmp6 = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6))

@@ -225,6 +225,7 @@ impl BatchSocket {
 }
 
 #[cfg(test)]
+#[allow(unsafe_code)] // unshare(2): each test gets a network namespace of its own.
 mod tests {
     use super::*;
 
@@ -264,8 +265,8 @@ mod tests {
     #[test]
     fn failures_come_back_by_index_and_already_done_is_not_one() {
         std::thread::spawn(|| {
-            // SAFETY: unshare(2) on this thread only; it then lives in a new, empty namespace.
             assert_eq!(
+                // SAFETY: unshare(2) on this thread only; it then lives in a new, empty namespace.
                 unsafe { libc::unshare(libc::CLONE_NEWNET) },
                 0,
                 "needs root"

@@ -4,6 +4,8 @@
 //! it advertises, TOS) and reads the received TTL from it. IPv6 cannot hand-write headers
 //! portably, so hop limit and destination come from ancillary data, and the source is set with
 //! IPV6_PKTINFO.
+// unsafe here: `recvmsg`/`sendmsg` with control messages (the received TTL and destination, the sending interface): socket2 has no safe form of them.
+#![allow(unsafe_code)]
 
 use std::io;
 use std::mem::{size_of, zeroed, MaybeUninit};
@@ -174,13 +176,15 @@ fn setsockopt_int(s: &Socket, level: i32, name: i32, value: i32) -> io::Result<(
 
 /// recvmsg with IPV6_HOPLIMIT and IPV6_PKTINFO ancillary data.
 fn recv_v6(s: &Socket, buf: &mut [u8]) -> io::Result<(usize, Ipv6Addr, Ipv6Addr, u8)> {
+    // SAFETY: sockaddr_in6 is plain integers; all zeros is a valid value.
     let mut name: libc::sockaddr_in6 = unsafe { zeroed() };
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
     };
-    let mut control = [MaybeUninit::<u64>::uninit(); 16]; // 128 bytes, 8-aligned
-                                                          // SAFETY: msghdr points at live buffers of the stated lengths for the duration of the call.
+    // 128 bytes, 8-aligned.
+    let mut control = [MaybeUninit::<u64>::uninit(); 16];
+    // SAFETY: msghdr is integers and pointers; all zeros (null, 0) is a valid value.
     let mut msg: libc::msghdr = unsafe { zeroed() };
     msg.msg_name = (&mut name as *mut libc::sockaddr_in6).cast();
     msg.msg_namelen = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
@@ -188,6 +192,7 @@ fn recv_v6(s: &Socket, buf: &mut [u8]) -> io::Result<(usize, Ipv6Addr, Ipv6Addr,
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr().cast();
     msg.msg_controllen = std::mem::size_of_val(&control);
+    // SAFETY: msghdr points at live buffers of the stated lengths for the duration of the call.
     let n = unsafe { libc::recvmsg(s.as_raw_fd(), &mut msg, 0) };
     if n < 0 {
         return Err(io::Error::last_os_error());

@@ -8,6 +8,8 @@
 //!
 //! Trust: machine code loaded this way runs unchecked, so only files this daemon's user owns,
 //! in a directory only that user can write, are ever loaded; anything else is recompiled.
+// unsafe here: `Component::deserialize` runs kept machine code unchecked; the trust rule above says which files it may load.
+#![allow(unsafe_code)]
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::{Read, Write};
@@ -26,7 +28,7 @@ const COMPILE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The engine settings every plugin is compiled and run with: the daemon's engine and the
 /// compiler process must agree, or the machine code would not load.
-pub fn engine_config() -> wasmtime::Config {
+pub(super) fn engine_config() -> wasmtime::Config {
     let mut config = wasmtime::Config::new();
     config.epoch_interruption(true).wasm_component_model(true);
     config

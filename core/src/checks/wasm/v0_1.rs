@@ -4,7 +4,7 @@
 //! the host keeps loading plugins built against this one.
 
 /// The `check-plugin` world; also owns the `types` and `host` interfaces for the other worlds.
-pub mod check {
+pub(super) mod check {
     wasmtime::component::bindgen!({
         world: "check-plugin",
         path: "../plugin-sdk/wit",
@@ -16,7 +16,7 @@ pub mod check {
 }
 
 /// The `notify-plugin` world.
-pub mod notify {
+pub(super) mod notify {
     wasmtime::component::bindgen!({
         world: "notify-plugin",
         path: "../plugin-sdk/wit",
