@@ -59,7 +59,7 @@ pub fn check(
     if !runs_commands {
         return Ok(Vec::new());
     }
-    let mut cx = Cx {
+    let mut cx = HostCheck {
         source,
         at: &cfg.locations,
         problems: Vec::new(),
@@ -150,7 +150,7 @@ fn notify_commands(n: &Notify) -> Vec<(&'static str, &String)> {
     .collect()
 }
 
-struct Cx<'a> {
+struct HostCheck<'a> {
     source: &'a str,
     /// Where the settings are written (kept by the parser).
     at: &'a Locations,
@@ -159,7 +159,7 @@ struct Cx<'a> {
     root_runs: Vec<String>,
 }
 
-impl Cx<'_> {
+impl HostCheck<'_> {
     fn report(&mut self, span: SourceSpan, message: String, label: &str, help: Option<String>) {
         let (line, column) = line_col(self.source, span.offset());
         self.problems.push(Problem {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use upkeep::checks::wasm::{
     inspect, Capability, CheckOutcome, CodeCache, Fault, Grants, Limits, Plugin, PluginError,
-    PluginHost, Transition,
+    PluginHost, StateChange,
 };
 
 fn plugin_dir() -> PathBuf {
@@ -429,7 +429,7 @@ fn wasi_gives_no_files_network_or_environment() {
 #[test]
 fn notify_hooks_run_and_are_contained() {
     let plugin = hostile();
-    let t = |instance: &str| Transition {
+    let t = |instance: &str| StateChange {
         instance: instance.into(),
         old_state: "BACKUP".into(),
         new_state: "MASTER".into(),
@@ -706,7 +706,7 @@ fn async_calls_run_on_the_host_thread_and_a_loop_yields_to_others() {
         assert!(again.healthy, "{again:?}");
         let hook = plugin
             .clone()
-            .notify_async(Transition {
+            .notify_async(StateChange {
                 instance: "fine".into(),
                 old_state: "BACKUP".into(),
                 new_state: "MASTER".into(),

@@ -89,7 +89,7 @@ pub struct Metadata {
 
 /// A VRRP state change for [`Plugin::notify`] (keepalived's notify arguments).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transition {
+pub struct StateChange {
     pub instance: String,
     /// `INIT`, `BACKUP`, `MASTER`, `FAULT` or `STOP`.
     pub old_state: String,
@@ -319,7 +319,7 @@ impl Plugin {
         grants: Grants,
         limits: Limits,
     ) -> Result<Plugin, PluginError> {
-        let loaded = Loaded::new(host, path, limits)?;
+        let loaded = Linked::new(host, path, limits)?;
         let metadata = loaded.metadata.clone();
         if let Some(&capability) = metadata.capabilities.iter().find(|&&c| !grants.allows(c)) {
             return Err(PluginError::CapabilityNotGranted {
@@ -432,7 +432,7 @@ impl Plugin {
 
     /// Tells a notify hook of a state change, blocking for at most about `limits.timeout`.
     /// For tools and tests; the daemon uses [`Plugin::notify_async`].
-    pub fn notify(&self, t: &Transition) -> Result<(), PluginError> {
+    pub fn notify(&self, t: &StateChange) -> Result<(), PluginError> {
         self.exports_notify()?;
         block_on_host(&self.host, || self.notify_call(t))
             .unwrap_or_else(|panic| Err((Fault::Host, panic)))
@@ -440,7 +440,7 @@ impl Plugin {
     }
 
     /// [`Plugin::notify`] on the plugin host's own thread.
-    pub async fn notify_async(self: Arc<Self>, t: Transition) -> Result<(), PluginError> {
+    pub async fn notify_async(self: Arc<Self>, t: StateChange) -> Result<(), PluginError> {
         self.exports_notify()?;
         let this = self.clone();
         let task = self
@@ -458,7 +458,7 @@ impl Plugin {
             .map_err(|(fault, message)| self.call_error(fault, message))
     }
 
-    async fn notify_call(&self, t: &Transition) -> Result<(), (Fault, String)> {
+    async fn notify_call(&self, t: &StateChange) -> Result<(), (Fault, String)> {
         let Some(pre) = &self.notify else {
             return Err((Fault::Host, "it does not export `notify`".to_string()));
         };
@@ -696,13 +696,13 @@ fn ms(d: Duration) -> String {
 }
 
 /// A compiled, linked component and its metadata, before grants are checked.
-struct Loaded {
+struct Linked {
     metadata: Metadata,
     check: Option<CheckPluginPre<State>>,
     notify: Option<NotifyPluginPre<State>>,
 }
 
-impl Loaded {
+impl Linked {
     fn new(host: &PluginHost, path: &Path, limits: Limits) -> Result<Self, PluginError> {
         let inner = &host.inner;
         let bytes = std::fs::read(path).map_err(|source| PluginError::Read {
@@ -794,7 +794,7 @@ impl Loaded {
             check: check.is_some(),
             notify: notify.is_some(),
         };
-        Ok(Loaded {
+        Ok(Linked {
             metadata,
             check,
             notify,
@@ -815,7 +815,7 @@ fn clip(s: &str, max: usize) -> String {
 /// inspect`). Compiles it with a short-lived engine of its own.
 pub fn inspect(path: &Path) -> Result<Metadata, PluginError> {
     let host = PluginHost::new()?;
-    Ok(Loaded::new(&host, path, Limits::default())?.metadata)
+    Ok(Linked::new(&host, path, Limits::default())?.metadata)
 }
 
 fn _assert_send_sync() {

@@ -37,7 +37,7 @@ pub(super) fn stamp(path: &Path) -> Option<Stamp> {
 
 /// A compiled plugin with the file identity it was compiled from.
 #[derive(Clone)]
-pub(super) struct Loaded {
+pub(super) struct LoadedPlugin {
     pub plugin: Arc<Plugin>,
     pub stamp: Option<Stamp>,
 }
@@ -53,7 +53,7 @@ pub(super) struct Check {
     pub value: i64,
     /// Interface checks: the interface's index (results come from link events).
     pub ifindex: Option<u32>,
-    pub plugin: Option<Loaded>,
+    pub plugin: Option<LoadedPlugin>,
     pub task: Option<AbortHandle>,
 }
 
@@ -100,8 +100,8 @@ static WARNED_ROOT: std::sync::Once = std::sync::Once::new();
 /// located in the file.
 pub(super) struct Prepared {
     /// Compiled plugins by check name and by hook name.
-    pub check_plugins: HashMap<String, Loaded>,
-    pub hook_plugins: HashMap<String, Loaded>,
+    pub check_plugins: HashMap<String, LoadedPlugin>,
+    pub hook_plugins: HashMap<String, LoadedPlugin>,
 }
 
 pub(super) async fn prepare(
@@ -110,8 +110,8 @@ pub(super) async fn prepare(
     file: &str,
     dir: &Path,
     host: Option<&PluginHost>,
-    reuse: &HashMap<String, Loaded>,
-    reuse_hooks: &HashMap<String, Loaded>,
+    reuse: &HashMap<String, LoadedPlugin>,
+    reuse_hooks: &HashMap<String, LoadedPlugin>,
 ) -> Result<Prepared, String> {
     let at = |span: miette::SourceSpan| {
         let (line, col) = config::parse::line_col(source, span.offset());
@@ -220,8 +220,8 @@ async fn load_plugin(
     path: &Path,
     grants: wasm::Grants,
     limits: wasm::Limits,
-    reuse: Option<&Loaded>,
-) -> Result<Loaded, String> {
+    reuse: Option<&LoadedPlugin>,
+) -> Result<LoadedPlugin, String> {
     check_plugin_file(path).map_err(|e| format!("plugin refused: {e}"))?;
     let now = stamp(path);
     if let Some(old) = reuse {
@@ -236,7 +236,7 @@ async fn load_plugin(
         .await
         .map_err(|e| format!("plugin loader panicked: {e}"))?
         .map_err(|e| e.to_string())?;
-    Ok(Loaded {
+    Ok(LoadedPlugin {
         plugin: Arc::new(plugin),
         stamp: now,
     })
@@ -248,7 +248,7 @@ pub(super) fn spawn(
     id: u64,
     dir: &Path,
     global: &config::Global,
-    plugin: Option<&Loaded>,
+    plugin: Option<&LoadedPlugin>,
     tx: &mpsc::UnboundedSender<CheckResult>,
 ) -> Option<AbortHandle> {
     let tx = tx.clone();
@@ -305,8 +305,8 @@ pub(super) fn spawn(
 }
 
 /// Runs WASM notify hooks one at a time, in the order transitions happened.
-pub(super) fn spawn_hook_runner() -> mpsc::UnboundedSender<(Arc<Plugin>, wasm::Transition)> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<(Arc<Plugin>, wasm::Transition)>();
+pub(super) fn spawn_hook_runner() -> mpsc::UnboundedSender<(Arc<Plugin>, wasm::StateChange)> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<(Arc<Plugin>, wasm::StateChange)>();
     tokio::spawn(async move {
         while let Some((plugin, t)) = rx.recv().await {
             let instance = t.instance.clone();

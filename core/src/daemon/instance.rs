@@ -78,7 +78,7 @@ pub(super) fn params(cfg: &InstanceConfig, global: &upkeep_config::Global, src: 
     }
 }
 
-pub(super) struct Wiring {
+pub(super) struct InstanceIo {
     pub ifindex: u32,
     pub src: IpAddr,
     pub socket: Arc<VrrpSocket>,
@@ -87,7 +87,7 @@ pub(super) struct Wiring {
 }
 
 impl Instance {
-    pub(super) fn new(cfg: InstanceConfig, w: Wiring) -> Self {
+    pub(super) fn new(cfg: InstanceConfig, w: InstanceIo) -> Self {
         let v6 = cfg.is_ipv6();
         let vip_addrs: Vec<IpAddr> = cfg.vips.iter().map(|v| v.addr).collect();
         let expect = Expect {

@@ -30,7 +30,7 @@ use tracing::{debug, info, warn};
 
 use crate::checks::wasm::{self, PluginHost};
 use crate::checks::{CheckResult, Tracker};
-use crate::hooks::{self, Notifier, Subject, Transition};
+use crate::hooks::{self, Notifier, NotifyState, Subject};
 use crate::net::netlink::{self, LinkEvent, Netlink};
 use upkeep_config::{self as config, CheckDef, CheckKind, Config};
 use upkeep_vrrp::fsm::{Action, Event, State};
@@ -38,12 +38,12 @@ use upkeep_vrrp::node::{Node, Track};
 use upkeep_vrrp::packet::DropReason;
 use upkeep_vrrp::receive;
 
-use checks::{Check, Loaded};
+use checks::{Check, LoadedPlugin};
 use control::{Reply, Request};
 use instance::Instance;
 use status::{CheckStatus, ReloadStatus, Status, StatusFile};
 use vips::VipWriter;
-use wiring::{Rx, Wires};
+use wiring::{Interfaces, Rx};
 
 /// Delay of the second round of gratuitous ARP / NA after becoming master.
 const GARP_MASTER_DELAY: Duration = Duration::from_secs(5);
@@ -75,7 +75,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         let (watch_tx, watch_rx) = mpsc::unbounded_channel();
         let mut daemon = Daemon::start(cfg, source, opts, watch_tx).await?;
         tuning::release_free_memory();
-        daemon.run(watch_rx).await
+        daemon.event_loop(watch_rx).await
     })
 }
 
@@ -84,7 +84,7 @@ struct Daemon {
     /// The text `cfg` was parsed from: an identical file is not a reload.
     source: String,
     opts: Options,
-    wires: Wires,
+    wires: Interfaces,
     /// The state machines and the rules between them (checks' weights, faults, sync groups);
     /// `instances` holds the IO side of each, at the same index.
     node: Node,
@@ -108,13 +108,13 @@ struct Daemon {
     reloads: u64,
     /// The WebAssembly engine, made when the first plugin is loaded.
     plugin_host: Option<PluginHost>,
-    hook_plugins: HashMap<String, Loaded>,
-    hook_tx: mpsc::UnboundedSender<(std::sync::Arc<wasm::Plugin>, wasm::Transition)>,
+    hook_plugins: HashMap<String, LoadedPlugin>,
+    hook_tx: mpsc::UnboundedSender<(std::sync::Arc<wasm::Plugin>, wasm::StateChange)>,
     notifier: Option<Notifier>,
     /// The last state each sync group was notified of (a group notifies once per change).
-    group_notified: HashMap<String, Transition>,
+    group_notified: HashMap<String, NotifyState>,
     watch: Option<watch::ConfigWatch>,
-    watch_tx: mpsc::UnboundedSender<watch::Change>,
+    watch_tx: mpsc::UnboundedSender<watch::FileChange>,
     control: mpsc::Receiver<control::Pending>,
     /// Reloads being prepared off the loop report here.
     prepared_tx: mpsc::UnboundedSender<reload::PreparedReload>,
@@ -128,7 +128,7 @@ struct Daemon {
     metrics: Option<std::sync::Arc<metrics::Metrics>>,
     /// Control clients waiting for the reload in progress.
     reload_waiters: Vec<oneshot::Sender<Reply>>,
-    systemd: systemd::Notify,
+    systemd: systemd::SdNotify,
     watchdog_at: Option<Instant>,
 }
 
@@ -137,7 +137,7 @@ impl Daemon {
         cfg: Config,
         source: String,
         opts: Options,
-        watch_tx: mpsc::UnboundedSender<watch::Change>,
+        watch_tx: mpsc::UnboundedSender<watch::FileChange>,
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&opts.state_dir)
             .with_context(|| format!("creating state dir {}", opts.state_dir.display()))?;
@@ -150,7 +150,7 @@ impl Daemon {
         let mut daemon = Self {
             cfg: Config::default(),
             source,
-            wires: Wires::new(nl, tx),
+            wires: Interfaces::new(nl, tx),
             node: Node::new(),
             instances: Vec::new(),
             by_vrid: HashMap::new(),
@@ -183,7 +183,7 @@ impl Daemon {
                     control::socket_path(&opts.state_dir).display()
                 )
             })?,
-            systemd: systemd::Notify::from_env(),
+            systemd: systemd::SdNotify::from_env(),
             prepared_tx,
             prepared_rx,
             reload_running: false,
@@ -253,9 +253,9 @@ impl Daemon {
         Ok(daemon)
     }
 
-    async fn run(
+    async fn event_loop(
         &mut self,
-        mut watch_rx: mpsc::UnboundedReceiver<watch::Change>,
+        mut watch_rx: mpsc::UnboundedReceiver<watch::FileChange>,
     ) -> anyhow::Result<()> {
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
@@ -340,8 +340,8 @@ impl Daemon {
                     // A complete file is read at once (a few ms to gather the same burst's
                     // other events); a write under way gets time to finish.
                     let settle = match change {
-                        watch::Change::Complete => Duration::from_millis(5),
-                        watch::Change::Ongoing => Duration::from_millis(150),
+                        watch::FileChange::Complete => Duration::from_millis(5),
+                        watch::FileChange::Ongoing => Duration::from_millis(150),
                     };
                     let at = tokio::time::Instant::now() + settle;
                     reload_at = Some(at);
@@ -431,7 +431,7 @@ impl Daemon {
         self.node.start(started);
     }
 
-    async fn spawn_check(&mut self, def: CheckDef, plugin: Option<Loaded>) {
+    async fn spawn_check(&mut self, def: CheckDef, plugin: Option<LoadedPlugin>) {
         let id = self.next_check_id;
         self.next_check_id += 1;
         let dir = checks::config_dir(&self.opts.config);
@@ -764,10 +764,10 @@ impl Daemon {
     /// Run the instance's (and its sync group's) notify commands and hooks for a transition.
     fn notify_transition(&mut self, i: usize, from: State, to: State) {
         let t = match to {
-            State::Master => Transition::Master,
-            State::Backup => Transition::Backup,
-            State::Fault => Transition::Fault,
-            State::Initialize => Transition::Stop,
+            State::Master => NotifyState::Master,
+            State::Backup => NotifyState::Backup,
+            State::Fault => NotifyState::Fault,
+            State::Initialize => NotifyState::Stop,
             State::Handover => return, // still serving: STOP comes when it lets go
         };
         let inst = &self.instances[i];
@@ -794,7 +794,7 @@ impl Daemon {
             }
             for h in hook_names {
                 if let Some(loaded) = self.hook_plugins.get(&h) {
-                    let t = wasm::Transition {
+                    let t = wasm::StateChange {
                         instance: key.clone(),
                         old_state: from.as_str().to_uppercase(),
                         new_state: t.as_str().to_string(),

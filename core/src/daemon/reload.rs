@@ -13,7 +13,7 @@ use tracing::{error, info, warn};
 
 use upkeep_config::{self as config, diff, CheckKind, Config};
 
-use super::checks::{self, Loaded};
+use super::checks::{self, LoadedPlugin};
 use super::instance::{self, Instance};
 use super::status::ReloadStatus;
 use super::{all_vips, announce_addrs, Daemon};
@@ -81,7 +81,7 @@ impl Daemon {
         }
         // Plugins are compiled (or reused when their file is the same) on a task of their own:
         // compiling takes long enough to starve the adverts if the event loop waited for it.
-        let reuse_checks: HashMap<String, Loaded> = self
+        let reuse_checks: HashMap<String, LoadedPlugin> = self
             .checks
             .iter()
             .filter(|c| {
@@ -90,7 +90,7 @@ impl Daemon {
             })
             .filter_map(|c| Some((c.def.name.clone(), c.plugin.clone()?)))
             .collect();
-        let reuse_hooks: HashMap<String, Loaded> = self
+        let reuse_hooks: HashMap<String, LoadedPlugin> = self
             .hook_plugins
             .iter()
             .filter(|(name, _)| self.cfg.hook(name) == new.hook(name))
@@ -232,7 +232,7 @@ impl Daemon {
         &mut self,
         new: Config,
         d: &diff::Diff,
-        plugins: HashMap<String, Loaded>,
+        plugins: HashMap<String, LoadedPlugin>,
     ) -> anyhow::Result<()> {
         let now = Instant::now();
         let vips = all_vips(&new);

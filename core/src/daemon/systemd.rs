@@ -5,13 +5,13 @@
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
-pub(super) struct Notify {
+pub(super) struct SdNotify {
     socket: Option<(UnixDatagram, String)>,
     /// Half of WATCHDOG_USEC: how often to ping.
     pub watchdog: Option<Duration>,
 }
 
-impl Notify {
+impl SdNotify {
     pub(super) fn from_env() -> Self {
         let socket = std::env::var("NOTIFY_SOCKET")
             .ok()

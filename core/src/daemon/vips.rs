@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tracing::warn;
 
 use crate::net::netlink::{Netlink, Route};
-use crate::net::netlink_batch::{BatchSocket, Change};
+use crate::net::netlink_batch::{BatchSocket, NetlinkChange};
 
 /// Everything an instance puts on the host while master, resolved to interface indexes.
 #[derive(Debug, Clone)]
@@ -23,16 +23,16 @@ pub(super) struct Owned {
 
 impl Owned {
     /// Addresses first: a route via the VIP's subnet needs the address.
-    fn adds(&self, out: &mut Vec<Change>) {
+    fn adds(&self, out: &mut Vec<NetlinkChange>) {
         for &(index, addr, prefix_len) in &self.addrs {
-            out.push(Change::AddAddress {
+            out.push(NetlinkChange::AddAddress {
                 index,
                 addr,
                 prefix_len,
             });
         }
         for (index, route) in &self.routes {
-            out.push(Change::AddRoute {
+            out.push(NetlinkChange::AddRoute {
                 index: *index,
                 route: route.clone(),
             });
@@ -40,15 +40,15 @@ impl Owned {
     }
 
     /// Routes first, the reverse of [`Owned::adds`].
-    fn removes(&self, out: &mut Vec<Change>) {
+    fn removes(&self, out: &mut Vec<NetlinkChange>) {
         for (index, route) in &self.routes {
-            out.push(Change::DelRoute {
+            out.push(NetlinkChange::DelRoute {
                 index: *index,
                 route: route.clone(),
             });
         }
         for &(index, addr, prefix_len) in &self.addrs {
-            out.push(Change::DelAddress {
+            out.push(NetlinkChange::DelAddress {
                 index,
                 addr,
                 prefix_len,
@@ -74,7 +74,7 @@ impl From<&upkeep_config::Route> for Route {
 /// Changes queued by the event loop until its next [`VipWriter::flush`].
 pub(super) struct VipWriter {
     sock: BatchSocket,
-    changes: Vec<Change>,
+    changes: Vec<NetlinkChange>,
     /// The instance each change is for (same index), for the log.
     owners: Vec<Arc<str>>,
 }

@@ -13,7 +13,7 @@ use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
 /// What a watched file's event says about its content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Change {
+pub(super) enum FileChange {
     /// Complete: a new file renamed over it.
     Complete,
     /// Changed, perhaps half-written: more may follow.
@@ -26,10 +26,10 @@ pub(super) struct ConfigWatch {
     _watcher: RecommendedWatcher,
 }
 
-/// Send a [`Change`] on `tx` whenever a file named in `files` may have changed.
+/// Send a [`FileChange`] on `tx` whenever a file named in `files` may have changed.
 pub(super) fn watch(
     files: &[PathBuf],
-    tx: mpsc::UnboundedSender<Change>,
+    tx: mpsc::UnboundedSender<FileChange>,
 ) -> notify::Result<ConfigWatch> {
     let targets: Vec<PathBuf> = files.iter().map(|f| absolute(f)).collect();
     let dirs: Vec<PathBuf> = {
@@ -56,9 +56,9 @@ pub(super) fn watch(
             EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
         ) && event.paths.last().is_some_and(|p| targets.contains(p));
         let _ = tx.send(if renamed_onto {
-            Change::Complete
+            FileChange::Complete
         } else {
-            Change::Ongoing
+            FileChange::Ongoing
         });
     })?;
     for dir in &dirs {
@@ -78,10 +78,10 @@ mod tests {
 
     /// The changes seen within `wait` after `act`, in order.
     async fn changes(
-        rx: &mut mpsc::UnboundedReceiver<Change>,
+        rx: &mut mpsc::UnboundedReceiver<FileChange>,
         act: impl FnOnce(),
         wait: Duration,
-    ) -> Vec<Change> {
+    ) -> Vec<FileChange> {
         act();
         let mut seen = Vec::new();
         while let Ok(Some(c)) = tokio::time::timeout(wait, rx.recv()).await {
@@ -110,11 +110,11 @@ mod tests {
             wait,
         )
         .await;
-        assert_eq!(seen.last(), Some(&Change::Complete), "{seen:?}");
+        assert_eq!(seen.last(), Some(&FileChange::Complete), "{seen:?}");
 
         let seen = changes(&mut rx, || std::fs::write(&file, "c").unwrap(), wait).await;
         assert!(
-            !seen.is_empty() && !seen.contains(&Change::Complete),
+            !seen.is_empty() && !seen.contains(&FileChange::Complete),
             "{seen:?}"
         );
 

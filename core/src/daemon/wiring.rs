@@ -16,7 +16,7 @@ use crate::net::socket::{Datagram, VrrpSocket};
 use upkeep_config::InstanceConfig;
 use upkeep_vrrp::packet::{self, Advert, DropReason, IPPROTO_VRRP};
 
-use super::instance::Wiring;
+use super::instance::InstanceIo;
 use super::vips::Owned;
 
 /// A packet as a reader task hands it over: decoded, or the reason it was not.
@@ -36,7 +36,7 @@ pub(super) enum Rx {
     },
 }
 
-pub(super) struct Wires {
+pub(super) struct Interfaces {
     pub nl: Netlink,
     links: HashMap<String, Link>,
     sockets: HashMap<(u32, bool), Arc<VrrpSocket>>,
@@ -47,7 +47,7 @@ pub(super) struct Wires {
     rx: mpsc::Sender<Rx>,
 }
 
-impl Wires {
+impl Interfaces {
     pub(super) fn new(nl: Netlink, rx: mpsc::Sender<Rx>) -> Self {
         Self {
             nl,
@@ -87,7 +87,7 @@ impl Wires {
         &mut self,
         inst: &InstanceConfig,
         all_vips: &[IpAddr],
-    ) -> anyhow::Result<(Wiring, bool)> {
+    ) -> anyhow::Result<(InstanceIo, bool)> {
         let link = self.link(&inst.interface).await?;
         let v6 = inst.is_ipv6();
         let socket = match self.sockets.get(&(link.index, v6)) {
@@ -132,7 +132,7 @@ impl Wires {
             }
         };
         let owned = self.owned(inst).await?;
-        let wiring = Wiring {
+        let wiring = InstanceIo {
             ifindex: link.index,
             src,
             socket,

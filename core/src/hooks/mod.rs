@@ -41,7 +41,7 @@ impl Subject {
 
 /// The state a transition goes to (keepalived's third `notify` argument).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transition {
+pub enum NotifyState {
     Master,
     Backup,
     Fault,
@@ -49,7 +49,7 @@ pub enum Transition {
     Stop,
 }
 
-impl Transition {
+impl NotifyState {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Master => "MASTER",
@@ -77,14 +77,14 @@ pub fn commands_for(
     notify: &Notify,
     subject: Subject,
     name: &str,
-    to: Transition,
+    to: NotifyState,
     priority: u8,
 ) -> Vec<String> {
     let own = match to {
-        Transition::Master => &notify.master,
-        Transition::Backup => &notify.backup,
-        Transition::Fault => &notify.fault,
-        Transition::Stop => &notify.stop,
+        NotifyState::Master => &notify.master,
+        NotifyState::Backup => &notify.backup,
+        NotifyState::Fault => &notify.fault,
+        NotifyState::Stop => &notify.stop,
     };
     let mut cmds: Vec<String> = own.iter().cloned().collect();
     if let Some(any) = &notify.any {
@@ -327,22 +327,22 @@ mod tests {
             hooks: Vec::new(),
         };
         assert_eq!(
-            commands_for(&n, Subject::Instance, "web", Transition::Master, 150),
+            commands_for(&n, Subject::Instance, "web", NotifyState::Master, 150),
             ["/m.sh x", "/n.sh --from upkeep INSTANCE web MASTER 150"]
         );
         assert_eq!(
-            commands_for(&n, Subject::Group, "g", Transition::Backup, 0),
+            commands_for(&n, Subject::Group, "g", NotifyState::Backup, 0),
             ["/n.sh --from upkeep GROUP g BACKUP 0"]
         );
         assert_eq!(
-            commands_for(&n, Subject::Instance, "web", Transition::Stop, 100),
+            commands_for(&n, Subject::Instance, "web", NotifyState::Stop, 100),
             ["/s.sh", "/n.sh --from upkeep INSTANCE web STOP 100"]
         );
         assert!(commands_for(
             &Notify::default(),
             Subject::Instance,
             "w",
-            Transition::Fault,
+            NotifyState::Fault,
             1
         )
         .is_empty());

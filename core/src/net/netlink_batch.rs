@@ -20,7 +20,7 @@ use super::netlink::{route_message, Route};
 
 /// One change to the host's addresses or routes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
+pub enum NetlinkChange {
     AddAddress {
         index: u32,
         addr: IpAddr,
@@ -41,12 +41,14 @@ pub enum Change {
     },
 }
 
-impl Change {
+impl NetlinkChange {
     /// Whether the kernel's `errno` only says the change was already in place.
     fn already_done(&self, errno: i32) -> bool {
         match self {
-            Change::AddAddress { .. } | Change::AddRoute { .. } => errno == libc::EEXIST,
-            Change::DelAddress { .. } | Change::DelRoute { .. } => {
+            NetlinkChange::AddAddress { .. } | NetlinkChange::AddRoute { .. } => {
+                errno == libc::EEXIST
+            }
+            NetlinkChange::DelAddress { .. } | NetlinkChange::DelRoute { .. } => {
                 [libc::EADDRNOTAVAIL, libc::ESRCH, libc::ENOENT].contains(&errno)
             }
         }
@@ -54,7 +56,7 @@ impl Change {
 
     fn message(&self) -> NetlinkMessage<RouteNetlinkMessage> {
         let (payload, flags) = match self {
-            Change::AddAddress {
+            NetlinkChange::AddAddress {
                 index,
                 addr,
                 prefix_len,
@@ -62,7 +64,7 @@ impl Change {
                 RouteNetlinkMessage::NewAddress(address_message(*index, *addr, *prefix_len)),
                 NLM_F_CREATE | NLM_F_EXCL,
             ),
-            Change::DelAddress {
+            NetlinkChange::DelAddress {
                 index,
                 addr,
                 prefix_len,
@@ -70,11 +72,11 @@ impl Change {
                 RouteNetlinkMessage::DelAddress(address_message(*index, *addr, *prefix_len)),
                 0,
             ),
-            Change::AddRoute { index, route } => (
+            NetlinkChange::AddRoute { index, route } => (
                 RouteNetlinkMessage::NewRoute(route_message(route, *index)),
                 NLM_F_CREATE | NLM_F_EXCL,
             ),
-            Change::DelRoute { index, route } => (
+            NetlinkChange::DelRoute { index, route } => (
                 RouteNetlinkMessage::DelRoute(route_message(route, *index)),
                 0,
             ),
@@ -85,19 +87,19 @@ impl Change {
     }
 }
 
-impl std::fmt::Display for Change {
+impl std::fmt::Display for NetlinkChange {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Change::AddAddress {
+            NetlinkChange::AddAddress {
                 addr, prefix_len, ..
             } => write!(f, "adding {addr}/{prefix_len}"),
-            Change::DelAddress {
+            NetlinkChange::DelAddress {
                 addr, prefix_len, ..
             } => write!(f, "removing {addr}/{prefix_len}"),
-            Change::AddRoute { route, .. } => {
+            NetlinkChange::AddRoute { route, .. } => {
                 write!(f, "adding route {}/{}", route.dest, route.prefix_len)
             }
-            Change::DelRoute { route, .. } => {
+            NetlinkChange::DelRoute { route, .. } => {
                 write!(f, "removing route {}/{}", route.dest, route.prefix_len)
             }
         }
@@ -130,7 +132,7 @@ fn address_message(
 /// Largest batch in one `sendmsg` (the socket's send buffer is larger).
 const CHUNK: usize = 64 * 1024;
 
-/// A routing netlink socket that applies batches of [`Change`]s.
+/// A routing netlink socket that applies batches of [`NetlinkChange`]s.
 pub struct BatchSocket {
     sock: Socket,
     seq: u32,
@@ -154,7 +156,7 @@ impl BatchSocket {
     /// Applies `changes` in order (the kernel has applied them when this returns) and returns
     /// those that failed, by index, with the kernel's reason. Already present (add) or already
     /// absent (remove) is success.
-    pub fn apply(&mut self, changes: &[Change]) -> Vec<(usize, io::Error)> {
+    pub fn apply(&mut self, changes: &[NetlinkChange]) -> Vec<(usize, io::Error)> {
         let mut failed = Vec::new();
         let mut chunk_start = 0;
         self.buf.clear();
@@ -182,7 +184,7 @@ impl BatchSocket {
     fn send_chunk(
         &mut self,
         chunk: std::ops::Range<usize>,
-        changes: &[Change],
+        changes: &[NetlinkChange],
         failed: &mut Vec<(usize, io::Error)>,
     ) {
         let sent = self.sock.send(&self.buf, 0);
@@ -196,7 +198,7 @@ impl BatchSocket {
     }
 
     /// Reads the kernel's answers to what was just sent: only failures come back.
-    fn drain_errors(&mut self, changes: &[Change], failed: &mut Vec<(usize, io::Error)>) {
+    fn drain_errors(&mut self, changes: &[NetlinkChange], failed: &mut Vec<(usize, io::Error)>) {
         let first_seq = self.seq.wrapping_add(1);
         let mut rx = vec![0u8; 16 * 1024];
         loop {
@@ -231,14 +233,14 @@ mod tests {
 
     #[test]
     fn requests_ask_for_no_ack_and_create_exclusively() {
-        let add = Change::AddAddress {
+        let add = NetlinkChange::AddAddress {
             index: 3,
             addr: "192.0.2.10".parse().unwrap(),
             prefix_len: 24,
         }
         .message();
         assert_eq!(add.header.flags, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL);
-        let del = Change::DelRoute {
+        let del = NetlinkChange::DelRoute {
             index: 3,
             route: Route {
                 dest: "198.51.100.0".parse().unwrap(),
@@ -272,7 +274,7 @@ mod tests {
                 "needs root"
             );
             let mut sock = BatchSocket::open().unwrap();
-            let addr = |index, a: &str| Change::AddAddress {
+            let addr = |index, a: &str| NetlinkChange::AddAddress {
                 index,
                 addr: a.parse().unwrap(),
                 prefix_len: 24,
@@ -281,7 +283,7 @@ mod tests {
                 addr(1, "192.0.2.1"),
                 addr(999_999, "192.0.2.2"), // no such interface
                 addr(1, "192.0.2.1"),       // already there: success
-                Change::DelAddress {
+                NetlinkChange::DelAddress {
                     index: 1,
                     addr: "198.51.100.1".parse().unwrap(),
                     prefix_len: 24,
@@ -301,14 +303,14 @@ mod tests {
 
     #[test]
     fn already_done_is_per_direction() {
-        let add = Change::AddAddress {
+        let add = NetlinkChange::AddAddress {
             index: 1,
             addr: "192.0.2.1".parse().unwrap(),
             prefix_len: 24,
         };
         assert!(add.already_done(libc::EEXIST));
         assert!(!add.already_done(libc::EADDRNOTAVAIL));
-        let del = Change::DelAddress {
+        let del = NetlinkChange::DelAddress {
             index: 1,
             addr: "192.0.2.1".parse().unwrap(),
             prefix_len: 24,

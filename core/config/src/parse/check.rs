@@ -11,8 +11,8 @@ use miette::SourceSpan;
 
 use super::schema::{applies_to, example, CAPABILITIES, CHECK_KEYS, CHECK_KINDS, HOOK_KEYS};
 use super::suggest::closest;
-use super::validate::{head, positional, prop, span_between, span_end, Cx, Seen};
-use super::value::{kind_of, parse_size, Expect, SIZE_HELP};
+use super::validate::{head, positional, prop, span_between, span_end, Seen, Validator};
+use super::value::{kind_of, parse_size, ValueKind, SIZE_HELP};
 use crate::model::{
     Capability, CheckDef, CheckKind, Grants, HookDef, DEFAULT_MEMORY_LIMIT, MAX_MEMORY_LIMIT,
 };
@@ -87,7 +87,7 @@ fn placeholder_kind() -> CheckKind {
     }
 }
 
-impl Cx<'_> {
+impl Validator<'_> {
     pub(super) fn check(&mut self, node: &KdlNode) -> Option<CheckDraft> {
         let (name, name_span, body) = self.named_block(node)?;
         let place = format!("check `{name}`");
@@ -318,7 +318,7 @@ impl Cx<'_> {
                 KdlValue::Float(f) => format!("{f}"),
                 KdlValue::Bool(b) => b.to_string(),
                 KdlValue::Null => {
-                    self.type_error(entry, "config", Expect::String);
+                    self.type_error(entry, "config", ValueKind::String);
                     continue;
                 }
             };

@@ -7,7 +7,7 @@ use kdl::{KdlDocument, KdlNode};
 use miette::SourceSpan;
 
 use super::schema::{example, GLOBAL_KEYS, TOP_KEYS};
-use super::validate::{head, positional, prop, Cx, Seen};
+use super::validate::{head, positional, prop, Seen, Validator};
 use crate::model::{Config, Global, HookDef, InstanceConfig, Locations};
 
 /// Where the settings `config::host` reports on are written.
@@ -39,7 +39,7 @@ fn locations(doc: &KdlDocument) -> Locations {
     at
 }
 
-impl Cx<'_> {
+impl Validator<'_> {
     pub(super) fn document(&mut self, doc: &KdlDocument) -> Config {
         let mut config = Config::default();
         let mut global_at: Option<SourceSpan> = None;

@@ -8,7 +8,7 @@ use kdl::{KdlEntry, KdlNode};
 use miette::SourceSpan;
 
 use super::schema::{example, INSTANCE_KEYS, SYNC_GROUP_KEYS};
-use super::validate::{head, positional, prop, Cx, Seen};
+use super::validate::{head, positional, prop, Seen, Validator};
 use super::value::family;
 use crate::model::{
     InitialState, InstanceConfig, Notify, Route, SyncGroup, Track, Vip, VrrpVersion,
@@ -69,7 +69,7 @@ fn network_of(ip: IpAddr, prefix_len: u8) -> IpAddr {
     }
 }
 
-impl Cx<'_> {
+impl Validator<'_> {
     /// A notify setting of an instance or sync group; false when `node` is not one.
     fn notify_setting(
         &mut self,

@@ -35,7 +35,7 @@ pub use error::{line_col, ConfigError, Problem};
 pub use value::parse_duration;
 
 use crate::model::Config;
-use validate::Cx;
+use validate::Validator;
 
 /// Reads and validates the config file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -84,7 +84,7 @@ pub(super) fn parse_str_with(
     file_name: &str,
     parse: impl FnOnce(&str) -> Result<KdlDocument, KdlError>,
 ) -> Result<Config, ConfigError> {
-    let mut cx = Cx {
+    let mut cx = Validator {
         src: source,
         problems: Vec::new(),
     };

@@ -9,9 +9,9 @@ use super::check::CheckDraft;
 use super::instance::{GroupDraft, InstanceDraft};
 use super::schema::example;
 use super::suggest::closest;
-use super::validate::Cx;
+use super::validate::Validator;
 
-impl Cx<'_> {
+impl Validator<'_> {
     // ---- rules across sections ----
 
     pub(super) fn unique_names<'n>(

@@ -3,7 +3,7 @@
 use kdl::KdlNode;
 
 use super::schema::KEEPALIVED_NAMES;
-use super::validate::Cx;
+use super::validate::Validator;
 
 /// Optimal-string-alignment edit distance: a swap of two neighbours counts as one edit.
 pub(super) fn edit_distance(a: &str, b: &str) -> usize {
@@ -56,7 +56,7 @@ pub(super) fn closest<'k>(word: &str, known: impl IntoIterator<Item = &'k str>) 
         .map(|(_, k)| k)
 }
 
-impl Cx<'_> {
+impl Validator<'_> {
     pub(super) fn unknown(&mut self, node: &KdlNode, known: &[&str], place: &str) {
         let name = node.name().value();
         let alias = KEEPALIVED_NAMES

@@ -1,4 +1,4 @@
-//! The generic validator: the pass ([`Cx`]) that collects problems, syntax errors turned into
+//! The generic validator: the pass ([`Validator`]) that collects problems, syntax errors turned into
 //! problems, and the checks of a node's shape (one argument, a list, a named block, no repeats).
 
 use std::collections::HashMap;
@@ -48,12 +48,12 @@ pub(super) fn prop<'n>(node: &'n KdlNode, name: &str) -> Option<&'n KdlEntry> {
 pub(super) type Seen = HashMap<String, SourceSpan>;
 
 /// The validation pass: reads the document and collects problems.
-pub(super) struct Cx<'a> {
+pub(super) struct Validator<'a> {
     pub(super) src: &'a str,
     pub(super) problems: Vec<Problem>,
 }
 
-impl Cx<'_> {
+impl Validator<'_> {
     pub(super) fn report(
         &mut self,
         span: SourceSpan,

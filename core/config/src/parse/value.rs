@@ -7,7 +7,7 @@ use std::time::Duration;
 use kdl::{KdlEntry, KdlNode, KdlValue};
 
 use super::schema::example;
-use super::validate::{positional, Cx};
+use super::validate::{positional, Validator};
 
 /// Parses a duration: `"1s"`, `"100ms"`, `"2.5s"`, `"1m"`, `"1h"`, `"500us"`, or a bare number
 /// of seconds (`"2"`, `"0.1"`). Exact decimal arithmetic, so `"0.1"` is exactly 100ms.
@@ -97,14 +97,14 @@ pub(super) const SIZE_HELP: &str =
 
 /// The value types settings expect, for messages.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Expect {
+pub(super) enum ValueKind {
     String,
     Integer,
     Bool,
     Duration,
 }
 
-impl Expect {
+impl ValueKind {
     fn describe(self) -> &'static str {
         match self {
             Self::String => "a string",
@@ -141,30 +141,30 @@ pub(super) fn what(key: &str, entry: &KdlEntry) -> String {
     }
 }
 
-impl Cx<'_> {
+impl Validator<'_> {
     // ---- values ----
 
-    pub(super) fn type_error(&mut self, entry: &KdlEntry, key: &str, expect: Expect) {
+    pub(super) fn type_error(&mut self, entry: &KdlEntry, key: &str, expect: ValueKind) {
         let value = entry.value();
         let help = match (expect, value) {
-            (Expect::Integer, KdlValue::String(s)) if s.trim().parse::<i128>().is_ok() => {
+            (ValueKind::Integer, KdlValue::String(s)) if s.trim().parse::<i128>().is_ok() => {
                 let n = s.trim();
                 match entry.name() {
                     Some(p) => format!("drop the quotes: `{}={n}`", p.value()),
                     None => format!("drop the quotes: `{key} {n}`"),
                 }
             }
-            (Expect::Integer, KdlValue::Float(_)) => "use a whole number".to_owned(),
-            (Expect::String, KdlValue::Integer(_) | KdlValue::Float(_)) => {
+            (ValueKind::Integer, KdlValue::Float(_)) => "use a whole number".to_owned(),
+            (ValueKind::String, KdlValue::Integer(_) | KdlValue::Float(_)) => {
                 format!("put it in quotes, like `{}`", example(key))
             }
-            (Expect::Bool, KdlValue::String(s))
+            (ValueKind::Bool, KdlValue::String(s))
                 if matches!(s.as_str(), "true" | "false" | "yes" | "no") =>
             {
                 "write `#true` or `#false`, without quotes".to_owned()
             }
-            (Expect::Bool, KdlValue::Integer(_)) => "write `#true` or `#false`".to_owned(),
-            (Expect::Duration, _) => DURATION_HELP.to_owned(),
+            (ValueKind::Bool, KdlValue::Integer(_)) => "write `#true` or `#false`".to_owned(),
+            (ValueKind::Duration, _) => DURATION_HELP.to_owned(),
             _ => format!("for example `{}`", example(key)),
         };
         self.report(
@@ -184,7 +184,7 @@ impl Cx<'_> {
         match entry.value() {
             KdlValue::String(s) => Some(s.clone()),
             _ => {
-                self.type_error(entry, key, Expect::String);
+                self.type_error(entry, key, ValueKind::String);
                 None
             }
         }
@@ -213,7 +213,7 @@ impl Cx<'_> {
         hi: i128,
     ) -> Option<i128> {
         let KdlValue::Integer(n) = entry.value() else {
-            self.type_error(entry, key, Expect::Integer);
+            self.type_error(entry, key, ValueKind::Integer);
             return None;
         };
         if !(lo..=hi).contains(n) {
@@ -232,7 +232,7 @@ impl Cx<'_> {
         match entry.value() {
             KdlValue::Bool(b) => Some(*b),
             _ => {
-                self.type_error(entry, key, Expect::Bool);
+                self.type_error(entry, key, ValueKind::Bool);
                 None
             }
         }
@@ -248,7 +248,7 @@ impl Cx<'_> {
             // `{}` on a float is its shortest exact decimal, which parses back exactly.
             KdlValue::Float(f) => parse_duration(&format!("{f}")),
             _ => {
-                self.type_error(entry, key, Expect::Duration);
+                self.type_error(entry, key, ValueKind::Duration);
                 return None;
             }
         };
