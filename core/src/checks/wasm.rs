@@ -129,31 +129,38 @@ pub enum Fault {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PluginError {
+    /// The file could not be read.
     #[error("cannot read plugin {path}: {source}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// Not a component wasmtime can compile (a core module, another format, corrupt).
     #[error("{path} is not a valid WebAssembly component: {reason}")]
     Invalid { path: PathBuf, reason: String },
+    /// A component, but not of a plugin world this host implements.
     #[error("{path} is not an upkeep plugin this daemon can run ({WIT_VERSION}): {reason}")]
     Incompatible { path: PathBuf, reason: String },
+    /// It declares a capability the config does not grant it.
     #[error("plugin `{plugin}` wants capability `{capability}`, which is not granted to it")]
     CapabilityNotGranted {
         plugin: String,
         capability: Capability,
     },
+    /// Called for a function it does not export (`check` or `notify`).
     #[error("plugin `{plugin}` does not export `{function}`")]
     NotExported {
         plugin: String,
         function: &'static str,
     },
+    /// A call that trapped, timed out, ran out of memory or failed in the host; `fault` says which.
     #[error("plugin `{plugin}` failed: {message}")]
     Call {
         plugin: String,
         fault: Fault,
         message: String,
     },
+    /// The engine or its epoch ticker could not start.
     #[error("cannot start the WebAssembly engine: {0}")]
     Engine(String),
 }

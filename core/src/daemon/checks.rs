@@ -13,10 +13,10 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tracing::warn;
 
-use crate::checks::wasm::{self, Plugin, PluginHost};
+use crate::checks::wasm::{self, Plugin, PluginError, PluginHost};
 use crate::checks::{script, trackers, CheckResult, Tracker};
 use crate::exec::security::{self, check_plugin_file};
-use upkeep_config::{self as config, CheckDef, CheckKind, Config};
+use upkeep_config::{self as config, CheckDef, CheckKind, Config, ConfigError};
 use upkeep_vrrp::node::CheckState;
 
 /// A plugin file's identity: a changed file (a new build) is recompiled on reload even when the
@@ -89,8 +89,51 @@ pub(super) fn config_dir(config: &Path) -> PathBuf {
 
 /// `(uid, gid)` a script runs as (a check's `user`, else `script-user`, else the unprivileged
 /// default); None to stay the daemon's user. See [`security::run_as`].
-pub(super) fn run_as(user: Option<&str>) -> Result<Option<(u32, u32)>, String> {
-    security::run_as(user).map_err(|e| e.to_string())
+pub(super) fn run_as(user: Option<&str>) -> Result<Option<(u32, u32)>, security::ScriptUserError> {
+    security::run_as(user)
+}
+
+/// Why a config's checks and hooks cannot run as written: what [`prepare`] and
+/// [`ensure_plugin_host`] refuse, before anything of the running config changes.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub(super) enum PrepareError {
+    /// What the config needs of this host (script users, script security) is not there.
+    #[error("{0}")]
+    Host(ConfigError),
+    /// The WebAssembly engine could not start.
+    #[error("{0}")]
+    Engine(PluginError),
+    /// A check's or hook's plugin cannot be used; `at` is the block's `file:line:col`.
+    #[error("{at}: {block} `{name}`: {reason}")]
+    Plugin {
+        at: String,
+        /// `check` or `hook`.
+        block: &'static str,
+        name: String,
+        reason: Box<PluginRefusal>,
+    },
+}
+
+/// Why one plugin file cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub(super) enum PluginRefusal {
+    /// The file fails script security (its owner or mode, or a directory above it).
+    #[error("plugin refused: {0}")]
+    Insecure(security::ScriptSecurityError),
+    /// No engine to load it with ([`ensure_plugin_host`] was not run for this config).
+    #[error("the plugin engine is not running")]
+    NoEngine,
+    /// The loader task panicked.
+    #[error("plugin loader panicked: {0}")]
+    LoaderPanicked(String),
+    /// The component could not be read, compiled or linked, or wants more than it is granted.
+    #[error("{0}")]
+    Load(PluginError),
+    /// It does not export what the block needs (`check` for a check, `notify` for a hook).
+    #[error("plugin {} exports no `{export}`", path.display())]
+    NotExported { path: PathBuf, export: &'static str },
 }
 
 /// Set once the daemon has warned that scripts run as root.
@@ -112,13 +155,13 @@ pub(super) async fn prepare(
     host: Option<&PluginHost>,
     reuse: &HashMap<String, LoadedPlugin>,
     reuse_hooks: &HashMap<String, LoadedPlugin>,
-) -> Result<Prepared, String> {
+) -> Result<Prepared, PrepareError> {
     let at = |span: miette::SourceSpan| {
         let (line, col) = config::parse::line_col(source, span.offset());
         format!("{file}:{line}:{col}")
     };
     // Users, what they may run, script security: the same as `upkeep check`.
-    let warnings = crate::host::check(cfg, source, file, dir).map_err(|e| e.to_string())?;
+    let warnings = crate::host::check(cfg, source, file, dir).map_err(PrepareError::Host)?;
     for w in warnings {
         WARNED_ROOT.call_once(|| warn!("{w}"));
     }
@@ -137,16 +180,20 @@ pub(super) async fn prepare(
                     timeout: def.timeout,
                     memory: usize::try_from(*memory_limit).unwrap_or(usize::MAX),
                 };
+                let refused = |reason| PrepareError::Plugin {
+                    at: at(def.span),
+                    block: "check",
+                    name: def.name.clone(),
+                    reason: Box::new(reason),
+                };
                 let loaded = load_plugin(host, &path, grants.clone(), limits, reuse.get(&def.name))
                     .await
-                    .map_err(|e| format!("{}: check `{}`: {e}", at(def.span), def.name))?;
+                    .map_err(refused)?;
                 if !loaded.plugin.metadata().check {
-                    return Err(format!(
-                        "{}: check `{}`: plugin {} exports no `check`",
-                        at(def.span),
-                        def.name,
-                        path.display()
-                    ));
+                    return Err(refused(PluginRefusal::NotExported {
+                        path,
+                        export: "check",
+                    }));
                 }
                 check_plugins.insert(def.name.clone(), loaded);
             }
@@ -160,6 +207,12 @@ pub(super) async fn prepare(
             timeout: hook.timeout,
             memory: usize::try_from(hook.memory_limit).unwrap_or(usize::MAX),
         };
+        let refused = |reason| PrepareError::Plugin {
+            at: at(hook.span),
+            block: "hook",
+            name: hook.name.clone(),
+            reason: Box::new(reason),
+        };
         let loaded = load_plugin(
             host,
             &path,
@@ -168,14 +221,12 @@ pub(super) async fn prepare(
             reuse_hooks.get(&hook.name),
         )
         .await
-        .map_err(|e| format!("{}: hook `{}`: {e}", at(hook.span), hook.name))?;
+        .map_err(refused)?;
         if !loaded.plugin.metadata().notify {
-            return Err(format!(
-                "{}: hook `{}`: plugin {} exports no `notify`",
-                at(hook.span),
-                hook.name,
-                path.display()
-            ));
+            return Err(refused(PluginRefusal::NotExported {
+                path,
+                export: "notify",
+            }));
         }
         hook_plugins.insert(hook.name.clone(), loaded);
     }
@@ -193,7 +244,7 @@ pub(super) fn ensure_plugin_host(
     host: &mut Option<PluginHost>,
     cfg: &Config,
     state_dir: &Path,
-) -> Result<(), String> {
+) -> Result<(), PrepareError> {
     let needed = !cfg.hooks.is_empty()
         || cfg
             .checks
@@ -209,7 +260,7 @@ pub(super) fn ensure_plugin_host(
             PluginHost::new()
         }
     };
-    *host = Some(started.map_err(|e| e.to_string())?);
+    *host = Some(started.map_err(PrepareError::Engine)?);
     Ok(())
 }
 
@@ -221,8 +272,8 @@ async fn load_plugin(
     grants: wasm::Grants,
     limits: wasm::Limits,
     reuse: Option<&LoadedPlugin>,
-) -> Result<LoadedPlugin, String> {
-    check_plugin_file(path).map_err(|e| format!("plugin refused: {e}"))?;
+) -> Result<LoadedPlugin, PluginRefusal> {
+    check_plugin_file(path).map_err(PluginRefusal::Insecure)?;
     let now = stamp(path);
     if let Some(old) = reuse {
         if old.stamp == now && now.is_some() {
@@ -230,12 +281,12 @@ async fn load_plugin(
         }
     }
     // `ensure_plugin_host` started it for any config with a plugin.
-    let h = host.cloned().ok_or("the plugin engine is not running")?;
+    let h = host.cloned().ok_or(PluginRefusal::NoEngine)?;
     let path = path.to_path_buf();
     let plugin = tokio::task::spawn_blocking(move || Plugin::load(&h, &path, grants, limits))
         .await
-        .map_err(|e| format!("plugin loader panicked: {e}"))?
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| PluginRefusal::LoaderPanicked(e.to_string()))?
+        .map_err(PluginRefusal::Load)?;
     Ok(LoadedPlugin {
         plugin: Arc::new(plugin),
         stamp: now,

@@ -70,7 +70,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
                     anyhow::Error::new(source).context(format!("reading {}", path.display()))
                 )
             }
-            Err(e) => return Err(anyhow::anyhow!("{e}")),
+            Err(e) => return Err(e.into()),
         };
         let (watch_tx, watch_rx) = mpsc::unbounded_channel();
         let mut daemon = Daemon::start(cfg, source, opts, watch_tx).await?;
@@ -208,8 +208,7 @@ impl Daemon {
             });
             daemon.metrics = Some(m);
         }
-        checks::ensure_plugin_host(&mut daemon.plugin_host, &cfg, &daemon.opts.state_dir)
-            .map_err(anyhow::Error::msg)?;
+        checks::ensure_plugin_host(&mut daemon.plugin_host, &cfg, &daemon.opts.state_dir)?;
         let dir = checks::config_dir(&daemon.opts.config);
         let file = daemon.opts.config.display().to_string();
         let prepared = checks::prepare(
@@ -221,8 +220,7 @@ impl Daemon {
             &HashMap::new(),
             &HashMap::new(),
         )
-        .await
-        .map_err(|e| anyhow::anyhow!(e))?;
+        .await?;
         let all_vips = all_vips(&cfg);
         // What each interface holds now, dumped once per interface (not one delete per VIP
         // that is not there: 255 instances would be 255 netlink round trips at start-up).

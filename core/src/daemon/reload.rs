@@ -24,7 +24,7 @@ pub(super) struct PreparedReload {
     new: Config,
     source: String,
     plugins_changed: Vec<String>,
-    result: Result<checks::Prepared, String>,
+    result: Result<checks::Prepared, checks::PrepareError>,
 }
 
 impl Daemon {
@@ -99,7 +99,7 @@ impl Daemon {
         if let Err(e) =
             checks::ensure_plugin_host(&mut self.plugin_host, &new, &self.opts.state_dir)
         {
-            return self.refuse(trigger, e);
+            return self.refuse(trigger, e.to_string());
         }
         self.reload_running = true;
         let host = self.plugin_host.clone();
@@ -140,7 +140,7 @@ impl Daemon {
         let trigger = trigger.as_str();
         let prepared = match result {
             Ok(p) => p,
-            Err(e) => return self.refuse(trigger, e),
+            Err(e) => return self.refuse(trigger, e.to_string()),
         };
         if self.node.is_stopping() {
             return;

@@ -35,7 +35,9 @@ const SHELL_BUILTINS: &[&str] = &[
 
 /// Why a script or plugin may not run.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ScriptSecurityError {
+    /// Nothing to run.
     #[error("the command is empty")]
     Empty,
 
@@ -51,6 +53,7 @@ pub enum ScriptSecurityError {
         where_: Option<String>,
     },
 
+    /// The program, or a directory on its path, could not be looked at.
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -58,9 +61,11 @@ pub enum ScriptSecurityError {
         source: io::Error,
     },
 
+    /// The program is a directory, a device, a FIFO...
     #[error("{} is not a regular file", path.display())]
     NotAFile { path: PathBuf },
 
+    /// No execute bit on the program.
     #[error("{} is not executable (mode {mode:04o})", path.display())]
     NotExecutable { path: PathBuf, mode: u32 },
 
@@ -700,13 +705,17 @@ pub const FALLBACK_SCRIPT_USER: &str = "nobody";
 
 /// Why no user could be found to run scripts as.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ScriptUserError {
+    /// The configured user is not in the user database.
     #[error("user `{0}` does not exist")]
     Missing(String),
+    /// No user is configured and neither default exists.
     #[error(
         "no `script-user` is set and neither `{SCRIPT_USER}` nor `{FALLBACK_SCRIPT_USER}` exists"
     )]
     NoDefault,
+    /// The user database could not be read (the name, and why).
     #[error("cannot look user `{0}` up: {1}")]
     Lookup(String, String),
 }

@@ -10,12 +10,17 @@ use rtnetlink::packet_core::NetlinkPayload;
 use rtnetlink::{Handle, MulticastGroup, RouteMessageBuilder};
 use tokio::sync::mpsc;
 
+/// A netlink request that failed, with what was asked.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum NetlinkError {
+    /// No rtnetlink socket (not permitted, or no netlink in this kernel).
     #[error("cannot open a netlink socket: {0}")]
     Open(#[source] std::io::Error),
+    /// No link of that name in this namespace.
     #[error("interface `{0}` does not exist")]
     NoSuchInterface(String),
+    /// The kernel refused a request (`what` says which: add an address, dump links...).
     #[error("{what}: {source}")]
     Request {
         what: String,
