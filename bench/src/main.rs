@@ -318,10 +318,8 @@ fn which(prog: &str) -> Option<PathBuf> {
 /// A file of the daemon's sources modified after `bin` was built, if any.
 fn newer_source(bin: &Path) -> Option<PathBuf> {
     let built = bin.metadata().and_then(|m| m.modified()).ok()?;
-    let mut stack = vec![
-        workspace().join("core/src"),
-        workspace().join("core/Cargo.toml"),
-    ];
+    // The daemon crate and the protocol and config crates under it.
+    let mut stack = vec![workspace().join("core")];
     while let Some(p) = stack.pop() {
         let Ok(meta) = p.metadata() else { continue };
         if meta.is_dir() {
