@@ -536,7 +536,10 @@ fn summary(cfg: &upkeep_config::Config) -> String {
         let vips: Vec<String> = i
             .vips
             .iter()
-            .map(|v| format!("{}/{}", v.addr, v.prefix_len))
+            .map(|v| {
+                let not = if v.advertise { "" } else { " (not advertised)" };
+                format!("{}/{}{not}", v.addr, v.prefix_len)
+            })
             .collect();
         let _ = writeln!(
             out,

@@ -406,6 +406,7 @@ pub struct InstanceConfig {
     /// When non-empty, adverts go to these peers by unicast instead of multicast, and adverts
     /// from anyone else are dropped.
     pub unicast_peers: Vec<IpAddr>,
+    /// Every address held while master, advertised or not ([`Vip::advertise`]).
     pub vips: Vec<Vip>,
     pub routes: Vec<Route>,
     pub tracks: Vec<Track>,
@@ -413,10 +414,27 @@ pub struct InstanceConfig {
     pub span: SourceSpan,
 }
 
+/// The most VIPs one advert carries: its address count is one byte, in both versions.
+pub const MAX_ADVERTISED_VIPS: usize = 255;
+
 impl InstanceConfig {
-    /// True when the instance's VIPs are IPv6 (all VIPs of one instance share a family).
+    /// True when the instance's advertised VIPs are IPv6 (they share a family; VIPs that are
+    /// not advertised may be of either).
     pub fn is_ipv6(&self) -> bool {
-        self.vips.first().is_some_and(|v| v.addr.is_ipv6())
+        self.vips
+            .iter()
+            .find(|v| v.advertise)
+            .is_some_and(|v| v.addr.is_ipv6())
+    }
+
+    /// The addresses the instance's adverts carry, in file order: its VIPs but those written
+    /// `advertise=#false`. At most [`MAX_ADVERTISED_VIPS`] in a config that loads.
+    pub fn advertised_addrs(&self) -> Vec<IpAddr> {
+        self.vips
+            .iter()
+            .filter(|v| v.advertise)
+            .map(|v| v.addr)
+            .collect()
     }
 }
 
@@ -427,6 +445,10 @@ pub struct Vip {
     pub prefix_len: u8,
     /// Interface to put it on, when not the instance's own.
     pub dev: Option<String>,
+    /// Carried in the instance's adverts (the default). `advertise=#false` (keepalived's
+    /// `virtual_ipaddress_excluded`): held and moved with the instance like the others, but left
+    /// out of its adverts, so out of the 255 an advert can carry, and of either address family.
+    pub advertise: bool,
 }
 
 /// A route installed while the instance is master.

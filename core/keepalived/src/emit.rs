@@ -502,27 +502,18 @@ impl Importer {
                 );
                 continue;
             }
-            if vip.excluded && family(vip).is_some_and(|f| f != v6) {
-                let (is, want) = if v6 {
-                    ("IPv4", "IPv6")
-                } else {
-                    ("IPv6", "IPv4")
-                };
-                self.warn(
-                    vip.pos,
-                    format!(
-                        "virtual_ipaddress_excluded {} is {is} but the instance's VIPs are {want}; upkeep carries one address family per instance: put it in an instance of its own; ignored",
-                        vip.addr
-                    ),
-                );
-                continue;
-            }
+            // Excluded ones may be of either family: they are not in the adverts.
             held.extend(addr);
             let dev = vip
                 .dev
                 .as_ref()
                 .map_or(String::new(), |d| format!(" dev={}", q(d)));
-            out.setting(format!("vip {}{dev}", q(&vip.addr)), vip.pos);
+            let advertise = if vip.excluded {
+                " advertise=#false"
+            } else {
+                ""
+            };
+            out.setting(format!("vip {}{dev}{advertise}", q(&vip.addr)), vip.pos);
         }
         for (r, pos) in &i.routes {
             let mut line = format!("route {}", q(&r.dest));

@@ -464,8 +464,6 @@ virtual_server 192.0.2.1 443 {
                 (11, "`notify_master_rx_lower_pri /bin/true` in vrrp_instance v: not supported"),
                 (13, "`label eth0:1`"),
                 (13, "`scope global`"),
-                (15, "virtual_ipaddress_excluded: imported as ordinary `vip`s; upkeep does not leave them out of adverts"),
-                (16, "2001:db8::1 is IPv6 but the instance's VIPs are IPv4"),
                 (19, "blackhole routes are not supported"),
                 (20, "route option `src 192.0.2.1`"),
                 (23, "unicast_peer options `min_ttl 1`"),
@@ -474,7 +472,7 @@ virtual_server 192.0.2.1 443 {
                 (33, "a `{ ... }` block without a keyword in the file"),
             ],
         );
-    assert_eq!(imported.warnings.len(), 14, "{:#?}", imported.warnings);
+    assert_eq!(imported.warnings.len(), 12, "{:#?}", imported.warnings);
     assert_eq!(
             imported.warnings[0].to_string(),
             "keepalived.conf:2: `notification_email { ... }` in global_defs: upkeep sends no mail; ignored"
@@ -482,7 +480,12 @@ virtual_server 192.0.2.1 443 {
     let i = &cfg.instances[0];
     assert_eq!(i.routes.len(), 1);
     assert_eq!(i.unicast_peers.len(), 1);
-    assert_eq!(i.vips.len(), 1, "the IPv6 excluded VIP is left out");
+    assert_eq!(
+        i.vips.len(),
+        2,
+        "the IPv6 excluded VIP is held, not advertised"
+    );
+    assert_eq!(i.advertised_addrs(), vec![i.vips[0].addr]);
 }
 
 #[test]
@@ -1061,4 +1064,37 @@ fn helpers() {
         message: "x".into(),
     };
     assert_eq!(w.to_string(), "k.conf:7: x");
+}
+
+#[test]
+fn virtual_ipaddress_excluded_is_held_but_not_advertised() {
+    // keepalived's meaning: moved with the instance, left out of its adverts; either family.
+    let mut src = String::from(
+        "vrrp_instance big {\n  interface eth0\n  virtual_router_id 7\n  virtual_ipaddress {\n    192.0.2.1/24\n  }\n  virtual_ipaddress_excluded {\n    2001:db8::1/64 dev eth1\n",
+    );
+    // Enough excluded addresses that, advertised, they would not fit an advert (255 at most).
+    for n in 0..300 {
+        src.push_str(&format!("    10.9.{}.{}/16\n", n / 250, n % 250 + 1));
+    }
+    src.push_str("  }\n}\n");
+    let (imported, cfg) = convert(&src);
+    assert!(
+        imported
+            .kdl
+            .contains("vip \"2001:db8::1/64\" dev=\"eth1\" advertise=#false"),
+        "{}",
+        imported.kdl
+    );
+    assert!(
+        imported
+            .kdl
+            .contains("vip \"10.9.0.1/16\" advertise=#false"),
+        "{}",
+        imported.kdl
+    );
+    assert!(imported.warnings.is_empty(), "{:#?}", imported.warnings);
+    let i = &cfg.instances[0];
+    assert_eq!(i.vips.len(), 302, "every address is held");
+    assert_eq!(i.advertised_addrs(), vec![i.vips[0].addr]);
+    assert!(!i.is_ipv6());
 }

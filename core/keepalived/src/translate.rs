@@ -493,10 +493,9 @@ impl Importer {
                     }
                 }
                 "virtual_ipaddress" | "virtual_ipaddress_excluded" => {
+                    // Excluded: held and moved like the others, left out of adverts
+                    // (`advertise=#false`).
                     let excluded = s.keyword() == "virtual_ipaddress_excluded";
-                    if excluded {
-                        self.warn(s.pos, "virtual_ipaddress_excluded: imported as ordinary `vip`s; upkeep does not leave them out of adverts");
-                    }
                     for v in self.block(s) {
                         if let Some(mut vip) = self.vip(v) {
                             vip.excluded = excluded;

@@ -257,7 +257,7 @@ struct Expected {
     preempt: bool,
     initial_master: bool,
     auth: Option<String>,
-    vips: Vec<(IpAddr, u8, Option<String>)>,
+    vips: Vec<(IpAddr, u8, Option<String>, bool)>,
     peers: Vec<IpAddr>,
     src: Option<IpAddr>,
     /// (what, effective weight), sorted.
@@ -418,17 +418,18 @@ fn expected(tree: &[Node]) -> (Vec<Expected>, Vec<(String, Vec<String>)>) {
                 }
             }
         }
-        // The instance's family is its first VIP's; other-family VIPs are ignored, excluded
-        // ones after the others, duplicates once.
+        // The instance's family is its first VIP's; other-family VIPs are ignored unless
+        // excluded (not advertised, so of either family); excluded ones after the others, not
+        // advertised; duplicates once.
         let v6 = vips
             .iter()
             .find(|v| !v.3)
             .is_some_and(|(addr, ..)| addr.is_ipv6());
-        let mut kept: Vec<(IpAddr, u8, Option<String>)> = Vec::new();
+        let mut kept: Vec<(IpAddr, u8, Option<String>, bool)> = Vec::new();
         for excluded in [false, true] {
             for (addr, len, dev, _) in vips.iter().filter(|v| v.3 == excluded) {
-                if addr.is_ipv6() == v6 && !kept.iter().any(|k| k.0 == *addr) {
-                    kept.push((*addr, *len, dev.clone()));
+                if (excluded || addr.is_ipv6() == v6) && !kept.iter().any(|k| k.0 == *addr) {
+                    kept.push((*addr, *len, dev.clone(), !excluded));
                 }
             }
         }
@@ -583,7 +584,7 @@ fn actual(cfg: &Config) -> Vec<Expected> {
                 vips: i
                     .vips
                     .iter()
-                    .map(|v| (v.addr, v.prefix_len, v.dev.clone()))
+                    .map(|v| (v.addr, v.prefix_len, v.dev.clone(), v.advertise))
                     .collect(),
                 peers: i.unicast_peers.clone(),
                 src: i.unicast_src,
@@ -640,6 +641,7 @@ const INSTANCE: &[&str] = &[
     "mcast_src_ip",
     "unicast_peer",
     "virtual_ipaddress",
+    "virtual_ipaddress_excluded",
     "virtual_routes",
     "track_script",
     "track_interface",

@@ -78,6 +78,32 @@ pub(super) fn params(cfg: &InstanceConfig, global: &upkeep_config::Global, src: 
     }
 }
 
+/// What the instance expects of the adverts it hears. Its VIPs, to notice a peer advertising
+/// others, are the advertised ones only.
+fn expect(cfg: &InstanceConfig) -> Expect {
+    Expect {
+        version: version(cfg.version),
+        auth: auth(cfg),
+        advert_interval: cfg.advert_interval,
+        peers: cfg.unicast_peers.clone(),
+        vips: cfg.advertised_addrs(),
+    }
+}
+
+/// The advert the instance sends (its priority is set at each send): the VIPs written
+/// `advertise=#false` are held like the others ([`Instance::vip_addrs`], the owned addresses)
+/// but left out of it.
+fn advert(cfg: &InstanceConfig) -> Advert {
+    Advert {
+        version: version(cfg.version),
+        vrid: cfg.vrid,
+        priority: cfg.priority,
+        interval_cs: interval_cs(cfg.advert_interval),
+        auth: auth(cfg),
+        addrs: cfg.advertised_addrs(),
+    }
+}
+
 pub(super) struct InstanceIo {
     pub ifindex: u32,
     pub src: IpAddr,
@@ -90,21 +116,8 @@ impl Instance {
     pub(super) fn new(cfg: InstanceConfig, w: InstanceIo) -> Self {
         let v6 = cfg.is_ipv6();
         let vip_addrs: Vec<IpAddr> = cfg.vips.iter().map(|v| v.addr).collect();
-        let expect = Expect {
-            version: version(cfg.version),
-            auth: auth(&cfg),
-            advert_interval: cfg.advert_interval,
-            peers: cfg.unicast_peers.clone(),
-            vips: vip_addrs.clone(),
-        };
-        let advert = Advert {
-            version: version(cfg.version),
-            vrid: cfg.vrid,
-            priority: cfg.priority,
-            interval_cs: interval_cs(cfg.advert_interval),
-            auth: auth(&cfg),
-            addrs: vip_addrs.clone(),
-        };
+        let expect = expect(&cfg);
+        let advert = advert(&cfg);
         let span = tracing::info_span!("instance", name = %cfg.name, vrid = cfg.vrid);
         Self {
             expect,
@@ -135,16 +148,11 @@ impl Instance {
         owned: Arc<Owned>,
     ) -> (Owned, Owned) {
         let vip_addrs: Vec<IpAddr> = cfg.vips.iter().map(|v| v.addr).collect();
-        self.expect = Expect {
-            version: version(cfg.version),
-            auth: auth(&cfg),
-            advert_interval: cfg.advert_interval,
-            peers: cfg.unicast_peers.clone(),
-            vips: vip_addrs.clone(),
-        };
-        self.advert.interval_cs = interval_cs(cfg.advert_interval);
-        self.advert.auth = auth(&cfg);
-        self.advert.addrs = vip_addrs.clone();
+        self.expect = expect(&cfg);
+        let advert = advert(&cfg);
+        self.advert.interval_cs = advert.interval_cs;
+        self.advert.auth = advert.auth;
+        self.advert.addrs = advert.addrs;
         self.src = src;
         self.vip_addrs = vip_addrs;
         if cfg.name != self.cfg.name {
@@ -246,4 +254,26 @@ impl Instance {
 /// Advert interval in centiseconds, as both versions carry it on the wire (v2 as seconds × 100).
 pub(super) fn interval_cs(d: Duration) -> u16 {
     u16::try_from(d.as_millis() / 10).unwrap_or(u16::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_advert_leaves_out_vips_that_are_not_advertised() {
+        let src = "instance \"w\" {\n    interface \"eth0\"\n    vrid 7\n    vip \"192.0.2.1/24\"\n    vip \"192.0.2.2/24\" advertise=#false\n    vip \"2001:db8::1/64\" advertise=#false\n    vip \"192.0.2.3/24\"\n}\n";
+        let cfg = upkeep_config::parse_str(src, "t.kdl").expect("loads");
+        let cfg = &cfg.instances[0];
+        let ips = |s: &[&str]| -> Vec<IpAddr> { s.iter().map(|a| a.parse().unwrap()).collect() };
+        let want = ips(&["192.0.2.1", "192.0.2.3"]);
+        assert_eq!(advert(cfg).addrs, want);
+        assert_eq!(expect(cfg).vips, want);
+        let mut out = Vec::new();
+        let src = IpAddr::from([192, 0, 2, 9]);
+        let dst = multicast_group(false);
+        advert(cfg).encode(src, dst, &mut out).expect("encodes");
+        assert_eq!(out[3], 2, "two addresses on the wire");
+        assert!(!cfg.is_ipv6());
+    }
 }

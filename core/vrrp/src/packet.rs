@@ -610,11 +610,13 @@ pub enum DropReason {
     IntervalMismatch,
     UnexpectedSource,
     OwnPacket,
+    /// An advert interval of 0 (RFC 5798 allows 1..=4095 centiseconds, RFC 3768 1..=255 s).
+    BadInterval,
 }
 
 impl DropReason {
     /// Every reason, in declaration order (e.g. to pre-register metrics).
-    pub const ALL: [DropReason; 15] = [
+    pub const ALL: [DropReason; 16] = [
         DropReason::Truncated,
         DropReason::BadIpHeader,
         DropReason::NotVrrp,
@@ -630,6 +632,7 @@ impl DropReason {
         DropReason::IntervalMismatch,
         DropReason::UnexpectedSource,
         DropReason::OwnPacket,
+        DropReason::BadInterval,
     ];
 
     /// Stable snake_case name, used as a metrics/status key. Do not rename.
@@ -650,6 +653,7 @@ impl DropReason {
             DropReason::IntervalMismatch => "interval_mismatch",
             DropReason::UnexpectedSource => "unexpected_source",
             DropReason::OwnPacket => "own_packet",
+            DropReason::BadInterval => "bad_interval",
         }
     }
 }

@@ -42,6 +42,12 @@ pub fn check(
     if !expect.peers.is_empty() && !expect.peers.contains(&src) {
         return Err(DropReason::UnexpectedSource);
     }
+    // RFC 5798 5.2.7: Max Adver Int is 1..=4095 centiseconds; RFC 3768 5.3.7 has no 0 seconds
+    // either. 0 would make Master_Down_Interval 0: one forged advert, and a backup takes over
+    // at once. The upper bound is the 12-bit field's, so only 0 is left to refuse.
+    if advert.interval_cs == 0 {
+        return Err(DropReason::BadInterval);
+    }
     if expect.version == Version::V2 {
         if !expect.auth.matches(&advert.auth) {
             return Err(DropReason::AuthMismatch);
@@ -142,6 +148,34 @@ mod tests {
             check(&e, v4(2), 255, &a).unwrap().heard.interval,
             Duration::from_secs(2)
         );
+    }
+
+    #[test]
+    fn drops_interval_zero_in_either_version() {
+        // RFC 5798 5.2.7: Max Adver Int is 1..=4095 centiseconds. 0 would make
+        // Master_Down_Interval 0, so one forged advert would make a backup take over at once.
+        let mut e = expect();
+        e.version = Version::V3;
+        e.auth = Auth::None;
+        let mut a = advert();
+        a.version = Version::V3;
+        a.auth = Auth::None;
+        a.interval_cs = 0;
+        assert_eq!(check(&e, v4(2), 255, &a), Err(DropReason::BadInterval));
+        a.interval_cs = 1;
+        assert!(
+            check(&e, v4(2), 255, &a).is_ok(),
+            "1 cs is the smallest valid"
+        );
+        // v2: an Adver Int of 0 seconds is as invalid, whatever the instance expects.
+        let mut a = advert();
+        a.interval_cs = 0;
+        assert_eq!(
+            check(&expect(), v4(2), 255, &a),
+            Err(DropReason::BadInterval)
+        );
+        assert_eq!(DropReason::BadInterval.as_str(), "bad_interval");
+        assert!(DropReason::ALL.contains(&DropReason::BadInterval));
     }
 
     #[test]

@@ -23,6 +23,28 @@ pub enum ConfigError {
         source: std::io::Error,
     },
 
+    /// The file is larger than [`super::MAX_CONFIG_BYTES`]; it was not parsed.
+    #[error(
+        "{}: config file is {}{size} bytes, over the limit of {} ({limit} bytes); not read",
+        path.display(),
+        if *exact { "" } else { "more than " },
+        mib(*limit)
+    )]
+    #[diagnostic(
+        code(upkeep::config::too_large),
+        help("a config is a few hundred KiB at most: is this the right file?")
+    )]
+    TooLarge {
+        /// The file as it was asked for.
+        path: PathBuf,
+        /// Its size, or (when not `exact`) how much was read before the read stopped.
+        size: u64,
+        /// Whether `size` is the file's size, not a lower bound.
+        exact: bool,
+        /// The bound, [`super::MAX_CONFIG_BYTES`].
+        limit: u64,
+    },
+
     /// The file was read but is not a valid config. `problems` holds every problem found, in
     /// file order; `Display` is the first one as `file:line:col: message`.
     #[error("{}", headline(.file, .problems))]
@@ -39,17 +61,22 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    /// Every problem as `(line, column, message)`, 1-based, in file order. An unreadable file
-    /// gives one entry at line 0, column 0: it is not about a place in the file.
+    /// Every problem as `(line, column, message)`, 1-based, in file order. An unreadable or
+    /// too large file gives one entry at line 0, column 0: it is not about a place in the file.
     pub fn problems(&self) -> Vec<(usize, usize, String)> {
         match self {
-            Self::Io { .. } => vec![(0, 0, self.to_string())],
+            Self::Io { .. } | Self::TooLarge { .. } => vec![(0, 0, self.to_string())],
             Self::Invalid { problems, .. } => problems
                 .iter()
                 .map(|p| (p.line, p.column, p.message.clone()))
                 .collect(),
         }
     }
+}
+
+/// A byte count in MiB, as `16 MiB`.
+fn mib(bytes: u64) -> String {
+    format!("{} MiB", bytes >> 20)
 }
 
 /// The one-line summary: the first problem with its place, and how many follow.

@@ -12,7 +12,7 @@ use super::validate::{head, positional, prop, Seen, Validator};
 use super::value::family;
 use crate::model::{
     InitialState, InstanceConfig, Notify, Route, SyncGroup, Track, Vip, VrrpVersion,
-    MASTER_DOWN_ADVERTS, RFC_MASTER_DOWN_ADVERTS,
+    MASTER_DOWN_ADVERTS, MAX_ADVERTISED_VIPS, RFC_MASTER_DOWN_ADVERTS,
 };
 
 /// Things that the instance's final checks point at.
@@ -317,6 +317,32 @@ impl Validator<'_> {
                 ),
             );
         }
+        let advertised: Vec<(&Vip, &SourceSpan)> = cfg
+            .vips
+            .iter()
+            .zip(&at.vips)
+            .filter(|(v, _)| v.advertise)
+            .collect();
+        if advertised.is_empty() && !cfg.vips.is_empty() {
+            self.report(
+                head(node),
+                format!("instance `{name}` has no advertised `vip`: every one is `advertise=#false`"),
+                "no advertised `vip`",
+                "advertise at least one (leave `advertise=#false` off it): its address family is the instance's",
+            );
+        }
+        if let Some((_, span)) = advertised.get(MAX_ADVERTISED_VIPS) {
+            self.report(
+                **span,
+                format!(
+                    "instance `{name}` advertises {} VIPs, but an advert carries at most {MAX_ADVERTISED_VIPS}; this is the {}th",
+                    advertised.len(),
+                    MAX_ADVERTISED_VIPS + 1
+                ),
+                "one too many for an advert",
+                "mark the rest `advertise=#false` (held and moved with the instance, not carried in its adverts, as keepalived's virtual_ipaddress_excluded), or split them over instances",
+            );
+        }
         if let (Some(p), Some(np)) = (at.preempt, at.nopreempt) {
             let line = self.line_of(p);
             self.report(
@@ -333,14 +359,15 @@ impl Validator<'_> {
             "version defaults to 3, so this instance uses"
         };
 
-        // One instance announces one address family; the first VIP decides which.
-        let v6 = cfg.vips.first().map(|v| v.addr.is_ipv6());
-        if let Some(v6) = v6 {
-            let first = family(&cfg.vips[0].addr);
-            for (vip, span) in cfg.vips.iter().zip(&at.vips).skip(1) {
+        // One instance announces one address family; the first advertised VIP decides which.
+        // VIPs that are not advertised may be of either.
+        if let Some(((first_vip, first_span), rest)) = advertised.split_first() {
+            let v6 = first_vip.addr.is_ipv6();
+            let first = family(&first_vip.addr);
+            for (vip, span) in rest {
                 if vip.addr.is_ipv6() != v6 {
                     self.report(
-                        *span,
+                        **span,
                         format!(
                             "vip {} is {} but this instance's first vip is {first}",
                             vip.addr,
@@ -353,7 +380,7 @@ impl Validator<'_> {
             }
             if v6 && v2 {
                 self.report(
-                    at.vips[0],
+                    **first_span,
                     "VRRP version 2 carries only IPv4, but this vip is IPv6",
                     "IPv6 address",
                     "set `version 3` for IPv6 VIPs",
@@ -482,8 +509,12 @@ impl Validator<'_> {
     }
 
     fn vip(&mut self, node: &KdlNode) -> Option<(Vip, SourceSpan)> {
-        let entry = self.one_arg(node, &["dev"])?;
+        let entry = self.one_arg(node, &["dev", "advertise"])?;
         let dev = prop(node, "dev").and_then(|e| self.interface_name(e, "vip"));
+        let advertise = match prop(node, "advertise") {
+            Some(e) => self.boolean(e, "vip")?,
+            None => true,
+        };
         let (addr, prefix_len) = self.prefix(entry, "vip")?;
         if !self.usable(addr, entry, "vip") {
             return None;
@@ -493,6 +524,7 @@ impl Validator<'_> {
                 addr,
                 prefix_len,
                 dev,
+                advertise,
             },
             entry.span(),
         ))

@@ -45,13 +45,49 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// [`load`], also giving the text the config was parsed from (what line:col point into, and
 /// what a reload compares to tell an unchanged file). Every reader of the config file (`upkeep
 /// check`, the daemon's start and its reloads) comes here, so all read it the same way.
+///
+/// A file over [`MAX_CONFIG_BYTES`] is refused before it is parsed: by its size, and by a read
+/// that stops past the bound, so a file that grows meanwhile (or a device) cannot slip past.
 pub fn load_with_source(path: &Path) -> Result<(Config, String), ConfigError> {
-    let source = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
+    let source = read_bounded(path, MAX_CONFIG_BYTES)?;
     let config = parse_str(&source, &path.display().to_string())?;
     Ok((config, source))
+}
+
+/// The largest config file read: 16 MiB, far above any real config (a thousand instances are
+/// a few hundred KiB) and small enough that reading and parsing it stays cheap.
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
+/// The text of `path`, refused when it has more than `limit` bytes.
+fn read_bounded(path: &Path, limit: u64) -> Result<String, ConfigError> {
+    use std::io::Read;
+    let io = |source| ConfigError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let too_large = |size, exact| ConfigError::TooLarge {
+        path: path.to_owned(),
+        size,
+        exact,
+        limit,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
+    if size > limit {
+        return Err(too_large(size, true));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.take(limit + 1).read_to_end(&mut bytes).map_err(io)?;
+    let read = bytes.len() as u64;
+    if read > limit {
+        return Err(too_large(read, false));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not UTF-8 text: {}", e.utf8_error()),
+        ))
+    })
 }
 
 /// Parses and validates config text; `file_name` names it in messages.

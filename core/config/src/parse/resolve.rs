@@ -39,7 +39,13 @@ impl Validator<'_> {
     pub(super) fn unique_routers(&mut self, instances: &[InstanceDraft]) {
         let mut first: HashMap<(&str, u8, bool), &str> = HashMap::new();
         for inst in instances.iter().filter(|i| i.identified) {
-            let Some(v6) = inst.cfg.vips.first().map(|v| v.addr.is_ipv6()) else {
+            let Some(v6) = inst
+                .cfg
+                .vips
+                .iter()
+                .find(|v| v.advertise)
+                .map(|v| v.addr.is_ipv6())
+            else {
                 continue;
             };
             let key = (inst.cfg.interface.as_str(), inst.cfg.vrid, v6);

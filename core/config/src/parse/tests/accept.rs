@@ -130,12 +130,14 @@ fn full_example_parses() {
             Vip {
                 addr: "192.0.2.100".parse().unwrap(),
                 prefix_len: 24,
-                dev: None
+                dev: None,
+                advertise: true,
             },
             Vip {
                 addr: "192.0.2.101".parse().unwrap(),
                 prefix_len: 32,
-                dev: Some("eth1".into())
+                dev: Some("eth1".into()),
+                advertise: true,
             },
         ]
     );

@@ -2,6 +2,7 @@
 
 mod accept;
 mod checks;
+mod limits;
 mod problems;
 mod values;
 

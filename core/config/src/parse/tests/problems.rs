@@ -629,3 +629,45 @@ fn load_reads_files_and_reports_io_errors() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_file_over_the_size_bound_is_refused_before_parsing() {
+    let dir = std::env::temp_dir().join(format!("upkeep-size-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("huge.kdl");
+    // A sparse file: 16 MiB + 1 byte long, no disk used. Its text would be refused anyway (NUL
+    // bytes), so only a refusal that names the bound shows that it was never parsed.
+    let file = std::fs::File::create(&path).expect("create");
+    file.set_len(MAX_CONFIG_BYTES + 1).expect("set_len");
+    drop(file);
+    let err = load(&path).unwrap_err();
+    let msg = err.to_string();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(msg.contains("huge.kdl"), "{msg}");
+    assert!(msg.contains("16777217 bytes"), "{msg}");
+    assert!(msg.contains("16 MiB"), "{msg}");
+    assert!(
+        matches!(
+            err,
+            ConfigError::TooLarge {
+                size: 16_777_217,
+                limit: MAX_CONFIG_BYTES,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.problems().len(), 1);
+}
+
+#[test]
+fn a_file_that_grows_past_its_size_is_refused_at_the_bound() {
+    // /dev/zero says it is 0 bytes long and never ends: the read itself must stop at the bound
+    // (a file that grows between the size check and the read is the same case).
+    let err = load(std::path::Path::new("/dev/zero")).unwrap_err();
+    assert!(
+        matches!(err, ConfigError::TooLarge { size, .. } if size > MAX_CONFIG_BYTES),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("more than"), "{err}");
+}
