@@ -10,7 +10,8 @@
 //!
 //! The checks read the file system (stat, readlink) and nothing else; the daemon calls them at
 //! load and reload, before it runs anything.
-// unsafe here: the user database (`getpwnam_r`, `getpwuid_r`, `getgrgid_r`) and `geteuid`, wrapped once.
+// unsafe here: the user database (`getpwnam_r`, `getpwuid_r`, `getgrgid_r`) and `geteuid`, wrapped
+// once.
 #![allow(unsafe_code)]
 
 use std::ffi::{CString, OsString};

@@ -4,7 +4,8 @@
 //! it advertises, TOS) and reads the received TTL from it. IPv6 cannot hand-write headers
 //! portably, so hop limit and destination come from ancillary data, and the source is set with
 //! IPV6_PKTINFO.
-// unsafe here: `recvmsg`/`sendmsg` with control messages (the received TTL and destination, the sending interface): socket2 has no safe form of them.
+// unsafe here: `recvmsg`/`sendmsg` with control messages (the received TTL and destination, the
+// sending interface): socket2 has no safe form of them.
 #![allow(unsafe_code)]
 
 use std::io;

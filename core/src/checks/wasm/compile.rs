@@ -1,14 +1,16 @@
 //! Compiling plugins outside the daemon, with the result kept on disk.
 //!
 //! Compiling a component pulls Cranelift's code into memory and leaves its working set in the
-//! heap, kept for the life of the daemon (figures: docs/design.md). So the daemon has a short-lived `upkeep compile-plugin` process compile it
-//! (a compiler crash or a component built to exhaust the compiler stays in that process), and
+//! heap, kept for the life of the daemon (figures: docs/design.md). So the daemon has a
+//! short-lived `upkeep compile-plugin` process compile it (a compiler crash or a component
+//! built to exhaust the compiler stays in that process), and
 //! loads the ready machine code from `STATE_DIR/plugins/`, keyed by the component's SHA-256 and
 //! the engine's compatibility hash: a restart or a reload with the same file compiles nothing.
 //!
 //! Trust: machine code loaded this way runs unchecked, so only files this daemon's user owns,
 //! in a directory only that user can write, are ever loaded; anything else is recompiled.
-// unsafe here: `Component::deserialize` runs kept machine code unchecked; the trust rule above says which files it may load.
+// unsafe here: `Component::deserialize` runs kept machine code unchecked; the trust rule above says
+// which files it may load.
 #![allow(unsafe_code)]
 
 use std::hash::{DefaultHasher, Hash, Hasher};
