@@ -349,3 +349,71 @@ fn systemd_unit_file_verifies() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A second `upkeep run` on a host whose upkeep is master (an operator's mistake: a second unit,
+/// a test by hand with another state dir) must not touch the first one's VIPs: it exits
+/// non-zero naming the running daemon, and the VIP stays served by the master.
+#[test]
+fn a_second_daemon_on_the_host_refuses_to_start_and_the_vip_stays() {
+    lab_test(2, |lab| {
+        let inst = |prio| {
+            Instance::new("web", 51, prio)
+                .interval_ms(100)
+                .vip("192.0.2.100/24")
+        };
+        let h1 = lab.start_upkeep(1, &upkeep_config("h1", &[inst(150)]))?;
+        let _h2 = lab.start_upkeep(2, &upkeep_config("h2", &[inst(120)]))?;
+        lab.wait_holders(VIP, &[1], secs(10))?;
+        lab.wait_client_ping(VIP, secs(5))?;
+
+        // The same config, another state dir, in h1's namespace.
+        let other_state = lab.dir().join("second-state");
+        std::fs::create_dir_all(&other_state)?;
+        let bin = upkeep_bin()?;
+        let (bin, config, state) = (
+            bin.display().to_string(),
+            h1.config_path().display().to_string(),
+            other_state.display().to_string(),
+        );
+        let start = Instant::now();
+        let out = lab.exec(
+            &lab.host_ns(1),
+            &[
+                "timeout",
+                "20",
+                &bin,
+                "run",
+                "--config",
+                &config,
+                "--state-dir",
+                &state,
+            ],
+        )?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        ensure!(
+            !out.status.success() && out.status.code() != Some(124),
+            "the second daemon ran (exit {:?} after {:?}): {stderr}",
+            out.status.code(),
+            start.elapsed()
+        );
+        ensure!(
+            stderr.contains(&format!("pid {}", h1.pid())),
+            "the refusal does not name the running daemon (pid {}): {stderr}",
+            h1.pid()
+        );
+        // Nothing was taken from the master: it holds the VIP, alone, and answers for it.
+        lab.expect_holders_stable(VIP, &[1], secs(2))?;
+        ensure!(lab.client_ping(VIP), "the VIP does not answer");
+        ensure!(h1.is_running(), "the first daemon stopped");
+        ensure!(
+            h1.state("web")? == "master",
+            "h1 is {} after the second start",
+            h1.state("web")?
+        );
+        ensure!(
+            lab.state_dir(1).join("control.sock").exists(),
+            "the running daemon's control socket is gone"
+        );
+        Ok(())
+    });
+}

@@ -9,6 +9,7 @@ mod instance;
 pub mod metrics;
 pub mod metrics_http;
 mod reload;
+mod single;
 pub mod status;
 mod systemd;
 mod timer;
@@ -62,6 +63,9 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
         .build()
         .context("starting the tokio runtime")?;
     rt.block_on(async move {
+        // Before anything on the host changes: a second daemon beside this one would take
+        // its VIPs away.
+        let _claim = single::claim(&opts.state_dir)?;
         let (cfg, source) = match config::load_with_source(&opts.config) {
             Ok(loaded) => loaded,
             // The messages the daemon gave when it read the file itself.
