@@ -45,6 +45,11 @@ pub struct Params {
     pub master_down_adverts: u8,
 }
 
+/// Longest a master waits for a successor when the daemon stops: below systemd's stop timeout
+/// (TimeoutStopSec=15s in contrib/upkeep.service), so that it removes its VIPs itself instead
+/// of being killed with them. Only long advert intervals (over about 5 s) reach it.
+pub const SHUTDOWN_HANDOVER_MAX: Duration = Duration::from_secs(10);
+
 /// RFC states, plus `Fault` (interface down or a fatal check) as keepalived has it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum State {
@@ -392,7 +397,11 @@ impl Fsm {
             }
             (State::Handover, Event::Priority(p)) => self.priority = p,
             // Shutdown during an operator's handover: it now ends the instance.
-            (State::Handover, Event::Shutdown) => self.stopping = true,
+            (State::Handover, Event::Shutdown) => {
+                self.stopping = true;
+                let cap = now + SHUTDOWN_HANDOVER_MAX;
+                self.handover_until = self.handover_until.map(|t| t.min(cap));
+            }
             (_, Event::HandOver) => self.held = true,
             (_, Event::Release) => self.held = false,
 
@@ -456,8 +465,12 @@ impl Fsm {
         self.adver_at = None;
         if self.params.handover {
             // Longest a backup may wait after priority 0: Skew_Time at priority 1 (< one
-            // interval), then one interval of slack for its first advert to reach us.
-            let wait = self.master_interval + self.params.advert_interval;
+            // interval), then one interval of slack for its first advert to reach us. On
+            // shutdown no longer than the service manager lets us take to stop.
+            let mut wait = self.master_interval + self.params.advert_interval;
+            if reason == Reason::Shutdown {
+                wait = wait.min(SHUTDOWN_HANDOVER_MAX);
+            }
             self.handover_until = Some(now + wait);
             self.transition(State::Handover, reason, out);
         } else if self.stopping {

@@ -466,6 +466,50 @@ fn master_handover_keeps_vips_until_successor_speaks() {
     assert_eq!(f.poll_timeout(), None);
 }
 
+/// systemd SIGKILLs a unit that has not stopped within TimeoutStopSec (15 s in
+/// contrib/upkeep.service); a master still waiting for a successor then leaves its VIPs on a
+/// stopped host. With long adverts the wait (one interval plus Skew_Time, up to 2 x 255 s in v2)
+/// is capped on shutdown, and the VIPs are always removed on the way out.
+#[test]
+fn shutdown_handover_gives_up_before_the_service_manager_kills_it() {
+    let t0 = Instant::now();
+    let params = Params {
+        handover: true,
+        advert_interval: SEC * 100,
+        ..p(Version::V2)
+    };
+    let mut f = master(params.clone(), 100, t0);
+    let now = t0 + SEC * 500;
+    f.handle(Event::Shutdown, now);
+    assert_eq!(f.state(), State::Handover);
+    let deadline = f.poll_timeout().unwrap();
+    assert!(
+        deadline <= now + SHUTDOWN_HANDOVER_MAX,
+        "waits {:?} for a successor on shutdown",
+        deadline - now
+    );
+    let a = f.handle(Event::Timeout, deadline);
+    assert_eq!(a[0], Action::RemoveVips);
+    assert_eq!(f.state(), State::Initialize);
+
+    // An operator's handover (the daemon keeps running) still waits the whole interval...
+    let mut f = master(params, 100, t0);
+    f.handle(Event::HandOver, now);
+    assert_eq!(f.poll_timeout().unwrap(), now + SEC * 200);
+    // ...until the daemon is stopped during it.
+    let later = now + SEC * 30;
+    f.handle(Event::Shutdown, later);
+    let deadline = f.poll_timeout().unwrap();
+    assert!(
+        deadline <= later + SHUTDOWN_HANDOVER_MAX,
+        "{:?}",
+        deadline - later
+    );
+    let a = f.handle(Event::Timeout, deadline);
+    assert_eq!(a[0], Action::RemoveVips);
+    assert_eq!(f.state(), State::Initialize);
+}
+
 #[test]
 fn master_handover_gives_up_after_skew_plus_interval() {
     let (mut f, now) = handover_master();
