@@ -417,3 +417,45 @@ fn a_second_daemon_on_the_host_refuses_to_start_and_the_vip_stays() {
         Ok(())
     });
 }
+
+/// `ip addr del` of a master's VIP (an operator's mistake, another tool's clean-up): the master
+/// keeps advertising, so no backup takes over, and without the VIP nobody serves it. upkeep
+/// puts it back at once, as keepalived does, and counts it.
+#[test]
+fn a_vip_removed_by_hand_from_the_master_is_put_back() {
+    lab_test(2, |lab| {
+        let inst = |prio| {
+            Instance::new("web", 51, prio)
+                .interval_ms(100)
+                .vip("192.0.2.100/24")
+        };
+        let h1 = lab.start_upkeep(1, &upkeep_config("h1", &[inst(150)]))?;
+        let _h2 = lab.start_upkeep(2, &upkeep_config("h2", &[inst(120)]))?;
+        lab.wait_holders(VIP, &[1], secs(10))?;
+        lab.wait_client_ping(VIP, secs(5))?;
+
+        let dev = lab
+            .ip(&lab.host_ns(1), &["-o", "addr", "show", "to", VIP])?
+            .split_whitespace()
+            .nth(1)
+            .context("the VIP's interface")?
+            .to_owned();
+        lab.ip(
+            &lab.host_ns(1),
+            &["addr", "del", "192.0.2.100/24", "dev", &dev],
+        )?;
+        let deleted = Instant::now();
+        lab.wait_holders(VIP, &[1], secs(2))
+            .context("the VIP was not put back on the master")?;
+        let back_after = deleted.elapsed();
+        // Exactly one holder, the master, from then on, and clients reach it.
+        lab.expect_holders_stable(VIP, &[1], secs(1))?;
+        lab.wait_client_ping(VIP, secs(2))?;
+        let s = h1.wait_instance("web", "the restore counted", secs(2), |i| {
+            i["vips_restored"].as_u64() == Some(1)
+        })?;
+        ensure!(s["state"] == "master", "{s:#}");
+        eprintln!("VIP back {back_after:?} after `ip addr del`");
+        Ok(())
+    });
+}

@@ -48,6 +48,8 @@ pub(super) struct Stats {
     pub last_transition: Option<String>,
     pub drops: BTreeMap<DropReason, u64>,
     pub vips_held: bool,
+    /// Times its VIPs were put back after someone else removed one while it was master.
+    pub vips_restored: u64,
 }
 
 pub(super) fn version(v: VrrpVersion) -> Version {
@@ -236,6 +238,7 @@ impl Instance {
             effective_priority: fsm.priority(),
             master: fsm.master().map(|(ip, _)| ip.to_string()),
             vips_held: self.stats.vips_held,
+            vips_restored: self.stats.vips_restored,
             held_back: fsm.held(),
             transitions: self.stats.transitions,
             last_transition: self.stats.last_transition.clone(),

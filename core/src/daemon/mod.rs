@@ -32,7 +32,7 @@ use tracing::{debug, info, warn};
 use crate::checks::wasm::{self, PluginHost};
 use crate::checks::{CheckResult, Tracker};
 use crate::hooks::{self, Notifier, NotifyState, Subject};
-use crate::net::netlink::{self, LinkEvent, Netlink};
+use crate::net::netlink::{self, AddressRemoved, LinkEvent, Netlink};
 use upkeep_config::{self as config, CheckDef, CheckKind, Config};
 use upkeep_vrrp::fsm::{Action, Event, State};
 use upkeep_vrrp::node::{Node, Track};
@@ -100,6 +100,9 @@ struct Daemon {
     check_tx: mpsc::UnboundedSender<CheckResult>,
     rx: mpsc::Receiver<Rx>,
     links: mpsc::UnboundedReceiver<LinkEvent>,
+    /// Addresses removed from the host's interfaces, by anyone: a held VIP among them is put
+    /// back.
+    addrs_removed: mpsc::UnboundedReceiver<AddressRemoved>,
     check_rx: mpsc::UnboundedReceiver<CheckResult>,
     vips: VipWriter,
     /// Instances whose takeover announcement waits for their addresses (see [`Daemon::pump`]).
@@ -147,6 +150,7 @@ impl Daemon {
             .with_context(|| format!("creating state dir {}", opts.state_dir.display()))?;
         let nl = Netlink::connect()?;
         let links = netlink::watch_links()?;
+        let addrs_removed = netlink::watch_address_removals()?;
         let (tx, rx) = mpsc::channel(1024);
         let (check_tx, check_rx) = mpsc::unbounded_channel();
         let (prepared_tx, prepared_rx) = mpsc::unbounded_channel();
@@ -163,6 +167,7 @@ impl Daemon {
             check_tx,
             rx,
             links,
+            addrs_removed,
             check_rx,
             vips,
             announce_queue: Vec::new(),
@@ -303,6 +308,7 @@ impl Daemon {
                     }
                 }
                 Some(ev) = self.links.recv() => self.on_link(ev),
+                Some(ev) = self.addrs_removed.recv() => self.on_address_removed(ev),
                 Some(res) = self.check_rx.recv() => self.on_check(res),
                 Some((req, reply)) = self.control.recv() => {
                     let answer = match req {
@@ -668,6 +674,28 @@ impl Daemon {
             .collect();
         for id in ids {
             self.on_check(link_result(id, ev.up));
+        }
+    }
+
+    /// Someone removed an address. A VIP of an instance that holds its VIPs is put back at
+    /// once (with its routes, which the kernel dropped with it), as keepalived does: a master
+    /// that kept advertising without it would black-hole the VIP. The daemon's own removals
+    /// never come here with the VIP still held: it lets go of them before it removes them.
+    fn on_address_removed(&mut self, ev: AddressRemoved) {
+        for inst in &mut self.instances {
+            let ours = inst
+                .owned
+                .addrs
+                .iter()
+                .any(|&(index, addr, _)| index == ev.index && addr == ev.addr);
+            if !ours || !inst.stats.vips_held {
+                continue;
+            }
+            inst.stats.vips_restored += 1;
+            warn!(parent: &inst.span, vip = %ev.addr, restored = inst.stats.vips_restored,
+                "a VIP of this master was removed by someone else: putting it back");
+            self.vips.add(&inst.owned);
+            self.status_due = Some(Instant::now());
         }
     }
 

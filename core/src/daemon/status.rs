@@ -57,6 +57,10 @@ pub struct InstanceStatus {
     /// Address of the current master as last heard (ourselves while master).
     pub master: Option<String>,
     pub vips_held: bool,
+    /// Times its VIPs were put back after someone else (`ip addr del`, another tool) removed
+    /// one while it held them.
+    #[serde(default)]
+    pub vips_restored: u64,
     /// Held back from preempting by `upkeep handover` (until `upkeep release`).
     pub held_back: bool,
     pub transitions: u64,

@@ -64,6 +64,14 @@ pub struct LinkEvent {
     pub gone: bool,
 }
 
+/// An address removed from an interface, by anyone (the kernel's RTNLGRP_IPV4_IFADDR and
+/// RTNLGRP_IPV6_IFADDR notifications): the daemon's own removals, or `ip addr del` by hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddressRemoved {
+    pub index: u32,
+    pub addr: IpAddr,
+}
+
 /// A handle on the kernel's routing netlink; cheap to clone.
 #[derive(Clone)]
 pub struct Netlink {
@@ -264,6 +272,43 @@ pub fn watch_links() -> Result<mpsc::UnboundedReceiver<LinkEvent>, NetlinkError>
                     gone: true,
                 },
                 _ => continue,
+            };
+            if tx.send(event).is_err() {
+                break;
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// Subscribe to address removals. Events arrive on the returned channel until it is dropped.
+pub fn watch_address_removals() -> Result<mpsc::UnboundedReceiver<AddressRemoved>, NetlinkError> {
+    let (conn, _handle, mut messages) = rtnetlink::new_multicast_connection(&[
+        MulticastGroup::Ipv4Ifaddr,
+        MulticastGroup::Ipv6Ifaddr,
+    ])
+    .map_err(NetlinkError::Open)?;
+    tokio::spawn(conn);
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some((msg, _)) = messages.next().await {
+            let NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelAddress(m)) = msg.payload
+            else {
+                continue;
+            };
+            // IFA_LOCAL is the address itself on point-to-point links; IFA_ADDRESS otherwise.
+            let local = m.attributes.iter().find_map(|a| match a {
+                AddressAttribute::Local(ip) => Some(*ip),
+                _ => None,
+            });
+            let addr = m.attributes.iter().find_map(|a| match a {
+                AddressAttribute::Address(ip) => Some(*ip),
+                _ => None,
+            });
+            let Some(addr) = local.or(addr) else { continue };
+            let event = AddressRemoved {
+                index: m.header.index,
+                addr,
             };
             if tx.send(event).is_err() {
                 break;
