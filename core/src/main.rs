@@ -80,6 +80,10 @@ enum Command {
     /// in a process of its own; not for people).
     #[command(hide = true)]
     CompilePlugin { output: PathBuf },
+    /// Remove the VIPs a daemon holds once it dies (the daemon runs this beside itself, its
+    /// lines on stdin; not for people).
+    #[command(hide = true, name = upkeep::daemon::guard::SUBCOMMAND)]
+    GuardVips,
 }
 
 #[derive(Subcommand)]
@@ -198,6 +202,13 @@ fn main() -> ExitCode {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("upkeep: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::GuardVips => match upkeep::daemon::guard::run() {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("upkeep guard-vips: {e}");
                 ExitCode::FAILURE
             }
         },

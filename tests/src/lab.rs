@@ -382,6 +382,17 @@ impl Lab {
             .any(|l| l.split_whitespace().next() == Some(dest))
     }
 
+    /// The processes in host i's namespace (daemons, their VIP guards, scripts), by pid.
+    pub fn host_pids(&self, i: usize) -> Vec<i32> {
+        netns_pids(&self.host_ns(i)).unwrap_or_default()
+    }
+
+    /// SIGKILLs every process in host i's namespace, as `systemctl kill -s KILL` kills a
+    /// unit's whole cgroup: the daemon and its VIP guard alike, so nothing cleans up.
+    pub fn kill_host_processes(&self, i: usize) {
+        kill_all_in(&self.host_ns(i));
+    }
+
     /// Takes host i's `eth0` down.
     pub fn link_down(&self, i: usize) -> Result<()> {
         self.ip(&self.host_ns(i), &["link", "set", "eth0", "down"])

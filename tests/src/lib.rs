@@ -28,10 +28,13 @@
 //! - Reloads and checks: [`Daemon::write_config`] / [`Daemon::wait_reload`] / [`Daemon::check`],
 //!   [`plugin_path`], [`Lab::write_script`], [`Lab::add_veth`], [`Lab::listen_tcp`], and
 //!   [`AddrMonitor`] (`ip monitor address` in a host).
+//! - Faults: [`Lab::set_port_forwarding`] (a partition), [`Lab::nft_vrrp_loss`] /
+//!   [`Lab::nft_vrrp_drop`] (VRRP loss), [`Lab::busy_loops`] (CPU starvation).
 
 mod capture;
 mod config;
 mod daemon;
+mod disrupt;
 mod extras;
 mod lab;
 pub mod netns;
@@ -42,6 +45,7 @@ mod wait;
 pub use capture::{Capture, Captured};
 pub use config::{kdl_duration, keepalived_config, port_listener_check, upkeep_config, Instance};
 pub use daemon::{status_drops, Daemon, Kind};
+pub use disrupt::BusyLoops;
 pub use extras::{plugin_path, plugins_dir, replace_file, with_custom_section, AddrMonitor};
 pub use lab::{
     keepalived_available, lab_test, list_netns, upkeep_bin, Lab, LabBuilder, CLIENT_IP, CLIENT_IP6,

@@ -238,9 +238,10 @@ fn route_count(lab: &Lab, i: usize, dest: &str) -> Result<usize> {
         .count())
 }
 
-/// SIGKILL leaves the VIP and route behind (nothing can remove them); a restart clears them
-/// before it elects, so the host ends with the VIP and the route once if it wins, and with
-/// neither if it loses.
+/// SIGKILL of the whole unit (the daemon and its VIP guard, as `systemctl kill -s KILL` does)
+/// leaves the VIP and route behind (nothing can remove them); a restart clears them before it
+/// elects, so the host ends with the VIP and the route once if it wins, and with neither if it
+/// loses.
 #[test]
 fn sigkill_and_restart_leave_no_stale_vip_and_no_duplicate_route() {
     serial_lab(|lab| {
@@ -249,7 +250,7 @@ fn sigkill_and_restart_leave_no_stale_vip_and_no_duplicate_route() {
         ensure!(route_count(lab, 1, ROUTE)? == 1, "{}", lab.routes(1));
 
         // Killed while master: the backup takes over; the dead host keeps what it had.
-        h1.signal(SIGKILL)?;
+        lab.kill_host_processes(1);
         h1.wait_exit(secs(2))?;
         drop(h1);
         h2.wait_state("web", "master", secs(3))?;
@@ -274,7 +275,7 @@ fn sigkill_and_restart_leave_no_stale_vip_and_no_duplicate_route() {
         ensure!(vips == 1, "h1 addresses: {addrs:?}");
 
         // Killed again, and restarted below h2: it must clear the leftovers and stay backup.
-        h1.signal(SIGKILL)?;
+        lab.kill_host_processes(1);
         h1.wait_exit(secs(2))?;
         drop(h1);
         h2.wait_state("web", "master", secs(3))?;

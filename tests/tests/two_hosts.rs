@@ -259,7 +259,10 @@ fn nopreempt_master_restarted_after_crash_stays_backup_and_drops_leftover_vip() 
         let h1 = start_in(lab, 1, &h1_conf, "master")?;
         let h2 = start_in(lab, 2, &web(90, 200).preempt(false), "backup")?;
         lab.wait_holders(VIP, &[1], secs(5))?;
-        h1.signal(SIGKILL)?;
+        // Everything killed, the daemon's VIP guard too (`systemctl kill -s KILL`): nothing
+        // cleans up.
+        lab.kill_host_processes(1);
+        h1.wait_exit(secs(2))?;
         lab.link_down(1)?;
         wait_until("h2 to take the VIP", secs(5), || lab.has_addr(2, VIP))?;
         drop(h1);

@@ -5,6 +5,7 @@
 
 mod checks;
 pub mod control;
+pub mod guard;
 mod instance;
 pub mod metrics;
 pub mod metrics_http;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use tracing::warn;
 
+use super::guard::Guard;
 use crate::net::netlink::{Netlink, Route};
 use crate::net::netlink_batch::{BatchSocket, NetlinkChange};
 
@@ -74,6 +75,8 @@ impl From<&upkeep_config::Route> for Route {
 /// Changes queued by the event loop until its next [`VipWriter::flush`].
 pub(super) struct VipWriter {
     sock: BatchSocket,
+    /// Removes what is held if the daemon dies without doing so (None: it could not start).
+    guard: Option<Guard>,
     changes: Vec<NetlinkChange>,
     /// The instance each change is for (same index), for the log.
     owners: Vec<Arc<str>>,
@@ -81,8 +84,17 @@ pub(super) struct VipWriter {
 
 impl VipWriter {
     pub(super) fn open() -> std::io::Result<Self> {
+        let guard = Guard::spawn()
+            .inspect_err(|e| {
+                warn!(
+                    "cannot start the VIP guard ({e}): if this daemon is killed, its VIPs stay \
+                     on the host until it is restarted"
+                )
+            })
+            .ok();
         Ok(VipWriter {
             sock: BatchSocket::open()?,
+            guard,
             changes: Vec::new(),
             owners: Vec::new(),
         })
@@ -108,8 +120,20 @@ impl VipWriter {
         if self.changes.is_empty() {
             return;
         }
-        for (i, e) in self.sock.apply(&self.changes) {
-            warn!(instance = %self.owners[i], "{}: {e}", self.changes[i]);
+        if let Some(g) = &mut self.guard {
+            g.before(&self.changes);
+        }
+        let failed = self.sock.apply(&self.changes);
+        for (i, e) in &failed {
+            warn!(instance = %self.owners[*i], "{}: {e}", self.changes[*i]);
+        }
+        if let Some(g) = &mut self.guard {
+            // A removal that failed left the address on the host: still held.
+            let done: Vec<NetlinkChange> = (0..self.changes.len())
+                .filter(|i| !failed.iter().any(|(f, _)| f == i))
+                .map(|i| self.changes[i].clone())
+                .collect();
+            g.after(&done);
         }
         self.changes.clear();
         self.owners.clear();

@@ -32,7 +32,7 @@ pub enum NetlinkError {
 /// A route to install on an interface (its index given beside it). Plain data of the driver's own,
 /// so that net/ needs nothing of the config: the daemon converts the config's routes when it
 /// wires an instance.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Route {
     pub dest: IpAddr,
     pub prefix_len: u8,

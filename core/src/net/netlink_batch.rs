@@ -19,7 +19,7 @@ use rtnetlink::AddressMessageBuilder;
 use super::netlink::{route_message, Route};
 
 /// One change to the host's addresses or routes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum NetlinkChange {
     AddAddress {
         index: u32,
@@ -42,6 +42,47 @@ pub enum NetlinkChange {
 }
 
 impl NetlinkChange {
+    /// Whether it puts something on the host (an address or route added).
+    pub fn is_add(&self) -> bool {
+        matches!(
+            self,
+            NetlinkChange::AddAddress { .. } | NetlinkChange::AddRoute { .. }
+        )
+    }
+
+    pub fn is_route(&self) -> bool {
+        matches!(
+            self,
+            NetlinkChange::AddRoute { .. } | NetlinkChange::DelRoute { .. }
+        )
+    }
+
+    /// The change that undoes this one.
+    pub fn inverse(&self) -> NetlinkChange {
+        match self.clone() {
+            NetlinkChange::AddAddress {
+                index,
+                addr,
+                prefix_len,
+            } => NetlinkChange::DelAddress {
+                index,
+                addr,
+                prefix_len,
+            },
+            NetlinkChange::DelAddress {
+                index,
+                addr,
+                prefix_len,
+            } => NetlinkChange::AddAddress {
+                index,
+                addr,
+                prefix_len,
+            },
+            NetlinkChange::AddRoute { index, route } => NetlinkChange::DelRoute { index, route },
+            NetlinkChange::DelRoute { index, route } => NetlinkChange::AddRoute { index, route },
+        }
+    }
+
     /// Whether the kernel's `errno` only says the change was already in place.
     fn already_done(&self, errno: i32) -> bool {
         match self {

@@ -1,0 +1,268 @@
+//! The VIP guard: a small process beside the daemon that removes its VIPs and routes if the
+//! daemon dies without doing so (SIGKILL, the OOM killer, an abort). Otherwise the dead host's
+//! kernel keeps the addresses and goes on answering ARP for them while the backup that took
+//! over serves them too: the VIP is on two hosts until someone restarts the daemon.
+//!
+//! The daemon tells the guard, over a pipe, what it is about to put on the host (before the
+//! netlink batch) and what it has taken off (after it); the guard keeps that set. The pipe's
+//! end of file is the daemon's death however it dies; the guard then removes what is still
+//! held, in one batch, and exits. A daemon that exits cleanly has released everything, so its
+//! guard has nothing to do. The guard is in a process group of its own (a `kill` of the
+//! daemon's group spares it) and ignores the stop signals a service manager sends the whole
+//! unit: it leaves when the daemon has.
+// unsafe here: `pipe2(2)` and `fcntl(2)` for the pipe, `signal(2)` to ignore the stop signals
+// in the guard process.
+#![allow(unsafe_code)]
+
+use std::fs::File;
+use std::io::{self, BufRead, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+
+use serde::{Deserialize, Serialize};
+use tracing::warn;
+
+use crate::net::netlink_batch::{BatchSocket, NetlinkChange};
+
+/// The hidden subcommand the guard runs as (`upkeep guard-vips`).
+pub const SUBCOMMAND: &str = "guard-vips";
+
+/// One line from the daemon to its guard (JSON).
+#[derive(Debug, Serialize, Deserialize)]
+enum Line {
+    /// About to be added (an `Add*` change).
+    Hold(NetlinkChange),
+    /// Removed (the `Add*` change it undoes).
+    Release(NetlinkChange),
+}
+
+/// The daemon's side: the pipe to its guard.
+pub(super) struct Guard {
+    pipe: File,
+    child: Child,
+    /// Set when the guard is gone or stuck: the daemon goes on without it (warned once).
+    lost: bool,
+}
+
+impl Guard {
+    /// Starts the guard (this very binary, as `upkeep guard-vips`).
+    pub(super) fn spawn() -> io::Result<Guard> {
+        let (reader, pipe) = pipe()?;
+        // Never block the event loop on the pipe: a stuck guard is given up on instead.
+        set_nonblocking(&pipe)?;
+        let child = Command::new(std::env::current_exe()?)
+            .arg(SUBCOMMAND)
+            .stdin(Stdio::from(reader))
+            .stdout(Stdio::null())
+            .process_group(0)
+            .spawn()?;
+        Ok(Guard {
+            pipe,
+            child,
+            lost: false,
+        })
+    }
+
+    /// Tells the guard what `changes` will add (call before applying them).
+    pub(super) fn before(&mut self, changes: &[NetlinkChange]) {
+        let holds = changes
+            .iter()
+            .filter(|c| c.is_add())
+            .cloned()
+            .map(Line::Hold);
+        self.send(holds);
+    }
+
+    /// Tells the guard what `changes` removed (call after applying them).
+    pub(super) fn after(&mut self, changes: &[NetlinkChange]) {
+        let releases = changes
+            .iter()
+            .filter(|c| !c.is_add())
+            .map(|c| Line::Release(c.inverse()));
+        self.send(releases);
+    }
+
+    fn send(&mut self, lines: impl Iterator<Item = Line>) {
+        if self.lost {
+            return;
+        }
+        let mut buf = Vec::new();
+        for l in lines {
+            // Serializing our own enum of plain data cannot fail.
+            if serde_json::to_writer(&mut buf, &l).is_ok() {
+                buf.push(b'\n');
+            }
+        }
+        if buf.is_empty() {
+            return;
+        }
+        if let Err(e) = self.pipe.write_all(&buf) {
+            self.lost = true;
+            let exited = self.child.try_wait().ok().flatten();
+            warn!(
+                "the VIP guard (pid {}) is gone or stuck ({e}; exit: {exited:?}): if this daemon \
+                 is killed, its VIPs stay on the host until it is restarted",
+                self.child.id()
+            );
+        }
+    }
+}
+
+/// A pipe, both ends close-on-exec (scripts the daemon runs must not hold it open: the end of
+/// file is the daemon's death).
+fn pipe() -> io::Result<(OwnedFd, File)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into the array it is given.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors are new and ours alone.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) })
+}
+
+fn set_nonblocking(pipe: &File) -> io::Result<()> {
+    let fd = pipe.as_raw_fd();
+    // SAFETY: fcntl on a descriptor we own; F_GETFL/F_SETFL take and return plain ints.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// What the daemon still holds, as the guard has been told.
+#[derive(Debug, Default)]
+struct Held(Vec<NetlinkChange>);
+
+impl Held {
+    fn apply(&mut self, line: Line) {
+        match line {
+            Line::Hold(c) if !self.0.contains(&c) => self.0.push(c),
+            Line::Hold(_) => {}
+            Line::Release(c) => self.0.retain(|h| *h != c),
+        }
+    }
+
+    /// The changes that take everything off: routes first (a route may need the address).
+    fn removals(&self) -> Vec<NetlinkChange> {
+        let (routes, addrs): (Vec<_>, Vec<_>) = self.0.iter().partition(|c| c.is_route());
+        routes
+            .into_iter()
+            .chain(addrs)
+            .map(|c| c.inverse())
+            .collect()
+    }
+}
+
+/// The guard process (`upkeep guard-vips`): reads the daemon's lines until the pipe closes,
+/// then removes what is still held. Returns the number of changes it made.
+pub fn run() -> io::Result<usize> {
+    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
+        unsafe { libc::signal(sig, libc::SIG_IGN) };
+    }
+    let mut held = Held::default();
+    for line in io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        match serde_json::from_str(&line) {
+            Ok(l) => held.apply(l),
+            Err(e) => eprintln!("upkeep guard-vips: ignoring a line it does not know ({e})"),
+        }
+    }
+    let removals = held.removals();
+    if removals.is_empty() {
+        return Ok(0);
+    }
+    let failed = BatchSocket::open()?.apply(&removals);
+    eprintln!(
+        "upkeep guard-vips: the daemon died holding {} address(es) or route(s); removed them \
+         ({} failed{})",
+        removals.len(),
+        failed.len(),
+        failed
+            .iter()
+            .map(|(i, e)| format!("; {}: {e}", removals[*i]))
+            .collect::<String>()
+    );
+    Ok(removals.len() - failed.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::netlink::Route;
+
+    fn addr(a: &str) -> NetlinkChange {
+        NetlinkChange::AddAddress {
+            index: 2,
+            addr: a.parse().unwrap(),
+            prefix_len: 24,
+        }
+    }
+
+    fn route() -> NetlinkChange {
+        NetlinkChange::AddRoute {
+            index: 2,
+            route: Route {
+                dest: "198.51.100.0".parse().unwrap(),
+                prefix_len: 24,
+                via: Some("192.0.2.254".parse().unwrap()),
+                dev: None,
+                metric: None,
+                table: None,
+            },
+        }
+    }
+
+    /// What the guard would remove after the daemon sent `lines` over the pipe (as JSON).
+    fn after_lines(lines: Vec<Line>) -> Vec<NetlinkChange> {
+        let mut held = Held::default();
+        for l in lines {
+            let text = serde_json::to_string(&l).unwrap();
+            held.apply(serde_json::from_str(&text).unwrap());
+        }
+        held.removals()
+    }
+
+    #[test]
+    fn what_is_held_at_the_end_is_removed_routes_first() {
+        let got = after_lines(vec![
+            Line::Hold(addr("192.0.2.100")),
+            Line::Hold(route()),
+            Line::Hold(addr("192.0.2.101")),
+            Line::Hold(addr("192.0.2.100")),
+        ]);
+        assert_eq!(
+            got,
+            vec![
+                route().inverse(),
+                addr("192.0.2.100").inverse(),
+                addr("192.0.2.101").inverse()
+            ]
+        );
+    }
+
+    #[test]
+    fn what_was_released_is_left_alone() {
+        let got = after_lines(vec![
+            Line::Hold(addr("192.0.2.100")),
+            Line::Hold(route()),
+            Line::Release(route()),
+            Line::Release(addr("192.0.2.100")),
+            Line::Hold(addr("192.0.2.101")),
+        ]);
+        assert_eq!(got, vec![addr("192.0.2.101").inverse()]);
+    }
+
+    #[test]
+    fn the_daemon_tells_holds_before_and_releases_after() {
+        // The split the daemon's writer relies on: adds are held, removals released as the
+        // add they undo.
+        let del = addr("192.0.2.100").inverse();
+        assert!(addr("192.0.2.100").is_add() && !del.is_add());
+        assert_eq!(del.inverse(), addr("192.0.2.100"));
+        assert!(route().is_route() && !addr("192.0.2.100").is_route());
+    }
+}
