@@ -459,3 +459,45 @@ fn a_vip_removed_by_hand_from_the_master_is_put_back() {
         Ok(())
     });
 }
+
+/// 32 clients that connect to the metrics port and send nothing (more than the connections
+/// served at once) do not keep a scrape out: it is answered at once, not after they time out.
+#[test]
+fn idle_connections_do_not_keep_a_metrics_scrape_out() {
+    lab_test(1, |lab| {
+        let cfg = upkeep_config("h1", &[Instance::web(150)])
+            .replace("global {", "global { metrics listen=\"127.0.0.1:9650\";");
+        let h1 = lab.start_upkeep(1, &cfg)?;
+        h1.wait_state("web", "master", secs(10))?;
+        scrape(lab, 1)?;
+        // The idle clients stay connected until the scrape is done; the scrape gives up after
+        // 3 s (idle clients are cut off after 5 s, so waiting for them would fail it).
+        let script = r#"
+import socket, time, urllib.request
+idle = [socket.create_connection(("127.0.0.1", 9650)) for _ in range(32)]
+time.sleep(0.3)
+t = time.monotonic()
+body = urllib.request.urlopen("http://127.0.0.1:9650/metrics", timeout=3).read().decode()
+print("ms", int((time.monotonic() - t) * 1000))
+print(body)
+"#;
+        let out = lab.exec(&lab.host_ns(1), &["python3", "-c", script])?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        ensure!(
+            out.status.success(),
+            "the scrape behind 32 idle connections failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ensure!(
+            text.contains("upkeep_instance_state{name=\"web\""),
+            "scrape: {text}"
+        );
+        eprintln!(
+            "scrape behind 32 idle connections: {}",
+            text.lines().next().unwrap_or("")
+        );
+        // Still serving after them.
+        scrape(lab, 1)?;
+        Ok(())
+    });
+}

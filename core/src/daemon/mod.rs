@@ -203,20 +203,17 @@ impl Daemon {
             watchdog_at: None,
             opts,
         };
-        tuning::tune_process(&cfg.global);
         if let Some(addr) = cfg.global.metrics_listen {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
+            // Its own thread, started before real-time scheduling is set (it would inherit
+            // it): scrapes never take the event loop's time.
+            let listener = std::net::TcpListener::bind(addr)
                 .with_context(|| format!("metrics: cannot listen on {addr}"))?;
             let m = std::sync::Arc::new(metrics::Metrics::new());
-            let served = m.clone();
-            tokio::spawn(async move {
-                if let Err(e) = metrics_http::serve_listener(listener, served).await {
-                    warn!("metrics endpoint stopped: {e}");
-                }
-            });
+            metrics_http::spawn_thread(listener, m.clone())
+                .context("metrics: starting the endpoint's thread")?;
             daemon.metrics = Some(m);
         }
+        tuning::tune_process(&cfg.global);
         checks::ensure_plugin_host(&mut daemon.plugin_host, &cfg, &daemon.opts.state_dir)?;
         let dir = checks::config_dir(&daemon.opts.config);
         let file = daemon.opts.config.display().to_string();
