@@ -16,6 +16,7 @@ use tracing::warn;
 use crate::checks::wasm::{self, Plugin, PluginError, PluginHost};
 use crate::checks::{script, trackers, CheckResult, Tracker};
 use crate::exec::security::{self, check_plugin_file};
+use crate::hooks::queue::{self, QueueStats};
 use upkeep_config::{self as config, CheckDef, CheckKind, Config, ConfigError};
 use upkeep_vrrp::node::CheckState;
 
@@ -355,16 +356,19 @@ pub(super) fn spawn(
     Some(handle.abort_handle())
 }
 
-/// Runs WASM notify hooks one at a time, in the order transitions happened.
-pub(super) fn spawn_hook_runner() -> mpsc::UnboundedSender<(Arc<Plugin>, wasm::StateChange)> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<(Arc<Plugin>, wasm::StateChange)>();
-    tokio::spawn(async move {
-        while let Some((plugin, t)) = rx.recv().await {
-            let instance = t.instance.clone();
-            if let Err(e) = plugin.notify_async(t).await {
-                warn!(%instance, "notify hook failed: {e}");
-            }
+/// A WASM notify hook's call, queued under its key (the hook's and the instance's name).
+pub(super) type HookJob = (String, (Arc<Plugin>, wasm::StateChange));
+
+/// Runs WASM notify hooks one at a time, in the order transitions happened; per hook and
+/// instance the latest state wins over one still waiting (see [`crate::hooks::queue`]).
+pub(super) fn spawn_hook_runner(stats: Arc<QueueStats>) -> mpsc::UnboundedSender<HookJob> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let run = |_key: String, (plugin, t): (Arc<Plugin>, wasm::StateChange)| async move {
+        let instance = t.instance.clone();
+        if let Err(e) = plugin.notify_async(t).await {
+            warn!(%instance, "notify hook failed: {e}");
         }
-    });
+    };
+    tokio::spawn(queue::dispatch(rx, stats, 1, "notify hook", run));
     tx
 }

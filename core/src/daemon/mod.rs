@@ -31,7 +31,7 @@ use tracing::{debug, info, warn};
 
 use crate::checks::wasm::{self, PluginHost};
 use crate::checks::{CheckResult, Tracker};
-use crate::hooks::{self, Notifier, NotifyState, Subject};
+use crate::hooks::{self, Notifier, NotifyState, QueueStats, Subject};
 use crate::net::netlink::{self, AddressRemoved, LinkEvent, Netlink};
 use upkeep_config::{self as config, CheckDef, CheckKind, Config};
 use upkeep_vrrp::fsm::{Action, Event, State};
@@ -116,8 +116,11 @@ struct Daemon {
     /// The WebAssembly engine, made when the first plugin is loaded.
     plugin_host: Option<PluginHost>,
     hook_plugins: HashMap<String, LoadedPlugin>,
-    hook_tx: mpsc::UnboundedSender<(std::sync::Arc<wasm::Plugin>, wasm::StateChange)>,
+    hook_tx: mpsc::UnboundedSender<checks::HookJob>,
+    hook_stats: std::sync::Arc<QueueStats>,
     notifier: Option<Notifier>,
+    /// The notify queue's counts, kept across the notifiers a reload replaces.
+    notify_stats: std::sync::Arc<QueueStats>,
     /// The last state each sync group was notified of (a group notifies once per change).
     group_notified: HashMap<String, NotifyState>,
     watch: Option<watch::ConfigWatch>,
@@ -155,6 +158,8 @@ impl Daemon {
         let (check_tx, check_rx) = mpsc::unbounded_channel();
         let (prepared_tx, prepared_rx) = mpsc::unbounded_channel();
         let vips = VipWriter::open().context("opening a netlink socket for VIP changes")?;
+        let hook_stats = std::sync::Arc::<QueueStats>::default();
+        let notify_stats = std::sync::Arc::<QueueStats>::default();
         let mut daemon = Self {
             cfg: Config::default(),
             source,
@@ -178,11 +183,14 @@ impl Daemon {
             reloads: 0,
             plugin_host: None,
             hook_plugins: HashMap::new(),
-            hook_tx: checks::spawn_hook_runner(),
-            notifier: Some(Notifier::spawn(
+            hook_tx: checks::spawn_hook_runner(hook_stats.clone()),
+            hook_stats,
+            notifier: Some(Notifier::spawn_counted(
                 cfg.global.notify_timeout,
                 cfg.global.script_user.clone(),
+                notify_stats.clone(),
             )),
+            notify_stats,
             group_notified: HashMap::new(),
             watch: None,
             watch_tx,
@@ -827,7 +835,9 @@ impl Daemon {
                         new_state: t.as_str().to_string(),
                         priority: prio,
                     };
-                    let _ = self.hook_tx.send((loaded.plugin.clone(), t));
+                    let _ = self
+                        .hook_tx
+                        .send((format!("{h}/{key}"), (loaded.plugin.clone(), t)));
                 }
             }
         }
@@ -878,6 +888,10 @@ impl Daemon {
                 .map(|(r, n)| (r.as_str(), *n))
                 .collect(),
             last_reload: self.last_reload.clone(),
+            queues: status::Queues {
+                notify: self.notify_stats.counts(),
+                hooks: self.hook_stats.counts(),
+            },
         }
     }
 

@@ -321,8 +321,11 @@ impl Daemon {
         // takes the next ones; the old one finishes what it has queued.
         let (old_g, new_g) = (&self.cfg.global, &new.global);
         if old_g.script_user != new_g.script_user || old_g.notify_timeout != new_g.notify_timeout {
-            let fresh =
-                crate::hooks::Notifier::spawn(new_g.notify_timeout, new_g.script_user.clone());
+            let fresh = crate::hooks::Notifier::spawn_counted(
+                new_g.notify_timeout,
+                new_g.script_user.clone(),
+                self.notify_stats.clone(),
+            );
             if let Some(old) = self.notifier.replace(fresh) {
                 tokio::spawn(old.shutdown());
             }
