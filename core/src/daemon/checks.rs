@@ -105,6 +105,9 @@ pub(super) enum PrepareError {
     /// The WebAssembly engine could not start.
     #[error("{0}")]
     Engine(PluginError),
+    /// The task checking script users and script security panicked.
+    #[error("checking the config's scripts failed: {0}")]
+    CheckerPanicked(String),
     /// A check's or hook's plugin cannot be used; `at` is the block's `file:line:col`.
     #[error("{at}: {block} `{name}`: {reason}")]
     Plugin {
@@ -161,8 +164,16 @@ pub(super) async fn prepare(
         let (line, col) = config::parse::line_col(source, span.offset());
         format!("{file}:{line}:{col}")
     };
-    // Users, what they may run, script security: the same as `upkeep check`.
-    let warnings = crate::host::check(cfg, source, file, dir).map_err(PrepareError::Host)?;
+    // Users, what they may run, script security: the same as `upkeep check`. It reads the
+    // user database and walks directories: on a blocking thread, not the event loop's.
+    let checked = {
+        let (cfg, source) = (cfg.clone(), source.to_owned());
+        let (file, dir) = (file.to_owned(), dir.to_path_buf());
+        tokio::task::spawn_blocking(move || crate::host::check(&cfg, &source, &file, &dir)).await
+    };
+    let warnings = checked
+        .map_err(|e| PrepareError::CheckerPanicked(e.to_string()))?
+        .map_err(PrepareError::Host)?;
     for w in warnings {
         WARNED_ROOT.call_once(|| warn!("{w}"));
     }

@@ -302,7 +302,7 @@ impl Daemon {
                 biased;
                 _ = term.recv() => self.shutdown("SIGTERM"),
                 _ = int.recv() => self.shutdown("SIGINT"),
-                _ = hup.recv() => self.reload("SIGHUP", true).await,
+                _ = hup.recv() => self.reload("SIGHUP", true),
                 Some(rx) = self.rx.recv() => {
                     // A master's adverts for many instances arrive as a burst: take what has
                     // arrived in one pass (bounded, so signals are not held up behind a flood).
@@ -325,14 +325,14 @@ impl Daemon {
                             self.operator_event(&instance, Event::Release)
                         }
                         Request::Reload => {
-                            // Answered when the reload is done (or refused at once).
-                            let seq = self.reloads;
-                            self.reload("control socket", true).await;
-                            if self.reloads > seq {
-                                self.reload_reply()
-                            } else {
+                            // Answered when the reload is done.
+                            self.reload("control socket", true);
+                            if self.reload_running {
                                 self.reload_waiters.push(reply);
                                 continue;
+                            }
+                            Reply::Error {
+                                error: "the daemon is stopping: no reload".into(),
                             }
                         }
                     };
@@ -346,7 +346,7 @@ impl Daemon {
                         let _ = w.send(answer.clone());
                     }
                     if let Some((trigger, forced)) = self.reload_again.take() {
-                        self.reload(&trigger, forced).await;
+                        self.reload(&trigger, forced);
                     }
                 }
                 Some(change) = watch_rx.recv() => {
@@ -362,7 +362,7 @@ impl Daemon {
                 }
                 _ = &mut reload_sleep, if reload_at.is_some() => {
                     reload_at = None;
-                    self.reload("file change", false).await;
+                    self.reload("file change", false);
                 }
                 _ = sleep => {}
             }
