@@ -524,6 +524,15 @@ fn status_tables(v: &Status) -> String {
         let list: Vec<String> = v.drops.iter().map(|(k, n)| format!("{k}={n}")).collect();
         let _ = writeln!(out, "\nunattributed drops: {}", list.join(" "));
     }
+    for (name, q) in [("notify", &v.queues.notify), ("hooks", &v.queues.hooks)] {
+        if q.run > 0 || q.superseded > 0 {
+            let _ = writeln!(
+                out,
+                "\n{name} queue: {} run, {} running, {} waiting, {} superseded (latest state wins)",
+                q.run, q.running, q.waiting, q.superseded
+            );
+        }
+    }
     if let Some(r) = &v.last_reload {
         let _ = writeln!(
             out,

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::Value;
-use upkeep_tests::{lab_test, secs, upkeep_bin, upkeep_config, Instance, Lab};
+use upkeep_tests::{lab_test, ms, secs, upkeep_bin, upkeep_config, Instance, Lab};
 
 const VIP: &str = "192.0.2.100";
 
@@ -456,6 +456,117 @@ fn a_vip_removed_by_hand_from_the_master_is_put_back() {
         })?;
         ensure!(s["state"] == "master", "{s:#}");
         eprintln!("VIP back {back_after:?} after `ip addr del`");
+        Ok(())
+    });
+}
+
+/// 32 clients that connect to the metrics port and send nothing (more than the connections
+/// served at once) do not keep a scrape out: it is answered at once, not after they time out.
+#[test]
+fn idle_connections_do_not_keep_a_metrics_scrape_out() {
+    lab_test(1, |lab| {
+        let cfg = upkeep_config("h1", &[Instance::web(150)])
+            .replace("global {", "global { metrics listen=\"127.0.0.1:9650\";");
+        let h1 = lab.start_upkeep(1, &cfg)?;
+        h1.wait_state("web", "master", secs(10))?;
+        scrape(lab, 1)?;
+        // The idle clients stay connected until the scrape is done; the scrape gives up after
+        // 3 s (idle clients are cut off after 5 s, so waiting for them would fail it).
+        let script = r#"
+import socket, time, urllib.request
+idle = [socket.create_connection(("127.0.0.1", 9650)) for _ in range(32)]
+time.sleep(0.3)
+t = time.monotonic()
+body = urllib.request.urlopen("http://127.0.0.1:9650/metrics", timeout=3).read().decode()
+print("ms", int((time.monotonic() - t) * 1000))
+print(body)
+"#;
+        let out = lab.exec(&lab.host_ns(1), &["python3", "-c", script])?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        ensure!(
+            out.status.success(),
+            "the scrape behind 32 idle connections failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ensure!(
+            text.contains("upkeep_instance_state{name=\"web\""),
+            "scrape: {text}"
+        );
+        eprintln!(
+            "scrape behind 32 idle connections: {}",
+            text.lines().next().unwrap_or("")
+        );
+        // Still serving after them.
+        scrape(lab, 1)?;
+        Ok(())
+    });
+}
+
+/// A notify command that takes a second, and an instance that flaps meanwhile (link down and
+/// up, 8 times): the transitions queued behind the running command do not pile up; each one
+/// supersedes the one waiting, the final state's command still runs, and status counts them.
+#[test]
+fn a_flapping_instance_behind_a_slow_notify_command_runs_only_the_latest_state() {
+    lab_test(1, |lab| {
+        lab.let_others_through()?;
+        let out = lab.write_file("notified", "")?;
+        std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o666))?;
+        let script = lab.write_file(
+            "notify.sh",
+            &format!("#!/bin/sh\nsleep 1\necho \"$3\" >> {}\n", out.display()),
+        )?;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
+        let mut web = Instance::web(150);
+        web.extra_kdl
+            .push(format!("notify \"{}\"", script.display()));
+        let h1 = lab.start_upkeep(1, &upkeep_config("h1", &[web]))?;
+        h1.wait_state("web", "master", secs(10))?;
+        let mut most_waiting = 0;
+        for _ in 0..8 {
+            lab.link_down(1)?;
+            std::thread::sleep(ms(100));
+            lab.link_up(1)?;
+            std::thread::sleep(ms(100));
+            let st = h1.status()?;
+            most_waiting =
+                most_waiting.max(st["queues"]["notify"]["waiting"].as_u64().unwrap_or(0));
+        }
+        h1.wait_state("web", "master", secs(5))?;
+        let transitions = h1.counter("web", "transitions")?;
+        // Until the commands are done: no new line for longer than one command takes.
+        let mut lines = 0;
+        let mut since = Instant::now();
+        let end = Instant::now() + secs(40);
+        while since.elapsed() < ms(2500) && Instant::now() < end {
+            let n = std::fs::read_to_string(&out)?.lines().count();
+            if n != lines {
+                lines = n;
+                since = Instant::now();
+            }
+            std::thread::sleep(ms(100));
+        }
+        let text = std::fs::read_to_string(&out)?;
+        let ran: Vec<&str> = text.lines().collect();
+        ensure!(
+            transitions >= 15 && ran.len() <= 6,
+            "{} notify commands ran for {transitions} transitions: {ran:?}",
+            ran.len()
+        );
+        ensure!(
+            ran.last() == Some(&"MASTER"),
+            "the final state's command did not run last: {ran:?}"
+        );
+        let st = h1.status()?;
+        let q = &st["queues"]["notify"];
+        eprintln!("{transitions} transitions, notify queue {q}, ran {ran:?}");
+        ensure!(
+            q["run"].as_u64() == Some(ran.len() as u64)
+                && q["superseded"].as_u64() == Some(transitions - ran.len() as u64)
+                && q["waiting"] == 0
+                && q["running"] == 0
+                && most_waiting <= 1,
+            "notify queue {q} (most waiting {most_waiting}) for {transitions} transitions and {ran:?}"
+        );
         Ok(())
     });
 }

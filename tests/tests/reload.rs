@@ -569,3 +569,56 @@ fn removing_an_instance_releases_its_vip_and_leaves_the_other_alone() {
         Ok(())
     });
 }
+
+#[test]
+fn a_reload_waiting_for_a_link_local_address_keeps_adverts_on_time() {
+    lab_test(2, |lab| {
+        let (h1, h2) = two_hosts(lab)?;
+        // A link in h1 with no IPv6 link-local address yet (none is generated for it): the new
+        // IPv6 instance's source address, which the reload waits for, appears later.
+        let ns1 = lab.host_ns(1);
+        lab.ip(
+            &ns1,
+            &[
+                "link", "add", "six0", "type", "veth", "peer", "name", "six1",
+            ],
+        )?;
+        lab.ip(&ns1, &["link", "set", "six0", "addrgenmode", "none"])?;
+        lab.set_link(1, "six1", true)?;
+        lab.set_link(1, "six0", true)?;
+        let before = web_transitions(&h1, &h2)?;
+        let mon2 = lab.start_addr_monitor(2)?;
+        let cap = lab.start_capture(1)?;
+        std::thread::sleep(ms(300));
+
+        let mut six = Instance::new("six", 61, 100)
+            .interval_ms(100)
+            .vip("2001:db8:6::100/64");
+        six.interface = "six0".into();
+        let seq = h1.reload_seq()?;
+        h1.write_config(&conf(1, &[Instance::web(100), six]))?;
+        std::thread::sleep(ms(1500));
+        lab.ip(
+            &ns1,
+            &["addr", "add", "fe80::61/64", "dev", "six0", "nodad"],
+        )?;
+        let r = h1.wait_reload(seq, secs(10))?;
+        expect_reload(&h1, &r, "applied", &["six"], &[], &[])?;
+        h1.wait_state("six", "master", secs(5))?;
+        std::thread::sleep(ms(300));
+
+        let pkts: Vec<Captured> = cap
+            .stop()?
+            .into_iter()
+            .filter(|p| p.outgoing && p.vrid() == Some(51))
+            .collect();
+        eprintln!(
+            "web's longest advert gap during the reload: {:?}",
+            longest_advert_gap(&pkts, "192.0.2.1")
+        );
+        expect_web_undisturbed(&h1, &h2, before, &pkts, &mon2, "a reload waiting 1.5 s")?;
+        expect_web_master_on_h1(&h1, &h2)?;
+        lab.expect_holders_stable(VIP, &[1], ms(300))?;
+        Ok(())
+    });
+}

@@ -16,6 +16,7 @@ use tracing::warn;
 use crate::checks::wasm::{self, Plugin, PluginError, PluginHost};
 use crate::checks::{script, trackers, CheckResult, Tracker};
 use crate::exec::security::{self, check_plugin_file};
+use crate::hooks::queue::{self, QueueStats};
 use upkeep_config::{self as config, CheckDef, CheckKind, Config, ConfigError};
 use upkeep_vrrp::node::CheckState;
 
@@ -104,6 +105,9 @@ pub(super) enum PrepareError {
     /// The WebAssembly engine could not start.
     #[error("{0}")]
     Engine(PluginError),
+    /// The task checking script users and script security panicked.
+    #[error("checking the config's scripts failed: {0}")]
+    CheckerPanicked(String),
     /// A check's or hook's plugin cannot be used; `at` is the block's `file:line:col`.
     #[error("{at}: {block} `{name}`: {reason}")]
     Plugin {
@@ -160,8 +164,16 @@ pub(super) async fn prepare(
         let (line, col) = config::parse::line_col(source, span.offset());
         format!("{file}:{line}:{col}")
     };
-    // Users, what they may run, script security: the same as `upkeep check`.
-    let warnings = crate::host::check(cfg, source, file, dir).map_err(PrepareError::Host)?;
+    // Users, what they may run, script security: the same as `upkeep check`. It reads the
+    // user database and walks directories: on a blocking thread, not the event loop's.
+    let checked = {
+        let (cfg, source) = (cfg.clone(), source.to_owned());
+        let (file, dir) = (file.to_owned(), dir.to_path_buf());
+        tokio::task::spawn_blocking(move || crate::host::check(&cfg, &source, &file, &dir)).await
+    };
+    let warnings = checked
+        .map_err(|e| PrepareError::CheckerPanicked(e.to_string()))?
+        .map_err(PrepareError::Host)?;
     for w in warnings {
         WARNED_ROOT.call_once(|| warn!("{w}"));
     }
@@ -355,16 +367,19 @@ pub(super) fn spawn(
     Some(handle.abort_handle())
 }
 
-/// Runs WASM notify hooks one at a time, in the order transitions happened.
-pub(super) fn spawn_hook_runner() -> mpsc::UnboundedSender<(Arc<Plugin>, wasm::StateChange)> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<(Arc<Plugin>, wasm::StateChange)>();
-    tokio::spawn(async move {
-        while let Some((plugin, t)) = rx.recv().await {
-            let instance = t.instance.clone();
-            if let Err(e) = plugin.notify_async(t).await {
-                warn!(%instance, "notify hook failed: {e}");
-            }
+/// A WASM notify hook's call, queued under its key (the hook's and the instance's name).
+pub(super) type HookJob = (String, (Arc<Plugin>, wasm::StateChange));
+
+/// Runs WASM notify hooks one at a time, in the order transitions happened; per hook and
+/// instance the latest state wins over one still waiting (see [`crate::hooks::queue`]).
+pub(super) fn spawn_hook_runner(stats: Arc<QueueStats>) -> mpsc::UnboundedSender<HookJob> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let run = |_key: String, (plugin, t): (Arc<Plugin>, wasm::StateChange)| async move {
+        let instance = t.instance.clone();
+        if let Err(e) = plugin.notify_async(t).await {
+            warn!(%instance, "notify hook failed: {e}");
         }
-    });
+    };
+    tokio::spawn(queue::dispatch(rx, stats, 1, "notify hook", run));
     tx
 }

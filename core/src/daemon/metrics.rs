@@ -4,7 +4,7 @@
 //! builds from its status, check runs, reloads) and [`super::metrics_http`] answers
 //! `GET /metrics` with [`Metrics::encode`], the OpenMetrics text format. Encoding is the
 //! `prometheus-client` crate's; this module only decides names and labels. It never blocks the
-//! daemon: a scrape reads a snapshot under a short lock.
+//! daemon: a scrape takes the rows last published (an `Arc` copied under a short lock).
 //!
 //! This module imports nothing of the daemon (its status, the control socket): the daemon hands
 //! it plain rows ([`InstanceRow`], [`CheckRow`]), and the control socket counts its refusals
@@ -158,7 +158,7 @@ impl Metrics {
             .snapshot
             .instances
             .write()
-            .unwrap_or_else(PoisonError::into_inner) = rows;
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(rows);
     }
 
     /// Sets the totals of dropped packets that no instance could be blamed for (unknown VRID,
@@ -168,7 +168,7 @@ impl Metrics {
             .snapshot
             .drops
             .write()
-            .unwrap_or_else(PoisonError::into_inner) = drops.clone();
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(drops.clone());
     }
 
     /// Replaces the per-check health series with these checks (the whole set).
@@ -177,7 +177,7 @@ impl Metrics {
             .snapshot
             .checks
             .write()
-            .unwrap_or_else(PoisonError::into_inner) = rows;
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(rows);
     }
 
     /// Counts one run of a check (`kind`: `script`, `plugin`, ...) and how long it took.
@@ -220,12 +220,19 @@ impl Metrics {
 }
 
 /// What the daemon last reported, encoded as constant series at each scrape: counters here are
-/// totals the daemon keeps, not increments.
+/// totals the daemon keeps, not increments. The daemon publishes whole sets and a scrape takes
+/// the current one (an `Arc`), so a lock is held for a pointer copy only: the event loop never
+/// waits for a scrape's encoding, which runs on the exporter's own thread.
 #[derive(Debug, Default)]
 struct Snapshot {
-    instances: RwLock<Vec<InstanceRow>>,
-    drops: RwLock<BTreeMap<&'static str, u64>>,
-    checks: RwLock<Vec<CheckRow>>,
+    instances: RwLock<Arc<Vec<InstanceRow>>>,
+    drops: RwLock<Arc<BTreeMap<&'static str, u64>>>,
+    checks: RwLock<Arc<Vec<CheckRow>>>,
+}
+
+/// The set a lock holds now, without holding the lock.
+fn current<T>(lock: &RwLock<Arc<T>>) -> Arc<T> {
+    Arc::clone(&lock.read().unwrap_or_else(PoisonError::into_inner))
 }
 
 /// What the daemon reports of one instance (built from its status, `From<&InstanceStatus>`).
@@ -304,10 +311,7 @@ fn instance_family<M: EncodeMetric>(
 
 impl Collector for Snapshot {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
-        let rows = self
-            .instances
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
+        let rows = current(&self.instances);
         if !rows.is_empty() {
             let mut family = encoder.encode_descriptor(
                 "instance_state",
@@ -384,7 +388,7 @@ impl Collector for Snapshot {
         }
         drop(rows);
 
-        let drops = self.drops.read().unwrap_or_else(PoisonError::into_inner);
+        let drops = current(&self.drops);
         let mut family = encoder.encode_descriptor(
             "drops",
             "VRRP packets dropped before they reached an instance, by reason",
@@ -403,7 +407,7 @@ impl Collector for Snapshot {
             ConstCounter::new(0u64).metric_type(),
         )?)?;
 
-        let checks = self.checks.read().unwrap_or_else(PoisonError::into_inner);
+        let checks = current(&self.checks);
         if !checks.is_empty() {
             let mut family = encoder.encode_descriptor(
                 "check_healthy",

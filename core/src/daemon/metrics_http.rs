@@ -3,15 +3,22 @@
 //! [`Metrics::encode`], anything else with 404, 405, 400 or 431; one request per connection,
 //! bounded in size, time and connections served at once. Hand-written rather than a web
 //! framework: one path, one method, nothing else to serve.
+//!
+//! The daemon runs it on a thread of its own ([`spawn_thread`]): encoding a scrape never takes
+//! the event loop's time, it reads the rows the loop last published. A new connection is
+//! always accepted: when [`MAX_CONNECTIONS`] are open, the oldest one that has not sent its
+//! request yet (else the oldest) is closed for it, so idle clients cannot keep a scrape out.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::task::AbortHandle;
 
 use super::metrics::Metrics;
 
@@ -22,8 +29,40 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 const MAX_REQUEST: usize = 8 * 1024;
 /// A client must send its request and take the answer within this.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
-/// Connections served at once; more wait to be accepted.
+/// Connections open at once; a new one closes the oldest idle one (see the module).
 const MAX_CONNECTIONS: usize = 16;
+
+/// Starts the exporter on a thread of its own, with its own single-threaded runtime, on a
+/// listener bound by the caller (so that a bind error is the caller's, at start-up).
+pub fn spawn_thread(
+    listener: std::net::TcpListener,
+    metrics: Arc<Metrics>,
+) -> io::Result<std::thread::JoinHandle<()>> {
+    listener.set_nonblocking(true)?;
+    std::thread::Builder::new()
+        .name("upkeep-metrics".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::warn!("metrics endpoint not started: {e}");
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let served = match TcpListener::from_std(listener) {
+                    Ok(l) => serve_listener(l, metrics).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = served {
+                    tracing::warn!("metrics endpoint stopped: {e}");
+                }
+            });
+        })
+}
 
 /// Binds `addr` and answers scrapes until the task is dropped. Fails when it cannot bind, or
 /// when accepting connections fails for good.
@@ -36,12 +75,8 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> io::Result<()> {
 /// binds port 0 in a test). HTTP/1.1, one request per connection: `GET /metrics` (or `HEAD`)
 /// is answered with the exposition, anything else with 404 or 405.
 pub async fn serve_listener(listener: TcpListener, metrics: Arc<Metrics>) -> io::Result<()> {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut open: VecDeque<Conn> = VecDeque::new();
     loop {
-        let permit = Arc::clone(&slots)
-            .acquire_owned()
-            .await
-            .map_err(io::Error::other)?;
         let (stream, peer) = match listener.accept().await {
             Ok(conn) => conn,
             Err(e) if transient(&e) => {
@@ -51,17 +86,38 @@ pub async fn serve_listener(listener: TcpListener, metrics: Arc<Metrics>) -> io:
             }
             Err(e) => return Err(e),
         };
+        open.retain(|c| !c.task.is_finished());
+        if open.len() >= MAX_CONNECTIONS {
+            let idle = open.iter().position(|c| !c.asked.load(Ordering::Relaxed));
+            if let Some(old) = open.remove(idle.unwrap_or(0)) {
+                old.task.abort();
+                tracing::debug!(%peer, "metrics endpoint: {MAX_CONNECTIONS} connections open; closed the oldest {}",
+                    if idle.is_some() { "idle one" } else { "one" });
+            }
+        }
         let metrics = Arc::clone(&metrics);
-        tokio::spawn(async move {
-            let answered = tokio::time::timeout(IO_TIMEOUT, answer(stream, &metrics)).await;
+        let asked = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&asked);
+        let task = tokio::spawn(async move {
+            let answered = tokio::time::timeout(IO_TIMEOUT, answer(stream, &metrics, &flag)).await;
             match answered {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::debug!(%peer, "metrics scrape failed: {e}"),
                 Err(_) => tracing::debug!(%peer, "metrics scrape timed out"),
             }
-            drop(permit);
+        });
+        open.push_back(Conn {
+            task: task.abort_handle(),
+            asked,
         });
     }
+}
+
+/// An open connection, oldest first in the server's list.
+struct Conn {
+    task: AbortHandle,
+    /// Its request has been read: it is being answered, not idle.
+    asked: Arc<AtomicBool>,
 }
 
 /// Accept errors that say nothing about the listener itself (a client gone, no file
@@ -90,7 +146,7 @@ enum Request {
 }
 
 /// Reads one request head (up to the blank line) and answers it; the connection then closes.
-async fn answer(mut stream: TcpStream, metrics: &Metrics) -> io::Result<()> {
+async fn answer(mut stream: TcpStream, metrics: &Metrics, asked: &AtomicBool) -> io::Result<()> {
     let mut buf = Vec::with_capacity(1024);
     let request = loop {
         if let Some(end) = find_head_end(&buf) {
@@ -107,6 +163,7 @@ async fn answer(mut stream: TcpStream, metrics: &Metrics) -> io::Result<()> {
         }
         buf.extend_from_slice(&chunk[..n]);
     };
+    asked.store(true, Ordering::Relaxed);
     let response = match request {
         Request::Metrics { head } => {
             let body = metrics.encode();
@@ -321,6 +378,29 @@ mod tests {
         let answer = exchange(addr, b"GET /metrics HTTP/1.1\r\n\r\n").await;
         assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
 
+        server.abort();
+    }
+
+    /// More idle clients than connections served at once: a scrape behind them is answered
+    /// (before, it waited for them to time out, one batch of 16 after another).
+    #[tokio::test]
+    async fn idle_connections_do_not_keep_a_scrape_out() {
+        let metrics = Arc::new(Metrics::new());
+        metrics.set_instances(vec![instance("web", 51, "master")]);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = tokio::spawn(serve_listener(listener, Arc::clone(&metrics)));
+        let mut idle = Vec::new();
+        for _ in 0..2 * MAX_CONNECTIONS {
+            idle.push(TcpStream::connect(addr).await.expect("connect"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let scrape = exchange(addr, b"GET /metrics HTTP/1.1\r\n\r\n");
+        let answer = tokio::time::timeout(IO_TIMEOUT / 2, scrape)
+            .await
+            .expect("answered before the idle clients time out");
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        drop(idle);
         server.abort();
     }
 

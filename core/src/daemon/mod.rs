@@ -32,7 +32,7 @@ use tracing::{debug, info, warn};
 
 use crate::checks::wasm::{self, PluginHost};
 use crate::checks::{CheckResult, Tracker};
-use crate::hooks::{self, Notifier, NotifyState, Subject};
+use crate::hooks::{self, Notifier, NotifyState, QueueStats, Subject};
 use crate::net::netlink::{self, AddressRemoved, LinkEvent, Netlink};
 use upkeep_config::{self as config, CheckDef, CheckKind, Config};
 use upkeep_vrrp::fsm::{Action, Event, State};
@@ -117,8 +117,11 @@ struct Daemon {
     /// The WebAssembly engine, made when the first plugin is loaded.
     plugin_host: Option<PluginHost>,
     hook_plugins: HashMap<String, LoadedPlugin>,
-    hook_tx: mpsc::UnboundedSender<(std::sync::Arc<wasm::Plugin>, wasm::StateChange)>,
+    hook_tx: mpsc::UnboundedSender<checks::HookJob>,
+    hook_stats: std::sync::Arc<QueueStats>,
     notifier: Option<Notifier>,
+    /// The notify queue's counts, kept across the notifiers a reload replaces.
+    notify_stats: std::sync::Arc<QueueStats>,
     /// The last state each sync group was notified of (a group notifies once per change).
     group_notified: HashMap<String, NotifyState>,
     watch: Option<watch::ConfigWatch>,
@@ -156,6 +159,8 @@ impl Daemon {
         let (check_tx, check_rx) = mpsc::unbounded_channel();
         let (prepared_tx, prepared_rx) = mpsc::unbounded_channel();
         let vips = VipWriter::open().context("opening a netlink socket for VIP changes")?;
+        let hook_stats = std::sync::Arc::<QueueStats>::default();
+        let notify_stats = std::sync::Arc::<QueueStats>::default();
         let mut daemon = Self {
             cfg: Config::default(),
             source,
@@ -179,11 +184,14 @@ impl Daemon {
             reloads: 0,
             plugin_host: None,
             hook_plugins: HashMap::new(),
-            hook_tx: checks::spawn_hook_runner(),
-            notifier: Some(Notifier::spawn(
+            hook_tx: checks::spawn_hook_runner(hook_stats.clone()),
+            hook_stats,
+            notifier: Some(Notifier::spawn_counted(
                 cfg.global.notify_timeout,
                 cfg.global.script_user.clone(),
+                notify_stats.clone(),
             )),
+            notify_stats,
             group_notified: HashMap::new(),
             watch: None,
             watch_tx,
@@ -204,20 +212,17 @@ impl Daemon {
             watchdog_at: None,
             opts,
         };
-        tuning::tune_process(&cfg.global);
         if let Some(addr) = cfg.global.metrics_listen {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
+            // Its own thread, started before real-time scheduling is set (it would inherit
+            // it): scrapes never take the event loop's time.
+            let listener = std::net::TcpListener::bind(addr)
                 .with_context(|| format!("metrics: cannot listen on {addr}"))?;
             let m = std::sync::Arc::new(metrics::Metrics::new());
-            let served = m.clone();
-            tokio::spawn(async move {
-                if let Err(e) = metrics_http::serve_listener(listener, served).await {
-                    warn!("metrics endpoint stopped: {e}");
-                }
-            });
+            metrics_http::spawn_thread(listener, m.clone())
+                .context("metrics: starting the endpoint's thread")?;
             daemon.metrics = Some(m);
         }
+        tuning::tune_process(&cfg.global);
         checks::ensure_plugin_host(&mut daemon.plugin_host, &cfg, &daemon.opts.state_dir)?;
         let dir = checks::config_dir(&daemon.opts.config);
         let file = daemon.opts.config.display().to_string();
@@ -298,7 +303,7 @@ impl Daemon {
                 biased;
                 _ = term.recv() => self.shutdown("SIGTERM"),
                 _ = int.recv() => self.shutdown("SIGINT"),
-                _ = hup.recv() => self.reload("SIGHUP", true).await,
+                _ = hup.recv() => self.reload("SIGHUP", true),
                 Some(rx) = self.rx.recv() => {
                     // A master's adverts for many instances arrive as a burst: take what has
                     // arrived in one pass (bounded, so signals are not held up behind a flood).
@@ -321,14 +326,14 @@ impl Daemon {
                             self.operator_event(&instance, Event::Release)
                         }
                         Request::Reload => {
-                            // Answered when the reload is done (or refused at once).
-                            let seq = self.reloads;
-                            self.reload("control socket", true).await;
-                            if self.reloads > seq {
-                                self.reload_reply()
-                            } else {
+                            // Answered when the reload is done.
+                            self.reload("control socket", true);
+                            if self.reload_running {
                                 self.reload_waiters.push(reply);
                                 continue;
+                            }
+                            Reply::Error {
+                                error: "the daemon is stopping: no reload".into(),
                             }
                         }
                     };
@@ -342,7 +347,7 @@ impl Daemon {
                         let _ = w.send(answer.clone());
                     }
                     if let Some((trigger, forced)) = self.reload_again.take() {
-                        self.reload(&trigger, forced).await;
+                        self.reload(&trigger, forced);
                     }
                 }
                 Some(change) = watch_rx.recv() => {
@@ -358,7 +363,7 @@ impl Daemon {
                 }
                 _ = &mut reload_sleep, if reload_at.is_some() => {
                     reload_at = None;
-                    self.reload("file change", false).await;
+                    self.reload("file change", false);
                 }
                 _ = sleep => {}
             }
@@ -831,7 +836,9 @@ impl Daemon {
                         new_state: t.as_str().to_string(),
                         priority: prio,
                     };
-                    let _ = self.hook_tx.send((loaded.plugin.clone(), t));
+                    let _ = self
+                        .hook_tx
+                        .send((format!("{h}/{key}"), (loaded.plugin.clone(), t)));
                 }
             }
         }
@@ -882,6 +889,10 @@ impl Daemon {
                 .map(|(r, n)| (r.as_str(), *n))
                 .collect(),
             last_reload: self.last_reload.clone(),
+            queues: status::Queues {
+                notify: self.notify_stats.counts(),
+                hooks: self.hook_stats.counts(),
+            },
         }
     }
 

@@ -1,37 +1,78 @@
 //! Reloading the config without disturbing what did not change.
 //!
 //! The new file is parsed and validated in full (syntax, schema, interfaces, source addresses)
-//! before anything is touched; a file that fails is refused and the running config stays. Then
+//! before anything is touched, on a task beside the event loop, which keeps sending adverts
+//! meanwhile; a file that fails is refused and the running config stays. Then
 //! only the differences are applied: unchanged instances are not touched at all (no event, no
 //! advert, no GARP, no address change), changed ones take their new settings in place, removed
 //! ones resign, new ones start.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tracing::{error, info, warn};
 
-use upkeep_config::{self as config, diff, CheckKind, Config};
+use crate::checks::wasm::PluginHost;
+use crate::net::netlink::Netlink;
+use upkeep_config::{self as config, diff, CheckDef, CheckKind, Config};
 
 use super::checks::{self, LoadedPlugin};
 use super::instance::{self, Instance};
 use super::status::ReloadStatus;
+use super::wiring::{self, Resolved};
 use super::{all_vips, announce_addrs, Daemon};
 
-/// A reload whose config is parsed and validated and whose plugins are compiled.
+/// What a reload's preparation, beside the event loop, hands back to it.
 pub(super) struct PreparedReload {
     trigger: String,
+    /// The plugin engine, started for the new config if none ran yet.
+    host: Option<PluginHost>,
+    outcome: Outcome,
+}
+
+enum Outcome {
+    /// Refused, with the message to record (located in the file where it can be).
+    Refused(String),
+    /// The file is the one running, and no plugin file changed.
+    Unchanged,
+    Ready(Box<Ready>),
+}
+
+/// A config parsed and validated, its plugins compiled, what it needs of the host looked up.
+struct Ready {
     new: Config,
     source: String,
     plugins_changed: Vec<String>,
-    result: Result<checks::Prepared, checks::PrepareError>,
+    prepared: checks::Prepared,
+    resolved: Resolved,
+}
+
+/// What the preparation needs of the running daemon, copied: it runs on a task of its own.
+struct Job {
+    forced: bool,
+    path: PathBuf,
+    file: String,
+    dir: PathBuf,
+    state_dir: PathBuf,
+    running: Config,
+    running_source: String,
+    /// Plugin checks' files as they were compiled: (check, file, stamp then).
+    plugin_files: Vec<(String, PathBuf, Option<checks::Stamp>)>,
+    /// Running plugin checks with their compiled plugins.
+    check_plugins: Vec<(CheckDef, LoadedPlugin)>,
+    hook_plugins: HashMap<String, LoadedPlugin>,
+    host: Option<PluginHost>,
+    nl: Netlink,
 }
 
 impl Daemon {
-    /// First half of a reload: read, parse and validate, then compile plugins off the loop;
-    /// [`Daemon::finish_reload`] applies the result. A reload asked for while one is being
-    /// prepared runs after it.
-    pub(super) async fn reload(&mut self, trigger: &str, forced: bool) {
+    /// First half of a reload: the file is read, parsed and validated, its plugins compiled
+    /// and what it needs of the host looked up on a task beside the event loop (none of it may
+    /// hold up the adverts: a large file, a slow compile, a link-local address that takes
+    /// seconds to appear); [`Daemon::finish_reload`] applies the result when it comes. A
+    /// reload asked for while one is being prepared runs after it.
+    pub(super) fn reload(&mut self, trigger: &str, forced: bool) {
         if self.node.is_stopping() {
             return;
         }
@@ -42,87 +83,51 @@ impl Daemon {
             ));
             return;
         }
-        // Parsed before the "unchanged" test below, which used to come first: the outcome is
-        // the same (the running config's text parses), and the file is read in one place.
-        let file = self.opts.config.display().to_string();
-        let (new, source) = match config::load_with_source(&self.opts.config) {
-            Ok(loaded) => loaded,
-            Err(config::ConfigError::Io { source: e, .. }) => {
-                let msg = format!("{file}: cannot read: {e}");
-                return self.refuse(trigger, msg);
-            }
-            Err(e) => return self.refuse(trigger, e.to_string()),
-        };
-        let plugins_changed = self.stale_plugins();
-        if source == self.source && !forced && plugins_changed.is_empty() {
-            // Touched but not changed. If the last attempt was refused, the file is now back to
-            // what runs: say so, so status no longer shows the old error.
-            if self
-                .last_reload
-                .as_ref()
-                .is_some_and(|r| r.result == "refused")
-            {
-                self.reloads += 1;
-                self.record(trigger, "unchanged", &diff::Diff::default(), None);
-            }
-            return;
-        }
-        if new.instances.is_empty() {
-            let msg = format!("{file}: the new config has no instances; refusing to drop every VIP (stop the daemon instead)");
-            return self.refuse(trigger, msg);
-        }
-        // Everything the new config names must exist before anything is applied.
-        for inst in &new.instances {
-            if let Err(e) = self.wires.validate(inst).await {
-                let (line, col) = config::parse::line_col(&source, inst.span.offset());
-                let msg = format!("{file}:{line}:{col}: instance `{}`: {e:#}", inst.name);
-                return self.refuse(trigger, msg);
-            }
-        }
-        // Plugins are compiled (or reused when their file is the same) on a task of their own:
-        // compiling takes long enough to starve the adverts if the event loop waited for it.
-        let reuse_checks: HashMap<String, LoadedPlugin> = self
-            .checks
-            .iter()
-            .filter(|c| {
-                new.check(&c.def.name)
-                    .is_some_and(|n| diff::same_check(&c.def, n))
-            })
-            .filter_map(|c| Some((c.def.name.clone(), c.plugin.clone()?)))
-            .collect();
-        let reuse_hooks: HashMap<String, LoadedPlugin> = self
-            .hook_plugins
-            .iter()
-            .filter(|(name, _)| self.cfg.hook(name) == new.hook(name))
-            .map(|(n, l)| (n.clone(), l.clone()))
-            .collect();
-        if let Err(e) =
-            checks::ensure_plugin_host(&mut self.plugin_host, &new, &self.opts.state_dir)
-        {
-            return self.refuse(trigger, e.to_string());
-        }
-        self.reload_running = true;
-        let host = self.plugin_host.clone();
         let dir = checks::config_dir(&self.opts.config);
+        let job = Job {
+            forced,
+            path: self.opts.config.clone(),
+            file: self.opts.config.display().to_string(),
+            state_dir: self.opts.state_dir.clone(),
+            running: self.cfg.clone(),
+            running_source: self.source.clone(),
+            plugin_files: self
+                .checks
+                .iter()
+                .filter_map(|c| {
+                    let loaded = c.plugin.as_ref()?;
+                    let CheckKind::Plugin { path, .. } = &c.def.kind else {
+                        return None;
+                    };
+                    Some((c.def.name.clone(), dir.join(path), loaded.stamp))
+                })
+                .collect(),
+            check_plugins: self
+                .checks
+                .iter()
+                .filter_map(|c| Some((c.def.clone(), c.plugin.clone()?)))
+                .collect(),
+            hook_plugins: self.hook_plugins.clone(),
+            host: self.plugin_host.clone(),
+            nl: self.wires.nl.clone(),
+            dir,
+        };
+        self.reload_running = true;
         let tx = self.prepared_tx.clone();
         let trigger = trigger.to_string();
         tokio::spawn(async move {
-            let result = checks::prepare(
-                &new,
-                &source,
-                &file,
-                &dir,
-                host.as_ref(),
-                &reuse_checks,
-                &reuse_hooks,
-            )
-            .await;
+            // A panic in the preparation is a refused reload, not one that never ends.
+            let (host, outcome) = match tokio::spawn(prepare(job)).await {
+                Ok(done) => done,
+                Err(e) => (
+                    None,
+                    Outcome::Refused(format!("reload preparation failed: {e}")),
+                ),
+            };
             let _ = tx.send(PreparedReload {
                 trigger,
-                new,
-                source,
-                plugins_changed,
-                result,
+                host,
+                outcome,
             });
         });
     }
@@ -130,18 +135,34 @@ impl Daemon {
     /// Second half of a reload, back on the event loop: apply what was prepared.
     pub(super) async fn finish_reload(&mut self, p: PreparedReload) {
         self.reload_running = false;
-        let PreparedReload {
-            trigger,
+        if self.plugin_host.is_none() {
+            self.plugin_host = p.host;
+        }
+        let trigger = p.trigger.as_str();
+        let ready = match p.outcome {
+            Outcome::Refused(msg) => return self.refuse(trigger, msg),
+            Outcome::Unchanged => {
+                // Touched but not changed. If the last attempt was refused, the file is now
+                // back to what runs: say so, so status no longer shows the old error.
+                if self
+                    .last_reload
+                    .as_ref()
+                    .is_some_and(|r| r.result == "refused")
+                {
+                    self.reloads += 1;
+                    self.record(trigger, "unchanged", &diff::Diff::default(), None);
+                }
+                return;
+            }
+            Outcome::Ready(ready) => *ready,
+        };
+        let Ready {
             new,
             source,
             plugins_changed,
-            result,
-        } = p;
-        let trigger = trigger.as_str();
-        let prepared = match result {
-            Ok(p) => p,
-            Err(e) => return self.refuse(trigger, e.to_string()),
-        };
+            prepared,
+            resolved,
+        } = ready;
         if self.node.is_stopping() {
             return;
         }
@@ -161,7 +182,10 @@ impl Daemon {
             self.record(trigger, "unchanged", &d, None);
             return;
         }
-        match self.apply_diff(new, &d, prepared.check_plugins).await {
+        match self
+            .apply_diff(new, &d, prepared.check_plugins, resolved)
+            .await
+        {
             Ok(()) => {
                 info!(
                     trigger,
@@ -213,30 +237,18 @@ impl Daemon {
         self.status_due = Some(Instant::now());
     }
 
-    /// Names of plugin checks whose .wasm file changed since it was compiled.
-    fn stale_plugins(&self) -> Vec<String> {
-        let dir = checks::config_dir(&self.opts.config);
-        self.checks
-            .iter()
-            .filter_map(|c| {
-                let loaded = c.plugin.as_ref()?;
-                let CheckKind::Plugin { path, .. } = &c.def.kind else {
-                    return None;
-                };
-                (checks::stamp(&dir.join(path)) != loaded.stamp).then(|| c.def.name.clone())
-            })
-            .collect()
-    }
-
     async fn apply_diff(
         &mut self,
         new: Config,
         d: &diff::Diff,
         plugins: HashMap<String, LoadedPlugin>,
+        resolved: Resolved,
     ) -> anyhow::Result<()> {
         let now = Instant::now();
         let vips = all_vips(&new);
+        // What the preparation looked up: wiring the instances below waits for nothing.
         self.wires.forget_addresses();
+        self.wires.preload(resolved);
 
         // Checks first, so instances see the new set when their tracks are rebuilt.
         for name in d.checks_removed.iter().chain(&d.checks_changed) {
@@ -305,7 +317,8 @@ impl Daemon {
             };
             match self.wires.wire(cfg, &vips).await {
                 Ok((wiring, up)) => {
-                    super::vips::remove(&self.wires.nl, &wiring.owned).await;
+                    // A crash may have left its VIPs behind (in the pass's netlink batch).
+                    self.vips.remove(&wiring.owned);
                     let params = instance::params(cfg, &new.global, wiring.src);
                     started.push(self.node.add(params, cfg.priority, up));
                     self.instances.push(Instance::new(cfg.clone(), wiring));
@@ -321,8 +334,11 @@ impl Daemon {
         // takes the next ones; the old one finishes what it has queued.
         let (old_g, new_g) = (&self.cfg.global, &new.global);
         if old_g.script_user != new_g.script_user || old_g.notify_timeout != new_g.notify_timeout {
-            let fresh =
-                crate::hooks::Notifier::spawn(new_g.notify_timeout, new_g.script_user.clone());
+            let fresh = crate::hooks::Notifier::spawn_counted(
+                new_g.notify_timeout,
+                new_g.script_user.clone(),
+                self.notify_stats.clone(),
+            );
             if let Some(old) = self.notifier.replace(fresh) {
                 tokio::spawn(old.shutdown());
             }
@@ -345,4 +361,132 @@ impl Daemon {
         (0..self.instances.len())
             .find(|&i| self.instances[i].cfg.name == name && !self.node.is_retiring(i))
     }
+}
+
+/// The preparation of a reload, beside the event loop: what [`Daemon::reload`] once did inline,
+/// in the same order and with the same messages. Also returns the plugin engine (started here
+/// when the new config is the first with a plugin).
+async fn prepare(job: Job) -> (Option<PluginHost>, Outcome) {
+    let Job {
+        forced,
+        path,
+        file,
+        dir,
+        state_dir,
+        running,
+        running_source,
+        plugin_files,
+        check_plugins,
+        hook_plugins,
+        mut host,
+        nl,
+    } = job;
+    // Reading and parsing (up to 16 MiB), and the plugin files' stamps, on a blocking thread.
+    let read = {
+        let file = file.clone();
+        tokio::task::spawn_blocking(move || {
+            let loaded = match config::load_with_source(&path) {
+                Ok(loaded) => Ok(loaded),
+                Err(config::ConfigError::Io { source: e, .. }) => {
+                    Err(format!("{file}: cannot read: {e}"))
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            let changed: Vec<String> = plugin_files
+                .into_iter()
+                .filter(|(_, path, stamp)| checks::stamp(path) != *stamp)
+                .map(|(name, _, _)| name)
+                .collect();
+            (loaded, changed)
+        })
+        .await
+    };
+    let (loaded, plugins_changed) = match read {
+        Ok(r) => r,
+        Err(e) => {
+            return (
+                host,
+                Outcome::Refused(format!("{file}: reading failed: {e}")),
+            )
+        }
+    };
+    let (new, source) = match loaded {
+        Ok(l) => l,
+        Err(msg) => return (host, Outcome::Refused(msg)),
+    };
+    if source == running_source && !forced && plugins_changed.is_empty() {
+        return (host, Outcome::Unchanged);
+    }
+    if new.instances.is_empty() {
+        let msg = format!("{file}: the new config has no instances; refusing to drop every VIP (stop the daemon instead)");
+        return (host, Outcome::Refused(msg));
+    }
+    // Everything the new config names must exist before anything is applied; the new and
+    // changed instances' source addresses are looked up (and waited for) here too.
+    let d = diff::diff(&running, &new);
+    let wanted: Vec<usize> = new
+        .instances
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| d.added.contains(&i.name) || d.changed.iter().any(|c| c.1 == i.name))
+        .map(|(k, _)| k)
+        .collect();
+    let resolved = match wiring::resolve(&nl, &new, &wanted).await {
+        Ok(r) => r,
+        Err((k, e)) => {
+            let inst = &new.instances[k];
+            let (line, col) = config::parse::line_col(&source, inst.span.offset());
+            let msg = format!("{file}:{line}:{col}: instance `{}`: {e:#}", inst.name);
+            return (host, Outcome::Refused(msg));
+        }
+    };
+    // Plugins are compiled, or reused when their file is the same.
+    let reuse_checks: HashMap<String, LoadedPlugin> = check_plugins
+        .into_iter()
+        .filter(|(def, _)| {
+            new.check(&def.name)
+                .is_some_and(|n| diff::same_check(def, n))
+        })
+        .map(|(def, loaded)| (def.name, loaded))
+        .collect();
+    let reuse_hooks: HashMap<String, LoadedPlugin> = hook_plugins
+        .into_iter()
+        .filter(|(name, _)| running.hook(name) == new.hook(name))
+        .collect();
+    if host.is_none() {
+        let started = {
+            let new = new.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut host = None;
+                checks::ensure_plugin_host(&mut host, &new, &state_dir).map(|()| host)
+            })
+            .await
+        };
+        match started {
+            Ok(Ok(started)) => host = started,
+            Ok(Err(e)) => return (host, Outcome::Refused(e.to_string())),
+            Err(e) => return (host, Outcome::Refused(format!("plugin engine: {e}"))),
+        }
+    }
+    let result = checks::prepare(
+        &new,
+        &source,
+        &file,
+        &dir,
+        host.as_ref(),
+        &reuse_checks,
+        &reuse_hooks,
+    )
+    .await;
+    let outcome = match result {
+        Ok(prepared) => Outcome::Ready(Box::new(Ready {
+            new,
+            source,
+            plugins_changed,
+            prepared,
+            resolved,
+        })),
+        Err(e) => Outcome::Refused(e.to_string()),
+    };
+    (host, outcome)
 }

@@ -13,6 +13,7 @@ use upkeep_vrrp::fsm::State;
 use upkeep_vrrp::packet::DropReason;
 
 use super::metrics::{CheckRow, InstanceRow};
+use crate::hooks::QueueCounts;
 
 /// The daemon's status: status.json, and the control socket's answer to `status` (which the CLI
 /// reads back into this type).
@@ -26,6 +27,17 @@ pub struct Status {
     #[serde(deserialize_with = "drop_reasons")]
     pub drops: BTreeMap<&'static str, u64>,
     pub last_reload: Option<ReloadStatus>,
+    /// The notify command and WASM hook queues.
+    #[serde(default)]
+    pub queues: Queues,
+}
+
+/// The queues between transitions and what they run: per instance (or group, or hook and
+/// instance) one job runs and at most one waits; a later state supersedes the waiting one.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct Queues {
+    pub notify: QueueCounts,
+    pub hooks: QueueCounts,
 }
 
 /// The outcome of the last reload, applied or refused.

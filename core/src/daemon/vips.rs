@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tracing::warn;
 
 use super::guard::Guard;
-use crate::net::netlink::{Netlink, Route};
+use crate::net::netlink::Route;
 use crate::net::netlink_batch::{BatchSocket, NetlinkChange};
 
 /// Everything an instance puts on the host while master, resolved to interface indexes.
@@ -137,19 +137,5 @@ impl VipWriter {
         }
         self.changes.clear();
         self.owners.clear();
-    }
-}
-
-/// Removes what `o` holds, waiting for each answer (start-up clean-up, before the loop runs).
-pub(super) async fn remove(nl: &Netlink, o: &Owned) {
-    for (index, route) in &o.routes {
-        if let Err(e) = nl.del_route(route, *index).await {
-            warn!(instance = %o.instance, "{e}");
-        }
-    }
-    for (index, addr, len) in &o.addrs {
-        if let Err(e) = nl.del_address(*index, *addr, *len).await {
-            warn!(instance = %o.instance, "{e}");
-        }
     }
 }

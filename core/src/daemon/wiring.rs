@@ -44,7 +44,70 @@ pub(super) struct Interfaces {
     /// Each interface's source address for adverts, looked up once per start or reload (not
     /// once per instance: 255 instances on one link are one netlink dump).
     sources: HashMap<(u32, bool), IpAddr>,
+    /// Why an interface has no source address, as a reload's preparation found: applying the
+    /// reload reports it rather than look (and wait) again on the event loop.
+    no_source: HashMap<(u32, bool), String>,
     rx: mpsc::Sender<Rx>,
+}
+
+/// What applying a reload needs of the host, looked up beside the event loop by [`resolve`]
+/// (a link-local address may take seconds to appear): the config's links, and the source
+/// addresses of the instances the reload starts or changes.
+#[derive(Default)]
+pub(super) struct Resolved {
+    links: HashMap<String, Link>,
+    sources: HashMap<(u32, bool), Result<IpAddr, String>>,
+}
+
+/// Looks up every interface `cfg` names (an error names the instance, by its index in
+/// `cfg.instances`, that names one that does not exist), the
+/// interfaces of interface checks (where they exist), and the source address of each of
+/// `wanted` (instance indexes) without `unicast-src`, waiting as [`Interfaces::wire`] would.
+pub(super) async fn resolve(
+    nl: &Netlink,
+    cfg: &upkeep_config::Config,
+    wanted: &[usize],
+) -> Result<Resolved, (usize, anyhow::Error)> {
+    let mut r = Resolved::default();
+    for (k, inst) in cfg.instances.iter().enumerate() {
+        for name in interfaces_of(inst) {
+            if !r.links.contains_key(name) {
+                let link = nl.link(name).await.map_err(|e| (k, e.into()))?;
+                r.links.insert(name.clone(), link);
+            }
+        }
+    }
+    for c in &cfg.checks {
+        if let upkeep_config::CheckKind::Interface { name } = &c.kind {
+            if !r.links.contains_key(name) {
+                if let Ok(link) = nl.link(name).await {
+                    r.links.insert(name.clone(), link);
+                }
+            }
+        }
+    }
+    let vips: Vec<IpAddr> = cfg
+        .instances
+        .iter()
+        .flat_map(|i| i.vips.iter().map(|v| v.addr))
+        .collect();
+    for &k in wanted {
+        let Some(inst) = cfg.instances.get(k) else {
+            continue;
+        };
+        let Some(link) = r.links.get(&inst.interface) else {
+            continue;
+        };
+        let key = (link.index, inst.is_ipv6());
+        if inst.unicast_src.is_some() || r.sources.contains_key(&key) {
+            continue;
+        }
+        let found = primary_address(nl, link.index, key.1, &vips)
+            .await
+            .map_err(|e| format!("{e:#}"));
+        r.sources.insert(key, found);
+    }
+    Ok(r)
 }
 
 impl Interfaces {
@@ -55,6 +118,7 @@ impl Interfaces {
             sockets: HashMap::new(),
             announcers: HashMap::new(),
             sources: HashMap::new(),
+            no_source: HashMap::new(),
             rx,
         }
     }
@@ -62,6 +126,23 @@ impl Interfaces {
     /// Forget the interfaces' addresses looked up so far: a reload sees the host as it is now.
     pub(super) fn forget_addresses(&mut self) {
         self.sources.clear();
+        self.no_source.clear();
+    }
+
+    /// Takes what a reload's preparation looked up ([`resolve`]), so that wiring its
+    /// instances waits for no lookup.
+    pub(super) fn preload(&mut self, r: Resolved) {
+        self.links.extend(r.links);
+        for (key, found) in r.sources {
+            match found {
+                Ok(ip) => {
+                    self.sources.insert(key, ip);
+                }
+                Err(why) => {
+                    self.no_source.insert(key, why);
+                }
+            }
+        }
     }
 
     /// The interface by name, looked up once.
@@ -72,14 +153,6 @@ impl Interfaces {
         let link = self.nl.link(name).await?;
         self.links.insert(name.to_string(), link.clone());
         Ok(link)
-    }
-
-    /// Check that everything an instance names exists, without opening anything.
-    pub(super) async fn validate(&mut self, inst: &InstanceConfig) -> anyhow::Result<()> {
-        for name in interfaces_of(inst) {
-            self.link(name).await?;
-        }
-        Ok(())
     }
 
     /// Resolve and open everything an instance needs.
@@ -126,6 +199,9 @@ impl Interfaces {
             (Some(ip), _) => ip,
             (None, Some(&ip)) => ip,
             (None, None) => {
+                if let Some(why) = self.no_source.get(&(link.index, v6)) {
+                    bail!("{why}");
+                }
                 let ip = primary_address(&self.nl, link.index, v6, all_vips).await?;
                 self.sources.insert((link.index, v6), ip);
                 ip

@@ -2,25 +2,28 @@
 //! `notify_stop` and `notify`): run on state transitions, off the VRRP path.
 //!
 //! [`Notifier::notify`] queues commands and returns at once. Commands for one key (an
-//! instance or sync group name) run strictly in the order they were queued, one at a time, so
-//! a `notify-backup` never overtakes the `notify-master` before it; different keys run side
-//! by side. Each command runs by [`crate::exec::process`] (exec'd directly when plain, else `/bin/sh -c
+//! instance or sync group name) run one transition at a time, in order, so a `notify-backup`
+//! never overtakes the `notify-master` before it; different keys run side by side. Behind a
+//! transition whose commands still run, one more waits per key: a later one supersedes it
+//! (latest state wins, [`queue`]), so a slow command and a flapping instance queue nothing
+//! more. Each command runs by [`crate::exec::process`] (exec'd directly when plain, else `/bin/sh -c
 //! COMMAND`) in a process group of its own, with
 //! stdin, stdout and stderr on /dev/null, as `script-user` when one is set. One still running
 //! at the timeout is killed with its whole group. Every child is reaped.
 //!
 //! WASM notify hooks (`hook` / `notify-hook`) are run by the plugin host, not here.
 
-use std::collections::{HashMap, VecDeque};
+pub mod queue;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::exec::security;
+pub use queue::{QueueCounts, QueueStats};
 use upkeep_config::Notify;
 
 /// Whose transition a notify reports (keepalived's first `notify` argument).
@@ -169,16 +172,12 @@ impl Runner {
     }
 }
 
-/// Commands for one key.
-struct Job {
-    key: String,
-    commands: Vec<String>,
-}
-
-/// Runs notify commands in the background, in order per key. Created inside a tokio runtime.
+/// Runs notify commands in the background, in order per key, latest state wins (see
+/// [`queue`]). Created inside a tokio runtime.
 pub struct Notifier {
-    tx: mpsc::UnboundedSender<Job>,
+    tx: mpsc::UnboundedSender<(String, Vec<String>)>,
     task: JoinHandle<()>,
+    stats: Arc<QueueStats>,
 }
 
 impl Notifier {
@@ -187,26 +186,55 @@ impl Notifier {
     /// daemon's own user when it is not root). A user that does not exist is logged then and at
     /// each command, and nothing runs (the config check refuses such a user before this).
     pub fn spawn(timeout: Duration, script_user: Option<String>) -> Notifier {
+        Self::spawn_counted(timeout, script_user, Arc::default())
+    }
+
+    /// [`Notifier::spawn`], counting in `stats` (shared with the notifier it replaces).
+    pub fn spawn_counted(
+        timeout: Duration,
+        script_user: Option<String>,
+        stats: Arc<QueueStats>,
+    ) -> Notifier {
         let runner = Arc::new(Runner {
             timeout,
             script_user,
             run_as: std::sync::OnceLock::new(),
         });
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(dispatch(rx, runner));
-        Notifier { tx, task }
+        let run = move |key: String, commands: Vec<String>| {
+            let runner = runner.clone();
+            async move {
+                for command in commands {
+                    runner.run(&key, command).await;
+                }
+            }
+        };
+        let task = tokio::spawn(queue::dispatch(
+            rx,
+            stats.clone(),
+            usize::MAX,
+            "notify",
+            run,
+        ));
+        Notifier { tx, task, stats }
     }
 
-    /// Queues `commands` for `key` (an instance or sync group name); they run after every
-    /// command queued for `key` before them. Never blocks.
+    /// Queues `commands` for `key` (an instance or sync group name); they run after the
+    /// command running for `key` now, unless a later call for `key` supersedes them before
+    /// they start. Never blocks.
     pub fn notify(&self, key: String, commands: Vec<String>) {
         if commands.is_empty() {
             return;
         }
         // The dispatcher lives as long as the Notifier; a send can fail only if it panicked.
-        if self.tx.send(Job { key, commands }).is_err() {
+        if self.tx.send((key, commands)).is_err() {
             warn!("notify runner is gone; commands dropped");
         }
+    }
+
+    /// The queue's counts.
+    pub fn counts(&self) -> QueueCounts {
+        self.stats.counts()
     }
 
     /// Stops taking commands and waits until every queued one has run (each bounded by the
@@ -214,54 +242,6 @@ impl Notifier {
     pub async fn shutdown(self) {
         drop(self.tx);
         let _ = self.task.await;
-    }
-}
-
-/// One task owns the queues: a key with a command running has an entry in `waiting` (maybe
-/// empty); when its command ends, the next one for that key starts.
-async fn dispatch(mut rx: mpsc::UnboundedReceiver<Job>, runner: Arc<Runner>) {
-    let mut waiting: HashMap<String, VecDeque<String>> = HashMap::new();
-    let mut running = FuturesUnordered::new();
-    let start = |key: String, command: String| {
-        let runner = runner.clone();
-        let handle = tokio::spawn({
-            let key = key.clone();
-            async move { runner.run(&key, command).await }
-        });
-        // Yields the key even if the run panicked, so the key's queue moves on.
-        async move {
-            let _ = handle.await;
-            key
-        }
-    };
-    let mut open = true;
-    loop {
-        tokio::select! {
-            job = rx.recv(), if open => match job {
-                Some(Job { key, commands }) => {
-                    if let Some(queue) = waiting.get_mut(&key) {
-                        queue.extend(commands);
-                        continue;
-                    }
-                    let mut queue: VecDeque<String> = commands.into();
-                    if let Some(first) = queue.pop_front() {
-                        waiting.insert(key.clone(), queue);
-                        running.push(start(key, first));
-                    }
-                }
-                None => open = false,
-            },
-            Some(key) = running.next(), if !running.is_empty() => {
-                let next = waiting.get_mut(&key).and_then(VecDeque::pop_front);
-                match next {
-                    Some(command) => running.push(start(key, command)),
-                    None => {
-                        waiting.remove(&key);
-                    }
-                }
-            },
-            else => break,
-        }
     }
 }
 
@@ -364,6 +344,8 @@ mod tests {
             )],
         );
         notifier.notify("web".into(), vec![format!("sleep 0.1; echo 2 >> {f}")]);
+        // Queued behind the first before `2` could start: `2` is superseded (latest state
+        // wins), `3` and `4` run in order.
         notifier.notify(
             "web".into(),
             vec![format!("echo 3 >> {f}"), format!("echo 4 >> {f}")],
@@ -382,7 +364,52 @@ mod tests {
         assert!(!out.exists(), "nothing of `web` overtook its first command");
         std::fs::write(&gate, "").expect("open the gate");
         notifier.shutdown().await;
-        assert_eq!(std::fs::read_to_string(&out).expect("out"), "1\n2\n3\n4\n");
+        assert_eq!(std::fs::read_to_string(&out).expect("out"), "1\n3\n4\n");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A slow command and an instance that flaps meanwhile: the queue does not grow with the
+    /// flaps; the transitions queued behind the slow one are superseded by the latest, which
+    /// still runs.
+    #[tokio::test]
+    async fn a_flapping_instance_behind_a_slow_command_runs_only_its_latest_state() {
+        let dir = temp("flap");
+        let (out, gate) = (dir.join("out"), dir.join("gate"));
+        let notifier = Notifier::spawn(Duration::from_secs(10), me());
+        let f = out.display();
+        notifier.notify(
+            "web".into(),
+            vec![format!(
+                "while [ ! -e {} ]; do sleep 0.01; done; echo MASTER0 >> {f}",
+                gate.display()
+            )],
+        );
+        for k in 1..=50 {
+            let state = if k % 2 == 1 { "BACKUP" } else { "MASTER" };
+            notifier.notify("web".into(), vec![format!("echo {state}{k} >> {f}")]);
+        }
+        // One runs, one waits: the other 49 were superseded as they came.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while notifier.counts().superseded < 49 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            notifier.counts(),
+            QueueCounts {
+                waiting: 1,
+                running: 1,
+                run: 1,
+                superseded: 49
+            }
+        );
+        std::fs::write(&gate, "").expect("open the gate");
+        let stats = notifier.stats.clone();
+        notifier.shutdown().await;
+        assert_eq!(
+            std::fs::read_to_string(&out).expect("out"),
+            "MASTER0\nMASTER50\n"
+        );
+        assert_eq!(stats.counts().run, 2);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
