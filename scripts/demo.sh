@@ -51,7 +51,8 @@ ip -n ${P}cl addr add 192.0.2.200/24 dev eth0
 
 holder() {
     for i in 1 2 3; do
-        ip -n ${P}h$i -o addr show dev eth0 | grep -q " $VIP/" && echo -n "h$i "
+        # Not grep -q: ip killed by SIGPIPE would fail the pipeline (pipefail) and hide a holder.
+        ip -n ${P}h$i -o addr show dev eth0 | grep " $VIP/" >/dev/null && echo -n "h$i "
     done
     echo
 }
