@@ -608,6 +608,7 @@ fn a_running_checks_process_group_is_killed_on_reload_and_shutdown() {
             Ok(group)
         };
         let gone = |what: &str, group: &[String]| -> Result<()> {
+            let start = Instant::now();
             let left = wait_for(
                 format!("{what}: the check's process group gone"),
                 secs(5),
@@ -625,6 +626,7 @@ fn a_running_checks_process_group_is_killed_on_reload_and_shutdown() {
                 "{what}: left running: {:?} (script, child: {group:?})",
                 group.iter().filter(|p| running(p)).collect::<Vec<_>>()
             );
+            println!("{what}: script and child gone within {:?}", start.elapsed());
             Ok(())
         };
 

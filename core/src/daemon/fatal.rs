@@ -68,6 +68,7 @@ mod tests {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        println!("the daemon whose task panicked ended with {}", out.status);
         assert!(
             !out.status.success(),
             "the daemon went on after its task panicked ({}):\n{text}",

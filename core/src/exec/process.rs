@@ -15,7 +15,8 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-/// The only environment a command gets: `PATH`, the daemon's own variables stay with it.
+/// The `PATH` of every command, its only environment variable: none of the daemon's own (a
+/// token in its unit's `Environment=`, say) reaches a script.
 pub const SCRIPT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Who a command runs as: `(uid, gid)`, None for the daemon's own user.
