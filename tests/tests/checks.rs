@@ -650,3 +650,44 @@ fn a_running_checks_process_group_is_killed_on_reload_and_shutdown() {
         Ok(())
     });
 }
+
+/// Script security judges the program a command will run, and scripts run with the fixed
+/// `PATH`, not the daemon's: a `sh` that only the daemon's `PATH` finds (here one anyone may
+/// change) is neither what runs nor what is judged. Before, `upkeep check` under that `PATH`
+/// judged (and refused) it, while the script would have run `/usr/bin/sh` or `/bin/sh`.
+#[test]
+fn script_security_looks_programs_up_in_the_path_scripts_run_with() -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir()?;
+    let shadow = dir.path().join("bin");
+    fs::create_dir(&shadow)?;
+    let fake_sh = shadow.join("sh");
+    fs::write(&fake_sh, "#!/bin/sh\nexit 0\n")?;
+    fs::set_permissions(&fake_sh, fs::Permissions::from_mode(0o777))?;
+    let config = dir.path().join("upkeep.kdl");
+    fs::write(
+        &config,
+        format!(
+            "{}check \"c\" {{\n    script \"sh -c true\"\n}}\n",
+            upkeep_config("h1", &[tracking(100, "c", None)])
+                .replace("global {", "global { script-user \"root\";")
+        ),
+    )?;
+    let path = format!(
+        "{}:{}",
+        shadow.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = std::process::Command::new(upkeep_tests::upkeep_bin()?)
+        .args(["check", "--config"])
+        .arg(&config)
+        .env("PATH", &path)
+        .output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        out.status.success() && !err.contains(&fake_sh.display().to_string()),
+        "upkeep check judged the daemon's PATH's sh ({}), not the one scripts run: {err}",
+        fake_sh.display()
+    );
+    Ok(())
+}
