@@ -5,10 +5,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "demo.sh: needs root (network namespaces, raw sockets)" >&2; exit 1; }
 scripts/install-deps.sh >/dev/null
-cargo build --release -p upkeep
-BIN=$PWD/target/release/upkeep
+if [ -n "${UPKEEP_BIN:-}" ]; then
+    BIN=$UPKEEP_BIN # a daemon built already (as for the tests)
+else
+    cargo build --release -p upkeep
+    BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/upkeep
+fi
 P=ukdemo
 WORK=$(mktemp -d)
+EXAMPLE=$(mktemp -d /tmp/upkeep-demo-example.XXXXXX)
 VIP=192.0.2.100
 
 netns_down() {
@@ -17,8 +22,16 @@ netns_down() {
         ip netns del "$ns" 2>/dev/null || true
     done
 }
-trap 'netns_down; rm -rf "$WORK"' EXIT
+trap 'netns_down; rm -rf "$WORK" "$EXAMPLE"' EXIT
 netns_down
+
+# The example's check runs as an unprivileged user (upkeep-script, else nobody), which script
+# security requires to reach the script: from a clone in root's home (mode 0700) it cannot, and
+# the daemons would refuse the config. So the configs and the script are staged in a fresh
+# directory anyone may enter, as a package installs them (/usr/share/doc/upkeep/examples/).
+chmod 0755 "$EXAMPLE"
+cp -p examples/three-node/*.kdl examples/three-node/check_port80.sh "$EXAMPLE/"
+echo "== examples/three-node staged in $EXAMPLE (mode 0755, so the check's user can reach its script)"
 
 ip netns add ${P}sw
 ip -n ${P}sw link add br0 type bridge
@@ -38,7 +51,8 @@ ip -n ${P}cl addr add 192.0.2.200/24 dev eth0
 
 holder() {
     for i in 1 2 3; do
-        ip -n ${P}h$i -o addr show dev eth0 | grep -q " $VIP/" && echo -n "h$i "
+        # Not grep -q: ip killed by SIGPIPE would fail the pipeline (pipefail) and hide a holder.
+        ip -n ${P}h$i -o addr show dev eth0 | grep " $VIP/" >/dev/null && echo -n "h$i "
     done
     echo
 }
@@ -46,7 +60,7 @@ holder() {
 for i in 1 2 3; do
     # The example's check wants something listening on TCP port 80.
     ip netns exec ${P}h$i python3 -m http.server 80 --bind 0.0.0.0 >/dev/null 2>&1 &
-    ip netns exec ${P}h$i "$BIN" run --config examples/three-node/h$i.kdl --state-dir "$WORK/h$i" \
+    ip netns exec ${P}h$i "$BIN" run --config "$EXAMPLE/h$i.kdl" --state-dir "$WORK/h$i" \
         >"$WORK/h$i.log" 2>&1 &
     echo $! >"$WORK/h$i.pid"
 done
@@ -54,6 +68,11 @@ done
 echo "== waiting for the election (advert interval 1 s, so about 4 s)"
 for _ in $(seq 1 60); do [ -n "$(holder | tr -d ' ')" ] && break; sleep 0.2; done
 sleep 1
+if [ -z "$(holder | tr -d ' ')" ]; then
+    echo "no host took the VIP; the daemons' logs:" >&2
+    tail -n 5 "$WORK"/h?.log >&2
+    exit 1
+fi
 echo "VIP $VIP is on: $(holder)"
 ip netns exec ${P}cl ping -c 2 -i 0.2 -W 1 $VIP | tail -2
 echo "== status of h1 (from $WORK/h1/status.json)"

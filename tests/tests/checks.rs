@@ -466,3 +466,228 @@ fn interface_check_down_lowers_priority_and_moves_the_vip() {
 fn interface_check_with_weight_zero_puts_the_instance_in_fault() {
     interface_check_follows_the_link(0, "fault");
 }
+
+/// A check script (run as root, so it may write into the lab dir) at `interval`, tracked by
+/// h1's `web` at 100, with `global_kdl` inside `global`.
+fn root_check(script: &Path, interval: &str, timeout: &str, global_kdl: &str) -> String {
+    format!(
+        "{}check \"probe\" {{\n    script {}\n    interval {interval:?}\n    timeout {timeout:?}\n}}\n",
+        upkeep_config("h1", &[tracking(100, "probe", Some(-10))]).replace(
+            "global {",
+            &format!("global {{ script-user \"root\"; {global_kdl}")
+        ),
+        q(script)
+    )
+}
+
+/// Field 41 of /proc/PID/stat: the scheduling policy (0 SCHED_OTHER, 1 FIFO, 2 RR).
+fn sched_policy(stat: &str) -> Option<u32> {
+    stat.rsplit_once(") ")?
+        .1
+        .split(' ')
+        .nth(38)?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Waits for `path` to hold a complete line (scripts write a temp file and rename it).
+fn wait_file(path: &Path, timeout: Duration) -> Result<String> {
+    let text = wait_for(
+        format!("{} written", path.display()),
+        timeout,
+        || fs::read_to_string(path).unwrap_or_default(),
+        |t| t.ends_with('\n'),
+    )?;
+    Ok(text)
+}
+
+/// `realtime-priority` puts the daemon under SCHED_RR; the scripts it runs must not inherit
+/// real-time scheduling (a looping check would starve the host's other processes, the daemon's
+/// own adverts included): SCHED_RESET_ON_FORK.
+#[test]
+fn scripts_do_not_inherit_real_time_scheduling() {
+    lab_test(1, |lab| {
+        let out = lab.dir().join("policy");
+        let script = lab.write_script(
+            "policy.sh",
+            &format!(
+                "cat /proc/$$/stat > {o}.tmp && mv {o}.tmp {o}",
+                o = out.display()
+            ),
+        )?;
+        let h1 = lab.start_upkeep(
+            1,
+            &root_check(&script, "200ms", "1s", "realtime-priority 10;"),
+        )?;
+        h1.wait_state("web", "master", secs(10))?;
+        let daemon = fs::read_to_string(format!("/proc/{}/stat", h1.pid()))?;
+        ensure!(
+            sched_policy(&daemon) == Some(2),
+            "the daemon is not under SCHED_RR (realtime-priority 10): {daemon}\n{}",
+            h1.log_tail(20)
+        );
+        let script_stat = wait_file(&out, secs(5))?;
+        let policy = sched_policy(script_stat.trim_end());
+        println!("daemon policy 2 (SCHED_RR), check script policy {policy:?}");
+        ensure!(
+            policy == Some(0),
+            "the check script runs under policy {policy:?}, not SCHED_OTHER (0): {script_stat}"
+        );
+        Ok(())
+    });
+}
+
+/// Scripts get a minimal environment (PATH), not the daemon's: a variable the daemon was started
+/// with (here `UPKEEP_LOG`, which the harness sets; under systemd a credential or token) does
+/// not reach them.
+#[test]
+fn scripts_do_not_inherit_the_daemons_environment() {
+    lab_test(1, |lab| {
+        let out = lab.dir().join("env");
+        let script = lab.write_script(
+            "env.sh",
+            &format!("env > {o}.tmp && mv {o}.tmp {o}", o = out.display()),
+        )?;
+        let h1 = lab.start_upkeep(1, &root_check(&script, "200ms", "1s", ""))?;
+        h1.wait_state("web", "master", secs(10))?;
+        let daemon_env = fs::read(format!("/proc/{}/environ", h1.pid()))?;
+        ensure!(
+            daemon_env
+                .split(|b| *b == 0)
+                .any(|v| v.starts_with(b"UPKEEP_LOG=")),
+            "the daemon has no UPKEEP_LOG to leak"
+        );
+        let env = wait_file(&out, secs(5))?;
+        println!("a check script's environment:\n{env}");
+        ensure!(
+            !env.contains("UPKEEP_LOG"),
+            "the daemon's environment reached the script:\n{env}"
+        );
+        ensure!(
+            env.lines()
+                .any(|l| l == "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+            "no fixed PATH:\n{env}"
+        );
+        Ok(())
+    });
+}
+
+/// Whether process `pid` is running (not gone, not a zombie waiting for its new parent).
+fn running(pid: &str) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| rest.to_owned()))
+        .is_some_and(|rest| !rest.starts_with('Z') && !rest.starts_with('X'))
+}
+
+/// A check script that leaves a child running in its group (`sleep 1000 &`) and then hangs,
+/// still running when its check goes away: removed by a reload, or the daemon stopped. Nothing
+/// of its process group may be left behind.
+#[test]
+fn a_running_checks_process_group_is_killed_on_reload_and_shutdown() {
+    lab_test(1, |lab| {
+        let pids = lab.dir().join("pids");
+        let script = lab.write_script(
+            "spawner.sh",
+            &format!(
+                "sleep 1000 &\necho \"$$ $!\" > {p}.tmp && mv {p}.tmp {p}\nsleep 1000",
+                p = pids.display()
+            ),
+        )?;
+        let with_check = root_check(&script, "1s", "60s", "");
+        let without = upkeep_config("h1", &[Instance::web(100)]);
+        let group = |what: &str| -> Result<Vec<String>> {
+            let line = wait_file(&pids, secs(5))?;
+            fs::remove_file(&pids)?;
+            let group: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
+            ensure!(
+                group.len() == 2 && group.iter().all(|p| running(p)),
+                "{what}: the script and its child should be running: {line}"
+            );
+            Ok(group)
+        };
+        let gone = |what: &str, group: &[String]| -> Result<()> {
+            let start = Instant::now();
+            let left = wait_for(
+                format!("{what}: the check's process group gone"),
+                secs(5),
+                || {
+                    group
+                        .iter()
+                        .filter(|p| running(p))
+                        .cloned()
+                        .collect::<Vec<_>>()
+                },
+                |left| left.is_empty(),
+            );
+            ensure!(
+                left.is_ok(),
+                "{what}: left running: {:?} (script, child: {group:?})",
+                group.iter().filter(|p| running(p)).collect::<Vec<_>>()
+            );
+            println!("{what}: script and child gone within {:?}", start.elapsed());
+            Ok(())
+        };
+
+        let h1 = lab.start_upkeep(1, &with_check)?;
+        h1.wait_state("web", "master", secs(10))?;
+        let first = group("first run")?;
+        let seq = h1.reload_seq()?;
+        h1.write_config(&without)?;
+        let r = h1.wait_reload(seq, secs(10))?;
+        ensure!(r["result"] == "applied", "reload: {r}");
+        gone("check removed by a reload", &first)?;
+
+        let seq = h1.reload_seq()?;
+        h1.write_config(&with_check)?;
+        let r = h1.wait_reload(seq, secs(10))?;
+        ensure!(r["result"] == "applied", "reload: {r}");
+        let second = group("after the check came back")?;
+        h1.signal(SIGTERM)?;
+        h1.wait_exit(secs(15))?;
+        gone("daemon stopped", &second)?;
+        Ok(())
+    });
+}
+
+/// Script security judges the program a command will run, and scripts run with the fixed
+/// `PATH`, not the daemon's: a `sh` that only the daemon's `PATH` finds (here one anyone may
+/// change) is neither what runs nor what is judged. Before, `upkeep check` under that `PATH`
+/// judged (and refused) it, while the script would have run `/usr/bin/sh` or `/bin/sh`.
+#[test]
+fn script_security_looks_programs_up_in_the_path_scripts_run_with() -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir()?;
+    let shadow = dir.path().join("bin");
+    fs::create_dir(&shadow)?;
+    let fake_sh = shadow.join("sh");
+    fs::write(&fake_sh, "#!/bin/sh\nexit 0\n")?;
+    fs::set_permissions(&fake_sh, fs::Permissions::from_mode(0o777))?;
+    let config = dir.path().join("upkeep.kdl");
+    fs::write(
+        &config,
+        format!(
+            "{}check \"c\" {{\n    script \"sh -c true\"\n}}\n",
+            upkeep_config("h1", &[tracking(100, "c", None)])
+                .replace("global {", "global { script-user \"root\";")
+        ),
+    )?;
+    let path = format!(
+        "{}:{}",
+        shadow.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = std::process::Command::new(upkeep_tests::upkeep_bin()?)
+        .args(["check", "--config"])
+        .arg(&config)
+        .env("PATH", &path)
+        .output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        out.status.success() && !err.contains(&fake_sh.display().to_string()),
+        "upkeep check judged the daemon's PATH's sh ({}), not the one scripts run: {err}",
+        fake_sh.display()
+    );
+    Ok(())
+}

@@ -570,3 +570,124 @@ fn a_flapping_instance_behind_a_slow_notify_command_runs_only_the_latest_state()
         Ok(())
     });
 }
+
+/// The settings docs/config.md documents, each with the capabilities the daemon needs for it
+/// (running as root under a bounding set, root has exactly these).
+const NEEDED_CAPS: &[(&str, &[&str])] = &[
+    // Adverts, gratuitous ARP and NA on raw sockets; SO_BINDTODEVICE.
+    ("`interface`", &["CAP_NET_RAW"]),
+    // VIPs and routes through netlink, multicast membership.
+    ("`vip`", &["CAP_NET_ADMIN"]),
+    ("`route`", &["CAP_NET_ADMIN"]),
+    // Scripts run as another user: setuid, setgid, setgroups; a timed-out one's process group
+    // (that user's processes) is killed.
+    ("`script-user`", &["CAP_SETUID", "CAP_SETGID", "CAP_KILL"]),
+    // Script security walks directories root may not search without it; plugins read files.
+    ("`script-security`", &["CAP_DAC_READ_SEARCH"]),
+    ("`read-file`", &["CAP_DAC_READ_SEARCH"]),
+    ("`realtime-priority`", &["CAP_SYS_NICE"]),
+    ("`lock-memory`", &["CAP_IPC_LOCK"]),
+    // Any port 1..=65535, so below 1024 too.
+    ("`metrics`", &["CAP_NET_BIND_SERVICE"]),
+];
+
+/// Every value of `key=` in a unit's [Service] section, split on blanks.
+fn unit_values<'a>(unit: &'a str, key: &str) -> Vec<&'a str> {
+    unit.lines()
+        .filter_map(|l| l.trim().strip_prefix(key)?.strip_prefix('='))
+        .flat_map(str::split_whitespace)
+        .collect()
+}
+
+/// The shipped unit lets the daemon do what the settings it documents need: a setting whose
+/// capability is missing fails at run time only (realtime-priority with EPERM, a script user
+/// that cannot be switched to), long after `upkeep check` said the config was fine.
+#[test]
+fn systemd_unit_allows_every_documented_setting() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let unit = std::fs::read_to_string(format!("{root}/contrib/upkeep.service")).expect("unit");
+    let docs = std::fs::read_to_string(format!("{root}/docs/config.md")).expect("config.md");
+    let bounding = unit_values(&unit, "CapabilityBoundingSet");
+    assert!(
+        bounding.iter().all(|c| !c.starts_with('~')),
+        "a deny-list bounding set: {bounding:?}"
+    );
+    // Under another user only the ambient set is there: with User= these must be ambient too.
+    let user = unit_values(&unit, "User");
+    let ambient = unit_values(&unit, "AmbientCapabilities");
+    let mut missing = Vec::new();
+    for (setting, caps) in NEEDED_CAPS {
+        assert!(docs.contains(setting), "{setting} is not in docs/config.md");
+        for cap in *caps {
+            let ok = bounding.contains(cap)
+                && (user.is_empty() || user == ["root"] || ambient.contains(cap));
+            if !ok {
+                missing.push(format!("{cap} (for {setting})"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "contrib/upkeep.service does not allow: {}",
+        missing.join(", ")
+    );
+    let restrict_rt = unit_values(&unit, "RestrictRealtime");
+    assert!(
+        !restrict_rt.contains(&"yes") && !restrict_rt.contains(&"true"),
+        "RestrictRealtime forbids realtime-priority"
+    );
+    let families = unit_values(&unit, "RestrictAddressFamilies");
+    for family in ["AF_UNIX", "AF_INET", "AF_INET6", "AF_NETLINK", "AF_PACKET"] {
+        assert!(
+            families.is_empty() || families.contains(&family),
+            "RestrictAddressFamilies lacks {family}: {families:?}"
+        );
+    }
+}
+
+/// A state dir others may write to (where status.json and the control socket live: anyone
+/// could plant a link the daemon writes through, or replace the socket) is refused at start,
+/// with the path and the mode, before anything changes.
+#[test]
+fn a_state_dir_others_may_write_to_is_refused_at_start() {
+    lab_test(1, |lab| {
+        let open = lab.dir().join("open-state");
+        std::fs::create_dir(&open)?;
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777))?;
+        let config = lab.write_file("h1.kdl", &upkeep_config("h1", &[Instance::web(100)]))?;
+        let bin = upkeep_bin()?;
+        let out = lab.exec(
+            &lab.host_ns(1),
+            &[
+                "timeout",
+                "20",
+                &bin.display().to_string(),
+                "run",
+                "--config",
+                &config.display().to_string(),
+                "--state-dir",
+                &open.display().to_string(),
+            ],
+        )?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        println!("upkeep run with a 0777 state dir: {}", stderr.trim());
+        ensure!(
+            !out.status.success() && out.status.code() != Some(124),
+            "the daemon ran with a 0777 state dir (exit {:?}): {stderr}",
+            out.status.code()
+        );
+        ensure!(
+            stderr.contains(&open.display().to_string()) && stderr.contains("0777"),
+            "the refusal does not name the dir and its mode: {stderr}"
+        );
+        ensure!(
+            !open.join("control.sock").exists() && !open.join("status.json").exists(),
+            "the daemon wrote into the refused dir"
+        );
+        ensure!(
+            lab.holders(VIP).is_empty(),
+            "the refused daemon took the VIP"
+        );
+        Ok(())
+    });
+}

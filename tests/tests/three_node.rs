@@ -142,13 +142,18 @@ fn seed_topology_has_one_master_and_fails_over_to_exactly_one() {
     });
 }
 
-/// The shipped example configs of the seed topology are valid.
+/// The shipped example configs of the seed topology are valid, wherever the repository was
+/// cloned. Their check script runs as `nobody` (no `upkeep-script` user here), which must reach
+/// it; in a clone under root's home (mode 0700) it cannot, and script security rightly refuses
+/// the config. So the example is checked where an operator would put it: staged, with its
+/// script, in a fresh directory anyone may enter, as `scripts/demo.sh` does.
 #[test]
 fn seed_example_configs_pass_check() -> Result<()> {
     let bin = upkeep_tests::upkeep_bin()?;
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/three-node");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/three-node");
+    let staged = stage_example(&example)?;
     for h in ["h1", "h2", "h3"] {
-        let file = dir.join(format!("{h}.kdl"));
+        let file = staged.path().join(format!("{h}.kdl"));
         let out = std::process::Command::new(&bin)
             .arg("check")
             .arg("--config")
@@ -156,11 +161,29 @@ fn seed_example_configs_pass_check() -> Result<()> {
             .output()?;
         ensure!(
             out.status.success(),
-            "upkeep check {} failed: {}{}",
+            "upkeep check {} (staged from {}) failed: {}{}",
             file.display(),
+            example.display(),
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
     }
     Ok(())
+}
+
+/// Copies the files of `example` (modes kept) into a new directory under /tmp (root's, sticky)
+/// with mode 0755, which every script user can enter.
+fn stage_example(example: &Path) -> Result<tempfile::TempDir> {
+    use std::os::unix::fs::PermissionsExt;
+    let staged = tempfile::Builder::new()
+        .prefix("upkeep-example-")
+        .tempdir_in("/tmp")?;
+    std::fs::set_permissions(staged.path(), std::fs::Permissions::from_mode(0o755))?;
+    for entry in std::fs::read_dir(example)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            std::fs::copy(entry.path(), staged.path().join(entry.file_name()))?;
+        }
+    }
+    Ok(staged)
 }

@@ -5,12 +5,14 @@
 
 mod checks;
 pub mod control;
+mod fatal;
 pub mod guard;
 mod instance;
 pub mod metrics;
 pub mod metrics_http;
 mod reload;
 mod single;
+mod state_dir;
 pub mod status;
 mod systemd;
 mod timer;
@@ -59,10 +61,7 @@ pub struct Options {
 
 /// Run until SIGTERM/SIGINT. Blocks the calling thread.
 pub fn run(opts: Options) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the tokio runtime")?;
+    let rt = fatal::runtime().context("starting the tokio runtime")?;
     rt.block_on(async move {
         // Before anything on the host changes: a second daemon beside this one would take
         // its VIPs away.
@@ -150,8 +149,7 @@ impl Daemon {
         opts: Options,
         watch_tx: mpsc::UnboundedSender<watch::FileChange>,
     ) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&opts.state_dir)
-            .with_context(|| format!("creating state dir {}", opts.state_dir.display()))?;
+        state_dir::prepare(&opts.state_dir)?;
         let nl = Netlink::connect()?;
         let links = netlink::watch_links()?;
         let addrs_removed = netlink::watch_address_removals()?;

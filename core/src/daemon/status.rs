@@ -1,8 +1,11 @@
 //! The daemon's view of itself, written to `STATE_DIR/status.json` for operators and tests.
-//! Written atomically (temp file + rename) so a reader never sees half a file.
+//! Written atomically (temp file + rename) so a reader never sees half a file; the temp file is
+//! always a new file (`O_CREAT | O_EXCL | O_NOFOLLOW`), never an existing one or a link's target.
 
 use std::collections::BTreeMap;
-use std::io;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use std::borrow::Cow;
@@ -178,7 +181,66 @@ impl StatusFile {
 
     pub fn write(&self, status: &Status) -> io::Result<()> {
         let json = serde_json::to_vec_pretty(status).map_err(io::Error::other)?;
-        std::fs::write(&self.tmp, json)?;
+        let mut file = match create_new(&self.tmp) {
+            // Left by a crash, or planted: unlinked (a link, not what it points to), once.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                std::fs::remove_file(&self.tmp)?;
+                create_new(&self.tmp)?
+            }
+            other => other?,
+        };
+        file.write_all(&json)?;
+        drop(file);
         std::fs::rename(&self.tmp, &self.path)
+    }
+}
+
+/// A new file at `path`; fails if anything (a link included) is there.
+fn create_new(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(0o644)
+        .open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh directory of this test's own under the system temp dir.
+    fn scratch(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("upkeep-status-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        dir
+    }
+
+    #[test]
+    fn the_temp_file_is_not_followed_through_a_symlink() {
+        let state = scratch("state");
+        let elsewhere = scratch("victim");
+        let victim = elsewhere.join("victim");
+        std::fs::write(&victim, "untouched").expect("victim");
+        std::os::unix::fs::symlink(&victim, state.join(".status.json.tmp")).expect("symlink");
+
+        let status = Status {
+            pid: 42,
+            ..Status::default()
+        };
+        StatusFile::new(&state)
+            .write(&status)
+            .expect("status written");
+
+        let kept = std::fs::read_to_string(&victim).expect("victim");
+        let written = std::fs::symlink_metadata(state.join("status.json")).expect("status.json");
+        let text = std::fs::read_to_string(state.join("status.json")).expect("status.json");
+        let _ = std::fs::remove_dir_all(&state);
+        let _ = std::fs::remove_dir_all(&elsewhere);
+        assert_eq!(kept, "untouched", "the write went through the planted link");
+        assert!(written.is_file(), "status.json is not a plain file");
+        let read: Status = serde_json::from_str(&text).expect("status.json parses");
+        assert_eq!(read.pid, 42);
     }
 }

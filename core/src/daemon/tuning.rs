@@ -24,8 +24,11 @@ pub(super) fn tune_process(global: &Global) {
         let param = libc::sched_param {
             sched_priority: i32::from(prio),
         };
+        // Reset on fork: scripts, and threads started later (the plugin host's), run under
+        // SCHED_OTHER; a looping check must not starve the host, adverts included.
+        let policy = libc::SCHED_RR | libc::SCHED_RESET_ON_FORK;
         // SAFETY: sched_setscheduler on this process with a valid, initialised sched_param.
-        if unsafe { libc::sched_setscheduler(0, libc::SCHED_RR, &param) } != 0 {
+        if unsafe { libc::sched_setscheduler(0, policy, &param) } != 0 {
             warn!(
                 "realtime-priority {prio}: {}",
                 std::io::Error::last_os_error()

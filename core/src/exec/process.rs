@@ -3,8 +3,10 @@
 //! A plain command (a path, then plain words: no quotes, `$`, globs, redirections or other
 //! shell syntax) is exec'd directly, as keepalived does; anything else runs as `/bin/sh -c
 //! COMMAND`. Either way the command gets a process group of its own, stdin, stdout and stderr
-//! on /dev/null, and the user it is told to run as. One still running at its timeout is killed
-//! with its whole group, and the child is always reaped.
+//! on /dev/null, the user it is told to run as, and an environment of `PATH` alone (none of the
+//! daemon's variables). One still running at its timeout, or when its run is dropped (its check
+//! removed by a reload, the daemon stopping), is killed with its whole group, and the child is
+//! always reaped.
 // unsafe here: kill(2) of a process group, wrapped once as the safe `signal`.
 #![allow(unsafe_code)]
 
@@ -12,6 +14,10 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
+
+/// The `PATH` of every command, its only environment variable: none of the daemon's own (a
+/// token in its unit's `Environment=`, say) reaches a script.
+pub const SCRIPT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Who a command runs as: `(uid, gid)`, None for the daemon's own user.
 pub type RunAs = Option<(u32, u32)>;
@@ -77,6 +83,8 @@ fn child_for(spawn: &Spawn<'_>, direct: Option<&[&str]>) -> std::io::Result<toki
         }
     };
     std_cmd
+        .env_clear()
+        .env("PATH", SCRIPT_PATH)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -115,10 +123,14 @@ pub async fn run(spawn: &Spawn<'_>) -> Run {
         }
     };
     let pid = child.id();
+    // Declared after `child`, so dropped before it: the group is killed while its leader is
+    // still unreaped (its id cannot have been reused).
+    let mut group = GroupKill(pid);
     let outcome = match tokio::time::timeout(spawn.timeout, child.wait()).await {
         Ok(Ok(status)) => {
+            let leader = group.disarm();
             if spawn.kill_leftovers {
-                if let Some(pg) = pid {
+                if let Some(pg) = leader {
                     kill_group(pg);
                 }
             }
@@ -130,7 +142,7 @@ pub async fn run(spawn: &Spawn<'_>) -> Run {
         }
         Ok(Err(e)) => Outcome::Failed(format!("wait failed: {e}")),
         Err(_) => {
-            if let Some(pg) = pid {
+            if let Some(pg) = group.disarm() {
                 kill_group(pg);
             }
             // Reap: the child is dead or dying.
@@ -142,6 +154,25 @@ pub async fn run(spawn: &Spawn<'_>) -> Run {
         pid,
         outcome,
         elapsed: start.elapsed(),
+    }
+}
+
+/// Kills a started command's process group when dropped, unless disarmed first: a run that is
+/// dropped (its task aborted) before the command ended leaves nothing of it running.
+struct GroupKill(Option<u32>);
+
+impl GroupKill {
+    /// The command ended: the caller decides about its group now.
+    fn disarm(&mut self) -> Option<u32> {
+        self.0.take()
+    }
+}
+
+impl Drop for GroupKill {
+    fn drop(&mut self) {
+        if let Some(pg) = self.0 {
+            kill_group(pg);
+        }
     }
 }
 
@@ -269,6 +300,88 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(run.pid, None);
+    }
+
+    #[tokio::test]
+    async fn a_command_gets_a_minimal_environment_not_the_daemons() {
+        // A variable only the daemon has: a token its unit passes it, say.
+        std::env::set_var("UPKEEP_TEST_DAEMON_SECRET", "s3cret");
+        let dir = std::env::temp_dir().join(format!("upkeep-env-{}", std::process::id()));
+        let dump = script(
+            &dir,
+            "env.sh",
+            "#!/bin/sh\nenv > \"$(dirname \"$0\")/env\"\n",
+        );
+        assert_eq!(
+            run(&spawn(&dump.display().to_string())).await.outcome,
+            Outcome::Exited(0)
+        );
+        let env = std::fs::read_to_string(dir.join("env")).expect("env");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            !env.contains("UPKEEP_TEST_DAEMON_SECRET"),
+            "the daemon's environment leaked:\n{env}"
+        );
+        assert!(
+            env.lines().any(|l| l == format!("PATH={SCRIPT_PATH}")),
+            "{env}"
+        );
+        // Besides PATH, only what the shell sets itself.
+        for line in env.lines() {
+            let name = line.split('=').next().unwrap_or_default();
+            assert!(
+                ["PATH", "PWD", "OLDPWD", "SHLVL", "_"].contains(&name),
+                "unexpected variable {line}:\n{env}"
+            );
+        }
+    }
+
+    /// What a process is: None when it is gone or dead (a zombie nobody reaped yet).
+    fn alive(pid: i32) -> Option<char> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let state = stat.rsplit_once(") ")?.1.chars().next()?;
+        (!matches!(state, 'Z' | 'X')).then_some(state)
+    }
+
+    /// A run dropped before the command ends (its check removed by a reload, the daemon shutting
+    /// down) kills the command's whole process group, not only the command.
+    #[tokio::test]
+    async fn a_run_dropped_while_the_command_runs_kills_its_whole_group() {
+        let dir = std::env::temp_dir().join(format!("upkeep-dropgroup-{}", std::process::id()));
+        let body = "#!/bin/sh\ncd \"$(dirname \"$0\")\"\nsleep 1000 &\necho $! > child.tmp\n\
+                    mv child.tmp child\nsleep 1000\n";
+        let command = script(&dir, "spawner.sh", body).display().to_string();
+        let task = tokio::spawn(async move { run(&spawn(&command)).await });
+        let child_file = dir.join("child");
+        let mut waited = 0;
+        while !child_file.exists() && waited < 500 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            waited += 1;
+        }
+        let child: i32 = std::fs::read_to_string(&child_file)
+            .expect("the script started its child")
+            .trim()
+            .parse()
+            .expect("a pid");
+        assert!(alive(child).is_some(), "the background child is running");
+        task.abort();
+        assert!(task.await.is_err(), "aborted before the command ended");
+        let mut left = alive(child);
+        for _ in 0..200 {
+            if left.is_none() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            left = alive(child);
+        }
+        if left.is_some() {
+            let _ = signal(child, libc::SIGKILL);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(
+            left, None,
+            "the command's background child {child} outlived the dropped run"
+        );
     }
 
     #[tokio::test]

@@ -20,8 +20,8 @@ use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
-/// Where a program is looked for when the daemon has no `PATH`.
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// Where a program is looked for: the `PATH` commands run with, not the daemon's own.
+const DEFAULT_PATH: &str = super::process::SCRIPT_PATH;
 
 /// Symbolic links followed before giving up, as the kernel does (`ELOOP`).
 const MAX_LINKS: usize = 40;
@@ -210,14 +210,14 @@ pub fn check_script_security_in(
     base: &Path,
     run_as_root: bool,
 ) -> Result<(), ScriptSecurityError> {
-    let path = std::env::var_os("PATH").unwrap_or_else(|| OsString::from(DEFAULT_PATH));
+    let path = OsString::from(DEFAULT_PATH);
     check_command(command, base, &path, run_as_root)
 }
 
 /// The program file a shell command starts, if any: `None` when the shell runs the command
 /// itself (`exit 0`, `test -f x`, `</dev/tcp/...`).
 pub fn resolve_program(command: &str, base: &Path) -> Result<Option<PathBuf>, ScriptSecurityError> {
-    let path = std::env::var_os("PATH").unwrap_or_else(|| OsString::from(DEFAULT_PATH));
+    let path = OsString::from(DEFAULT_PATH);
     resolve(command, base, &path)
 }
 
