@@ -6,6 +6,7 @@
 mod checks;
 pub mod control;
 mod instance;
+mod links;
 pub mod metrics;
 pub mod metrics_http;
 mod reload;
@@ -307,7 +308,7 @@ impl Daemon {
                         self.on_packet(rx);
                     }
                 }
-                Some(ev) = self.links.recv() => self.on_link(ev),
+                Some(ev) = self.links.recv() => self.on_link(ev).await,
                 Some(ev) = self.addrs_removed.recv() => self.on_address_removed(ev),
                 Some(res) = self.check_rx.recv() => self.on_check(res),
                 Some((req, reply)) = self.control.recv() => {
@@ -652,28 +653,6 @@ impl Daemon {
                     }
                 }
             }
-        }
-    }
-
-    fn on_link(&mut self, ev: LinkEvent) {
-        let mut changed = false;
-        for (i, inst) in self.instances.iter().enumerate() {
-            if inst.ifindex == ev.index && self.node.set_link(i, ev.up) {
-                info!(parent: &inst.span, up = ev.up, "interface {}", if ev.up { "up" } else { "down" });
-                changed = true;
-            }
-        }
-        if changed {
-            self.node.refresh();
-        }
-        let ids: Vec<u64> = self
-            .checks
-            .iter()
-            .filter(|c| c.ifindex == Some(ev.index))
-            .map(|c| c.id)
-            .collect();
-        for id in ids {
-            self.on_check(link_result(id, ev.up));
         }
     }
 

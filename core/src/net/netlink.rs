@@ -59,9 +59,25 @@ pub struct Link {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkEvent {
     pub index: u32,
+    /// Its name now (empty if the kernel sent none): the daemon follows interfaces by name,
+    /// as an interface deleted and made again (a VLAN re-made, a driver reload) has a new index.
+    pub name: String,
+    pub mac: [u8; 6],
     pub up: bool,
     /// The interface was deleted.
     pub gone: bool,
+}
+
+impl LinkEvent {
+    /// The link as it is now (not meaningful when `gone`).
+    pub fn link(&self) -> Link {
+        Link {
+            index: self.index,
+            name: self.name.clone(),
+            mac: self.mac,
+            up: self.up,
+        }
+    }
 }
 
 /// An address removed from an interface, by anyone (the kernel's RTNLGRP_IPV4_IFADDR and
@@ -260,18 +276,18 @@ pub fn watch_links() -> Result<mpsc::UnboundedReceiver<LinkEvent>, NetlinkError>
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Some((msg, _)) = messages.next().await {
-            let event = match msg.payload {
-                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l)) => LinkEvent {
-                    index: l.header.index,
-                    up: is_up(&l),
-                    gone: false,
-                },
-                NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(l)) => LinkEvent {
-                    index: l.header.index,
-                    up: false,
-                    gone: true,
-                },
+            let (l, gone) = match msg.payload {
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l)) => (l, false),
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(l)) => (l, true),
                 _ => continue,
+            };
+            let link = link_from(&l);
+            let event = LinkEvent {
+                index: link.index,
+                name: link.name,
+                mac: link.mac,
+                up: link.up && !gone,
+                gone,
             };
             if tx.send(event).is_err() {
                 break;
