@@ -327,3 +327,41 @@ fn a_tracked_interface_deleted_and_made_again_counts_again() {
         Ok(())
     });
 }
+
+/// A VIP placed on another interface than its instance's (`vip ... dev="mv7"`) follows that
+/// interface by name: deleted, the VIP goes with it (the instance, on eth0, stays master);
+/// made again, the master puts the VIP on it again and the client reaches it.
+#[test]
+fn a_vip_on_another_interface_is_put_back_when_that_interface_is_made_again() {
+    lab_test(2, |lab| {
+        links(lab)?;
+        let on_eth0 = |p: u8| {
+            let mut i = Instance::web(p).interval_ms(100);
+            i.extra_kdl.push(format!("vip \"{VIP}/24\" dev=\"{DEV}\""));
+            i
+        };
+        let h1 = lab.start_instance(1, &on_eth0(100))?;
+        h1.wait_state("web", "master", secs(10))?;
+        let h2 = lab.start_instance(2, &on_eth0(90))?;
+        h2.wait_backup_of("web", "192.0.2.1", secs(10))?;
+        wait_holders(lab, VIP, &[1], secs(5))?;
+        lab.wait_client_ping(VIP, secs(5))?;
+
+        del_link(lab, 1)?;
+        wait_holders(lab, VIP, &[], secs(3))?;
+        add_link(lab, 1, Some("02:00:00:00:07:03"))?;
+        let back = wait_holders(lab, VIP, &[1], secs(3))
+            .context("the VIP was not put back on the re-made interface")?;
+        ensure!(
+            lab.ip(&lab.host_ns(1), &["-o", "addr", "show", "dev", DEV])?
+                .contains(&format!("{VIP}/24")),
+            "h1's VIP is not on the new {DEV}"
+        );
+        lab.wait_client_ping(VIP, secs(5))?;
+        lab.wait_holders("192.0.2.100", &[1], secs(1))?;
+        ensure!(h1.state("web")? == "master", "{}", h1.instance("web")?);
+        ensure!(h2.state("web")? == "backup", "{}", h2.instance("web")?);
+        println!("VIP on a re-made dev interface: back {back:?} after it was made again");
+        Ok(())
+    });
+}
