@@ -365,3 +365,43 @@ fn a_vip_on_another_interface_is_put_back_when_that_interface_is_made_again() {
         Ok(())
     });
 }
+
+/// The daemon's view of its interfaces follows them by name: after one is made again, a reload
+/// that starts an instance on it opens it on its new index (not the deleted one's), and the
+/// instance serves its VIP.
+#[test]
+fn a_reload_after_an_interface_was_made_again_starts_an_instance_on_it() {
+    lab_test(2, |lab| {
+        links(lab)?;
+        // An interface check makes the daemon look the macvlan up at start.
+        let check = format!("check \"uplink\" {{\n    interface \"{DEV}\"\n}}\n");
+        let eth0 = Instance::web(100).interval_ms(100);
+        let conf = |instances: &[Instance]| format!("{}{check}", upkeep_config("h1", instances));
+        let h1 = lab.start_upkeep(1, &conf(std::slice::from_ref(&eth0)))?;
+        h1.wait_state("web", "master", secs(10))?;
+
+        del_link(lab, 1)?;
+        add_link(lab, 1, Some("02:00:00:00:07:04"))?;
+
+        let mut db = Instance::new("db", 53, 100)
+            .interval_ms(100)
+            .vip(&format!("{VIP}/24"));
+        db.interface = DEV.into();
+        let seq = h1.reload_seq()?;
+        h1.write_config(&conf(&[eth0, db]))?;
+        let r = h1.wait_reload(seq, secs(10))?;
+        ensure!(
+            r["result"] == "applied" && r["error"].is_null() && r["added"][0] == "db",
+            "reload: {r}"
+        );
+        h1.wait_state("db", "master", secs(5))?;
+        wait_holders(lab, VIP, &[1], secs(3))?;
+        lab.wait_client_ping(VIP, secs(5))?;
+        ensure!(
+            h1.check("uplink")?["healthy"] == true,
+            "{}",
+            h1.check("uplink")?
+        );
+        Ok(())
+    });
+}
