@@ -71,7 +71,7 @@ impl Daemon {
                 Followed::Gone => {
                     inst.bound = false;
                     warn!(parent: &inst.span, interface = %inst.cfg.interface, index = ev.index,
-                        "interface deleted: FAULT until one of that name is back");
+                        "interface deleted or renamed: FAULT until one of that name is back");
                     changed |= self.set_link(i, false);
                 }
                 Followed::Back(up) => {
@@ -105,7 +105,7 @@ impl Daemon {
                     results.push(CheckResult {
                         check: c.id,
                         ok: false,
-                        message: "interface deleted".to_string(),
+                        message: "interface deleted or renamed".to_string(),
                         duration: Duration::ZERO,
                         value: None,
                     });

@@ -3,7 +3,7 @@
 //! Interfaces are known by name and followed through link events: one deleted is forgotten
 //! with what was opened on it, one made again under the name is opened afresh.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,6 +49,9 @@ pub(super) struct Interfaces {
     /// Each interface's source address for adverts, looked up once per start or reload (not
     /// once per instance: 255 instances on one link are one netlink dump).
     sources: HashMap<(u32, bool), IpAddr>,
+    /// Interfaces found without a source address since the last link event: asked once per
+    /// event, not once per instance on them.
+    no_source: HashSet<(u32, bool)>,
     rx: mpsc::Sender<Rx>,
 }
 
@@ -60,6 +63,7 @@ impl Interfaces {
             sockets: HashMap::new(),
             announcers: HashMap::new(),
             sources: HashMap::new(),
+            no_source: HashSet::new(),
             rx,
         }
     }
@@ -67,12 +71,14 @@ impl Interfaces {
     /// Forget the interfaces' addresses looked up so far: a reload sees the host as it is now.
     pub(super) fn forget_addresses(&mut self) {
         self.sources.clear();
+        self.no_source.clear();
     }
 
     /// Keeps the interfaces' view in step with a link event. An interface deleted or renamed
     /// is forgotten with its sockets, announcer and source address (its multicast membership
     /// went with it): one made again under the name gets new ones, on its new index.
     pub(super) fn follow(&mut self, ev: &LinkEvent) {
+        self.no_source.clear();
         let stale: Vec<String> = self
             .links
             .iter()
@@ -205,12 +211,18 @@ impl Interfaces {
         if let Some(&ip) = self.sources.get(&(index, v6)) {
             return (ip, true);
         }
+        if self.no_source.contains(&(index, v6)) {
+            return (fallback, false);
+        }
         match find_source(&self.nl, index, v6, all_vips).await {
             Ok(Some(ip)) => {
                 self.sources.insert((index, v6), ip);
                 (ip, true)
             }
-            _ => (fallback, false),
+            _ => {
+                self.no_source.insert((index, v6));
+                (fallback, false)
+            }
         }
     }
 
