@@ -405,3 +405,45 @@ fn a_reload_after_an_interface_was_made_again_starts_an_instance_on_it() {
         Ok(())
     });
 }
+
+/// The master's interface is made again with other addresses, given only once it is up (as a
+/// network manager may do): the master sends its adverts from them as they are added, so the
+/// backup hears it (an IPv6 advert from the old link-local, no longer on the host, would be
+/// refused by the kernel: two masters) and one host serves each VIP.
+#[test]
+fn an_interface_made_again_with_addresses_given_after_it_is_up_advertises_from_them() {
+    lab_test(2, |lab| {
+        links(lab)?;
+        let h1 = lab.start_upkeep(1, &upkeep_config("h1", &[web(100), web6(100)]))?;
+        h1.wait_state("web", "master", secs(10))?;
+        h1.wait_state("web6", "master", secs(10))?;
+        let h2 = lab.start_upkeep(2, &upkeep_config("h2", &[web(90), web6(90)]))?;
+        h2.wait_backup_of("web", "198.51.100.1", secs(10))?;
+        h2.wait_backup_of("web6", "fe80::1", secs(10))?;
+
+        del_link(lab, 1)?;
+        h2.wait_state("web", "master", secs(3))?;
+        h2.wait_state("web6", "master", secs(3))?;
+        let ns = lab.host_ns(1);
+        let add = ["link", "add", "link", "eth0", "name", DEV];
+        lab.ip(
+            &ns,
+            &[&add[..], &["type", "macvlan", "mode", "bridge"]].concat(),
+        )?;
+        lab.ip(&ns, &["link", "set", DEV, "addrgenmode", "none"])?;
+        lab.ip(&ns, &["link", "set", DEV, "up"])?;
+        lab.ip(&ns, &["addr", "add", "198.51.100.11/24", "dev", DEV])?;
+        lab.ip(&ns, &["addr", "add", "fe80::11/64", "dev", DEV, "nodad"])?;
+
+        h2.wait_backup_of("web", "198.51.100.11", secs(5))?;
+        h2.wait_backup_of("web6", "fe80::11", secs(5))
+            .context("h2 does not hear h1's IPv6 adverts")?;
+        wait_holders(lab, VIP, &[1], secs(3))?;
+        wait_holders(lab, VIP6, &[1], secs(3))?;
+        holders_stay(lab, VIP6, &[1], secs(1))?;
+        holders_stay(lab, VIP, &[1], ms(300))?;
+        lab.wait_client_ping(VIP, secs(5))?;
+        lab.wait_client_ping(VIP6, secs(5))?;
+        Ok(())
+    });
+}

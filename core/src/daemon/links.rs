@@ -9,7 +9,7 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use crate::checks::CheckResult;
-use crate::net::netlink::LinkEvent;
+use crate::net::netlink::{AddressAdded, LinkEvent};
 use upkeep_config::CheckKind;
 
 use super::wiring::interfaces_of;
@@ -114,6 +114,18 @@ impl Daemon {
         }
         for res in results {
             self.on_check(res);
+        }
+    }
+
+    /// An address was added: instances on that interface that are still without their source
+    /// address (made again before it had one) look it up again.
+    pub(super) async fn on_address_added(&mut self, ev: AddressAdded) {
+        self.wires.address_added(ev.index);
+        for i in 0..self.instances.len() {
+            let inst = &self.instances[i];
+            if inst.src_pending && inst.bound && inst.ifindex == ev.index {
+                self.find_source(i).await;
+            }
         }
     }
 

@@ -107,6 +107,11 @@ impl Interfaces {
         self.links.insert(ev.name.clone(), ev.link());
     }
 
+    /// An address was added to interface `index`: it may have the source address it lacked.
+    pub(super) fn address_added(&mut self, index: u32) {
+        self.no_source.retain(|&(i, _)| i != index);
+    }
+
     fn forget_index(&mut self, index: u32) {
         self.sockets.retain(|&(i, _), (_, reader)| {
             if i == index {

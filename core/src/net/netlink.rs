@@ -88,6 +88,13 @@ pub struct AddressRemoved {
     pub addr: IpAddr,
 }
 
+/// An address added to an interface (RTM_NEWADDR), by anyone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddressAdded {
+    pub index: u32,
+    pub addr: IpAddr,
+}
+
 /// A handle on the kernel's routing netlink; cheap to clone.
 #[derive(Clone)]
 pub struct Netlink {
@@ -295,6 +302,47 @@ pub fn watch_links() -> Result<mpsc::UnboundedReceiver<LinkEvent>, NetlinkError>
         }
     });
     Ok(rx)
+}
+
+/// Subscribe to address additions. Events arrive on the returned channel until it is dropped.
+pub fn watch_address_additions() -> Result<mpsc::UnboundedReceiver<AddressAdded>, NetlinkError> {
+    let (conn, _handle, mut messages) = rtnetlink::new_multicast_connection(&[
+        MulticastGroup::Ipv4Ifaddr,
+        MulticastGroup::Ipv6Ifaddr,
+    ])
+    .map_err(NetlinkError::Open)?;
+    tokio::spawn(conn);
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some((msg, _)) = messages.next().await {
+            let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(m)) = msg.payload
+            else {
+                continue;
+            };
+            let Some(addr) = address_of(&m) else { continue };
+            let event = AddressAdded {
+                index: m.header.index,
+                addr,
+            };
+            if tx.send(event).is_err() {
+                break;
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// IFA_LOCAL is the address itself on point-to-point links; IFA_ADDRESS otherwise.
+fn address_of(m: &AddressMessage) -> Option<IpAddr> {
+    let local = m.attributes.iter().find_map(|a| match a {
+        AddressAttribute::Local(ip) => Some(*ip),
+        _ => None,
+    });
+    let addr = m.attributes.iter().find_map(|a| match a {
+        AddressAttribute::Address(ip) => Some(*ip),
+        _ => None,
+    });
+    local.or(addr)
 }
 
 /// Subscribe to address removals. Events arrive on the returned channel until it is dropped.
