@@ -52,7 +52,8 @@ pub(super) struct Check {
     pub runs: u64,
     /// File checks: the integer the file holds.
     pub value: i64,
-    /// Interface checks: the interface's index (results come from link events).
+    /// Interface checks: the interface's index (results come from link events; followed by
+    /// name, None while no interface of that name exists).
     pub ifindex: Option<u32>,
     pub plugin: Option<LoadedPlugin>,
     pub task: Option<AbortHandle>,

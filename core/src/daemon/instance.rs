@@ -23,6 +23,12 @@ pub(super) struct Instance {
     pub cfg: InstanceConfig,
     pub expect: Expect,
     pub ifindex: u32,
+    /// Its interface exists (false from its deletion until one of its name is back: the
+    /// socket and the index are stale meanwhile).
+    pub bound: bool,
+    /// `src` was not found on the interface when it was made again (the one from before is
+    /// used): looked up again at the interface's next events.
+    pub src_pending: bool,
     pub v6: bool,
     pub src: IpAddr,
     pub socket: Arc<VrrpSocket>,
@@ -124,6 +130,8 @@ impl Instance {
         Self {
             expect,
             ifindex: w.ifindex,
+            bound: true,
+            src_pending: false,
             v6,
             src: w.src,
             socket: w.socket,
@@ -195,6 +203,18 @@ impl Instance {
                 .collect(),
         };
         (added, removed)
+    }
+
+    /// Carry on on its interface made again (a new index, new sockets); see
+    /// [`super::wiring::Interfaces::rewire`].
+    pub(super) fn rebind(&mut self, w: InstanceIo, src_found: bool) {
+        self.ifindex = w.ifindex;
+        self.src = w.src;
+        self.socket = w.socket;
+        self.announcer = w.announcer;
+        self.owned = w.owned;
+        self.bound = true;
+        self.src_pending = !src_found;
     }
 
     /// Multicast group, or each unicast peer.

@@ -8,6 +8,7 @@ pub mod control;
 mod fatal;
 pub mod guard;
 mod instance;
+mod links;
 pub mod metrics;
 pub mod metrics_http;
 mod reload;
@@ -35,7 +36,7 @@ use tracing::{debug, info, warn};
 use crate::checks::wasm::{self, PluginHost};
 use crate::checks::{CheckResult, Tracker};
 use crate::hooks::{self, Notifier, NotifyState, QueueStats, Subject};
-use crate::net::netlink::{self, AddressRemoved, LinkEvent, Netlink};
+use crate::net::netlink::{self, AddressAdded, AddressRemoved, LinkEvent, Netlink};
 use upkeep_config::{self as config, CheckDef, CheckKind, Config};
 use upkeep_vrrp::fsm::{Action, Event, State};
 use upkeep_vrrp::node::{Node, Track};
@@ -103,6 +104,8 @@ struct Daemon {
     /// Addresses removed from the host's interfaces, by anyone: a held VIP among them is put
     /// back.
     addrs_removed: mpsc::UnboundedReceiver<AddressRemoved>,
+    /// Addresses added: the source address an interface made again was waiting for.
+    addrs_added: mpsc::UnboundedReceiver<AddressAdded>,
     check_rx: mpsc::UnboundedReceiver<CheckResult>,
     vips: VipWriter,
     /// Instances whose takeover announcement waits for their addresses (see [`Daemon::pump`]).
@@ -153,6 +156,7 @@ impl Daemon {
         let nl = Netlink::connect()?;
         let links = netlink::watch_links()?;
         let addrs_removed = netlink::watch_address_removals()?;
+        let addrs_added = netlink::watch_address_additions()?;
         let (tx, rx) = mpsc::channel(1024);
         let (check_tx, check_rx) = mpsc::unbounded_channel();
         let (prepared_tx, prepared_rx) = mpsc::unbounded_channel();
@@ -172,6 +176,7 @@ impl Daemon {
             rx,
             links,
             addrs_removed,
+            addrs_added,
             check_rx,
             vips,
             announce_queue: Vec::new(),
@@ -311,8 +316,9 @@ impl Daemon {
                         self.on_packet(rx);
                     }
                 }
-                Some(ev) = self.links.recv() => self.on_link(ev),
+                Some(ev) = self.links.recv() => self.on_link(ev).await,
                 Some(ev) = self.addrs_removed.recv() => self.on_address_removed(ev),
+                Some(ev) = self.addrs_added.recv() => self.on_address_added(ev).await,
                 Some(res) = self.check_rx.recv() => self.on_check(res),
                 Some((req, reply)) = self.control.recv() => {
                     let answer = match req {
@@ -656,28 +662,6 @@ impl Daemon {
                     }
                 }
             }
-        }
-    }
-
-    fn on_link(&mut self, ev: LinkEvent) {
-        let mut changed = false;
-        for (i, inst) in self.instances.iter().enumerate() {
-            if inst.ifindex == ev.index && self.node.set_link(i, ev.up) {
-                info!(parent: &inst.span, up = ev.up, "interface {}", if ev.up { "up" } else { "down" });
-                changed = true;
-            }
-        }
-        if changed {
-            self.node.refresh();
-        }
-        let ids: Vec<u64> = self
-            .checks
-            .iter()
-            .filter(|c| c.ifindex == Some(ev.index))
-            .map(|c| c.id)
-            .collect();
-        for id in ids {
-            self.on_check(link_result(id, ev.up));
         }
     }
 

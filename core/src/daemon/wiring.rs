@@ -1,17 +1,20 @@
 //! Interfaces, sockets and announcers, opened on first use and shared by every instance on the
 //! same interface. A reload that adds an instance on a new interface opens what it needs here.
+//! Interfaces are known by name and followed through link events: one deleted is forgotten
+//! with what was opened on it, one made again under the name is opened afresh.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
 use tracing::error;
 
 use crate::net::announce::Announcer;
-use crate::net::netlink::{Link, Netlink};
+use crate::net::netlink::{Link, LinkEvent, Netlink};
 use crate::net::socket::{Datagram, VrrpSocket};
 use upkeep_config::InstanceConfig;
 use upkeep_vrrp::packet::{self, Advert, DropReason, IPPROTO_VRRP};
@@ -38,15 +41,20 @@ pub(super) enum Rx {
 
 pub(super) struct Interfaces {
     pub nl: Netlink,
+    /// By name, kept in step with link events (see [`Interfaces::follow`]).
     links: HashMap<String, Link>,
-    sockets: HashMap<(u32, bool), Arc<VrrpSocket>>,
+    /// Each with the task that reads it.
+    sockets: HashMap<(u32, bool), (Arc<VrrpSocket>, AbortHandle)>,
     announcers: HashMap<u32, Arc<Announcer>>,
     /// Each interface's source address for adverts, looked up once per start or reload (not
     /// once per instance: 255 instances on one link are one netlink dump).
     sources: HashMap<(u32, bool), IpAddr>,
     /// Why an interface has no source address, as a reload's preparation found: applying the
     /// reload reports it rather than look (and wait) again on the event loop.
-    no_source: HashMap<(u32, bool), String>,
+    no_source_why: HashMap<(u32, bool), String>,
+    /// Interfaces found without a source address since the last link event: asked once per
+    /// event, not once per instance on them.
+    no_source: HashSet<(u32, bool)>,
     rx: mpsc::Sender<Rx>,
 }
 
@@ -118,7 +126,8 @@ impl Interfaces {
             sockets: HashMap::new(),
             announcers: HashMap::new(),
             sources: HashMap::new(),
-            no_source: HashMap::new(),
+            no_source_why: HashMap::new(),
+            no_source: HashSet::new(),
             rx,
         }
     }
@@ -127,6 +136,7 @@ impl Interfaces {
     pub(super) fn forget_addresses(&mut self) {
         self.sources.clear();
         self.no_source.clear();
+        self.no_source_why.clear();
     }
 
     /// Takes what a reload's preparation looked up ([`resolve`]), so that wiring its
@@ -139,10 +149,66 @@ impl Interfaces {
                     self.sources.insert(key, ip);
                 }
                 Err(why) => {
-                    self.no_source.insert(key, why);
+                    self.no_source_why.insert(key, why);
                 }
             }
         }
+    }
+
+    /// Keeps the interfaces' view in step with a link event. An interface deleted or renamed
+    /// is forgotten with its sockets, announcer and source address (its multicast membership
+    /// went with it): one made again under the name gets new ones, on its new index.
+    pub(super) fn follow(&mut self, ev: &LinkEvent) {
+        self.no_source.clear();
+        self.no_source_why.clear();
+        let stale: Vec<String> = self
+            .links
+            .iter()
+            .filter(|(name, l)| {
+                let renamed = !ev.name.is_empty() && **name != ev.name;
+                l.index == ev.index && (ev.gone || renamed)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in &stale {
+            self.links.remove(name);
+        }
+        if ev.gone || !stale.is_empty() {
+            self.forget_index(ev.index);
+        }
+        if ev.gone || ev.name.is_empty() {
+            return;
+        }
+        // Names are unique: a link of this name with another index is gone (its deletion's
+        // event may have been lost).
+        if let Some(old) = self.links.get(&ev.name).map(|l| l.index) {
+            if old != ev.index {
+                self.forget_index(old);
+            }
+        }
+        self.links.insert(ev.name.clone(), ev.link());
+    }
+
+    /// An address was added to interface `index`: it may have the source address it lacked.
+    pub(super) fn address_added(&mut self, index: u32) {
+        self.no_source.retain(|&(i, _)| i != index);
+        self.no_source_why.retain(|&(i, _), _| i != index);
+    }
+
+    fn forget_index(&mut self, index: u32) {
+        self.sockets.retain(|&(i, _), (_, reader)| {
+            if i == index {
+                reader.abort();
+            }
+            i != index
+        });
+        self.announcers.remove(&index);
+        self.sources.retain(|&(i, _), _| i != index);
+    }
+
+    /// The interface of that name as last seen, without asking the kernel.
+    pub(super) fn known(&self, name: &str) -> Option<Link> {
+        self.links.get(name).cloned()
     }
 
     /// The interface by name, looked up once.
@@ -163,43 +229,12 @@ impl Interfaces {
     ) -> anyhow::Result<(InstanceIo, bool)> {
         let link = self.link(&inst.interface).await?;
         let v6 = inst.is_ipv6();
-        let socket = match self.sockets.get(&(link.index, v6)) {
-            Some(s) => s.clone(),
-            None => {
-                let s = if v6 {
-                    VrrpSocket::open_v6(&inst.interface, link.index)
-                } else {
-                    VrrpSocket::open_v4(&inst.interface, link.index)
-                }
-                .with_context(|| {
-                    format!(
-                        "opening a VRRP socket on {} (are you root?)",
-                        inst.interface
-                    )
-                })?;
-                let s = Arc::new(s);
-                tokio::spawn(read_loop(s.clone(), v6, self.rx.clone()));
-                self.sockets.insert((link.index, v6), s.clone());
-                s
-            }
-        };
-        let announcer = match self.announcers.get(&link.index) {
-            Some(a) => a.clone(),
-            None => {
-                let a = Arc::new(
-                    Announcer::open(&inst.interface, link.index, link.mac).with_context(|| {
-                        format!("opening an announcement socket on {}", inst.interface)
-                    })?,
-                );
-                self.announcers.insert(link.index, a.clone());
-                a
-            }
-        };
+        let (socket, announcer) = self.open(inst, &link)?;
         let src = match (inst.unicast_src, self.sources.get(&(link.index, v6))) {
             (Some(ip), _) => ip,
             (None, Some(&ip)) => ip,
             (None, None) => {
-                if let Some(why) = self.no_source.get(&(link.index, v6)) {
+                if let Some(why) = self.no_source_why.get(&(link.index, v6)) {
                     bail!("{why}");
                 }
                 let ip = primary_address(&self.nl, link.index, v6, all_vips).await?;
@@ -216,6 +251,105 @@ impl Interfaces {
             owned,
         };
         Ok((wiring, link.up))
+    }
+
+    /// What an instance needs on its interface as it is now, after the interface was made
+    /// again under its name: socket and announcer on the new index, VIPs and routes resolved
+    /// anew. The source address is looked up once, without waiting (nothing may stall the
+    /// event loop): a new interface may not have its address yet, and then `old_src` stays.
+    /// Returns whether the source was found.
+    pub(super) async fn rewire(
+        &mut self,
+        inst: &InstanceConfig,
+        all_vips: &[IpAddr],
+        old_src: IpAddr,
+    ) -> anyhow::Result<(InstanceIo, bool)> {
+        let link = self.link(&inst.interface).await?;
+        let owned = self.owned(inst).await?;
+        let (socket, announcer) = self.open(inst, &link)?;
+        let (src, found) = self.source_now(inst, link.index, all_vips, old_src).await;
+        let io = InstanceIo {
+            ifindex: link.index,
+            src,
+            socket,
+            announcer,
+            owned,
+        };
+        Ok((io, found))
+    }
+
+    /// The source address of an instance on interface `index`, looked up once without
+    /// waiting; `fallback` (and false) if the interface has none yet.
+    pub(super) async fn source_now(
+        &mut self,
+        inst: &InstanceConfig,
+        index: u32,
+        all_vips: &[IpAddr],
+        fallback: IpAddr,
+    ) -> (IpAddr, bool) {
+        let v6 = inst.is_ipv6();
+        if let Some(ip) = inst.unicast_src {
+            return (ip, true);
+        }
+        if let Some(&ip) = self.sources.get(&(index, v6)) {
+            return (ip, true);
+        }
+        if self.no_source.contains(&(index, v6)) {
+            return (fallback, false);
+        }
+        match find_source(&self.nl, index, v6, all_vips).await {
+            Ok(Some(ip)) => {
+                self.sources.insert((index, v6), ip);
+                (ip, true)
+            }
+            _ => {
+                self.no_source.insert((index, v6));
+                (fallback, false)
+            }
+        }
+    }
+
+    /// The VRRP socket and the announcer of `link`, opened if not yet.
+    fn open(
+        &mut self,
+        inst: &InstanceConfig,
+        link: &Link,
+    ) -> anyhow::Result<(Arc<VrrpSocket>, Arc<Announcer>)> {
+        let v6 = inst.is_ipv6();
+        let socket = match self.sockets.get(&(link.index, v6)) {
+            Some((s, _)) => s.clone(),
+            None => {
+                let s = if v6 {
+                    VrrpSocket::open_v6(&inst.interface, link.index)
+                } else {
+                    VrrpSocket::open_v4(&inst.interface, link.index)
+                }
+                .with_context(|| {
+                    format!(
+                        "opening a VRRP socket on {} (are you root?)",
+                        inst.interface
+                    )
+                })?;
+                let s = Arc::new(s);
+                let reader = tokio::spawn(read_loop(s.clone(), v6, self.rx.clone()));
+                self.sockets
+                    .insert((link.index, v6), (s.clone(), reader.abort_handle()));
+                s
+            }
+        };
+        let announcer = match self.announcers.get(&link.index) {
+            Some(a) => a.clone(),
+            None => {
+                let a = Arc::new(
+                    Announcer::open(&inst.interface, link.index, link.mac).with_context(|| {
+                        format!("opening an announcement socket on {}", inst.interface)
+                    })?,
+                );
+                self.announcers.insert(link.index, a.clone());
+                a
+            }
+        };
+        Ok((socket, announcer))
     }
 
     /// The VIPs and routes an instance holds while master, resolved to interface indexes.
@@ -245,7 +379,8 @@ impl Interfaces {
     }
 }
 
-fn interfaces_of(inst: &InstanceConfig) -> impl Iterator<Item = &String> {
+/// Every interface an instance names: its own, its VIPs' and its routes'.
+pub(super) fn interfaces_of(inst: &InstanceConfig) -> impl Iterator<Item = &String> {
     std::iter::once(&inst.interface)
         .chain(inst.vips.iter().filter_map(|v| v.dev.as_ref()))
         .chain(inst.routes.iter().filter_map(|r| r.dev.as_ref()))
@@ -260,12 +395,7 @@ async fn primary_address(
     vips: &[IpAddr],
 ) -> anyhow::Result<IpAddr> {
     for _ in 0..30 {
-        let addrs = nl.addresses(index).await?;
-        let found = addrs.iter().map(|(a, _)| *a).find(|a| match a {
-            IpAddr::V4(v4) => !v6 && !vips.contains(a) && *v4 != Ipv4Addr::UNSPECIFIED,
-            IpAddr::V6(v6a) => v6 && is_link_local(v6a),
-        });
-        if let Some(a) = found {
+        if let Some(a) = find_source(nl, index, v6, vips).await? {
             return Ok(a);
         }
         if !v6 {
@@ -275,6 +405,20 @@ async fn primary_address(
     }
     let family = if v6 { "IPv6 link-local" } else { "IPv4" };
     bail!("the interface has no {family} address to send adverts from (set `unicast-src`)")
+}
+
+/// [`primary_address`], looked up once: None if the interface has none now.
+async fn find_source(
+    nl: &Netlink,
+    index: u32,
+    v6: bool,
+    vips: &[IpAddr],
+) -> anyhow::Result<Option<IpAddr>> {
+    let addrs = nl.addresses(index).await?;
+    Ok(addrs.iter().map(|(a, _)| *a).find(|a| match a {
+        IpAddr::V4(v4) => !v6 && !vips.contains(a) && *v4 != Ipv4Addr::UNSPECIFIED,
+        IpAddr::V6(v6a) => v6 && is_link_local(v6a),
+    }))
 }
 
 fn is_link_local(a: &Ipv6Addr) -> bool {

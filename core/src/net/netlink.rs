@@ -59,15 +59,38 @@ pub struct Link {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkEvent {
     pub index: u32,
+    /// Its name now (empty if the kernel sent none): the daemon follows interfaces by name,
+    /// as an interface deleted and made again (a VLAN re-made, a driver reload) has a new index.
+    pub name: String,
+    pub mac: [u8; 6],
     pub up: bool,
     /// The interface was deleted.
     pub gone: bool,
+}
+
+impl LinkEvent {
+    /// The link as it is now (not meaningful when `gone`).
+    pub fn link(&self) -> Link {
+        Link {
+            index: self.index,
+            name: self.name.clone(),
+            mac: self.mac,
+            up: self.up,
+        }
+    }
 }
 
 /// An address removed from an interface, by anyone (the kernel's RTNLGRP_IPV4_IFADDR and
 /// RTNLGRP_IPV6_IFADDR notifications): the daemon's own removals, or `ip addr del` by hand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AddressRemoved {
+    pub index: u32,
+    pub addr: IpAddr,
+}
+
+/// An address added to an interface (RTM_NEWADDR), by anyone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddressAdded {
     pub index: u32,
     pub addr: IpAddr,
 }
@@ -260,18 +283,18 @@ pub fn watch_links() -> Result<mpsc::UnboundedReceiver<LinkEvent>, NetlinkError>
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Some((msg, _)) = messages.next().await {
-            let event = match msg.payload {
-                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l)) => LinkEvent {
-                    index: l.header.index,
-                    up: is_up(&l),
-                    gone: false,
-                },
-                NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(l)) => LinkEvent {
-                    index: l.header.index,
-                    up: false,
-                    gone: true,
-                },
+            let (l, gone) = match msg.payload {
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l)) => (l, false),
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(l)) => (l, true),
                 _ => continue,
+            };
+            let link = link_from(&l);
+            let event = LinkEvent {
+                index: link.index,
+                name: link.name,
+                mac: link.mac,
+                up: link.up && !gone,
+                gone,
             };
             if tx.send(event).is_err() {
                 break;
@@ -279,6 +302,47 @@ pub fn watch_links() -> Result<mpsc::UnboundedReceiver<LinkEvent>, NetlinkError>
         }
     });
     Ok(rx)
+}
+
+/// Subscribe to address additions. Events arrive on the returned channel until it is dropped.
+pub fn watch_address_additions() -> Result<mpsc::UnboundedReceiver<AddressAdded>, NetlinkError> {
+    let (conn, _handle, mut messages) = rtnetlink::new_multicast_connection(&[
+        MulticastGroup::Ipv4Ifaddr,
+        MulticastGroup::Ipv6Ifaddr,
+    ])
+    .map_err(NetlinkError::Open)?;
+    tokio::spawn(conn);
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some((msg, _)) = messages.next().await {
+            let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(m)) = msg.payload
+            else {
+                continue;
+            };
+            let Some(addr) = address_of(&m) else { continue };
+            let event = AddressAdded {
+                index: m.header.index,
+                addr,
+            };
+            if tx.send(event).is_err() {
+                break;
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// IFA_LOCAL is the address itself on point-to-point links; IFA_ADDRESS otherwise.
+fn address_of(m: &AddressMessage) -> Option<IpAddr> {
+    let local = m.attributes.iter().find_map(|a| match a {
+        AddressAttribute::Local(ip) => Some(*ip),
+        _ => None,
+    });
+    let addr = m.attributes.iter().find_map(|a| match a {
+        AddressAttribute::Address(ip) => Some(*ip),
+        _ => None,
+    });
+    local.or(addr)
 }
 
 /// Subscribe to address removals. Events arrive on the returned channel until it is dropped.

@@ -89,8 +89,9 @@ impl NetlinkChange {
             NetlinkChange::AddAddress { .. } | NetlinkChange::AddRoute { .. } => {
                 errno == libc::EEXIST
             }
+            // ENODEV: the interface was deleted, and what it held with it.
             NetlinkChange::DelAddress { .. } | NetlinkChange::DelRoute { .. } => {
-                [libc::EADDRNOTAVAIL, libc::ESRCH, libc::ENOENT].contains(&errno)
+                [libc::EADDRNOTAVAIL, libc::ESRCH, libc::ENOENT, libc::ENODEV].contains(&errno)
             }
         }
     }
@@ -358,5 +359,8 @@ mod tests {
         };
         assert!(del.already_done(libc::EADDRNOTAVAIL));
         assert!(!del.already_done(libc::EEXIST));
+        // Removing from an interface that was deleted: gone with it. Adding is not done.
+        assert!(del.already_done(libc::ENODEV));
+        assert!(!add.already_done(libc::ENODEV));
     }
 }
