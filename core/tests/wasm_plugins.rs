@@ -268,6 +268,11 @@ fn swapping_grant(
         ..Grants::default()
     };
     let plugin = load("file-contains-c", grants, Limits::default());
+    // One swap at a time: each keeps two threads busy.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     struct Stop(Arc<std::sync::atomic::AtomicBool>);
     impl Drop for Stop {
         fn drop(&mut self) {

@@ -160,7 +160,8 @@ pub(super) async fn prepare(
         let (line, col) = config::parse::line_col(source, span.offset());
         format!("{file}:{line}:{col}")
     };
-    // Users, what they may run, script security: the same as `upkeep check`.
+    // The file itself, users, what they may run, script security: the same as `upkeep check`.
+    crate::host::check_config_file(cfg, source, Path::new(file)).map_err(PrepareError::Host)?;
     let warnings = crate::host::check(cfg, source, file, dir).map_err(PrepareError::Host)?;
     for w in warnings {
         WARNED_ROOT.call_once(|| warn!("{w}"));
