@@ -198,25 +198,7 @@ pub(super) fn read_granted_file(
         )),
         _ => types::HostError::Failed(format!("{shown}: {e}")),
     };
-    let read_flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
-    let file = if rel.as_os_str().is_empty() {
-        openat2(None, &root.real, read_flags, libc::RESOLVE_NO_SYMLINKS).map_err(failed)?
-    } else {
-        let dir = openat2(
-            None,
-            &root.real,
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            libc::RESOLVE_NO_SYMLINKS,
-        )
-        .map_err(failed)?;
-        openat2(
-            Some(&dir),
-            rel,
-            read_flags,
-            libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
-        )
-        .map_err(failed)?
-    };
+    let file = open_beneath(&root.real, rel).map_err(failed)?;
     let file = File::from(file);
     if !file.metadata().map_err(failed)?.is_file() {
         return Err(types::HostError::Failed(format!(
@@ -233,6 +215,85 @@ pub(super) fn read_granted_file(
         )));
     }
     Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Opens `rel` under the directory `root` (or `root` itself, when `rel` is empty) for reading,
+/// non-blocking, following no symbolic link on the way to `root` or below it, and not leaving
+/// `root` by `..`: openat2, or the same one component at a time on kernels before 5.6.
+fn open_beneath(root: &Path, rel: &Path) -> std::io::Result<OwnedFd> {
+    let read = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+    let opened = if rel.as_os_str().is_empty() {
+        openat2(None, root, read, libc::RESOLVE_NO_SYMLINKS)
+    } else {
+        let dir_flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
+        openat2(None, root, dir_flags, libc::RESOLVE_NO_SYMLINKS).and_then(|dir| {
+            let resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS;
+            openat2(Some(&dir), rel, read, resolve)
+        })
+    };
+    match opened {
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => open_beneath_by_steps(root, rel),
+        other => other,
+    }
+}
+
+/// [`open_beneath`] without openat2: from `/`, each component opened with `O_NOFOLLOW` (a link
+/// is `ELOOP`); a `..` below `root` is refused (`EXDEV`), even one that would stay inside.
+fn open_beneath_by_steps(root: &Path, rel: &Path) -> std::io::Result<OwnedFd> {
+    use std::path::Component;
+    let mut parts: Vec<&std::ffi::OsStr> = Vec::new();
+    for c in root.components() {
+        match c {
+            Component::Normal(n) => parts.push(n),
+            Component::RootDir | Component::CurDir => {}
+            _ => return Err(std::io::Error::from_raw_os_error(libc::EINVAL)),
+        }
+    }
+    for c in rel.components() {
+        match c {
+            Component::Normal(n) => parts.push(n),
+            Component::CurDir => {}
+            _ => return Err(std::io::Error::from_raw_os_error(libc::EXDEV)),
+        }
+    }
+    // O_PATH with O_NOFOLLOW opens a link itself, which fstat then tells apart.
+    let dir_flags = libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    let into = |dir: Option<&OwnedFd>, part: &Path| -> std::io::Result<OwnedFd> {
+        let f = File::from(openat(dir, part, dir_flags)?);
+        let ft = f.metadata()?.file_type();
+        if ft.is_symlink() {
+            return Err(std::io::Error::from_raw_os_error(libc::ELOOP));
+        }
+        if !ft.is_dir() {
+            return Err(std::io::Error::from_raw_os_error(libc::ENOTDIR));
+        }
+        Ok(OwnedFd::from(f))
+    };
+    let read =
+        libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC | libc::O_NOFOLLOW;
+    let mut dir = into(None, Path::new("/"))?;
+    let Some((last, walk)) = parts.split_last() else {
+        return Err(std::io::Error::from_raw_os_error(libc::EISDIR));
+    };
+    for part in walk {
+        dir = into(Some(&dir), Path::new(part))?;
+    }
+    openat(Some(&dir), Path::new(last), read)
+}
+
+/// openat(2).
+#[allow(unsafe_code)]
+fn openat(dir: Option<&OwnedFd>, path: &Path, flags: libc::c_int) -> std::io::Result<OwnedFd> {
+    let cpath = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    let dirfd = dir.map_or(libc::AT_FDCWD, AsRawFd::as_raw_fd);
+    // SAFETY: `cpath` is NUL-terminated and alive for the call.
+    let fd = unsafe { libc::openat(dirfd, cpath.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned `fd`, open and owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// openat2(2): opens `path` relative to `dir` (None: the current directory, for an absolute
@@ -477,6 +538,43 @@ mod tests {
             read_granted_file(&file_roots, &dir.join("ok/a")).unwrap(),
             "hello"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Without openat2 (Linux before 5.6), the step-by-step open gives the same answers.
+    #[test]
+    fn opening_by_steps_follows_no_link_and_stays_beneath() {
+        let dir = std::env::temp_dir().join(format!("upkeep-wasm-steps-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("ok/sub")).unwrap();
+        std::fs::write(dir.join("ok/sub/a"), "hello").unwrap();
+        std::fs::write(dir.join("secret"), "no").unwrap();
+        std::os::unix::fs::symlink(dir.join("secret"), dir.join("ok/out")).unwrap();
+        std::os::unix::fs::symlink("ok", dir.join("link")).unwrap();
+        let root = dir.join("ok");
+        let read = |fd: OwnedFd| {
+            let mut s = String::new();
+            File::from(fd).read_to_string(&mut s).unwrap();
+            s
+        };
+        let errno = |r: std::io::Result<OwnedFd>| r.err().and_then(|e| e.raw_os_error());
+        for open in [open_beneath, open_beneath_by_steps] {
+            assert_eq!(read(open(&root, Path::new("sub/a")).unwrap()), "hello");
+            assert_eq!(
+                read(open(&root.join("sub/a"), Path::new("")).unwrap()),
+                "hello"
+            );
+            assert_eq!(errno(open(&root, Path::new("out"))), Some(libc::ELOOP));
+            assert_eq!(
+                errno(open(&root, Path::new("../secret"))),
+                Some(libc::EXDEV)
+            );
+            assert_eq!(
+                errno(open(&dir.join("link"), Path::new("sub/a"))),
+                Some(libc::ELOOP)
+            );
+            assert_eq!(errno(open(&root, Path::new("none"))), Some(libc::ENOENT));
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
