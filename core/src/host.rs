@@ -25,6 +25,7 @@ use upkeep_config::parse::{line_col, ConfigError, Problem};
 pub fn check_file(path: &Path) -> Result<(Config, Vec<String>), ConfigError> {
     let (cfg, source) = upkeep_config::load_with_source(path)?;
     let file = path.display().to_string();
+    check_config_file(&cfg, &source, path)?;
     // Check scripts start in the config file's directory, as the daemon runs them.
     let dir = path
         .parent()
@@ -32,6 +33,35 @@ pub fn check_file(path: &Path) -> Result<(Config, Vec<String>), ConfigError> {
         .unwrap_or(Path::new("."));
     let warnings = check(&cfg, &source, &file, dir)?;
     Ok((cfg, warnings))
+}
+
+/// Checks the config file itself when this process is root (the daemon reads it, and reloads
+/// it when it changes, as root): it and every directory above it must be changeable only by
+/// root, as a script run as root must (`script-security`, on by default). Refused with the
+/// file's first line, as there is no setting to point at.
+pub fn check_config_file(cfg: &Config, source: &str, path: &Path) -> Result<(), ConfigError> {
+    if security::effective_uid() != 0 || !cfg.global.script_security {
+        return Ok(());
+    }
+    let Err(e) = security::check_config_file(path) else {
+        return Ok(());
+    };
+    let file = path.display().to_string();
+    let help = e.hint().map(|h| {
+        format!("{h}; or keep the config where only root can change it (`script-security #false` turns this off)")
+    });
+    Err(ConfigError::Invalid {
+        file: file.clone(),
+        source_code: NamedSource::new(&file, source.to_owned()),
+        problems: vec![Problem {
+            message: format!("config file refused: {e}"),
+            label: "whoever can change this file can run anything as root".to_owned(),
+            help,
+            span: SourceSpan::from((0, 0)),
+            line: 1,
+            column: 1,
+        }],
+    })
 }
 
 /// Checks every script check and notify command of `cfg` (parsed from `source`, named
@@ -311,6 +341,41 @@ mod tests {
             warnings[0].contains("check `c` run as root"),
             "{warnings:?}"
         );
+    }
+
+    /// The daemon reloads its config as root when it changes: a file (or a directory above it)
+    /// that someone else can change is refused by `upkeep check`, start and reload.
+    #[test]
+    fn a_config_file_others_can_change_is_refused() {
+        if !is_root() {
+            eprintln!("skipped: needs root to make root-owned files");
+            return;
+        }
+        let tmp = TempDir::new("config");
+        chmod(&tmp.0, 0o755);
+        let file = tmp.0.join("upkeep.kdl");
+        std::fs::write(&file, with_check("", "/bin/true")).expect("write");
+        check_file(&file).expect("root's alone");
+        chmod(&tmp.0, 0o777);
+        let err = check_file(&file).expect_err("a world-writable directory");
+        let problems = err.problems();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].2.contains(&format!(
+                "config file refused: {} is the config file, which the root daemon reads and reloads when it changes, but {} (on its path) is writable by everyone",
+                file.display(),
+                tmp.0.display()
+            )),
+            "{problems:?}"
+        );
+        // Turned off with script security.
+        std::fs::write(
+            &file,
+            with_check("global {\n    script-security #false\n}\n", "/bin/true"),
+        )
+        .expect("write");
+        check_file(&file).expect("script-security #false");
+        chmod(&tmp.0, 0o755);
     }
 
     #[test]

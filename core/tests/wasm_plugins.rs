@@ -249,6 +249,129 @@ fn c_plugin_reads_only_granted_files() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A grant's directory in which `status` is swapped, as fast as a thread can, between a
+/// regular file ("service: ready") and what `make` puts at the path it is given; `read` runs
+/// the C plugin on `status` meanwhile. The flipper stops when `read` returns or panics.
+fn swapping_grant(
+    tag: &str,
+    make: impl Fn(&Path) + Send + 'static,
+    read: impl FnOnce(&Plugin, &str),
+) {
+    let dir = std::env::temp_dir().join(format!("upkeep-wasm-swap-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let status = dir.join("status");
+    std::fs::write(&status, "service: ready\n").unwrap();
+    let grants = Grants {
+        read_file: vec![dir.clone()],
+        log: true,
+        ..Grants::default()
+    };
+    let plugin = load("file-contains-c", grants, Limits::default());
+    // One swap at a time: each keeps two threads busy.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    struct Stop(Arc<std::sync::atomic::AtomicBool>);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    let stop = Stop(Arc::default());
+    let flag = stop.0.clone();
+    let (d, target) = (dir.clone(), status.clone());
+    let flipper = std::thread::spawn(move || {
+        let (file, other) = (d.join(".file"), d.join(".other"));
+        while !flag.load(Ordering::Relaxed) {
+            std::fs::write(&file, "service: ready\n").unwrap();
+            std::fs::rename(&file, &target).unwrap();
+            make(&other);
+            std::fs::rename(&other, &target).unwrap();
+        }
+    });
+    read(&plugin, status.to_str().unwrap());
+    drop(stop);
+    flipper.join().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A link to a file outside the grant, swapped in after any check the host could make by
+/// name: the plugin never reads what it points to.
+#[test]
+fn read_file_does_not_follow_a_link_swapped_into_the_grant() {
+    let secret = std::env::temp_dir().join(format!("upkeep-wasm-secret-{}", std::process::id()));
+    std::fs::write(&secret, "service: SECRET\n").unwrap();
+    let target = secret.clone();
+    swapping_grant(
+        "link",
+        move |at| std::os::unix::fs::symlink(&target, at).unwrap(),
+        |plugin, path| {
+            let (mut ready, mut refused, mut leaked) = (0, 0, 0);
+            let until = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < until {
+                let out = plugin.check(&cfg(&[("path", path), ("contains", "SECRET")]));
+                if out.healthy {
+                    leaked += 1;
+                } else if out.message.starts_with("not found") {
+                    ready += 1;
+                } else {
+                    refused += 1;
+                }
+            }
+            eprintln!(
+                "{ready} reads of the grant's file, {refused} refused, {leaked} of the secret"
+            );
+            assert_eq!(
+                leaked, 0,
+                "the plugin read outside its grant through a swapped-in link"
+            );
+            assert!(ready > 0 && refused > 0, "the swap did not race the reads");
+        },
+    );
+    let _ = std::fs::remove_file(&secret);
+}
+
+#[allow(unsafe_code)]
+fn mkfifo(path: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path, alive for the call.
+    let rc = unsafe { libc::mkfifo(c.as_ptr(), 0o600) };
+    assert_eq!(rc, 0, "mkfifo: {}", std::io::Error::last_os_error());
+}
+
+/// A FIFO nobody writes to, swapped in: each check ends at once (refused: not a regular
+/// file) instead of blocking the plugin host's thread, and every plugin with it, for good.
+#[test]
+fn read_file_does_not_wait_on_a_fifo_swapped_into_the_grant() {
+    swapping_grant("fifo", mkfifo, |plugin, path| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (mut ready, mut refused) = (0, 0);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let until = Instant::now() + Duration::from_secs(2);
+                while Instant::now() < until {
+                    let out = plugin.check(&cfg(&[("path", path), ("contains", "ready")]));
+                    if out.healthy {
+                        ready += 1;
+                    } else {
+                        refused += 1;
+                    }
+                }
+                let _ = tx.send(());
+            });
+            if rx.recv_timeout(Duration::from_secs(10)).is_err() {
+                eprintln!("a check is stuck opening a FIFO; aborting");
+                std::process::abort();
+            }
+        });
+        eprintln!("{ready} reads of the grant's file, {refused} refused");
+        assert!(ready > 0 && refused > 0, "the swap did not race the reads");
+    });
+}
+
 #[test]
 fn inspect_reads_metadata() {
     let meta = inspect(&plugin_path("hostile")).unwrap();
@@ -715,4 +838,107 @@ fn async_calls_run_on_the_host_thread_and_a_loop_yields_to_others() {
             .await;
         assert!(hook.is_ok(), "{hook:?}");
     });
+}
+
+/// fanotify(7) holding every open of `path` until the returned descriptor is closed (a
+/// permission event nobody answers): a read that hangs, as on a stuck network file system.
+/// None where the kernel has no permission events.
+#[allow(unsafe_code)]
+fn hold_opens(path: &Path) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: plain integer arguments.
+    let fd = unsafe {
+        libc::fanotify_init(
+            libc::FAN_CLASS_CONTENT | libc::FAN_CLOEXEC,
+            libc::O_RDONLY as u32,
+        )
+    };
+    if fd < 0 {
+        eprintln!("fanotify_init: {}", std::io::Error::last_os_error());
+        return None;
+    }
+    // SAFETY: the kernel just returned `fd`, owned by nobody else.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: `fd` is open, `c` a NUL-terminated path alive for the call.
+    let rc = unsafe {
+        libc::fanotify_mark(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            libc::FAN_MARK_ADD,
+            libc::FAN_OPEN_PERM,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+        )
+    };
+    if rc != 0 {
+        eprintln!("fanotify_mark: {}", std::io::Error::last_os_error());
+        return None;
+    }
+    Some(fd)
+}
+
+/// A read-file that hangs in the kernel ends at the call's deadline, as guest code does, and
+/// the plugin host's thread goes on serving the other plugins meanwhile.
+#[test]
+fn a_hung_read_file_ends_at_the_deadline_and_others_go_on() {
+    if upkeep::exec::security::effective_uid() != 0 {
+        eprintln!("skipped: fanotify permission events need root");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("upkeep-wasm-hang-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let status = dir.join("status");
+    std::fs::write(&status, "service: ready\n").unwrap();
+    let reader = Arc::new(load(
+        "file-contains-c",
+        Grants {
+            read_file: vec![dir.clone()],
+            log: true,
+            ..Grants::default()
+        },
+        Limits {
+            timeout: Duration::from_millis(300),
+            ..Limits::default()
+        },
+    ));
+    let other = Arc::new(port_listener());
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let Some(hold) = hold_opens(&status) else {
+        panic!("this test needs fanotify permission events (CONFIG_FANOTIFY_ACCESS_PERMISSIONS) and root");
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let config = Arc::new(cfg(&[
+        ("path", status.to_str().unwrap()),
+        ("contains", "ready"),
+    ]));
+    let (hung, answered) = rt.block_on(async {
+        let started = Instant::now();
+        let hung = tokio::spawn(reader.clone().check_async(config.clone()));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let other = tokio::time::timeout(
+            Duration::from_secs(3),
+            other.clone().check_async(Arc::new(cfg(&[("port", &port)]))),
+        )
+        .await;
+        let hung = tokio::time::timeout(Duration::from_secs(3), hung).await;
+        (hung.map(|h| (h.unwrap(), started.elapsed())), other)
+    });
+    // Whatever happened, let the held open go (the blocked thread then ends).
+    drop(hold);
+    let other = answered.expect("another plugin's check waited behind the hung read");
+    assert!(other.healthy, "{other:?}");
+    let (out, took) = hung.expect("the check with the hung read did not end at its deadline");
+    eprintln!("hung read: {out:?} after {took:?}");
+    assert!(!out.healthy, "{out:?}");
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    // Released, the file reads again.
+    let again = rt.block_on(reader.clone().check_async(config));
+    assert!(again.healthy, "{again:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -7,6 +7,7 @@
 //! Interface checks need no loop here: the daemon follows links through netlink events.
 
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -19,11 +20,20 @@ const MAX_WEIGHT_FILE: u64 = 4096;
 
 /// The value of a weight file: the integer it starts with (after blanks, with an optional
 /// sign). A file that is missing, unreadable, empty or does not start with an integer counts
-/// as 0, as keepalived does; so does a number too large for an `i64`.
+/// as 0, as keepalived does; so does a number too large for an `i64`, and anything that is
+/// not a regular file (a directory, a FIFO: opened without waiting for a writer, and not read).
 pub fn read_weight_file(path: &Path) -> i64 {
     let mut text = Vec::new();
-    let read =
-        std::fs::File::open(path).and_then(|f| f.take(MAX_WEIGHT_FILE).read_to_end(&mut text));
+    let read = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .and_then(|f| {
+            if !f.metadata()?.is_file() {
+                return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+            }
+            f.take(MAX_WEIGHT_FILE).read_to_end(&mut text)
+        });
     match read {
         Ok(_) => parse_weight(&String::from_utf8_lossy(&text)),
         Err(_) => 0,
@@ -105,10 +115,10 @@ pub async fn run_file(
         let start = Instant::now();
         let value = read_weight_file(&path);
         let ok = value == 0;
-        let message = if path.exists() {
-            format!("{}: {value}", path.display())
-        } else {
-            format!("{}: missing, counts as 0", path.display())
+        let message = match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => format!("{}: {value}", path.display()),
+            Ok(_) => format!("{}: not a regular file, counts as 0", path.display()),
+            Err(_) => format!("{}: missing, counts as 0", path.display()),
         };
         CheckResult {
             check: id,
@@ -206,6 +216,29 @@ mod tests {
         std::fs::write(&f, [0xff, 0xfe, b'1']).expect("write");
         assert_eq!(read_weight_file(&f), 0, "garbage");
         assert_eq!(read_weight_file(&dir), 0, "a directory");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A FIFO nobody writes to, where a weight file should be: counts as 0 at once instead of
+    /// blocking the poll (whose result would then never come).
+    #[test]
+    fn a_fifo_counts_as_0_without_waiting() {
+        let dir = temp("fifo");
+        let f = dir.join("w");
+        let c = std::ffi::CString::new(f.to_str().expect("utf-8")).expect("path");
+        // SAFETY: a NUL-terminated path, alive for the call.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::mkfifo(c.as_ptr(), 0o600) };
+        assert_eq!(rc, 0, "mkfifo: {}", std::io::Error::last_os_error());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = f.clone();
+        std::thread::spawn(move || tx.send(read_weight_file(&path)));
+        let got = rx.recv_timeout(Duration::from_secs(5));
+        if got.is_err() {
+            // Release the reader stuck in open(2) before failing.
+            let _ = std::fs::OpenOptions::new().write(true).open(&f);
+        }
+        assert_eq!(got, Ok(0), "read_weight_file blocked on a FIFO");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -165,12 +165,17 @@ pub(super) async fn prepare(
         let (line, col) = config::parse::line_col(source, span.offset());
         format!("{file}:{line}:{col}")
     };
-    // Users, what they may run, script security: the same as `upkeep check`. It reads the
-    // user database and walks directories: on a blocking thread, not the event loop's.
+    // The file itself, users, what they may run, script security: the same as `upkeep check`.
+    // It reads the user database and walks directories: on a blocking thread, not the event
+    // loop's.
     let checked = {
         let (cfg, source) = (cfg.clone(), source.to_owned());
         let (file, dir) = (file.to_owned(), dir.to_path_buf());
-        tokio::task::spawn_blocking(move || crate::host::check(&cfg, &source, &file, &dir)).await
+        tokio::task::spawn_blocking(move || {
+            crate::host::check_config_file(&cfg, &source, Path::new(&file))?;
+            crate::host::check(&cfg, &source, &file, &dir)
+        })
+        .await
     };
     let warnings = checked
         .map_err(|e| PrepareError::CheckerPanicked(e.to_string()))?

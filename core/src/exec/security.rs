@@ -4,21 +4,34 @@
 //!
 //! The rule is keepalived's: the program, and every directory the kernel walks to reach it
 //! (symbolic links followed, and each link's own directory checked too), must be owned by
-//! root; a file or directory must not be writable by others, nor by a group other than root's.
-//! A directory with the sticky bit (`/tmp`) may be writable by all: nobody can replace what
-//! root owns in it.
+//! root; a file or directory must not be writable by others, nor by a group other than root's,
+//! nor by a user or group that a POSIX ACL entry lets write. A directory with the sticky bit
+//! (`/tmp`) may be writable by all: nobody can replace what root owns in it.
 //!
-//! The checks read the file system (stat, readlink) and nothing else; the daemon calls them at
-//! load and reload, before it runs anything.
-// unsafe here: the user database (`getpwnam_r`, `getpwuid_r`, `getgrgid_r`) and `geteuid`, wrapped
-// once.
+//! What is checked of a command run as root is everything it names that would run: the
+//! command is split as `/bin/sh` would split it ([`super::shell`]) and each simple command's
+//! program is checked, with every `PATH` directory searched before the one it was found in (a
+//! writable one could shadow it); so are the script an interpreter is given (`python3 x.py`,
+//! `sh x`, `. x`), the program a wrapper starts (`env`, `nice`, `timeout`, `exec`...), the
+//! command string of `sh -c` and `eval`, and any argument that is an executable file or a
+//! `#!` script. What the shell cannot show without running (command substitution, loops,
+//! functions, a program named by a variable) is refused under root, with the reason. What a
+//! program does in turn (a script calling another) is not followed.
+//!
+//! The checks read the file system (stat, readlink, getxattr) and nothing else; the daemon
+//! calls them at load and reload, before it runs anything.
+// unsafe here: the user database (`getpwnam_r`, `getpwuid_r`, `getgrgid_r`), `geteuid` and
+// `lgetxattr`, each wrapped once.
 #![allow(unsafe_code)]
 
 use std::ffi::{CString, OsString};
 use std::fmt;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
+
+use super::shell;
 
 /// Where a program is looked for: the `PATH` commands run with, not the daemon's own.
 const DEFAULT_PATH: &str = super::process::SCRIPT_PATH;
@@ -91,7 +104,7 @@ pub enum ScriptSecurityError {
     /// `program` would run as root (or be loaded by the root daemon), but `path` — the program
     /// itself or a directory on the way to it — can be changed by someone else.
     #[error(
-        "{} would run as root, but {}{} {why}: whoever can change it can run anything as root",
+        "{} {role}, but {}{} {why}: whoever can change it can run anything as root",
         program.display(),
         path.display(),
         if path == program { "" } else { " (on its path)" }
@@ -100,7 +113,50 @@ pub enum ScriptSecurityError {
         program: PathBuf,
         path: PathBuf,
         why: Unsafe,
+        /// What `program` is to the root daemon.
+        role: Box<Role>,
     },
+}
+
+/// What a checked path is to the daemon running as root, for the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Role {
+    /// A program a command runs.
+    Program,
+    /// A script an interpreter (or the shell's `.`) is given.
+    Script { by: String },
+    /// An executable file or `#!` script given to a program as an argument.
+    Argument { of: String },
+    /// A library or module path set in the environment (`LD_PRELOAD`...).
+    Library { var: String },
+    /// A `PATH` directory searched for `name` before the directory it was found in.
+    PathDir { name: String, found: PathBuf },
+    /// The config file.
+    Config,
+    /// A plugin.
+    Plugin,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Program => write!(f, "would run as root"),
+            Self::Script { by } => write!(f, "would be run by `{by}` as root"),
+            Self::Argument { of } => write!(f, "is given to `{of}`, which runs as root"),
+            Self::Library { var } => write!(f, "is loaded through {var} by a program run as root"),
+            Self::PathDir { name, found } => write!(
+                f,
+                "is searched for `{name}` before {} (PATH), as root",
+                found.display()
+            ),
+            Self::Config => write!(
+                f,
+                "is the config file, which the root daemon reads and reloads when it changes"
+            ),
+            Self::Plugin => write!(f, "would be loaded by the root daemon"),
+        }
+    }
 }
 
 impl ScriptSecurityError {
@@ -122,6 +178,9 @@ impl ScriptSecurityError {
             Unsafe::Owner { .. } => format!("chown root {path}"),
             Unsafe::GroupWritable { .. } => format!("chmod g-w {path}  (or chgrp root {path})"),
             Unsafe::WorldWritable { .. } => format!("chmod o-w {path}"),
+            Unsafe::AclWritable { group, id, .. } => {
+                format!("setfacl -x {}:{id} {path}", if *group { "g" } else { "u" })
+            }
         })
     }
 }
@@ -173,6 +232,14 @@ pub enum Unsafe {
     WorldWritable {
         mode: u32,
     },
+    /// A POSIX ACL entry (`system.posix_acl_access`) lets a user or group other than root's
+    /// write (the ACL mask allowing it).
+    AclWritable {
+        /// A group entry, not a user's.
+        group: bool,
+        id: u32,
+        name: Option<String>,
+    },
 }
 
 impl fmt::Display for Unsafe {
@@ -191,6 +258,12 @@ impl fmt::Display for Unsafe {
                 named(*gid, group)
             ),
             Self::WorldWritable { mode } => write!(f, "is writable by everyone (mode {mode:04o})"),
+            Self::AclWritable { group, id, name } => write!(
+                f,
+                "has an ACL entry that lets {} {} write",
+                if *group { "group" } else { "user" },
+                named(*id, name)
+            ),
         }
     }
 }
@@ -229,7 +302,19 @@ pub fn check_plugin_file(path: &Path) -> Result<(), ScriptSecurityError> {
     if !meta.is_file() {
         return Err(ScriptSecurityError::NotAFile { path });
     }
-    check_chain(&path)
+    check_chain(&path, &Role::Plugin)
+}
+
+/// Checks the config file the daemon reads and reloads as root: it and the directories above
+/// it must be changeable only by root, as a script run as root (whoever can write it can make
+/// the daemon run anything).
+pub fn check_config_file(path: &Path) -> Result<(), ScriptSecurityError> {
+    let path = absolute(path, Path::new("."))?;
+    let meta = std::fs::metadata(&path).map_err(|source| io_or_missing(&path, source))?;
+    if !meta.is_file() {
+        return Err(ScriptSecurityError::NotAFile { path });
+    }
+    check_chain(&path, &Role::Config)
 }
 
 fn check_command(
@@ -238,16 +323,666 @@ fn check_command(
     search: &std::ffi::OsStr,
     run_as_root: bool,
 ) -> Result<(), ScriptSecurityError> {
-    let program = resolve(command, base, search)?;
     if !run_as_root {
-        return Ok(());
+        return resolve(command, base, search).map(drop);
     }
     // The shell is what runs as root in every case.
-    check_chain(Path::new("/bin/sh"))?;
-    match program {
-        Some(p) => check_chain(&p),
-        None => Ok(()),
+    check_chain(Path::new("/bin/sh"), &Role::Program)?;
+    RootCommand {
+        command,
+        base: base.to_owned(),
+        search: search.to_owned(),
+        changed_dir: false,
     }
+    .check(command, 0)
+}
+
+/// How deep `sh -c`, `eval` and wrappers may nest before a command is refused.
+const MAX_NESTING: usize = 8;
+
+/// Interpreters: their first operand (or the file named by a script option) is a script.
+/// `(name or prefix followed by a version, shell-like: -c takes a command string)`.
+const INTERPRETERS: &[(&str, bool)] = &[
+    ("sh", true),
+    ("bash", true),
+    ("dash", true),
+    ("ash", true),
+    ("ksh", true),
+    ("mksh", true),
+    ("zsh", true),
+    ("python", false),
+    ("pypy", false),
+    ("perl", false),
+    ("ruby", false),
+    ("node", false),
+    ("nodejs", false),
+    ("php", false),
+    ("lua", false),
+    ("luajit", false),
+    ("tclsh", false),
+    ("Rscript", false),
+    ("awk", false),
+    ("gawk", false),
+    ("mawk", false),
+    ("nawk", false),
+];
+
+/// Interpreter options whose value is code, not a file: no script operand follows.
+const INLINE_OPTIONS: &[&str] = &["-c", "-e", "-E", "-m", "-r", "-p", "--eval", "--print"];
+/// Interpreter options whose value is a script file.
+const SCRIPT_OPTIONS: &[&str] = &["-f", "--file", "-i", "--include"];
+/// Interpreter options that take a value of another kind.
+const VALUE_OPTIONS: &[&str] = &[
+    "-o",
+    "+o",
+    "-O",
+    "+O",
+    "-W",
+    "-X",
+    "-I",
+    "-M",
+    "-C",
+    "-d",
+    "-z",
+    "-v",
+    "-F",
+    "-l",
+    "--require",
+    "--import",
+];
+
+/// Programs that run another program: `(name, options that take a value, operands before the
+/// program)`. `env -S`, which splits a string into a command, is refused.
+const WRAPPERS: &[(&str, &[&str], usize)] = &[
+    ("env", &["-u", "--unset", "-C", "--chdir"], 0),
+    ("nice", &["-n", "--adjustment"], 0),
+    ("nohup", &[], 0),
+    ("setsid", &[], 0),
+    ("time", &["-f", "--format", "-o", "--output"], 0),
+    (
+        "stdbuf",
+        &["-i", "-o", "-e", "--input", "--output", "--error"],
+        0,
+    ),
+    (
+        "ionice",
+        &["-c", "-n", "-p", "-P", "-u", "--class", "--classdata"],
+        0,
+    ),
+    ("chrt", &[], 1),
+    ("taskset", &[], 1),
+    ("timeout", &["-s", "--signal", "-k", "--kill-after"], 1),
+    (
+        "flock",
+        &["-w", "--timeout", "-E", "--conflict-exit-code"],
+        1,
+    ),
+    (
+        "xargs",
+        &[
+            "-a",
+            "--arg-file",
+            "-d",
+            "--delimiter",
+            "-E",
+            "-I",
+            "-L",
+            "-n",
+            "-P",
+            "-s",
+        ],
+        0,
+    ),
+    (
+        "sudo",
+        &["-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U", "-T"],
+        0,
+    ),
+    ("doas", &["-u", "-C"], 0),
+    ("busybox", &[], 0),
+];
+
+/// Environment variables that make a program load code from the paths they hold.
+const LOADER_VARS: &[&str] = &[
+    "LD_PRELOAD",
+    "LD_LIBRARY_PATH",
+    "LD_AUDIT",
+    "BASH_ENV",
+    "ENV",
+    "PYTHONPATH",
+    "PYTHONSTARTUP",
+    "PERL5LIB",
+    "PERL5OPT",
+    "RUBYLIB",
+    "RUBYOPT",
+    "NODE_OPTIONS",
+    "NODE_PATH",
+];
+
+/// Script security of one command run as root: every program and script it names.
+struct RootCommand<'a> {
+    /// The whole command, for messages.
+    command: &'a str,
+    /// Where relative paths start (the command's working directory).
+    base: PathBuf,
+    /// `PATH` as the command sees it (an assignment changes it for what follows).
+    search: OsString,
+    /// A `cd` ran: relative paths after it cannot be placed.
+    changed_dir: bool,
+}
+
+impl RootCommand<'_> {
+    fn unresolvable(&self, why: &'static str) -> ScriptSecurityError {
+        ScriptSecurityError::Unresolvable {
+            command: self.command.to_owned(),
+            why,
+        }
+    }
+
+    /// Checks a command line (the whole command, or the string of `sh -c` / `eval`).
+    fn check(&mut self, line: &str, depth: usize) -> Result<(), ScriptSecurityError> {
+        if depth > MAX_NESTING {
+            return Err(self.unresolvable("its commands nest too deep (sh -c, eval, wrappers)"));
+        }
+        let simples = shell::split(line).map_err(|why| self.unresolvable(why))?;
+        if simples.is_empty() && depth == 0 {
+            return Err(ScriptSecurityError::Empty);
+        }
+        for simple in &simples {
+            self.simple(simple, depth)?;
+        }
+        Ok(())
+    }
+
+    fn simple(&mut self, s: &shell::Simple, depth: usize) -> Result<(), ScriptSecurityError> {
+        let saved = self.search.clone();
+        for (name, value) in &s.assignments {
+            self.assignment(name, value)?;
+        }
+        let result = if s.words.is_empty() {
+            // `PATH=...` alone sets it for the commands that follow.
+            Ok(())
+        } else {
+            let stdin = s.redirects.iter().find(|r| r.op == "<").map(|r| &r.target);
+            let out = self.run(&s.words, stdin, s.piped_in, depth);
+            // `PATH=... prog` sets it for `prog` only.
+            self.search = saved;
+            out
+        };
+        result
+    }
+
+    /// `NAME=value` before a command (or an `env` operand).
+    fn assignment(&mut self, name: &str, value: &shell::Word) -> Result<(), ScriptSecurityError> {
+        if name == "PATH" {
+            if !value.is_literal() {
+                return Err(self.unresolvable(
+                    "it sets PATH from a shell expansion, so the programs it finds cannot be checked",
+                ));
+            }
+            self.search = OsString::from(&value.text);
+        } else if LOADER_VARS.contains(&name) {
+            if !value.is_literal() {
+                return Err(self.unresolvable(
+                    "it sets a library path (LD_PRELOAD...) from a shell expansion",
+                ));
+            }
+            for part in value.text.split([':', ' ']).filter(|p| p.contains('/')) {
+                let path = self.place(part)?;
+                if path.exists() {
+                    check_chain(
+                        &path,
+                        &Role::Library {
+                            var: name.to_owned(),
+                        },
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `words` run as a command; `stdin`: the file redirected to its input.
+    fn run(
+        &mut self,
+        words: &[shell::Word],
+        stdin: Option<&shell::Word>,
+        piped_in: bool,
+        depth: usize,
+    ) -> Result<(), ScriptSecurityError> {
+        let Some((first, args)) = words.split_first() else {
+            return Ok(());
+        };
+        if !first.is_literal() {
+            return Err(self.unresolvable(
+                "its program is named by a shell expansion ($VAR, a glob, ~); write the program's path",
+            ));
+        }
+        let name = first.text.as_str();
+        match name {
+            "exec" => {
+                let rest = skip_options(args, &["-a"]);
+                return self.run(rest, stdin, piped_in, depth + 1);
+            }
+            "command" => {
+                if args
+                    .iter()
+                    .take_while(|a| a.text.starts_with('-'))
+                    .any(|a| a.text.contains('v') || a.text.contains('V'))
+                {
+                    // `command -v x` only looks `x` up.
+                    return Ok(());
+                }
+                return self.run(skip_options(args, &[]), stdin, piped_in, depth + 1);
+            }
+            "." | "source" => {
+                let Some(script) = skip_options(args, &[]).first() else {
+                    return Ok(());
+                };
+                return self.sourced(name, script);
+            }
+            "eval" | "trap" => {
+                let code: Vec<&shell::Word> = if name == "trap" {
+                    args.iter().take(1).filter(|w| w.text != "-").collect()
+                } else {
+                    args.iter().collect()
+                };
+                if code.iter().any(|w| !w.is_literal()) {
+                    return Err(self.unresolvable(
+                        "it evaluates a shell expansion (eval, trap), which cannot be checked beforehand",
+                    ));
+                }
+                let line = code
+                    .iter()
+                    .map(|w| w.text.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                return self.check(&line, depth + 1);
+            }
+            "cd" | "pushd" | "popd" => {
+                self.changed_dir = true;
+                return Ok(());
+            }
+            _ if SHELL_BUILTINS.contains(&name) => return Ok(()),
+            _ => {}
+        }
+        self.program(name)?;
+        let base_name = Path::new(name)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        for arg in args {
+            self.argument(&base_name, arg)?;
+        }
+        if let Some(&(_, values, operands)) = WRAPPERS.iter().find(|w| w.0 == base_name) {
+            return self.wrapped(&base_name, values, operands, args, stdin, piped_in, depth);
+        }
+        if let Some(shell_like) = interpreter(&base_name) {
+            return self.interpreted(&base_name, shell_like, args, stdin, piped_in, depth);
+        }
+        Ok(())
+    }
+
+    /// The program a wrapper (`env`, `nice`, `timeout`...) starts, checked as a command.
+    #[allow(clippy::too_many_arguments)]
+    fn wrapped(
+        &mut self,
+        wrapper: &str,
+        values: &[&str],
+        operands: usize,
+        args: &[shell::Word],
+        stdin: Option<&shell::Word>,
+        piped_in: bool,
+        depth: usize,
+    ) -> Result<(), ScriptSecurityError> {
+        let mut i = 0;
+        while let Some(a) = args.get(i) {
+            let t = a.text.as_str();
+            if wrapper == "env" && (t.starts_with("-S") || t.starts_with("--split-string")) {
+                return Err(
+                    self.unresolvable("it uses `env -S`, which splits a string into a command")
+                );
+            }
+            if wrapper == "flock" && (t == "-c" || t == "--command") {
+                // `flock [options] FILE -c COMMAND`: a command string.
+                return match args.get(i + 1) {
+                    Some(code) if code.is_literal() => self.check(&code.text, depth + 1),
+                    Some(_) => {
+                        Err(self.unresolvable("its `flock -c` command is a shell expansion"))
+                    }
+                    None => Ok(()),
+                };
+            }
+            if t == "--" {
+                i += 1;
+                break;
+            }
+            if t.starts_with('-') && t.len() > 1 {
+                if values.contains(&t) {
+                    if matches!(t, "-C" | "--chdir") {
+                        self.changed_dir = true;
+                    }
+                    i += 1;
+                }
+                i += 1;
+                continue;
+            }
+            if wrapper == "env" {
+                if let Some((name, value)) = t.split_once('=') {
+                    let value = shell::Word {
+                        text: value.to_owned(),
+                        ..a.clone()
+                    };
+                    self.assignment(name, &value)?;
+                    i += 1;
+                    continue;
+                }
+            }
+            break;
+        }
+        // A flock lock file may come after `-c`-less options too: `flock FILE -c CMD`.
+        let rest = args.get(i + operands..).unwrap_or_default();
+        if wrapper == "flock" {
+            if let Some(pos) = rest
+                .iter()
+                .position(|w| w.text == "-c" || w.text == "--command")
+            {
+                if pos == 0 {
+                    return match rest.get(1) {
+                        Some(code) if code.is_literal() => self.check(&code.text, depth + 1),
+                        Some(_) => {
+                            Err(self.unresolvable("its `flock -c` command is a shell expansion"))
+                        }
+                        None => Ok(()),
+                    };
+                }
+            }
+        }
+        self.run(rest, stdin, piped_in, depth + 1)
+    }
+
+    /// The script an interpreter runs: its first operand, the file of a script option, or its
+    /// standard input; `sh -c STRING` is checked as a command.
+    fn interpreted(
+        &mut self,
+        interp: &str,
+        shell_like: bool,
+        args: &[shell::Word],
+        stdin: Option<&shell::Word>,
+        piped_in: bool,
+        depth: usize,
+    ) -> Result<(), ScriptSecurityError> {
+        let awk = interp.ends_with("awk");
+        let mut inline = false;
+        let mut script_given = false;
+        let mut from_stdin = false;
+        let mut i = 0;
+        while let Some(a) = args.get(i) {
+            let t = a.text.as_str();
+            if t == "--" {
+                i += 1;
+                break;
+            }
+            let is_option =
+                (t.starts_with('-') || (shell_like && t.starts_with('+'))) && t.len() > 1;
+            if !is_option {
+                break;
+            }
+            if shell_like {
+                if matches!(t, "--rcfile" | "--init-file") {
+                    // A file the shell runs first.
+                    if let Some(file) = args.get(i + 1) {
+                        self.script(interp, file)?;
+                    }
+                    i += 2;
+                    continue;
+                }
+                if !t.starts_with("--") {
+                    // `-c`, `-ec`: the first operand is a command string; `-s`: the script
+                    // is standard input; `-o NAME`, `-euo NAME`: a value follows.
+                    inline |= t.contains('c');
+                    from_stdin |= t.contains('s');
+                    if t.contains(['o', 'O']) {
+                        i += 1;
+                    }
+                }
+            } else if SCRIPT_OPTIONS.contains(&t) && (awk || t == "-f") {
+                if let Some(file) = args.get(i + 1) {
+                    self.script(interp, file)?;
+                }
+                script_given = true;
+                i += 2;
+                continue;
+            } else if INLINE_OPTIONS.contains(&t) {
+                inline = true;
+                break;
+            } else if VALUE_OPTIONS.contains(&t) {
+                i += 1;
+            }
+            i += 1;
+        }
+        if inline && !shell_like {
+            return Ok(());
+        }
+        let operand = args.get(i);
+        if inline {
+            return match operand {
+                Some(code) if code.is_literal() => self.check(&code.text, depth + 1),
+                Some(_) => Err(self.unresolvable(
+                    "its `sh -c` command is a shell expansion, which cannot be checked beforehand",
+                )),
+                None => Ok(()),
+            };
+        }
+        if script_given || awk {
+            // awk's first operand is its program text, unless -f named a file.
+            return Ok(());
+        }
+        let operand = operand.filter(|_| !from_stdin);
+        match (operand, stdin) {
+            (Some(script), _) => self.script(interp, script),
+            (None, Some(file)) => self.script(interp, file),
+            (None, None) if piped_in => {
+                Err(self
+                    .unresolvable("an interpreter reads its program from a pipe; give it a file"))
+            }
+            (None, None) => Ok(()),
+        }
+    }
+
+    /// A script file an interpreter is given: checked whatever its mode.
+    fn script(&mut self, interp: &str, word: &shell::Word) -> Result<(), ScriptSecurityError> {
+        if !word.is_literal() {
+            return Err(self.unresolvable(
+                "the script it gives an interpreter is a shell expansion; write its path",
+            ));
+        }
+        let path = self.place(&word.text)?;
+        let meta = std::fs::metadata(&path).map_err(|source| io_or_missing(&path, source))?;
+        if !meta.is_file() {
+            return Err(ScriptSecurityError::NotAFile { path });
+        }
+        check_chain(
+            &path,
+            &Role::Script {
+                by: interp.to_owned(),
+            },
+        )
+    }
+
+    /// The file `.` or `source` reads: a name without `/` is looked for in `PATH`, as the
+    /// shell does.
+    fn sourced(&mut self, by: &str, word: &shell::Word) -> Result<(), ScriptSecurityError> {
+        if !word.is_literal() {
+            return Err(
+                self.unresolvable("the file it sources (`.`) is a shell expansion; write its path")
+            );
+        }
+        if word.text.contains('/') {
+            return self.script(by, word);
+        }
+        let found = self.search_path(&word.text, |m| m.is_file())?;
+        check_chain(&found, &Role::Script { by: by.to_owned() })
+    }
+
+    /// An argument that is an executable file or a `#!` script: checked, as the program may
+    /// run it.
+    fn argument(&mut self, of: &str, arg: &shell::Word) -> Result<(), ScriptSecurityError> {
+        if !arg.is_literal() {
+            return Ok(());
+        }
+        let text = match arg.text.split_once('=') {
+            Some((opt, value)) if opt.starts_with('-') => value,
+            _ => arg.text.as_str(),
+        };
+        if text.is_empty() || text.starts_with('-') {
+            return Ok(());
+        }
+        let path = Path::new(text);
+        if !path.is_absolute() && self.changed_dir {
+            return Ok(());
+        }
+        let path = absolute(path, &self.base)?;
+        let Ok(meta) = std::fs::metadata(&path) else {
+            return Ok(());
+        };
+        if !meta.is_file()
+            || !(meta.permissions().mode() & 0o111 != 0 || starts_with_shebang(&path))
+        {
+            return Ok(());
+        }
+        check_chain(&path, &Role::Argument { of: of.to_owned() })
+    }
+
+    /// The program file `name` runs, checked with every `PATH` directory searched before it.
+    fn program(&mut self, name: &str) -> Result<PathBuf, ScriptSecurityError> {
+        let path = if name.contains('/') {
+            let path = self.place(name)?;
+            let meta = std::fs::metadata(&path).map_err(|source| io_or_missing(&path, source))?;
+            if !meta.is_file() {
+                return Err(ScriptSecurityError::NotAFile { path });
+            }
+            let mode = meta.permissions().mode();
+            if mode & 0o111 == 0 {
+                return Err(ScriptSecurityError::NotExecutable {
+                    path,
+                    mode: mode & 0o7777,
+                });
+            }
+            path
+        } else {
+            self.search_path(name, |m| m.is_file() && m.permissions().mode() & 0o111 != 0)?
+        };
+        check_chain(&path, &Role::Program)?;
+        Ok(path)
+    }
+
+    /// Looks `name` up in `PATH` as the shell does (the first match wins) and checks every
+    /// directory searched before the one it is in: whoever can write there can shadow it. A
+    /// directory that does not exist is judged by the directory that would hold it.
+    fn search_path(
+        &mut self,
+        name: &str,
+        matches: impl Fn(&std::fs::Metadata) -> bool,
+    ) -> Result<PathBuf, ScriptSecurityError> {
+        let mut before: Vec<PathBuf> = Vec::new();
+        for dir in std::env::split_paths(&self.search) {
+            if !dir.is_absolute() && self.changed_dir {
+                return Err(self.unresolvable(
+                    "it changes directory (`cd`) and PATH has a relative directory",
+                ));
+            }
+            // An empty PATH entry means the current directory.
+            let dir = absolute(&dir, &self.base)?;
+            let candidate = dir.join(name);
+            if std::fs::metadata(&candidate).is_ok_and(|m| matches(&m)) {
+                for earlier in before {
+                    shadow_check(name, &candidate, &earlier)?;
+                }
+                return Ok(candidate);
+            }
+            before.push(dir);
+        }
+        Err(ScriptSecurityError::NotFound {
+            program: name.to_owned(),
+            where_: Some(format!("in PATH ({})", self.search.to_string_lossy())),
+        })
+    }
+
+    /// A relative path taken from the command's directory.
+    fn place(&self, text: &str) -> Result<PathBuf, ScriptSecurityError> {
+        let path = Path::new(text);
+        if !path.is_absolute() && self.changed_dir {
+            return Err(self.unresolvable(
+                "it changes directory (`cd`) before a relative path; write absolute paths",
+            ));
+        }
+        absolute(path, &self.base)
+    }
+}
+
+/// Checks a `PATH` directory searched for `name` before `found`, or, when it does not exist,
+/// the nearest directory above it (whoever can write there can create it).
+fn shadow_check(name: &str, found: &Path, dir: &Path) -> Result<(), ScriptSecurityError> {
+    let mut existing = dir;
+    while std::fs::symlink_metadata(existing).is_err() {
+        match existing.parent() {
+            Some(p) => existing = p,
+            None => return Ok(()),
+        }
+    }
+    check_chain(
+        existing,
+        &Role::PathDir {
+            name: name.to_owned(),
+            found: found.to_owned(),
+        },
+    )
+}
+
+/// Words after leading options (and a `--`), for builtins such as `exec` and `command`;
+/// `values`: the options that take the next word.
+fn skip_options<'w>(args: &'w [shell::Word], values: &[&str]) -> &'w [shell::Word] {
+    let mut i = 0;
+    while let Some(a) = args.get(i) {
+        if a.text == "--" {
+            return &args[i + 1..];
+        }
+        if !a.text.starts_with('-') || a.text.len() < 2 {
+            break;
+        }
+        i += if values.contains(&a.text.as_str()) {
+            2
+        } else {
+            1
+        };
+    }
+    args.get(i..).unwrap_or_default()
+}
+
+/// Whether `name` is an interpreter, and whether it is a shell (`-c` takes a command).
+fn interpreter(name: &str) -> Option<bool> {
+    INTERPRETERS.iter().find_map(|&(base, shell_like)| {
+        let version = name.strip_prefix(base)?;
+        version
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '.')
+            .then_some(shell_like)
+    })
+}
+
+/// Whether the file starts with `#!` (opened without waiting, should it be a FIFO by now).
+fn starts_with_shebang(path: &Path) -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .and_then(|mut f| {
+            let mut head = [0u8; 2];
+            std::io::Read::read_exact(&mut f, &mut head).map(|()| head == *b"#!")
+        })
+        .unwrap_or(false)
 }
 
 fn resolve(
@@ -445,8 +1180,7 @@ pub fn judge(e: &Entry) -> Option<Unsafe> {
         });
     }
     // A symlink's own mode means nothing; a sticky directory keeps root's entries root's.
-    let sticky_dir = e.kind == EntryKind::Dir && e.mode & 0o1000 != 0;
-    if e.kind == EntryKind::Symlink || sticky_dir {
+    if e.kind == EntryKind::Symlink || is_sticky_dir(e) {
         return None;
     }
     if e.mode & 0o002 != 0 {
@@ -481,16 +1215,93 @@ fn entry_of(path: &Path) -> Result<Entry, ScriptSecurityError> {
 }
 
 /// Walks `program` from `/` as the kernel would, following symbolic links, and judges every
-/// directory, link and the file itself.
-fn check_chain(program: &Path) -> Result<(), ScriptSecurityError> {
-    walk(program, |path, entry| match judge(entry) {
-        Some(why) => Err(ScriptSecurityError::Unsafe {
-            program: program.to_owned(),
-            path: path.to_owned(),
-            why: named(why),
-        }),
-        None => Ok(()),
+/// directory, link and the file itself, ACLs included.
+fn check_chain(program: &Path, role: &Role) -> Result<(), ScriptSecurityError> {
+    walk(program, |path, entry| {
+        let why = match judge(entry) {
+            Some(why) => Some(why),
+            None if entry.kind == EntryKind::Symlink || is_sticky_dir(entry) => None,
+            None => acl_writer(&read_acl(path)?),
+        };
+        match why {
+            Some(why) => Err(ScriptSecurityError::Unsafe {
+                program: program.to_owned(),
+                path: path.to_owned(),
+                why: named(why),
+                role: Box::new(role.clone()),
+            }),
+            None => Ok(()),
+        }
     })
+}
+
+fn is_sticky_dir(e: &Entry) -> bool {
+    e.kind == EntryKind::Dir && e.mode & 0o1000 != 0
+}
+
+/// The `system.posix_acl_access` attribute of `path` itself (not followed), empty when it has
+/// none or its file system has no ACLs.
+fn read_acl(path: &Path) -> Result<Vec<u8>, ScriptSecurityError> {
+    let io = |source| ScriptSecurityError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let cpath = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io(io::Error::from_raw_os_error(libc::EINVAL)))?;
+    let mut buf = vec![0u8; 256];
+    loop {
+        // SAFETY: both names are NUL-terminated; `buf` is valid for `buf.len()` bytes.
+        let n = unsafe {
+            libc::lgetxattr(
+                cpath.as_ptr(),
+                c"system.posix_acl_access".as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        if let Ok(n) = usize::try_from(n) {
+            buf.truncate(n);
+            return Ok(buf);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::ENODATA | libc::EOPNOTSUPP) => return Ok(Vec::new()),
+            Some(libc::ERANGE) if buf.len() < 1 << 20 => buf.resize(buf.len() * 4, 0),
+            _ => return Err(io(e)),
+        }
+    }
+}
+
+/// The first named user or group other than root that an ACL (the kernel's xattr form: a
+/// version, then `tag: u16, perm: u16, id: u32` entries, little-endian) lets write, through
+/// its mask. Without the ACL: judged by the mode alone.
+pub fn acl_writer(acl: &[u8]) -> Option<Unsafe> {
+    const USER: u16 = 0x02;
+    const GROUP: u16 = 0x08;
+    const MASK: u16 = 0x10;
+    const WRITE: u16 = 0x02;
+    let entries: Vec<(u16, u16, u32)> = acl
+        .get(4..)?
+        .chunks_exact(8)
+        .map(|e| {
+            (
+                u16::from_le_bytes([e[0], e[1]]),
+                u16::from_le_bytes([e[2], e[3]]),
+                u32::from_le_bytes([e[4], e[5], e[6], e[7]]),
+            )
+        })
+        .collect();
+    let mask = entries.iter().find(|e| e.0 == MASK).map_or(0o7, |e| e.1);
+    entries
+        .iter()
+        .find(|&&(tag, perm, id)| {
+            (tag == USER || tag == GROUP) && id != 0 && perm & mask & WRITE != 0
+        })
+        .map(|&(tag, _, id)| Unsafe::AclWritable {
+            group: tag == GROUP,
+            id,
+            name: None,
+        })
 }
 
 /// Walks `program` from `/` as the kernel would, following symbolic links, and calls `visit`
@@ -645,6 +1456,11 @@ fn named(why: Unsafe) -> Unsafe {
             gid,
             group: group_name(gid),
             mode,
+        },
+        Unsafe::AclWritable { group, id, .. } => Unsafe::AclWritable {
+            group,
+            id,
+            name: if group { group_name(id) } else { user_name(id) },
         },
         other => other,
     }
@@ -1074,6 +1890,310 @@ mod tests {
         );
         chmod(&dir.0, 0o1777);
         run("./check.sh").expect("a sticky directory is fine");
+        chmod(&dir.0, 0o755);
+    }
+
+    /// A directory of root's with a safe script `ok.sh` and `bad.sh`, which only root may
+    /// not change (world-writable); the commands below run as root with PATH /usr/bin:/bin.
+    fn mixed_dir(tag: &str) -> (TempDir, PathBuf, PathBuf) {
+        let dir = TempDir::new(tag);
+        let ok = dir.script("ok.sh", 0o755);
+        let bad = dir.script("bad.sh", 0o757);
+        (dir, ok, bad)
+    }
+
+    fn as_root(cmd: &str, dir: &Path) -> Result<(), ScriptSecurityError> {
+        check_command(cmd, dir, &std::ffi::OsString::from("/usr/bin:/bin"), true)
+    }
+
+    #[test]
+    fn every_program_and_script_a_command_names_is_checked() {
+        if !is_root() {
+            eprintln!("skipped: needs root to make root-owned files");
+            return;
+        }
+        let (dir, ok, bad) = mixed_dir("every");
+        let (ok, bad) = (ok.display().to_string(), bad.display().to_string());
+        // A non-executable script, for interpreters.
+        let plain = dir.0.join("c.py");
+        std::fs::write(&plain, "print(1)\n").expect("write");
+        chmod(&plain, 0o646);
+        let plain = plain.display().to_string();
+        as_root(&format!("{ok} --now && {ok} || exit 1"), &dir.0).expect("all root's");
+        let mut refused = vec![
+            format!("{ok} || {bad}"),
+            format!("{ok}; {bad}"),
+            format!("{ok} | {bad}"),
+            format!("if {ok}; then {bad}; fi"),
+            format!("env {bad}"),
+            format!("env -i LANG=C {bad} x"),
+            format!("/usr/bin/env nice -n 5 {bad}"),
+            format!("timeout 5 {bad}"),
+            format!("exec {bad}"),
+            format!("sh {bad}"),
+            format!("sh -c '{ok} && {bad}'"),
+            format!("eval {bad}"),
+            format!(". {bad}"),
+            format!("{ok} {bad}"),
+            format!("perl {plain}"),
+            format!("sh -e {plain}"),
+            format!("sh < {plain}"),
+            format!("LD_PRELOAD={plain} {ok}"),
+            "./bad.sh".to_owned(),
+        ];
+        if Path::new("/usr/bin/python3").exists() {
+            refused.push(format!("python3 {plain}"));
+            refused.push("python3 c.py".to_owned());
+        }
+        for cmd in &refused {
+            let err = as_root(cmd, &dir.0).expect_err(cmd);
+            let text = err.to_string();
+            let (path, why, _) = unsafe_path(err);
+            assert!(
+                path == dir.0.join("bad.sh") || path == dir.0.join("c.py"),
+                "{cmd}: {path:?}"
+            );
+            assert!(
+                matches!(why, Unsafe::WorldWritable { .. }),
+                "{cmd}: {why:?}"
+            );
+            assert!(
+                text.contains("whoever can change it can run anything as root"),
+                "{cmd}: {text}"
+            );
+        }
+        let text = as_root(&format!("perl {plain}"), &dir.0)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.starts_with(&format!("{plain} would be run by `perl` as root, but")),
+            "{text}"
+        );
+        // A data file given to a program is not a program: not checked.
+        as_root(&format!("grep -q x {plain}"), &dir.0).expect("a data file");
+        as_root(&format!("test -f {bad}"), &dir.0).expect("a builtin's operand");
+        as_root(&format!("perl -e 1 {plain}"), &dir.0).expect("inline code");
+        as_root(&format!("bash -euo pipefail -c '{ok}'"), &dir.0).expect("shell options");
+        for cmd in [
+            format!("bash -euo pipefail -c '{bad}'"),
+            format!("bash --rcfile {bad} {ok}"),
+            format!("sh -s x < {bad}"),
+        ] {
+            let (path, _, _) = unsafe_path(as_root(&cmd, &dir.0).expect_err(&cmd));
+            assert_eq!(path, dir.0.join("bad.sh"), "{cmd}");
+        }
+    }
+
+    #[test]
+    fn shell_syntax_that_cannot_be_followed_is_refused_as_root() {
+        let dir = TempDir::new("syntax");
+        for (cmd, why) in [
+            ("$CHECK", "shell expansion"),
+            ("/bin/true $(cat /etc/x)", "command substitution"),
+            ("for f in /a /b; do $f; done", "`for` loop"),
+            ("sh -c \"$X\"", "shell expansion"),
+            ("cat /etc/x | sh", "from a pipe"),
+            ("PATH=$HOME/bin:$PATH true", "sets PATH"),
+            ("env -S '/bin/true x'", "env -S"),
+            ("cd /tmp && ./x", "changes directory"),
+        ] {
+            let err = as_root(cmd, &dir.0).expect_err(cmd);
+            assert!(
+                matches!(err, ScriptSecurityError::Unresolvable { .. })
+                    && err.to_string().contains(why),
+                "{cmd}: {err}"
+            );
+        }
+        // Not as root: only the first program matters, as before.
+        check_command(
+            "/bin/true $(cat /etc/x)",
+            &dir.0,
+            &std::ffi::OsString::from("/bin"),
+            false,
+        )
+        .expect("not root");
+    }
+
+    #[test]
+    fn path_directories_searched_before_the_program_are_checked() {
+        if !is_root() {
+            eprintln!("skipped: needs root to make root-owned files");
+            return;
+        }
+        let dir = TempDir::new("path");
+        let (early, late) = (dir.0.join("early"), dir.0.join("late"));
+        std::fs::create_dir(&early).expect("mkdir");
+        std::fs::create_dir(&late).expect("mkdir");
+        let prog = late.join("mycheck");
+        std::fs::write(&prog, "#!/bin/sh\n").expect("write");
+        chmod(&prog, 0o755);
+        let search = |dirs: &[&Path]| {
+            std::env::join_paths(dirs.iter().map(|d| d.to_path_buf())).expect("PATH")
+        };
+        let run = |s: &std::ffi::OsString| check_command("mycheck", &dir.0, s, true);
+        run(&search(&[&early, &late])).expect("both root's");
+        chmod(&early, 0o777);
+        let err = run(&search(&[&early, &late])).unwrap_err();
+        let text = err.to_string();
+        let (path, _, _) = unsafe_path(err);
+        assert_eq!(path, early, "{text}");
+        assert!(
+            text.contains(&format!(
+                "is searched for `mycheck` before {} (PATH), as root",
+                prog.display()
+            )),
+            "{text}"
+        );
+        // After the program's directory: never searched for it.
+        run(&search(&[&late, &early])).expect("searched after");
+        // A missing directory that anyone could create.
+        chmod(&early, 0o755);
+        let open = dir.0.join("open");
+        std::fs::create_dir(&open).expect("mkdir");
+        chmod(&open, 0o777);
+        let (path, _, _) = unsafe_path(run(&search(&[&open.join("bin"), &late])).unwrap_err());
+        assert_eq!(path, open);
+        // PATH set by the command itself is the one searched.
+        let cmd = format!("PATH={}:{} mycheck", open.display(), late.display());
+        let (path, _, _) =
+            unsafe_path(check_command(&cmd, &dir.0, &search(&[&late]), true).unwrap_err());
+        assert_eq!(path, open);
+    }
+
+    /// Sets `path`'s access ACL (the kernel's xattr form) to the owner's, group's and others'
+    /// mode bits plus a named `entries` (tag, perm, id) and a mask.
+    fn set_acl(path: &Path, entries: &[(u16, u16, u32)], mask: u16) {
+        let mut acl = 2u32.to_le_bytes().to_vec();
+        let mut all = vec![(0x01, 7, u32::MAX), (0x04, 5, u32::MAX)];
+        all.extend_from_slice(entries);
+        all.push((0x10, mask, u32::MAX));
+        all.push((0x20, 5, u32::MAX));
+        all.sort_by_key(|&(tag, _, id)| (tag, id));
+        for (tag, perm, id) in all {
+            acl.extend_from_slice(&tag.to_le_bytes());
+            acl.extend_from_slice(&perm.to_le_bytes());
+            acl.extend_from_slice(&id.to_le_bytes());
+        }
+        let c = CString::new(path.as_os_str().as_bytes()).expect("path");
+        // SAFETY: NUL-terminated names and a buffer valid for its length.
+        let rc = unsafe {
+            libc::lsetxattr(
+                c.as_ptr(),
+                c"system.posix_acl_access".as_ptr(),
+                acl.as_ptr().cast(),
+                acl.len(),
+                0,
+            )
+        };
+        assert_eq!(rc, 0, "setxattr: {}", io::Error::last_os_error());
+    }
+
+    #[test]
+    fn acl_entries_that_let_others_write_are_unsafe() {
+        if !is_root() {
+            eprintln!("skipped: needs root to make root-owned files");
+            return;
+        }
+        let dir = TempDir::new("acl");
+        let script = dir.script("check.sh", 0o755);
+        check_plugin_file(&script).expect("no ACL");
+        // user nobody (65534) may write: unsafe, whatever the mode says.
+        set_acl(&script, &[(0x02, 6, 65534)], 7);
+        let err = check_plugin_file(&script).unwrap_err();
+        let text = err.to_string();
+        let hint = err.hint();
+        let (path, why, _) = unsafe_path(err);
+        assert_eq!(path, script);
+        assert!(
+            matches!(
+                why,
+                Unsafe::AclWritable {
+                    group: false,
+                    id: 65534,
+                    ..
+                }
+            ),
+            "{why:?}"
+        );
+        assert!(
+            text.contains("has an ACL entry that lets user 65534"),
+            "{text}"
+        );
+        assert_eq!(
+            hint.as_deref(),
+            Some(&*format!("setfacl -x u:65534 {}", script.display()))
+        );
+        // The mask takes write away: safe.
+        set_acl(&script, &[(0x02, 6, 65534)], 5);
+        check_plugin_file(&script).expect("masked");
+        // Root's own entry is fine; a group's is not, on a directory on the way either.
+        set_acl(&script, &[(0x02, 7, 0)], 7);
+        check_plugin_file(&script).expect("root's entry");
+        set_acl(&dir.0, &[(0x08, 7, 65534)], 7);
+        let (path, why, _) = unsafe_path(check_plugin_file(&script).unwrap_err());
+        assert_eq!(path, dir.0);
+        assert!(
+            matches!(why, Unsafe::AclWritable { group: true, .. }),
+            "{why:?}"
+        );
+        let (path, _, _) = unsafe_path(as_root("./check.sh", &dir.0).unwrap_err());
+        assert_eq!(path, dir.0, "the same for a command run as root");
+    }
+
+    #[test]
+    fn acls_parse_as_the_kernel_writes_them() {
+        let acl = |entries: &[(u16, u16, u32)]| {
+            let mut b = 2u32.to_le_bytes().to_vec();
+            for &(t, p, i) in entries {
+                b.extend_from_slice(&t.to_le_bytes());
+                b.extend_from_slice(&p.to_le_bytes());
+                b.extend_from_slice(&i.to_le_bytes());
+            }
+            b
+        };
+        assert_eq!(acl_writer(&[]), None);
+        let base = [
+            (0x01, 7, u32::MAX),
+            (0x04, 5, u32::MAX),
+            (0x20, 5, u32::MAX),
+        ];
+        assert_eq!(acl_writer(&acl(&base)), None);
+        let mut named = base.to_vec();
+        named.push((0x02, 2, 1000));
+        named.push((0x10, 7, u32::MAX));
+        assert_eq!(
+            acl_writer(&acl(&named)),
+            Some(Unsafe::AclWritable {
+                group: false,
+                id: 1000,
+                name: None
+            })
+        );
+        named.pop();
+        named.push((0x10, 5, u32::MAX));
+        assert_eq!(acl_writer(&acl(&named)), None, "masked");
+    }
+
+    #[test]
+    fn config_files_others_can_change_are_unsafe() {
+        if !is_root() {
+            eprintln!("skipped: needs root to make root-owned files");
+            return;
+        }
+        let dir = TempDir::new("config");
+        let file = dir.0.join("upkeep.kdl");
+        std::fs::write(&file, "").expect("write");
+        check_config_file(&file).expect("root's");
+        chmod(&dir.0, 0o777);
+        let text = check_config_file(&file).unwrap_err().to_string();
+        assert!(
+            text.starts_with(&format!(
+                "{} is the config file, which the root daemon reads and reloads when it changes, but {} (on its path) is writable by everyone",
+                file.display(),
+                dir.0.display()
+            )),
+            "{text}"
+        );
         chmod(&dir.0, 0o755);
     }
 

@@ -16,8 +16,8 @@ pub(crate) struct Permissions {
     pub(crate) plugin: String,
     declared: Vec<Capability>,
     pub(super) grants: Grants,
-    /// `grants.read_file`, each resolved (symlinks, `..`) once at load.
-    pub(super) read_roots: Vec<PathBuf>,
+    /// `grants.read_file`, each as written and resolved (symlinks, `..`) once at load.
+    pub(super) read_roots: Vec<ReadRoot>,
 }
 
 impl Permissions {
@@ -25,7 +25,10 @@ impl Permissions {
         let read_roots = grants
             .read_file
             .iter()
-            .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
+            .map(|p| ReadRoot {
+                real: std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()),
+                asked: p.clone(),
+            })
             .collect();
         Permissions {
             plugin,
@@ -48,6 +51,14 @@ impl Permissions {
     fn allows(&self, c: Capability) -> bool {
         self.declared.contains(&c) && self.grants.allows(c)
     }
+}
+
+/// One `read-file` grant: the path the config names and where it led at load. A plugin names
+/// a file by either; nothing is followed after load (see `host::read_granted_file`).
+#[derive(Debug, Clone)]
+pub(crate) struct ReadRoot {
+    pub(crate) asked: PathBuf,
+    pub(crate) real: PathBuf,
 }
 
 /// One call's view of the plugin's permissions, its deadline and its log budget.

@@ -10,6 +10,9 @@ pub(super) mod check {
         path: "../plugin-sdk/wit",
         imports: {
             "upkeep:plugin/host.tcp-connect": async,
+            // File system work runs on a blocking thread, given up at the call's deadline.
+            "upkeep:plugin/host.read-file": async,
+            "upkeep:plugin/host.listening-sockets": async,
         },
         exports: { default: async },
     });
