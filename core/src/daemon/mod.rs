@@ -517,6 +517,13 @@ impl Daemon {
                 }
             }
         }
+        // The kernel queues packets for these VRIDs only (retiring instances' too: they wait
+        // for their successor's advert).
+        let mut vrids: HashMap<(u32, bool), Vec<u8>> = HashMap::new();
+        for &(ifindex, v6, vrid) in self.by_vrid.keys() {
+            vrids.entry((ifindex, v6)).or_default().push(vrid);
+        }
+        self.wires.set_filters(&vrids);
         for i in 0..self.instances.len() {
             let tracks = self.instances[i]
                 .cfg

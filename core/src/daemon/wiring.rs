@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use tokio::sync::mpsc;
-use tracing::error;
+use tracing::{error, warn};
 
 use crate::net::announce::Announcer;
 use crate::net::netlink::{Link, Netlink};
@@ -110,6 +110,11 @@ impl Interfaces {
                 s
             }
         };
+        // Its adverts pass the socket's filter from now on (`set_filters` drops the VRIDs of
+        // instances gone).
+        if let Err(e) = socket.allow_vrid(inst.vrid) {
+            warn!(interface = %inst.interface, "cannot filter VRRP packets in the kernel: {e}");
+        }
         let announcer = match self.announcers.get(&link.index) {
             Some(a) => a.clone(),
             None => {
@@ -140,6 +145,20 @@ impl Interfaces {
             owned,
         };
         Ok((wiring, link.up))
+    }
+
+    /// Each socket's kernel filter passes exactly these VRIDs (per interface index and family;
+    /// none for a socket not named).
+    pub(super) fn set_filters(&self, vrids: &HashMap<(u32, bool), Vec<u8>>) {
+        for (key, socket) in &self.sockets {
+            let want = vrids.get(key).map_or(&[][..], Vec::as_slice);
+            if let Err(e) = socket.set_vrids(want) {
+                warn!(
+                    ifindex = key.0,
+                    "cannot filter VRRP packets in the kernel: {e}"
+                );
+            }
+        }
     }
 
     /// The VIPs and routes an instance holds while master, resolved to interface indexes.

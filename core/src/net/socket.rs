@@ -4,6 +4,10 @@
 //! it advertises, TOS) and reads the received TTL from it. IPv6 cannot hand-write headers
 //! portably, so hop limit and destination come from ancillary data, and the source is set with
 //! IPV6_PKTINFO.
+//!
+//! Each socket carries a kernel filter (`net::filter`: TTL 255 and the VRIDs configured on it,
+//! kept up to date by the daemon) and a receive buffer sized for a burst of adverts from many
+//! instances.
 // unsafe here: `recvmsg`/`sendmsg` with control messages (the received TTL and destination, the
 // sending interface): socket2 has no safe form of them.
 #![allow(unsafe_code)]
@@ -12,11 +16,18 @@ use std::io;
 use std::mem::{size_of, zeroed, MaybeUninit};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsRawFd;
+use std::sync::Mutex;
 
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};
 use tokio::io::unix::AsyncFd;
 
+use super::filter;
 use upkeep_vrrp::packet::{self, IPPROTO_VRRP, MCAST_V4, MCAST_V6};
+
+/// Receive buffer of a VRRP socket: a master of 255 instances sends their adverts in one burst,
+/// and the kernel charges a small packet some 2-4 KiB of buffer (the default, 208 KiB, holds
+/// fewer than 100 of them on a veth).
+const RECV_BUFFER: usize = 1 << 20;
 
 /// One received datagram, as the kernel gave it.
 #[derive(Debug)]
@@ -35,6 +46,8 @@ pub struct VrrpSocket {
     fd: AsyncFd<Socket>,
     ifindex: u32,
     v6: bool,
+    /// The VRIDs its kernel filter passes; None until the first is attached (all pass).
+    vrids: Mutex<Option<Vec<u8>>>,
 }
 
 impl VrrpSocket {
@@ -51,10 +64,12 @@ impl VrrpSocket {
         s.set_multicast_loop_v4(false)?;
         s.join_multicast_v4_n(&MCAST_V4, &InterfaceIndexOrAddress::Index(ifindex))?;
         s.set_nonblocking(true)?;
+        size_recv_buffer(&s);
         Ok(Self {
             fd: register(s)?,
             ifindex,
             v6: false,
+            vrids: Mutex::new(None),
         })
     }
 
@@ -75,15 +90,47 @@ impl VrrpSocket {
         setsockopt_int(&s, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 1)?;
         s.join_multicast_v6(&MCAST_V6, ifindex)?;
         s.set_nonblocking(true)?;
+        size_recv_buffer(&s);
         Ok(Self {
             fd: register(s)?,
             ifindex,
             v6: true,
+            vrids: Mutex::new(None),
         })
     }
 
     pub fn ifindex(&self) -> u32 {
         self.ifindex
+    }
+
+    /// Let the kernel queue only packets for these VRIDs (TTL / hop limit 255 as well); a
+    /// no-op if that is the filter already.
+    pub fn set_vrids(&self, vrids: &[u8]) -> io::Result<()> {
+        let mut want = vrids.to_vec();
+        want.sort_unstable();
+        want.dedup();
+        let mut current = self.vrids.lock().unwrap_or_else(|e| e.into_inner());
+        if current.as_ref() == Some(&want) {
+            return Ok(());
+        }
+        filter::attach(self.fd.get_ref(), self.v6, &want)?;
+        *current = Some(want);
+        Ok(())
+    }
+
+    /// Add one VRID to those the filter passes (an instance wired onto this socket).
+    pub fn allow_vrid(&self, vrid: u8) -> io::Result<()> {
+        let mut want = self
+            .vrids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_default();
+        if want.contains(&vrid) {
+            return Ok(());
+        }
+        want.push(vrid);
+        self.set_vrids(&want)
     }
 
     /// Wait for and read the next datagram into `buf`.
@@ -154,6 +201,14 @@ pub fn multicast_group(v6: bool) -> IpAddr {
         IpAddr::V6(MCAST_V6)
     } else {
         IpAddr::V4(MCAST_V4)
+    }
+}
+
+/// As root, past the host's `net.core.rmem_max`; else as large as that allows.
+fn size_recv_buffer(s: &Socket) {
+    let size = i32::try_from(RECV_BUFFER).unwrap_or(i32::MAX);
+    if setsockopt_int(s, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, size).is_err() {
+        let _ = s.set_recv_buffer_size(RECV_BUFFER);
     }
 }
 
