@@ -21,7 +21,7 @@
 //!   and route queries, link up/down, pings, starting daemons, capture and injection.
 //! - [`Daemon`]: a running upkeep/keepalived: signals, exit, status file, log.
 //! - [`packet`]: an independent VRRP v2/v3 builder and parser (for malformed input).
-//! - [`Capture`]: the VRRP packets in and out of a host's eth0.
+//! - [`Capture`]: the VRRP packets in and out of a host's eth0 (and the gratuitous ARP it sends).
 //! - [`Flood`]: a paced raw-socket flood of IPv4 packets from a namespace.
 //! - [`Pinger`]: fast pings from the client, to measure the outage a failover causes.
 //! - [`wait_until`] / [`wait_for`]: polling with errors that list what was seen.
