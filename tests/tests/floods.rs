@@ -204,3 +204,58 @@ fn master_answers_a_flood_of_priority_1_adverts_with_bounded_arp_and_log() {
         Ok(())
     });
 }
+
+/// The filter passes the VRIDs configured now: a reload that adds an instance hears its master
+/// at once, one that removes an instance stops its packets in the kernel.
+#[test]
+fn the_filter_follows_reloads_that_add_and_remove_vrids() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    lab_test(2, |lab| {
+        let db = |p| {
+            Instance::new("db", 52, p)
+                .interval_ms(100)
+                .vip("192.0.2.101/24")
+        };
+        let h1 = lab.start_upkeep(1, &upkeep_config("h1", &[web(100, 100), db(100)]))?;
+        h1.wait_state("db", "master", secs(10))?;
+        let h2 = lab.start_upkeep(2, &upkeep_config("h2", &[web(90, 100)]))?;
+        h2.wait_backup_of("web", &lab.host_ip(1), secs(5))?;
+
+        // Added: VRID 52's adverts pass h2's filter, so it follows h1 instead of taking over.
+        let seq = h2.reload_seq()?;
+        h2.write_config(&upkeep_config("h2", &[web(90, 100), db(90)]))?;
+        h2.wait_reload(seq, secs(5))?;
+        h2.wait_backup_of("db", &lab.host_ip(1), secs(5))?;
+        lab.expect_holders_stable("192.0.2.101", &[1], secs(1))?;
+        ensure!(
+            h2.counter("db", "transitions")? == 1,
+            "db took over on h2: {}",
+            h2.instance("db")?
+        );
+
+        // Removed: h1's VRID 51 adverts stop in h2's kernel (before, they were counted as
+        // unknown_vrid, ten a second).
+        let seq = h2.reload_seq()?;
+        h2.write_config(&upkeep_config("h2", &[db(90)]))?;
+        h2.wait_reload(seq, secs(5))?;
+        h2.wait_status("web gone", secs(5), |st| {
+            st["instances"]
+                .as_array()
+                .is_some_and(|a| a.iter().all(|i| i["name"] != "web"))
+        })?;
+        let before = h2.drop_count("unknown_vrid")?;
+        std::thread::sleep(Duration::from_millis(1500));
+        let after = h2.drop_count("unknown_vrid")?;
+        ensure!(
+            after == before,
+            "{} adverts of the removed VRID reached h2's daemon in 1.5 s",
+            after - before
+        );
+        ensure!(
+            lab.holders(VIP) == [1],
+            "VIP holders {:?}",
+            lab.holders(VIP)
+        );
+        Ok(())
+    });
+}
