@@ -12,7 +12,7 @@ use tracing::{error, warn};
 
 use crate::net::announce::Announcer;
 use crate::net::netlink::{Link, Netlink};
-use crate::net::socket::{Datagram, VrrpSocket};
+use crate::net::socket::{Datagram, RecvBatch, VrrpSocket};
 use upkeep_config::InstanceConfig;
 use upkeep_vrrp::packet::{self, Advert, DropReason, IPPROTO_VRRP};
 
@@ -224,21 +224,26 @@ fn is_link_local(a: &Ipv6Addr) -> bool {
     (a.segments()[0] & 0xffc0) == 0xfe80
 }
 
-/// Reads one socket forever, decoding each packet before handing it to the event loop.
+/// Reads one socket forever, a batch per wake-up, decoding each packet before handing it to
+/// the event loop.
 async fn read_loop(sock: Arc<VrrpSocket>, v6: bool, tx: mpsc::Sender<Rx>) {
-    let mut buf = vec![0u8; 4096];
+    let mut batch = RecvBatch::default();
     let ifindex = sock.ifindex();
     loop {
-        let rx = match sock.recv(&mut buf).await {
-            Ok(d) => decode(ifindex, v6, d),
+        let n = match sock.recv_batch(&mut batch).await {
+            Ok(n) => n,
             Err(e) => {
                 error!(ifindex, "receive failed: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
-        if tx.send(rx).await.is_err() {
-            return;
+        for i in 0..n {
+            let Some(d) = batch.get(i, v6) else { break };
+            let rx = decode(ifindex, v6, d);
+            if tx.send(rx).await.is_err() {
+                return;
+            }
         }
     }
 }
