@@ -2,9 +2,10 @@
 //!
 //! An `AF_PACKET` socket bound inside the namespace does the job of `tcpdump -i eth0 'ip proto
 //! 112'` without a helper process: it is listening when `Capture::start` returns (no start-up
-//! race), and each packet carries its direction.
+//! race), and each packet carries its direction. Gratuitous ARP frames the host sends are
+//! recorded beside them ([`Capture::gratuitous_arps`]).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -82,6 +83,7 @@ pub struct Capture {
     label: String,
     stop: Arc<AtomicBool>,
     packets: Arc<Mutex<Vec<Captured>>>,
+    garps: Arc<Mutex<Vec<(Duration, Ipv4Addr)>>>,
     thread: Option<JoinHandle<Result<()>>>,
 }
 
@@ -91,15 +93,17 @@ impl Capture {
         let (sock, ifindex) = packet_socket(ns, ifname)?;
         let stop = Arc::new(AtomicBool::new(false));
         let packets = Arc::new(Mutex::new(Vec::new()));
-        let (stop2, packets2) = (stop.clone(), packets.clone());
+        let garps = Arc::new(Mutex::new(Vec::new()));
+        let (stop2, packets2, garps2) = (stop.clone(), packets.clone(), garps.clone());
         let started = Instant::now();
         let thread = std::thread::Builder::new()
             .name(format!("capture-{ns}"))
-            .spawn(move || reader(sock, ifindex, started, &stop2, &packets2))?;
+            .spawn(move || reader(sock, ifindex, started, &stop2, &packets2, &garps2))?;
         Ok(Capture {
             label: format!("{ns}/{ifname}"),
             stop,
             packets,
+            garps,
             thread: Some(thread),
         })
     }
@@ -107,6 +111,12 @@ impl Capture {
     /// What was captured so far.
     pub fn packets(&self) -> Vec<Captured> {
         self.packets.lock().expect("capture lock").clone()
+    }
+
+    /// The gratuitous ARP frames sent out of the interface so far (sender address equal to
+    /// target address): when, and for which address.
+    pub fn gratuitous_arps(&self) -> Vec<(Duration, Ipv4Addr)> {
+        self.garps.lock().expect("capture lock").clone()
     }
 
     /// Waits until a captured packet matches `pred`, and returns it.
@@ -177,6 +187,7 @@ fn reader(
     started: Instant,
     stop: &AtomicBool,
     out: &Mutex<Vec<Captured>>,
+    garps: &Mutex<Vec<(Duration, Ipv4Addr)>>,
 ) -> Result<()> {
     let mut buf = vec![0u8; 65536];
     while !stop.load(Ordering::SeqCst) {
@@ -187,6 +198,18 @@ fn reader(
             continue;
         }
         let pkt = &buf[..frame.len];
+        // ARP for IPv4 over Ethernet: sender address at 14..18, target at 24..28.
+        if frame.ethertype == 0x0806 && frame.outgoing && pkt.len() >= 28 {
+            let (spa, tpa) = (&pkt[14..18], &pkt[24..28]);
+            if spa == tpa {
+                let ip = Ipv4Addr::new(spa[0], spa[1], spa[2], spa[3]);
+                garps
+                    .lock()
+                    .expect("capture lock")
+                    .push((started.elapsed(), ip));
+            }
+            continue;
+        }
         let is_vrrp = match frame.ethertype {
             0x0800 => pkt.len() >= 20 && pkt[9] == IPPROTO_VRRP,
             0x86dd => pkt.len() >= 40 && pkt[6] == IPPROTO_VRRP,

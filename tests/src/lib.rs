@@ -21,7 +21,8 @@
 //!   and route queries, link up/down, pings, starting daemons, capture and injection.
 //! - [`Daemon`]: a running upkeep/keepalived: signals, exit, status file, log.
 //! - [`packet`]: an independent VRRP v2/v3 builder and parser (for malformed input).
-//! - [`Capture`]: the VRRP packets in and out of a host's eth0.
+//! - [`Capture`]: the VRRP packets in and out of a host's eth0 (and the gratuitous ARP it sends).
+//! - [`Flood`]: a paced raw-socket flood of IPv4 packets from a namespace.
 //! - [`Pinger`]: fast pings from the client, to measure the outage a failover causes.
 //! - [`wait_until`] / [`wait_for`]: polling with errors that list what was seen.
 //! - [`Instance`]: one VRRP instance rendered as upkeep KDL or keepalived.conf.
@@ -36,6 +37,7 @@ mod config;
 mod daemon;
 mod disrupt;
 mod extras;
+mod flood;
 mod lab;
 pub mod netns;
 pub mod packet;
@@ -47,6 +49,7 @@ pub use config::{kdl_duration, keepalived_config, port_listener_check, upkeep_co
 pub use daemon::{status_drops, Daemon, Kind};
 pub use disrupt::BusyLoops;
 pub use extras::{plugin_path, plugins_dir, replace_file, with_custom_section, AddrMonitor};
+pub use flood::{Flood, FloodReport};
 pub use lab::{
     keepalived_available, lab_test, list_netns, upkeep_bin, Lab, LabBuilder, CLIENT_IP, CLIENT_IP6,
 };

@@ -16,6 +16,7 @@ use upkeep_vrrp::fsm::{Fsm, Params};
 use upkeep_vrrp::packet::{Advert, Auth, DropReason, Version};
 use upkeep_vrrp::receive::Expect;
 
+use super::log_limit::LogLimit;
 use super::status::InstanceStatus;
 use super::vips::Owned;
 
@@ -40,6 +41,11 @@ pub(super) struct Instance {
     /// Bumped whenever the VIPs are released: pending GARP repeats of an earlier mastership
     /// see it and stop, so a router that stepped down never keeps pulling clients to itself.
     pub announce_epoch: Arc<std::sync::atomic::AtomicU64>,
+    /// The repeats of the last announcement still being sent, and their addresses: one task
+    /// per instance at a time (a new announcement takes over the addresses left).
+    pub repeats: Option<(tokio::task::JoinHandle<()>, Vec<IpAddr>)>,
+    /// Log lines a remote sender can trigger per packet, one per reason per period.
+    pub log_limit: LogLimit,
     pub stats: Stats,
     advert: Advert,
     buf: Vec<u8>,
@@ -141,6 +147,8 @@ impl Instance {
             span,
             garp_refresh_at: None,
             announce_epoch: Arc::default(),
+            repeats: None,
+            log_limit: LogLimit::default(),
             stats: Stats::default(),
             advert,
             buf: Vec::with_capacity(128),

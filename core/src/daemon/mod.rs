@@ -9,6 +9,7 @@ mod fatal;
 pub mod guard;
 mod instance;
 mod links;
+mod log_limit;
 pub mod metrics;
 pub mod metrics_http;
 mod reload;
@@ -527,6 +528,13 @@ impl Daemon {
                 }
             }
         }
+        // The kernel queues packets for these VRIDs only (retiring instances' too: they wait
+        // for their successor's advert).
+        let mut vrids: HashMap<(u32, bool), Vec<u8>> = HashMap::new();
+        for &(ifindex, v6, vrid) in self.by_vrid.keys() {
+            vrids.entry((ifindex, v6)).or_default().push(vrid);
+        }
+        self.wires.set_filters(&vrids);
         for i in 0..self.instances.len() {
             let tracks = self.instances[i]
                 .cfg
@@ -648,16 +656,38 @@ impl Daemon {
                     inst.count_drop(DropReason::OwnPacket);
                     return;
                 }
+                let now = Instant::now();
                 match receive::check(&inst.expect, src, ttl, &advert) {
                     Ok(acc) => {
                         inst.stats.adverts_received += 1;
-                        if acc.address_mismatch {
+                        if acc.address_mismatch
+                            && inst.log_limit.allow("address_mismatch", now).is_some()
+                        {
                             debug!(parent: &inst.span, %src, "advert's address list differs from ours");
+                        }
+                        let fsm = self.node.fsm(i);
+                        let ours = fsm.priority();
+                        // Another router that thinks it is master: worth a warning, but it can
+                        // be forged at any rate (the state machine rate-limits its answer).
+                        if fsm.state() == State::Master && acc.heard.priority < ours {
+                            let reason = if acc.heard.priority == 0 {
+                                "priority_zero_heard"
+                            } else {
+                                "lower_priority_heard"
+                            };
+                            if let Some(left_out) = inst.log_limit.allow(reason, now) {
+                                warn!(parent: &inst.span, %src, priority = acc.heard.priority, ours,
+                                    similar_left_out = left_out,
+                                    "another router advertises as master with a lower priority: answering (at most once per advert interval)");
+                            }
                         }
                         self.node.advert(i, acc.heard);
                     }
                     Err(reason) => {
-                        debug!(parent: &inst.span, %src, reason = reason.as_str(), "advert dropped");
+                        if let Some(left_out) = inst.log_limit.allow(reason.as_str(), now) {
+                            debug!(parent: &inst.span, %src, reason = reason.as_str(),
+                                similar_left_out = left_out, "advert dropped");
+                        }
                         inst.count_drop(reason);
                     }
                 }
@@ -727,7 +757,7 @@ impl Daemon {
             let inst = &self.instances[i];
             // Stepped down again within the same pass: the addresses are someone else's.
             if inst.stats.vips_held {
-                announce(inst, &self.cfg.global);
+                announce(&mut self.instances[i], &self.cfg.global);
             }
         }
     }
@@ -757,6 +787,9 @@ impl Daemon {
                 inst.stats.vips_held = false;
                 inst.garp_refresh_at = None;
                 inst.announce_epoch.fetch_add(1, Ordering::SeqCst);
+                if let Some((task, _)) = inst.repeats.take() {
+                    task.abort();
+                }
             }
             Action::Transition { from, to, reason } => {
                 inst.stats.transitions += 1;
@@ -960,30 +993,48 @@ fn all_vips(cfg: &Config) -> Vec<IpAddr> {
 }
 
 /// Gratuitous ARP / NA: the first at once, the repeats spaced on a small task of their own.
-fn announce(inst: &Instance, global: &config::Global) {
-    announce_addrs(inst, &inst.vip_addrs, global);
+fn announce(inst: &mut Instance, global: &config::Global) {
+    let addrs = inst.vip_addrs.clone();
+    announce_addrs(inst, &addrs, global);
 }
 
-fn announce_addrs(inst: &Instance, addrs: &[IpAddr], global: &config::Global) {
+/// One round for `addrs` now, and its repeats on the instance's one repeat task: a new round
+/// replaces the repeats under way (taking over their addresses), so announcements asked for in
+/// a burst never pile up tasks or frames.
+fn announce_addrs(inst: &mut Instance, addrs: &[IpAddr], global: &config::Global) {
     if let Err(e) = inst.announcer.announce(addrs) {
-        warn!(parent: &inst.span, "announcement failed: {e}");
+        if let Some(left_out) = inst.log_limit.allow("announce_failed", Instant::now()) {
+            warn!(parent: &inst.span, similar_left_out = left_out, "announcement failed: {e}");
+        }
+    }
+    let mut addrs = addrs.to_vec();
+    if let Some((task, pending)) = inst.repeats.take() {
+        if !task.is_finished() {
+            task.abort();
+            for a in pending {
+                if !addrs.contains(&a) {
+                    addrs.push(a);
+                }
+            }
+        }
     }
     let repeats = global.garp_repeat.saturating_sub(1);
     if repeats == 0 || addrs.is_empty() {
         return;
     }
     let announcer = inst.announcer.clone();
-    let addrs = addrs.to_vec();
     let gap = global.garp_interval.max(Duration::from_millis(10));
     let epoch = inst.announce_epoch.clone();
     let mine = epoch.load(Ordering::SeqCst);
-    tokio::spawn(async move {
+    let sent = addrs.clone();
+    let task = tokio::spawn(async move {
         for _ in 0..repeats {
             tokio::time::sleep(gap).await;
             if epoch.load(Ordering::SeqCst) != mine {
                 return; // stepped down since: these addresses are someone else's now
             }
-            let _ = announcer.announce(&addrs);
+            let _ = announcer.announce(&sent);
         }
     });
+    inst.repeats = Some((task, addrs));
 }

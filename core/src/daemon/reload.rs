@@ -304,7 +304,7 @@ impl Daemon {
                 self.vips.flush();
                 let addrs: Vec<_> = added.addrs.iter().map(|a| a.1).collect();
                 if !addrs.is_empty() {
-                    announce_addrs(&self.instances[i], &addrs, &new.global);
+                    announce_addrs(&mut self.instances[i], &addrs, &new.global);
                 }
             }
         }

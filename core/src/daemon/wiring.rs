@@ -11,11 +11,11 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
-use tracing::error;
+use tracing::{error, warn};
 
 use crate::net::announce::Announcer;
 use crate::net::netlink::{Link, LinkEvent, Netlink};
-use crate::net::socket::{Datagram, VrrpSocket};
+use crate::net::socket::{Datagram, RecvBatch, VrrpSocket};
 use upkeep_config::InstanceConfig;
 use upkeep_vrrp::packet::{self, Advert, DropReason, IPPROTO_VRRP};
 
@@ -337,6 +337,11 @@ impl Interfaces {
                 s
             }
         };
+        // Its adverts pass the socket's filter from now on (`set_filters` drops the VRIDs of
+        // instances gone).
+        if let Err(e) = socket.allow_vrid(inst.vrid) {
+            warn!(interface = %inst.interface, "cannot filter VRRP packets in the kernel: {e}");
+        }
         let announcer = match self.announcers.get(&link.index) {
             Some(a) => a.clone(),
             None => {
@@ -350,6 +355,20 @@ impl Interfaces {
             }
         };
         Ok((socket, announcer))
+    }
+
+    /// Each socket's kernel filter passes exactly these VRIDs (per interface index and family;
+    /// none for a socket not named).
+    pub(super) fn set_filters(&self, vrids: &HashMap<(u32, bool), Vec<u8>>) {
+        for (key, (socket, _)) in &self.sockets {
+            let want = vrids.get(key).map_or(&[][..], Vec::as_slice);
+            if let Err(e) = socket.set_vrids(want) {
+                warn!(
+                    ifindex = key.0,
+                    "cannot filter VRRP packets in the kernel: {e}"
+                );
+            }
+        }
     }
 
     /// The VIPs and routes an instance holds while master, resolved to interface indexes.
@@ -425,21 +444,26 @@ fn is_link_local(a: &Ipv6Addr) -> bool {
     (a.segments()[0] & 0xffc0) == 0xfe80
 }
 
-/// Reads one socket forever, decoding each packet before handing it to the event loop.
+/// Reads one socket forever, a batch per wake-up, decoding each packet before handing it to
+/// the event loop.
 async fn read_loop(sock: Arc<VrrpSocket>, v6: bool, tx: mpsc::Sender<Rx>) {
-    let mut buf = vec![0u8; 4096];
+    let mut batch = RecvBatch::default();
     let ifindex = sock.ifindex();
     loop {
-        let rx = match sock.recv(&mut buf).await {
-            Ok(d) => decode(ifindex, v6, d),
+        let n = match sock.recv_batch(&mut batch).await {
+            Ok(n) => n,
             Err(e) => {
                 error!(ifindex, "receive failed: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
-        if tx.send(rx).await.is_err() {
-            return;
+        for i in 0..n {
+            let Some(d) = batch.get(i, v6) else { break };
+            let rx = decode(ifindex, v6, d);
+            if tx.send(rx).await.is_err() {
+                return;
+            }
         }
     }
 }

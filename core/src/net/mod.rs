@@ -2,6 +2,7 @@
 //! link state) and gratuitous ARP / unsolicited NA.
 
 pub mod announce;
+pub mod filter;
 pub mod netlink;
 pub mod netlink_batch;
 pub mod sock_diag;

@@ -4,6 +4,10 @@
 //! it advertises, TOS) and reads the received TTL from it. IPv6 cannot hand-write headers
 //! portably, so hop limit and destination come from ancillary data, and the source is set with
 //! IPV6_PKTINFO.
+//!
+//! Each socket carries a kernel filter (`net::filter`: TTL 255 and the VRIDs configured on it,
+//! kept up to date by the daemon) and a receive buffer sized for a burst of adverts from many
+//! instances.
 // unsafe here: `recvmsg`/`sendmsg` with control messages (the received TTL and destination, the
 // sending interface): socket2 has no safe form of them.
 #![allow(unsafe_code)]
@@ -12,11 +16,18 @@ use std::io;
 use std::mem::{size_of, zeroed, MaybeUninit};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsRawFd;
+use std::sync::Mutex;
 
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};
 use tokio::io::unix::AsyncFd;
 
+use super::filter;
 use upkeep_vrrp::packet::{self, IPPROTO_VRRP, MCAST_V4, MCAST_V6};
+
+/// Receive buffer of a VRRP socket: a master of 255 instances sends their adverts in one burst,
+/// and the kernel charges a small packet some 2-4 KiB of buffer (the default, 208 KiB, holds
+/// fewer than 100 of them on a veth).
+const RECV_BUFFER: usize = 1 << 20;
 
 /// One received datagram, as the kernel gave it.
 #[derive(Debug)]
@@ -35,6 +46,8 @@ pub struct VrrpSocket {
     fd: AsyncFd<Socket>,
     ifindex: u32,
     v6: bool,
+    /// The VRIDs its kernel filter passes; None until the first is attached (all pass).
+    vrids: Mutex<Option<Vec<u8>>>,
 }
 
 impl VrrpSocket {
@@ -51,10 +64,12 @@ impl VrrpSocket {
         s.set_multicast_loop_v4(false)?;
         s.join_multicast_v4_n(&MCAST_V4, &InterfaceIndexOrAddress::Index(ifindex))?;
         s.set_nonblocking(true)?;
+        size_recv_buffer(&s);
         Ok(Self {
             fd: register(s)?,
             ifindex,
             v6: false,
+            vrids: Mutex::new(None),
         })
     }
 
@@ -75,10 +90,12 @@ impl VrrpSocket {
         setsockopt_int(&s, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 1)?;
         s.join_multicast_v6(&MCAST_V6, ifindex)?;
         s.set_nonblocking(true)?;
+        size_recv_buffer(&s);
         Ok(Self {
             fd: register(s)?,
             ifindex,
             v6: true,
+            vrids: Mutex::new(None),
         })
     }
 
@@ -86,30 +103,43 @@ impl VrrpSocket {
         self.ifindex
     }
 
-    /// Wait for and read the next datagram into `buf`.
-    pub async fn recv<'a>(&self, buf: &'a mut [u8]) -> io::Result<Datagram<'a>> {
+    /// Let the kernel queue only packets for these VRIDs (TTL / hop limit 255 as well); a
+    /// no-op if that is the filter already.
+    pub fn set_vrids(&self, vrids: &[u8]) -> io::Result<()> {
+        let mut want = vrids.to_vec();
+        want.sort_unstable();
+        want.dedup();
+        let mut current = self.vrids.lock().unwrap_or_else(|e| e.into_inner());
+        if current.as_ref() == Some(&want) {
+            return Ok(());
+        }
+        filter::attach(self.fd.get_ref(), self.v6, &want)?;
+        *current = Some(want);
+        Ok(())
+    }
+
+    /// Add one VRID to those the filter passes (an instance wired onto this socket).
+    pub fn allow_vrid(&self, vrid: u8) -> io::Result<()> {
+        let mut want = self
+            .vrids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_default();
+        if want.contains(&vrid) {
+            return Ok(());
+        }
+        want.push(vrid);
+        self.set_vrids(&want)
+    }
+
+    /// Wait for datagrams and read as many as have arrived, up to [`BATCH`], with one
+    /// `recvmmsg` call: a master's burst of adverts for many instances is one wake-up.
+    pub async fn recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
         loop {
             let mut guard = self.fd.readable().await?;
-            let result = if self.v6 {
-                guard.try_io(|fd| recv_v6(fd.get_ref(), buf).map(|m| (m.0, Some(m))))
-            } else {
-                guard.try_io(|fd| {
-                    // SAFETY-free: socket2's Read impl for &Socket reads into an initialised buffer.
-                    let n = io::Read::read(&mut fd.get_ref(), buf)?;
-                    Ok((n, None))
-                })
-            };
-            match result {
-                Ok(Ok((n, None))) => return Ok(Datagram::V4(&buf[..n])),
-                Ok(Ok((n, Some((_, src, dst, hop_limit))))) => {
-                    return Ok(Datagram::V6 {
-                        src,
-                        dst,
-                        hop_limit,
-                        payload: &buf[..n],
-                    })
-                }
-                Ok(Err(e)) => return Err(e),
+            match guard.try_io(|fd| recv_many(fd.get_ref(), batch, self.v6)) {
+                Ok(result) => return result,
                 Err(_would_block) => continue,
             }
         }
@@ -157,6 +187,14 @@ pub fn multicast_group(v6: bool) -> IpAddr {
     }
 }
 
+/// As root, past the host's `net.core.rmem_max`; else as large as that allows.
+fn size_recv_buffer(s: &Socket) {
+    let size = i32::try_from(RECV_BUFFER).unwrap_or(i32::MAX);
+    if setsockopt_int(s, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, size).is_err() {
+        let _ = s.set_recv_buffer_size(RECV_BUFFER);
+    }
+}
+
 fn setsockopt_int(s: &Socket, level: i32, name: i32, value: i32) -> io::Result<()> {
     // SAFETY: passing a valid pointer to an int of the stated size.
     let rc = unsafe {
@@ -175,52 +213,131 @@ fn setsockopt_int(s: &Socket, level: i32, name: i32, value: i32) -> io::Result<(
     }
 }
 
-/// recvmsg with IPV6_HOPLIMIT and IPV6_PKTINFO ancillary data.
-fn recv_v6(s: &Socket, buf: &mut [u8]) -> io::Result<(usize, Ipv6Addr, Ipv6Addr, u8)> {
+/// Datagrams taken from a socket in one call.
+pub const BATCH: usize = 32;
+/// Room for the largest advert: IPv6 with 255 addresses (8 + 255 x 16 bytes), or IPv4 with
+/// its header.
+const SLOT: usize = 4096;
+
+/// Buffers for [`VrrpSocket::recv_batch`], kept by the reader between calls.
+pub struct RecvBatch {
+    bufs: Vec<u8>,
+    got: Vec<Got>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Got {
+    len: usize,
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    hop_limit: u8,
+}
+
+impl Default for RecvBatch {
+    fn default() -> Self {
+        Self {
+            bufs: vec![0; BATCH * SLOT],
+            got: Vec::with_capacity(BATCH),
+        }
+    }
+}
+
+impl RecvBatch {
+    /// The `i`th datagram of the last receive.
+    pub fn get(&self, i: usize, v6: bool) -> Option<Datagram<'_>> {
+        let g = self.got.get(i)?;
+        let bytes = &self.bufs[i * SLOT..i * SLOT + g.len];
+        Some(if v6 {
+            Datagram::V6 {
+                src: g.src,
+                dst: g.dst,
+                hop_limit: g.hop_limit,
+                payload: bytes,
+            }
+        } else {
+            Datagram::V4(bytes)
+        })
+    }
+}
+
+/// recvmmsg into the batch's slots; IPv6 also takes the source and, from the ancillary data,
+/// IPV6_HOPLIMIT and IPV6_PKTINFO's destination.
+fn recv_many(s: &Socket, batch: &mut RecvBatch, v6: bool) -> io::Result<usize> {
+    batch.got.clear();
+    // SAFETY: iovec is a pointer and a length; all zeros (null, 0) is a valid value.
+    let mut iovs: [libc::iovec; BATCH] = unsafe { zeroed() };
     // SAFETY: sockaddr_in6 is plain integers; all zeros is a valid value.
-    let mut name: libc::sockaddr_in6 = unsafe { zeroed() };
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
+    let mut names: [libc::sockaddr_in6; BATCH] = unsafe { zeroed() };
+    // SAFETY: mmsghdr is integers and pointers; all zeros (null, 0) is a valid value.
+    let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
+    // 128 bytes of control data per datagram, 8-aligned.
+    let mut controls = [[MaybeUninit::<u64>::uninit(); 16]; BATCH];
+    // One pointer for all slots (not one borrow of the buffer per slot).
+    let base = batch.bufs.as_mut_ptr();
+    for (i, ((iov, name), (hdr, control))) in iovs
+        .iter_mut()
+        .zip(names.iter_mut())
+        .zip(hdrs.iter_mut().zip(controls.iter_mut()))
+        .enumerate()
+    {
+        // SAFETY: slot i lies within bufs, which holds BATCH * SLOT bytes.
+        iov.iov_base = unsafe { base.add(i * SLOT) }.cast();
+        iov.iov_len = SLOT;
+        hdr.msg_hdr.msg_iov = iov;
+        hdr.msg_hdr.msg_iovlen = 1;
+        if v6 {
+            hdr.msg_hdr.msg_name = (name as *mut libc::sockaddr_in6).cast();
+            hdr.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+            hdr.msg_hdr.msg_control = control.as_mut_ptr().cast();
+            hdr.msg_hdr.msg_controllen = std::mem::size_of_val(control);
+        }
+    }
+    // SAFETY: every header points at live buffers of the stated lengths for the call; the
+    // socket is non-blocking, so this returns what has arrived (EAGAIN if nothing).
+    let n = unsafe {
+        libc::recvmmsg(
+            s.as_raw_fd(),
+            hdrs.as_mut_ptr(),
+            BATCH as libc::c_uint,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
     };
-    // 128 bytes, 8-aligned.
-    let mut control = [MaybeUninit::<u64>::uninit(); 16];
-    // SAFETY: msghdr is integers and pointers; all zeros (null, 0) is a valid value.
-    let mut msg: libc::msghdr = unsafe { zeroed() };
-    msg.msg_name = (&mut name as *mut libc::sockaddr_in6).cast();
-    msg.msg_namelen = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&control);
-    // SAFETY: msghdr points at live buffers of the stated lengths for the duration of the call.
-    let n = unsafe { libc::recvmsg(s.as_raw_fd(), &mut msg, 0) };
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
-    let mut hop_limit = 0u8;
-    let mut dst = Ipv6Addr::UNSPECIFIED;
-    // SAFETY: the kernel filled msg_control; CMSG_* walk it within msg_controllen.
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-        while !cmsg.is_null() {
-            let data = libc::CMSG_DATA(cmsg);
-            match ((*cmsg).cmsg_level, (*cmsg).cmsg_type) {
-                (libc::IPPROTO_IPV6, libc::IPV6_HOPLIMIT) => {
-                    let v = std::ptr::read_unaligned(data.cast::<i32>());
-                    hop_limit = u8::try_from(v).unwrap_or(0);
+    let n = n as usize;
+    for (hdr, name) in hdrs.iter().zip(names.iter()).take(n) {
+        let (mut dst, mut hop_limit) = (Ipv6Addr::UNSPECIFIED, 0u8);
+        if v6 {
+            // SAFETY: the kernel filled msg_control; CMSG_* walk it within msg_controllen.
+            unsafe {
+                let mut cmsg = libc::CMSG_FIRSTHDR(&hdr.msg_hdr);
+                while !cmsg.is_null() {
+                    let data = libc::CMSG_DATA(cmsg);
+                    match ((*cmsg).cmsg_level, (*cmsg).cmsg_type) {
+                        (libc::IPPROTO_IPV6, libc::IPV6_HOPLIMIT) => {
+                            let v = std::ptr::read_unaligned(data.cast::<i32>());
+                            hop_limit = u8::try_from(v).unwrap_or(0);
+                        }
+                        (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) => {
+                            let info = std::ptr::read_unaligned(data.cast::<libc::in6_pktinfo>());
+                            dst = Ipv6Addr::from(info.ipi6_addr.s6_addr);
+                        }
+                        _ => {}
+                    }
+                    cmsg = libc::CMSG_NXTHDR(&hdr.msg_hdr, cmsg);
                 }
-                (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) => {
-                    let info = std::ptr::read_unaligned(data.cast::<libc::in6_pktinfo>());
-                    dst = Ipv6Addr::from(info.ipi6_addr.s6_addr);
-                }
-                _ => {}
             }
-            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
         }
+        batch.got.push(Got {
+            len: (hdr.msg_len as usize).min(SLOT),
+            src: Ipv6Addr::from(name.sin6_addr.s6_addr),
+            dst,
+            hop_limit,
+        });
     }
-    let src = Ipv6Addr::from(name.sin6_addr.s6_addr);
-    Ok((n as usize, src, dst, hop_limit))
+    Ok(n)
 }
 
 /// sendmsg with IPV6_PKTINFO so the source is the address we advertise (and checksummed).

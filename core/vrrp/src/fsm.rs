@@ -50,6 +50,16 @@ pub struct Params {
 /// of being killed with them. Only long advert intervals (over about 5 s) reach it.
 pub const SHUTDOWN_HANDOVER_MAX: Duration = Duration::from_secs(10);
 
+/// A master answers lower-priority and priority-0 adverts (with its own advert, and a
+/// re-announcement of the VIPs) at most this many in a row, then one per advert interval (the
+/// advert) and one per [`ANSWER_ANNOUNCE_GAP`] (the announcement): a healing partition makes a
+/// few routers speak at once, a forger any number.
+pub const ANSWER_BURST: u32 = 3;
+
+/// The sustained rate of re-announcements (GARP / NA rounds) in answer to such adverts: a
+/// flood of them must not become a flood of ARP.
+pub const ANSWER_ANNOUNCE_GAP: Duration = Duration::from_secs(1);
+
 /// RFC states, plus `Fault` (interface down or a fatal check) as keepalived has it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum State {
@@ -219,6 +229,10 @@ pub struct Fsm {
     held: bool,
     /// The handover under way ends the instance (shutdown), not in Backup.
     stopping: bool,
+    /// Rate limits of a master's answers to lower-priority or priority-0 adverts (the
+    /// advert, the announcement), as theoretical arrival times (GCRA): see [`ANSWER_BURST`].
+    answer_tat: Option<Instant>,
+    announce_tat: Option<Instant>,
 }
 
 impl Fsm {
@@ -236,6 +250,8 @@ impl Fsm {
             master: None,
             held: false,
             stopping: false,
+            answer_tat: None,
+            announce_tat: None,
         }
     }
 
@@ -544,11 +560,7 @@ impl Fsm {
         if h.priority == 0 {
             // Someone else was master and resigned (or stepped down after a partition healed):
             // reassert at once, and re-announce, since clients may still point at them.
-            out.push(Action::SendAdvert {
-                priority: self.priority,
-            });
-            out.push(Action::Announce);
-            self.adver_at = Some(now + self.params.advert_interval);
+            self.answer(now, out);
             return;
         }
         let reason = if h.priority > self.priority {
@@ -579,12 +591,25 @@ impl Fsm {
             None => {
                 // A lower-priority router thinks it is master (e.g. after a partition heals):
                 // answer at once so it steps down now rather than at our next tick.
-                out.push(Action::SendAdvert {
-                    priority: self.priority,
-                });
-                out.push(Action::Announce);
-                self.adver_at = Some(now + self.params.advert_interval);
+                self.answer(now, out);
             }
+        }
+    }
+
+    /// A master's answer to a lower-priority or priority-0 advert: its own advert at once and
+    /// a re-announcement of the VIPs, rate-limited ([`ANSWER_BURST`]), since such adverts can
+    /// be forged at any rate. The regular adverts go on meanwhile.
+    fn answer(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let interval = self.params.advert_interval;
+        if !rate_allows(&mut self.answer_tat, now, interval) {
+            return;
+        }
+        out.push(Action::SendAdvert {
+            priority: self.priority,
+        });
+        self.adver_at = Some(now + interval);
+        if rate_allows(&mut self.announce_tat, now, ANSWER_ANNOUNCE_GAP) {
+            out.push(Action::Announce);
         }
     }
 
@@ -600,6 +625,17 @@ impl Fsm {
         self.state = to;
         out.push(Action::Transition { from, to, reason });
     }
+}
+
+/// The generic cell rate algorithm: true (and the event is counted) if one more event at `now`
+/// keeps to [`ANSWER_BURST`] in a row and one per `every` after that.
+fn rate_allows(tat: &mut Option<Instant>, now: Instant, every: Duration) -> bool {
+    let t = tat.map_or(now, |t| t.max(now));
+    if t > now + every * (ANSWER_BURST - 1) {
+        return false;
+    }
+    *tat = Some(t + every);
+    true
 }
 
 #[cfg(test)]

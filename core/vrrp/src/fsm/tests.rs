@@ -571,6 +571,99 @@ fn master_reasserts_against_lower_priority_master() {
     assert_eq!(f.state(), State::Master);
 }
 
+/// Drives a master for `secs` seconds with an advert `heard` every 100 µs (10k pps), and its
+/// timers; returns the adverts it sent and the announcements it asked for.
+fn flood(f: &mut Fsm, t0: Instant, secs: u64, heard: Heard) -> (usize, usize) {
+    let (mut adverts, mut announces) = (0, 0);
+    let step = Duration::from_micros(100);
+    let mut now = t0;
+    while now < t0 + SEC * secs as u32 {
+        let mut a = f.handle(Event::Advert(heard), now);
+        if f.poll_timeout().is_some_and(|t| t <= now) {
+            a.extend(f.handle(Event::Timeout, now));
+        }
+        adverts += a
+            .iter()
+            .filter(|x| matches!(x, Action::SendAdvert { .. }))
+            .count();
+        announces += a.iter().filter(|x| **x == Action::Announce).count();
+        now += step;
+    }
+    (adverts, announces)
+}
+
+#[test]
+fn master_answers_a_flood_of_lower_priority_adverts_at_most_once_per_interval() {
+    let t0 = Instant::now();
+    let params = Params {
+        advert_interval: ms(100),
+        ..p(Version::V3)
+    };
+    let mut f = master(params, 100, t0);
+    let start = t0 + SEC * 5;
+    // The first is answered at once, as before.
+    let a = f.handle(Event::Advert(heard_every(9, 1, ms(100))), start);
+    assert_eq!(
+        a,
+        vec![Action::SendAdvert { priority: 100 }, Action::Announce]
+    );
+    // 3 s at 10k pps: a burst of ANSWER_BURST, then one advert per 100 ms interval (answers
+    // and ticks together) and one announcement per second; not 30 000 of each.
+    let (adverts, announces) = flood(&mut f, start, 3, heard_every(9, 1, ms(100)));
+    let burst = ANSWER_BURST as usize;
+    assert!(
+        adverts <= 30 + burst,
+        "{adverts} adverts sent in 3 s of flood"
+    );
+    assert!(adverts >= 29, "still advertises every interval: {adverts}");
+    assert!(
+        announces <= burst + 3,
+        "{announces} announcements in 3 s of flood"
+    );
+    assert_eq!(f.state(), State::Master);
+}
+
+#[test]
+fn master_answers_a_flood_of_priority_zero_adverts_at_most_once_per_interval() {
+    let t0 = Instant::now();
+    let mut f = master(p(Version::V2), 100, t0);
+    let (adverts, announces) = flood(&mut f, t0 + SEC * 5, 3, heard(9, 0));
+    let burst = ANSWER_BURST as usize;
+    assert!(
+        adverts <= 3 + burst,
+        "{adverts} adverts sent in 3 s of flood"
+    );
+    assert!(
+        announces <= 3 + burst,
+        "{announces} announcements in 3 s of flood"
+    );
+    assert_eq!(f.state(), State::Master);
+}
+
+#[test]
+fn master_answers_a_short_burst_then_once_per_interval() {
+    let t0 = Instant::now();
+    let mut f = master(p(Version::V2), 100, t0);
+    let now = t0 + SEC * 5;
+    let answer = vec![Action::SendAdvert { priority: 100 }, Action::Announce];
+    // A few in a row are each answered (a partition that heals makes several routers speak
+    // at once, and each may have pulled clients to itself).
+    for k in 0..ANSWER_BURST {
+        let a = f.handle(Event::Advert(heard(9, 50)), now + ms(u64::from(k)));
+        assert_eq!(a, answer, "answer {k} of the burst");
+    }
+    assert!(f
+        .handle(Event::Advert(heard(9, 50)), now + ms(999))
+        .is_empty());
+    // A higher priority is never rate-limited: the master steps down at once.
+    let mut g = f.clone();
+    let a = g.handle(Event::Advert(heard(9, 150)), now + ms(10));
+    assert_eq!(transitions(&a), vec![(State::Master, State::Backup)]);
+    // One more per interval (and per second for the announcement) from then on.
+    assert_eq!(f.handle(Event::Advert(heard(9, 50)), now + SEC), answer);
+    assert!(f.handle(Event::Advert(heard(9, 0)), now + SEC).is_empty());
+}
+
 #[test]
 fn master_lowered_priority_is_announced_at_once_in_fast_mode() {
     let t0 = Instant::now();
