@@ -678,3 +678,52 @@ impl Track for Instance {
         self
     }
 }
+
+/// An operator's firewall rule that drops the master's VRRP output: its sends fail (EPERM), the
+/// backup hears nothing and takes over. The master steps down after `master-down-adverts`
+/// refused adverts instead of holding the VIP beside the new master, follows it (its input
+/// still passes) and is held back from preempting until released; then it preempts back.
+#[test]
+fn a_master_whose_adverts_are_refused_steps_down() {
+    serial_lab(|lab| {
+        let (h1, h2) = pair(lab, &web(100), &web(90))?;
+        lab.nft_load(
+            1,
+            "table inet f {\n  chain out {\n    type filter hook output priority 0;\n    \
+             meta l4proto 112 counter drop\n  }\n}\n",
+        )?;
+        let cut = Instant::now();
+        h2.wait_state("web", "master", secs(3))?;
+        let one = lab.wait_holders(VIP, &[2], secs(2));
+        println!(
+            "adverts refused on h1: h2 master and sole holder after {:?} ({one:?})",
+            cut.elapsed()
+        );
+        one?;
+        lab.expect_holders_stable(VIP, &[2], secs(2))?;
+        ensure!(h1.state("web")? == "backup", "{}", h1.instance("web")?);
+        ensure!(
+            h1.counter("web", "adverts_unsent")? >= 3,
+            "{}",
+            h1.instance("web")?
+        );
+        lab.wait_client_ping(VIP, secs(5))?;
+
+        // The rule gone and the hold released: h1, higher, preempts back.
+        lab.nft_clear(1)?;
+        let out = lab.upkeep_cli(&[
+            "release",
+            "web",
+            "--state-dir",
+            &lab.state_dir(1).display().to_string(),
+        ])?;
+        ensure!(
+            out.status.success(),
+            "upkeep release: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        lab.wait_holders(VIP, &[1], secs(3))?;
+        h2.wait_backup_of("web", "192.0.2.1", secs(3))?;
+        Ok(())
+    });
+}

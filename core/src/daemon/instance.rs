@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tracing::{debug, warn, Span};
+use tracing::{warn, Span};
 
 use crate::net::announce::Announcer;
 use crate::net::socket::{multicast_group, VrrpSocket};
@@ -46,6 +46,8 @@ pub(super) struct Instance {
     pub repeats: Option<(tokio::task::JoinHandle<()>, Vec<IpAddr>)>,
     /// Log lines a remote sender can trigger per packet, one per reason per period.
     pub log_limit: LogLimit,
+    /// Adverts in a row that could not be sent to any destination.
+    pub unsent_in_a_row: u32,
     pub stats: Stats,
     advert: Advert,
     buf: Vec<u8>,
@@ -55,6 +57,8 @@ pub(super) struct Instance {
 #[derive(Debug, Default)]
 pub(super) struct Stats {
     pub adverts_sent: u64,
+    /// Adverts the kernel refused (to every destination).
+    pub adverts_unsent: u64,
     pub adverts_received: u64,
     pub transitions: u64,
     pub last_transition: Option<String>,
@@ -149,6 +153,7 @@ impl Instance {
             announce_epoch: Arc::default(),
             repeats: None,
             log_limit: LogLimit::default(),
+            unsent_in_a_row: 0,
             stats: Stats::default(),
             advert,
             buf: Vec::with_capacity(128),
@@ -234,22 +239,41 @@ impl Instance {
         }
     }
 
-    pub(super) fn send_advert(&mut self, priority: u8) {
+    /// Sends an advert to every destination; returns whether it reached at least one (an
+    /// advert the kernel refuses everywhere is counted, and logged once per period).
+    pub(super) fn send_advert(&mut self, priority: u8) -> bool {
         self.advert.priority = priority;
+        let mut sent = false;
         for dst in self.destinations() {
             self.buf.clear();
             if let Err(e) = self.advert.encode(self.src, dst, &mut self.buf) {
                 warn!(parent: &self.span, "cannot encode advert: {e}");
-                return;
+                return false;
             }
             match self
                 .socket
                 .send(self.src, dst, &self.buf, &mut self.scratch)
             {
-                Ok(()) => self.stats.adverts_sent += 1,
-                Err(e) => debug!(parent: &self.span, "advert to {dst} not sent: {e}"),
+                Ok(()) => {
+                    self.stats.adverts_sent += 1;
+                    sent = true;
+                }
+                Err(e) => {
+                    if let Some(left_out) = self.log_limit.allow("advert not sent", Instant::now())
+                    {
+                        warn!(parent: &self.span, left_out,
+                            "advert from {} to {dst} not sent: {e}", self.src);
+                    }
+                }
             }
         }
+        if sent {
+            self.unsent_in_a_row = 0;
+        } else {
+            self.unsent_in_a_row += 1;
+            self.stats.adverts_unsent += 1;
+        }
+        sent
     }
 
     pub(super) fn count_drop(&mut self, reason: DropReason) {
@@ -271,6 +295,7 @@ impl Instance {
             transitions: self.stats.transitions,
             last_transition: self.stats.last_transition.clone(),
             adverts_sent: self.stats.adverts_sent,
+            adverts_unsent: self.stats.adverts_unsent,
             adverts_received: self.stats.adverts_received,
             drops: self
                 .stats

@@ -766,7 +766,19 @@ impl Daemon {
         let inst = &mut self.instances[i];
         match action {
             Action::SendAdvert { priority } => {
-                inst.send_advert(priority);
+                let sent = inst.send_advert(priority);
+                // Not heard for as long as a backup waits: it has taken over. Step down rather
+                // than hold the VIPs beside it (a priority-0 resignation is no reason: nothing
+                // to give up).
+                let limit = u32::from(inst.cfg.master_down_adverts).max(1);
+                if !sent && priority > 0 && inst.unsent_in_a_row >= limit {
+                    inst.unsent_in_a_row = 0;
+                    warn!(parent: &inst.span, unsent = limit,
+                        "adverts could not be sent: stepping down so that the backups' new \
+                         master is the only one; held back from preempting until `upkeep \
+                         release {}` (or a restart)", inst.cfg.name);
+                    self.node.adverts_unsent(i);
+                }
                 // adverts_sent changed: a master that only sends still refreshes its status.
                 if self.status_due.is_none() {
                     self.status_due = Some(now + Duration::from_secs(1));

@@ -81,6 +81,9 @@ pub struct InstanceStatus {
     pub transitions: u64,
     pub last_transition: Option<String>,
     pub adverts_sent: u64,
+    /// Adverts the kernel refused to send (to every destination).
+    #[serde(default)]
+    pub adverts_unsent: u64,
     pub adverts_received: u64,
     /// Dropped packets by reason ([`DropReason::as_str`]).
     #[serde(deserialize_with = "drop_reasons")]

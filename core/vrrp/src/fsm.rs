@@ -131,6 +131,11 @@ pub enum Event {
     HandOver,
     /// Lift the hold of [`Event::HandOver`]: preempt again as configured.
     Release,
+    /// The driver could not send the last adverts (the kernel refused them: a firewall rule,
+    /// a vanished source address). The backups hear nothing and take over; a master steps
+    /// down rather than hold the VIPs beside them, and listens as a backup, held back from
+    /// preempting until [`Event::Release`] (it still takes over when no master is heard).
+    AdvertsUnsent,
 }
 
 /// Why a transition happened; logged and shown in status.
@@ -164,6 +169,8 @@ pub enum Reason {
     HandoverTimeout,
     /// An operator asked for a handover.
     HandoverAsked,
+    /// The master's adverts could not be sent.
+    AdvertsUnsent,
 }
 
 impl fmt::Display for Reason {
@@ -188,6 +195,7 @@ impl fmt::Display for Reason {
             Reason::SuccessorHeard { from } => write!(f, "successor {from} took over"),
             Reason::HandoverTimeout => write!(f, "no successor heard"),
             Reason::HandoverAsked => write!(f, "handover asked for"),
+            Reason::AdvertsUnsent => write!(f, "its adverts could not be sent"),
         }
     }
 }
@@ -371,6 +379,16 @@ impl Fsm {
                 self.adver_at = None;
                 self.down_at = Some(now + self.master_down_interval());
                 self.transition(State::Backup, Reason::GroupBackup, &mut out);
+            }
+            (State::Master, Event::AdvertsUnsent) => {
+                // Held back from preempting (as after an operator's handover) until released:
+                // preempting again would take the VIPs while still unheard, again and again.
+                self.held = true;
+                out.push(Action::RemoveVips);
+                self.adver_at = None;
+                self.master = None;
+                self.down_at = Some(now + self.master_down_interval());
+                self.transition(State::Backup, Reason::AdvertsUnsent, &mut out);
             }
             (State::Master, Event::Shutdown) => {
                 self.stopping = true;

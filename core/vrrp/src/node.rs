@@ -266,6 +266,11 @@ impl Node {
         self.queue.push_back((i, Event::Advert(heard)));
     }
 
+    /// The driver could not send instance `i`'s last adverts (see [`Event::AdvertsUnsent`]).
+    pub fn adverts_unsent(&mut self, i: usize) {
+        self.queue.push_back((i, Event::AdvertsUnsent));
+    }
+
     /// Every instance whose deadline (see [`Node::poll_timeout`]) has come.
     pub fn timeout(&mut self, now: Instant) {
         for (i, m) in self.members.iter().enumerate() {

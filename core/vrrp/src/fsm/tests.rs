@@ -998,3 +998,36 @@ fn master_priority_zero_backups_follow_skew_order() {
 fn addresses_are_distinct_in_sim() {
     assert_ne!(addr(0), addr(1));
 }
+
+/// A master whose adverts the kernel refuses (a firewall rule dropping VRRP out, a vanished
+/// source address) is not heard: its backups take over. It steps down and listens, so that
+/// the VIPs are not held twice; it follows the master it then hears, and takes over again
+/// only when it hears none (then it may be alone, and serving is right).
+#[test]
+fn a_master_whose_adverts_cannot_be_sent_steps_down_and_listens() {
+    let t0 = Instant::now();
+    let fast = Params {
+        fast_preempt: true,
+        ..p(Version::V3)
+    };
+    let mut f = master(fast, 100, t0);
+    let now = t0 + SEC * 10;
+    let a = f.handle(Event::AdvertsUnsent, now);
+    assert_eq!(a[0], Action::RemoveVips);
+    assert_eq!(transitions(&a), vec![(State::Master, State::Backup)]);
+    assert!(!a.iter().any(|x| matches!(x, Action::SendAdvert { .. })));
+    // The backup that took over is heard: followed, not preempted while it advertises (even
+    // with fast preemption), until released.
+    assert!(f.held());
+    f.handle(Event::Advert(heard(2, 90)), now + SEC);
+    assert_eq!(f.state(), State::Backup);
+    // Nobody heard for Master_Down_Interval: master again.
+    let down = f.poll_timeout().unwrap();
+    assert!(down > now + SEC, "waits a Master_Down_Interval");
+    let a = f.handle(Event::Timeout, down);
+    assert_eq!(f.state(), State::Master);
+    assert!(a.contains(&Action::AddVips));
+    // Not master: nothing to give up.
+    let mut b = backup(p(Version::V3), 90, t0);
+    assert!(b.handle(Event::AdvertsUnsent, now).is_empty());
+}
