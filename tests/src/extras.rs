@@ -168,6 +168,36 @@ pub struct AddrMonitor {
     reader: Option<JoinHandle<()>>,
 }
 
+/// Waits until an address monitor running in `ns` (`ip monitor address`, or a netlink
+/// subscriber) is known to listen: adds `marker` (an address, put on `lo` as a /32) until
+/// `seen(false)` says its addition was reported, removes it, then waits for `seen(true)` (its
+/// removal reported). Until the monitor has subscribed, the marker may come and go unseen, so
+/// the addition is repeated.
+pub fn wait_monitor_listening(
+    lab: &Lab,
+    ns: &str,
+    marker: &str,
+    seen: impl Fn(bool) -> bool,
+) -> Result<()> {
+    let cidr = format!("{marker}/32");
+    wait_until(
+        format!("the address monitor in {ns} to report a marker address"),
+        Duration::from_secs(5),
+        || {
+            let _ = lab.ip(ns, &["addr", "add", &cidr, "dev", "lo"]);
+            let ok = wait_until("", Duration::from_millis(200), || seen(false)).is_ok();
+            let _ = lab.ip(ns, &["addr", "del", &cidr, "dev", "lo"]);
+            ok
+        },
+    )?;
+    wait_until(
+        format!("the address monitor in {ns} to report the marker's removal"),
+        Duration::from_secs(2),
+        || seen(true),
+    )
+    .map(drop)
+}
+
 /// The marker address the monitor's readiness check puts on `lo`.
 const MARKER: &str = "203.0.113.254";
 
@@ -197,7 +227,6 @@ impl AddrMonitor {
             lines,
             reader: Some(reader),
         };
-        let marker = format!("{MARKER}/32");
         let seen = |deleted: bool| {
             mon.lines
                 .lock()
@@ -205,22 +234,7 @@ impl AddrMonitor {
                 .iter()
                 .any(|l| l.contains(MARKER) && l.starts_with("Deleted") == deleted)
         };
-        // Until the monitor has subscribed, the marker may come and go unseen: repeat it.
-        wait_until(
-            format!("ip monitor in {ns} to report a marker address"),
-            Duration::from_secs(5),
-            || {
-                let _ = lab.ip(&ns, &["addr", "add", &marker, "dev", "lo"]);
-                let ok = wait_until("", Duration::from_millis(200), || seen(false)).is_ok();
-                let _ = lab.ip(&ns, &["addr", "del", &marker, "dev", "lo"]);
-                ok
-            },
-        )?;
-        wait_until(
-            format!("ip monitor in {ns} to report the marker's removal"),
-            Duration::from_secs(2),
-            || seen(true),
-        )?;
+        wait_monitor_listening(lab, &ns, MARKER, seen)?;
         Ok(mon)
     }
 

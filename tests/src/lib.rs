@@ -48,7 +48,10 @@ pub use capture::{Capture, Captured};
 pub use config::{kdl_duration, keepalived_config, port_listener_check, upkeep_config, Instance};
 pub use daemon::{status_drops, Daemon, Kind};
 pub use disrupt::BusyLoops;
-pub use extras::{plugin_path, plugins_dir, replace_file, with_custom_section, AddrMonitor};
+pub use extras::{
+    plugin_path, plugins_dir, replace_file, wait_monitor_listening, with_custom_section,
+    AddrMonitor,
+};
 pub use flood::{Flood, FloodReport};
 pub use lab::{
     keepalived_available, lab_test, list_netns, upkeep_bin, Lab, LabBuilder, CLIENT_IP, CLIENT_IP6,

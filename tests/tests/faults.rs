@@ -5,7 +5,6 @@
 //!
 //! Run alone: `cargo build -p upkeep && cargo test -p upkeep-tests --test faults -- --nocapture`
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -40,29 +39,6 @@ fn pair(lab: &Lab, h1: &Instance, h2: &Instance) -> Result<(Daemon, Daemon)> {
     d2.wait_backup_of("web", "192.0.2.1", secs(10))?;
     lab.wait_holders(VIP, &[1], secs(5))?;
     Ok((d1, d2))
-}
-
-/// Sets the bridge port of host i in the switch to an STP port state: 0 (disabled: forwards
-/// nothing, but the link and its carrier stay up) or 3 (forwarding).
-fn port_state(lab: &Lab, i: usize, state: u8) -> Result<()> {
-    let out = lab.exec(
-        &lab.switch_ns(),
-        &[
-            "bridge",
-            "link",
-            "set",
-            "dev",
-            &format!("h{i}"),
-            "state",
-            &state.to_string(),
-        ],
-    )?;
-    ensure!(
-        out.status.success(),
-        "bridge link set dev h{i} state {state}: {}",
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    Ok(())
 }
 
 /// Hosts holding the VIP, polled as fast as `ip` answers, until `expected`; returns the time.
@@ -106,7 +82,7 @@ fn partition_then_heal_leaves_one_master_within_an_interval() {
         let (h1, h2) = pair(lab, &web(100), &web(90))?;
         let h1_transitions = h1.counter("web", "transitions")?;
 
-        port_state(lab, 1, 0)?;
+        lab.set_port_forwarding(1, false)?;
         let split = Instant::now();
         h2.wait_state("web", "master", secs(3))?;
         let h2_master_after = split.elapsed();
@@ -118,7 +94,7 @@ fn partition_then_heal_leaves_one_master_within_an_interval() {
             "not both masters during the partition"
         );
 
-        port_state(lab, 1, 3)?;
+        lab.set_port_forwarding(1, true)?;
         let one_holder = wait_holders_fast(lab, &[1], secs(3))?;
         h2.wait_backup_of("web", "192.0.2.1", secs(2))?;
         println!(
@@ -154,7 +130,7 @@ fn partition_heal_winner_reannounces_to_the_losing_side() {
         lab.wait_client_ping(VIP, secs(5))?;
         ensure!(lab.client_neighbour(VIP).0 == Some(1), "client not on h1");
 
-        port_state(lab, 1, 0)?;
+        lab.set_port_forwarding(1, false)?;
         h2.wait_state("web", "master", secs(3))?;
         wait_until("the client to follow h2", secs(3), || {
             lab.client_neighbour(VIP).0 == Some(2)
@@ -165,13 +141,12 @@ fn partition_heal_winner_reannounces_to_the_losing_side() {
 
         // h1 hears none of h2's ordinary adverts, so h2 (hearing h1) steps down first; only
         // h2's step-down (priority 0, the VRRP priority byte at offset 2) reaches h1.
-        nft_vrrp_drop(lab, 1, "@th,16,8 != 0 ")?;
-        port_state(lab, 1, 3)?;
+        lab.nft_vrrp_drop(1, "@th,16,8 != 0 ")?;
+        lab.set_port_forwarding(1, true)?;
         let healed = Instant::now();
         wait_holders_fast(lab, &[1], secs(3))?;
         h2.wait_backup_of("web", "192.0.2.1", secs(2))?;
-        let out = lab.exec(&lab.host_ns(1), &["nft", "delete", "table", "inet", "f"])?;
-        ensure!(out.status.success(), "nft delete table");
+        lab.nft_clear(1)?;
         ensure!(h1.state("web")? == "master", "{}", h1.instance("web")?);
         let back = wait_until("the client's ARP entry to point at h1", secs(1), || {
             lab.client_neighbour(VIP).0 == Some(1)
@@ -300,49 +275,6 @@ fn sigkill_and_restart_leave_no_stale_vip_and_no_duplicate_route() {
     });
 }
 
-/// The nftables rule that drops `percent`% of incoming VRRP packets at random (all of them at
-/// 100), with counters.
-fn lossy(lab: &Lab, i: usize, percent: u8) -> Result<()> {
-    let drop = if percent >= 100 {
-        String::new()
-    } else {
-        format!("numgen random mod 100 < {percent} ")
-    };
-    nft_vrrp_drop(lab, i, &drop)
-}
-
-/// Drops the VRRP packets host i receives that match `matcher` (nft expression, may be empty).
-fn nft_vrrp_drop(lab: &Lab, i: usize, drop: &str) -> Result<()> {
-    let rules = format!(
-        "table inet f {{\n  chain in {{\n    type filter hook input priority 0;\n    \
-         meta l4proto 112 {drop}counter drop\n    \
-         meta l4proto 112 counter accept\n  }}\n}}\n"
-    );
-    nft_load(lab, i, &rules)
-}
-
-/// Loads an nftables ruleset (`nft -f -`) in host i.
-fn nft_load(lab: &Lab, i: usize, rules: &str) -> Result<()> {
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &lab.host_ns(i), "nft", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("spawn nft (scripts/install-deps.sh installs nftables)")?;
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().context("nft stdin")?;
-        stdin.write_all(rules.as_bytes())?;
-    }
-    let out = child.wait_with_output()?;
-    ensure!(
-        out.status.success(),
-        "nft in h{i}: {}",
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    Ok(())
-}
-
 /// (dropped, accepted) VRRP packets counted by the [`lossy`] rule in host i.
 fn loss_counters(lab: &Lab, i: usize) -> Result<(u64, u64)> {
     let out = lab.exec(&lab.host_ns(i), &["nft", "list", "table", "inet", "f"])?;
@@ -366,8 +298,8 @@ fn loss_counters(lab: &Lab, i: usize) -> Result<(u64, u64)> {
 fn under_loss(lab: &Lab) -> Result<(u64, u64, Duration)> {
     let (h1, h2) = pair(lab, &web(100), &web(90))?;
     lab.wait_client_ping(VIP, secs(5))?;
-    lossy(lab, 1, 20)?;
-    lossy(lab, 2, 20)?;
+    lab.nft_vrrp_loss(1, 20)?;
+    lab.nft_vrrp_loss(2, 20)?;
     let t = |d: &Daemon| d.counter("web", "transitions");
     let (t1, t2) = (t(&h1)?, t(&h2)?);
     let cap = lab.start_capture(2)?;
@@ -444,7 +376,7 @@ fn lossy_both_ways(lab: &Lab, i: usize, percent: u8) -> Result<()> {
         chain("in", "input"),
         chain("out", "output")
     );
-    nft_load(lab, i, &rules)
+    lab.nft_load(i, &rules)
 }
 
 /// Every `packets N` counter of host i's table `f`, in rule order.
@@ -575,35 +507,6 @@ fn twenty_percent_vrrp_loss_causes_no_transition_at_all() {
     });
 }
 
-/// Busy processes, killed (by pid) when dropped.
-struct Hogs(Vec<Child>);
-
-impl Drop for Hogs {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// `n` busy loops in host i's namespace, each pinned to one CPU (round robin).
-fn hogs(lab: &Lab, i: usize, n: usize) -> Result<Hogs> {
-    let cpus = std::thread::available_parallelism().map_or(1, |c| c.get());
-    let mut v = Vec::new();
-    for k in 0..n {
-        let cpu = (k % cpus).to_string();
-        let child = Command::new("ip")
-            .args(["netns", "exec", &lab.host_ns(i), "taskset", "-c", &cpu])
-            .args(["sh", "-c", "while :; do :; done"])
-            .stdin(Stdio::null())
-            .spawn()
-            .context("spawn a busy loop")?;
-        v.push(child);
-    }
-    Ok(Hogs(v))
-}
-
 /// The master's CPUs are saturated by busy loops (two per core, at the daemon's own priority)
 /// and its check is slow (2 s per run, every 200 ms); adverts still leave on time: no gap
 /// between two of them, as seen by the backup, exceeds two intervals (one advert late by at
@@ -627,7 +530,7 @@ fn cpu_starvation_and_a_slow_check_do_not_delay_adverts() {
 
         let cap = lab.start_capture(2)?;
         let cpus = std::thread::available_parallelism().map_or(1, |c| c.get());
-        let hogs = hogs(lab, 1, 2 * cpus)?;
+        let hogs = lab.busy_loops(1, 2 * cpus)?;
         std::thread::sleep(secs(8));
         drop(hogs);
         let pkts = cap.stop()?;

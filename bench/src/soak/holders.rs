@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use upkeep_tests::{wait_until, Lab};
+use upkeep_tests::{wait_monitor_listening, Lab};
 
 /// The marker the readiness check puts on `lo` (not a VIP of the soak).
 const MARKER: &str = "203.0.113.254";
@@ -128,27 +128,10 @@ impl Holders {
         Ok(holders)
     }
 
-    /// Until host's monitor has subscribed, the marker may come and go unseen: repeat it.
     fn wait_listening(&self, lab: &Lab, host: usize) -> Result<()> {
-        let ns = lab.host_ns(host);
-        let marker = format!("{MARKER}/32");
-        let seen = |deleted: bool| lock(&self.state).markers.contains(&(host, deleted));
-        wait_until(
-            format!("ip monitor in h{host} to report a marker address"),
-            Duration::from_secs(5),
-            || {
-                let _ = lab.ip(&ns, &["addr", "add", &marker, "dev", "lo"]);
-                let ok = wait_until("", Duration::from_millis(200), || seen(false)).is_ok();
-                let _ = lab.ip(&ns, &["addr", "del", &marker, "dev", "lo"]);
-                ok
-            },
-        )?;
-        wait_until(
-            format!("ip monitor in h{host} to report the marker's removal"),
-            Duration::from_secs(2),
-            || seen(true),
-        )
-        .map(drop)
+        wait_monitor_listening(lab, &lab.host_ns(host), MARKER, |deleted| {
+            lock(&self.state).markers.contains(&(host, deleted))
+        })
     }
 
     /// The hosts holding VIP number `vip` now.

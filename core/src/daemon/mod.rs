@@ -37,7 +37,7 @@ use tracing::{debug, info, warn};
 use crate::checks::wasm::{self, PluginHost};
 use crate::checks::{CheckResult, Tracker};
 use crate::hooks::{self, Notifier, NotifyState, QueueStats, Subject};
-use crate::net::netlink::{self, AddressAdded, AddressRemoved, LinkEvent, Netlink};
+use crate::net::netlink::{self, AddressChange, AddressRemoved, LinkEvent, Netlink};
 use upkeep_config::{self as config, CheckDef, CheckKind, Config};
 use upkeep_vrrp::fsm::{Action, Event, State};
 use upkeep_vrrp::node::{Node, Track};
@@ -102,11 +102,9 @@ struct Daemon {
     check_tx: mpsc::UnboundedSender<CheckResult>,
     rx: mpsc::Receiver<Rx>,
     links: mpsc::UnboundedReceiver<LinkEvent>,
-    /// Addresses removed from the host's interfaces, by anyone: a held VIP among them is put
-    /// back.
-    addrs_removed: mpsc::UnboundedReceiver<AddressRemoved>,
-    /// Addresses added: the source address an interface made again was waiting for.
-    addrs_added: mpsc::UnboundedReceiver<AddressAdded>,
+    /// Addresses added and removed, by anyone: a held VIP removed is put back; an address
+    /// added may be the source address an interface made again was waiting for.
+    addrs: mpsc::UnboundedReceiver<AddressChange>,
     check_rx: mpsc::UnboundedReceiver<CheckResult>,
     vips: VipWriter,
     /// Instances whose takeover announcement waits for their addresses (see [`Daemon::pump`]).
@@ -156,8 +154,7 @@ impl Daemon {
         state_dir::prepare(&opts.state_dir)?;
         let nl = Netlink::connect()?;
         let links = netlink::watch_links()?;
-        let addrs_removed = netlink::watch_address_removals()?;
-        let addrs_added = netlink::watch_address_additions()?;
+        let addrs = netlink::watch_addresses()?;
         let (tx, rx) = mpsc::channel(1024);
         let (check_tx, check_rx) = mpsc::unbounded_channel();
         let (prepared_tx, prepared_rx) = mpsc::unbounded_channel();
@@ -176,8 +173,7 @@ impl Daemon {
             check_tx,
             rx,
             links,
-            addrs_removed,
-            addrs_added,
+            addrs,
             check_rx,
             vips,
             announce_queue: Vec::new(),
@@ -318,8 +314,10 @@ impl Daemon {
                     }
                 }
                 Some(ev) = self.links.recv() => self.on_link(ev).await,
-                Some(ev) = self.addrs_removed.recv() => self.on_address_removed(ev),
-                Some(ev) = self.addrs_added.recv() => self.on_address_added(ev).await,
+                Some(ev) = self.addrs.recv() => match ev {
+                    AddressChange::Removed(ev) => self.on_address_removed(ev),
+                    AddressChange::Added(ev) => self.on_address_added(ev).await,
+                },
                 Some(res) = self.check_rx.recv() => self.on_check(res),
                 Some((req, reply)) = self.control.recv() => {
                     let answer = match req {

@@ -304,34 +304,6 @@ pub fn watch_links() -> Result<mpsc::UnboundedReceiver<LinkEvent>, NetlinkError>
     Ok(rx)
 }
 
-/// Subscribe to address additions. Events arrive on the returned channel until it is dropped.
-pub fn watch_address_additions() -> Result<mpsc::UnboundedReceiver<AddressAdded>, NetlinkError> {
-    let (conn, _handle, mut messages) = rtnetlink::new_multicast_connection(&[
-        MulticastGroup::Ipv4Ifaddr,
-        MulticastGroup::Ipv6Ifaddr,
-    ])
-    .map_err(NetlinkError::Open)?;
-    tokio::spawn(conn);
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Some((msg, _)) = messages.next().await {
-            let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(m)) = msg.payload
-            else {
-                continue;
-            };
-            let Some(addr) = address_of(&m) else { continue };
-            let event = AddressAdded {
-                index: m.header.index,
-                addr,
-            };
-            if tx.send(event).is_err() {
-                break;
-            }
-        }
-    });
-    Ok(rx)
-}
-
 /// IFA_LOCAL is the address itself on point-to-point links; IFA_ADDRESS otherwise.
 fn address_of(m: &AddressMessage) -> Option<IpAddr> {
     let local = m.attributes.iter().find_map(|a| match a {
@@ -345,8 +317,16 @@ fn address_of(m: &AddressMessage) -> Option<IpAddr> {
     local.or(addr)
 }
 
-/// Subscribe to address removals. Events arrive on the returned channel until it is dropped.
-pub fn watch_address_removals() -> Result<mpsc::UnboundedReceiver<AddressRemoved>, NetlinkError> {
+/// An address added or removed, by anyone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressChange {
+    Added(AddressAdded),
+    Removed(AddressRemoved),
+}
+
+/// Subscribe to address additions and removals (one subscription to RTNLGRP_IPV4_IFADDR and
+/// RTNLGRP_IPV6_IFADDR). Events arrive on the returned channel until it is dropped.
+pub fn watch_addresses() -> Result<mpsc::UnboundedReceiver<AddressChange>, NetlinkError> {
     let (conn, _handle, mut messages) = rtnetlink::new_multicast_connection(&[
         MulticastGroup::Ipv4Ifaddr,
         MulticastGroup::Ipv6Ifaddr,
@@ -356,23 +336,20 @@ pub fn watch_address_removals() -> Result<mpsc::UnboundedReceiver<AddressRemoved
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Some((msg, _)) = messages.next().await {
-            let NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelAddress(m)) = msg.payload
-            else {
+            let NetlinkPayload::InnerMessage(inner) = msg.payload else {
                 continue;
             };
-            // IFA_LOCAL is the address itself on point-to-point links; IFA_ADDRESS otherwise.
-            let local = m.attributes.iter().find_map(|a| match a {
-                AddressAttribute::Local(ip) => Some(*ip),
-                _ => None,
-            });
-            let addr = m.attributes.iter().find_map(|a| match a {
-                AddressAttribute::Address(ip) => Some(*ip),
-                _ => None,
-            });
-            let Some(addr) = local.or(addr) else { continue };
-            let event = AddressRemoved {
-                index: m.header.index,
-                addr,
+            let (m, added) = match inner {
+                RouteNetlinkMessage::NewAddress(m) => (m, true),
+                RouteNetlinkMessage::DelAddress(m) => (m, false),
+                _ => continue,
+            };
+            let Some(addr) = address_of(&m) else { continue };
+            let index = m.header.index;
+            let event = if added {
+                AddressChange::Added(AddressAdded { index, addr })
+            } else {
+                AddressChange::Removed(AddressRemoved { index, addr })
             };
             if tx.send(event).is_err() {
                 break;
