@@ -360,6 +360,59 @@ fn twenty_percent_vrrp_loss_keeps_the_master_and_the_clients() {
     });
 }
 
+/// The CI failure behind `RESIGN_REPEATS`: the backup takes over for a moment (its gratuitous
+/// ARP moves the client to it) and the master hears nothing of it: neither its adverts as
+/// master nor its one multicast priority-0 notice when it steps down. Before, the master never
+/// re-announced and the client sent to the ex-master until its neighbour entry expired (8 s).
+/// Now the ex-master repeats the notice to the master alone (unicast), and the master's
+/// announcement brings the client back within the interval.
+#[test]
+fn a_takeover_the_master_never_hears_of_leaves_the_clients_on_the_master() {
+    serial_lab(|lab| {
+        let (h1, h2) = pair(lab, &web(100), &web(90))?;
+        lab.wait_client_ping(VIP, secs(5))?;
+        // h1 hears from h2 only priority 0 sent to it alone (the VRRP priority is byte 2).
+        lab.nft_load(
+            1,
+            "table inet f {\n  chain in {\n    type filter hook input priority 0;\n    \
+             meta l4proto 112 ip daddr 224.0.0.18 counter drop\n    \
+             meta l4proto 112 @th,16,8 != 0 counter drop\n    \
+             meta l4proto 112 counter accept\n  }\n}\n",
+        )?;
+        let t1 = h1.counter("web", "transitions")?;
+        let pinger = lab.start_pinger(VIP, ms(10))?;
+        std::thread::sleep(ms(500));
+        // h2 stops hearing h1 long enough to take over, then hears it again and steps down.
+        lab.nft_vrrp_drop(2, "")?;
+        h2.wait_state("web", "master", secs(5))?;
+        std::thread::sleep(ms(300));
+        lab.nft_clear(2)?;
+        h2.wait_state("web", "backup", secs(5))?;
+        // Long enough for the client's neighbour entry to expire had nobody re-announced.
+        std::thread::sleep(secs(10));
+        let pings = pinger.stop()?;
+        let unicast_zeros = nft_counters(lab, 1)?.get(2).copied().unwrap_or(0);
+        println!(
+            "brief unheard takeover: client lost {} of {} pings, longest outage {:?}; h1 \
+             accepted {unicast_zeros} VRRP packets from h2 (its notices)",
+            pings.lost(),
+            pings.sent(),
+            pings.longest_gap()
+        );
+        ensure!(
+            h1.counter("web", "transitions")? == t1,
+            "h1 did not stay master: {}",
+            h1.instance("web")?
+        );
+        ensure!(
+            pings.longest_gap() < secs(1),
+            "the client lost the VIP for {:?} after the backup stepped down",
+            pings.longest_gap()
+        );
+        Ok(())
+    });
+}
+
 /// Drops `percent`% of VRRP packets at random both on host i's input and on its output, with
 /// counters: an advert crosses the sender's output and the receiver's input, so it is lost with
 /// probability 1 - (1 - p)^2 (36% at 20%).

@@ -242,9 +242,15 @@ impl Instance {
     /// Sends an advert to every destination; returns whether it reached at least one (an
     /// advert the kernel refuses everywhere is counted, and logged once per period).
     pub(super) fn send_advert(&mut self, priority: u8) -> bool {
+        let to = self.destinations();
+        self.send_advert_to(priority, &to)
+    }
+
+    /// Sends an advert to these destinations only (a step-down's notice to the winner).
+    pub(super) fn send_advert_to(&mut self, priority: u8, to: &[IpAddr]) -> bool {
         self.advert.priority = priority;
         let mut sent = false;
-        for dst in self.destinations() {
+        for &dst in to {
             self.buf.clear();
             if let Err(e) = self.advert.encode(self.src, dst, &mut self.buf) {
                 warn!(parent: &self.span, "cannot encode advert: {e}");

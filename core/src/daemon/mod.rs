@@ -782,6 +782,9 @@ impl Daemon {
                     self.status_due = Some(now + Duration::from_secs(1));
                 }
             }
+            Action::TellWinner { to } => {
+                inst.send_advert_to(0, &[to]);
+            }
             Action::Announce => {
                 self.announce_queue.push(i);
                 // A second round a little later (keepalived's garp_master_delay), for switches

@@ -60,6 +60,14 @@ pub const ANSWER_BURST: u32 = 3;
 /// flood of them must not become a flood of ARP.
 pub const ANSWER_ANNOUNCE_GAP: Duration = Duration::from_secs(1);
 
+/// A master that steps down to a better one sends its priority-0 notice this many times more,
+/// half an advert interval apart, to the winner alone ([`Action::TellWinner`]). The notice is
+/// what makes the winner re-announce the VIPs to clients that our takeover's gratuitous ARP
+/// moved: if the one notice is lost (and the winner missed our takeover advert too) nobody
+/// else knows, and clients keep sending to us until their neighbour entry expires (8 s on
+/// Linux). Unicast, because a multicast priority 0 starts every other backup's Skew_Time.
+pub const RESIGN_REPEATS: u8 = 2;
+
 /// RFC states, plus `Fault` (interface down or a fatal check) as keepalived has it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum State {
@@ -207,6 +215,11 @@ pub enum Action {
     SendAdvert {
         priority: u8,
     },
+    /// Send a priority-0 advertisement to this router alone (unicast): the repeats of the
+    /// notice a master sends when it steps down to `to` (see [`RESIGN_REPEATS`]).
+    TellWinner {
+        to: IpAddr,
+    },
     /// Announce the VIPs (gratuitous ARP / unsolicited NA), as a new master must.
     Announce,
     /// Put the VIPs and routes on this host.
@@ -241,6 +254,8 @@ pub struct Fsm {
     /// advert, the announcement), as theoretical arrival times (GCRA): see [`ANSWER_BURST`].
     answer_tat: Option<Instant>,
     announce_tat: Option<Instant>,
+    /// The repeats of a step-down's priority-0 notice still to send: (next at, how many, to).
+    resign_notices: Option<(Instant, u8, IpAddr)>,
 }
 
 impl Fsm {
@@ -260,6 +275,7 @@ impl Fsm {
             stopping: false,
             answer_tat: None,
             announce_tat: None,
+            resign_notices: None,
         }
     }
 
@@ -322,10 +338,15 @@ impl Fsm {
 
     /// The next instant at which the driver must deliver [`Event::Timeout`].
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.adver_at, self.down_at, self.handover_until]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.adver_at,
+            self.down_at,
+            self.handover_until,
+            self.resign_notices.map(|(at, _, _)| at),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn preempts(&self) -> bool {
@@ -338,8 +359,11 @@ impl Fsm {
         match (self.state, event) {
             (State::Initialize, Event::Startup) => self.start(now, Reason::Startup, &mut out),
 
-            (State::Backup, Event::Timeout) if self.down_at.is_some_and(|t| now >= t) => {
-                self.become_master(now, Reason::MasterDown, &mut out);
+            (State::Backup, Event::Timeout) => {
+                self.resign_notice_due(now, &mut out);
+                if self.down_at.is_some_and(|t| now >= t) {
+                    self.become_master(now, Reason::MasterDown, &mut out);
+                }
             }
             (State::Backup, Event::Advert(h)) => self.backup_heard(h, now, &mut out),
             (State::Backup, Event::Priority(p)) => {
@@ -519,6 +543,7 @@ impl Fsm {
 
     fn become_master(&mut self, now: Instant, reason: Reason, out: &mut Vec<Action>) {
         self.down_at = None;
+        self.resign_notices = None;
         self.preempt_after = None;
         self.master = None;
         self.transition(State::Master, reason, out);
@@ -532,6 +557,13 @@ impl Fsm {
 
     fn backup_heard(&mut self, h: Heard, now: Instant, out: &mut Vec<Action>) {
         if h.priority == 0 {
+            // Priority 0 from another router than the master we follow is a former master
+            // stepping down to ours (a healed partition, a takeover whose adverts were lost):
+            // ours is still here, and a Skew_Time race now would only move the VIPs twice.
+            // (The RFC's rule is for the master's own resignation.)
+            if self.master.is_some_and(|(m, _)| m != h.from) {
+                return;
+            }
             // The master resigned: the best backup goes first, after its skew.
             self.master = None;
             self.down_at = Some(now + self.skew_time());
@@ -602,7 +634,7 @@ impl Fsm {
                 // Tell the winner we were master too (after a partition it may not know):
                 // priority 0 makes it reassert and re-announce the VIPs to clients that still
                 // point at us (keepalived issue #166).
-                out.push(Action::SendAdvert { priority: 0 });
+                self.resign(h.from, now, out);
                 out.push(Action::RemoveVips);
                 self.transition(State::Backup, reason, out);
             }
@@ -631,7 +663,32 @@ impl Fsm {
         }
     }
 
+    /// A master stepping down to `winner` tells it with priority 0, now to all and
+    /// [`RESIGN_REPEATS`] times more to it alone: each makes it re-announce the VIPs after our
+    /// own announcements.
+    fn resign(&mut self, winner: IpAddr, now: Instant, out: &mut Vec<Action>) {
+        out.push(Action::SendAdvert { priority: 0 });
+        self.resign_notices =
+            (RESIGN_REPEATS > 0).then(|| (now + self.resign_gap(), RESIGN_REPEATS, winner));
+    }
+
+    fn resign_notice_due(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let Some((at, left, to)) = self.resign_notices else {
+            return;
+        };
+        if now < at {
+            return;
+        }
+        out.push(Action::TellWinner { to });
+        self.resign_notices = (left > 1).then(|| (now + self.resign_gap(), left - 1, to));
+    }
+
+    fn resign_gap(&self) -> Duration {
+        (self.params.advert_interval / 2).max(Duration::from_millis(10))
+    }
+
     fn clear_timers(&mut self) {
+        self.resign_notices = None;
         self.adver_at = None;
         self.down_at = None;
         self.handover_until = None;

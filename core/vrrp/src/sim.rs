@@ -22,7 +22,12 @@ pub(crate) struct Router {
     pub segment: u8,
     pub sent: Vec<(Instant, u8)>,
     pub transitions: Vec<(Instant, State, State)>,
+    /// When this router sent gratuitous ARP / NA: clients follow the last one on the LAN.
+    pub announced: Vec<Instant>,
 }
+
+/// Decides, per advert and receiver, whether the LAN loses it: (from, to, heard) -> lost.
+pub(crate) type Loss = Box<dyn FnMut(usize, usize, &Heard) -> bool>;
 
 pub(crate) struct Lan {
     pub now: Instant,
@@ -32,6 +37,8 @@ pub(crate) struct Lan {
     /// In flight: (deliver at, sequence, to, heard).
     queue: BTreeMap<(Instant, u64), (usize, Heard)>,
     seq: u64,
+    /// Adverts lost on the way (none unless a test sets it).
+    pub loss: Option<Loss>,
 }
 
 pub(crate) fn params(version: Version, interval: Duration, index: usize) -> Params {
@@ -67,11 +74,13 @@ impl Lan {
                     segment: 0,
                     sent: Vec::new(),
                     transitions: Vec::new(),
+                    announced: Vec::new(),
                 })
                 .collect(),
             latency: Duration::from_millis(1),
             queue: BTreeMap::new(),
             seq: 0,
+            loss: None,
         }
     }
 
@@ -93,33 +102,45 @@ impl Lan {
     fn apply(&mut self, i: usize, actions: Vec<Action>) {
         for a in actions {
             match a {
-                Action::SendAdvert { priority } => {
-                    let r = &mut self.routers[i];
-                    r.sent.push((self.now, priority));
-                    if !r.up {
-                        continue;
-                    }
-                    let heard = Heard {
-                        from: r.fsm.params().primary_ip,
-                        priority,
-                        interval: r.fsm.params().advert_interval,
-                    };
-                    let segment = r.segment;
-                    for j in 0..self.routers.len() {
-                        if j != i && self.routers[j].segment == segment {
-                            self.seq += 1;
-                            self.queue
-                                .insert((self.now + self.latency, self.seq), (j, heard));
-                        }
-                    }
-                }
+                Action::SendAdvert { priority } => self.send(i, priority, None),
+                Action::TellWinner { to } => self.send(i, 0, Some(to)),
                 Action::AddVips => self.routers[i].holds_vips = true,
                 Action::RemoveVips => self.routers[i].holds_vips = false,
-                Action::Announce => {}
+                Action::Announce => self.routers[i].announced.push(self.now),
                 Action::Transition { from, to, .. } => {
                     self.routers[i].transitions.push((self.now, from, to))
                 }
             }
+        }
+    }
+
+    /// An advert from router i to every other in its segment, or to the one at `to`.
+    fn send(&mut self, i: usize, priority: u8, to: Option<IpAddr>) {
+        let r = &mut self.routers[i];
+        r.sent.push((self.now, priority));
+        if !r.up {
+            return;
+        }
+        let heard = Heard {
+            from: r.fsm.params().primary_ip,
+            priority,
+            interval: r.fsm.params().advert_interval,
+        };
+        let segment = r.segment;
+        for j in 0..self.routers.len() {
+            let other = &self.routers[j];
+            if j == i || other.segment != segment {
+                continue;
+            }
+            if to.is_some_and(|to| other.fsm.params().primary_ip != to) {
+                continue;
+            }
+            if self.loss.as_mut().is_some_and(|lost| lost(i, j, &heard)) {
+                continue;
+            }
+            self.seq += 1;
+            self.queue
+                .insert((self.now + self.latency, self.seq), (j, heard));
         }
     }
 
@@ -262,31 +283,43 @@ impl HostLan {
         let now = self.now;
         let host = &mut self.hosts[h];
         match action {
-            Action::SendAdvert { priority } => {
-                host.sent.push((now, i, priority));
-                if !host.up {
-                    return;
-                }
-                let params = host.node.fsm(i).params();
-                let heard = Heard {
-                    from: params.primary_ip,
-                    priority,
-                    interval: params.advert_interval,
-                };
-                for to in 0..self.hosts.len() {
-                    if to != h && i < self.hosts[to].node.len() {
-                        self.seq += 1;
-                        self.queue
-                            .insert((now + self.latency, self.seq), (to, i, heard));
-                    }
-                }
-            }
+            Action::SendAdvert { priority } => self.send(h, i, priority, None),
+            Action::TellWinner { to } => self.send(h, i, 0, Some(to)),
             Action::AddVips => host.holds_vips[i] = true,
             Action::RemoveVips => host.holds_vips[i] = false,
             Action::Announce => {}
             Action::Transition { from, to, reason } => {
                 host.transitions.push((now, i, from, to, reason))
             }
+        }
+    }
+
+    /// Instance i of host h sends an advert to that instance on every other host, or on the
+    /// one whose address is `to`.
+    fn send(&mut self, h: usize, i: usize, priority: u8, to: Option<IpAddr>) {
+        let now = self.now;
+        let host = &mut self.hosts[h];
+        host.sent.push((now, i, priority));
+        if !host.up {
+            return;
+        }
+        let params = host.node.fsm(i).params();
+        let heard = Heard {
+            from: params.primary_ip,
+            priority,
+            interval: params.advert_interval,
+        };
+        for other in 0..self.hosts.len() {
+            let node = &self.hosts[other].node;
+            if other == h || i >= node.len() {
+                continue;
+            }
+            if to.is_some_and(|to| node.fsm(i).params().primary_ip != to) {
+                continue;
+            }
+            self.seq += 1;
+            self.queue
+                .insert((now + self.latency, self.seq), (other, i, heard));
         }
     }
 
