@@ -305,6 +305,43 @@ fn raising_the_backups_priority_moves_the_vip_once() {
     });
 }
 
+/// A VIP added to the running master's instance is in its very next adverts (and its
+/// backups, given the same config, keep following it): the master builds each advert once
+/// and sends the same bytes every interval, and a reload must not leave it sending the old.
+#[test]
+fn a_vip_added_to_the_master_is_in_its_next_adverts() {
+    lab_test(2, |lab| {
+        let (h1, h2) = two_hosts(lab)?;
+        let web = || Instance::web(100).vip("192.0.2.102/24");
+        let r = rewrite(&h1, &conf(1, &[web()]))?;
+        expect_reload(&h1, &r, "applied", &[], &["web"], &[])?;
+        let r = rewrite(&h2, &conf(2, &[web().priority(90)]))?;
+        expect_reload(&h2, &r, "applied", &[], &["web"], &[])?;
+        let pkts = lab.capture_vrrp(2, ms(600))?;
+        let from_h1: Vec<&Captured> = pkts
+            .iter()
+            .filter(|p| !p.outgoing && p.src.to_string() == "192.0.2.1")
+            .collect();
+        ensure!(
+            from_h1.len() >= 3,
+            "{} adverts from h1 in 600 ms",
+            from_h1.len()
+        );
+        let want: Vec<std::net::IpAddr> = vec!["192.0.2.100".parse()?, "192.0.2.102".parse()?];
+        for p in &from_h1 {
+            let addrs = p.advert.as_ref().map(|a| a.addrs.clone());
+            ensure!(
+                addrs.as_ref() == Ok(&want) && p.checksum_ok,
+                "an advert from h1 after the reload: {}",
+                p.summary()
+            );
+        }
+        lab.wait_holders("192.0.2.102", &[1], secs(2))?;
+        expect_web_master_on_h1(&h1, &h2)?;
+        Ok(())
+    });
+}
+
 #[test]
 fn broken_configs_are_refused_with_their_location_and_change_nothing() {
     lab_test(2, |lab| {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tracing::{warn, Span};
 
 use crate::net::announce::Announcer;
-use crate::net::socket::{multicast_group, VrrpSocket};
+use crate::net::socket::{multicast_group, SendBatch, VrrpSocket};
 use upkeep_config::{InstanceConfig, VrrpVersion};
 use upkeep_vrrp::fsm::{Fsm, Params};
 use upkeep_vrrp::packet::{Advert, Auth, DropReason, Version};
@@ -51,7 +51,17 @@ pub(super) struct Instance {
     pub stats: Stats,
     advert: Advert,
     buf: Vec<u8>,
-    scratch: Vec<u8>,
+    /// Adverts as last encoded (see [`Instance::queue_advert_to`]); emptied when the
+    /// advert's settings change.
+    encoded: Vec<Encoded>,
+}
+
+/// One advert datagram as sent, with what it was built for.
+struct Encoded {
+    src: IpAddr,
+    dst: IpAddr,
+    priority: u8,
+    bytes: Vec<u8>,
 }
 
 #[derive(Debug, Default)]
@@ -157,7 +167,7 @@ impl Instance {
             stats: Stats::default(),
             advert,
             buf: Vec::with_capacity(128),
-            scratch: Vec::with_capacity(160),
+            encoded: Vec::new(),
             cfg,
         }
     }
@@ -176,6 +186,7 @@ impl Instance {
         self.advert.interval_cs = advert.interval_cs;
         self.advert.auth = advert.auth;
         self.advert.addrs = advert.addrs;
+        self.encoded.clear();
         self.src = src;
         self.vip_addrs = vip_addrs;
         if cfg.name != self.cfg.name {
@@ -239,27 +250,74 @@ impl Instance {
         }
     }
 
-    /// Sends an advert to every destination; returns whether it reached at least one (an
-    /// advert the kernel refuses everywhere is counted, and logged once per period).
-    pub(super) fn send_advert(&mut self, priority: u8) -> bool {
+    /// Queues an advert at `priority` to every destination (see [`Instance::queue_advert_to`]).
+    pub(super) fn queue_advert(&mut self, priority: u8, batch: &mut SendBatch) -> usize {
         let to = self.destinations();
-        self.send_advert_to(priority, &to)
+        self.queue_advert_to(priority, &to, batch)
     }
 
-    /// Sends an advert to these destinations only (a step-down's notice to the winner).
-    pub(super) fn send_advert_to(&mut self, priority: u8, to: &[IpAddr]) -> bool {
-        self.advert.priority = priority;
-        let mut sent = false;
+    /// Queues an advert at `priority` to each of `to` (a step-down's notice goes to the
+    /// winner alone); returns how many datagrams it pushed. A master sends the same bytes
+    /// every interval, so each is encoded once and kept while its source, destination,
+    /// priority and the advert's settings stay the same.
+    pub(super) fn queue_advert_to(
+        &mut self,
+        priority: u8,
+        to: &[IpAddr],
+        batch: &mut SendBatch,
+    ) -> usize {
+        let mut queued = 0;
         for &dst in to {
-            self.buf.clear();
-            if let Err(e) = self.advert.encode(self.src, dst, &mut self.buf) {
-                warn!(parent: &self.span, "cannot encode advert: {e}");
-                return false;
+            let src = self.src;
+            let known = self
+                .encoded
+                .iter()
+                .find(|e| e.src == src && e.dst == dst && e.priority == priority);
+            if let Some(e) = known {
+                batch.push(src, dst, &e.bytes);
+                queued += 1;
+                continue;
             }
-            match self
-                .socket
-                .send(self.src, dst, &self.buf, &mut self.scratch)
-            {
+            self.advert.priority = priority;
+            self.buf.clear();
+            let mut bytes = Vec::new();
+            let built = self
+                .advert
+                .encode(src, dst, &mut self.buf)
+                .map_err(|e| e.to_string())
+                .and_then(|()| {
+                    VrrpSocket::datagram(src, dst, &self.buf, &mut bytes).map_err(|e| e.to_string())
+                });
+            if let Err(e) = built {
+                warn!(parent: &self.span, "cannot encode advert: {e}");
+                return queued;
+            }
+            batch.push(src, dst, &bytes);
+            queued += 1;
+            // Each destination at a few priorities (its own, a lowered one, 0): a handful.
+            if self.encoded.len() > 3 * self.cfg.unicast_peers.len().max(1) {
+                self.encoded.clear();
+            }
+            self.encoded.push(Encoded {
+                src,
+                dst,
+                priority,
+                bytes,
+            });
+        }
+        queued
+    }
+
+    /// Counts what became of one queued advert; returns whether it reached at least one
+    /// destination (an advert the kernel refuses everywhere is counted, and logged once per
+    /// period).
+    pub(super) fn advert_sent<'a>(
+        &mut self,
+        results: impl Iterator<Item = (IpAddr, &'a std::io::Result<()>)>,
+    ) -> bool {
+        let mut sent = false;
+        for (dst, result) in results {
+            match result {
                 Ok(()) => {
                     self.stats.adverts_sent += 1;
                     sent = true;

@@ -12,6 +12,7 @@ mod links;
 mod log_limit;
 pub mod metrics;
 pub mod metrics_http;
+mod outbox;
 mod reload;
 mod single;
 mod state_dir;
@@ -47,6 +48,7 @@ use upkeep_vrrp::receive;
 use checks::{Check, LoadedPlugin};
 use control::{Reply, Request};
 use instance::Instance;
+use outbox::Outbox;
 use status::{CheckStatus, ReloadStatus, Status, StatusFile};
 use vips::VipWriter;
 use wiring::{Interfaces, Rx};
@@ -109,6 +111,8 @@ struct Daemon {
     vips: VipWriter,
     /// Instances whose takeover announcement waits for their addresses (see [`Daemon::pump`]).
     announce_queue: Vec<usize>,
+    /// Adverts due in this pass, sent together at its end.
+    outbox: Outbox,
     global_drops: HashMap<DropReason, u64>,
     status_file: StatusFile,
     /// When status.json is next written: now after a transition, within 500 ms after a counter.
@@ -177,6 +181,7 @@ impl Daemon {
             check_rx,
             vips,
             announce_queue: Vec::new(),
+            outbox: Outbox::default(),
             global_drops: HashMap::new(),
             status_file: StatusFile::new(&opts.state_dir),
             status_due: Some(Instant::now()),
@@ -747,8 +752,15 @@ impl Daemon {
     /// address changes in one netlink batch, and only then announce the takeovers: clients
     /// moved by a gratuitous ARP find the address already there.
     fn pump(&mut self, now: Instant) {
-        while let Some((i, action)) = self.node.poll(now) {
-            self.apply(i, action, now);
+        loop {
+            while let Some((i, action)) = self.node.poll(now) {
+                self.apply(i, action, now);
+            }
+            // The adverts due go out together; a master that can no longer send any steps
+            // down, which makes more actions to run.
+            if self.outbox.is_empty() || !self.send_adverts() {
+                break;
+            }
         }
         self.vips.flush();
         for i in std::mem::take(&mut self.announce_queue) {
@@ -764,26 +776,18 @@ impl Daemon {
         let inst = &mut self.instances[i];
         match action {
             Action::SendAdvert { priority } => {
-                let sent = inst.send_advert(priority);
-                // Not heard for as long as a backup waits: it has taken over. Step down rather
-                // than hold the VIPs beside it (a priority-0 resignation is no reason: nothing
-                // to give up).
-                let limit = u32::from(inst.cfg.master_down_adverts).max(1);
-                if !sent && priority > 0 && inst.unsent_in_a_row >= limit {
-                    inst.unsent_in_a_row = 0;
-                    warn!(parent: &inst.span, unsent = limit,
-                        "adverts could not be sent: stepping down so that the backups' new \
-                         master is the only one; held back from preempting until `upkeep \
-                         release {}` (or a restart)", inst.cfg.name);
-                    self.node.adverts_unsent(i);
-                }
-                // adverts_sent changed: a master that only sends still refreshes its status.
+                let (q, batch) = self.outbox.batch(&inst.socket);
+                let count = inst.queue_advert(priority, batch);
+                self.outbox.queued(i, priority, q, count);
+                // adverts_sent changes: a master that only sends still refreshes its status.
                 if self.status_due.is_none() {
                     self.status_due = Some(now + Duration::from_secs(1));
                 }
             }
             Action::TellWinner { to } => {
-                inst.send_advert_to(0, &[to]);
+                let (q, batch) = self.outbox.batch(&inst.socket);
+                let count = inst.queue_advert_to(0, &[to], batch);
+                self.outbox.queued(i, 0, q, count);
             }
             Action::Announce => {
                 self.announce_queue.push(i);
@@ -823,6 +827,38 @@ impl Daemon {
                 }
             }
         }
+    }
+
+    /// Send the queued adverts and count what became of them; returns whether a master that
+    /// could not send stepped down (its state machine has actions to run).
+    fn send_adverts(&mut self) -> bool {
+        let Self {
+            outbox,
+            instances,
+            node,
+            ..
+        } = self;
+        let mut stepped_down = false;
+        outbox.flush(|advert| {
+            let Some(inst) = instances.get_mut(advert.instance) else {
+                return;
+            };
+            let sent = inst.advert_sent(advert.results());
+            // Not heard for as long as a backup waits: it has taken over. Step down rather
+            // than hold the VIPs beside it (a priority-0 resignation is no reason: nothing
+            // to give up).
+            let limit = u32::from(inst.cfg.master_down_adverts).max(1);
+            if !sent && advert.priority > 0 && inst.unsent_in_a_row >= limit {
+                inst.unsent_in_a_row = 0;
+                warn!(parent: &inst.span, unsent = limit,
+                    "adverts could not be sent: stepping down so that the backups' new \
+                     master is the only one; held back from preempting until `upkeep \
+                     release {}` (or a restart)", inst.cfg.name);
+                node.adverts_unsent(advert.instance);
+                stepped_down = true;
+            }
+        });
+        stepped_down
     }
 
     /// Run the instance's (and its sync group's) notify commands and hooks for a transition.

@@ -144,33 +144,162 @@ impl VrrpSocket {
             }
         }
     }
+}
 
-    /// Send one VRRP message (`msg`, checksum already in it) from `src` to `dst`.
-    /// `scratch` is reused to avoid an allocation per advert.
-    pub fn send(
-        &self,
-        src: IpAddr,
-        dst: IpAddr,
-        msg: &[u8],
-        scratch: &mut Vec<u8>,
-    ) -> io::Result<()> {
+/// Datagrams for one [`VrrpSocket::send_batch`]: whole IPv4 packets (header included) or
+/// IPv6 VRRP messages, each with its addresses.
+#[derive(Debug, Default)]
+pub struct SendBatch {
+    bytes: Vec<u8>,
+    msgs: Vec<Out>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Out {
+    start: usize,
+    len: usize,
+    src: IpAddr,
+    dst: IpAddr,
+}
+
+impl SendBatch {
+    /// Queue one datagram, as [`VrrpSocket::datagram`] built it.
+    pub fn push(&mut self, src: IpAddr, dst: IpAddr, datagram: &[u8]) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(datagram);
+        self.msgs.push(Out {
+            start,
+            len: datagram.len(),
+            src,
+            dst,
+        });
+    }
+
+    pub fn len(&self) -> usize {
+        self.msgs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.msgs.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.msgs.clear();
+    }
+
+    /// The destination of datagram `k`.
+    pub fn destination(&self, k: usize) -> Option<IpAddr> {
+        self.msgs.get(k).map(|m| m.dst)
+    }
+}
+
+impl VrrpSocket {
+    /// What [`VrrpSocket::send_batch`] sends for one VRRP message `msg` (checksum already in
+    /// it): on IPv4 the packet with its header (TTL 255), on IPv6 the message itself.
+    pub fn datagram(src: IpAddr, dst: IpAddr, msg: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+        out.clear();
         match (src, dst) {
-            (IpAddr::V4(src), IpAddr::V4(dst)) => {
-                scratch.clear();
-                packet::encode_ipv4(src, dst, 255, msg, scratch);
-                let to = SockAddr::from(SocketAddrV4::new(dst, 0));
-                self.fd.get_ref().send_to(scratch, &to)?;
-                Ok(())
+            (IpAddr::V4(src), IpAddr::V4(dst)) => packet::encode_ipv4(src, dst, 255, msg, out),
+            (IpAddr::V6(_), IpAddr::V6(_)) => out.extend_from_slice(msg),
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "mixed address families",
+                ))
             }
-            (IpAddr::V6(src), IpAddr::V6(dst)) => {
-                send_v6(self.fd.get_ref(), src, dst, self.ifindex, msg)
+        }
+        Ok(())
+    }
+
+    /// Send every datagram of `batch` with as few `sendmmsg` calls as the kernel allows
+    /// ([`BATCH`] at a time): a master's adverts for many instances, due in one wake-up, cost
+    /// one system call rather than one each. `results` gets one entry per datagram, in order.
+    pub fn send_batch(&self, batch: &SendBatch, results: &mut Vec<io::Result<()>>) {
+        results.clear();
+        for chunk in batch.msgs.chunks(BATCH) {
+            let mut done = 0;
+            while done < chunk.len() {
+                match send_many(
+                    self.fd.get_ref(),
+                    &batch.bytes,
+                    &chunk[done..],
+                    self.ifindex,
+                ) {
+                    Ok(n) => {
+                        results.extend((0..n).map(|_| Ok(())));
+                        done += n;
+                    }
+                    // The first datagram of the call failed: say so, and go on after it.
+                    Err(e) => {
+                        results.push(Err(e));
+                        done += 1;
+                    }
+                }
             }
-            _ => Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "mixed address families",
-            )),
         }
     }
+}
+
+/// One `sendmmsg` call for `msgs` (at most [`BATCH`]); returns how many the kernel took
+/// (at least one), or the first one's error. IPv6 datagrams carry their source and interface
+/// in IPV6_PKTINFO, so the source is the address advertised (and checksummed).
+fn send_many(s: &Socket, bytes: &[u8], msgs: &[Out], ifindex: u32) -> io::Result<usize> {
+    let n = msgs.len().min(BATCH);
+    let names: Vec<SockAddr> = msgs[..n]
+        .iter()
+        .map(|m| match m.dst {
+            IpAddr::V4(d) => SockAddr::from(SocketAddrV4::new(d, 0)),
+            IpAddr::V6(d) => SockAddr::from(SocketAddr::V6(SocketAddrV6::new(d, 0, 0, ifindex))),
+        })
+        .collect();
+    let mut iovs: Vec<libc::iovec> = msgs[..n]
+        .iter()
+        .map(|m| libc::iovec {
+            iov_base: bytes[m.start..m.start + m.len].as_ptr() as *mut _,
+            iov_len: m.len,
+        })
+        .collect();
+    // 64 bytes of control room per message: CMSG_SPACE of in6_pktinfo (20 bytes) fits.
+    let mut control = vec![[0u64; 8]; n];
+    // SAFETY: every pointer in the headers (names, iovecs, control buffers, the bytes the
+    // iovecs point into) outlives the sendmmsg call; control buffers are u64-aligned and large
+    // enough for one in6_pktinfo message, written through the CMSG macros.
+    let sent = unsafe {
+        let mut hdrs: Vec<libc::mmsghdr> = Vec::with_capacity(n);
+        for k in 0..n {
+            let mut msg: libc::msghdr = zeroed();
+            msg.msg_name = names[k].as_ptr() as *mut _;
+            msg.msg_namelen = names[k].len();
+            msg.msg_iov = &mut iovs[k];
+            msg.msg_iovlen = 1;
+            if let IpAddr::V6(src) = msgs[k].src {
+                msg.msg_control = control[k].as_mut_ptr().cast();
+                msg.msg_controllen =
+                    libc::CMSG_SPACE(size_of::<libc::in6_pktinfo>() as u32) as usize;
+                let cmsg = libc::CMSG_FIRSTHDR(&msg);
+                (*cmsg).cmsg_level = libc::IPPROTO_IPV6;
+                (*cmsg).cmsg_type = libc::IPV6_PKTINFO;
+                (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<libc::in6_pktinfo>() as u32) as usize;
+                let info = libc::in6_pktinfo {
+                    ipi6_addr: libc::in6_addr {
+                        s6_addr: src.octets(),
+                    },
+                    ipi6_ifindex: ifindex,
+                };
+                std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::in6_pktinfo>(), info);
+            }
+            hdrs.push(libc::mmsghdr {
+                msg_hdr: msg,
+                msg_len: 0,
+            });
+        }
+        libc::sendmmsg(s.as_raw_fd(), hdrs.as_mut_ptr(), n as libc::c_uint, 0)
+    };
+    if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((sent as usize).max(1))
 }
 
 fn register(s: Socket) -> io::Result<AsyncFd<Socket>> {
@@ -338,48 +467,6 @@ fn recv_many(s: &Socket, batch: &mut RecvBatch, v6: bool) -> io::Result<usize> {
         });
     }
     Ok(n)
-}
-
-/// sendmsg with IPV6_PKTINFO so the source is the address we advertise (and checksummed).
-fn send_v6(
-    s: &Socket,
-    src: Ipv6Addr,
-    dst: Ipv6Addr,
-    ifindex: u32,
-    msg_bytes: &[u8],
-) -> io::Result<()> {
-    let to = SocketAddr::V6(SocketAddrV6::new(dst, 0, 0, ifindex));
-    let to = SockAddr::from(to);
-    let mut iov = libc::iovec {
-        iov_base: msg_bytes.as_ptr() as *mut _,
-        iov_len: msg_bytes.len(),
-    };
-    let mut control = [MaybeUninit::<u64>::uninit(); 8]; // 64 bytes
-                                                         // SAFETY: as in recv_v6; CMSG_SPACE of in6_pktinfo (20 bytes) fits in 64.
-    unsafe {
-        let mut msg: libc::msghdr = zeroed();
-        msg.msg_name = to.as_ptr() as *mut _;
-        msg.msg_namelen = to.len();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = libc::CMSG_SPACE(size_of::<libc::in6_pktinfo>() as u32) as usize;
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        (*cmsg).cmsg_level = libc::IPPROTO_IPV6;
-        (*cmsg).cmsg_type = libc::IPV6_PKTINFO;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<libc::in6_pktinfo>() as u32) as usize;
-        let info = libc::in6_pktinfo {
-            ipi6_addr: libc::in6_addr {
-                s6_addr: src.octets(),
-            },
-            ipi6_ifindex: ifindex,
-        };
-        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::in6_pktinfo>(), info);
-        if libc::sendmsg(s.as_raw_fd(), &msg, 0) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
 }
 
 /// The source we would use towards a v4 destination when none is configured.
