@@ -3,7 +3,7 @@
 //!
 //! Instances are matched by name; an instance whose name changed but whose interface, VRID,
 //! address family and version did not is the same virtual router renamed. An instance whose
-//! interface, VRID, family or version changed is a different virtual router: the old one is
+//! interface, VRID, family, version or `use-vmac` changed is a different virtual router: the old one is
 //! removed and the new one added.
 
 use super::model::{CheckDef, CheckKind, Config, InstanceConfig};
@@ -43,6 +43,8 @@ pub fn same_router(a: &InstanceConfig, b: &InstanceConfig) -> bool {
         && a.vrid == b.vrid
         && a.is_ipv6() == b.is_ipv6()
         && a.version == b.version
+        // Its VIPs live on another interface: put them there as a new router would.
+        && a.vmac == b.vmac
 }
 
 /// Equal in every setting (source spans aside).

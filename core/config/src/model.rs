@@ -411,6 +411,8 @@ pub struct InstanceConfig {
     pub routes: Vec<Route>,
     pub tracks: Vec<Track>,
     pub notify: Notify,
+    /// A macvlan with the RFC's virtual MAC for the VIPs (keepalived's `use_vmac`).
+    pub vmac: Option<Vmac>,
     pub span: SourceSpan,
 }
 
@@ -449,6 +451,25 @@ pub struct Vip {
     /// `virtual_ipaddress_excluded`): held and moved with the instance like the others, but left
     /// out of its adverts, so out of the 255 an advert can carry, and of either address family.
     pub advertise: bool,
+}
+
+/// The instance's VIPs live on a macvlan of its interface whose MAC is the RFC's virtual
+/// router MAC (00:00:5e:00:01:VRID, IPv6 00:00:5e:00:02:VRID), so that clients and switches
+/// see one MAC whichever host is master (keepalived's `use_vmac`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vmac {
+    /// The macvlan's name (default `vrrp.VRID`).
+    pub name: String,
+    /// Adverts go out of the base interface with its own MAC (keepalived's
+    /// `vmac_xmit_base`) rather than out of the macvlan with the virtual MAC.
+    pub xmit_base: bool,
+}
+
+impl Vmac {
+    /// The virtual router MAC of `vrid` (RFC 5798 7.3).
+    pub fn mac(vrid: u8, v6: bool) -> [u8; 6] {
+        [0x00, 0x00, 0x5e, 0x00, if v6 { 0x02 } else { 0x01 }, vrid]
+    }
 }
 
 /// A route installed while the instance is master.

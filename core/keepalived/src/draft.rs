@@ -138,6 +138,9 @@ pub(crate) struct KInstance {
     pub(crate) routes: Vec<(KRoute, Pos)>,
     pub(crate) tracks: Vec<KTrack>,
     pub(crate) notify: KNotify,
+    /// `use_vmac [NAME]`.
+    pub(crate) vmac: Option<(Option<String>, Pos)>,
+    pub(crate) vmac_xmit_base: Option<Pos>,
 }
 
 pub(crate) struct KGroup {

@@ -446,6 +446,24 @@ impl Importer {
         if let Some((d, pos)) = i.preempt_delay {
             out.setting(format!("preempt-delay {}", q(&kdl_duration(d))), pos);
         }
+        match (&i.vmac, i.vmac_xmit_base) {
+            (Some((_, pos)), _) if v6 => self.warn(
+                *pos,
+                "use_vmac on an IPv6 instance: upkeep's virtual MAC is IPv4 only for now; not imported",
+            ),
+            (Some((name, pos)), xmit) => {
+                let mut line = "use-vmac".to_string();
+                if let Some(n) = name {
+                    line.push_str(&format!(" {}", q(n)));
+                }
+                if xmit.is_some() {
+                    line.push_str(" xmit-base=#true");
+                }
+                out.setting(line, *pos);
+            }
+            (None, Some(pos)) => self.warn(pos, "vmac_xmit_base without use_vmac; ignored"),
+            (None, None) => {}
+        }
         if let Some((pass, pos)) = &i.auth {
             if version == 2 {
                 out.setting(format!("auth-pass {}", q(pass)), *pos);

@@ -1098,3 +1098,25 @@ fn virtual_ipaddress_excluded_is_held_but_not_advertised() {
     assert_eq!(i.advertised_addrs(), vec![i.vips[0].addr]);
     assert!(!i.is_ipv6());
 }
+
+#[test]
+fn use_vmac_imports_with_its_name_and_xmit_base() {
+    let conf = |extra: &str| {
+        format!(
+            "vrrp_instance web {{\n  interface eth0\n  virtual_router_id 51\n{extra}  virtual_ipaddress {{\n    192.0.2.100/24\n  }}\n}}\n"
+        )
+    };
+    let (imported, cfg) = convert(&conf("  use_vmac\n"));
+    assert!(imported.warnings.is_empty(), "{:#?}", imported.warnings);
+    let v = cfg.instances[0].vmac.clone().expect("vmac");
+    assert_eq!((v.name.as_str(), v.xmit_base), ("vrrp.51", false));
+
+    let (imported, cfg) = convert(&conf("  use_vmac vrrp51\n  vmac_xmit_base\n"));
+    assert!(imported.warnings.is_empty(), "{:#?}", imported.warnings);
+    let v = cfg.instances[0].vmac.clone().expect("vmac");
+    assert_eq!((v.name.as_str(), v.xmit_base), ("vrrp51", true));
+
+    let (imported, cfg) = convert(&conf("  vmac_xmit_base\n"));
+    warned(&imported, 4, "without use_vmac");
+    assert!(cfg.instances[0].vmac.is_none());
+}

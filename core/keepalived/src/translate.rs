@@ -447,6 +447,8 @@ impl Importer {
             routes: Vec::new(),
             tracks: Vec::new(),
             notify: KNotify::default(),
+            vmac: None,
+            vmac_xmit_base: None,
         };
         let place = format!("vrrp_instance {}", i.name);
         for s in self.block(stmt) {
@@ -469,6 +471,8 @@ impl Importer {
                 "advert_int" => i.advert = self.one_seconds(s),
                 "version" => i.version = self.one_int(s),
                 "nopreempt" => i.nopreempt = Some(s.pos),
+                "use_vmac" => i.vmac = Some((s.args().first().cloned(), s.pos)),
+                "vmac_xmit_base" => i.vmac_xmit_base = Some(s.pos),
                 // keepalived's default; the keyword changes nothing.
                 "preempt" => {}
                 "preempt_delay" => i.preempt_delay = self.one_seconds(s),

@@ -35,6 +35,8 @@ pub(super) struct Instance {
     pub socket: Arc<VrrpSocket>,
     pub announcer: Arc<Announcer>,
     pub owned: Arc<Owned>,
+    /// Its virtual-MAC interface (`use-vmac`), whose socket it reads too.
+    pub vmac_index: Option<u32>,
     pub vip_addrs: Vec<IpAddr>,
     pub span: Span,
     pub garp_refresh_at: Option<std::time::Instant>,
@@ -138,6 +140,7 @@ pub(super) struct InstanceIo {
     pub socket: Arc<VrrpSocket>,
     pub announcer: Arc<Announcer>,
     pub owned: Arc<Owned>,
+    pub vmac_index: Option<u32>,
 }
 
 impl Instance {
@@ -157,6 +160,7 @@ impl Instance {
             socket: w.socket,
             announcer: w.announcer,
             owned: w.owned,
+            vmac_index: w.vmac_index,
             vip_addrs,
             span,
             garp_refresh_at: None,
@@ -237,6 +241,7 @@ impl Instance {
         self.socket = w.socket;
         self.announcer = w.announcer;
         self.owned = w.owned;
+        self.vmac_index = w.vmac_index;
         self.bound = true;
         self.src_pending = !src_found;
     }

@@ -57,8 +57,11 @@ impl Daemon {
             let bound = inst.bound.then_some(inst.ifindex);
             match follow(&inst.cfg.interface, bound, &ev) {
                 Followed::Other => {
+                    let its_vmac = inst.cfg.vmac.as_ref().is_some_and(|v| v.name == ev.name);
+                    if its_vmac && ev.gone {
+                        rewired |= self.vmac_gone(i).await;
                     // One of its VIPs' or routes' interfaces, perhaps.
-                    if interfaces_of(&inst.cfg).any(|n| *n == ev.name) && !ev.gone {
+                    } else if interfaces_of(&inst.cfg).any(|n| *n == ev.name) && !ev.gone {
                         rewired |= self.follow_dev(i).await;
                     }
                 }
@@ -169,6 +172,22 @@ impl Daemon {
                 false
             }
         }
+    }
+
+    /// Instance `i`'s virtual-MAC interface was deleted (by hand, say): make it again, and put
+    /// the VIPs back on it if the instance is master. True if it was re-bound.
+    async fn vmac_gone(&mut self, i: usize) -> bool {
+        warn!(parent: &self.instances[i].span, "its virtual MAC interface was deleted: making it again");
+        if !self.instances[i].bound || !self.rebind(i).await {
+            return false;
+        }
+        let inst = &mut self.instances[i];
+        if inst.stats.vips_held {
+            self.vips.add(&inst.owned);
+            self.vips.flush();
+            announce(inst, &self.cfg.global);
+        }
+        true
     }
 
     /// Looks up again the source address instance `i` did not find on its re-made interface.

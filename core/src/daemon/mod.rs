@@ -387,6 +387,16 @@ impl Daemon {
         }
 
         self.vips.flush();
+        // The virtual-MAC interfaces go with the daemon, as keepalived's do (a killed daemon
+        // leaves them; the next start takes them over).
+        let vmacs: Vec<String> = self
+            .instances
+            .iter()
+            .filter_map(|i| i.cfg.vmac.as_ref().map(|v| v.name.clone()))
+            .collect();
+        for name in vmacs {
+            self.wires.remove_vmac(&name).await;
+        }
         // notify-stop commands were queued by the last transitions: let them run.
         if let Some(n) = self.notifier.take() {
             n.shutdown().await;
@@ -526,8 +536,9 @@ impl Daemon {
         for pass in [true, false] {
             for (i, inst) in self.instances.iter().enumerate() {
                 if self.node.is_retiring(i) == pass {
-                    self.by_vrid
-                        .insert((inst.ifindex, inst.v6, inst.cfg.vrid), i);
+                    for index in std::iter::once(inst.ifindex).chain(inst.vmac_index) {
+                        self.by_vrid.insert((index, inst.v6, inst.cfg.vrid), i);
+                    }
                 }
             }
         }
@@ -571,6 +582,19 @@ impl Daemon {
     fn prune_retired(&mut self) {
         let gone = self.node.drop_retired();
         if !gone.is_empty() {
+            // Their virtual-MAC interfaces, unless the new config uses them too.
+            let vmac_of = |i: &Instance| i.cfg.vmac.as_ref().map(|v| v.name.clone());
+            let kept: Vec<String> = (0..self.instances.len())
+                .filter(|k| !gone.contains(k))
+                .filter_map(|k| vmac_of(&self.instances[k]))
+                .collect();
+            for &k in &gone {
+                if let Some(name) = self.instances.get(k).and_then(vmac_of) {
+                    if !kept.contains(&name) {
+                        self.wires.remove_vmac_later(name);
+                    }
+                }
+            }
             let mut index = 0;
             self.instances.retain(|_| {
                 index += 1;

@@ -11,12 +11,13 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
 use crate::net::announce::Announcer;
 use crate::net::netlink::{Link, LinkEvent, Netlink};
 use crate::net::socket::{Datagram, RecvBatch, VrrpSocket};
-use upkeep_config::InstanceConfig;
+use crate::net::vmac;
+use upkeep_config::{InstanceConfig, Vmac};
 use upkeep_vrrp::packet::{self, Advert, DropReason, IPPROTO_VRRP};
 
 use super::instance::InstanceIo;
@@ -230,6 +231,7 @@ impl Interfaces {
         let link = self.link(&inst.interface).await?;
         let v6 = inst.is_ipv6();
         let (socket, announcer) = self.open(inst, &link)?;
+        let (socket, announcer, vmac_index) = self.vmac_side(inst, socket, announcer).await?;
         let src = match (inst.unicast_src, self.sources.get(&(link.index, v6))) {
             (Some(ip), _) => ip,
             (None, Some(&ip)) => ip,
@@ -249,6 +251,7 @@ impl Interfaces {
             socket,
             announcer,
             owned,
+            vmac_index,
         };
         Ok((wiring, link.up))
     }
@@ -267,6 +270,7 @@ impl Interfaces {
         let link = self.link(&inst.interface).await?;
         let owned = self.owned(inst).await?;
         let (socket, announcer) = self.open(inst, &link)?;
+        let (socket, announcer, vmac_index) = self.vmac_side(inst, socket, announcer).await?;
         let (src, found) = self.source_now(inst, link.index, all_vips, old_src).await;
         let io = InstanceIo {
             ifindex: link.index,
@@ -274,6 +278,7 @@ impl Interfaces {
             socket,
             announcer,
             owned,
+            vmac_index,
         };
         Ok((io, found))
     }
@@ -309,6 +314,60 @@ impl Interfaces {
         }
     }
 
+    /// With `use-vmac`: the instance's macvlan, made if missing (see [`crate::net::vmac`]),
+    /// and known by name from then on.
+    async fn vmac_link(&mut self, inst: &InstanceConfig) -> anyhow::Result<Option<Link>> {
+        let Some(v) = &inst.vmac else {
+            return Ok(None);
+        };
+        let mac = Vmac::mac(inst.vrid, inst.is_ipv6());
+        if let Some(l) = self.links.get(&v.name).filter(|l| l.mac == mac) {
+            return Ok(Some(l.clone()));
+        }
+        let base = self.link(&inst.interface).await?;
+        let (link, created) = vmac::ensure(&self.nl, &v.name, &base, mac, inst.is_ipv6())
+            .await
+            .with_context(|| format!("instance `{}`: use-vmac {}", inst.name, v.name))?;
+        if created {
+            info!(instance = %inst.name, interface = %v.name, mac = %vmac::mac_string(&mac),
+                base = %inst.interface, "virtual MAC interface made");
+        }
+        self.links.insert(v.name.clone(), link.clone());
+        Ok(Some(link))
+    }
+
+    /// Deletes a virtual-MAC interface (the daemon stops).
+    pub(super) async fn remove_vmac(&self, name: &str) {
+        delete_vmac(&self.nl, name).await;
+    }
+
+    /// Deletes a virtual-MAC interface no instance uses any more, off the event loop.
+    pub(super) fn remove_vmac_later(&self, name: String) {
+        let nl = self.nl.clone();
+        tokio::spawn(async move { delete_vmac(&nl, &name).await });
+    }
+
+    /// The socket an instance sends from and the announcer of its VIPs: its interface's, or
+    /// with `use-vmac` its macvlan's (adverts too, but with `xmit-base`), so that adverts and
+    /// gratuitous ARPs carry the virtual MAC; and the macvlan's index. The macvlan's socket
+    /// is read as well: a peer's adverts from the same virtual MAC reach only the macvlan
+    /// (the macvlan driver takes a multicast frame whose source is one of its own MACs as
+    /// its own, and hands it to that macvlan alone).
+    async fn vmac_side(
+        &mut self,
+        inst: &InstanceConfig,
+        socket: Arc<VrrpSocket>,
+        announcer: Arc<Announcer>,
+    ) -> anyhow::Result<(Arc<VrrpSocket>, Arc<Announcer>, Option<u32>)> {
+        let Some(link) = self.vmac_link(inst).await? else {
+            return Ok((socket, announcer, None));
+        };
+        let (vsocket, vannouncer) = self.open(inst, &link)?;
+        let xmit_base = inst.vmac.as_ref().is_some_and(|v| v.xmit_base);
+        let send = if xmit_base { socket } else { vsocket };
+        Ok((send, vannouncer, Some(link.index)))
+    }
+
     /// The VRRP socket and the announcer of `link`, opened if not yet.
     fn open(
         &mut self,
@@ -320,15 +379,12 @@ impl Interfaces {
             Some((s, _)) => s.clone(),
             None => {
                 let s = if v6 {
-                    VrrpSocket::open_v6(&inst.interface, link.index)
+                    VrrpSocket::open_v6(&link.name, link.index)
                 } else {
-                    VrrpSocket::open_v4(&inst.interface, link.index)
+                    VrrpSocket::open_v4(&link.name, link.index)
                 }
                 .with_context(|| {
-                    format!(
-                        "opening a VRRP socket on {} (are you root?)",
-                        inst.interface
-                    )
+                    format!("opening a VRRP socket on {} (are you root?)", link.name)
                 })?;
                 let s = Arc::new(s);
                 let reader = tokio::spawn(read_loop(s.clone(), v6, self.rx.clone()));
@@ -340,14 +396,14 @@ impl Interfaces {
         // Its adverts pass the socket's filter from now on (`set_filters` drops the VRIDs of
         // instances gone).
         if let Err(e) = socket.allow_vrid(inst.vrid) {
-            warn!(interface = %inst.interface, "cannot filter VRRP packets in the kernel: {e}");
+            warn!(interface = %link.name, "cannot filter VRRP packets in the kernel: {e}");
         }
         let announcer = match self.announcers.get(&link.index) {
             Some(a) => a.clone(),
             None => {
                 let a = Arc::new(
-                    Announcer::open(&inst.interface, link.index, link.mac).with_context(|| {
-                        format!("opening an announcement socket on {}", inst.interface)
+                    Announcer::open(&link.name, link.index, link.mac).with_context(|| {
+                        format!("opening an announcement socket on {}", link.name)
                     })?,
                 );
                 self.announcers.insert(link.index, a.clone());
@@ -373,7 +429,11 @@ impl Interfaces {
 
     /// The VIPs and routes an instance holds while master, resolved to interface indexes.
     pub(super) async fn owned(&mut self, inst: &InstanceConfig) -> anyhow::Result<Arc<Owned>> {
-        let own = self.link(&inst.interface).await?.index;
+        // With `use-vmac`, what names no interface goes on the macvlan, as in keepalived.
+        let own = match self.vmac_link(inst).await? {
+            Some(l) => l.index,
+            None => self.link(&inst.interface).await?.index,
+        };
         let mut addrs = Vec::new();
         for v in &inst.vips {
             let index = match &v.dev {
@@ -395,6 +455,16 @@ impl Interfaces {
             addrs,
             routes,
         }))
+    }
+}
+
+async fn delete_vmac(nl: &Netlink, name: &str) {
+    let Ok(link) = nl.link(name).await else {
+        return;
+    };
+    match nl.del_link(link.index, &format!("deleting {name}")).await {
+        Ok(()) => info!(interface = %name, "virtual MAC interface deleted"),
+        Err(e) => warn!("{e}"),
     }
 }
 

@@ -7,6 +7,7 @@ pub mod netlink;
 pub mod netlink_batch;
 pub mod sock_diag;
 pub mod socket;
+pub mod vmac;
 
 use rtnetlink::packet_core::{NetlinkDeserializable, NetlinkMessage};
 

@@ -140,6 +140,45 @@ impl Netlink {
         }
     }
 
+    /// Make a link (a macvlan: see [`super::vmac`]); `what` names the request in an error.
+    pub async fn add_link(&self, msg: LinkMessage, what: &str) -> Result<(), NetlinkError> {
+        self.handle
+            .link()
+            .add(msg)
+            .execute()
+            .await
+            .map_err(|source| NetlinkError::Request {
+                what: what.to_string(),
+                source,
+            })
+    }
+
+    /// Set a link administratively up.
+    pub async fn set_up(&self, index: u32, what: &str) -> Result<(), NetlinkError> {
+        let msg = rtnetlink::LinkUnspec::new_with_index(index).up().build();
+        self.handle
+            .link()
+            .set(msg)
+            .execute()
+            .await
+            .map_err(|source| NetlinkError::Request {
+                what: what.to_string(),
+                source,
+            })
+    }
+
+    /// Delete a link; already gone is success.
+    pub async fn del_link(&self, index: u32, what: &str) -> Result<(), NetlinkError> {
+        match self.handle.link().del(index).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(()),
+            Err(source) => Err(NetlinkError::Request {
+                what: what.to_string(),
+                source,
+            }),
+        }
+    }
+
     /// The addresses on an interface, in kernel order (the primary first).
     pub async fn addresses(&self, index: u32) -> Result<Vec<(IpAddr, u8)>, NetlinkError> {
         let msgs: Vec<AddressMessage> = self

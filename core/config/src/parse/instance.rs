@@ -11,7 +11,7 @@ use super::schema::{example, INSTANCE_KEYS, SYNC_GROUP_KEYS};
 use super::validate::{head, positional, prop, Seen, Validator};
 use super::value::family;
 use crate::model::{
-    InitialState, InstanceConfig, Notify, Route, SyncGroup, Track, Vip, VrrpVersion,
+    InitialState, InstanceConfig, Notify, Route, SyncGroup, Track, Vip, Vmac, VrrpVersion,
     MASTER_DOWN_ADVERTS, MAX_ADVERTISED_VIPS, RFC_MASTER_DOWN_ADVERTS,
 };
 
@@ -131,6 +131,7 @@ impl Validator<'_> {
             routes: Vec::new(),
             tracks: Vec::new(),
             notify: Notify::default(),
+            vmac: None,
             span: node.span(),
         };
         let mut at = InstanceSpans::default();
@@ -243,6 +244,7 @@ impl Validator<'_> {
                     }
                 }
                 "route" => cfg.routes.extend(self.route(child)),
+                "use-vmac" => cfg.vmac = self.vmac(child),
                 "track" => {
                     if let Some((track, span)) = self.track(child) {
                         if cfg.tracks.iter().any(|t| t.check == track.check) {
@@ -264,6 +266,9 @@ impl Validator<'_> {
                     }
                 }
             }
+        }
+        if let Some(v) = cfg.vmac.as_mut().filter(|v| v.name.is_empty()) {
+            v.name = format!("vrrp.{}", cfg.vrid);
         }
         self.instance_rules(node, &cfg, &at, &seen);
         Some(InstanceDraft {
@@ -303,6 +308,25 @@ impl Validator<'_> {
                     format!("instance `{name}` has no `{key}`"),
                     format!("no `{key}`"),
                     format!("add `{}`: {why}", example(key)),
+                );
+            }
+        }
+        if let (Some(v), Some(span)) = (&cfg.vmac, seen.get("use-vmac")) {
+            if cfg.is_ipv6() {
+                self.report(
+                    *span,
+                    format!("instance `{name}` has IPv6 VIPs: `use-vmac` is IPv4 only for now"),
+                    "IPv6 instance",
+                    "remove `use-vmac` (IPv6 clients learn the master's MAC from its neighbour \
+                     advertisements)",
+                );
+            }
+            if v.name == cfg.interface {
+                self.report(
+                    *span,
+                    format!("instance `{name}`'s `use-vmac` names its own interface"),
+                    "the base interface",
+                    "the macvlan needs a name of its own, like `use-vmac \"vrrp.51\"`",
                 );
             }
         }
@@ -528,6 +552,30 @@ impl Validator<'_> {
             },
             entry.span(),
         ))
+    }
+
+    /// `use-vmac`, `use-vmac "name"`, with `xmit-base=#true`; the name defaults to
+    /// `vrrp.VRID` once the VRID is known (see [`default_vmac_name`]).
+    fn vmac(&mut self, node: &KdlNode) -> Option<Vmac> {
+        self.leaf(node, &["xmit-base"]);
+        let xmit_base = match prop(node, "xmit-base") {
+            Some(e) => self.boolean(e, "use-vmac")?,
+            None => false,
+        };
+        let name = match positional(node).as_slice() {
+            [] => String::new(),
+            [e] => self.interface_name(e, "use-vmac")?,
+            [_, extra, ..] => {
+                self.report(
+                    extra.span(),
+                    "`use-vmac` takes at most one name",
+                    "unexpected value",
+                    "write `use-vmac` or `use-vmac \"vrrp.51\"`",
+                );
+                return None;
+            }
+        };
+        Some(Vmac { name, xmit_base })
     }
 
     fn route(&mut self, node: &KdlNode) -> Option<Route> {

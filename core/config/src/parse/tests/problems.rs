@@ -671,3 +671,32 @@ fn a_file_that_grows_past_its_size_is_refused_at_the_bound() {
     );
     assert!(err.to_string().contains("more than"), "{err}");
 }
+
+#[test]
+fn use_vmac_is_read_and_its_mistakes_located() {
+    let cfg = parse_str(&web("    use-vmac\n"), "t.kdl").unwrap();
+    let v = cfg.instances[0].vmac.clone().unwrap();
+    assert_eq!((v.name.as_str(), v.xmit_base), ("vrrp.51", false));
+    let cfg = parse_str(&web("    use-vmac \"vip51\" xmit-base=#true\n"), "t.kdl").unwrap();
+    let v = cfg.instances[0].vmac.clone().unwrap();
+    assert_eq!((v.name.as_str(), v.xmit_base), ("vip51", true));
+    problem_at(
+        &web("    use-vmac \"eth0\"\n"),
+        5,
+        5,
+        "names its own interface",
+    );
+    problem_at(
+        &web("    use-vmac \"a-name-far-too-long\"\n"),
+        5,
+        14,
+        "not a valid interface name",
+    );
+    problem_at(
+        &web("    use-vmac \"a\" \"b\"\n"),
+        5,
+        18,
+        "at most one name",
+    );
+    problem_at(&web("    use-vmac xmit-base=1\n"), 5, 14, "");
+}
