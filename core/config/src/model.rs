@@ -449,7 +449,39 @@ pub struct Vip {
     /// `virtual_ipaddress_excluded`): held and moved with the instance like the others, but left
     /// out of its adverts, so out of the 255 an advert can carry, and of either address family.
     pub advertise: bool,
+    /// How the kernel is to hold it: label, scope, broadcast, DAD, lifetime.
+    pub opts: VipOptions,
 }
+
+/// The `ip addr add` options of a VIP (keepalived's `label`, `scope`, `brd`, `nodad`,
+/// `preferred_lft`). The default is what upkeep did before they existed: scope global, the
+/// subnet's broadcast, no duplicate address detection, preferred forever.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct VipOptions {
+    /// IPv4 only: the address's label (`eth0:vip`; at most 15 bytes, as an interface name).
+    pub label: Option<String>,
+    /// The address scope (`rtnetlink`'s numbers: 0 global, 200 site, 253 link, 254 host);
+    /// None: global.
+    pub scope: Option<u8>,
+    /// IPv4 only: the broadcast address; None: the subnet's, as `ip addr add ... brd +`.
+    pub broadcast: Option<std::net::Ipv4Addr>,
+    /// IPv6 only: let the kernel run duplicate address detection (`nodad=#false`). Off by
+    /// default, as in keepalived: the VIP must answer at once, and VRRP is the arbiter.
+    pub dad: bool,
+    /// Seconds the address stays preferred as a source (`preferred-lft`; 0: deprecated at
+    /// once, so never picked as a source); None: forever. Valid stays forever.
+    pub preferred_lft: Option<u32>,
+}
+
+/// Address scopes by name, as `ip` spells them (`/etc/iproute2/rt_scopes`).
+pub const SCOPES: [(&str, u8); 6] = [
+    ("global", 0),
+    ("universe", 0),
+    ("site", 200),
+    ("link", 253),
+    ("host", 254),
+    ("nowhere", 255),
+];
 
 /// A route installed while the instance is master.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

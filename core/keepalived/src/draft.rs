@@ -107,6 +107,12 @@ pub(crate) struct KNotify {
 pub(crate) struct KVip {
     pub(crate) addr: String,
     pub(crate) dev: Option<String>,
+    /// `label`, `scope`, `brd`, `preferred_lft` as written, and `-nodad` (DAD on).
+    pub(crate) label: Option<String>,
+    pub(crate) scope: Option<String>,
+    pub(crate) brd: Option<String>,
+    pub(crate) preferred_lft: Option<String>,
+    pub(crate) dad: bool,
     pub(crate) pos: Pos,
     /// From `virtual_ipaddress_excluded`.
     pub(crate) excluded: bool,

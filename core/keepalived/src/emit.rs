@@ -513,7 +513,40 @@ impl Importer {
             } else {
                 ""
             };
-            out.setting(format!("vip {}{dev}{advertise}", q(&vip.addr)), vip.pos);
+            let mut opts = String::new();
+            if let Some(l) = &vip.label {
+                let _ = write!(opts, " label={}", q(l));
+            }
+            if let Some(sc) = &vip.scope {
+                match sc.parse::<u8>() {
+                    Ok(n) => {
+                        let _ = write!(opts, " scope={n}");
+                    }
+                    Err(_) => {
+                        let _ = write!(opts, " scope={}", q(sc));
+                    }
+                }
+            }
+            if let Some(b) = &vip.brd {
+                let _ = write!(opts, " brd={}", q(b));
+            }
+            if vip.dad {
+                opts.push_str(" nodad=#false");
+            }
+            if let Some(p) = &vip.preferred_lft {
+                match p.parse::<u32>() {
+                    Ok(n) => {
+                        let _ = write!(opts, " preferred-lft={n}");
+                    }
+                    Err(_) => {
+                        let _ = write!(opts, " preferred-lft={}", q(p));
+                    }
+                }
+            }
+            out.setting(
+                format!("vip {}{dev}{advertise}{opts}", q(&vip.addr)),
+                vip.pos,
+            );
         }
         for (r, pos) in &i.routes {
             let mut line = format!("route {}", q(&r.dest));

@@ -462,8 +462,6 @@ virtual_server 192.0.2.1 443 {
                 (5, "`smtp_server 127.0.0.1` in global_defs"),
                 (6, "group `wheel`"),
                 (11, "`notify_master_rx_lower_pri /bin/true` in vrrp_instance v: not supported"),
-                (13, "`label eth0:1`"),
-                (13, "`scope global`"),
                 (19, "blackhole routes are not supported"),
                 (20, "route option `src 192.0.2.1`"),
                 (23, "unicast_peer options `min_ttl 1`"),
@@ -472,7 +470,7 @@ virtual_server 192.0.2.1 443 {
                 (33, "a `{ ... }` block without a keyword in the file"),
             ],
         );
-    assert_eq!(imported.warnings.len(), 12, "{:#?}", imported.warnings);
+    assert_eq!(imported.warnings.len(), 10, "{:#?}", imported.warnings);
     assert_eq!(
             imported.warnings[0].to_string(),
             "keepalived.conf:2: `notification_email { ... }` in global_defs: upkeep sends no mail; ignored"
@@ -1097,4 +1095,34 @@ fn virtual_ipaddress_excluded_is_held_but_not_advertised() {
     assert_eq!(i.vips.len(), 302, "every address is held");
     assert_eq!(i.advertised_addrs(), vec![i.vips[0].addr]);
     assert!(!i.is_ipv6());
+}
+
+#[test]
+fn vip_options_are_imported() {
+    let src = "vrrp_instance v {\n  interface eth0\n  virtual_router_id 1\n  virtual_ipaddress {\n    192.0.2.1/24 dev eth1 label eth1:vip scope link brd 192.0.2.255 preferred_lft 0\n    192.0.2.2/24 broadcast 192.0.2.255 scope 200 no_dad\n  }\n  virtual_ipaddress_excluded {\n    2001:db8::1/64 -nodad preferred_lft 30\n    2001:db8::2/64 nodad\n    2001:db8::3/64 label eth0:x scope host\n  }\n}\n";
+    let (imported, cfg) = convert(src);
+    for line in [
+        "vip \"192.0.2.1/24\" dev=\"eth1\" label=\"eth1:vip\" scope=\"link\" brd=\"192.0.2.255\" preferred-lft=0",
+        "vip \"192.0.2.2/24\" scope=200 brd=\"192.0.2.255\"",
+        "vip \"2001:db8::1/64\" advertise=#false nodad=#false preferred-lft=30",
+        "vip \"2001:db8::2/64\" advertise=#false\n",
+    ] {
+        assert!(imported.kdl.contains(line), "no `{line}` in\n{}", imported.kdl);
+    }
+    // keepalived drops a label and a scope from an IPv6 address, and says so; so does the import.
+    warned_all(
+        &imported,
+        &[
+            (
+                11,
+                "vip 2001:db8::3/64: `label` applies to IPv4 addresses only; ignored",
+            ),
+            (11, "`scope` applies to IPv4 addresses only"),
+        ],
+    );
+    assert_eq!(imported.warnings.len(), 2, "{:#?}", imported.warnings);
+    let v = &cfg.instances[0].vips;
+    assert_eq!(v[0].opts.label.as_deref(), Some("eth1:vip"));
+    assert_eq!(v[0].opts.scope, Some(253));
+    assert!(v[2].opts.dad && !v[3].opts.dad);
 }

@@ -573,27 +573,51 @@ impl Importer {
         }
     }
 
-    /// `ADDR[/LEN] [dev IF] [label L] [scope S] ...`
+    /// `ADDR[/LEN] [dev IF] [label L] [scope S] [brd B] [no_dad] [preferred_lft N] ...`
     fn vip(&mut self, s: &Stmt) -> Option<KVip> {
         let (addr, opts) = s.words.split_first()?;
-        let mut dev = None;
+        let mut vip = KVip {
+            addr: addr.clone(),
+            dev: None,
+            label: None,
+            scope: None,
+            brd: None,
+            preferred_lft: None,
+            dad: false,
+            pos: s.pos,
+            excluded: false,
+        };
         let mut k = 0;
         while k < opts.len() {
             let opt = opts[k].as_str();
             let value = opts.get(k + 1);
-            match opt {
-                "dev" => match value {
-                    Some(v) => dev = Some(v.clone()),
-                    None => self.warn(s.pos, "`dev` without an interface; ignored"),
-                },
-                "label" | "scope" | "brd" | "broadcast" | "peer" | "preferred_lft"
-                | "valid_lft" | "track_group" => self.warn(
-                    s.pos,
-                    format!(
-                        "vip {addr}: `{opt} {}` is not supported; ignored",
-                        value.map_or("", String::as_str)
-                    ),
-                ),
+            let slot = match opt {
+                "dev" => &mut vip.dev,
+                "label" => &mut vip.label,
+                "scope" => &mut vip.scope,
+                "brd" | "broadcast" => &mut vip.brd,
+                "preferred_lft" => &mut vip.preferred_lft,
+                // upkeep skips DAD on IPv6 VIPs unless told otherwise, as keepalived does.
+                "no_dad" | "nodad" => {
+                    k += 1;
+                    continue;
+                }
+                "-nodad" => {
+                    vip.dad = true;
+                    k += 1;
+                    continue;
+                }
+                "peer" | "valid_lft" | "track_group" => {
+                    self.warn(
+                        s.pos,
+                        format!(
+                            "vip {addr}: `{opt} {}` is not supported; ignored",
+                            value.map_or("", String::as_str)
+                        ),
+                    );
+                    k += 2;
+                    continue;
+                }
                 _ => {
                     self.warn(
                         s.pos,
@@ -602,18 +626,36 @@ impl Importer {
                     k += 1;
                     continue;
                 }
+            };
+            match value {
+                Some(v) => *slot = Some(v.clone()),
+                None => self.warn(
+                    s.pos,
+                    format!("vip {addr}: `{opt}` without a value; ignored"),
+                ),
             }
             k += 2;
+        }
+        if addr.contains(':') {
+            // keepalived drops these from an IPv6 VIP (and the whole VIP for `brd`) with a log
+            // line; the kernel takes none of them for IPv6.
+            for (opt, v) in [
+                ("label", vip.label.take()),
+                ("scope", vip.scope.take()),
+                ("brd", vip.brd.take()),
+            ] {
+                if v.is_some() {
+                    self.warn(
+                        s.pos,
+                        format!("vip {addr}: `{opt}` applies to IPv4 addresses only; ignored"),
+                    );
+                }
+            }
         }
         if s.block.is_some() {
             self.warn(s.pos, format!("vip {addr}: block ignored"));
         }
-        Some(KVip {
-            addr: addr.clone(),
-            dev,
-            pos: s.pos,
-            excluded: false,
-        })
+        Some(vip)
     }
 
     /// `[to] DEST/LEN [via|gw GW] [dev IF] [metric N] [table T] ...`

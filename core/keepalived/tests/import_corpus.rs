@@ -665,13 +665,13 @@ const GROUP: &[&str] = &[
     "notify_stop",
     "notify",
 ];
-const VIP_OPTIONS: &[&str] = &["dev"];
+const VIP_OPTIONS: &[&str] = &["dev", "label", "scope", "brd", "broadcast", "preferred_lft"];
+/// VIP options that take no value and are translated.
+const VIP_TRANSLATED_FLAGS: &[&str] = &["no_dad", "nodad", "-nodad"];
 /// VIP options that take no value.
 const VIP_FLAGS: &[&str] = &[
     "no_track",
     "home",
-    "-nodad",
-    "nodad",
     "mngtmpaddr",
     "noprefixroute",
     "autojoin",
@@ -737,6 +737,10 @@ fn untranslated(tree: &[Node]) -> Vec<Place> {
                         let mut i = 1;
                         while i < v.words.len() {
                             let opt = v.words[i].as_str();
+                            if VIP_TRANSLATED_FLAGS.contains(&opt) {
+                                i += 1;
+                                continue;
+                            }
                             if VIP_FLAGS.contains(&opt) {
                                 flag(v, opt);
                                 i += 1;
@@ -806,6 +810,10 @@ fn untranslated(tree: &[Node]) -> Vec<Place> {
                     let mut i = 1;
                     while i < v.words.len() {
                         let opt = v.words[i].as_str();
+                        if VIP_TRANSLATED_FLAGS.contains(&opt) {
+                            i += 1;
+                            continue;
+                        }
                         if VIP_FLAGS.contains(&opt) {
                             flag(v, opt);
                             i += 1;

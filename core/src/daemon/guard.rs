@@ -199,6 +199,7 @@ mod tests {
             index: 2,
             addr: a.parse().unwrap(),
             prefix_len: 24,
+            opts: Default::default(),
         }
     }
 

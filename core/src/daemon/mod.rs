@@ -703,7 +703,7 @@ impl Daemon {
                 .owned
                 .addrs
                 .iter()
-                .any(|&(index, addr, _)| index == ev.index && addr == ev.addr);
+                .any(|&(index, addr, ..)| index == ev.index && addr == ev.addr);
             if !ours || !inst.stats.vips_held {
                 continue;
             }
@@ -964,7 +964,8 @@ async fn leftovers(
     owned: &vips::Owned,
 ) -> vips::Owned {
     let mut addrs = Vec::new();
-    for &(index, addr, prefix_len) in &owned.addrs {
+    for (index, addr, prefix_len, opts) in &owned.addrs {
+        let (index, addr) = (*index, *addr);
         if let std::collections::hash_map::Entry::Vacant(slot) = present.entry(index) {
             slot.insert(match nl.addresses(index).await {
                 Ok(list) => Some(list.into_iter().map(|(a, _)| a).collect()),
@@ -978,7 +979,7 @@ async fn leftovers(
             .as_ref()
             .is_none_or(|there| there.contains(&addr))
         {
-            addrs.push((index, addr, prefix_len));
+            addrs.push((index, addr, *prefix_len, opts.clone()));
         }
     }
     vips::Owned {

@@ -11,25 +11,27 @@ use std::sync::Arc;
 use tracing::warn;
 
 use super::guard::Guard;
-use crate::net::netlink::Route;
+use crate::net::netlink::{AddrOptions, Route};
 use crate::net::netlink_batch::{BatchSocket, NetlinkChange};
 
 /// Everything an instance puts on the host while master, resolved to interface indexes.
 #[derive(Debug, Clone)]
 pub(super) struct Owned {
     pub instance: String,
-    pub addrs: Vec<(u32, IpAddr, u8)>,
+    /// (interface index, address, prefix length, options).
+    pub addrs: Vec<(u32, IpAddr, u8, AddrOptions)>,
     pub routes: Vec<(u32, Route)>,
 }
 
 impl Owned {
     /// Addresses first: a route via the VIP's subnet needs the address.
     fn adds(&self, out: &mut Vec<NetlinkChange>) {
-        for &(index, addr, prefix_len) in &self.addrs {
+        for (index, addr, prefix_len, opts) in &self.addrs {
             out.push(NetlinkChange::AddAddress {
-                index,
-                addr,
-                prefix_len,
+                index: *index,
+                addr: *addr,
+                prefix_len: *prefix_len,
+                opts: opts.clone(),
             });
         }
         for (index, route) in &self.routes {
@@ -48,11 +50,12 @@ impl Owned {
                 route: route.clone(),
             });
         }
-        for &(index, addr, prefix_len) in &self.addrs {
+        for (index, addr, prefix_len, opts) in &self.addrs {
             out.push(NetlinkChange::DelAddress {
-                index,
-                addr,
-                prefix_len,
+                index: *index,
+                addr: *addr,
+                prefix_len: *prefix_len,
+                opts: opts.clone(),
             });
         }
     }
@@ -68,6 +71,19 @@ impl From<&upkeep_config::Route> for Route {
             dev: r.dev.clone(),
             metric: r.metric,
             table: r.table,
+        }
+    }
+}
+
+/// The driver's options for a configured VIP's.
+impl From<&upkeep_config::VipOptions> for AddrOptions {
+    fn from(o: &upkeep_config::VipOptions) -> Self {
+        AddrOptions {
+            label: o.label.clone(),
+            scope: o.scope,
+            broadcast: o.broadcast,
+            dad: o.dad,
+            preferred_lft: o.preferred_lft,
         }
     }
 }

@@ -380,7 +380,7 @@ impl Interfaces {
                 Some(d) => self.link(d).await?.index,
                 None => own,
             };
-            addrs.push((index, v.addr, v.prefix_len));
+            addrs.push((index, v.addr, v.prefix_len, (&v.opts).into()));
         }
         let mut routes = Vec::new();
         for r in &inst.routes {

@@ -45,6 +45,22 @@ pub struct Route {
     pub table: Option<u32>,
 }
 
+/// How the kernel is to hold an address (`ip addr add ... label L scope S brd B nodad
+/// preferred_lft N`). The default: scope global, the subnet's broadcast, no duplicate address
+/// detection for IPv6, preferred and valid forever.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct AddrOptions {
+    /// IPv4 only (IFA_LABEL).
+    pub label: Option<String>,
+    pub scope: Option<u8>,
+    /// IPv4 only (IFA_BROADCAST); None: host bits all set.
+    pub broadcast: Option<std::net::Ipv4Addr>,
+    /// IPv6: let the kernel run duplicate address detection (no IFA_F_NODAD).
+    pub dad: bool,
+    /// Seconds (IFA_CACHEINFO's preferred lifetime; valid stays forever); None: forever.
+    pub preferred_lft: Option<u32>,
+}
+
 /// What the daemon needs to know of an interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {

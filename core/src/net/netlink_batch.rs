@@ -8,7 +8,7 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use netlink_packet_route::address::{AddressAttribute, AddressFlags};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressScope, CacheInfo};
 use netlink_packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_core::{
     NetlinkMessage, NetlinkPayload, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST,
@@ -16,7 +16,7 @@ use rtnetlink::packet_core::{
 use rtnetlink::sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use rtnetlink::AddressMessageBuilder;
 
-use super::netlink::{route_message, Route};
+use super::netlink::{route_message, AddrOptions, Route};
 
 /// One change to the host's addresses or routes.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -25,11 +25,18 @@ pub enum NetlinkChange {
         index: u32,
         addr: IpAddr,
         prefix_len: u8,
+        /// Label, scope, broadcast... (a guard of an older daemon sends none: the default).
+        #[serde(default)]
+        opts: AddrOptions,
     },
+    /// Carries the options of the address it removes (so that it is the inverse of its
+    /// [`NetlinkChange::AddAddress`]); the kernel matches a removal by address alone.
     DelAddress {
         index: u32,
         addr: IpAddr,
         prefix_len: u8,
+        #[serde(default)]
+        opts: AddrOptions,
     },
     AddRoute {
         index: u32,
@@ -64,19 +71,23 @@ impl NetlinkChange {
                 index,
                 addr,
                 prefix_len,
+                opts,
             } => NetlinkChange::DelAddress {
                 index,
                 addr,
                 prefix_len,
+                opts,
             },
             NetlinkChange::DelAddress {
                 index,
                 addr,
                 prefix_len,
+                opts,
             } => NetlinkChange::AddAddress {
                 index,
                 addr,
                 prefix_len,
+                opts,
             },
             NetlinkChange::AddRoute { index, route } => NetlinkChange::DelRoute { index, route },
             NetlinkChange::DelRoute { index, route } => NetlinkChange::AddRoute { index, route },
@@ -102,16 +113,24 @@ impl NetlinkChange {
                 index,
                 addr,
                 prefix_len,
+                opts,
             } => (
-                RouteNetlinkMessage::NewAddress(address_message(*index, *addr, *prefix_len)),
+                RouteNetlinkMessage::NewAddress(address_message(*index, *addr, *prefix_len, opts)),
                 NLM_F_CREATE | NLM_F_EXCL,
             ),
             NetlinkChange::DelAddress {
                 index,
                 addr,
                 prefix_len,
+                ..
             } => (
-                RouteNetlinkMessage::DelAddress(address_message(*index, *addr, *prefix_len)),
+                // By address alone: a label given here must match the kernel's.
+                RouteNetlinkMessage::DelAddress(address_message(
+                    *index,
+                    *addr,
+                    *prefix_len,
+                    &AddrOptions::default(),
+                )),
                 0,
             ),
             NetlinkChange::AddRoute { index, route } => (
@@ -152,23 +171,41 @@ fn address_message(
     index: u32,
     addr: IpAddr,
     prefix_len: u8,
+    opts: &AddrOptions,
 ) -> netlink_packet_route::address::AddressMessage {
-    match addr {
+    let mut m = match addr {
         IpAddr::V4(a) => AddressMessageBuilder::<Ipv4Addr>::new()
             .index(index)
             .address(a, prefix_len)
             .build(),
-        IpAddr::V6(a) => {
-            let mut m = AddressMessageBuilder::<Ipv6Addr>::new()
-                .index(index)
-                .address(a, prefix_len)
-                .build();
-            // A VIP must answer at once: duplicate address detection would hold it for a second.
-            m.attributes
-                .push(AddressAttribute::Flags(AddressFlags::Nodad));
-            m
-        }
+        IpAddr::V6(a) => AddressMessageBuilder::<Ipv6Addr>::new()
+            .index(index)
+            .address(a, prefix_len)
+            .build(),
+    };
+    // A VIP must answer at once: duplicate address detection would hold it for a second.
+    if addr.is_ipv6() && !opts.dad {
+        m.attributes
+            .push(AddressAttribute::Flags(AddressFlags::Nodad));
     }
+    if let Some(b) = opts.broadcast {
+        m.attributes
+            .retain(|a| !matches!(a, AddressAttribute::Broadcast(_)));
+        m.attributes.push(AddressAttribute::Broadcast(b));
+    }
+    if let Some(l) = &opts.label {
+        m.attributes.push(AddressAttribute::Label(l.clone()));
+    }
+    if let Some(s) = opts.scope {
+        m.header.scope = AddressScope::from(s);
+    }
+    if let Some(p) = opts.preferred_lft {
+        let mut info = CacheInfo::default();
+        info.ifa_preferred = p;
+        info.ifa_valid = u32::MAX; // forever
+        m.attributes.push(AddressAttribute::CacheInfo(info));
+    }
+    m
 }
 
 /// Largest batch in one `sendmsg` (the socket's send buffer is larger).
@@ -279,6 +316,7 @@ mod tests {
             index: 3,
             addr: "192.0.2.10".parse().unwrap(),
             prefix_len: 24,
+            opts: AddrOptions::default(),
         }
         .message();
         assert_eq!(add.header.flags, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL);
@@ -299,10 +337,77 @@ mod tests {
 
     #[test]
     fn v6_addresses_skip_duplicate_address_detection() {
-        let msg = address_message(2, "2001:db8::10".parse().unwrap(), 64);
+        let msg = address_message(
+            2,
+            "2001:db8::10".parse().unwrap(),
+            64,
+            &AddrOptions::default(),
+        );
         assert!(msg
             .attributes
             .contains(&AddressAttribute::Flags(AddressFlags::Nodad)));
+    }
+
+    #[test]
+    fn address_options_go_into_the_request() {
+        let opts = AddrOptions {
+            label: Some("eth0:vip".into()),
+            scope: Some(253),
+            broadcast: Some("192.0.2.127".parse().unwrap()),
+            dad: false,
+            preferred_lft: Some(0),
+        };
+        let m = address_message(2, "192.0.2.10".parse().unwrap(), 24, &opts);
+        assert_eq!(m.header.scope, AddressScope::Link);
+        let brds: Vec<_> = m
+            .attributes
+            .iter()
+            .filter(|a| matches!(a, AddressAttribute::Broadcast(_)))
+            .collect();
+        // The builder's computed broadcast is replaced, not sent beside the configured one.
+        assert_eq!(
+            brds,
+            [&AddressAttribute::Broadcast("192.0.2.127".parse().unwrap())]
+        );
+        assert!(m
+            .attributes
+            .contains(&AddressAttribute::Label("eth0:vip".into())));
+        let info = m.attributes.iter().find_map(|a| match a {
+            AddressAttribute::CacheInfo(c) => Some(*c),
+            _ => None,
+        });
+        assert_eq!(
+            info.map(|c| (c.ifa_preferred, c.ifa_valid)),
+            Some((0, u32::MAX))
+        );
+        // IPv4 has no DAD: no flag. IPv6 with `nodad=#false`: DAD runs.
+        assert!(!m
+            .attributes
+            .iter()
+            .any(|a| matches!(a, AddressAttribute::Flags(_))));
+        let dad = AddrOptions {
+            dad: true,
+            ..AddrOptions::default()
+        };
+        let m = address_message(2, "2001:db8::10".parse().unwrap(), 64, &dad);
+        assert!(!m
+            .attributes
+            .contains(&AddressAttribute::Flags(AddressFlags::Nodad)));
+        // A removal is by address alone (the kernel compares a label it is given).
+        let del = NetlinkChange::DelAddress {
+            index: 2,
+            addr: "192.0.2.10".parse().unwrap(),
+            prefix_len: 24,
+            opts,
+        }
+        .message();
+        let NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelAddress(d)) = del.payload else {
+            panic!("not a removal")
+        };
+        assert!(!d
+            .attributes
+            .iter()
+            .any(|a| matches!(a, AddressAttribute::Label(_))));
     }
 
     /// In a network namespace of its own (a thread that unshares it: needs root), with only `lo`.
@@ -320,6 +425,7 @@ mod tests {
                 index,
                 addr: a.parse().unwrap(),
                 prefix_len: 24,
+                opts: AddrOptions::default(),
             };
             let changes = [
                 addr(1, "192.0.2.1"),
@@ -329,6 +435,7 @@ mod tests {
                     index: 1,
                     addr: "198.51.100.1".parse().unwrap(),
                     prefix_len: 24,
+                    opts: AddrOptions::default(),
                 }, // already absent: success
             ];
             let failed = sock.apply(&changes);
@@ -349,6 +456,7 @@ mod tests {
             index: 1,
             addr: "192.0.2.1".parse().unwrap(),
             prefix_len: 24,
+            opts: AddrOptions::default(),
         };
         assert!(add.already_done(libc::EEXIST));
         assert!(!add.already_done(libc::EADDRNOTAVAIL));
@@ -356,6 +464,7 @@ mod tests {
             index: 1,
             addr: "192.0.2.1".parse().unwrap(),
             prefix_len: 24,
+            opts: AddrOptions::default(),
         };
         assert!(del.already_done(libc::EADDRNOTAVAIL));
         assert!(!del.already_done(libc::EEXIST));

@@ -11,8 +11,8 @@ use super::schema::{example, INSTANCE_KEYS, SYNC_GROUP_KEYS};
 use super::validate::{head, positional, prop, Seen, Validator};
 use super::value::family;
 use crate::model::{
-    InitialState, InstanceConfig, Notify, Route, SyncGroup, Track, Vip, VrrpVersion,
-    MASTER_DOWN_ADVERTS, MAX_ADVERTISED_VIPS, RFC_MASTER_DOWN_ADVERTS,
+    InitialState, InstanceConfig, Notify, SyncGroup, Track, Vip, VrrpVersion, MASTER_DOWN_ADVERTS,
+    MAX_ADVERTISED_VIPS, RFC_MASTER_DOWN_ADVERTS,
 };
 
 /// Things that the instance's final checks point at.
@@ -49,24 +49,6 @@ pub(super) struct GroupDraft {
     pub(super) name_span: SourceSpan,
     pub(super) member_at: Vec<SourceSpan>,
     pub(super) hook_at: Vec<SourceSpan>,
-}
-
-/// The address with the host bits cleared.
-fn network_of(ip: IpAddr, prefix_len: u8) -> IpAddr {
-    match ip {
-        IpAddr::V4(v4) => {
-            let mask = u32::MAX
-                .checked_shl(32 - u32::from(prefix_len))
-                .unwrap_or(0);
-            IpAddr::V4((u32::from(v4) & mask).into())
-        }
-        IpAddr::V6(v6) => {
-            let mask = u128::MAX
-                .checked_shl(128 - u32::from(prefix_len))
-                .unwrap_or(0);
-            IpAddr::V6((u128::from(v6) & mask).into())
-        }
-    }
 }
 
 impl Validator<'_> {
@@ -137,6 +119,8 @@ impl Validator<'_> {
         let mut track_at = Vec::new();
         let mut hook_at = Vec::new();
         let mut master_down_adverts = None;
+        // (index in cfg.vips, where its label is): checked once the interface is known.
+        let mut labels: Vec<(usize, SourceSpan)> = Vec::new();
         let (mut interface_ok, mut vrid_ok) = (false, false);
         let mut seen = Seen::new();
         for child in body.nodes() {
@@ -227,7 +211,15 @@ impl Validator<'_> {
                 "unicast-peer" => self.peers(child, &mut cfg.unicast_peers, &mut at.peers),
                 "vip" => {
                     at.vip_nodes += 1;
-                    if let Some((vip, span)) = self.vip(child) {
+                    if let Some(super::addresses::VipAt {
+                        vip,
+                        span,
+                        label_at,
+                    }) = self.vip(child)
+                    {
+                        if let Some(l) = label_at {
+                            labels.push((cfg.vips.len(), l));
+                        }
                         if let Some(i) = cfg.vips.iter().position(|v| v.addr == vip.addr) {
                             let line = self.line_of(at.vips[i]);
                             self.report(
@@ -265,6 +257,7 @@ impl Validator<'_> {
                 }
             }
         }
+        self.labels_match(&cfg, &labels);
         self.instance_rules(node, &cfg, &at, &seen);
         Some(InstanceDraft {
             vrid_at: seen.get("vrid").copied(),
@@ -275,6 +268,27 @@ impl Validator<'_> {
             hook_at,
             master_down_adverts,
         })
+    }
+
+    /// A VIP's label must start with its interface's name, as `ip addr add` requires (the
+    /// kernel shows it as that interface's alias, `eth0:vip`).
+    fn labels_match(&mut self, cfg: &InstanceConfig, labels: &[(usize, SourceSpan)]) {
+        for &(i, span) in labels {
+            let Some(vip) = cfg.vips.get(i) else { continue };
+            let dev = vip.dev.as_deref().unwrap_or(&cfg.interface);
+            let Some(label) = &vip.opts.label else {
+                continue;
+            };
+            if dev.is_empty() || label.starts_with(dev) {
+                continue;
+            }
+            self.report(
+                span,
+                format!("label `{label}` of vip {} does not start with its interface's name `{dev}`", vip.addr),
+                "not the interface's",
+                format!("start it with the interface's name, like label=\"{dev}:vip\" (`ip addr` refuses other labels too)"),
+            );
+        }
     }
 
     /// `master-down-adverts N`: 3 (the RFCs) to 20.
@@ -506,76 +520,6 @@ impl Validator<'_> {
             peers.push(ip);
             spans.push(entry.span());
         }
-    }
-
-    fn vip(&mut self, node: &KdlNode) -> Option<(Vip, SourceSpan)> {
-        let entry = self.one_arg(node, &["dev", "advertise"])?;
-        let dev = prop(node, "dev").and_then(|e| self.interface_name(e, "vip"));
-        let advertise = match prop(node, "advertise") {
-            Some(e) => self.boolean(e, "vip")?,
-            None => true,
-        };
-        let (addr, prefix_len) = self.prefix(entry, "vip")?;
-        if !self.usable(addr, entry, "vip") {
-            return None;
-        }
-        Some((
-            Vip {
-                addr,
-                prefix_len,
-                dev,
-                advertise,
-            },
-            entry.span(),
-        ))
-    }
-
-    fn route(&mut self, node: &KdlNode) -> Option<Route> {
-        let entry = self.one_arg(node, &["via", "dev", "metric", "table"])?;
-        let dev = prop(node, "dev").and_then(|e| self.interface_name(e, "route"));
-        let metric = prop(node, "metric")
-            .and_then(|e| self.integer(e, "route", 0, u32::MAX.into()))
-            .map(|n| n as u32);
-        let table = prop(node, "table")
-            .and_then(|e| self.integer(e, "route", 1, u32::MAX.into()))
-            .map(|n| n as u32);
-        let (dest, prefix_len) = self.prefix(entry, "route")?;
-        let network = network_of(dest, prefix_len);
-        if network != dest {
-            self.report(
-                entry.span(),
-                format!("route destination {dest}/{prefix_len} has host bits set"),
-                "not a network address",
-                format!("write the network address: \"{network}/{prefix_len}\""),
-            );
-        }
-        let via = match prop(node, "via") {
-            Some(e) => {
-                let via = self.unicast_ip(e, "route");
-                if let Some(v) = via.filter(|v| v.is_ipv6() != dest.is_ipv6()) {
-                    self.report(
-                        e.span(),
-                        format!(
-                            "gateway {v} is {} but the destination is {}",
-                            family(&v),
-                            family(&dest)
-                        ),
-                        "other address family",
-                        "a route's gateway must be of the destination's address family",
-                    );
-                }
-                via
-            }
-            None => None,
-        };
-        Some(Route {
-            dest,
-            prefix_len,
-            via,
-            dev,
-            metric,
-            table,
-        })
     }
 
     fn track(&mut self, node: &KdlNode) -> Option<(Track, SourceSpan)> {

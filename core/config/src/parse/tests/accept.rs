@@ -132,12 +132,14 @@ fn full_example_parses() {
                 prefix_len: 24,
                 dev: None,
                 advertise: true,
+                opts: Default::default(),
             },
             Vip {
                 addr: "192.0.2.101".parse().unwrap(),
                 prefix_len: 32,
                 dev: Some("eth1".into()),
                 advertise: true,
+                opts: Default::default(),
             },
         ]
     );

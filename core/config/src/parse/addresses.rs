@@ -1,0 +1,271 @@
+//! What an instance puts on the host while master: `vip`, `route` (and their options, the
+//! `ip addr add` / `ip route add` ones keepalived takes).
+
+use std::net::IpAddr;
+
+use kdl::{KdlEntry, KdlNode, KdlValue};
+use miette::SourceSpan;
+
+use super::validate::{prop, Validator};
+use super::value::family;
+use crate::model::{Route, Vip, VipOptions, SCOPES};
+
+/// The address with the host bits cleared.
+pub(super) fn network_of(ip: IpAddr, prefix_len: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(prefix_len))
+                .unwrap_or(0);
+            IpAddr::V4((u32::from(v4) & mask).into())
+        }
+        IpAddr::V6(v6) => {
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(prefix_len))
+                .unwrap_or(0);
+            IpAddr::V6((u128::from(v6) & mask).into())
+        }
+    }
+}
+
+/// A VIP as read, with where its address and label were written.
+pub(super) struct VipAt {
+    pub(super) vip: Vip,
+    pub(super) span: SourceSpan,
+    pub(super) label_at: Option<SourceSpan>,
+}
+
+const VIP_PROPS: &[&str] = &[
+    "dev",
+    "advertise",
+    "label",
+    "scope",
+    "brd",
+    "nodad",
+    "preferred-lft",
+];
+
+impl Validator<'_> {
+    pub(super) fn vip(&mut self, node: &KdlNode) -> Option<VipAt> {
+        let entry = self.one_arg(node, VIP_PROPS)?;
+        let dev = prop(node, "dev").and_then(|e| self.interface_name(e, "vip"));
+        let advertise = match prop(node, "advertise") {
+            Some(e) => self.boolean(e, "vip")?,
+            None => true,
+        };
+        let (addr, prefix_len) = self.prefix(entry, "vip")?;
+        if !self.usable(addr, entry, "vip") {
+            return None;
+        }
+        let (opts, label_at) = self.vip_options(node, addr, prefix_len)?;
+        Some(VipAt {
+            vip: Vip {
+                addr,
+                prefix_len,
+                dev,
+                advertise,
+                opts,
+            },
+            span: entry.span(),
+            label_at,
+        })
+    }
+
+    /// `label=`, `scope=`, `brd=`, `nodad=`, `preferred-lft=`: each checked against the
+    /// address's family (the kernel keeps labels, scopes and broadcasts for IPv4 only: an IPv6
+    /// address's scope follows from the address; it runs DAD for IPv6 only).
+    fn vip_options(
+        &mut self,
+        node: &KdlNode,
+        addr: IpAddr,
+        prefix_len: u8,
+    ) -> Option<(VipOptions, Option<SourceSpan>)> {
+        let mut opts = VipOptions::default();
+        let mut ok = true;
+        let v4_only = |v: &mut Self, e: &KdlEntry, what: &str| {
+            if addr.is_ipv6() {
+                v.report(
+                    e.span(),
+                    format!("`{what}=` of `vip` is for IPv4 addresses; {addr} is IPv6"),
+                    "IPv4 only",
+                    format!("the kernel takes no {what} for IPv6 addresses: remove it"),
+                );
+                return false;
+            }
+            true
+        };
+        let mut label_at = None;
+        if let Some(e) = prop(node, "label") {
+            match self.label(e) {
+                Some(l) if v4_only(self, e, "label") => {
+                    opts.label = Some(l);
+                    label_at = Some(e.span());
+                }
+                _ => ok = false,
+            }
+        }
+        if let Some(e) = prop(node, "scope") {
+            match self.scope(e, "vip") {
+                Some(s) if v4_only(self, e, "scope") => opts.scope = Some(s),
+                _ => ok = false,
+            }
+        }
+        if let Some(e) = prop(node, "brd") {
+            match self.ip(e, "vip") {
+                Some(IpAddr::V4(b)) if v4_only(self, e, "brd") => {
+                    let IpAddr::V4(a) = network_of(addr, prefix_len) else {
+                        unreachable!("an IPv4 address's network is IPv4")
+                    };
+                    let mask = u32::MAX
+                        .checked_shl(32 - u32::from(prefix_len))
+                        .unwrap_or(0);
+                    if u32::from(b) & mask != u32::from(a) {
+                        self.report(
+                            e.span(),
+                            format!("broadcast {b} is not in {addr}/{prefix_len}'s subnet"),
+                            "outside the subnet",
+                            "leave `brd=` out for the subnet's broadcast (host bits all set)",
+                        );
+                        ok = false;
+                    } else {
+                        opts.broadcast = Some(b);
+                    }
+                }
+                Some(IpAddr::V6(_)) if addr.is_ipv4() => {
+                    self.report(
+                        e.span(),
+                        "`brd=` of `vip` must be an IPv4 address",
+                        "IPv6",
+                        "give the IPv4 broadcast address, like brd=\"192.0.2.255\"",
+                    );
+                    ok = false;
+                }
+                _ => ok = false,
+            }
+        }
+        if let Some(e) = prop(node, "nodad") {
+            match self.boolean(e, "vip") {
+                Some(_) if addr.is_ipv4() => {
+                    self.report(
+                        e.span(),
+                        format!("`nodad=` of `vip` is for IPv6 addresses; {addr} is IPv4"),
+                        "IPv6 only",
+                        "IPv4 has no duplicate address detection: remove it",
+                    );
+                    ok = false;
+                }
+                Some(nodad) => opts.dad = !nodad,
+                None => ok = false,
+            }
+        }
+        if let Some(e) = prop(node, "preferred-lft") {
+            match self.lifetime(e) {
+                Some(l) => opts.preferred_lft = l,
+                None => ok = false,
+            }
+        }
+        ok.then_some((opts, label_at))
+    }
+
+    /// An address label: as long as an interface name may be (the kernel's IFNAMSIZ).
+    fn label(&mut self, e: &KdlEntry) -> Option<String> {
+        let l = self.string(e, "vip")?;
+        if l.is_empty() || l.len() > 15 || l.contains(|c: char| c.is_whitespace() || c == '/') {
+            self.report(
+                e.span(),
+                format!("`label=` of `vip` must be 1 to 15 characters without spaces, not `{l}`"),
+                "bad label",
+                "write the interface's name and a suffix, like label=\"eth0:vip\"",
+            );
+            return None;
+        }
+        Some(l)
+    }
+
+    /// A scope by name (`global`, `site`, `link`, `host`, `nowhere`) or number (0 to 255).
+    pub(super) fn scope(&mut self, e: &KdlEntry, key: &str) -> Option<u8> {
+        match e.value() {
+            KdlValue::Integer(_) => self.integer(e, key, 0, 255).map(|n| n as u8),
+            _ => {
+                let name = self.string(e, key)?;
+                let found = SCOPES.iter().find(|(n, _)| *n == name).map(|(_, s)| *s);
+                if found.is_none() {
+                    self.report(
+                        e.span(),
+                        format!("`scope=` of `{key}` is not a scope: `{name}`"),
+                        "unknown scope",
+                        "use \"global\", \"site\", \"link\", \"host\", \"nowhere\" or a number 0 to 255",
+                    );
+                }
+                found
+            }
+        }
+    }
+
+    /// `preferred-lft`: seconds, or "forever" (None).
+    fn lifetime(&mut self, e: &KdlEntry) -> Option<Option<u32>> {
+        match e.value() {
+            KdlValue::String(s) if s == "forever" => Some(None),
+            KdlValue::Integer(_) => self
+                .integer(e, "vip", 0, i128::from(u32::MAX - 1))
+                .map(|n| Some(n as u32)),
+            _ => {
+                self.report(
+                    e.span(),
+                    "`preferred-lft=` of `vip` must be a number of seconds or \"forever\"",
+                    "bad lifetime",
+                    "for example preferred-lft=0 (never chosen as a source address) or preferred-lft=\"forever\"",
+                );
+                None
+            }
+        }
+    }
+
+    pub(super) fn route(&mut self, node: &KdlNode) -> Option<Route> {
+        let entry = self.one_arg(node, &["via", "dev", "metric", "table"])?;
+        let dev = prop(node, "dev").and_then(|e| self.interface_name(e, "route"));
+        let metric = prop(node, "metric")
+            .and_then(|e| self.integer(e, "route", 0, u32::MAX.into()))
+            .map(|n| n as u32);
+        let table = prop(node, "table")
+            .and_then(|e| self.integer(e, "route", 1, u32::MAX.into()))
+            .map(|n| n as u32);
+        let (dest, prefix_len) = self.prefix(entry, "route")?;
+        let network = network_of(dest, prefix_len);
+        if network != dest {
+            self.report(
+                entry.span(),
+                format!("route destination {dest}/{prefix_len} has host bits set"),
+                "not a network address",
+                format!("write the network address: \"{network}/{prefix_len}\""),
+            );
+        }
+        let via = match prop(node, "via") {
+            Some(e) => {
+                let via = self.unicast_ip(e, "route");
+                if let Some(v) = via.filter(|v| v.is_ipv6() != dest.is_ipv6()) {
+                    self.report(
+                        e.span(),
+                        format!(
+                            "gateway {v} is {} but the destination is {}",
+                            family(&v),
+                            family(&dest)
+                        ),
+                        "other address family",
+                        "a route's gateway must be of the destination's address family",
+                    );
+                }
+                via
+            }
+            None => None,
+        };
+        Some(Route {
+            dest,
+            prefix_len,
+            via,
+            dev,
+            metric,
+            table,
+        })
+    }
+}

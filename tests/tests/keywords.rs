@@ -1,0 +1,126 @@
+//! keepalived's VRRP keywords beyond the election, as the kernel shows them on the master and
+//! not on the backup: VIP options (label, scope, brd, nodad, preferred_lft), route options
+//! (src, table, metric, type, multipath), policy rules (`virtual_rules`).
+//!
+//! Run alone: `cargo build -p upkeep && cargo test -p upkeep-tests --test keywords`
+
+use anyhow::{ensure, Result};
+use upkeep_tests::{lab_test, secs, upkeep_config, Instance, Lab, SIGTERM};
+
+const VIP: &str = "192.0.2.100";
+
+/// `web` (100 ms adverts) with these extra lines.
+fn web(priority: u8, extra: &[&str]) -> Instance {
+    let mut i = Instance::web(priority);
+    i.extra_kdl = extra.iter().map(|l| l.to_string()).collect();
+    i
+}
+
+/// The line of `ip -d -o addr show dev eth0` on host i for `addr/len`, if there is one.
+fn addr_line(lab: &Lab, i: usize, cidr: &str) -> Option<String> {
+    let out = lab
+        .ip(
+            &lab.host_ns(i),
+            &["-d", "-o", "addr", "show", "dev", "eth0"],
+        )
+        .ok()?;
+    let needle = format!(" {cidr} ");
+    out.lines().find(|l| l.contains(&needle)).map(str::to_owned)
+}
+
+/// Every word of `want` is in `line`, in order.
+fn shows(line: &str, want: &[&str]) -> bool {
+    let mut rest = line;
+    for w in want {
+        match rest.find(w) {
+            Some(at) => rest = &rest[at + w.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+const VIP_OPTIONS: &[&str] = &[
+    r#"vip "198.51.100.101/24" label="eth0:web" scope="link" brd="198.51.100.127" preferred-lft=0"#,
+    r#"vip "2001:db8::101/64" advertise=#false preferred-lft=0"#,
+    r#"vip "2001:db8::102/64" advertise=#false nodad=#false"#,
+];
+
+/// What `ip -d addr` must show for each VIP above on the host that holds them.
+fn vip_options_shown(lab: &Lab, i: usize) -> Result<()> {
+    let v4 = addr_line(lab, i, "198.51.100.101/24").unwrap_or_default();
+    ensure!(
+        // preferred_lft 0: deprecated (IPv4 shows the lifetime of a permanent address as forever).
+        shows(
+            &v4,
+            &["brd 198.51.100.127", "scope link", "deprecated", "eth0:web"]
+        ),
+        "h{i}: 198.51.100.101 without its label, scope, brd and lifetime: {v4}"
+    );
+    let v6 = addr_line(lab, i, "2001:db8::101/64").unwrap_or_default();
+    ensure!(
+        shows(&v6, &["nodad", "deprecated", "preferred_lft 0sec"]),
+        "h{i}: 2001:db8::101 is not nodad and deprecated: {v6}"
+    );
+    let dad = addr_line(lab, i, "2001:db8::102/64").unwrap_or_default();
+    ensure!(
+        !dad.is_empty() && !dad.contains("nodad"),
+        "h{i}: 2001:db8::102 (nodad=#false) should run DAD: {dad:?}"
+    );
+    Ok(())
+}
+
+/// Waits for [`vip_options_shown`] on host i; its error if they never are.
+fn wait_shown(lab: &Lab, i: usize) -> Result<()> {
+    if upkeep_tests::wait_until("the VIP options", secs(5), || {
+        vip_options_shown(lab, i).is_ok()
+    })
+    .is_err()
+    {
+        vip_options_shown(lab, i)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn vip_options_are_on_the_master_and_move_with_it() {
+    lab_test(2, |lab| {
+        let h1 = lab.start_upkeep(1, &upkeep_config("h1", &[web(100, VIP_OPTIONS)]))?;
+        h1.wait_state("web", "master", secs(10))?;
+        let h2 = lab.start_upkeep(2, &upkeep_config("h2", &[web(90, VIP_OPTIONS)]))?;
+        h2.wait_backup_of("web", "192.0.2.1", secs(10))?;
+        lab.wait_holders(VIP, &[1], secs(5))?;
+        wait_shown(lab, 1)?;
+        ensure!(
+            addr_line(lab, 2, "198.51.100.101/24").is_none(),
+            "the backup holds 198.51.100.101"
+        );
+
+        // The master leaves: the backup adds the VIPs with the same options.
+        h1.signal(SIGTERM)?;
+        lab.wait_holders(VIP, &[2], secs(5))?;
+        wait_shown(lab, 2)?;
+        h1.wait_exit(secs(10))?;
+        for cidr in ["198.51.100.101/24", "2001:db8::101/64", "2001:db8::102/64"] {
+            ensure!(
+                addr_line(lab, 1, cidr).is_none(),
+                "h1 kept {cidr} after stopping"
+            );
+        }
+
+        // A reload that changes one VIP's options re-adds that VIP with the new ones.
+        let changed = [
+            r#"vip "198.51.100.101/24" label="eth0:api" scope="global" preferred-lft="forever""#,
+            VIP_OPTIONS[1],
+            VIP_OPTIONS[2],
+        ];
+        let seq = h2.reload_seq()?;
+        h2.write_config(&upkeep_config("h2", &[web(90, &changed)]))?;
+        h2.wait_reload(seq, secs(5))?;
+        upkeep_tests::wait_until("h2 shows the new label", secs(5), || {
+            addr_line(lab, 2, "198.51.100.101/24")
+                .is_some_and(|l| shows(&l, &["scope global", "eth0:api", "preferred_lft forever"]))
+        })?;
+        Ok(())
+    });
+}
