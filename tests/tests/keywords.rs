@@ -124,3 +124,94 @@ fn vip_options_are_on_the_master_and_move_with_it() {
         Ok(())
     });
 }
+
+const ROUTES: &[&str] = &[
+    r#"route "198.51.100.0/24" via="192.0.2.254" src="192.0.2.100" metric=7 table=100"#,
+    r#"route "203.0.113.0/24" type="blackhole" table=100"#,
+    r#"route "203.0.113.128/25" type="unreachable" metric=9"#,
+    r#"route "198.51.100.128/25" table=100 {
+        nexthop via="192.0.2.253" weight=2
+        nexthop via="192.0.2.252"
+    }"#,
+];
+
+/// `ip route show table T` on host i.
+fn table(lab: &Lab, i: usize, t: &str) -> String {
+    lab.ip(&lab.host_ns(i), &["route", "show", "table", t])
+        .unwrap_or_default()
+}
+
+/// What `ip route` must show for [`ROUTES`] on the host that holds them.
+fn routes_shown(lab: &Lab, i: usize) -> Result<()> {
+    let t100 = table(lab, i, "100");
+    let main = table(lab, i, "main");
+    let line = |text: &str, start: &str| {
+        text.lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or("")
+            .to_owned()
+    };
+    let r1 = line(&t100, "198.51.100.0/24");
+    ensure!(
+        shows(&r1, &["via 192.0.2.254", "src 192.0.2.100", "metric 7"]),
+        "h{i} table 100: no 198.51.100.0/24 via, src and metric:\n{t100}"
+    );
+    ensure!(
+        !line(&t100, "blackhole 203.0.113.0/24").is_empty(),
+        "h{i} table 100: no blackhole:\n{t100}"
+    );
+    ensure!(
+        shows(&line(&main, "unreachable 203.0.113.128/25"), &["metric 9"]),
+        "h{i} main table: no unreachable route:\n{main}"
+    );
+    ensure!(
+        shows(
+            &t100,
+            &[
+                "198.51.100.128/25",
+                "nexthop via 192.0.2.253 dev eth0 weight 2",
+                "nexthop via 192.0.2.252 dev eth0 weight 1"
+            ]
+        ),
+        "h{i} table 100: no multipath route:\n{t100}"
+    );
+    Ok(())
+}
+
+#[test]
+fn route_options_are_on_the_master_and_move_with_it() {
+    lab_test(2, |lab| {
+        let h1 = lab.start_upkeep(1, &upkeep_config("h1", &[web(100, ROUTES)]))?;
+        h1.wait_state("web", "master", secs(10))?;
+        let h2 = lab.start_upkeep(2, &upkeep_config("h2", &[web(90, ROUTES)]))?;
+        h2.wait_backup_of("web", "192.0.2.1", secs(10))?;
+        lab.wait_holders(VIP, &[1], secs(5))?;
+        if upkeep_tests::wait_until("h1's routes", secs(5), || routes_shown(lab, 1).is_ok())
+            .is_err()
+        {
+            routes_shown(lab, 1)?;
+        }
+        ensure!(
+            table(lab, 2, "100").trim().is_empty(),
+            "the backup has routes in table 100:\n{}",
+            table(lab, 2, "100")
+        );
+
+        h1.signal(SIGTERM)?;
+        lab.wait_holders(VIP, &[2], secs(5))?;
+        if upkeep_tests::wait_until("h2's routes", secs(5), || routes_shown(lab, 2).is_ok())
+            .is_err()
+        {
+            routes_shown(lab, 2)?;
+        }
+        h1.wait_exit(secs(10))?;
+        ensure!(
+            table(lab, 1, "100").trim().is_empty()
+                && !table(lab, 1, "main").contains("unreachable"),
+            "h1 kept routes after stopping:\n{}{}",
+            table(lab, 1, "100"),
+            table(lab, 1, "main")
+        );
+        Ok(())
+    });
+}

@@ -492,6 +492,58 @@ pub struct Route {
     pub dev: Option<String>,
     pub metric: Option<u32>,
     pub table: Option<u32>,
+    /// The source address the host picks for traffic on it (`src=`, `ip route ... src`).
+    pub src: Option<IpAddr>,
+    /// Route scope ([`SCOPES`]' numbers); None: the kernel's default (global).
+    pub scope: Option<u8>,
+    pub kind: RouteKind,
+    /// Multipath (`nexthop` children, keepalived's `nexthop` and `or`): the route's traffic is
+    /// spread over these. Empty: the single path of `via` / `dev`.
+    pub nexthops: Vec<NextHop>,
+}
+
+/// What a route does with its traffic (`type=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum RouteKind {
+    /// Forward it (to `via`, out of `dev`).
+    #[default]
+    Unicast,
+    /// Drop it silently.
+    Blackhole,
+    /// Drop it, answering ICMP host unreachable.
+    Unreachable,
+    /// Drop it, answering ICMP administratively prohibited.
+    Prohibit,
+    /// Stop the lookup in this table; the next policy rule is tried.
+    Throw,
+}
+
+impl RouteKind {
+    pub const ALL: [(&'static str, RouteKind); 5] = [
+        ("unicast", RouteKind::Unicast),
+        ("blackhole", RouteKind::Blackhole),
+        ("unreachable", RouteKind::Unreachable),
+        ("prohibit", RouteKind::Prohibit),
+        ("throw", RouteKind::Throw),
+    ];
+
+    /// `ip route`'s name for it.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, k)| *k == self)
+            .map_or("unicast", |(n, _)| n)
+    }
+}
+
+/// One path of a multipath route.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NextHop {
+    pub via: Option<IpAddr>,
+    /// None: the route's `dev=`, else the instance's interface.
+    pub dev: Option<String>,
+    /// Share of the traffic relative to the other paths, 1..=256.
+    pub weight: u16,
 }
 
 /// An instance's reference to a check, with the weight it applies.

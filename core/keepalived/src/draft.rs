@@ -124,6 +124,19 @@ pub(crate) struct KRoute {
     pub(crate) dev: Option<String>,
     pub(crate) metric: Option<i64>,
     pub(crate) table: Option<i64>,
+    pub(crate) src: Option<String>,
+    pub(crate) scope: Option<String>,
+    /// `blackhole`, `unreachable`, `prohibit`, `throw` (None: unicast).
+    pub(crate) kind: Option<String>,
+    /// `nexthop via G dev X weight W ...`, or `via G or G2` (each `or` a path).
+    pub(crate) nexthops: Vec<KNextHop>,
+}
+
+#[derive(Default)]
+pub(crate) struct KNextHop {
+    pub(crate) via: Option<String>,
+    pub(crate) dev: Option<String>,
+    pub(crate) weight: Option<i64>,
 }
 
 pub(crate) struct KInstance {

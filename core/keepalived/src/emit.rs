@@ -562,7 +562,41 @@ impl Importer {
             if let Some(v) = r.table {
                 let _ = write!(line, " table={v}");
             }
-            out.setting(line, *pos);
+            if let Some(v) = &r.src {
+                let _ = write!(line, " src={}", q(v));
+            }
+            if let Some(v) = &r.scope {
+                match v.parse::<u8>() {
+                    Ok(n) => {
+                        let _ = write!(line, " scope={n}");
+                    }
+                    Err(_) => {
+                        let _ = write!(line, " scope={}", q(v));
+                    }
+                }
+            }
+            if let Some(v) = &r.kind {
+                let _ = write!(line, " type={}", q(v));
+            }
+            if r.nexthops.is_empty() {
+                out.setting(line, *pos);
+                continue;
+            }
+            out.setting(format!("{line} {{"), *pos);
+            for h in &r.nexthops {
+                let mut hop = String::from("nexthop");
+                if let Some(v) = &h.via {
+                    let _ = write!(hop, " via={}", q(v));
+                }
+                if let Some(v) = &h.dev {
+                    let _ = write!(hop, " dev={}", q(v));
+                }
+                if let Some(v) = h.weight {
+                    let _ = write!(hop, " weight={v}");
+                }
+                out.line(2, hop, Some(*pos));
+            }
+            out.line(1, "}", Some(*pos));
         }
         let mut tracked: Vec<&str> = Vec::new();
         for t in &i.tracks {

@@ -462,21 +462,21 @@ virtual_server 192.0.2.1 443 {
                 (5, "`smtp_server 127.0.0.1` in global_defs"),
                 (6, "group `wheel`"),
                 (11, "`notify_master_rx_lower_pri /bin/true` in vrrp_instance v: not supported"),
-                (19, "blackhole routes are not supported"),
-                (20, "route option `src 192.0.2.1`"),
                 (23, "unicast_peer options `min_ttl 1`"),
                 (25, "upkeep has no BFD"),
                 (29, "LVS virtual_server is out of scope: upkeep does VRRP, not IPVS load balancing; 3 blocks ignored; also at line 36, line 38"),
                 (33, "a `{ ... }` block without a keyword in the file"),
             ],
         );
-    assert_eq!(imported.warnings.len(), 10, "{:#?}", imported.warnings);
+    assert_eq!(imported.warnings.len(), 8, "{:#?}", imported.warnings);
     assert_eq!(
             imported.warnings[0].to_string(),
             "keepalived.conf:2: `notification_email { ... }` in global_defs: upkeep sends no mail; ignored"
         );
     let i = &cfg.instances[0];
-    assert_eq!(i.routes.len(), 1);
+    assert_eq!(i.routes.len(), 2);
+    assert_eq!(i.routes[0].kind, upkeep_config::RouteKind::Blackhole);
+    assert_eq!(i.routes[1].src, Some("192.0.2.1".parse().unwrap()));
     assert_eq!(i.unicast_peers.len(), 1);
     assert_eq!(
         i.vips.len(),
@@ -1125,4 +1125,26 @@ fn vip_options_are_imported() {
     assert_eq!(v[0].opts.label.as_deref(), Some("eth1:vip"));
     assert_eq!(v[0].opts.scope, Some(253));
     assert!(v[2].opts.dad && !v[3].opts.dad);
+}
+
+#[test]
+fn route_options_are_imported() {
+    let src = "vrrp_instance v {\n  interface eth0\n  virtual_router_id 1\n  virtual_ipaddress {\n    192.0.2.1/24\n  }\n  virtual_routes {\n    src 192.0.2.1 to 198.51.100.0/24 via 192.0.2.254 dev eth0 metric 5 table 100 scope global\n    blackhole 203.0.113.0/24 table 100\n    unreachable 203.0.113.128/25 metric 7\n    198.51.100.128/25 via 192.0.2.253 or 192.0.2.252 dev eth0\n    203.0.113.64/26 table 6909 nexthop via 192.0.2.251 dev eth0 weight 1 nexthop via 192.0.2.250 weight 3\n    default via 192.0.2.254 table 100\n  }\n}\n";
+    let (imported, cfg) = convert(src);
+    assert!(imported.warnings.is_empty(), "{:#?}", imported.warnings);
+    for line in [
+        "route \"198.51.100.0/24\" via=\"192.0.2.254\" dev=\"eth0\" metric=5 table=100 src=\"192.0.2.1\" scope=\"global\"",
+        "route \"203.0.113.0/24\" table=100 type=\"blackhole\"",
+        "route \"203.0.113.128/25\" metric=7 type=\"unreachable\"",
+        "route \"198.51.100.128/25\" dev=\"eth0\" {\n        nexthop via=\"192.0.2.253\"\n        nexthop via=\"192.0.2.252\"\n    }",
+        "route \"203.0.113.64/26\" table=6909 {\n        nexthop via=\"192.0.2.251\" dev=\"eth0\" weight=1\n        nexthop via=\"192.0.2.250\" weight=3\n    }",
+        "route \"0.0.0.0/0\" via=\"192.0.2.254\" table=100",
+    ] {
+        assert!(imported.kdl.contains(line), "no `{line}` in\n{}", imported.kdl);
+    }
+    let r = &cfg.instances[0].routes;
+    assert_eq!(r.len(), 6);
+    assert_eq!(r[1].kind, upkeep_config::RouteKind::Blackhole);
+    assert_eq!(r[4].nexthops.len(), 2);
+    assert_eq!(r[4].nexthops[1].weight, 3);
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 use upkeep_config::parse::parse_duration;
 
 use crate::draft::{
-    At, Importer, KCheck, KFile, KGroup, KInstance, KNotify, KProcess, KRoute, KTrack, KVip,
-    TrackKind,
+    At, Importer, KCheck, KFile, KGroup, KInstance, KNextHop, KNotify, KProcess, KRoute, KTrack,
+    KVip, TrackKind,
 };
 use crate::lexer::Pos;
 use crate::stmt::Stmt;
@@ -658,25 +658,24 @@ impl Importer {
         Some(vip)
     }
 
-    /// `[to] DEST/LEN [via|gw GW] [dev IF] [metric N] [table T] ...`
+    /// `[TYPE] [src S] [to] DEST/LEN [via|gw GW [or GW2 ...]] [dev IF] [metric N] [table T]
+    /// [scope S] [nexthop via GW dev IF weight W ...] ...`
     fn route(&mut self, s: &Stmt) -> Option<KRoute> {
+        const TYPES: [&str; 4] = ["blackhole", "unreachable", "prohibit", "throw"];
         let words = &s.words;
-        if let Some(kind @ ("blackhole" | "unreachable" | "prohibit" | "throw")) =
-            words.first().map(String::as_str)
-        {
-            self.warn(
-                s.pos,
-                format!("{kind} routes are not supported; route ignored"),
-            );
-            return None;
-        }
         let mut route = KRoute {
             dest: String::new(),
             via: None,
             dev: None,
             metric: None,
             table: None,
+            src: None,
+            scope: None,
+            kind: None,
+            nexthops: Vec::new(),
         };
+        // After the first `nexthop`, `via`, `dev` and `weight` belong to the current path.
+        let mut in_hop = false;
         let mut k = 0;
         while k < words.len() {
             let word = words[k].as_str();
@@ -692,16 +691,59 @@ impl Importer {
                 n
             };
             match word {
-                "to" => {
+                "to" | "unicast" => {
                     k += 1;
                     continue;
                 }
+                t if TYPES.contains(&t) && route.dest.is_empty() => {
+                    route.kind = Some(t.to_owned());
+                    k += 1;
+                    continue;
+                }
+                "type" => route.kind = value,
+                "nexthop" => {
+                    route.nexthops.push(KNextHop::default());
+                    in_hop = true;
+                    k += 1;
+                    continue;
+                }
+                "via" | "gw" if in_hop => {
+                    if let Some(h) = route.nexthops.last_mut() {
+                        h.via = value;
+                    }
+                }
+                "dev" if in_hop => {
+                    if let Some(h) = route.nexthops.last_mut() {
+                        h.dev = value;
+                    }
+                }
+                "weight" if in_hop => {
+                    let w = number(word, &value);
+                    if let Some(h) = route.nexthops.last_mut() {
+                        h.weight = w;
+                    }
+                }
+                "or" => {
+                    // keepalived's older multipath: `via G1 or G2`, paths on the route's dev.
+                    if route.nexthops.is_empty() {
+                        route.nexthops.push(KNextHop {
+                            via: route.via.take(),
+                            ..KNextHop::default()
+                        });
+                    }
+                    route.nexthops.push(KNextHop {
+                        via: value,
+                        ..KNextHop::default()
+                    });
+                }
                 "via" | "gw" => route.via = value,
                 "dev" => route.dev = value,
-                "metric" | "preference" => route.metric = number(word, &value),
+                "src" => route.src = value,
+                "scope" => route.scope = value,
+                "metric" | "preference" | "priority" => route.metric = number(word, &value),
                 "table" => route.table = number(word, &value),
-                "src" | "or" | "scope" | "proto" | "protocol" | "realms" | "mtu" | "advmss"
-                | "type" | "tos" | "dsfield" | "onlink" | "no_track" | "track_group" => {
+                "proto" | "protocol" | "realms" | "mtu" | "advmss" | "tos" | "dsfield"
+                | "onlink" | "no_track" | "track_group" | "weight" => {
                     let takes_value = !matches!(word, "onlink" | "no_track");
                     self.warn(
                         s.pos,
@@ -740,9 +782,11 @@ impl Importer {
         if route.dest == "default" {
             let v6 = route
                 .via
-                .as_deref()
-                .and_then(|v| v.parse::<IpAddr>().ok())
-                .is_some_and(|v| v.is_ipv6());
+                .iter()
+                .chain(route.nexthops.iter().filter_map(|h| h.via.as_ref()))
+                .chain(route.src.iter())
+                .filter_map(|v| v.parse::<IpAddr>().ok())
+                .any(|v| v.is_ipv6());
             route.dest = if v6 { "::/0" } else { "0.0.0.0/0" }.to_owned();
         }
         Some(route)

@@ -676,9 +676,32 @@ const VIP_FLAGS: &[&str] = &[
     "noprefixroute",
     "autojoin",
 ];
-const ROUTE_OPTIONS: &[&str] = &["to", "via", "gw", "dev", "metric", "preference", "table"];
+const ROUTE_OPTIONS: &[&str] = &[
+    "to",
+    "via",
+    "gw",
+    "dev",
+    "metric",
+    "preference",
+    "priority",
+    "table",
+    "src",
+    "scope",
+    "type",
+    "or",
+    "weight",
+];
 const ROUTE_FLAGS: &[&str] = &["onlink", "no_track"];
-const ROUTE_TYPES: &[&str] = &["blackhole", "unreachable", "prohibit", "throw"];
+/// Route words that take no value and are translated: the types, and `nexthop` (its `via`,
+/// `dev` and `weight` follow as options).
+const ROUTE_TYPES: &[&str] = &[
+    "blackhole",
+    "unreachable",
+    "prohibit",
+    "throw",
+    "unicast",
+    "nexthop",
+];
 
 /// A place the importer must warn about: file, line, and what is there.
 type Place = (PathBuf, usize, String);
@@ -759,7 +782,9 @@ fn untranslated(tree: &[Node]) -> Vec<Place> {
                         let mut dest = false;
                         while i < r.words.len() {
                             let word = r.words[i].as_str();
-                            if ROUTE_TYPES.contains(&word) || ROUTE_FLAGS.contains(&word) {
+                            if ROUTE_TYPES.contains(&word) {
+                                i += 1;
+                            } else if ROUTE_FLAGS.contains(&word) {
                                 flag(r, word);
                                 i += 1;
                             } else if !dest

@@ -213,6 +213,10 @@ mod tests {
                 dev: None,
                 metric: None,
                 table: None,
+                src: None,
+                scope: None,
+                kind: crate::net::netlink::ROUTE_UNICAST,
+                nexthops: Vec::new(),
             },
         }
     }

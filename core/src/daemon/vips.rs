@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tracing::warn;
 
 use super::guard::Guard;
-use crate::net::netlink::{AddrOptions, Route};
+use crate::net::netlink::{AddrOptions, NextHop, Route};
 use crate::net::netlink_batch::{BatchSocket, NetlinkChange};
 
 /// Everything an instance puts on the host while master, resolved to interface indexes.
@@ -71,6 +71,25 @@ impl From<&upkeep_config::Route> for Route {
             dev: r.dev.clone(),
             metric: r.metric,
             table: r.table,
+            src: r.src,
+            scope: r.scope,
+            kind: match r.kind {
+                upkeep_config::RouteKind::Unicast => crate::net::netlink::ROUTE_UNICAST,
+                upkeep_config::RouteKind::Blackhole => 6,
+                upkeep_config::RouteKind::Unreachable => 7,
+                upkeep_config::RouteKind::Prohibit => 8,
+                upkeep_config::RouteKind::Throw => 9,
+            },
+            // Interfaces are resolved by the wiring, which knows them.
+            nexthops: r
+                .nexthops
+                .iter()
+                .map(|h| NextHop {
+                    via: h.via,
+                    index: 0,
+                    weight: h.weight,
+                })
+                .collect(),
         }
     }
 }

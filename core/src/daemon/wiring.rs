@@ -388,7 +388,14 @@ impl Interfaces {
                 Some(d) => self.link(d).await?.index,
                 None => own,
             };
-            routes.push((index, r.into()));
+            let mut route: crate::net::netlink::Route = r.into();
+            for (hop, cfg) in route.nexthops.iter_mut().zip(&r.nexthops) {
+                hop.index = match &cfg.dev {
+                    Some(d) => self.link(d).await?.index,
+                    None => index,
+                };
+            }
+            routes.push((index, route));
         }
         Ok(Arc::new(Owned {
             instance: inst.name.clone(),
@@ -403,6 +410,11 @@ pub(super) fn interfaces_of(inst: &InstanceConfig) -> impl Iterator<Item = &Stri
     std::iter::once(&inst.interface)
         .chain(inst.vips.iter().filter_map(|v| v.dev.as_ref()))
         .chain(inst.routes.iter().filter_map(|r| r.dev.as_ref()))
+        .chain(
+            inst.routes
+                .iter()
+                .flat_map(|r| r.nexthops.iter().filter_map(|h| h.dev.as_ref())),
+        )
 }
 
 /// The address we advertise from: the interface's first IPv4 address that is not a VIP, or its

@@ -43,6 +43,27 @@ pub struct Route {
     pub dev: Option<String>,
     pub metric: Option<u32>,
     pub table: Option<u32>,
+    /// Preferred source (RTA_PREFSRC).
+    pub src: Option<IpAddr>,
+    pub scope: Option<u8>,
+    /// The kernel's route type (RTN_*): 1 unicast, 6 blackhole, 7 unreachable, 8 prohibit,
+    /// 9 throw. Types other than unicast go out with no gateway or interface.
+    pub kind: u8,
+    /// Multipath (RTA_MULTIPATH); empty: the single path of `via` and the index given.
+    pub nexthops: Vec<NextHop>,
+}
+
+/// RTN_UNICAST.
+pub const ROUTE_UNICAST: u8 = 1;
+
+/// One path of a multipath route.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct NextHop {
+    pub via: Option<IpAddr>,
+    /// The interface it goes out of (resolved from the config's name, or the route's).
+    pub index: u32,
+    /// 1..=256.
+    pub weight: u16,
 }
 
 /// How the kernel is to hold an address (`ip addr add ... label L scope S brd B nodad
@@ -235,38 +256,60 @@ pub(crate) fn route_message(
     route: &Route,
     index: u32,
 ) -> netlink_packet_route::route::RouteMessage {
-    match (route.dest, route.via) {
-        (IpAddr::V4(dest), via) => {
-            let mut b = RouteMessageBuilder::<std::net::Ipv4Addr>::new()
-                .destination_prefix(dest, route.prefix_len)
-                .output_interface(index);
-            if let Some(IpAddr::V4(gw)) = via {
-                b = b.gateway(gw);
-            }
-            if let Some(m) = route.metric {
-                b = b.priority(m);
-            }
-            if let Some(t) = route.table {
-                b = b.table_id(t);
-            }
-            b.build()
-        }
-        (IpAddr::V6(dest), via) => {
-            let mut b = RouteMessageBuilder::<std::net::Ipv6Addr>::new()
-                .destination_prefix(dest, route.prefix_len)
-                .output_interface(index);
-            if let Some(IpAddr::V6(gw)) = via {
-                b = b.gateway(gw);
-            }
-            if let Some(m) = route.metric {
-                b = b.priority(m);
-            }
-            if let Some(t) = route.table {
-                b = b.table_id(t);
-            }
-            b.build()
-        }
+    use netlink_packet_route::route::{
+        RouteAddress, RouteAttribute, RouteNextHop, RouteScope, RouteType,
+    };
+    let addr = |ip: IpAddr| match ip {
+        IpAddr::V4(a) => RouteAddress::Inet(a),
+        IpAddr::V6(a) => RouteAddress::Inet6(a),
+    };
+    let unicast = route.kind == ROUTE_UNICAST;
+    let mut m = match route.dest {
+        IpAddr::V4(dest) => RouteMessageBuilder::<std::net::Ipv4Addr>::new()
+            .destination_prefix(dest, route.prefix_len)
+            .build(),
+        IpAddr::V6(dest) => RouteMessageBuilder::<std::net::Ipv6Addr>::new()
+            .destination_prefix(dest, route.prefix_len)
+            .build(),
+    };
+    m.header.kind = RouteType::from(route.kind);
+    if let Some(s) = route.scope {
+        m.header.scope = RouteScope::from(s);
     }
+    // The kernel refuses a gateway, interface or paths on a route that goes nowhere.
+    if unicast && route.nexthops.is_empty() {
+        m.attributes.push(RouteAttribute::Oif(index));
+        if let Some(gw) = route.via.filter(|v| v.is_ipv6() == route.dest.is_ipv6()) {
+            m.attributes.push(RouteAttribute::Gateway(addr(gw)));
+        }
+    } else if unicast {
+        let hops = route
+            .nexthops
+            .iter()
+            .map(|h| {
+                let mut nh = RouteNextHop::default();
+                nh.interface_index = h.index;
+                nh.hops = u8::try_from(h.weight.saturating_sub(1)).unwrap_or(u8::MAX);
+                if let Some(gw) = h.via {
+                    nh.attributes.push(RouteAttribute::Gateway(addr(gw)));
+                }
+                nh
+            })
+            .collect();
+        m.attributes.push(RouteAttribute::MultiPath(hops));
+    }
+    if let Some(src) = route.src {
+        m.attributes.push(RouteAttribute::PrefSource(addr(src)));
+    }
+    if let Some(p) = route.metric {
+        m.attributes.push(RouteAttribute::Priority(p));
+    }
+    if let Some(t) = route.table {
+        // The header holds 8 bits; RTA_TABLE the rest (as the builder does).
+        m.header.table = u8::try_from(t).unwrap_or(252); // RT_TABLE_COMPAT
+        m.attributes.push(RouteAttribute::Table(t));
+    }
+    m
 }
 
 fn link_from(msg: &LinkMessage) -> Link {

@@ -329,6 +329,10 @@ mod tests {
                 dev: None,
                 metric: None,
                 table: None,
+                src: None,
+                scope: None,
+                kind: crate::net::netlink::ROUTE_UNICAST,
+                nexthops: Vec::new(),
             },
         }
         .message();
@@ -408,6 +412,77 @@ mod tests {
             .attributes
             .iter()
             .any(|a| matches!(a, AddressAttribute::Label(_))));
+    }
+
+    #[test]
+    fn route_types_and_paths_go_into_the_request() {
+        use crate::net::netlink::NextHop;
+        use netlink_packet_route::route::{RouteAttribute, RouteType};
+        let base = Route {
+            dest: "198.51.100.0".parse().unwrap(),
+            prefix_len: 24,
+            via: Some("192.0.2.254".parse().unwrap()),
+            dev: None,
+            metric: Some(7),
+            table: Some(1000),
+            src: Some("192.0.2.100".parse().unwrap()),
+            scope: None,
+            kind: crate::net::netlink::ROUTE_UNICAST,
+            nexthops: Vec::new(),
+        };
+        let has = |m: &netlink_packet_route::route::RouteMessage,
+                   f: fn(&RouteAttribute) -> bool| { m.attributes.iter().any(f) };
+        let m = route_message(&base, 3);
+        assert!(m.attributes.contains(&RouteAttribute::Oif(3)));
+        assert!(m.attributes.contains(&RouteAttribute::Table(1000)));
+        assert!(m.attributes.contains(&RouteAttribute::Priority(7)));
+        assert!(has(&m, |a| matches!(a, RouteAttribute::PrefSource(_))));
+        assert!(has(&m, |a| matches!(a, RouteAttribute::Gateway(_))));
+        // A blackhole goes nowhere: the kernel refuses one with a gateway or an interface.
+        let hole = Route {
+            kind: 6,
+            via: None,
+            ..base.clone()
+        };
+        let m = route_message(&hole, 3);
+        assert_eq!(m.header.kind, RouteType::BlackHole);
+        assert!(!has(&m, |a| matches!(
+            a,
+            RouteAttribute::Oif(_) | RouteAttribute::Gateway(_)
+        )));
+        // Multipath: one RTA_MULTIPATH with each path's interface, gateway and weight - 1.
+        let multi = Route {
+            via: None,
+            nexthops: vec![
+                NextHop {
+                    via: Some("192.0.2.253".parse().unwrap()),
+                    index: 3,
+                    weight: 2,
+                },
+                NextHop {
+                    via: None,
+                    index: 4,
+                    weight: 256,
+                },
+            ],
+            ..base
+        };
+        let m = route_message(&multi, 3);
+        assert!(!has(&m, |a| matches!(a, RouteAttribute::Oif(_))));
+        let hops = m
+            .attributes
+            .iter()
+            .find_map(|a| match a {
+                RouteAttribute::MultiPath(h) => Some(h.clone()),
+                _ => None,
+            })
+            .expect("RTA_MULTIPATH");
+        assert_eq!(
+            hops.iter()
+                .map(|h| (h.interface_index, h.hops, h.attributes.len()))
+                .collect::<Vec<_>>(),
+            [(3, 1, 1), (4, 255, 0)]
+        );
     }
 
     /// In a network namespace of its own (a thread that unshares it: needs root), with only `lo`.

@@ -1,14 +1,15 @@
 //! What an instance puts on the host while master: `vip`, `route` (and their options, the
-//! `ip addr add` / `ip route add` ones keepalived takes).
+//! `ip addr add` / `ip route add` ones keepalived takes), with multipath `nexthop`s.
 
 use std::net::IpAddr;
 
 use kdl::{KdlEntry, KdlNode, KdlValue};
 use miette::SourceSpan;
 
-use super::validate::{prop, Validator};
+use super::schema::example;
+use super::validate::{positional, prop, Validator};
 use super::value::family;
-use crate::model::{Route, Vip, VipOptions, SCOPES};
+use crate::model::{NextHop, Route, RouteKind, Vip, VipOptions, SCOPES};
 
 /// The address with the host bits cleared.
 pub(super) fn network_of(ip: IpAddr, prefix_len: u8) -> IpAddr {
@@ -44,6 +45,8 @@ const VIP_PROPS: &[&str] = &[
     "nodad",
     "preferred-lft",
 ];
+
+const ROUTE_PROPS: &[&str] = &["via", "dev", "metric", "table", "src", "scope", "type"];
 
 impl Validator<'_> {
     pub(super) fn vip(&mut self, node: &KdlNode) -> Option<VipAt> {
@@ -222,7 +225,10 @@ impl Validator<'_> {
     }
 
     pub(super) fn route(&mut self, node: &KdlNode) -> Option<Route> {
-        let entry = self.one_arg(node, &["via", "dev", "metric", "table"])?;
+        // The `{ nexthop ... }` block is read below; the rest as any one-line setting.
+        let mut bare = node.clone();
+        *bare.children_mut() = None;
+        let entry = self.one_arg(&bare, ROUTE_PROPS)?;
         let dev = prop(node, "dev").and_then(|e| self.interface_name(e, "route"));
         let metric = prop(node, "metric")
             .and_then(|e| self.integer(e, "route", 0, u32::MAX.into()))
@@ -230,6 +236,11 @@ impl Validator<'_> {
         let table = prop(node, "table")
             .and_then(|e| self.integer(e, "route", 1, u32::MAX.into()))
             .map(|n| n as u32);
+        let scope = prop(node, "scope").and_then(|e| self.scope(e, "route"));
+        let kind = match prop(node, "type") {
+            Some(e) => self.route_kind(e)?,
+            None => RouteKind::Unicast,
+        };
         let (dest, prefix_len) = self.prefix(entry, "route")?;
         let network = network_of(dest, prefix_len);
         if network != dest {
@@ -240,25 +251,41 @@ impl Validator<'_> {
                 format!("write the network address: \"{network}/{prefix_len}\""),
             );
         }
-        let via = match prop(node, "via") {
-            Some(e) => {
-                let via = self.unicast_ip(e, "route");
-                if let Some(v) = via.filter(|v| v.is_ipv6() != dest.is_ipv6()) {
+        let via = prop(node, "via").and_then(|e| self.same_family(e, dest, "gateway"));
+        let src = prop(node, "src").and_then(|e| self.same_family(e, dest, "source"));
+        let nexthops = match node.children() {
+            Some(block) => self.nexthops(block, dest),
+            None => Vec::new(),
+        };
+        if let (Some(e), false) = (prop(node, "via"), nexthops.is_empty()) {
+            self.report(
+                e.span(),
+                "a route with `nexthop`s takes no `via=` of its own",
+                "conflicts with the nexthops",
+                "give each path its gateway: `nexthop via=\"...\"`",
+            );
+        }
+        if kind != RouteKind::Unicast {
+            let name = kind.name();
+            for key in ["via", "dev"] {
+                if let Some(e) = prop(node, key) {
                     self.report(
                         e.span(),
-                        format!(
-                            "gateway {v} is {} but the destination is {}",
-                            family(&v),
-                            family(&dest)
-                        ),
-                        "other address family",
-                        "a route's gateway must be of the destination's address family",
+                        format!("a {name} route takes no `{key}=`"),
+                        "not for this type",
+                        format!("a {name} route goes nowhere: remove `{key}=`"),
                     );
                 }
-                via
             }
-            None => None,
-        };
+            if let Some(block) = node.children() {
+                self.report(
+                    block.span(),
+                    format!("a {name} route takes no `nexthop`s"),
+                    "not for this type",
+                    format!("a {name} route goes nowhere: remove the block"),
+                );
+            }
+        }
         Some(Route {
             dest,
             prefix_len,
@@ -266,6 +293,101 @@ impl Validator<'_> {
             dev,
             metric,
             table,
+            src,
+            scope,
+            kind,
+            nexthops,
         })
+    }
+
+    /// An address of `dest`'s family (`via=`, `src=`, a nexthop's `via=`).
+    fn same_family(&mut self, e: &KdlEntry, dest: IpAddr, what: &str) -> Option<IpAddr> {
+        let key = if what == "nexthop" {
+            "nexthop"
+        } else {
+            "route"
+        };
+        let ip = self.unicast_ip(e, key)?;
+        if ip.is_ipv6() != dest.is_ipv6() {
+            self.report(
+                e.span(),
+                format!(
+                    "{what} {ip} is {} but the destination is {}",
+                    family(&ip),
+                    family(&dest)
+                ),
+                "other address family",
+                format!("a route's {what} must be of the destination's address family"),
+            );
+            return None;
+        }
+        Some(ip)
+    }
+
+    fn route_kind(&mut self, e: &KdlEntry) -> Option<RouteKind> {
+        let name = self.string(e, "route")?;
+        let found = RouteKind::ALL
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, k)| *k);
+        if found.is_none() {
+            self.report(
+                e.span(),
+                format!("`type=` of `route` is not a route type: `{name}`"),
+                "unknown type",
+                "use \"unicast\" (the default), \"blackhole\", \"unreachable\", \"prohibit\" or \"throw\"",
+            );
+        }
+        found
+    }
+
+    /// The `{ nexthop via=... dev=... weight=N }` block of a multipath route.
+    fn nexthops(&mut self, block: &kdl::KdlDocument, dest: IpAddr) -> Vec<NextHop> {
+        let mut hops = Vec::new();
+        for n in block.nodes() {
+            if n.name().value() != "nexthop" {
+                self.report(
+                    n.name().span(),
+                    format!("unknown setting `{}` in a route", n.name().value()),
+                    "unknown setting",
+                    format!(
+                        "a route's block holds its paths, like `{}`",
+                        example("nexthop")
+                    ),
+                );
+                continue;
+            }
+            self.leaf(n, &["via", "dev", "weight"]);
+            for e in positional(n) {
+                self.report(
+                    e.span(),
+                    "`nexthop` takes no value, only `via=`, `dev=` and `weight=`",
+                    "unexpected value",
+                    format!("for example `{}`", example("nexthop")),
+                );
+            }
+            let via = prop(n, "via").and_then(|e| self.same_family(e, dest, "nexthop"));
+            let dev = prop(n, "dev").and_then(|e| self.interface_name(e, "nexthop"));
+            let weight = match prop(n, "weight") {
+                Some(e) => match self.integer(e, "nexthop", 1, 256) {
+                    Some(w) => w as u16,
+                    None => continue,
+                },
+                None => 1,
+            };
+            hops.push(NextHop { via, dev, weight });
+        }
+        if hops.is_empty() && block.nodes().is_empty() {
+            self.report(
+                block.span(),
+                "an empty block on a route",
+                "no nexthop",
+                format!(
+                    "list its paths, like `{}`, or remove the block",
+                    example("nexthop")
+                ),
+            );
+        }
+        hops
     }
 }

@@ -202,6 +202,7 @@ pub(super) fn example(key: &str) -> &'static str {
         "unicast-peer" => "unicast-peer \"192.0.2.2\" \"192.0.2.3\"",
         "vip" => "vip \"192.0.2.100/24\" dev=\"eth1\"",
         "route" => "route \"198.51.100.0/24\" via=\"192.0.2.254\" dev=\"eth0\" metric=10 table=100",
+        "nexthop" => "nexthop via=\"192.0.2.254\" weight=2",
         "track" => "track \"port80\" weight=-20",
         "member" => "member \"web\" \"db\"",
         _ => "",

@@ -1,7 +1,7 @@
 //! What an instance puts on the host: VIP options, routes, rules.
 
 use super::*;
-use crate::model::VipOptions;
+use crate::model::{NextHop, RouteKind, VipOptions};
 
 #[test]
 fn vip_options_are_read() {
@@ -111,6 +111,102 @@ fn bad_vip_options_are_reported_where_written() {
             5,
             26,
             "from 0 to",
+            "",
+        ),
+    ]);
+}
+
+#[test]
+fn route_options_are_read() {
+    let cfg = ok(&web(concat!(
+        "    route \"198.51.100.0/24\" via=\"192.0.2.254\" src=\"192.0.2.100\" scope=\"global\" metric=5 table=100\n",
+        "    route \"203.0.113.0/24\" type=\"blackhole\" table=100\n",
+        "    route \"203.0.113.128/25\" type=\"unreachable\"\n",
+        "    route \"198.51.100.128/25\" dev=\"eth0\" table=100 {\n",
+        "        nexthop via=\"192.0.2.253\" weight=2\n",
+        "        nexthop via=\"192.0.2.252\" dev=\"eth1\"\n",
+        "    }\n",
+    )));
+    let r = &cfg.instances[0].routes;
+    assert_eq!(r[0].src, Some("192.0.2.100".parse().unwrap()));
+    assert_eq!(r[0].scope, Some(0));
+    assert_eq!(r[0].kind, RouteKind::Unicast);
+    assert_eq!((r[1].kind, r[1].table), (RouteKind::Blackhole, Some(100)));
+    assert_eq!(r[2].kind, RouteKind::Unreachable);
+    assert_eq!(
+        r[3].nexthops,
+        vec![
+            NextHop {
+                via: Some("192.0.2.253".parse().unwrap()),
+                dev: None,
+                weight: 2
+            },
+            NextHop {
+                via: Some("192.0.2.252".parse().unwrap()),
+                dev: Some("eth1".into()),
+                weight: 1
+            },
+        ]
+    );
+}
+
+#[test]
+fn bad_route_options_are_reported_where_written() {
+    problems_with_help(&[
+        (
+            web("    route \"198.51.100.0/24\" src=\"2001:db8::1\"\n"),
+            5,
+            29,
+            "source 2001:db8::1 is IPv6 but the destination is IPv4",
+            "address family",
+        ),
+        (
+            web("    route \"198.51.100.0/24\" type=\"nat\"\n"),
+            5,
+            29,
+            "not a route type: `nat`",
+            "\"blackhole\"",
+        ),
+        (
+            web("    route \"198.51.100.0/24\" type=\"blackhole\" via=\"192.0.2.254\"\n"),
+            5,
+            46,
+            "a blackhole route takes no `via=`",
+            "remove `via=`",
+        ),
+        (
+            web("    route \"198.51.100.0/24\" via=\"192.0.2.254\" {\n        nexthop via=\"192.0.2.253\"\n    }\n"),
+            5,
+            29,
+            "takes no `via=` of its own",
+            "nexthop via=",
+        ),
+        (
+            web("    route \"198.51.100.0/24\" {\n        nexthop via=\"192.0.2.253\" weight=0\n    }\n"),
+            6,
+            35,
+            "`weight=` of `nexthop` must be from 1 to 256",
+            "",
+        ),
+        (
+            web("    route \"198.51.100.0/24\" {\n        nexthop via=\"2001:db8::1\"\n    }\n"),
+            6,
+            17,
+            "nexthop 2001:db8::1 is IPv6",
+            "",
+        ),
+        (
+            web("    route \"198.51.100.0/24\" {\n        hop via=\"192.0.2.1\"\n    }\n"),
+            6,
+            9,
+            "unknown setting `hop` in a route",
+            "nexthop via=",
+        ),
+        (
+            web("    route \"198.51.100.0/24\" scope=\"near\"\n"),
+            5,
+            29,
+            "not a scope: `near`",
             "",
         ),
     ]);
