@@ -215,3 +215,125 @@ fn route_options_are_on_the_master_and_move_with_it() {
         Ok(())
     });
 }
+
+const RULES: &[&str] = &[
+    r#"route "198.51.100.0/24" via="192.0.2.254" table=100"#,
+    r#"rule from="192.0.2.100" table=100 priority=100"#,
+    r#"rule to="198.51.100.0/24" iif="eth0" fwmark=0x10 fwmask=0xff table=101 priority=101"#,
+];
+
+/// `ip rule show` on host i.
+fn rules(lab: &Lab, i: usize) -> String {
+    lab.ip(&lab.host_ns(i), &["rule", "show"])
+        .unwrap_or_default()
+}
+
+const RULE_100: &str = "100:\tfrom 192.0.2.100 lookup 100";
+const RULE_101: &str = "101:\tfrom all to 198.51.100.0/24 fwmark 0x10/0xff iif eth0 lookup 101";
+
+fn has_rules(lab: &Lab, i: usize) -> bool {
+    let r = rules(lab, i);
+    r.lines().any(|l| l.trim_end() == RULE_100) && r.lines().any(|l| l.trim_end() == RULE_101)
+}
+
+fn no_rules(lab: &Lab, i: usize) -> bool {
+    let r = rules(lab, i);
+    !r.contains("lookup 100") && !r.contains("lookup 101")
+}
+
+/// `ip monitor rule` in host i's namespace, written to a file until killed.
+struct RuleMonitor {
+    child: std::process::Child,
+    out: std::path::PathBuf,
+}
+
+impl RuleMonitor {
+    fn start(lab: &Lab, i: usize) -> Result<RuleMonitor> {
+        let out = lab.dir().join(format!("h{i}.rule-monitor"));
+        let file = std::fs::File::create(&out)?;
+        let child = std::process::Command::new("ip")
+            .args(["-n", &lab.host_ns(i), "monitor", "rule"])
+            .stdout(file)
+            .spawn()?;
+        // Let it subscribe before anything happens.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        Ok(RuleMonitor { child, out })
+    }
+
+    fn seen(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+}
+
+impl Drop for RuleMonitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn rules_are_on_the_master_only_and_a_reload_touches_only_the_changed_one() {
+    lab_test(2, |lab| {
+        let conf =
+            |i: usize, p: u8, extra: &[&str]| upkeep_config(&format!("h{i}"), &[web(p, extra)]);
+        let h1 = lab.start_upkeep(1, &conf(1, 100, RULES))?;
+        h1.wait_state("web", "master", secs(10))?;
+        let h2 = lab.start_upkeep(2, &conf(2, 90, RULES))?;
+        h2.wait_backup_of("web", "192.0.2.1", secs(10))?;
+        upkeep_tests::wait_until("h1 has the rules", secs(5), || has_rules(lab, 1))
+            .map_err(|e| e.context(rules(lab, 1)))?;
+        ensure!(
+            no_rules(lab, 2),
+            "the backup has the rules:\n{}",
+            rules(lab, 2)
+        );
+
+        // h1 stops: h2 takes over with the rules. h1 comes back and preempts: h2, now
+        // BACKUP, lets go of them.
+        h1.signal(SIGTERM)?;
+        h1.wait_exit(secs(10))?;
+        h2.wait_state("web", "master", secs(5))?;
+        upkeep_tests::wait_until("h2 has the rules", secs(5), || has_rules(lab, 2))
+            .map_err(|e| e.context(rules(lab, 2)))?;
+        ensure!(
+            no_rules(lab, 1),
+            "stopped h1 kept its rules:\n{}",
+            rules(lab, 1)
+        );
+        let h1 = lab.start_upkeep(1, &conf(1, 100, RULES))?;
+        h1.wait_state("web", "master", secs(10))?;
+        h2.wait_backup_of("web", "192.0.2.1", secs(5))?;
+        upkeep_tests::wait_until("only h1 has the rules", secs(5), || {
+            has_rules(lab, 1) && no_rules(lab, 2)
+        })
+        .map_err(|e| e.context(format!("h1:\n{}h2:\n{}", rules(lab, 1), rules(lab, 2))))?;
+
+        // A reload that changes one rule replaces that one; the other is not touched.
+        let mon = RuleMonitor::start(lab, 1)?;
+        let changed = [
+            RULES[0],
+            RULES[1],
+            &RULES[2].replace("table=101", "table=102"),
+        ];
+        let seq = h1.reload_seq()?;
+        h1.write_config(&conf(1, 100, &changed))?;
+        h1.wait_reload(seq, secs(5))?;
+        upkeep_tests::wait_until("the changed rule in place", secs(5), || {
+            rules(lab, 1).contains("lookup 102")
+        })?;
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let seen = mon.seen();
+        ensure!(
+            seen.contains("Deleted 101:") && seen.contains("lookup 102") && !seen.contains("100:"),
+            "rule events on h1 during the reload:\n{seen}"
+        );
+        ensure!(
+            rules(lab, 1).lines().any(|l| l.trim_end() == RULE_100)
+                && !rules(lab, 1).contains("lookup 101"),
+            "h1 after the reload:\n{}",
+            rules(lab, 1)
+        );
+        Ok(())
+    });
+}

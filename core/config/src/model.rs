@@ -409,6 +409,8 @@ pub struct InstanceConfig {
     /// Every address held while master, advertised or not ([`Vip::advertise`]).
     pub vips: Vec<Vip>,
     pub routes: Vec<Route>,
+    /// Policy routing rules held while master (keepalived's `virtual_rules`).
+    pub rules: Vec<Rule>,
     pub tracks: Vec<Track>,
     pub notify: Notify,
     pub span: SourceSpan,
@@ -544,6 +546,37 @@ pub struct NextHop {
     pub dev: Option<String>,
     /// Share of the traffic relative to the other paths, 1..=256.
     pub weight: u16,
+}
+
+/// A policy routing rule installed while the instance is master (`ip rule add ...`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Rule {
+    /// IPv6 rule (from `from=` / `to=`, else the instance's address family).
+    pub v6: bool,
+    /// Source prefix matched (`from=`); None: any.
+    pub from: Option<(IpAddr, u8)>,
+    /// Destination prefix matched (`to=`); None: any.
+    pub to: Option<(IpAddr, u8)>,
+    /// Incoming interface matched (`iif=`).
+    pub iif: Option<String>,
+    /// Outgoing interface matched (`oif=`).
+    pub oif: Option<String>,
+    /// Firewall mark matched (`fwmark=`), under `fwmask=` (None: all bits).
+    pub fwmark: Option<u32>,
+    pub fwmask: Option<u32>,
+    /// Its place in the rule list (`priority=`, `ip rule ... pref`); None: the kernel's choice.
+    pub priority: Option<u32>,
+    pub action: RuleAction,
+}
+
+/// What a matching rule does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RuleAction {
+    /// Look the route up in this table (`table=`).
+    Table(u32),
+    Blackhole,
+    Unreachable,
+    Prohibit,
 }
 
 /// An instance's reference to a check, with the weight it applies.

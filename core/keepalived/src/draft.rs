@@ -132,6 +132,20 @@ pub(crate) struct KRoute {
     pub(crate) nexthops: Vec<KNextHop>,
 }
 
+/// A `virtual_rules` line, its values as written (numbers checked).
+#[derive(Default)]
+pub(crate) struct KRule {
+    pub(crate) from: Option<String>,
+    pub(crate) to: Option<String>,
+    pub(crate) iif: Option<String>,
+    pub(crate) oif: Option<String>,
+    pub(crate) fwmark: Option<(u32, Option<u32>)>,
+    pub(crate) priority: Option<i64>,
+    pub(crate) table: Option<i64>,
+    /// `blackhole`, `unreachable`, `prohibit`.
+    pub(crate) kind: Option<String>,
+}
+
 #[derive(Default)]
 pub(crate) struct KNextHop {
     pub(crate) via: Option<String>,
@@ -155,6 +169,7 @@ pub(crate) struct KInstance {
     pub(crate) peers: Vec<(String, Pos)>,
     pub(crate) vips: Vec<KVip>,
     pub(crate) routes: Vec<(KRoute, Pos)>,
+    pub(crate) rules: Vec<(KRule, Pos)>,
     pub(crate) tracks: Vec<KTrack>,
     pub(crate) notify: KNotify,
 }

@@ -598,6 +598,35 @@ impl Importer {
             }
             out.line(1, "}", Some(*pos));
         }
+        for (r, pos) in &i.rules {
+            let mut line = String::from("rule");
+            for (key, v) in [
+                ("from", &r.from),
+                ("to", &r.to),
+                ("iif", &r.iif),
+                ("oif", &r.oif),
+            ] {
+                if let Some(v) = v {
+                    let _ = write!(line, " {key}={}", q(v));
+                }
+            }
+            if let Some((m, mask)) = r.fwmark {
+                let _ = write!(line, " fwmark={m:#x}");
+                if let Some(mask) = mask {
+                    let _ = write!(line, " fwmask={mask:#x}");
+                }
+            }
+            if let Some(v) = r.priority {
+                let _ = write!(line, " priority={v}");
+            }
+            if let Some(v) = r.table {
+                let _ = write!(line, " table={v}");
+            }
+            if let Some(v) = &r.kind {
+                let _ = write!(line, " type={}", q(v));
+            }
+            out.setting(line, *pos);
+        }
         let mut tracked: Vec<&str> = Vec::new();
         for t in &i.tracks {
             let Some(check) = names.get(t.kind, &t.name) else {

@@ -1148,3 +1148,31 @@ fn route_options_are_imported() {
     assert_eq!(r[4].nexthops.len(), 2);
     assert_eq!(r[4].nexthops[1].weight, 3);
 }
+
+#[test]
+fn virtual_rules_are_imported() {
+    let src = "vrrp_instance v {\n  interface eth0\n  virtual_router_id 1\n  virtual_ipaddress {\n    192.0.2.1/24\n  }\n  virtual_rules {\n    from 192.0.2.1 table 100 priority 100\n    from all to 198.51.100.0/24 iif eth0 fwmark 0x10/0xff preference 101 table main\n    to 203.0.113.0/24 unreachable\n    from 192.0.2.2 no_track\n    from 192.0.2.3 lookup 7 tos 4\n  }\n}\n";
+    let (imported, cfg) = convert(src);
+    for line in [
+        "rule from=\"192.0.2.1\" priority=100 table=100",
+        "rule to=\"198.51.100.0/24\" iif=\"eth0\" fwmark=0x10 fwmask=0xff priority=101 table=254",
+        "rule to=\"203.0.113.0/24\" type=\"unreachable\"",
+        "rule from=\"192.0.2.3\" table=7",
+    ] {
+        assert!(
+            imported.kdl.contains(line),
+            "no `{line}` in\n{}",
+            imported.kdl
+        );
+    }
+    warned_all(
+        &imported,
+        &[
+            (11, "rule option `no_track` is not supported"),
+            (11, "rule without `table`"),
+            (12, "rule option `tos 4` is not supported"),
+        ],
+    );
+    assert_eq!(imported.warnings.len(), 3, "{:#?}", imported.warnings);
+    assert_eq!(cfg.instances[0].rules.len(), 4);
+}

@@ -7,8 +7,8 @@ use std::time::Duration;
 use upkeep_config::parse::parse_duration;
 
 use crate::draft::{
-    At, Importer, KCheck, KFile, KGroup, KInstance, KNextHop, KNotify, KProcess, KRoute, KTrack,
-    KVip, TrackKind,
+    At, Importer, KCheck, KFile, KGroup, KInstance, KNextHop, KNotify, KProcess, KRoute, KRule,
+    KTrack, KVip, TrackKind,
 };
 use crate::lexer::Pos;
 use crate::stmt::Stmt;
@@ -445,6 +445,7 @@ impl Importer {
             peers: Vec::new(),
             vips: Vec::new(),
             routes: Vec::new(),
+            rules: Vec::new(),
             tracks: Vec::new(),
             notify: KNotify::default(),
         };
@@ -507,6 +508,13 @@ impl Importer {
                     for r in self.block(s) {
                         if let Some(route) = self.route(r) {
                             i.routes.push((route, r.pos));
+                        }
+                    }
+                }
+                "virtual_rules" => {
+                    for r in self.block(s) {
+                        if let Some(rule) = self.rule(r) {
+                            i.rules.push((rule, r.pos));
                         }
                     }
                 }
@@ -741,7 +749,12 @@ impl Importer {
                 "src" => route.src = value,
                 "scope" => route.scope = value,
                 "metric" | "preference" | "priority" => route.metric = number(word, &value),
-                "table" => route.table = number(word, &value),
+                "table" => {
+                    route.table = match value.as_deref().and_then(table_name) {
+                        Some(t) => Some(t),
+                        None => number(word, &value),
+                    }
+                }
                 "proto" | "protocol" | "realms" | "mtu" | "advmss" | "tos" | "dsfield"
                 | "onlink" | "no_track" | "track_group" | "weight" => {
                     let takes_value = !matches!(word, "onlink" | "no_track");
@@ -790,6 +803,86 @@ impl Importer {
             route.dest = if v6 { "::/0" } else { "0.0.0.0/0" }.to_owned();
         }
         Some(route)
+    }
+
+    /// `[from A[/L]|all] [to A[/L]|all] [iif IF] [oif IF] [fwmark M[/MASK]]
+    /// [priority|preference|order N] [table T] [blackhole|unreachable|prohibit] ...`
+    fn rule(&mut self, s: &Stmt) -> Option<KRule> {
+        let words = &s.words;
+        let mut rule = KRule::default();
+        let mut k = 0;
+        while k < words.len() {
+            let word = words[k].as_str();
+            let value = words.get(k + 1).cloned();
+            let number = |v: &Option<String>| v.as_deref().and_then(|v| v.parse::<i64>().ok());
+            let mut bad = |what: &str| {
+                self.warn(
+                    s.pos,
+                    format!(
+                        "rule `{what} {}` is not valid; ignored",
+                        value.as_deref().unwrap_or("")
+                    ),
+                )
+            };
+            match word {
+                "blackhole" | "unreachable" | "prohibit" => {
+                    rule.kind = Some(word.to_owned());
+                    k += 1;
+                    continue;
+                }
+                "from" | "to" => {
+                    // `all` is what leaving it out means.
+                    let v = value.filter(|v| v != "all");
+                    if word == "from" {
+                        rule.from = v;
+                    } else {
+                        rule.to = v;
+                    }
+                }
+                "iif" | "dev" => rule.iif = value,
+                "oif" => rule.oif = value,
+                "fwmark" => match value.as_deref().and_then(fwmark) {
+                    Some(m) => rule.fwmark = Some(m),
+                    None => bad(word),
+                },
+                "priority" | "preference" | "pref" | "order" => match number(&value) {
+                    Some(n) => rule.priority = Some(n),
+                    None => bad(word),
+                },
+                "table" | "lookup" => {
+                    match value.as_deref().and_then(table_name).or(number(&value)) {
+                        Some(n) => rule.table = Some(n),
+                        None => bad(word),
+                    }
+                }
+                "no_track" | "l3mdev" => {
+                    self.warn(
+                        s.pos,
+                        format!("rule option `{word}` is not supported; ignored"),
+                    );
+                    k += 1;
+                    continue;
+                }
+                _ => {
+                    self.warn(
+                        s.pos,
+                        format!(
+                            "rule option `{word} {}` is not supported; ignored",
+                            value.as_deref().unwrap_or("")
+                        ),
+                    );
+                }
+            }
+            k += 2;
+        }
+        if rule.table.is_none() && rule.kind.is_none() {
+            self.warn(
+                s.pos,
+                "rule without `table` (or a type); keepalived refuses it, and so does the import",
+            );
+            return None;
+        }
+        Some(rule)
     }
 
     /// `NAME [weight N] [reverse|noreverse]`. `reverse` is exact only for files (whose value
@@ -887,5 +980,27 @@ impl Importer {
             }
         }
         g
+    }
+}
+
+/// The tables `ip` knows by name (`/etc/iproute2/rt_tables`).
+fn table_name(name: &str) -> Option<i64> {
+    match name {
+        "default" => Some(253),
+        "main" => Some(254),
+        "local" => Some(255),
+        _ => None,
+    }
+}
+
+/// `MARK[/MASK]`, each decimal or `0x` hexadecimal.
+fn fwmark(text: &str) -> Option<(u32, Option<u32>)> {
+    let num = |t: &str| match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        Some(h) => u32::from_str_radix(h, 16).ok(),
+        None => t.parse::<u32>().ok(),
+    };
+    match text.split_once('/') {
+        Some((m, mask)) => Some((num(m)?, Some(num(mask)?))),
+        None => Some((num(text)?, None)),
     }
 }

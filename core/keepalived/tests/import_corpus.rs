@@ -643,6 +643,7 @@ const INSTANCE: &[&str] = &[
     "virtual_ipaddress",
     "virtual_ipaddress_excluded",
     "virtual_routes",
+    "virtual_rules",
     "track_script",
     "track_interface",
     "track_file",
@@ -692,6 +693,22 @@ const ROUTE_OPTIONS: &[&str] = &[
     "weight",
 ];
 const ROUTE_FLAGS: &[&str] = &["onlink", "no_track"];
+const RULE_OPTIONS: &[&str] = &[
+    "from",
+    "to",
+    "iif",
+    "dev",
+    "oif",
+    "fwmark",
+    "priority",
+    "preference",
+    "pref",
+    "order",
+    "table",
+    "lookup",
+];
+/// Rule words that take no value and are translated.
+const RULE_TYPES: &[&str] = &["blackhole", "unreachable", "prohibit"];
 /// Route words that take no value and are translated: the types, and `nexthop` (its `via`,
 /// `dev` and `weight` follow as options).
 const ROUTE_TYPES: &[&str] = &[
@@ -798,6 +815,22 @@ fn untranslated(tree: &[Node]) -> Vec<Place> {
                                 i += 1;
                             } else {
                                 if !ROUTE_OPTIONS.contains(&word) {
+                                    flag(r, word);
+                                }
+                                i += 2;
+                            }
+                        }
+                    }
+                }
+                "virtual_rules" => {
+                    for r in s.children() {
+                        let mut i = 0;
+                        while i < r.words.len() {
+                            let word = r.words[i].as_str();
+                            if RULE_TYPES.contains(&word) {
+                                i += 1;
+                            } else {
+                                if !RULE_OPTIONS.contains(&word) {
                                     flag(r, word);
                                 }
                                 i += 2;

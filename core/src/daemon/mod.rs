@@ -986,6 +986,7 @@ async fn leftovers(
         instance: owned.instance.clone(),
         addrs,
         routes: owned.routes.clone(),
+        rules: owned.rules.clone(),
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tracing::warn;
 
 use super::guard::Guard;
-use crate::net::netlink::{AddrOptions, NextHop, Route};
+use crate::net::netlink::{AddrOptions, NextHop, Route, Rule};
 use crate::net::netlink_batch::{BatchSocket, NetlinkChange};
 
 /// Everything an instance puts on the host while master, resolved to interface indexes.
@@ -21,6 +21,7 @@ pub(super) struct Owned {
     /// (interface index, address, prefix length, options).
     pub addrs: Vec<(u32, IpAddr, u8, AddrOptions)>,
     pub routes: Vec<(u32, Route)>,
+    pub rules: Vec<Rule>,
 }
 
 impl Owned {
@@ -40,10 +41,17 @@ impl Owned {
                 route: route.clone(),
             });
         }
+        // Rules last: one sending traffic to a table finds its routes there.
+        for rule in &self.rules {
+            out.push(NetlinkChange::AddRule { rule: rule.clone() });
+        }
     }
 
-    /// Routes first, the reverse of [`Owned::adds`].
+    /// Rules, then routes, then addresses: the reverse of [`Owned::adds`].
     fn removes(&self, out: &mut Vec<NetlinkChange>) {
+        for rule in &self.rules {
+            out.push(NetlinkChange::DelRule { rule: rule.clone() });
+        }
         for (index, route) in &self.routes {
             out.push(NetlinkChange::DelRoute {
                 index: *index,
@@ -103,6 +111,31 @@ impl From<&upkeep_config::VipOptions> for AddrOptions {
             broadcast: o.broadcast,
             dad: o.dad,
             preferred_lft: o.preferred_lft,
+        }
+    }
+}
+
+/// The driver's rule for a configured one.
+impl From<&upkeep_config::Rule> for Rule {
+    fn from(r: &upkeep_config::Rule) -> Self {
+        use upkeep_config::RuleAction as A;
+        let (table, action) = match r.action {
+            A::Table(t) => (Some(t), 1),
+            A::Blackhole => (None, 6),
+            A::Unreachable => (None, 7),
+            A::Prohibit => (None, 8),
+        };
+        Rule {
+            v6: r.v6,
+            from: r.from,
+            to: r.to,
+            iif: r.iif.clone(),
+            oif: r.oif.clone(),
+            fwmark: r.fwmark,
+            fwmask: r.fwmask,
+            priority: r.priority,
+            table,
+            action,
         }
     }
 }

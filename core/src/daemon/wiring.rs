@@ -401,6 +401,7 @@ impl Interfaces {
             instance: inst.name.clone(),
             addrs,
             routes,
+            rules: inst.rules.iter().map(Into::into).collect(),
         }))
     }
 }

@@ -53,6 +53,63 @@ pub struct Route {
     pub nexthops: Vec<NextHop>,
 }
 
+/// A policy routing rule (`ip rule add ...`): plain data of the driver's own, as [`Route`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Rule {
+    pub v6: bool,
+    pub from: Option<(IpAddr, u8)>,
+    pub to: Option<(IpAddr, u8)>,
+    /// Interface names (FRA_IIFNAME / FRA_OIFNAME: the kernel matches them by name).
+    pub iif: Option<String>,
+    pub oif: Option<String>,
+    pub fwmark: Option<u32>,
+    pub fwmask: Option<u32>,
+    pub priority: Option<u32>,
+    /// Look up this table; None: `action` alone.
+    pub table: Option<u32>,
+    /// FR_ACT_*: 1 to table, 6 blackhole, 7 unreachable, 8 prohibit.
+    pub action: u8,
+}
+
+pub(crate) fn rule_message(rule: &Rule) -> netlink_packet_route::rule::RuleMessage {
+    use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
+    let mut m = RuleMessage::default();
+    m.header.family = if rule.v6 {
+        netlink_packet_route::AddressFamily::Inet6
+    } else {
+        netlink_packet_route::AddressFamily::Inet
+    };
+    m.header.action = RuleAction::from(rule.action);
+    if let Some((a, len)) = rule.from {
+        m.header.src_len = len;
+        m.attributes.push(RuleAttribute::Source(a));
+    }
+    if let Some((a, len)) = rule.to {
+        m.header.dst_len = len;
+        m.attributes.push(RuleAttribute::Destination(a));
+    }
+    if let Some(i) = &rule.iif {
+        m.attributes.push(RuleAttribute::Iifname(i.clone()));
+    }
+    if let Some(o) = &rule.oif {
+        m.attributes.push(RuleAttribute::Oifname(o.clone()));
+    }
+    if let Some(f) = rule.fwmark {
+        m.attributes.push(RuleAttribute::FwMark(f));
+    }
+    if let Some(f) = rule.fwmask {
+        m.attributes.push(RuleAttribute::FwMask(f));
+    }
+    if let Some(p) = rule.priority {
+        m.attributes.push(RuleAttribute::Priority(p));
+    }
+    if let Some(t) = rule.table {
+        m.header.table = u8::try_from(t).unwrap_or(252); // RT_TABLE_COMPAT
+        m.attributes.push(RuleAttribute::Table(t));
+    }
+    m
+}
+
 /// RTN_UNICAST.
 pub const ROUTE_UNICAST: u8 = 1;
 

@@ -16,7 +16,7 @@ use rtnetlink::packet_core::{
 use rtnetlink::sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use rtnetlink::AddressMessageBuilder;
 
-use super::netlink::{route_message, AddrOptions, Route};
+use super::netlink::{route_message, rule_message, AddrOptions, Route, Rule};
 
 /// One change to the host's addresses or routes.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -46,6 +46,12 @@ pub enum NetlinkChange {
         index: u32,
         route: Route,
     },
+    AddRule {
+        rule: Rule,
+    },
+    DelRule {
+        rule: Rule,
+    },
 }
 
 impl NetlinkChange {
@@ -53,8 +59,20 @@ impl NetlinkChange {
     pub fn is_add(&self) -> bool {
         matches!(
             self,
-            NetlinkChange::AddAddress { .. } | NetlinkChange::AddRoute { .. }
+            NetlinkChange::AddAddress { .. }
+                | NetlinkChange::AddRoute { .. }
+                | NetlinkChange::AddRule { .. }
         )
+    }
+
+    /// When it goes in a removal of everything: rules first (they may point at a table of
+    /// the routes), then routes (a route may need the address), then addresses.
+    pub fn removal_rank(&self) -> u8 {
+        match self {
+            NetlinkChange::AddRule { .. } | NetlinkChange::DelRule { .. } => 0,
+            NetlinkChange::AddRoute { .. } | NetlinkChange::DelRoute { .. } => 1,
+            NetlinkChange::AddAddress { .. } | NetlinkChange::DelAddress { .. } => 2,
+        }
     }
 
     pub fn is_route(&self) -> bool {
@@ -91,17 +109,21 @@ impl NetlinkChange {
             },
             NetlinkChange::AddRoute { index, route } => NetlinkChange::DelRoute { index, route },
             NetlinkChange::DelRoute { index, route } => NetlinkChange::AddRoute { index, route },
+            NetlinkChange::AddRule { rule } => NetlinkChange::DelRule { rule },
+            NetlinkChange::DelRule { rule } => NetlinkChange::AddRule { rule },
         }
     }
 
     /// Whether the kernel's `errno` only says the change was already in place.
     fn already_done(&self, errno: i32) -> bool {
         match self {
-            NetlinkChange::AddAddress { .. } | NetlinkChange::AddRoute { .. } => {
-                errno == libc::EEXIST
-            }
+            NetlinkChange::AddAddress { .. }
+            | NetlinkChange::AddRoute { .. }
+            | NetlinkChange::AddRule { .. } => errno == libc::EEXIST,
             // ENODEV: the interface was deleted, and what it held with it.
-            NetlinkChange::DelAddress { .. } | NetlinkChange::DelRoute { .. } => {
+            NetlinkChange::DelAddress { .. }
+            | NetlinkChange::DelRoute { .. }
+            | NetlinkChange::DelRule { .. } => {
                 [libc::EADDRNOTAVAIL, libc::ESRCH, libc::ENOENT, libc::ENODEV].contains(&errno)
             }
         }
@@ -141,6 +163,13 @@ impl NetlinkChange {
                 RouteNetlinkMessage::DelRoute(route_message(route, *index)),
                 0,
             ),
+            NetlinkChange::AddRule { rule } => (
+                RouteNetlinkMessage::NewRule(rule_message(rule)),
+                NLM_F_CREATE | NLM_F_EXCL,
+            ),
+            NetlinkChange::DelRule { rule } => {
+                (RouteNetlinkMessage::DelRule(rule_message(rule)), 0)
+            }
         };
         let mut msg = NetlinkMessage::from(payload);
         msg.header.flags = NLM_F_REQUEST | flags;
@@ -163,7 +192,41 @@ impl std::fmt::Display for NetlinkChange {
             NetlinkChange::DelRoute { route, .. } => {
                 write!(f, "removing route {}/{}", route.dest, route.prefix_len)
             }
+            NetlinkChange::AddRule { rule } => write!(f, "adding rule {}", RuleText(rule)),
+            NetlinkChange::DelRule { rule } => write!(f, "removing rule {}", RuleText(rule)),
         }
+    }
+}
+
+/// A rule as `ip rule` would write it, for the log.
+struct RuleText<'a>(&'a Rule);
+
+impl std::fmt::Display for RuleText<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r = self.0;
+        match r.from {
+            Some((a, l)) => write!(f, "from {a}/{l}")?,
+            None => f.write_str("from all")?,
+        }
+        if let Some((a, l)) = r.to {
+            write!(f, " to {a}/{l}")?;
+        }
+        if let Some(i) = &r.iif {
+            write!(f, " iif {i}")?;
+        }
+        if let Some(o) = &r.oif {
+            write!(f, " oif {o}")?;
+        }
+        if let Some(m) = r.fwmark {
+            write!(f, " fwmark {m:#x}")?;
+        }
+        if let Some(t) = r.table {
+            write!(f, " table {t}")?;
+        }
+        if let Some(p) = r.priority {
+            write!(f, " pref {p}")?;
+        }
+        Ok(())
     }
 }
 
@@ -483,6 +546,46 @@ mod tests {
                 .collect::<Vec<_>>(),
             [(3, 1, 1), (4, 255, 0)]
         );
+    }
+
+    #[test]
+    fn rules_go_into_the_request() {
+        use netlink_packet_route::rule::{RuleAction, RuleAttribute};
+        let rule = Rule {
+            v6: false,
+            from: Some(("192.0.2.100".parse().unwrap(), 32)),
+            to: Some(("198.51.100.0".parse().unwrap(), 24)),
+            iif: Some("eth0".into()),
+            oif: None,
+            fwmark: Some(16),
+            fwmask: Some(255),
+            priority: Some(100),
+            table: Some(1000),
+            action: 1,
+        };
+        let add = NetlinkChange::AddRule { rule: rule.clone() };
+        assert!(add.is_add() && add.already_done(libc::EEXIST));
+        assert!(add.inverse().already_done(libc::ENOENT));
+        assert_eq!(add.removal_rank(), 0);
+        let m = rule_message(&rule);
+        assert_eq!((m.header.src_len, m.header.dst_len), (32, 24));
+        assert_eq!(m.header.action, RuleAction::ToTable);
+        for a in [
+            RuleAttribute::Source("192.0.2.100".parse().unwrap()),
+            RuleAttribute::Iifname("eth0".into()),
+            RuleAttribute::FwMark(16),
+            RuleAttribute::FwMask(255),
+            RuleAttribute::Priority(100),
+            RuleAttribute::Table(1000),
+        ] {
+            assert!(m.attributes.contains(&a), "{a:?} missing: {m:?}");
+        }
+        let hole = rule_message(&Rule {
+            table: None,
+            action: 6,
+            ..rule
+        });
+        assert_eq!(hole.header.action, RuleAction::Blackhole);
     }
 
     /// In a network namespace of its own (a thread that unshares it: needs root), with only `lo`.

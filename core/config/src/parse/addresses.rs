@@ -1,5 +1,6 @@
 //! What an instance puts on the host while master: `vip`, `route` (and their options, the
-//! `ip addr add` / `ip route add` ones keepalived takes), with multipath `nexthop`s.
+//! `ip addr add` / `ip route add` ones keepalived takes), with multipath `nexthop`s, and
+//! `rule` (policy routing, keepalived's `virtual_rules`).
 
 use std::net::IpAddr;
 
@@ -9,7 +10,7 @@ use miette::SourceSpan;
 use super::schema::example;
 use super::validate::{positional, prop, Validator};
 use super::value::family;
-use crate::model::{NextHop, Route, RouteKind, Vip, VipOptions, SCOPES};
+use crate::model::{NextHop, Route, RouteKind, Rule, RuleAction, Vip, VipOptions, SCOPES};
 
 /// The address with the host bits cleared.
 pub(super) fn network_of(ip: IpAddr, prefix_len: u8) -> IpAddr {
@@ -44,6 +45,10 @@ const VIP_PROPS: &[&str] = &[
     "brd",
     "nodad",
     "preferred-lft",
+];
+
+const RULE_PROPS: &[&str] = &[
+    "from", "to", "iif", "oif", "fwmark", "fwmask", "priority", "table", "type",
 ];
 
 const ROUTE_PROPS: &[&str] = &["via", "dev", "metric", "table", "src", "scope", "type"];
@@ -389,5 +394,121 @@ impl Validator<'_> {
             );
         }
         hops
+    }
+
+    /// `rule from= to= iif= oif= fwmark= fwmask= priority= table=|type=`; also whether its
+    /// family is known from its addresses.
+    pub(super) fn rule(&mut self, node: &KdlNode) -> Option<(Rule, bool)> {
+        self.leaf(node, RULE_PROPS);
+        let mut ok = true;
+        for e in positional(node) {
+            self.report(
+                e.span(),
+                "`rule` takes no value, only properties",
+                "unexpected value",
+                format!("for example `{}`", example("rule")),
+            );
+            ok = false;
+        }
+        let mut prefix = |v: &mut Self, key: &str| -> Option<(IpAddr, u8)> {
+            let e = prop(node, key)?;
+            let p = v.prefix(e, "rule");
+            ok &= p.is_some();
+            p
+        };
+        let from = prefix(self, "from");
+        let to = prefix(self, "to");
+        if let (Some((a, _)), Some((b, _)), Some(e)) = (from, to, prop(node, "to")) {
+            if a.is_ipv6() != b.is_ipv6() {
+                self.report(
+                    e.span(),
+                    format!("`to=` is {} but `from=` is {}", family(&b), family(&a)),
+                    "other address family",
+                    "a rule matches one address family: split it in two",
+                );
+                ok = false;
+            }
+        }
+        let iif = prop(node, "iif").and_then(|e| self.interface_name(e, "rule"));
+        let oif = prop(node, "oif").and_then(|e| self.interface_name(e, "rule"));
+        let mut int = |v: &mut Self, key: &str, lo: i128| -> Option<u32> {
+            let e = prop(node, key)?;
+            let n = v.integer(e, "rule", lo, u32::MAX.into()).map(|n| n as u32);
+            ok &= n.is_some();
+            n
+        };
+        let fwmark = int(self, "fwmark", 0);
+        let fwmask = int(self, "fwmask", 0);
+        let priority = int(self, "priority", 0);
+        let table = int(self, "table", 1);
+        if let (Some(e), None) = (prop(node, "fwmask"), prop(node, "fwmark")) {
+            self.report(
+                e.span(),
+                "`fwmask=` without `fwmark=`",
+                "nothing to mask",
+                "give the mark too, like fwmark=0x10 fwmask=0xff",
+            );
+            ok = false;
+        }
+        let kind = match prop(node, "type") {
+            Some(e) => match self.string(e, "rule").as_deref() {
+                Some("blackhole") => Some(RuleAction::Blackhole),
+                Some("unreachable") => Some(RuleAction::Unreachable),
+                Some("prohibit") => Some(RuleAction::Prohibit),
+                Some(other) => {
+                    self.report(
+                        e.span(),
+                        format!("`type=` of `rule` is not a rule type: `{other}`"),
+                        "unknown type",
+                        "use \"blackhole\", \"unreachable\" or \"prohibit\", or give `table=` instead",
+                    );
+                    return None;
+                }
+                None => return None,
+            },
+            None => None,
+        };
+        let action = match (table, kind, prop(node, "type")) {
+            (Some(t), None, _) => RuleAction::Table(t),
+            (None, Some(k), _) => k,
+            (Some(_), Some(_), Some(e)) => {
+                self.report(
+                    e.span(),
+                    "a rule with `type=` looks up no table",
+                    "conflicts with `table=`",
+                    "keep one: `table=` to look the route up there, or `type=` to drop",
+                );
+                return None;
+            }
+            _ => {
+                if ok {
+                    self.report(
+                        super::validate::head(node),
+                        "`rule` needs `table=` (or `type=`): what it does with what it matches",
+                        "no `table=`",
+                        format!("for example `{}`", example("rule")),
+                    );
+                }
+                return None;
+            }
+        };
+        if !ok {
+            return None;
+        }
+        let family = from.or(to).map(|(a, _)| a.is_ipv6());
+        Some((
+            Rule {
+                v6: family.unwrap_or(false),
+                from,
+                to,
+                iif,
+                oif,
+                fwmark,
+                fwmask,
+                priority,
+                action,
+            },
+            family.is_some(),
+        ))
     }
 }

@@ -111,6 +111,7 @@ impl Validator<'_> {
             unicast_peers: Vec::new(),
             vips: Vec::new(),
             routes: Vec::new(),
+            rules: Vec::new(),
             tracks: Vec::new(),
             notify: Notify::default(),
             span: node.span(),
@@ -119,6 +120,8 @@ impl Validator<'_> {
         let mut track_at = Vec::new();
         let mut hook_at = Vec::new();
         let mut master_down_adverts = None;
+        // Rules that match no address: of the instance's family, known once its VIPs are.
+        let mut unfamilied: Vec<usize> = Vec::new();
         // (index in cfg.vips, where its label is): checked once the interface is known.
         let mut labels: Vec<(usize, SourceSpan)> = Vec::new();
         let (mut interface_ok, mut vrid_ok) = (false, false);
@@ -235,6 +238,21 @@ impl Validator<'_> {
                     }
                 }
                 "route" => cfg.routes.extend(self.route(child)),
+                "rule" => {
+                    if let Some((rule, family_known)) = self.rule(child) {
+                        if cfg.rules.contains(&rule) {
+                            self.report(
+                                super::validate::head(child),
+                                "this rule is listed twice",
+                                "listed again",
+                                "remove one",
+                            );
+                        } else {
+                            unfamilied.extend((!family_known).then_some(cfg.rules.len()));
+                            cfg.rules.push(rule);
+                        }
+                    }
+                }
                 "track" => {
                     if let Some((track, span)) = self.track(child) {
                         if cfg.tracks.iter().any(|t| t.check == track.check) {
@@ -258,6 +276,10 @@ impl Validator<'_> {
             }
         }
         self.labels_match(&cfg, &labels);
+        let v6 = cfg.is_ipv6();
+        for i in unfamilied {
+            cfg.rules[i].v6 = v6;
+        }
         self.instance_rules(node, &cfg, &at, &seen);
         Some(InstanceDraft {
             vrid_at: seen.get("vrid").copied(),

@@ -1,7 +1,7 @@
 //! What an instance puts on the host: VIP options, routes, rules.
 
 use super::*;
-use crate::model::{NextHop, RouteKind, VipOptions};
+use crate::model::{NextHop, RouteKind, Rule, RuleAction, VipOptions};
 
 #[test]
 fn vip_options_are_read() {
@@ -208,6 +208,103 @@ fn bad_route_options_are_reported_where_written() {
             29,
             "not a scope: `near`",
             "",
+        ),
+    ]);
+}
+
+#[test]
+fn rules_are_read() {
+    let cfg = ok(&web(concat!(
+        "    rule from=\"192.0.2.100\" table=100 priority=100\n",
+        "    rule to=\"198.51.100.0/24\" iif=\"eth0\" oif=\"eth1\" fwmark=0x10 fwmask=0xff table=101\n",
+        "    rule fwmark=7 type=\"blackhole\"\n",
+        "    rule from=\"2001:db8::/64\" table=102\n",
+    )));
+    let r = &cfg.instances[0].rules;
+    assert_eq!(
+        r[0],
+        Rule {
+            v6: false,
+            from: Some(("192.0.2.100".parse().unwrap(), 32)),
+            to: None,
+            iif: None,
+            oif: None,
+            fwmark: None,
+            fwmask: None,
+            priority: Some(100),
+            action: RuleAction::Table(100),
+        }
+    );
+    assert_eq!(
+        (
+            r[1].iif.as_deref(),
+            r[1].oif.as_deref(),
+            r[1].fwmark,
+            r[1].fwmask
+        ),
+        (Some("eth0"), Some("eth1"), Some(16), Some(255))
+    );
+    assert_eq!(r[1].to, Some(("198.51.100.0".parse().unwrap(), 24)));
+    // No address: the instance's family.
+    assert_eq!((r[2].action, r[2].v6), (RuleAction::Blackhole, false));
+    assert!(r[3].v6);
+    // An IPv6 instance's rule without addresses is IPv6.
+    let v6 = ok("instance \"w\" {\n    interface \"eth0\"\n    vrid 5\n    vip \"2001:db8::5/64\"\n    rule fwmark=1 table=7\n}\n");
+    assert!(v6.instances[0].rules[0].v6);
+}
+
+#[test]
+fn bad_rules_are_reported_where_written() {
+    problems_with_help(&[
+        (
+            web("    rule from=\"192.0.2.100\"\n"),
+            5,
+            5,
+            "`rule` needs `table=`",
+            "table=100",
+        ),
+        (
+            web("    rule from=\"192.0.2.100\" to=\"2001:db8::1\" table=1\n"),
+            5,
+            29,
+            "`to=` is IPv6 but `from=` is IPv4",
+            "split it in two",
+        ),
+        (web("    rule table=0\n"), 5, 10, "from 1 to", ""),
+        (
+            web("    rule fwmask=0xff table=1\n"),
+            5,
+            10,
+            "`fwmask=` without `fwmark=`",
+            "fwmark=0x10",
+        ),
+        (
+            web("    rule table=1 type=\"blackhole\"\n"),
+            5,
+            18,
+            "a rule with `type=` looks up no table",
+            "keep one",
+        ),
+        (
+            web("    rule \"192.0.2.1\" table=1\n"),
+            5,
+            10,
+            "`rule` takes no value",
+            "",
+        ),
+        (
+            web("    rule from=\"192.0.2.100\" table=1\n    rule from=\"192.0.2.100\" table=1\n"),
+            6,
+            5,
+            "this rule is listed twice",
+            "",
+        ),
+        (
+            web("    rule tabel=1\n"),
+            5,
+            10,
+            "unknown property `tabel=`",
+            "`table=`",
         ),
     ]);
 }
