@@ -337,3 +337,83 @@ fn rules_are_on_the_master_only_and_a_reload_touches_only_the_changed_one() {
         Ok(())
     });
 }
+
+/// `nft list table inet upkeep` on host i (None: no such table).
+fn upkeep_table(lab: &Lab, i: usize) -> Option<String> {
+    let out = lab
+        .exec(&lab.host_ns(i), &["nft", "list", "table", "inet", "upkeep"])
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn a_master_without_accept_holds_the_vip_but_drops_traffic_to_it() {
+    lab_test(2, |lab| {
+        const VIP6: &str = "2001:db8::100";
+        let extra = [r#"vip "2001:db8::100/64" advertise=#false"#];
+        let mut h1_web = web(100, &extra);
+        h1_web.extra_kdl.push("accept #false".into());
+        let h1 = lab.start_upkeep(1, &upkeep_config("h1", &[h1_web]))?;
+        h1.wait_state("web", "master", secs(10))?;
+        let h2 = lab.start_upkeep(2, &upkeep_config("h2", &[web(90, &extra)]))?;
+        h2.wait_backup_of("web", "192.0.2.1", secs(10))?;
+        lab.wait_holders(VIP, &[1], secs(5))?;
+
+        // The master holds both VIPs and has them in its drop sets.
+        let table = upkeep_table(lab, 1).unwrap_or_default();
+        ensure!(
+            table.contains("192.0.2.100") && table.contains("2001:db8::100"),
+            "h1's nftables table:\n{table}"
+        );
+        // Pings to the VIPs go unanswered, yet reach h1: the client's ARP and ND entries
+        // point at it (ARP is not IP; neighbour solicitations are let through).
+        let answered: Vec<bool> = (0..3)
+            .flat_map(|_| [lab.client_ping(VIP), lab.client_ping(VIP6)])
+            .collect();
+        ensure!(
+            answered.iter().all(|a| !a),
+            "pings of the VIPs answered: {answered:?}"
+        );
+        for addr in [VIP, VIP6] {
+            let (host, state) = lab.client_neighbour(addr);
+            ensure!(
+                host == Some(1),
+                "the client's neighbour entry for {addr}: {host:?} {state}"
+            );
+        }
+        // The election is not disturbed: h2 still follows h1.
+        ensure!(h2.state("web")? == "backup", "h2 left backup");
+        ensure!(upkeep_table(lab, 2).is_none(), "h2 (accept) made a table");
+
+        // h1 stops: its table goes with it; h2 (accepting) answers.
+        h1.signal(SIGTERM)?;
+        h1.wait_exit(secs(10))?;
+        lab.wait_holders(VIP, &[2], secs(5))?;
+        ensure!(upkeep_table(lab, 1).is_none(), "h1 left its nftables table");
+        lab.wait_client_ping(VIP, secs(5))?;
+        lab.wait_client_ping(VIP6, secs(5))?;
+
+        // h1 back with accept: it preempts and answers; a reload to `accept #false` drops
+        // the VIP's traffic again, with no transition.
+        let h1 = lab.start_upkeep(1, &upkeep_config("h1", &[web(100, &extra)]))?;
+        h1.wait_state("web", "master", secs(10))?;
+        lab.wait_holders(VIP, &[1], secs(5))?;
+        lab.wait_client_ping(VIP, secs(5))?;
+        let transitions = h1.counter("web", "transitions")?;
+        let mut no_accept = web(100, &extra);
+        no_accept.extra_kdl.push("accept #false".into());
+        let seq = h1.reload_seq()?;
+        h1.write_config(&upkeep_config("h1", &[no_accept]))?;
+        h1.wait_reload(seq, secs(5))?;
+        upkeep_tests::wait_until("pings of the VIP dropped after the reload", secs(5), || {
+            !lab.client_ping(VIP)
+        })?;
+        ensure!(
+            h1.counter("web", "transitions")? == transitions,
+            "the reload caused a transition"
+        );
+        Ok(())
+    });
+}

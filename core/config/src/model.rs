@@ -393,6 +393,11 @@ pub struct InstanceConfig {
     pub advert_interval: Duration,
     pub version: VrrpVersion,
     pub preempt: bool,
+    /// RFC 5798 Accept_Mode (keepalived's `accept` / `no_accept`): a master that is not the
+    /// address owner accepts traffic addressed to its VIPs. `#false`: it holds them (answers
+    /// ARP, routes for them) but drops what is sent to them, through the nftables table
+    /// `inet upkeep`. The owner (priority 255) always accepts.
+    pub accept: bool,
     pub preempt_delay: Duration,
     /// Master_Down_Interval is this many of the master's advert intervals plus Skew_Time
     /// (`master-down-adverts`; the RFCs' 3 unless set here or in `global`): a deviation for
@@ -422,6 +427,12 @@ pub const MAX_ADVERTISED_VIPS: usize = 255;
 impl InstanceConfig {
     /// True when the instance's advertised VIPs are IPv6 (they share a family; VIPs that are
     /// not advertised may be of either).
+    /// Whether, while master, traffic to its VIPs is dropped (Accept_Mode false, not the
+    /// address owner).
+    pub fn drops_vip_traffic(&self) -> bool {
+        !self.accept && self.priority != 255
+    }
+
     pub fn is_ipv6(&self) -> bool {
         self.vips
             .iter()

@@ -20,6 +20,8 @@ pub(crate) struct KGlobal {
     pub(crate) version: Option<i64>,
     /// `enable_script_security`.
     pub(crate) script_security: Option<Pos>,
+    /// `vrrp_strict`: instances without `accept` get `accept #false`.
+    pub(crate) strict: Option<Pos>,
     pub(crate) comments: Vec<String>,
 }
 
@@ -163,6 +165,10 @@ pub(crate) struct KInstance {
     pub(crate) advert: At<Duration>,
     pub(crate) version: At<i64>,
     pub(crate) nopreempt: Option<Pos>,
+    /// `accept` (true) / `no_accept` (false).
+    pub(crate) accept: At<bool>,
+    /// `strict_mode` (on: as `vrrp_strict` for this instance).
+    pub(crate) strict: At<bool>,
     pub(crate) preempt_delay: At<Duration>,
     pub(crate) auth: At<String>,
     pub(crate) src: At<String>,

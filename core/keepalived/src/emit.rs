@@ -446,6 +446,16 @@ impl Importer {
         if let Some((d, pos)) = i.preempt_delay {
             out.setting(format!("preempt-delay {}", q(&kdl_duration(d))), pos);
         }
+        // keepalived accepts by default, and not in strict mode (`vrrp_strict`, `strict_mode`).
+        let strict = match i.strict {
+            Some((on, pos)) => on.then_some(pos),
+            None => self.global.strict,
+        };
+        match (i.accept, strict) {
+            (Some((false, pos)), _) => out.setting("accept #false", pos),
+            (None, Some(pos)) => out.setting("accept #false", pos),
+            _ => {}
+        }
         if let Some((pass, pos)) = &i.auth {
             if version == 2 {
                 out.setting(format!("auth-pass {}", q(pass)), *pos);

@@ -1176,3 +1176,27 @@ fn virtual_rules_are_imported() {
     assert_eq!(imported.warnings.len(), 3, "{:#?}", imported.warnings);
     assert_eq!(cfg.instances[0].rules.len(), 4);
 }
+
+#[test]
+fn accept_modes_are_imported() {
+    let inst = |name: &str, vrid: u8, extra: &str| {
+        format!("vrrp_instance {name} {{\n  interface eth0\n  virtual_router_id {vrid}\n  virtual_ipaddress {{\n    192.0.2.{vrid}/24\n  }}\n{extra}}}\n")
+    };
+    // Without strict mode keepalived accepts; `no_accept` does not.
+    let src = inst("a", 1, "  no_accept\n") + &inst("b", 2, "  accept\n") + &inst("c", 3, "");
+    let (imported, cfg) = convert(&src);
+    assert!(imported.warnings.is_empty(), "{:#?}", imported.warnings);
+    let accepts: Vec<bool> = cfg.instances.iter().map(|i| i.accept).collect();
+    assert_eq!(accepts, [false, true, true]);
+    // vrrp_strict: no_accept unless `accept` (or `strict_mode off`).
+    let src = "global_defs {\n  vrrp_strict\n  vrrp_iptables\n}\n".to_owned()
+        + &inst("a", 1, "")
+        + &inst("b", 2, "  accept\n")
+        + &inst("c", 3, "  strict_mode off\n");
+    let (imported, cfg) = convert(&src);
+    let accepts: Vec<bool> = cfg.instances.iter().map(|i| i.accept).collect();
+    assert_eq!(accepts, [false, true, true]);
+    assert!(imported.kdl.contains("vrrp_strict"), "{}", imported.kdl);
+    warned(&imported, 3, "`vrrp_iptables`: upkeep drops traffic");
+    assert_eq!(imported.warnings.len(), 1, "{:#?}", imported.warnings);
+}

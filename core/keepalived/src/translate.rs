@@ -210,6 +210,20 @@ impl Importer {
                 self.global.garp_refresh = self.one_seconds(s).filter(|(d, _)| !d.is_zero());
             }
             "vrrp_version" => self.global.version = self.one_int(s).map(|(v, _)| v),
+            "vrrp_strict" => {
+                self.global.strict = Some(s.pos);
+                self.global.comments.push(
+                    "keepalived's vrrp_strict: instances that do not set `accept` are written `accept #false` (RFC 5798 Accept_Mode false: a master that is not the address owner drops traffic to its VIPs).".to_owned(),
+                );
+            }
+            "vrrp_iptables" | "vrrp_ipsets" | "nftables" | "nftables_priority"
+            | "nftables_ifindex" | "nftables_counters" => self.warn(
+                s.pos,
+                format!(
+                    "`{}`: upkeep drops traffic to the VIPs of `accept #false` instances in an nftables table of its own, `inet upkeep`; the setting is not needed and ignored",
+                    s.words.join(" ")
+                ),
+            ),
             _ => self.ignored(s, "global_defs"),
         }
     }
@@ -439,6 +453,8 @@ impl Importer {
             advert: None,
             version: None,
             nopreempt: None,
+            accept: None,
+            strict: None,
             preempt_delay: None,
             auth: None,
             src: None,
@@ -470,6 +486,14 @@ impl Importer {
                 "advert_int" => i.advert = self.one_seconds(s),
                 "version" => i.version = self.one_int(s),
                 "nopreempt" => i.nopreempt = Some(s.pos),
+                "accept" => i.accept = Some((true, s.pos)),
+                "no_accept" => i.accept = Some((false, s.pos)),
+                "strict_mode" => {
+                    // `strict_mode` alone, or with on/true/yes, is on.
+                    const OFF: [&str; 3] = ["off", "false", "no"];
+                    let on = s.args().first().is_none_or(|a| !OFF.contains(&a.as_str()));
+                    i.strict = Some((on, s.pos));
+                }
                 // keepalived's default; the keyword changes nothing.
                 "preempt" => {}
                 "preempt_delay" => i.preempt_delay = self.one_seconds(s),

@@ -613,6 +613,7 @@ const GLOBAL: &[&str] = &[
     "vrrp_garp_master_repeat",
     "vrrp_garp_interval",
     "vrrp_garp_master_refresh",
+    "vrrp_strict",
 ];
 const SCRIPT: &[&str] = &[
     "script",
@@ -636,6 +637,9 @@ const INSTANCE: &[&str] = &[
     "nopreempt",
     "preempt",
     "preempt_delay",
+    "accept",
+    "no_accept",
+    "strict_mode",
     "authentication",
     "unicast_src_ip",
     "mcast_src_ip",

@@ -255,6 +255,11 @@ impl Daemon {
             daemon.instances.push(Instance::new(inst.clone(), wiring));
         }
         daemon.vips.flush();
+        if cfg.instances.iter().any(|i| i.drops_vip_traffic()) {
+            daemon.vips.open_firewall().context(
+                "`accept #false` drops traffic to VIPs with nftables: cannot make the table inet upkeep",
+            )?;
+        }
         daemon.cfg = cfg;
         for def in daemon.cfg.checks.clone() {
             let plugin = prepared.check_plugins.get(&def.name).cloned();
@@ -382,6 +387,7 @@ impl Daemon {
         }
 
         self.vips.flush();
+        self.vips.close_firewall();
         // notify-stop commands were queued by the last transitions: let them run.
         if let Some(n) = self.notifier.take() {
             n.shutdown().await;
@@ -743,6 +749,16 @@ impl Daemon {
         }
     }
 
+    /// The VIPs whose traffic is dropped now: those of masters with `accept #false` that are
+    /// not the address owner (RFC 5798 6.4.3). A backup holds no VIP, so has none to drop.
+    fn drops_wanted(&self) -> std::collections::BTreeSet<IpAddr> {
+        self.instances
+            .iter()
+            .filter(|i| i.stats.vips_held && i.cfg.drops_vip_traffic())
+            .flat_map(|i| i.vip_addrs.iter().copied())
+            .collect()
+    }
+
     /// Run queued events through the state machines until none are left, then apply their
     /// address changes in one netlink batch, and only then announce the takeovers: clients
     /// moved by a gratuitous ARP find the address already there.
@@ -750,6 +766,8 @@ impl Daemon {
         while let Some((i, action)) = self.node.poll(now) {
             self.apply(i, action, now);
         }
+        let drops = self.drops_wanted();
+        self.vips.want_dropped(drops);
         self.vips.flush();
         for i in std::mem::take(&mut self.announce_queue) {
             let inst = &self.instances[i];

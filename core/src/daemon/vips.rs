@@ -5,12 +5,14 @@
 //! address makes clients send to a host that drops their packets), and a thread in between would
 //! add its wake-up to every takeover. keepalived does the same.
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::guard::Guard;
+use crate::net::firewall::Firewall;
 use crate::net::netlink::{AddrOptions, NextHop, Route, Rule};
 use crate::net::netlink_batch::{BatchSocket, NetlinkChange};
 
@@ -148,6 +150,12 @@ pub(super) struct VipWriter {
     changes: Vec<NetlinkChange>,
     /// The instance each change is for (same index), for the log.
     owners: Vec<Arc<str>>,
+    /// The nftables table for VIPs whose traffic is dropped (Accept_Mode false); made when
+    /// first needed.
+    firewall: Option<Firewall>,
+    /// What the drop sets hold, and what they should hold after the next flush.
+    dropped: BTreeSet<IpAddr>,
+    drop_wanted: BTreeSet<IpAddr>,
 }
 
 impl VipWriter {
@@ -165,7 +173,82 @@ impl VipWriter {
             guard,
             changes: Vec::new(),
             owners: Vec::new(),
+            firewall: None,
+            dropped: BTreeSet::new(),
+            drop_wanted: BTreeSet::new(),
         })
+    }
+
+    /// Makes the nftables table now (at start-up, when an instance will need it): a host
+    /// without nftables is then an error before the first election, not a warning after it.
+    /// It also replaces a table a killed daemon left.
+    pub(super) fn open_firewall(&mut self) -> std::io::Result<()> {
+        if self.firewall.is_none() {
+            self.firewall = Some(Firewall::create()?);
+            self.dropped.clear();
+        }
+        Ok(())
+    }
+
+    /// The VIPs whose traffic is to be dropped from the next [`VipWriter::flush`] on.
+    pub(super) fn want_dropped(&mut self, addrs: BTreeSet<IpAddr>) {
+        self.drop_wanted = addrs;
+    }
+
+    /// Removes the nftables table, if it was made (the daemon is stopping).
+    pub(super) fn close_firewall(&mut self) {
+        if let Some(fw) = self.firewall.take() {
+            if let Err(e) = fw.remove() {
+                warn!("cannot remove the nftables table inet upkeep: {e}");
+            }
+            self.dropped.clear();
+        }
+    }
+
+    /// Brings the drop sets to `drop_wanted` for the addresses `pick` selects (additions
+    /// before the netlink batch, so a VIP appears already guarded; removals after it).
+    fn sync_drops(&mut self, additions: bool) {
+        let (add, del): (Vec<IpAddr>, Vec<IpAddr>) = if additions {
+            (
+                self.drop_wanted
+                    .difference(&self.dropped)
+                    .copied()
+                    .collect(),
+                Vec::new(),
+            )
+        } else {
+            (
+                Vec::new(),
+                self.dropped
+                    .difference(&self.drop_wanted)
+                    .copied()
+                    .collect(),
+            )
+        };
+        if add.is_empty() && del.is_empty() {
+            return;
+        }
+        if self.firewall.is_none() {
+            if let Err(e) = self.open_firewall() {
+                warn!("cannot make the nftables table that drops traffic to VIPs (accept #false): {e}");
+                return;
+            }
+            info!("made the nftables table inet upkeep (accept #false)");
+        }
+        let Some(fw) = self.firewall.as_mut() else {
+            return;
+        };
+        match fw.update(&add, &del) {
+            Ok(()) => {
+                self.dropped.extend(&add);
+                for a in &del {
+                    self.dropped.remove(a);
+                }
+            }
+            Err(e) => {
+                warn!("cannot update the nftables drop set (adding {add:?}, removing {del:?}): {e}")
+            }
+        }
     }
 
     pub(super) fn add(&mut self, o: &Owned) {
@@ -185,7 +268,9 @@ impl VipWriter {
 
     /// Applies everything queued, in order, in one batch; failures are logged.
     pub(super) fn flush(&mut self) {
+        self.sync_drops(true);
         if self.changes.is_empty() {
+            self.sync_drops(false);
             return;
         }
         if let Some(g) = &mut self.guard {
@@ -205,5 +290,6 @@ impl VipWriter {
         }
         self.changes.clear();
         self.owners.clear();
+        self.sync_drops(false);
     }
 }

@@ -103,6 +103,7 @@ impl Validator<'_> {
             advert_interval: Duration::from_secs(1),
             version: VrrpVersion::V3,
             preempt: true,
+            accept: true,
             preempt_delay: Duration::ZERO,
             master_down_adverts: RFC_MASTER_DOWN_ADVERTS,
             auth_pass: None,
@@ -185,6 +186,11 @@ impl Validator<'_> {
                         );
                     }
                     cfg.preempt = false;
+                }
+                "accept" => {
+                    if let Some(b) = self.flag(child) {
+                        cfg.accept = b;
+                    }
                 }
                 "preempt-delay" => {
                     if let Some(d) = self.one_duration(child) {

@@ -308,3 +308,26 @@ fn bad_rules_are_reported_where_written() {
         ),
     ]);
 }
+
+#[test]
+fn accept_mode() {
+    let i = |body: &str| ok(&web(body)).instances[0].clone();
+    assert!(
+        i("").accept && !i("").drops_vip_traffic(),
+        "accepts by default"
+    );
+    let no = i("    accept #false\n");
+    assert!(!no.accept && no.drops_vip_traffic());
+    // The address owner always accepts (RFC 5798 6.4.3).
+    assert!(!i("    accept #false\n    priority 255\n").drops_vip_traffic());
+    assert!(i("    accept\n").accept);
+    problems_with_help(&[(
+        web("    accept \"no\"\n"),
+        5,
+        12,
+        "`accept` must be #true or #false",
+        "",
+    )]);
+    let p = problem_at(&web("    no_accept\n"), 5, 5, "unknown setting `no_accept`");
+    assert!(help_of(&p).contains("`accept`"), "{p:?}");
+}
