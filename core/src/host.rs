@@ -86,6 +86,11 @@ pub fn check(
             .sync_groups
             .iter()
             .any(|g| !notify_commands(&g.notify).is_empty());
+    if let Some(e) = nft_missing(cfg, source, file_name, || {
+        matches!(resolve_program("nft", dir), Ok(Some(_)))
+    }) {
+        return Err(e);
+    }
     if !runs_commands {
         return Ok(Vec::new());
     }
@@ -165,6 +170,36 @@ pub fn check(
         ));
     }
     Ok(warnings)
+}
+
+/// `accept #false` drops traffic to VIPs through nftables: the daemon runs `nft`, which
+/// `nft_found` looks for. The problem points at the first instance that needs it.
+fn nft_missing(
+    cfg: &Config,
+    source: &str,
+    file_name: &str,
+    nft_found: impl FnOnce() -> bool,
+) -> Option<ConfigError> {
+    let inst = cfg.instances.iter().find(|i| i.drops_vip_traffic())?;
+    if nft_found() {
+        return None;
+    }
+    let (line, column) = line_col(source, inst.span.offset());
+    Some(ConfigError::Invalid {
+        file: file_name.to_owned(),
+        source_code: NamedSource::new(file_name, source.to_owned()),
+        problems: vec![Problem {
+            message: format!(
+                "instance `{}` has `accept #false`, which drops traffic to its VIPs with nftables, but there is no `nft` on this host",
+                inst.name
+            ),
+            label: "needs nft".to_owned(),
+            help: Some("install nftables (the `nft` binary), or accept traffic to the VIPs (`accept #true`, the default)".to_owned()),
+            span: SourceSpan::from((inst.span.offset(), 0)),
+            line,
+            column,
+        }],
+    })
 }
 
 fn notify_commands(n: &Notify) -> Vec<(&'static str, &String)> {
@@ -321,6 +356,23 @@ mod tests {
         format!(
             "{global}check \"c\" {{\n    script \"{check}\"\n}}\ninstance \"web\" {{\n    interface \"eth0\"\n    vrid 51\n    vip \"192.0.2.100/24\"\n    track \"c\"\n}}\n"
         )
+    }
+
+    #[test]
+    fn accept_false_needs_nft() {
+        let src = "global { router-id \"h\" }\ninstance \"w\" {\n    interface \"eth0\"\n    vrid 5\n    vip \"192.0.2.5/24\"\n    accept #false\n}\n";
+        let cfg = upkeep_config::parse_str(src, "t.kdl").unwrap();
+        let Some(ConfigError::Invalid { problems, .. }) = nft_missing(&cfg, src, "t.kdl", || false)
+        else {
+            panic!("no problem without nft");
+        };
+        assert_eq!((problems[0].line, problems[0].column), (2, 1));
+        assert!(problems[0].message.contains("no `nft`"), "{problems:?}");
+        assert!(nft_missing(&cfg, src, "t.kdl", || true).is_none());
+        // Accepting instances need nothing.
+        let src = src.replace("    accept #false\n", "");
+        let cfg = upkeep_config::parse_str(&src, "t.kdl").unwrap();
+        assert!(nft_missing(&cfg, &src, "t.kdl", || false).is_none());
     }
 
     #[test]

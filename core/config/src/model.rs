@@ -393,6 +393,11 @@ pub struct InstanceConfig {
     pub advert_interval: Duration,
     pub version: VrrpVersion,
     pub preempt: bool,
+    /// RFC 5798 Accept_Mode (keepalived's `accept` / `no_accept`): a master that is not the
+    /// address owner accepts traffic addressed to its VIPs. `#false`: it holds them (answers
+    /// ARP, routes for them) but drops what is sent to them, through the nftables table
+    /// `inet upkeep`. The owner (priority 255) always accepts.
+    pub accept: bool,
     pub preempt_delay: Duration,
     /// Master_Down_Interval is this many of the master's advert intervals plus Skew_Time
     /// (`master-down-adverts`; the RFCs' 3 unless set here or in `global`): a deviation for
@@ -409,6 +414,8 @@ pub struct InstanceConfig {
     /// Every address held while master, advertised or not ([`Vip::advertise`]).
     pub vips: Vec<Vip>,
     pub routes: Vec<Route>,
+    /// Policy routing rules held while master (keepalived's `virtual_rules`).
+    pub rules: Vec<Rule>,
     pub tracks: Vec<Track>,
     pub notify: Notify,
     /// A macvlan with the RFC's virtual MAC for the VIPs (keepalived's `use_vmac`).
@@ -422,6 +429,12 @@ pub const MAX_ADVERTISED_VIPS: usize = 255;
 impl InstanceConfig {
     /// True when the instance's advertised VIPs are IPv6 (they share a family; VIPs that are
     /// not advertised may be of either).
+    /// Whether, while master, traffic to its VIPs is dropped (Accept_Mode false, not the
+    /// address owner).
+    pub fn drops_vip_traffic(&self) -> bool {
+        !self.accept && self.priority != 255
+    }
+
     pub fn is_ipv6(&self) -> bool {
         self.vips
             .iter()
@@ -451,6 +464,8 @@ pub struct Vip {
     /// `virtual_ipaddress_excluded`): held and moved with the instance like the others, but left
     /// out of its adverts, so out of the 255 an advert can carry, and of either address family.
     pub advertise: bool,
+    /// How the kernel is to hold it: label, scope, broadcast, DAD, lifetime.
+    pub opts: VipOptions,
 }
 
 /// The instance's VIPs live on a macvlan of its interface whose MAC is the RFC's virtual
@@ -471,6 +486,35 @@ impl Vmac {
         [0x00, 0x00, 0x5e, 0x00, if v6 { 0x02 } else { 0x01 }, vrid]
     }
 }
+/// The `ip addr add` options of a VIP (keepalived's `label`, `scope`, `brd`, `nodad`,
+/// `preferred_lft`). The default is what upkeep did before they existed: scope global, the
+/// subnet's broadcast, no duplicate address detection, preferred forever.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct VipOptions {
+    /// IPv4 only: the address's label (`eth0:vip`; at most 15 bytes, as an interface name).
+    pub label: Option<String>,
+    /// The address scope (`rtnetlink`'s numbers: 0 global, 200 site, 253 link, 254 host);
+    /// None: global.
+    pub scope: Option<u8>,
+    /// IPv4 only: the broadcast address; None: the subnet's, as `ip addr add ... brd +`.
+    pub broadcast: Option<std::net::Ipv4Addr>,
+    /// IPv6 only: let the kernel run duplicate address detection (`nodad=#false`). Off by
+    /// default, as in keepalived: the VIP must answer at once, and VRRP is the arbiter.
+    pub dad: bool,
+    /// Seconds the address stays preferred as a source (`preferred-lft`; 0: deprecated at
+    /// once, so never picked as a source); None: forever. Valid stays forever.
+    pub preferred_lft: Option<u32>,
+}
+
+/// Address scopes by name, as `ip` spells them (`/etc/iproute2/rt_scopes`).
+pub const SCOPES: [(&str, u8); 6] = [
+    ("global", 0),
+    ("universe", 0),
+    ("site", 200),
+    ("link", 253),
+    ("host", 254),
+    ("nowhere", 255),
+];
 
 /// A route installed while the instance is master.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -481,6 +525,89 @@ pub struct Route {
     pub dev: Option<String>,
     pub metric: Option<u32>,
     pub table: Option<u32>,
+    /// The source address the host picks for traffic on it (`src=`, `ip route ... src`).
+    pub src: Option<IpAddr>,
+    /// Route scope ([`SCOPES`]' numbers); None: the kernel's default (global).
+    pub scope: Option<u8>,
+    pub kind: RouteKind,
+    /// Multipath (`nexthop` children, keepalived's `nexthop` and `or`): the route's traffic is
+    /// spread over these. Empty: the single path of `via` / `dev`.
+    pub nexthops: Vec<NextHop>,
+}
+
+/// What a route does with its traffic (`type=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum RouteKind {
+    /// Forward it (to `via`, out of `dev`).
+    #[default]
+    Unicast,
+    /// Drop it silently.
+    Blackhole,
+    /// Drop it, answering ICMP host unreachable.
+    Unreachable,
+    /// Drop it, answering ICMP administratively prohibited.
+    Prohibit,
+    /// Stop the lookup in this table; the next policy rule is tried.
+    Throw,
+}
+
+impl RouteKind {
+    pub const ALL: [(&'static str, RouteKind); 5] = [
+        ("unicast", RouteKind::Unicast),
+        ("blackhole", RouteKind::Blackhole),
+        ("unreachable", RouteKind::Unreachable),
+        ("prohibit", RouteKind::Prohibit),
+        ("throw", RouteKind::Throw),
+    ];
+
+    /// `ip route`'s name for it.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, k)| *k == self)
+            .map_or("unicast", |(n, _)| n)
+    }
+}
+
+/// One path of a multipath route.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NextHop {
+    pub via: Option<IpAddr>,
+    /// None: the route's `dev=`, else the instance's interface.
+    pub dev: Option<String>,
+    /// Share of the traffic relative to the other paths, 1..=256.
+    pub weight: u16,
+}
+
+/// A policy routing rule installed while the instance is master (`ip rule add ...`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Rule {
+    /// IPv6 rule (from `from=` / `to=`, else the instance's address family).
+    pub v6: bool,
+    /// Source prefix matched (`from=`); None: any.
+    pub from: Option<(IpAddr, u8)>,
+    /// Destination prefix matched (`to=`); None: any.
+    pub to: Option<(IpAddr, u8)>,
+    /// Incoming interface matched (`iif=`).
+    pub iif: Option<String>,
+    /// Outgoing interface matched (`oif=`).
+    pub oif: Option<String>,
+    /// Firewall mark matched (`fwmark=`), under `fwmask=` (None: all bits).
+    pub fwmark: Option<u32>,
+    pub fwmask: Option<u32>,
+    /// Its place in the rule list (`priority=`, `ip rule ... pref`); None: the kernel's choice.
+    pub priority: Option<u32>,
+    pub action: RuleAction,
+}
+
+/// What a matching rule does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RuleAction {
+    /// Look the route up in this table (`table=`).
+    Table(u32),
+    Blackhole,
+    Unreachable,
+    Prohibit,
 }
 
 /// An instance's reference to a check, with the weight it applies.

@@ -20,6 +20,8 @@ pub(crate) struct KGlobal {
     pub(crate) version: Option<i64>,
     /// `enable_script_security`.
     pub(crate) script_security: Option<Pos>,
+    /// `vrrp_strict`: instances without `accept` get `accept #false`.
+    pub(crate) strict: Option<Pos>,
     pub(crate) comments: Vec<String>,
 }
 
@@ -107,6 +109,12 @@ pub(crate) struct KNotify {
 pub(crate) struct KVip {
     pub(crate) addr: String,
     pub(crate) dev: Option<String>,
+    /// `label`, `scope`, `brd`, `preferred_lft` as written, and `-nodad` (DAD on).
+    pub(crate) label: Option<String>,
+    pub(crate) scope: Option<String>,
+    pub(crate) brd: Option<String>,
+    pub(crate) preferred_lft: Option<String>,
+    pub(crate) dad: bool,
     pub(crate) pos: Pos,
     /// From `virtual_ipaddress_excluded`.
     pub(crate) excluded: bool,
@@ -118,6 +126,33 @@ pub(crate) struct KRoute {
     pub(crate) dev: Option<String>,
     pub(crate) metric: Option<i64>,
     pub(crate) table: Option<i64>,
+    pub(crate) src: Option<String>,
+    pub(crate) scope: Option<String>,
+    /// `blackhole`, `unreachable`, `prohibit`, `throw` (None: unicast).
+    pub(crate) kind: Option<String>,
+    /// `nexthop via G dev X weight W ...`, or `via G or G2` (each `or` a path).
+    pub(crate) nexthops: Vec<KNextHop>,
+}
+
+/// A `virtual_rules` line, its values as written (numbers checked).
+#[derive(Default)]
+pub(crate) struct KRule {
+    pub(crate) from: Option<String>,
+    pub(crate) to: Option<String>,
+    pub(crate) iif: Option<String>,
+    pub(crate) oif: Option<String>,
+    pub(crate) fwmark: Option<(u32, Option<u32>)>,
+    pub(crate) priority: Option<i64>,
+    pub(crate) table: Option<i64>,
+    /// `blackhole`, `unreachable`, `prohibit`.
+    pub(crate) kind: Option<String>,
+}
+
+#[derive(Default)]
+pub(crate) struct KNextHop {
+    pub(crate) via: Option<String>,
+    pub(crate) dev: Option<String>,
+    pub(crate) weight: Option<i64>,
 }
 
 pub(crate) struct KInstance {
@@ -130,12 +165,17 @@ pub(crate) struct KInstance {
     pub(crate) advert: At<Duration>,
     pub(crate) version: At<i64>,
     pub(crate) nopreempt: Option<Pos>,
+    /// `accept` (true) / `no_accept` (false).
+    pub(crate) accept: At<bool>,
+    /// `strict_mode` (on: as `vrrp_strict` for this instance).
+    pub(crate) strict: At<bool>,
     pub(crate) preempt_delay: At<Duration>,
     pub(crate) auth: At<String>,
     pub(crate) src: At<String>,
     pub(crate) peers: Vec<(String, Pos)>,
     pub(crate) vips: Vec<KVip>,
     pub(crate) routes: Vec<(KRoute, Pos)>,
+    pub(crate) rules: Vec<(KRule, Pos)>,
     pub(crate) tracks: Vec<KTrack>,
     pub(crate) notify: KNotify,
     /// `use_vmac [NAME]`.

@@ -464,6 +464,16 @@ impl Importer {
             (None, Some(pos)) => self.warn(pos, "vmac_xmit_base without use_vmac; ignored"),
             (None, None) => {}
         }
+        // keepalived accepts by default, and not in strict mode (`vrrp_strict`, `strict_mode`).
+        let strict = match i.strict {
+            Some((on, pos)) => on.then_some(pos),
+            None => self.global.strict,
+        };
+        match (i.accept, strict) {
+            (Some((false, pos)), _) => out.setting("accept #false", pos),
+            (None, Some(pos)) => out.setting("accept #false", pos),
+            _ => {}
+        }
         if let Some((pass, pos)) = &i.auth {
             if version == 2 {
                 out.setting(format!("auth-pass {}", q(pass)), *pos);
@@ -531,7 +541,40 @@ impl Importer {
             } else {
                 ""
             };
-            out.setting(format!("vip {}{dev}{advertise}", q(&vip.addr)), vip.pos);
+            let mut opts = String::new();
+            if let Some(l) = &vip.label {
+                let _ = write!(opts, " label={}", q(l));
+            }
+            if let Some(sc) = &vip.scope {
+                match sc.parse::<u8>() {
+                    Ok(n) => {
+                        let _ = write!(opts, " scope={n}");
+                    }
+                    Err(_) => {
+                        let _ = write!(opts, " scope={}", q(sc));
+                    }
+                }
+            }
+            if let Some(b) = &vip.brd {
+                let _ = write!(opts, " brd={}", q(b));
+            }
+            if vip.dad {
+                opts.push_str(" nodad=#false");
+            }
+            if let Some(p) = &vip.preferred_lft {
+                match p.parse::<u32>() {
+                    Ok(n) => {
+                        let _ = write!(opts, " preferred-lft={n}");
+                    }
+                    Err(_) => {
+                        let _ = write!(opts, " preferred-lft={}", q(p));
+                    }
+                }
+            }
+            out.setting(
+                format!("vip {}{dev}{advertise}{opts}", q(&vip.addr)),
+                vip.pos,
+            );
         }
         for (r, pos) in &i.routes {
             let mut line = format!("route {}", q(&r.dest));
@@ -546,6 +589,69 @@ impl Importer {
             }
             if let Some(v) = r.table {
                 let _ = write!(line, " table={v}");
+            }
+            if let Some(v) = &r.src {
+                let _ = write!(line, " src={}", q(v));
+            }
+            if let Some(v) = &r.scope {
+                match v.parse::<u8>() {
+                    Ok(n) => {
+                        let _ = write!(line, " scope={n}");
+                    }
+                    Err(_) => {
+                        let _ = write!(line, " scope={}", q(v));
+                    }
+                }
+            }
+            if let Some(v) = &r.kind {
+                let _ = write!(line, " type={}", q(v));
+            }
+            if r.nexthops.is_empty() {
+                out.setting(line, *pos);
+                continue;
+            }
+            out.setting(format!("{line} {{"), *pos);
+            for h in &r.nexthops {
+                let mut hop = String::from("nexthop");
+                if let Some(v) = &h.via {
+                    let _ = write!(hop, " via={}", q(v));
+                }
+                if let Some(v) = &h.dev {
+                    let _ = write!(hop, " dev={}", q(v));
+                }
+                if let Some(v) = h.weight {
+                    let _ = write!(hop, " weight={v}");
+                }
+                out.line(2, hop, Some(*pos));
+            }
+            out.line(1, "}", Some(*pos));
+        }
+        for (r, pos) in &i.rules {
+            let mut line = String::from("rule");
+            for (key, v) in [
+                ("from", &r.from),
+                ("to", &r.to),
+                ("iif", &r.iif),
+                ("oif", &r.oif),
+            ] {
+                if let Some(v) = v {
+                    let _ = write!(line, " {key}={}", q(v));
+                }
+            }
+            if let Some((m, mask)) = r.fwmark {
+                let _ = write!(line, " fwmark={m:#x}");
+                if let Some(mask) = mask {
+                    let _ = write!(line, " fwmask={mask:#x}");
+                }
+            }
+            if let Some(v) = r.priority {
+                let _ = write!(line, " priority={v}");
+            }
+            if let Some(v) = r.table {
+                let _ = write!(line, " table={v}");
+            }
+            if let Some(v) = &r.kind {
+                let _ = write!(line, " type={}", q(v));
             }
             out.setting(line, *pos);
         }

@@ -462,23 +462,21 @@ virtual_server 192.0.2.1 443 {
                 (5, "`smtp_server 127.0.0.1` in global_defs"),
                 (6, "group `wheel`"),
                 (11, "`notify_master_rx_lower_pri /bin/true` in vrrp_instance v: not supported"),
-                (13, "`label eth0:1`"),
-                (13, "`scope global`"),
-                (19, "blackhole routes are not supported"),
-                (20, "route option `src 192.0.2.1`"),
                 (23, "unicast_peer options `min_ttl 1`"),
                 (25, "upkeep has no BFD"),
                 (29, "LVS virtual_server is out of scope: upkeep does VRRP, not IPVS load balancing; 3 blocks ignored; also at line 36, line 38"),
                 (33, "a `{ ... }` block without a keyword in the file"),
             ],
         );
-    assert_eq!(imported.warnings.len(), 12, "{:#?}", imported.warnings);
+    assert_eq!(imported.warnings.len(), 8, "{:#?}", imported.warnings);
     assert_eq!(
             imported.warnings[0].to_string(),
             "keepalived.conf:2: `notification_email { ... }` in global_defs: upkeep sends no mail; ignored"
         );
     let i = &cfg.instances[0];
-    assert_eq!(i.routes.len(), 1);
+    assert_eq!(i.routes.len(), 2);
+    assert_eq!(i.routes[0].kind, upkeep_config::RouteKind::Blackhole);
+    assert_eq!(i.routes[1].src, Some("192.0.2.1".parse().unwrap()));
     assert_eq!(i.unicast_peers.len(), 1);
     assert_eq!(
         i.vips.len(),
@@ -1119,4 +1117,108 @@ fn use_vmac_imports_with_its_name_and_xmit_base() {
     let (imported, cfg) = convert(&conf("  vmac_xmit_base\n"));
     warned(&imported, 4, "without use_vmac");
     assert!(cfg.instances[0].vmac.is_none());
+}
+
+#[test]
+fn vip_options_are_imported() {
+    let src = "vrrp_instance v {\n  interface eth0\n  virtual_router_id 1\n  virtual_ipaddress {\n    192.0.2.1/24 dev eth1 label eth1:vip scope link brd 192.0.2.255 preferred_lft 0\n    192.0.2.2/24 broadcast 192.0.2.255 scope 200 no_dad\n  }\n  virtual_ipaddress_excluded {\n    2001:db8::1/64 -nodad preferred_lft 30\n    2001:db8::2/64 nodad\n    2001:db8::3/64 label eth0:x scope host\n  }\n}\n";
+    let (imported, cfg) = convert(src);
+    for line in [
+        "vip \"192.0.2.1/24\" dev=\"eth1\" label=\"eth1:vip\" scope=\"link\" brd=\"192.0.2.255\" preferred-lft=0",
+        "vip \"192.0.2.2/24\" scope=200 brd=\"192.0.2.255\"",
+        "vip \"2001:db8::1/64\" advertise=#false nodad=#false preferred-lft=30",
+        "vip \"2001:db8::2/64\" advertise=#false\n",
+    ] {
+        assert!(imported.kdl.contains(line), "no `{line}` in\n{}", imported.kdl);
+    }
+    // keepalived drops a label and a scope from an IPv6 address, and says so; so does the import.
+    warned_all(
+        &imported,
+        &[
+            (
+                11,
+                "vip 2001:db8::3/64: `label` applies to IPv4 addresses only; ignored",
+            ),
+            (11, "`scope` applies to IPv4 addresses only"),
+        ],
+    );
+    assert_eq!(imported.warnings.len(), 2, "{:#?}", imported.warnings);
+    let v = &cfg.instances[0].vips;
+    assert_eq!(v[0].opts.label.as_deref(), Some("eth1:vip"));
+    assert_eq!(v[0].opts.scope, Some(253));
+    assert!(v[2].opts.dad && !v[3].opts.dad);
+}
+
+#[test]
+fn route_options_are_imported() {
+    let src = "vrrp_instance v {\n  interface eth0\n  virtual_router_id 1\n  virtual_ipaddress {\n    192.0.2.1/24\n  }\n  virtual_routes {\n    src 192.0.2.1 to 198.51.100.0/24 via 192.0.2.254 dev eth0 metric 5 table 100 scope global\n    blackhole 203.0.113.0/24 table 100\n    unreachable 203.0.113.128/25 metric 7\n    198.51.100.128/25 via 192.0.2.253 or 192.0.2.252 dev eth0\n    203.0.113.64/26 table 6909 nexthop via 192.0.2.251 dev eth0 weight 1 nexthop via 192.0.2.250 weight 3\n    default via 192.0.2.254 table 100\n  }\n}\n";
+    let (imported, cfg) = convert(src);
+    assert!(imported.warnings.is_empty(), "{:#?}", imported.warnings);
+    for line in [
+        "route \"198.51.100.0/24\" via=\"192.0.2.254\" dev=\"eth0\" metric=5 table=100 src=\"192.0.2.1\" scope=\"global\"",
+        "route \"203.0.113.0/24\" table=100 type=\"blackhole\"",
+        "route \"203.0.113.128/25\" metric=7 type=\"unreachable\"",
+        "route \"198.51.100.128/25\" dev=\"eth0\" {\n        nexthop via=\"192.0.2.253\"\n        nexthop via=\"192.0.2.252\"\n    }",
+        "route \"203.0.113.64/26\" table=6909 {\n        nexthop via=\"192.0.2.251\" dev=\"eth0\" weight=1\n        nexthop via=\"192.0.2.250\" weight=3\n    }",
+        "route \"0.0.0.0/0\" via=\"192.0.2.254\" table=100",
+    ] {
+        assert!(imported.kdl.contains(line), "no `{line}` in\n{}", imported.kdl);
+    }
+    let r = &cfg.instances[0].routes;
+    assert_eq!(r.len(), 6);
+    assert_eq!(r[1].kind, upkeep_config::RouteKind::Blackhole);
+    assert_eq!(r[4].nexthops.len(), 2);
+    assert_eq!(r[4].nexthops[1].weight, 3);
+}
+
+#[test]
+fn virtual_rules_are_imported() {
+    let src = "vrrp_instance v {\n  interface eth0\n  virtual_router_id 1\n  virtual_ipaddress {\n    192.0.2.1/24\n  }\n  virtual_rules {\n    from 192.0.2.1 table 100 priority 100\n    from all to 198.51.100.0/24 iif eth0 fwmark 0x10/0xff preference 101 table main\n    to 203.0.113.0/24 unreachable\n    from 192.0.2.2 no_track\n    from 192.0.2.3 lookup 7 tos 4\n  }\n}\n";
+    let (imported, cfg) = convert(src);
+    for line in [
+        "rule from=\"192.0.2.1\" priority=100 table=100",
+        "rule to=\"198.51.100.0/24\" iif=\"eth0\" fwmark=0x10 fwmask=0xff priority=101 table=254",
+        "rule to=\"203.0.113.0/24\" type=\"unreachable\"",
+        "rule from=\"192.0.2.3\" table=7",
+    ] {
+        assert!(
+            imported.kdl.contains(line),
+            "no `{line}` in\n{}",
+            imported.kdl
+        );
+    }
+    warned_all(
+        &imported,
+        &[
+            (11, "rule option `no_track` is not supported"),
+            (11, "rule without `table`"),
+            (12, "rule option `tos 4` is not supported"),
+        ],
+    );
+    assert_eq!(imported.warnings.len(), 3, "{:#?}", imported.warnings);
+    assert_eq!(cfg.instances[0].rules.len(), 4);
+}
+
+#[test]
+fn accept_modes_are_imported() {
+    let inst = |name: &str, vrid: u8, extra: &str| {
+        format!("vrrp_instance {name} {{\n  interface eth0\n  virtual_router_id {vrid}\n  virtual_ipaddress {{\n    192.0.2.{vrid}/24\n  }}\n{extra}}}\n")
+    };
+    // Without strict mode keepalived accepts; `no_accept` does not.
+    let src = inst("a", 1, "  no_accept\n") + &inst("b", 2, "  accept\n") + &inst("c", 3, "");
+    let (imported, cfg) = convert(&src);
+    assert!(imported.warnings.is_empty(), "{:#?}", imported.warnings);
+    let accepts: Vec<bool> = cfg.instances.iter().map(|i| i.accept).collect();
+    assert_eq!(accepts, [false, true, true]);
+    // vrrp_strict: no_accept unless `accept` (or `strict_mode off`).
+    let src = "global_defs {\n  vrrp_strict\n  vrrp_iptables\n}\n".to_owned()
+        + &inst("a", 1, "")
+        + &inst("b", 2, "  accept\n")
+        + &inst("c", 3, "  strict_mode off\n");
+    let (imported, cfg) = convert(&src);
+    let accepts: Vec<bool> = cfg.instances.iter().map(|i| i.accept).collect();
+    assert_eq!(accepts, [false, true, true]);
+    assert!(imported.kdl.contains("vrrp_strict"), "{}", imported.kdl);
+    warned(&imported, 3, "`vrrp_iptables`: upkeep drops traffic");
+    assert_eq!(imported.warnings.len(), 1, "{:#?}", imported.warnings);
 }

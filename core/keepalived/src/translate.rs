@@ -7,8 +7,8 @@ use std::time::Duration;
 use upkeep_config::parse::parse_duration;
 
 use crate::draft::{
-    At, Importer, KCheck, KFile, KGroup, KInstance, KNotify, KProcess, KRoute, KTrack, KVip,
-    TrackKind,
+    At, Importer, KCheck, KFile, KGroup, KInstance, KNextHop, KNotify, KProcess, KRoute, KRule,
+    KTrack, KVip, TrackKind,
 };
 use crate::lexer::Pos;
 use crate::stmt::Stmt;
@@ -210,6 +210,20 @@ impl Importer {
                 self.global.garp_refresh = self.one_seconds(s).filter(|(d, _)| !d.is_zero());
             }
             "vrrp_version" => self.global.version = self.one_int(s).map(|(v, _)| v),
+            "vrrp_strict" => {
+                self.global.strict = Some(s.pos);
+                self.global.comments.push(
+                    "keepalived's vrrp_strict: instances that do not set `accept` are written `accept #false` (RFC 5798 Accept_Mode false: a master that is not the address owner drops traffic to its VIPs).".to_owned(),
+                );
+            }
+            "vrrp_iptables" | "vrrp_ipsets" | "nftables" | "nftables_priority"
+            | "nftables_ifindex" | "nftables_counters" => self.warn(
+                s.pos,
+                format!(
+                    "`{}`: upkeep drops traffic to the VIPs of `accept #false` instances in an nftables table of its own, `inet upkeep`; the setting is not needed and ignored",
+                    s.words.join(" ")
+                ),
+            ),
             _ => self.ignored(s, "global_defs"),
         }
     }
@@ -439,12 +453,15 @@ impl Importer {
             advert: None,
             version: None,
             nopreempt: None,
+            accept: None,
+            strict: None,
             preempt_delay: None,
             auth: None,
             src: None,
             peers: Vec::new(),
             vips: Vec::new(),
             routes: Vec::new(),
+            rules: Vec::new(),
             tracks: Vec::new(),
             notify: KNotify::default(),
             vmac: None,
@@ -473,6 +490,14 @@ impl Importer {
                 "nopreempt" => i.nopreempt = Some(s.pos),
                 "use_vmac" => i.vmac = Some((s.args().first().cloned(), s.pos)),
                 "vmac_xmit_base" => i.vmac_xmit_base = Some(s.pos),
+                "accept" => i.accept = Some((true, s.pos)),
+                "no_accept" => i.accept = Some((false, s.pos)),
+                "strict_mode" => {
+                    // `strict_mode` alone, or with on/true/yes, is on.
+                    const OFF: [&str; 3] = ["off", "false", "no"];
+                    let on = s.args().first().is_none_or(|a| !OFF.contains(&a.as_str()));
+                    i.strict = Some((on, s.pos));
+                }
                 // keepalived's default; the keyword changes nothing.
                 "preempt" => {}
                 "preempt_delay" => i.preempt_delay = self.one_seconds(s),
@@ -511,6 +536,13 @@ impl Importer {
                     for r in self.block(s) {
                         if let Some(route) = self.route(r) {
                             i.routes.push((route, r.pos));
+                        }
+                    }
+                }
+                "virtual_rules" => {
+                    for r in self.block(s) {
+                        if let Some(rule) = self.rule(r) {
+                            i.rules.push((rule, r.pos));
                         }
                     }
                 }
@@ -577,27 +609,51 @@ impl Importer {
         }
     }
 
-    /// `ADDR[/LEN] [dev IF] [label L] [scope S] ...`
+    /// `ADDR[/LEN] [dev IF] [label L] [scope S] [brd B] [no_dad] [preferred_lft N] ...`
     fn vip(&mut self, s: &Stmt) -> Option<KVip> {
         let (addr, opts) = s.words.split_first()?;
-        let mut dev = None;
+        let mut vip = KVip {
+            addr: addr.clone(),
+            dev: None,
+            label: None,
+            scope: None,
+            brd: None,
+            preferred_lft: None,
+            dad: false,
+            pos: s.pos,
+            excluded: false,
+        };
         let mut k = 0;
         while k < opts.len() {
             let opt = opts[k].as_str();
             let value = opts.get(k + 1);
-            match opt {
-                "dev" => match value {
-                    Some(v) => dev = Some(v.clone()),
-                    None => self.warn(s.pos, "`dev` without an interface; ignored"),
-                },
-                "label" | "scope" | "brd" | "broadcast" | "peer" | "preferred_lft"
-                | "valid_lft" | "track_group" => self.warn(
-                    s.pos,
-                    format!(
-                        "vip {addr}: `{opt} {}` is not supported; ignored",
-                        value.map_or("", String::as_str)
-                    ),
-                ),
+            let slot = match opt {
+                "dev" => &mut vip.dev,
+                "label" => &mut vip.label,
+                "scope" => &mut vip.scope,
+                "brd" | "broadcast" => &mut vip.brd,
+                "preferred_lft" => &mut vip.preferred_lft,
+                // upkeep skips DAD on IPv6 VIPs unless told otherwise, as keepalived does.
+                "no_dad" | "nodad" => {
+                    k += 1;
+                    continue;
+                }
+                "-nodad" => {
+                    vip.dad = true;
+                    k += 1;
+                    continue;
+                }
+                "peer" | "valid_lft" | "track_group" => {
+                    self.warn(
+                        s.pos,
+                        format!(
+                            "vip {addr}: `{opt} {}` is not supported; ignored",
+                            value.map_or("", String::as_str)
+                        ),
+                    );
+                    k += 2;
+                    continue;
+                }
                 _ => {
                     self.warn(
                         s.pos,
@@ -606,39 +662,56 @@ impl Importer {
                     k += 1;
                     continue;
                 }
+            };
+            match value {
+                Some(v) => *slot = Some(v.clone()),
+                None => self.warn(
+                    s.pos,
+                    format!("vip {addr}: `{opt}` without a value; ignored"),
+                ),
             }
             k += 2;
+        }
+        if addr.contains(':') {
+            // keepalived drops these from an IPv6 VIP (and the whole VIP for `brd`) with a log
+            // line; the kernel takes none of them for IPv6.
+            for (opt, v) in [
+                ("label", vip.label.take()),
+                ("scope", vip.scope.take()),
+                ("brd", vip.brd.take()),
+            ] {
+                if v.is_some() {
+                    self.warn(
+                        s.pos,
+                        format!("vip {addr}: `{opt}` applies to IPv4 addresses only; ignored"),
+                    );
+                }
+            }
         }
         if s.block.is_some() {
             self.warn(s.pos, format!("vip {addr}: block ignored"));
         }
-        Some(KVip {
-            addr: addr.clone(),
-            dev,
-            pos: s.pos,
-            excluded: false,
-        })
+        Some(vip)
     }
 
-    /// `[to] DEST/LEN [via|gw GW] [dev IF] [metric N] [table T] ...`
+    /// `[TYPE] [src S] [to] DEST/LEN [via|gw GW [or GW2 ...]] [dev IF] [metric N] [table T]
+    /// [scope S] [nexthop via GW dev IF weight W ...] ...`
     fn route(&mut self, s: &Stmt) -> Option<KRoute> {
+        const TYPES: [&str; 4] = ["blackhole", "unreachable", "prohibit", "throw"];
         let words = &s.words;
-        if let Some(kind @ ("blackhole" | "unreachable" | "prohibit" | "throw")) =
-            words.first().map(String::as_str)
-        {
-            self.warn(
-                s.pos,
-                format!("{kind} routes are not supported; route ignored"),
-            );
-            return None;
-        }
         let mut route = KRoute {
             dest: String::new(),
             via: None,
             dev: None,
             metric: None,
             table: None,
+            src: None,
+            scope: None,
+            kind: None,
+            nexthops: Vec::new(),
         };
+        // After the first `nexthop`, `via`, `dev` and `weight` belong to the current path.
+        let mut in_hop = false;
         let mut k = 0;
         while k < words.len() {
             let word = words[k].as_str();
@@ -654,16 +727,64 @@ impl Importer {
                 n
             };
             match word {
-                "to" => {
+                "to" | "unicast" => {
                     k += 1;
                     continue;
                 }
+                t if TYPES.contains(&t) && route.dest.is_empty() => {
+                    route.kind = Some(t.to_owned());
+                    k += 1;
+                    continue;
+                }
+                "type" => route.kind = value,
+                "nexthop" => {
+                    route.nexthops.push(KNextHop::default());
+                    in_hop = true;
+                    k += 1;
+                    continue;
+                }
+                "via" | "gw" if in_hop => {
+                    if let Some(h) = route.nexthops.last_mut() {
+                        h.via = value;
+                    }
+                }
+                "dev" if in_hop => {
+                    if let Some(h) = route.nexthops.last_mut() {
+                        h.dev = value;
+                    }
+                }
+                "weight" if in_hop => {
+                    let w = number(word, &value);
+                    if let Some(h) = route.nexthops.last_mut() {
+                        h.weight = w;
+                    }
+                }
+                "or" => {
+                    // keepalived's older multipath: `via G1 or G2`, paths on the route's dev.
+                    if route.nexthops.is_empty() {
+                        route.nexthops.push(KNextHop {
+                            via: route.via.take(),
+                            ..KNextHop::default()
+                        });
+                    }
+                    route.nexthops.push(KNextHop {
+                        via: value,
+                        ..KNextHop::default()
+                    });
+                }
                 "via" | "gw" => route.via = value,
                 "dev" => route.dev = value,
-                "metric" | "preference" => route.metric = number(word, &value),
-                "table" => route.table = number(word, &value),
-                "src" | "or" | "scope" | "proto" | "protocol" | "realms" | "mtu" | "advmss"
-                | "type" | "tos" | "dsfield" | "onlink" | "no_track" | "track_group" => {
+                "src" => route.src = value,
+                "scope" => route.scope = value,
+                "metric" | "preference" | "priority" => route.metric = number(word, &value),
+                "table" => {
+                    route.table = match value.as_deref().and_then(table_name) {
+                        Some(t) => Some(t),
+                        None => number(word, &value),
+                    }
+                }
+                "proto" | "protocol" | "realms" | "mtu" | "advmss" | "tos" | "dsfield"
+                | "onlink" | "no_track" | "track_group" | "weight" => {
                     let takes_value = !matches!(word, "onlink" | "no_track");
                     self.warn(
                         s.pos,
@@ -702,12 +823,94 @@ impl Importer {
         if route.dest == "default" {
             let v6 = route
                 .via
-                .as_deref()
-                .and_then(|v| v.parse::<IpAddr>().ok())
-                .is_some_and(|v| v.is_ipv6());
+                .iter()
+                .chain(route.nexthops.iter().filter_map(|h| h.via.as_ref()))
+                .chain(route.src.iter())
+                .filter_map(|v| v.parse::<IpAddr>().ok())
+                .any(|v| v.is_ipv6());
             route.dest = if v6 { "::/0" } else { "0.0.0.0/0" }.to_owned();
         }
         Some(route)
+    }
+
+    /// `[from A[/L]|all] [to A[/L]|all] [iif IF] [oif IF] [fwmark M[/MASK]]
+    /// [priority|preference|order N] [table T] [blackhole|unreachable|prohibit] ...`
+    fn rule(&mut self, s: &Stmt) -> Option<KRule> {
+        let words = &s.words;
+        let mut rule = KRule::default();
+        let mut k = 0;
+        while k < words.len() {
+            let word = words[k].as_str();
+            let value = words.get(k + 1).cloned();
+            let number = |v: &Option<String>| v.as_deref().and_then(|v| v.parse::<i64>().ok());
+            let mut bad = |what: &str| {
+                self.warn(
+                    s.pos,
+                    format!(
+                        "rule `{what} {}` is not valid; ignored",
+                        value.as_deref().unwrap_or("")
+                    ),
+                )
+            };
+            match word {
+                "blackhole" | "unreachable" | "prohibit" => {
+                    rule.kind = Some(word.to_owned());
+                    k += 1;
+                    continue;
+                }
+                "from" | "to" => {
+                    // `all` is what leaving it out means.
+                    let v = value.filter(|v| v != "all");
+                    if word == "from" {
+                        rule.from = v;
+                    } else {
+                        rule.to = v;
+                    }
+                }
+                "iif" | "dev" => rule.iif = value,
+                "oif" => rule.oif = value,
+                "fwmark" => match value.as_deref().and_then(fwmark) {
+                    Some(m) => rule.fwmark = Some(m),
+                    None => bad(word),
+                },
+                "priority" | "preference" | "pref" | "order" => match number(&value) {
+                    Some(n) => rule.priority = Some(n),
+                    None => bad(word),
+                },
+                "table" | "lookup" => {
+                    match value.as_deref().and_then(table_name).or(number(&value)) {
+                        Some(n) => rule.table = Some(n),
+                        None => bad(word),
+                    }
+                }
+                "no_track" | "l3mdev" => {
+                    self.warn(
+                        s.pos,
+                        format!("rule option `{word}` is not supported; ignored"),
+                    );
+                    k += 1;
+                    continue;
+                }
+                _ => {
+                    self.warn(
+                        s.pos,
+                        format!(
+                            "rule option `{word} {}` is not supported; ignored",
+                            value.as_deref().unwrap_or("")
+                        ),
+                    );
+                }
+            }
+            k += 2;
+        }
+        if rule.table.is_none() && rule.kind.is_none() {
+            self.warn(
+                s.pos,
+                "rule without `table` (or a type); keepalived refuses it, and so does the import",
+            );
+            return None;
+        }
+        Some(rule)
     }
 
     /// `NAME [weight N] [reverse|noreverse]`. `reverse` is exact only for files (whose value
@@ -805,5 +1008,27 @@ impl Importer {
             }
         }
         g
+    }
+}
+
+/// The tables `ip` knows by name (`/etc/iproute2/rt_tables`).
+fn table_name(name: &str) -> Option<i64> {
+    match name {
+        "default" => Some(253),
+        "main" => Some(254),
+        "local" => Some(255),
+        _ => None,
+    }
+}
+
+/// `MARK[/MASK]`, each decimal or `0x` hexadecimal.
+fn fwmark(text: &str) -> Option<(u32, Option<u32>)> {
+    let num = |t: &str| match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        Some(h) => u32::from_str_radix(h, 16).ok(),
+        None => t.parse::<u32>().ok(),
+    };
+    match text.split_once('/') {
+        Some((m, mask)) => Some((num(m)?, Some(num(mask)?))),
+        None => Some((num(text)?, None)),
     }
 }

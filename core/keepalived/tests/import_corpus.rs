@@ -613,6 +613,7 @@ const GLOBAL: &[&str] = &[
     "vrrp_garp_master_repeat",
     "vrrp_garp_interval",
     "vrrp_garp_master_refresh",
+    "vrrp_strict",
 ];
 const SCRIPT: &[&str] = &[
     "script",
@@ -636,6 +637,9 @@ const INSTANCE: &[&str] = &[
     "nopreempt",
     "preempt",
     "preempt_delay",
+    "accept",
+    "no_accept",
+    "strict_mode",
     "authentication",
     "unicast_src_ip",
     "mcast_src_ip",
@@ -643,6 +647,9 @@ const INSTANCE: &[&str] = &[
     "virtual_ipaddress",
     "virtual_ipaddress_excluded",
     "virtual_routes",
+    "virtual_rules",
+    "use_vmac",
+    "vmac_xmit_base",
     "track_script",
     "track_interface",
     "track_file",
@@ -665,20 +672,59 @@ const GROUP: &[&str] = &[
     "notify_stop",
     "notify",
 ];
-const VIP_OPTIONS: &[&str] = &["dev"];
+const VIP_OPTIONS: &[&str] = &["dev", "label", "scope", "brd", "broadcast", "preferred_lft"];
+/// VIP options that take no value and are translated.
+const VIP_TRANSLATED_FLAGS: &[&str] = &["no_dad", "nodad", "-nodad"];
 /// VIP options that take no value.
 const VIP_FLAGS: &[&str] = &[
     "no_track",
     "home",
-    "-nodad",
-    "nodad",
     "mngtmpaddr",
     "noprefixroute",
     "autojoin",
 ];
-const ROUTE_OPTIONS: &[&str] = &["to", "via", "gw", "dev", "metric", "preference", "table"];
+const ROUTE_OPTIONS: &[&str] = &[
+    "to",
+    "via",
+    "gw",
+    "dev",
+    "metric",
+    "preference",
+    "priority",
+    "table",
+    "src",
+    "scope",
+    "type",
+    "or",
+    "weight",
+];
 const ROUTE_FLAGS: &[&str] = &["onlink", "no_track"];
-const ROUTE_TYPES: &[&str] = &["blackhole", "unreachable", "prohibit", "throw"];
+const RULE_OPTIONS: &[&str] = &[
+    "from",
+    "to",
+    "iif",
+    "dev",
+    "oif",
+    "fwmark",
+    "priority",
+    "preference",
+    "pref",
+    "order",
+    "table",
+    "lookup",
+];
+/// Rule words that take no value and are translated.
+const RULE_TYPES: &[&str] = &["blackhole", "unreachable", "prohibit"];
+/// Route words that take no value and are translated: the types, and `nexthop` (its `via`,
+/// `dev` and `weight` follow as options).
+const ROUTE_TYPES: &[&str] = &[
+    "blackhole",
+    "unreachable",
+    "prohibit",
+    "throw",
+    "unicast",
+    "nexthop",
+];
 
 /// A place the importer must warn about: file, line, and what is there.
 type Place = (PathBuf, usize, String);
@@ -737,6 +783,10 @@ fn untranslated(tree: &[Node]) -> Vec<Place> {
                         let mut i = 1;
                         while i < v.words.len() {
                             let opt = v.words[i].as_str();
+                            if VIP_TRANSLATED_FLAGS.contains(&opt) {
+                                i += 1;
+                                continue;
+                            }
                             if VIP_FLAGS.contains(&opt) {
                                 flag(v, opt);
                                 i += 1;
@@ -755,7 +805,9 @@ fn untranslated(tree: &[Node]) -> Vec<Place> {
                         let mut dest = false;
                         while i < r.words.len() {
                             let word = r.words[i].as_str();
-                            if ROUTE_TYPES.contains(&word) || ROUTE_FLAGS.contains(&word) {
+                            if ROUTE_TYPES.contains(&word) {
+                                i += 1;
+                            } else if ROUTE_FLAGS.contains(&word) {
                                 flag(r, word);
                                 i += 1;
                             } else if !dest
@@ -769,6 +821,22 @@ fn untranslated(tree: &[Node]) -> Vec<Place> {
                                 i += 1;
                             } else {
                                 if !ROUTE_OPTIONS.contains(&word) {
+                                    flag(r, word);
+                                }
+                                i += 2;
+                            }
+                        }
+                    }
+                }
+                "virtual_rules" => {
+                    for r in s.children() {
+                        let mut i = 0;
+                        while i < r.words.len() {
+                            let word = r.words[i].as_str();
+                            if RULE_TYPES.contains(&word) {
+                                i += 1;
+                            } else {
+                                if !RULE_OPTIONS.contains(&word) {
                                     flag(r, word);
                                 }
                                 i += 2;
@@ -806,6 +874,10 @@ fn untranslated(tree: &[Node]) -> Vec<Place> {
                     let mut i = 1;
                     while i < v.words.len() {
                         let opt = v.words[i].as_str();
+                        if VIP_TRANSLATED_FLAGS.contains(&opt) {
+                            i += 1;
+                            continue;
+                        }
                         if VIP_FLAGS.contains(&opt) {
                             flag(v, opt);
                             i += 1;

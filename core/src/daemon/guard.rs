@@ -145,14 +145,12 @@ impl Held {
         }
     }
 
-    /// The changes that take everything off: routes first (a route may need the address).
+    /// The changes that take everything off: rules, then routes (a route may need the
+    /// address), then addresses; in the order held within each.
     fn removals(&self) -> Vec<NetlinkChange> {
-        let (routes, addrs): (Vec<_>, Vec<_>) = self.0.iter().partition(|c| c.is_route());
-        routes
-            .into_iter()
-            .chain(addrs)
-            .map(|c| c.inverse())
-            .collect()
+        let mut held: Vec<&NetlinkChange> = self.0.iter().collect();
+        held.sort_by_key(|c| c.removal_rank()); // stable
+        held.into_iter().map(|c| c.inverse()).collect()
     }
 }
 
@@ -199,6 +197,7 @@ mod tests {
             index: 2,
             addr: a.parse().unwrap(),
             prefix_len: 24,
+            opts: Default::default(),
         }
     }
 
@@ -212,6 +211,10 @@ mod tests {
                 dev: None,
                 metric: None,
                 table: None,
+                src: None,
+                scope: None,
+                kind: crate::net::netlink::ROUTE_UNICAST,
+                nexthops: Vec::new(),
             },
         }
     }
@@ -240,6 +243,37 @@ mod tests {
                 route().inverse(),
                 addr("192.0.2.100").inverse(),
                 addr("192.0.2.101").inverse()
+            ]
+        );
+    }
+
+    #[test]
+    fn rules_go_before_routes_and_routes_before_addresses() {
+        let rule = NetlinkChange::AddRule {
+            rule: crate::net::netlink::Rule {
+                v6: false,
+                from: Some(("192.0.2.100".parse().unwrap(), 32)),
+                to: None,
+                iif: None,
+                oif: None,
+                fwmark: None,
+                fwmask: None,
+                priority: Some(100),
+                table: Some(100),
+                action: 1,
+            },
+        };
+        let got = after_lines(vec![
+            Line::Hold(addr("192.0.2.100")),
+            Line::Hold(route()),
+            Line::Hold(rule.clone()),
+        ]);
+        assert_eq!(
+            got,
+            vec![
+                rule.inverse(),
+                route().inverse(),
+                addr("192.0.2.100").inverse()
             ]
         );
     }

@@ -214,6 +214,13 @@ impl Instance {
                 .filter(|r| !old.routes.contains(r))
                 .cloned()
                 .collect(),
+            rules: self
+                .owned
+                .rules
+                .iter()
+                .filter(|r| !old.rules.contains(r))
+                .cloned()
+                .collect(),
         };
         let removed = Owned {
             instance: self.cfg.name.clone(),
@@ -227,6 +234,12 @@ impl Instance {
                 .routes
                 .iter()
                 .filter(|r| !self.owned.routes.contains(r))
+                .cloned()
+                .collect(),
+            rules: old
+                .rules
+                .iter()
+                .filter(|r| !self.owned.rules.contains(r))
                 .cloned()
                 .collect(),
         };

@@ -235,7 +235,10 @@ impl Daemon {
             return false; // another of its interfaces is missing now: nothing to place
         };
         let inst = &mut self.instances[i];
-        if owned.addrs == inst.owned.addrs && owned.routes == inst.owned.routes {
+        if owned.addrs == inst.owned.addrs
+            && owned.routes == inst.owned.routes
+            && owned.rules == inst.owned.rules
+        {
             return false;
         }
         info!(parent: &inst.span, "an interface of its VIPs or routes was made again: following it");

@@ -260,6 +260,11 @@ impl Daemon {
             daemon.instances.push(Instance::new(inst.clone(), wiring));
         }
         daemon.vips.flush();
+        if cfg.instances.iter().any(|i| i.drops_vip_traffic()) {
+            daemon.vips.open_firewall().context(
+                "`accept #false` drops traffic to VIPs with nftables: cannot make the table inet upkeep",
+            )?;
+        }
         daemon.cfg = cfg;
         for def in daemon.cfg.checks.clone() {
             let plugin = prepared.check_plugins.get(&def.name).cloned();
@@ -397,6 +402,7 @@ impl Daemon {
         for name in vmacs {
             self.wires.remove_vmac(&name).await;
         }
+        self.vips.close_firewall();
         // notify-stop commands were queued by the last transitions: let them run.
         if let Some(n) = self.notifier.take() {
             n.shutdown().await;
@@ -732,7 +738,7 @@ impl Daemon {
                 .owned
                 .addrs
                 .iter()
-                .any(|&(index, addr, _)| index == ev.index && addr == ev.addr);
+                .any(|&(index, addr, ..)| index == ev.index && addr == ev.addr);
             if !ours || !inst.stats.vips_held {
                 continue;
             }
@@ -772,6 +778,16 @@ impl Daemon {
         }
     }
 
+    /// The VIPs whose traffic is dropped now: those of masters with `accept #false` that are
+    /// not the address owner (RFC 5798 6.4.3). A backup holds no VIP, so has none to drop.
+    fn drops_wanted(&self) -> std::collections::BTreeSet<IpAddr> {
+        self.instances
+            .iter()
+            .filter(|i| i.stats.vips_held && i.cfg.drops_vip_traffic())
+            .flat_map(|i| i.vip_addrs.iter().copied())
+            .collect()
+    }
+
     /// Run queued events through the state machines until none are left, then apply their
     /// address changes in one netlink batch, and only then announce the takeovers: clients
     /// moved by a gratuitous ARP find the address already there.
@@ -786,6 +802,8 @@ impl Daemon {
                 break;
             }
         }
+        let drops = self.drops_wanted();
+        self.vips.want_dropped(drops);
         self.vips.flush();
         for i in std::mem::take(&mut self.announce_queue) {
             let inst = &self.instances[i];
@@ -1024,7 +1042,8 @@ async fn leftovers(
     owned: &vips::Owned,
 ) -> vips::Owned {
     let mut addrs = Vec::new();
-    for &(index, addr, prefix_len) in &owned.addrs {
+    for (index, addr, prefix_len, opts) in &owned.addrs {
+        let (index, addr) = (*index, *addr);
         if let std::collections::hash_map::Entry::Vacant(slot) = present.entry(index) {
             slot.insert(match nl.addresses(index).await {
                 Ok(list) => Some(list.into_iter().map(|(a, _)| a).collect()),
@@ -1038,13 +1057,14 @@ async fn leftovers(
             .as_ref()
             .is_none_or(|there| there.contains(&addr))
         {
-            addrs.push((index, addr, prefix_len));
+            addrs.push((index, addr, *prefix_len, opts.clone()));
         }
     }
     vips::Owned {
         instance: owned.instance.clone(),
         addrs,
         routes: owned.routes.clone(),
+        rules: owned.rules.clone(),
     }
 }
 

@@ -5,31 +5,36 @@
 //! address makes clients send to a host that drops their packets), and a thread in between would
 //! add its wake-up to every takeover. keepalived does the same.
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::guard::Guard;
-use crate::net::netlink::Route;
+use crate::net::firewall::Firewall;
+use crate::net::netlink::{AddrOptions, NextHop, Route, Rule};
 use crate::net::netlink_batch::{BatchSocket, NetlinkChange};
 
 /// Everything an instance puts on the host while master, resolved to interface indexes.
 #[derive(Debug, Clone)]
 pub(super) struct Owned {
     pub instance: String,
-    pub addrs: Vec<(u32, IpAddr, u8)>,
+    /// (interface index, address, prefix length, options).
+    pub addrs: Vec<(u32, IpAddr, u8, AddrOptions)>,
     pub routes: Vec<(u32, Route)>,
+    pub rules: Vec<Rule>,
 }
 
 impl Owned {
     /// Addresses first: a route via the VIP's subnet needs the address.
     fn adds(&self, out: &mut Vec<NetlinkChange>) {
-        for &(index, addr, prefix_len) in &self.addrs {
+        for (index, addr, prefix_len, opts) in &self.addrs {
             out.push(NetlinkChange::AddAddress {
-                index,
-                addr,
-                prefix_len,
+                index: *index,
+                addr: *addr,
+                prefix_len: *prefix_len,
+                opts: opts.clone(),
             });
         }
         for (index, route) in &self.routes {
@@ -38,21 +43,29 @@ impl Owned {
                 route: route.clone(),
             });
         }
+        // Rules last: one sending traffic to a table finds its routes there.
+        for rule in &self.rules {
+            out.push(NetlinkChange::AddRule { rule: rule.clone() });
+        }
     }
 
-    /// Routes first, the reverse of [`Owned::adds`].
+    /// Rules, then routes, then addresses: the reverse of [`Owned::adds`].
     fn removes(&self, out: &mut Vec<NetlinkChange>) {
+        for rule in &self.rules {
+            out.push(NetlinkChange::DelRule { rule: rule.clone() });
+        }
         for (index, route) in &self.routes {
             out.push(NetlinkChange::DelRoute {
                 index: *index,
                 route: route.clone(),
             });
         }
-        for &(index, addr, prefix_len) in &self.addrs {
+        for (index, addr, prefix_len, opts) in &self.addrs {
             out.push(NetlinkChange::DelAddress {
-                index,
-                addr,
-                prefix_len,
+                index: *index,
+                addr: *addr,
+                prefix_len: *prefix_len,
+                opts: opts.clone(),
             });
         }
     }
@@ -68,6 +81,63 @@ impl From<&upkeep_config::Route> for Route {
             dev: r.dev.clone(),
             metric: r.metric,
             table: r.table,
+            src: r.src,
+            scope: r.scope,
+            kind: match r.kind {
+                upkeep_config::RouteKind::Unicast => crate::net::netlink::ROUTE_UNICAST,
+                upkeep_config::RouteKind::Blackhole => 6,
+                upkeep_config::RouteKind::Unreachable => 7,
+                upkeep_config::RouteKind::Prohibit => 8,
+                upkeep_config::RouteKind::Throw => 9,
+            },
+            // Interfaces are resolved by the wiring, which knows them.
+            nexthops: r
+                .nexthops
+                .iter()
+                .map(|h| NextHop {
+                    via: h.via,
+                    index: 0,
+                    weight: h.weight,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The driver's options for a configured VIP's.
+impl From<&upkeep_config::VipOptions> for AddrOptions {
+    fn from(o: &upkeep_config::VipOptions) -> Self {
+        AddrOptions {
+            label: o.label.clone(),
+            scope: o.scope,
+            broadcast: o.broadcast,
+            dad: o.dad,
+            preferred_lft: o.preferred_lft,
+        }
+    }
+}
+
+/// The driver's rule for a configured one.
+impl From<&upkeep_config::Rule> for Rule {
+    fn from(r: &upkeep_config::Rule) -> Self {
+        use upkeep_config::RuleAction as A;
+        let (table, action) = match r.action {
+            A::Table(t) => (Some(t), 1),
+            A::Blackhole => (None, 6),
+            A::Unreachable => (None, 7),
+            A::Prohibit => (None, 8),
+        };
+        Rule {
+            v6: r.v6,
+            from: r.from,
+            to: r.to,
+            iif: r.iif.clone(),
+            oif: r.oif.clone(),
+            fwmark: r.fwmark,
+            fwmask: r.fwmask,
+            priority: r.priority,
+            table,
+            action,
         }
     }
 }
@@ -80,6 +150,12 @@ pub(super) struct VipWriter {
     changes: Vec<NetlinkChange>,
     /// The instance each change is for (same index), for the log.
     owners: Vec<Arc<str>>,
+    /// The nftables table for VIPs whose traffic is dropped (Accept_Mode false); made when
+    /// first needed.
+    firewall: Option<Firewall>,
+    /// What the drop sets hold, and what they should hold after the next flush.
+    dropped: BTreeSet<IpAddr>,
+    drop_wanted: BTreeSet<IpAddr>,
 }
 
 impl VipWriter {
@@ -97,7 +173,82 @@ impl VipWriter {
             guard,
             changes: Vec::new(),
             owners: Vec::new(),
+            firewall: None,
+            dropped: BTreeSet::new(),
+            drop_wanted: BTreeSet::new(),
         })
+    }
+
+    /// Makes the nftables table now (at start-up, when an instance will need it): a host
+    /// without nftables is then an error before the first election, not a warning after it.
+    /// It also replaces a table a killed daemon left.
+    pub(super) fn open_firewall(&mut self) -> std::io::Result<()> {
+        if self.firewall.is_none() {
+            self.firewall = Some(Firewall::create()?);
+            self.dropped.clear();
+        }
+        Ok(())
+    }
+
+    /// The VIPs whose traffic is to be dropped from the next [`VipWriter::flush`] on.
+    pub(super) fn want_dropped(&mut self, addrs: BTreeSet<IpAddr>) {
+        self.drop_wanted = addrs;
+    }
+
+    /// Removes the nftables table, if it was made (the daemon is stopping).
+    pub(super) fn close_firewall(&mut self) {
+        if let Some(fw) = self.firewall.take() {
+            if let Err(e) = fw.remove() {
+                warn!("cannot remove the nftables table inet upkeep: {e}");
+            }
+            self.dropped.clear();
+        }
+    }
+
+    /// Brings the drop sets to `drop_wanted` for the addresses `pick` selects (additions
+    /// before the netlink batch, so a VIP appears already guarded; removals after it).
+    fn sync_drops(&mut self, additions: bool) {
+        let (add, del): (Vec<IpAddr>, Vec<IpAddr>) = if additions {
+            (
+                self.drop_wanted
+                    .difference(&self.dropped)
+                    .copied()
+                    .collect(),
+                Vec::new(),
+            )
+        } else {
+            (
+                Vec::new(),
+                self.dropped
+                    .difference(&self.drop_wanted)
+                    .copied()
+                    .collect(),
+            )
+        };
+        if add.is_empty() && del.is_empty() {
+            return;
+        }
+        if self.firewall.is_none() {
+            if let Err(e) = self.open_firewall() {
+                warn!("cannot make the nftables table that drops traffic to VIPs (accept #false): {e}");
+                return;
+            }
+            info!("made the nftables table inet upkeep (accept #false)");
+        }
+        let Some(fw) = self.firewall.as_mut() else {
+            return;
+        };
+        match fw.update(&add, &del) {
+            Ok(()) => {
+                self.dropped.extend(&add);
+                for a in &del {
+                    self.dropped.remove(a);
+                }
+            }
+            Err(e) => {
+                warn!("cannot update the nftables drop set (adding {add:?}, removing {del:?}): {e}")
+            }
+        }
     }
 
     pub(super) fn add(&mut self, o: &Owned) {
@@ -117,7 +268,9 @@ impl VipWriter {
 
     /// Applies everything queued, in order, in one batch; failures are logged.
     pub(super) fn flush(&mut self) {
+        self.sync_drops(true);
         if self.changes.is_empty() {
+            self.sync_drops(false);
             return;
         }
         if let Some(g) = &mut self.guard {
@@ -137,5 +290,6 @@ impl VipWriter {
         }
         self.changes.clear();
         self.owners.clear();
+        self.sync_drops(false);
     }
 }

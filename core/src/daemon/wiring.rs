@@ -440,7 +440,7 @@ impl Interfaces {
                 Some(d) => self.link(d).await?.index,
                 None => own,
             };
-            addrs.push((index, v.addr, v.prefix_len));
+            addrs.push((index, v.addr, v.prefix_len, (&v.opts).into()));
         }
         let mut routes = Vec::new();
         for r in &inst.routes {
@@ -448,12 +448,20 @@ impl Interfaces {
                 Some(d) => self.link(d).await?.index,
                 None => own,
             };
-            routes.push((index, r.into()));
+            let mut route: crate::net::netlink::Route = r.into();
+            for (hop, cfg) in route.nexthops.iter_mut().zip(&r.nexthops) {
+                hop.index = match &cfg.dev {
+                    Some(d) => self.link(d).await?.index,
+                    None => index,
+                };
+            }
+            routes.push((index, route));
         }
         Ok(Arc::new(Owned {
             instance: inst.name.clone(),
             addrs,
             routes,
+            rules: inst.rules.iter().map(Into::into).collect(),
         }))
     }
 }
@@ -473,6 +481,11 @@ pub(super) fn interfaces_of(inst: &InstanceConfig) -> impl Iterator<Item = &Stri
     std::iter::once(&inst.interface)
         .chain(inst.vips.iter().filter_map(|v| v.dev.as_ref()))
         .chain(inst.routes.iter().filter_map(|r| r.dev.as_ref()))
+        .chain(
+            inst.routes
+                .iter()
+                .flat_map(|r| r.nexthops.iter().filter_map(|h| h.dev.as_ref())),
+        )
 }
 
 /// The address we advertise from: the interface's first IPv4 address that is not a VIP, or its

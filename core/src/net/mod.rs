@@ -1,8 +1,9 @@
 //! Thin IO drivers around the sans-IO protocol: raw VRRP sockets, netlink (addresses, routes,
-//! link state) and gratuitous ARP / unsolicited NA.
+//! link state), gratuitous ARP / unsolicited NA, and the nftables drop set for VIPs.
 
 pub mod announce;
 pub mod filter;
+pub mod firewall;
 pub mod netlink;
 pub mod netlink_batch;
 pub mod sock_diag;

@@ -43,6 +43,100 @@ pub struct Route {
     pub dev: Option<String>,
     pub metric: Option<u32>,
     pub table: Option<u32>,
+    /// Preferred source (RTA_PREFSRC).
+    pub src: Option<IpAddr>,
+    pub scope: Option<u8>,
+    /// The kernel's route type (RTN_*): 1 unicast, 6 blackhole, 7 unreachable, 8 prohibit,
+    /// 9 throw. Types other than unicast go out with no gateway or interface.
+    pub kind: u8,
+    /// Multipath (RTA_MULTIPATH); empty: the single path of `via` and the index given.
+    pub nexthops: Vec<NextHop>,
+}
+
+/// A policy routing rule (`ip rule add ...`): plain data of the driver's own, as [`Route`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Rule {
+    pub v6: bool,
+    pub from: Option<(IpAddr, u8)>,
+    pub to: Option<(IpAddr, u8)>,
+    /// Interface names (FRA_IIFNAME / FRA_OIFNAME: the kernel matches them by name).
+    pub iif: Option<String>,
+    pub oif: Option<String>,
+    pub fwmark: Option<u32>,
+    pub fwmask: Option<u32>,
+    pub priority: Option<u32>,
+    /// Look up this table; None: `action` alone.
+    pub table: Option<u32>,
+    /// FR_ACT_*: 1 to table, 6 blackhole, 7 unreachable, 8 prohibit.
+    pub action: u8,
+}
+
+pub(crate) fn rule_message(rule: &Rule) -> netlink_packet_route::rule::RuleMessage {
+    use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
+    let mut m = RuleMessage::default();
+    m.header.family = if rule.v6 {
+        netlink_packet_route::AddressFamily::Inet6
+    } else {
+        netlink_packet_route::AddressFamily::Inet
+    };
+    m.header.action = RuleAction::from(rule.action);
+    if let Some((a, len)) = rule.from {
+        m.header.src_len = len;
+        m.attributes.push(RuleAttribute::Source(a));
+    }
+    if let Some((a, len)) = rule.to {
+        m.header.dst_len = len;
+        m.attributes.push(RuleAttribute::Destination(a));
+    }
+    if let Some(i) = &rule.iif {
+        m.attributes.push(RuleAttribute::Iifname(i.clone()));
+    }
+    if let Some(o) = &rule.oif {
+        m.attributes.push(RuleAttribute::Oifname(o.clone()));
+    }
+    if let Some(f) = rule.fwmark {
+        m.attributes.push(RuleAttribute::FwMark(f));
+    }
+    if let Some(f) = rule.fwmask {
+        m.attributes.push(RuleAttribute::FwMask(f));
+    }
+    if let Some(p) = rule.priority {
+        m.attributes.push(RuleAttribute::Priority(p));
+    }
+    if let Some(t) = rule.table {
+        m.header.table = u8::try_from(t).unwrap_or(252); // RT_TABLE_COMPAT
+        m.attributes.push(RuleAttribute::Table(t));
+    }
+    m
+}
+
+/// RTN_UNICAST.
+pub const ROUTE_UNICAST: u8 = 1;
+
+/// One path of a multipath route.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct NextHop {
+    pub via: Option<IpAddr>,
+    /// The interface it goes out of (resolved from the config's name, or the route's).
+    pub index: u32,
+    /// 1..=256.
+    pub weight: u16,
+}
+
+/// How the kernel is to hold an address (`ip addr add ... label L scope S brd B nodad
+/// preferred_lft N`). The default: scope global, the subnet's broadcast, no duplicate address
+/// detection for IPv6, preferred and valid forever.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct AddrOptions {
+    /// IPv4 only (IFA_LABEL).
+    pub label: Option<String>,
+    pub scope: Option<u8>,
+    /// IPv4 only (IFA_BROADCAST); None: host bits all set.
+    pub broadcast: Option<std::net::Ipv4Addr>,
+    /// IPv6: let the kernel run duplicate address detection (no IFA_F_NODAD).
+    pub dad: bool,
+    /// Seconds (IFA_CACHEINFO's preferred lifetime; valid stays forever); None: forever.
+    pub preferred_lft: Option<u32>,
 }
 
 /// What the daemon needs to know of an interface.
@@ -258,38 +352,60 @@ pub(crate) fn route_message(
     route: &Route,
     index: u32,
 ) -> netlink_packet_route::route::RouteMessage {
-    match (route.dest, route.via) {
-        (IpAddr::V4(dest), via) => {
-            let mut b = RouteMessageBuilder::<std::net::Ipv4Addr>::new()
-                .destination_prefix(dest, route.prefix_len)
-                .output_interface(index);
-            if let Some(IpAddr::V4(gw)) = via {
-                b = b.gateway(gw);
-            }
-            if let Some(m) = route.metric {
-                b = b.priority(m);
-            }
-            if let Some(t) = route.table {
-                b = b.table_id(t);
-            }
-            b.build()
-        }
-        (IpAddr::V6(dest), via) => {
-            let mut b = RouteMessageBuilder::<std::net::Ipv6Addr>::new()
-                .destination_prefix(dest, route.prefix_len)
-                .output_interface(index);
-            if let Some(IpAddr::V6(gw)) = via {
-                b = b.gateway(gw);
-            }
-            if let Some(m) = route.metric {
-                b = b.priority(m);
-            }
-            if let Some(t) = route.table {
-                b = b.table_id(t);
-            }
-            b.build()
-        }
+    use netlink_packet_route::route::{
+        RouteAddress, RouteAttribute, RouteNextHop, RouteScope, RouteType,
+    };
+    let addr = |ip: IpAddr| match ip {
+        IpAddr::V4(a) => RouteAddress::Inet(a),
+        IpAddr::V6(a) => RouteAddress::Inet6(a),
+    };
+    let unicast = route.kind == ROUTE_UNICAST;
+    let mut m = match route.dest {
+        IpAddr::V4(dest) => RouteMessageBuilder::<std::net::Ipv4Addr>::new()
+            .destination_prefix(dest, route.prefix_len)
+            .build(),
+        IpAddr::V6(dest) => RouteMessageBuilder::<std::net::Ipv6Addr>::new()
+            .destination_prefix(dest, route.prefix_len)
+            .build(),
+    };
+    m.header.kind = RouteType::from(route.kind);
+    if let Some(s) = route.scope {
+        m.header.scope = RouteScope::from(s);
     }
+    // The kernel refuses a gateway, interface or paths on a route that goes nowhere.
+    if unicast && route.nexthops.is_empty() {
+        m.attributes.push(RouteAttribute::Oif(index));
+        if let Some(gw) = route.via.filter(|v| v.is_ipv6() == route.dest.is_ipv6()) {
+            m.attributes.push(RouteAttribute::Gateway(addr(gw)));
+        }
+    } else if unicast {
+        let hops = route
+            .nexthops
+            .iter()
+            .map(|h| {
+                let mut nh = RouteNextHop::default();
+                nh.interface_index = h.index;
+                nh.hops = u8::try_from(h.weight.saturating_sub(1)).unwrap_or(u8::MAX);
+                if let Some(gw) = h.via {
+                    nh.attributes.push(RouteAttribute::Gateway(addr(gw)));
+                }
+                nh
+            })
+            .collect();
+        m.attributes.push(RouteAttribute::MultiPath(hops));
+    }
+    if let Some(src) = route.src {
+        m.attributes.push(RouteAttribute::PrefSource(addr(src)));
+    }
+    if let Some(p) = route.metric {
+        m.attributes.push(RouteAttribute::Priority(p));
+    }
+    if let Some(t) = route.table {
+        // The header holds 8 bits; RTA_TABLE the rest (as the builder does).
+        m.header.table = u8::try_from(t).unwrap_or(252); // RT_TABLE_COMPAT
+        m.attributes.push(RouteAttribute::Table(t));
+    }
+    m
 }
 
 fn link_from(msg: &LinkMessage) -> Link {

@@ -8,7 +8,7 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use netlink_packet_route::address::{AddressAttribute, AddressFlags};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressScope, CacheInfo};
 use netlink_packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_core::{
     NetlinkMessage, NetlinkPayload, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST,
@@ -16,7 +16,7 @@ use rtnetlink::packet_core::{
 use rtnetlink::sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use rtnetlink::AddressMessageBuilder;
 
-use super::netlink::{route_message, Route};
+use super::netlink::{route_message, rule_message, AddrOptions, Route, Rule};
 
 /// One change to the host's addresses or routes.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -25,11 +25,18 @@ pub enum NetlinkChange {
         index: u32,
         addr: IpAddr,
         prefix_len: u8,
+        /// Label, scope, broadcast... (a guard of an older daemon sends none: the default).
+        #[serde(default)]
+        opts: AddrOptions,
     },
+    /// Carries the options of the address it removes (so that it is the inverse of its
+    /// [`NetlinkChange::AddAddress`]); the kernel matches a removal by address alone.
     DelAddress {
         index: u32,
         addr: IpAddr,
         prefix_len: u8,
+        #[serde(default)]
+        opts: AddrOptions,
     },
     AddRoute {
         index: u32,
@@ -39,6 +46,12 @@ pub enum NetlinkChange {
         index: u32,
         route: Route,
     },
+    AddRule {
+        rule: Rule,
+    },
+    DelRule {
+        rule: Rule,
+    },
 }
 
 impl NetlinkChange {
@@ -46,8 +59,20 @@ impl NetlinkChange {
     pub fn is_add(&self) -> bool {
         matches!(
             self,
-            NetlinkChange::AddAddress { .. } | NetlinkChange::AddRoute { .. }
+            NetlinkChange::AddAddress { .. }
+                | NetlinkChange::AddRoute { .. }
+                | NetlinkChange::AddRule { .. }
         )
+    }
+
+    /// When it goes in a removal of everything: rules first (they may point at a table of
+    /// the routes), then routes (a route may need the address), then addresses.
+    pub fn removal_rank(&self) -> u8 {
+        match self {
+            NetlinkChange::AddRule { .. } | NetlinkChange::DelRule { .. } => 0,
+            NetlinkChange::AddRoute { .. } | NetlinkChange::DelRoute { .. } => 1,
+            NetlinkChange::AddAddress { .. } | NetlinkChange::DelAddress { .. } => 2,
+        }
     }
 
     pub fn is_route(&self) -> bool {
@@ -64,33 +89,41 @@ impl NetlinkChange {
                 index,
                 addr,
                 prefix_len,
+                opts,
             } => NetlinkChange::DelAddress {
                 index,
                 addr,
                 prefix_len,
+                opts,
             },
             NetlinkChange::DelAddress {
                 index,
                 addr,
                 prefix_len,
+                opts,
             } => NetlinkChange::AddAddress {
                 index,
                 addr,
                 prefix_len,
+                opts,
             },
             NetlinkChange::AddRoute { index, route } => NetlinkChange::DelRoute { index, route },
             NetlinkChange::DelRoute { index, route } => NetlinkChange::AddRoute { index, route },
+            NetlinkChange::AddRule { rule } => NetlinkChange::DelRule { rule },
+            NetlinkChange::DelRule { rule } => NetlinkChange::AddRule { rule },
         }
     }
 
     /// Whether the kernel's `errno` only says the change was already in place.
     fn already_done(&self, errno: i32) -> bool {
         match self {
-            NetlinkChange::AddAddress { .. } | NetlinkChange::AddRoute { .. } => {
-                errno == libc::EEXIST
-            }
+            NetlinkChange::AddAddress { .. }
+            | NetlinkChange::AddRoute { .. }
+            | NetlinkChange::AddRule { .. } => errno == libc::EEXIST,
             // ENODEV: the interface was deleted, and what it held with it.
-            NetlinkChange::DelAddress { .. } | NetlinkChange::DelRoute { .. } => {
+            NetlinkChange::DelAddress { .. }
+            | NetlinkChange::DelRoute { .. }
+            | NetlinkChange::DelRule { .. } => {
                 [libc::EADDRNOTAVAIL, libc::ESRCH, libc::ENOENT, libc::ENODEV].contains(&errno)
             }
         }
@@ -102,16 +135,24 @@ impl NetlinkChange {
                 index,
                 addr,
                 prefix_len,
+                opts,
             } => (
-                RouteNetlinkMessage::NewAddress(address_message(*index, *addr, *prefix_len)),
+                RouteNetlinkMessage::NewAddress(address_message(*index, *addr, *prefix_len, opts)),
                 NLM_F_CREATE | NLM_F_EXCL,
             ),
             NetlinkChange::DelAddress {
                 index,
                 addr,
                 prefix_len,
+                ..
             } => (
-                RouteNetlinkMessage::DelAddress(address_message(*index, *addr, *prefix_len)),
+                // By address alone: a label given here must match the kernel's.
+                RouteNetlinkMessage::DelAddress(address_message(
+                    *index,
+                    *addr,
+                    *prefix_len,
+                    &AddrOptions::default(),
+                )),
                 0,
             ),
             NetlinkChange::AddRoute { index, route } => (
@@ -122,6 +163,13 @@ impl NetlinkChange {
                 RouteNetlinkMessage::DelRoute(route_message(route, *index)),
                 0,
             ),
+            NetlinkChange::AddRule { rule } => (
+                RouteNetlinkMessage::NewRule(rule_message(rule)),
+                NLM_F_CREATE | NLM_F_EXCL,
+            ),
+            NetlinkChange::DelRule { rule } => {
+                (RouteNetlinkMessage::DelRule(rule_message(rule)), 0)
+            }
         };
         let mut msg = NetlinkMessage::from(payload);
         msg.header.flags = NLM_F_REQUEST | flags;
@@ -144,7 +192,41 @@ impl std::fmt::Display for NetlinkChange {
             NetlinkChange::DelRoute { route, .. } => {
                 write!(f, "removing route {}/{}", route.dest, route.prefix_len)
             }
+            NetlinkChange::AddRule { rule } => write!(f, "adding rule {}", RuleText(rule)),
+            NetlinkChange::DelRule { rule } => write!(f, "removing rule {}", RuleText(rule)),
         }
+    }
+}
+
+/// A rule as `ip rule` would write it, for the log.
+struct RuleText<'a>(&'a Rule);
+
+impl std::fmt::Display for RuleText<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r = self.0;
+        match r.from {
+            Some((a, l)) => write!(f, "from {a}/{l}")?,
+            None => f.write_str("from all")?,
+        }
+        if let Some((a, l)) = r.to {
+            write!(f, " to {a}/{l}")?;
+        }
+        if let Some(i) = &r.iif {
+            write!(f, " iif {i}")?;
+        }
+        if let Some(o) = &r.oif {
+            write!(f, " oif {o}")?;
+        }
+        if let Some(m) = r.fwmark {
+            write!(f, " fwmark {m:#x}")?;
+        }
+        if let Some(t) = r.table {
+            write!(f, " table {t}")?;
+        }
+        if let Some(p) = r.priority {
+            write!(f, " pref {p}")?;
+        }
+        Ok(())
     }
 }
 
@@ -152,23 +234,41 @@ fn address_message(
     index: u32,
     addr: IpAddr,
     prefix_len: u8,
+    opts: &AddrOptions,
 ) -> netlink_packet_route::address::AddressMessage {
-    match addr {
+    let mut m = match addr {
         IpAddr::V4(a) => AddressMessageBuilder::<Ipv4Addr>::new()
             .index(index)
             .address(a, prefix_len)
             .build(),
-        IpAddr::V6(a) => {
-            let mut m = AddressMessageBuilder::<Ipv6Addr>::new()
-                .index(index)
-                .address(a, prefix_len)
-                .build();
-            // A VIP must answer at once: duplicate address detection would hold it for a second.
-            m.attributes
-                .push(AddressAttribute::Flags(AddressFlags::Nodad));
-            m
-        }
+        IpAddr::V6(a) => AddressMessageBuilder::<Ipv6Addr>::new()
+            .index(index)
+            .address(a, prefix_len)
+            .build(),
+    };
+    // A VIP must answer at once: duplicate address detection would hold it for a second.
+    if addr.is_ipv6() && !opts.dad {
+        m.attributes
+            .push(AddressAttribute::Flags(AddressFlags::Nodad));
     }
+    if let Some(b) = opts.broadcast {
+        m.attributes
+            .retain(|a| !matches!(a, AddressAttribute::Broadcast(_)));
+        m.attributes.push(AddressAttribute::Broadcast(b));
+    }
+    if let Some(l) = &opts.label {
+        m.attributes.push(AddressAttribute::Label(l.clone()));
+    }
+    if let Some(s) = opts.scope {
+        m.header.scope = AddressScope::from(s);
+    }
+    if let Some(p) = opts.preferred_lft {
+        let mut info = CacheInfo::default();
+        info.ifa_preferred = p;
+        info.ifa_valid = u32::MAX; // forever
+        m.attributes.push(AddressAttribute::CacheInfo(info));
+    }
+    m
 }
 
 /// Largest batch in one `sendmsg` (the socket's send buffer is larger).
@@ -279,6 +379,7 @@ mod tests {
             index: 3,
             addr: "192.0.2.10".parse().unwrap(),
             prefix_len: 24,
+            opts: AddrOptions::default(),
         }
         .message();
         assert_eq!(add.header.flags, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL);
@@ -291,6 +392,10 @@ mod tests {
                 dev: None,
                 metric: None,
                 table: None,
+                src: None,
+                scope: None,
+                kind: crate::net::netlink::ROUTE_UNICAST,
+                nexthops: Vec::new(),
             },
         }
         .message();
@@ -299,10 +404,188 @@ mod tests {
 
     #[test]
     fn v6_addresses_skip_duplicate_address_detection() {
-        let msg = address_message(2, "2001:db8::10".parse().unwrap(), 64);
+        let msg = address_message(
+            2,
+            "2001:db8::10".parse().unwrap(),
+            64,
+            &AddrOptions::default(),
+        );
         assert!(msg
             .attributes
             .contains(&AddressAttribute::Flags(AddressFlags::Nodad)));
+    }
+
+    #[test]
+    fn address_options_go_into_the_request() {
+        let opts = AddrOptions {
+            label: Some("eth0:vip".into()),
+            scope: Some(253),
+            broadcast: Some("192.0.2.127".parse().unwrap()),
+            dad: false,
+            preferred_lft: Some(0),
+        };
+        let m = address_message(2, "192.0.2.10".parse().unwrap(), 24, &opts);
+        assert_eq!(m.header.scope, AddressScope::Link);
+        let brds: Vec<_> = m
+            .attributes
+            .iter()
+            .filter(|a| matches!(a, AddressAttribute::Broadcast(_)))
+            .collect();
+        // The builder's computed broadcast is replaced, not sent beside the configured one.
+        assert_eq!(
+            brds,
+            [&AddressAttribute::Broadcast("192.0.2.127".parse().unwrap())]
+        );
+        assert!(m
+            .attributes
+            .contains(&AddressAttribute::Label("eth0:vip".into())));
+        let info = m.attributes.iter().find_map(|a| match a {
+            AddressAttribute::CacheInfo(c) => Some(*c),
+            _ => None,
+        });
+        assert_eq!(
+            info.map(|c| (c.ifa_preferred, c.ifa_valid)),
+            Some((0, u32::MAX))
+        );
+        // IPv4 has no DAD: no flag. IPv6 with `nodad=#false`: DAD runs.
+        assert!(!m
+            .attributes
+            .iter()
+            .any(|a| matches!(a, AddressAttribute::Flags(_))));
+        let dad = AddrOptions {
+            dad: true,
+            ..AddrOptions::default()
+        };
+        let m = address_message(2, "2001:db8::10".parse().unwrap(), 64, &dad);
+        assert!(!m
+            .attributes
+            .contains(&AddressAttribute::Flags(AddressFlags::Nodad)));
+        // A removal is by address alone (the kernel compares a label it is given).
+        let del = NetlinkChange::DelAddress {
+            index: 2,
+            addr: "192.0.2.10".parse().unwrap(),
+            prefix_len: 24,
+            opts,
+        }
+        .message();
+        let NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelAddress(d)) = del.payload else {
+            panic!("not a removal")
+        };
+        assert!(!d
+            .attributes
+            .iter()
+            .any(|a| matches!(a, AddressAttribute::Label(_))));
+    }
+
+    #[test]
+    fn route_types_and_paths_go_into_the_request() {
+        use crate::net::netlink::NextHop;
+        use netlink_packet_route::route::{RouteAttribute, RouteType};
+        let base = Route {
+            dest: "198.51.100.0".parse().unwrap(),
+            prefix_len: 24,
+            via: Some("192.0.2.254".parse().unwrap()),
+            dev: None,
+            metric: Some(7),
+            table: Some(1000),
+            src: Some("192.0.2.100".parse().unwrap()),
+            scope: None,
+            kind: crate::net::netlink::ROUTE_UNICAST,
+            nexthops: Vec::new(),
+        };
+        let has = |m: &netlink_packet_route::route::RouteMessage,
+                   f: fn(&RouteAttribute) -> bool| { m.attributes.iter().any(f) };
+        let m = route_message(&base, 3);
+        assert!(m.attributes.contains(&RouteAttribute::Oif(3)));
+        assert!(m.attributes.contains(&RouteAttribute::Table(1000)));
+        assert!(m.attributes.contains(&RouteAttribute::Priority(7)));
+        assert!(has(&m, |a| matches!(a, RouteAttribute::PrefSource(_))));
+        assert!(has(&m, |a| matches!(a, RouteAttribute::Gateway(_))));
+        // A blackhole goes nowhere: the kernel refuses one with a gateway or an interface.
+        let hole = Route {
+            kind: 6,
+            via: None,
+            ..base.clone()
+        };
+        let m = route_message(&hole, 3);
+        assert_eq!(m.header.kind, RouteType::BlackHole);
+        assert!(!has(&m, |a| matches!(
+            a,
+            RouteAttribute::Oif(_) | RouteAttribute::Gateway(_)
+        )));
+        // Multipath: one RTA_MULTIPATH with each path's interface, gateway and weight - 1.
+        let multi = Route {
+            via: None,
+            nexthops: vec![
+                NextHop {
+                    via: Some("192.0.2.253".parse().unwrap()),
+                    index: 3,
+                    weight: 2,
+                },
+                NextHop {
+                    via: None,
+                    index: 4,
+                    weight: 256,
+                },
+            ],
+            ..base
+        };
+        let m = route_message(&multi, 3);
+        assert!(!has(&m, |a| matches!(a, RouteAttribute::Oif(_))));
+        let hops = m
+            .attributes
+            .iter()
+            .find_map(|a| match a {
+                RouteAttribute::MultiPath(h) => Some(h.clone()),
+                _ => None,
+            })
+            .expect("RTA_MULTIPATH");
+        assert_eq!(
+            hops.iter()
+                .map(|h| (h.interface_index, h.hops, h.attributes.len()))
+                .collect::<Vec<_>>(),
+            [(3, 1, 1), (4, 255, 0)]
+        );
+    }
+
+    #[test]
+    fn rules_go_into_the_request() {
+        use netlink_packet_route::rule::{RuleAction, RuleAttribute};
+        let rule = Rule {
+            v6: false,
+            from: Some(("192.0.2.100".parse().unwrap(), 32)),
+            to: Some(("198.51.100.0".parse().unwrap(), 24)),
+            iif: Some("eth0".into()),
+            oif: None,
+            fwmark: Some(16),
+            fwmask: Some(255),
+            priority: Some(100),
+            table: Some(1000),
+            action: 1,
+        };
+        let add = NetlinkChange::AddRule { rule: rule.clone() };
+        assert!(add.is_add() && add.already_done(libc::EEXIST));
+        assert!(add.inverse().already_done(libc::ENOENT));
+        assert_eq!(add.removal_rank(), 0);
+        let m = rule_message(&rule);
+        assert_eq!((m.header.src_len, m.header.dst_len), (32, 24));
+        assert_eq!(m.header.action, RuleAction::ToTable);
+        for a in [
+            RuleAttribute::Source("192.0.2.100".parse().unwrap()),
+            RuleAttribute::Iifname("eth0".into()),
+            RuleAttribute::FwMark(16),
+            RuleAttribute::FwMask(255),
+            RuleAttribute::Priority(100),
+            RuleAttribute::Table(1000),
+        ] {
+            assert!(m.attributes.contains(&a), "{a:?} missing: {m:?}");
+        }
+        let hole = rule_message(&Rule {
+            table: None,
+            action: 6,
+            ..rule
+        });
+        assert_eq!(hole.header.action, RuleAction::Blackhole);
     }
 
     /// In a network namespace of its own (a thread that unshares it: needs root), with only `lo`.
@@ -320,6 +603,7 @@ mod tests {
                 index,
                 addr: a.parse().unwrap(),
                 prefix_len: 24,
+                opts: AddrOptions::default(),
             };
             let changes = [
                 addr(1, "192.0.2.1"),
@@ -329,6 +613,7 @@ mod tests {
                     index: 1,
                     addr: "198.51.100.1".parse().unwrap(),
                     prefix_len: 24,
+                    opts: AddrOptions::default(),
                 }, // already absent: success
             ];
             let failed = sock.apply(&changes);
@@ -349,6 +634,7 @@ mod tests {
             index: 1,
             addr: "192.0.2.1".parse().unwrap(),
             prefix_len: 24,
+            opts: AddrOptions::default(),
         };
         assert!(add.already_done(libc::EEXIST));
         assert!(!add.already_done(libc::EADDRNOTAVAIL));
@@ -356,6 +642,7 @@ mod tests {
             index: 1,
             addr: "192.0.2.1".parse().unwrap(),
             prefix_len: 24,
+            opts: AddrOptions::default(),
         };
         assert!(del.already_done(libc::EADDRNOTAVAIL));
         assert!(!del.already_done(libc::EEXIST));

@@ -11,7 +11,7 @@ use super::schema::{example, INSTANCE_KEYS, SYNC_GROUP_KEYS};
 use super::validate::{head, positional, prop, Seen, Validator};
 use super::value::family;
 use crate::model::{
-    InitialState, InstanceConfig, Notify, Route, SyncGroup, Track, Vip, Vmac, VrrpVersion,
+    InitialState, InstanceConfig, Notify, SyncGroup, Track, Vip, Vmac, VrrpVersion,
     MASTER_DOWN_ADVERTS, MAX_ADVERTISED_VIPS, RFC_MASTER_DOWN_ADVERTS,
 };
 
@@ -49,24 +49,6 @@ pub(super) struct GroupDraft {
     pub(super) name_span: SourceSpan,
     pub(super) member_at: Vec<SourceSpan>,
     pub(super) hook_at: Vec<SourceSpan>,
-}
-
-/// The address with the host bits cleared.
-fn network_of(ip: IpAddr, prefix_len: u8) -> IpAddr {
-    match ip {
-        IpAddr::V4(v4) => {
-            let mask = u32::MAX
-                .checked_shl(32 - u32::from(prefix_len))
-                .unwrap_or(0);
-            IpAddr::V4((u32::from(v4) & mask).into())
-        }
-        IpAddr::V6(v6) => {
-            let mask = u128::MAX
-                .checked_shl(128 - u32::from(prefix_len))
-                .unwrap_or(0);
-            IpAddr::V6((u128::from(v6) & mask).into())
-        }
-    }
 }
 
 impl Validator<'_> {
@@ -121,6 +103,7 @@ impl Validator<'_> {
             advert_interval: Duration::from_secs(1),
             version: VrrpVersion::V3,
             preempt: true,
+            accept: true,
             preempt_delay: Duration::ZERO,
             master_down_adverts: RFC_MASTER_DOWN_ADVERTS,
             auth_pass: None,
@@ -129,6 +112,7 @@ impl Validator<'_> {
             unicast_peers: Vec::new(),
             vips: Vec::new(),
             routes: Vec::new(),
+            rules: Vec::new(),
             tracks: Vec::new(),
             notify: Notify::default(),
             vmac: None,
@@ -138,6 +122,10 @@ impl Validator<'_> {
         let mut track_at = Vec::new();
         let mut hook_at = Vec::new();
         let mut master_down_adverts = None;
+        // Rules that match no address: of the instance's family, known once its VIPs are.
+        let mut unfamilied: Vec<usize> = Vec::new();
+        // (index in cfg.vips, where its label is): checked once the interface is known.
+        let mut labels: Vec<(usize, SourceSpan)> = Vec::new();
         let (mut interface_ok, mut vrid_ok) = (false, false);
         let mut seen = Seen::new();
         for child in body.nodes() {
@@ -200,6 +188,11 @@ impl Validator<'_> {
                     }
                     cfg.preempt = false;
                 }
+                "accept" => {
+                    if let Some(b) = self.flag(child) {
+                        cfg.accept = b;
+                    }
+                }
                 "preempt-delay" => {
                     if let Some(d) = self.one_duration(child) {
                         cfg.preempt_delay = d;
@@ -228,7 +221,15 @@ impl Validator<'_> {
                 "unicast-peer" => self.peers(child, &mut cfg.unicast_peers, &mut at.peers),
                 "vip" => {
                     at.vip_nodes += 1;
-                    if let Some((vip, span)) = self.vip(child) {
+                    if let Some(super::addresses::VipAt {
+                        vip,
+                        span,
+                        label_at,
+                    }) = self.vip(child)
+                    {
+                        if let Some(l) = label_at {
+                            labels.push((cfg.vips.len(), l));
+                        }
                         if let Some(i) = cfg.vips.iter().position(|v| v.addr == vip.addr) {
                             let line = self.line_of(at.vips[i]);
                             self.report(
@@ -245,6 +246,21 @@ impl Validator<'_> {
                 }
                 "route" => cfg.routes.extend(self.route(child)),
                 "use-vmac" => cfg.vmac = self.vmac(child),
+                "rule" => {
+                    if let Some((rule, family_known)) = self.rule(child) {
+                        if cfg.rules.contains(&rule) {
+                            self.report(
+                                super::validate::head(child),
+                                "this rule is listed twice",
+                                "listed again",
+                                "remove one",
+                            );
+                        } else {
+                            unfamilied.extend((!family_known).then_some(cfg.rules.len()));
+                            cfg.rules.push(rule);
+                        }
+                    }
+                }
                 "track" => {
                     if let Some((track, span)) = self.track(child) {
                         if cfg.tracks.iter().any(|t| t.check == track.check) {
@@ -270,6 +286,11 @@ impl Validator<'_> {
         if let Some(v) = cfg.vmac.as_mut().filter(|v| v.name.is_empty()) {
             v.name = format!("vrrp.{}", cfg.vrid);
         }
+        self.labels_match(&cfg, &labels);
+        let v6 = cfg.is_ipv6();
+        for i in unfamilied {
+            cfg.rules[i].v6 = v6;
+        }
         self.instance_rules(node, &cfg, &at, &seen);
         Some(InstanceDraft {
             vrid_at: seen.get("vrid").copied(),
@@ -280,6 +301,27 @@ impl Validator<'_> {
             hook_at,
             master_down_adverts,
         })
+    }
+
+    /// A VIP's label must start with its interface's name, as `ip addr add` requires (the
+    /// kernel shows it as that interface's alias, `eth0:vip`).
+    fn labels_match(&mut self, cfg: &InstanceConfig, labels: &[(usize, SourceSpan)]) {
+        for &(i, span) in labels {
+            let Some(vip) = cfg.vips.get(i) else { continue };
+            let dev = vip.dev.as_deref().unwrap_or(&cfg.interface);
+            let Some(label) = &vip.opts.label else {
+                continue;
+            };
+            if dev.is_empty() || label.starts_with(dev) {
+                continue;
+            }
+            self.report(
+                span,
+                format!("label `{label}` of vip {} does not start with its interface's name `{dev}`", vip.addr),
+                "not the interface's",
+                format!("start it with the interface's name, like label=\"{dev}:vip\" (`ip addr` refuses other labels too)"),
+            );
+        }
     }
 
     /// `master-down-adverts N`: 3 (the RFCs) to 20.
@@ -532,28 +574,6 @@ impl Validator<'_> {
         }
     }
 
-    fn vip(&mut self, node: &KdlNode) -> Option<(Vip, SourceSpan)> {
-        let entry = self.one_arg(node, &["dev", "advertise"])?;
-        let dev = prop(node, "dev").and_then(|e| self.interface_name(e, "vip"));
-        let advertise = match prop(node, "advertise") {
-            Some(e) => self.boolean(e, "vip")?,
-            None => true,
-        };
-        let (addr, prefix_len) = self.prefix(entry, "vip")?;
-        if !self.usable(addr, entry, "vip") {
-            return None;
-        }
-        Some((
-            Vip {
-                addr,
-                prefix_len,
-                dev,
-                advertise,
-            },
-            entry.span(),
-        ))
-    }
-
     /// `use-vmac`, `use-vmac "name"`, with `xmit-base=#true`; the name defaults to
     /// `vrrp.VRID` once the VRID is known (see [`default_vmac_name`]).
     fn vmac(&mut self, node: &KdlNode) -> Option<Vmac> {
@@ -576,54 +596,6 @@ impl Validator<'_> {
             }
         };
         Some(Vmac { name, xmit_base })
-    }
-
-    fn route(&mut self, node: &KdlNode) -> Option<Route> {
-        let entry = self.one_arg(node, &["via", "dev", "metric", "table"])?;
-        let dev = prop(node, "dev").and_then(|e| self.interface_name(e, "route"));
-        let metric = prop(node, "metric")
-            .and_then(|e| self.integer(e, "route", 0, u32::MAX.into()))
-            .map(|n| n as u32);
-        let table = prop(node, "table")
-            .and_then(|e| self.integer(e, "route", 1, u32::MAX.into()))
-            .map(|n| n as u32);
-        let (dest, prefix_len) = self.prefix(entry, "route")?;
-        let network = network_of(dest, prefix_len);
-        if network != dest {
-            self.report(
-                entry.span(),
-                format!("route destination {dest}/{prefix_len} has host bits set"),
-                "not a network address",
-                format!("write the network address: \"{network}/{prefix_len}\""),
-            );
-        }
-        let via = match prop(node, "via") {
-            Some(e) => {
-                let via = self.unicast_ip(e, "route");
-                if let Some(v) = via.filter(|v| v.is_ipv6() != dest.is_ipv6()) {
-                    self.report(
-                        e.span(),
-                        format!(
-                            "gateway {v} is {} but the destination is {}",
-                            family(&v),
-                            family(&dest)
-                        ),
-                        "other address family",
-                        "a route's gateway must be of the destination's address family",
-                    );
-                }
-                via
-            }
-            None => None,
-        };
-        Some(Route {
-            dest,
-            prefix_len,
-            via,
-            dev,
-            metric,
-            table,
-        })
     }
 
     fn track(&mut self, node: &KdlNode) -> Option<(Track, SourceSpan)> {

@@ -12,8 +12,10 @@
 //! - `suggest`: the closest known name to a misspelt one;
 //! - `validate`: the pass that collects problems, and the checks of a node's shape;
 //! - `document`, `check`, `instance`: the readers of each section;
+//! - `addresses`: what an instance puts on the host while master: VIPs, routes, rules;
 //! - `resolve`: rules across sections and references between them.
 
+mod addresses;
 mod check;
 mod document;
 mod error;

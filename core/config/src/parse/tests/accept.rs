@@ -132,12 +132,14 @@ fn full_example_parses() {
                 prefix_len: 24,
                 dev: None,
                 advertise: true,
+                opts: Default::default(),
             },
             Vip {
                 addr: "192.0.2.101".parse().unwrap(),
                 prefix_len: 32,
                 dev: Some("eth1".into()),
                 advertise: true,
+                opts: Default::default(),
             },
         ]
     );
@@ -150,6 +152,10 @@ fn full_example_parses() {
             dev: Some("eth0".into()),
             metric: Some(10),
             table: Some(100),
+            src: None,
+            scope: None,
+            kind: Default::default(),
+            nexthops: Vec::new(),
         }]
     );
     assert_eq!(
@@ -376,7 +382,7 @@ fn docs_examples_parse() {
     assert!(examples.len() >= 3, "{} examples", examples.len());
     let full = examples
         .iter()
-        .find(|c| !c.instances.is_empty())
+        .find(|c| !c.sync_groups.is_empty())
         .expect("the full example");
     assert_eq!(full.instances.len(), 2);
     assert_eq!(

@@ -2,6 +2,7 @@
 
 mod accept;
 mod checks;
+mod hosted;
 mod limits;
 mod problems;
 mod values;
