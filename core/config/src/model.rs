@@ -113,6 +113,73 @@ pub struct Global {
     pub lock_memory: bool,
     /// Default of [`InstanceConfig::master_down_adverts`] (`master-down-adverts`).
     pub master_down_adverts: u8,
+    /// Delay of the second round of announcements after becoming master (keepalived's
+    /// `garp_master_delay`); None (`"0s"`): no second round.
+    pub garp_delay: Option<Duration>,
+    /// Announcements per `garp-refresh` (keepalived's `garp_master_refresh_repeat`).
+    pub garp_refresh_repeat: u32,
+    /// Announcements a master sends when it hears a lower priority (keepalived's
+    /// `garp_lower_prio_repeat`); None: `garp_repeat`.
+    pub garp_lower_prio_repeat: Option<u32>,
+    /// Delay of their second round (`garp_lower_prio_delay`); None: `garp_delay`'s.
+    pub garp_lower_prio_delay: Option<Duration>,
+    /// Gap between the repeats of unsolicited neighbour advertisements (IPv6), as
+    /// `garp_interval` is for gratuitous ARP (keepalived's `vrrp_gna_interval`).
+    pub na_interval: Duration,
+    /// Default of [`InstanceConfig::lower_prio_no_advert`].
+    pub lower_prio_no_advert: bool,
+    /// Default of [`InstanceConfig::higher_prio_send_advert`].
+    pub higher_prio_send_advert: bool,
+}
+
+/// How an instance announces its VIPs (gratuitous ARP / unsolicited NA): `global`'s settings
+/// with the instance's own over them, resolved when the file is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Garp {
+    /// Announcements on becoming master, at least one.
+    pub repeat: u32,
+    /// Gap between them for IPv4 (gratuitous ARP).
+    pub interval: Duration,
+    /// Gap between them for IPv6 (unsolicited NA).
+    pub na_interval: Duration,
+    /// A second round of `repeat` this long after becoming master; None: none.
+    pub delay: Option<Duration>,
+    /// While master, `refresh_repeat` announcements this often; None: never.
+    pub refresh: Option<Duration>,
+    pub refresh_repeat: u32,
+    /// Announcements in answer to a lower-priority (or priority-0) advert while master; 0:
+    /// none.
+    pub lower_prio_repeat: u32,
+    /// A second round of `lower_prio_repeat` this long after such an answer; None: none.
+    pub lower_prio_delay: Option<Duration>,
+}
+
+/// keepalived's and upkeep's default delay of the second round of announcements.
+pub const DEFAULT_GARP_DELAY: Duration = Duration::from_secs(5);
+
+impl Garp {
+    /// The settings of an instance that sets none of its own: `global`'s.
+    pub fn from_global(g: &Global) -> Self {
+        Self {
+            repeat: g.garp_repeat.max(1),
+            interval: g.garp_interval,
+            na_interval: g.na_interval,
+            delay: g.garp_delay,
+            refresh: g.garp_refresh,
+            refresh_repeat: g.garp_refresh_repeat.max(1),
+            lower_prio_repeat: g.garp_lower_prio_repeat.unwrap_or(g.garp_repeat.max(1)),
+            lower_prio_delay: g
+                .garp_lower_prio_delay
+                .or(g.garp_delay)
+                .filter(|d| !d.is_zero()),
+        }
+    }
+}
+
+impl Default for Garp {
+    fn default() -> Self {
+        Self::from_global(&Global::default())
+    }
 }
 
 /// Master_Down_Interval is this many advert intervals plus Skew_Time in the RFCs.
@@ -139,6 +206,13 @@ impl Default for Global {
             script_security: true,
             metrics_listen: None,
             master_down_adverts: RFC_MASTER_DOWN_ADVERTS,
+            garp_delay: Some(DEFAULT_GARP_DELAY),
+            garp_refresh_repeat: 1,
+            garp_lower_prio_repeat: None,
+            garp_lower_prio_delay: None,
+            na_interval: Duration::ZERO,
+            lower_prio_no_advert: false,
+            higher_prio_send_advert: false,
         }
     }
 }
@@ -411,6 +485,16 @@ pub struct InstanceConfig {
     pub routes: Vec<Route>,
     pub tracks: Vec<Track>,
     pub notify: Notify,
+    /// Gratuitous ARP / NA settings (`global`'s, with the instance's own over them).
+    pub garp: Garp,
+    /// A master that hears a lower priority does not answer with an advert of its own (the
+    /// RFCs' behaviour; keepalived's `lower_prio_no_advert`). It still re-announces the VIPs
+    /// (`garp-lower-prio-repeat`).
+    pub lower_prio_no_advert: bool,
+    /// A master that hears a higher priority sends one advert at its own priority before it
+    /// steps down (keepalived's `higher_prio_send_advert`), so a keepalived winner with
+    /// `garp_lower_prio_repeat` re-announces the VIPs.
+    pub higher_prio_send_advert: bool,
     pub span: SourceSpan,
 }
 

@@ -20,6 +20,8 @@ pub(crate) struct KGlobal {
     pub(crate) version: Option<i64>,
     /// `enable_script_security`.
     pub(crate) script_security: Option<Pos>,
+    /// Settings already in upkeep's words (`garp-delay "5s"`...), in file order.
+    pub(crate) settings: Vec<(String, Pos)>,
     pub(crate) comments: Vec<String>,
 }
 
@@ -138,6 +140,8 @@ pub(crate) struct KInstance {
     pub(crate) routes: Vec<(KRoute, Pos)>,
     pub(crate) tracks: Vec<KTrack>,
     pub(crate) notify: KNotify,
+    /// Settings already in upkeep's words (`garp-delay "5s"`...), in file order.
+    pub(crate) settings: Vec<(String, Pos)>,
 }
 
 pub(crate) struct KGroup {

@@ -362,6 +362,7 @@ impl Importer {
             || g.garp_interval.is_some()
             || g.garp_refresh.is_some()
             || g.script_security.is_some()
+            || !g.settings.is_empty()
             || !g.comments.is_empty();
         if !any {
             return;
@@ -385,6 +386,9 @@ impl Importer {
         }
         if let Some(pos) = g.script_security {
             out.setting("script-security #true", pos);
+        }
+        for (line, pos) in &g.settings {
+            out.setting(line.clone(), *pos);
         }
         for c in &g.comments {
             out.line(1, format!("// {c}"), None);
@@ -445,6 +449,9 @@ impl Importer {
         }
         if let Some((d, pos)) = i.preempt_delay {
             out.setting(format!("preempt-delay {}", q(&kdl_duration(d))), pos);
+        }
+        for (line, pos) in &i.settings {
+            out.setting(line.clone(), *pos);
         }
         if let Some((pass, pos)) = &i.auth {
             if version == 2 {

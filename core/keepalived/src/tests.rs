@@ -1098,3 +1098,67 @@ fn virtual_ipaddress_excluded_is_held_but_not_advertised() {
     assert_eq!(i.advertised_addrs(), vec![i.vips[0].addr]);
     assert!(!i.is_ipv6());
 }
+
+#[test]
+fn garp_and_advert_answer_keywords_map_globally_and_per_instance() {
+    let src = r#"global_defs {
+    vrrp_garp_master_delay 10
+    vrrp_garp_master_refresh_repeat 2
+    vrrp_garp_lower_prio_delay 3
+    vrrp_garp_lower_prio_repeat 1
+    vrrp_gna_interval 0.02
+    vrrp_lower_prio_no_advert
+    vrrp_higher_prio_send_advert yes
+}
+vrrp_instance web {
+    interface eth0
+    virtual_router_id 10
+    garp_master_delay 0
+    garp_master_repeat 2
+    garp_master_refresh 60
+    garp_master_refresh_repeat 3
+    garp_lower_prio_delay 4
+    garp_lower_prio_repeat 0
+    lower_prio_no_advert off
+    higher_prio_send_advert
+    virtual_ipaddress {
+        192.0.2.100/24
+    }
+}
+vrrp_instance db {
+    interface eth0
+    virtual_router_id 11
+    virtual_ipaddress {
+        192.0.2.200/24
+    }
+}
+"#;
+    let (imported, cfg) = convert(src);
+    assert!(imported.warnings.is_empty(), "{:#?}", imported.warnings);
+    let g = &cfg.global;
+    assert_eq!(g.garp_delay, Some(Duration::from_secs(10)));
+    assert_eq!(g.garp_refresh_repeat, 2);
+    assert_eq!(g.garp_lower_prio_delay, Some(Duration::from_secs(3)));
+    assert_eq!(g.garp_lower_prio_repeat, Some(1));
+    assert_eq!(g.na_interval, Duration::from_millis(20));
+    assert!(g.lower_prio_no_advert && g.higher_prio_send_advert);
+    let w = cfg.instance("web").expect("web");
+    assert_eq!(w.garp.delay, None, "0: no second round");
+    assert_eq!(w.garp.repeat, 2);
+    assert_eq!(w.garp.refresh, Some(Duration::from_secs(60)));
+    assert_eq!(w.garp.refresh_repeat, 3);
+    assert_eq!(w.garp.lower_prio_delay, Some(Duration::from_secs(4)));
+    assert_eq!(w.garp.lower_prio_repeat, 0);
+    assert!(!w.lower_prio_no_advert && w.higher_prio_send_advert);
+    let d = cfg.instance("db").expect("db");
+    assert_eq!(d.garp.delay, Some(Duration::from_secs(10)), "global's");
+    assert_eq!((d.garp.lower_prio_repeat, d.garp.refresh_repeat), (1, 2));
+    assert!(d.lower_prio_no_advert);
+    // A bad boolean is reported at its line, and nothing else is lost.
+    let (imported, _) = convert(
+        "vrrp_instance w {\n    interface eth0\n    virtual_router_id 1\n    lower_prio_no_advert maybe\n    virtual_ipaddress {\n        192.0.2.1\n    }\n}\n",
+    );
+    assert_eq!(imported.warnings.len(), 1, "{:#?}", imported.warnings);
+    assert_eq!(imported.warnings[0].line, 4);
+    assert!(imported.warnings[0].message.contains("maybe"));
+}

@@ -10,6 +10,7 @@ use crate::draft::{
     At, Importer, KCheck, KFile, KGroup, KInstance, KNotify, KProcess, KRoute, KTrack, KVip,
     TrackKind,
 };
+use crate::emit::{kdl_duration, q};
 use crate::lexer::Pos;
 use crate::stmt::Stmt;
 use crate::ImportWarning;
@@ -114,6 +115,62 @@ impl Importer {
         }
     }
 
+    /// keepalived's `<BOOL>` argument, absent meaning on; None (warned) when it is not one.
+    fn bool_arg(&mut self, stmt: &Stmt) -> Option<bool> {
+        let word = match stmt.args() {
+            [] => return Some(true),
+            [w, ..] => w.to_ascii_lowercase(),
+        };
+        if ["on", "true", "yes"].contains(&word.as_str()) {
+            Some(true)
+        } else if ["off", "false", "no"].contains(&word.as_str()) {
+            Some(false)
+        } else {
+            self.warn(
+                stmt.pos,
+                format!(
+                    "`{}`: `{word}` is not on/off, true/false or yes/no; ignored",
+                    stmt.keyword()
+                ),
+            );
+            None
+        }
+    }
+
+    /// A keepalived setting that is one upkeep setting, in upkeep's words; `global` for
+    /// `global_defs` (whose keywords start with `vrrp_`). None when `stmt` is none of them;
+    /// Some(None) when its value was bad (warned about).
+    fn setting(&mut self, stmt: &Stmt, global: bool) -> Option<Option<String>> {
+        let key = stmt.keyword();
+        let key = match key.strip_prefix("vrrp_") {
+            Some(k) if global => k,
+            _ if global => return None,
+            _ => key,
+        };
+        let seconds = |me: &mut Self, upkeep: &str| {
+            me.one_seconds(stmt)
+                .map(|(d, _)| format!("{upkeep} {}", q(&kdl_duration(d))))
+        };
+        let count =
+            |me: &mut Self, upkeep: &str| me.one_int(stmt).map(|(n, _)| format!("{upkeep} {n}"));
+        let flag = |me: &mut Self, upkeep: &str| {
+            me.bool_arg(stmt)
+                .map(|b| format!("{upkeep} {}", if b { "#true" } else { "#false" }))
+        };
+        Some(match key {
+            "garp_master_delay" => seconds(self, "garp-delay"),
+            "garp_master_repeat" if !global => count(self, "garp-repeat"),
+            "garp_master_refresh" if !global => seconds(self, "garp-refresh"),
+            "garp_master_refresh_repeat" => count(self, "garp-refresh-repeat"),
+            "garp_lower_prio_delay" => seconds(self, "garp-lower-prio-delay"),
+            "garp_lower_prio_repeat" => count(self, "garp-lower-prio-repeat"),
+            "gna_interval" if global => seconds(self, "na-interval"),
+            "lower_prio_no_advert" => flag(self, "lower-prio-no-advert"),
+            "higher_prio_send_advert" => flag(self, "higher-prio-send-advert"),
+            _ => return None,
+        })
+    }
+
     /// The statements of a block keyword, with a warning when it has none.
     fn block<'s>(&mut self, stmt: &'s Stmt) -> &'s [Stmt] {
         match &stmt.block {
@@ -210,7 +267,10 @@ impl Importer {
                 self.global.garp_refresh = self.one_seconds(s).filter(|(d, _)| !d.is_zero());
             }
             "vrrp_version" => self.global.version = self.one_int(s).map(|(v, _)| v),
-            _ => self.ignored(s, "global_defs"),
+            _ => match self.setting(s, true) {
+                Some(line) => self.global.settings.extend(line.map(|l| (l, s.pos))),
+                None => self.ignored(s, "global_defs"),
+            },
         }
     }
 
@@ -447,6 +507,7 @@ impl Importer {
             routes: Vec::new(),
             tracks: Vec::new(),
             notify: KNotify::default(),
+            settings: Vec::new(),
         };
         let place = format!("vrrp_instance {}", i.name);
         for s in self.block(stmt) {
@@ -514,11 +575,14 @@ impl Importer {
                     let tracks = self.tracks(s);
                     i.tracks.extend(tracks);
                 }
-                _ => {
-                    if !self.notify(s, &mut i.notify) {
-                        self.ignored(s, &place);
+                _ => match self.setting(s, false) {
+                    Some(line) => i.settings.extend(line.map(|l| (l, s.pos))),
+                    None => {
+                        if !self.notify(s, &mut i.notify) {
+                            self.ignored(s, &place);
+                        }
                     }
-                }
+                },
             }
         }
         i

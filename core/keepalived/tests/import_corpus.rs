@@ -613,6 +613,13 @@ const GLOBAL: &[&str] = &[
     "vrrp_garp_master_repeat",
     "vrrp_garp_interval",
     "vrrp_garp_master_refresh",
+    "vrrp_garp_master_delay",
+    "vrrp_garp_master_refresh_repeat",
+    "vrrp_garp_lower_prio_delay",
+    "vrrp_garp_lower_prio_repeat",
+    "vrrp_gna_interval",
+    "vrrp_lower_prio_no_advert",
+    "vrrp_higher_prio_send_advert",
 ];
 const SCRIPT: &[&str] = &[
     "script",
@@ -652,6 +659,14 @@ const INSTANCE: &[&str] = &[
     "notify_fault",
     "notify_stop",
     "notify",
+    "garp_master_delay",
+    "garp_master_repeat",
+    "garp_master_refresh",
+    "garp_master_refresh_repeat",
+    "garp_lower_prio_delay",
+    "garp_lower_prio_repeat",
+    "lower_prio_no_advert",
+    "higher_prio_send_advert",
 ];
 const GROUP: &[&str] = &[
     "group",

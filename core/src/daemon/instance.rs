@@ -38,6 +38,9 @@ pub(super) struct Instance {
     pub vip_addrs: Vec<IpAddr>,
     pub span: Span,
     pub garp_refresh_at: Option<std::time::Instant>,
+    /// A second round of announcements due (after a takeover or an answer to a lower
+    /// priority), and how many it sends.
+    pub garp_again_at: Option<(std::time::Instant, u32)>,
     /// Bumped whenever the VIPs are released: pending GARP repeats of an earlier mastership
     /// see it and stop, so a router that stepped down never keeps pulling clients to itself.
     pub announce_epoch: Arc<std::sync::atomic::AtomicU64>,
@@ -93,6 +96,8 @@ pub(super) fn params(cfg: &InstanceConfig, global: &upkeep_config::Global, src: 
         fast_preempt: global.fast_failover,
         handover: global.handover,
         master_down_adverts: cfg.master_down_adverts,
+        lower_prio_no_advert: cfg.lower_prio_no_advert,
+        higher_prio_send_advert: cfg.higher_prio_send_advert,
     }
 }
 
@@ -150,6 +155,7 @@ impl Instance {
             vip_addrs,
             span,
             garp_refresh_at: None,
+            garp_again_at: None,
             announce_epoch: Arc::default(),
             repeats: None,
             log_limit: LogLimit::default(),

@@ -51,8 +51,6 @@ use status::{CheckStatus, ReloadStatus, Status, StatusFile};
 use vips::VipWriter;
 use wiring::{Interfaces, Rx};
 
-/// Delay of the second round of gratuitous ARP / NA after becoming master.
-const GARP_MASTER_DELAY: Duration = Duration::from_secs(5);
 /// Packets taken from the receive queue in one pass of the event loop, beyond the first.
 const PACKETS_PER_PASS: usize = 512;
 
@@ -107,8 +105,9 @@ struct Daemon {
     addrs: mpsc::UnboundedReceiver<AddressChange>,
     check_rx: mpsc::UnboundedReceiver<CheckResult>,
     vips: VipWriter,
-    /// Instances whose takeover announcement waits for their addresses (see [`Daemon::pump`]).
-    announce_queue: Vec<usize>,
+    /// Instances whose announcement waits for their addresses (see [`Daemon::pump`]), and
+    /// how many rounds each asked for.
+    announce_queue: Vec<(usize, u32)>,
     global_drops: HashMap<DropReason, u64>,
     status_file: StatusFile,
     /// When status.json is next written: now after a transition, within 500 ms after a counter.
@@ -598,7 +597,11 @@ impl Daemon {
     fn next_deadline(&self) -> Option<Instant> {
         self.instances
             .iter()
-            .filter_map(|i| i.garp_refresh_at)
+            .flat_map(|i| {
+                i.garp_refresh_at
+                    .into_iter()
+                    .chain(i.garp_again_at.map(|a| a.0))
+            })
             .chain(self.node.poll_timeout())
             .chain(self.status_due)
             .chain(self.watchdog_at)
@@ -614,11 +617,17 @@ impl Daemon {
         }
         self.node.timeout(now);
         for inst in &mut self.instances {
-            if inst.garp_refresh_at.is_some_and(|t| t <= now) {
-                if let Err(e) = inst.announcer.announce(&inst.vip_addrs) {
-                    debug!(parent: &inst.span, "GARP refresh failed: {e}");
+            if let Some((at, rounds)) = inst.garp_again_at {
+                if at <= now {
+                    inst.garp_again_at = None;
+                    let addrs = inst.vip_addrs.clone();
+                    announce_addrs(inst, &addrs, rounds);
                 }
-                inst.garp_refresh_at = self.cfg.global.garp_refresh.map(|d| now + d);
+            }
+            if inst.garp_refresh_at.is_some_and(|t| t <= now) {
+                let addrs = inst.vip_addrs.clone();
+                announce_addrs(inst, &addrs, inst.cfg.garp.refresh_repeat);
+                inst.garp_refresh_at = inst.cfg.garp.refresh.map(|d| now + d);
             }
         }
     }
@@ -751,11 +760,12 @@ impl Daemon {
             self.apply(i, action, now);
         }
         self.vips.flush();
-        for i in std::mem::take(&mut self.announce_queue) {
-            let inst = &self.instances[i];
+        for (i, rounds) in std::mem::take(&mut self.announce_queue) {
+            let inst = &mut self.instances[i];
             // Stepped down again within the same pass: the addresses are someone else's.
             if inst.stats.vips_held {
-                announce(&mut self.instances[i], &self.cfg.global);
+                let addrs = inst.vip_addrs.clone();
+                announce_addrs(inst, &addrs, rounds);
             }
         }
     }
@@ -786,10 +796,22 @@ impl Daemon {
                 inst.send_advert_to(0, &[to]);
             }
             Action::Announce => {
-                self.announce_queue.push(i);
+                let garp = &inst.cfg.garp;
+                self.announce_queue.push((i, garp.repeat));
                 // A second round a little later (keepalived's garp_master_delay), for switches
-                // and clients that missed or overrode the first.
-                inst.garp_refresh_at = Some(now + GARP_MASTER_DELAY);
+                // and clients that missed or overrode the first; then the refreshes.
+                inst.garp_again_at = garp.delay.map(|d| (now + d, garp.repeat));
+                inst.garp_refresh_at = garp.refresh.map(|d| now + d);
+            }
+            Action::Reannounce => {
+                // In answer to a lower priority: keepalived's garp_lower_prio_repeat / _delay.
+                let garp = &inst.cfg.garp;
+                if garp.lower_prio_repeat > 0 {
+                    self.announce_queue.push((i, garp.lower_prio_repeat));
+                    if let Some(d) = garp.lower_prio_delay {
+                        inst.garp_again_at = Some((now + d, garp.lower_prio_repeat));
+                    }
+                }
             }
             Action::AddVips => {
                 self.vips.add(&inst.owned);
@@ -799,6 +821,7 @@ impl Daemon {
                 self.vips.remove(&inst.owned);
                 inst.stats.vips_held = false;
                 inst.garp_refresh_at = None;
+                inst.garp_again_at = None;
                 inst.announce_epoch.fetch_add(1, Ordering::SeqCst);
                 if let Some((task, _)) = inst.repeats.take() {
                     task.abort();
@@ -1005,16 +1028,18 @@ fn all_vips(cfg: &Config) -> Vec<IpAddr> {
         .collect()
 }
 
-/// Gratuitous ARP / NA: the first at once, the repeats spaced on a small task of their own.
-fn announce(inst: &mut Instance, global: &config::Global) {
+/// Gratuitous ARP / NA as on becoming master (`garp-repeat` rounds): the first at once, the
+/// repeats spaced on a small task of their own.
+fn announce(inst: &mut Instance) {
     let addrs = inst.vip_addrs.clone();
-    announce_addrs(inst, &addrs, global);
+    announce_addrs(inst, &addrs, inst.cfg.garp.repeat);
 }
 
-/// One round for `addrs` now, and its repeats on the instance's one repeat task: a new round
-/// replaces the repeats under way (taking over their addresses), so announcements asked for in
-/// a burst never pile up tasks or frames.
-fn announce_addrs(inst: &mut Instance, addrs: &[IpAddr], global: &config::Global) {
+/// `rounds` rounds for `addrs`: one now, and the rest on the instance's one repeat task,
+/// `garp-interval` apart (`na-interval` for an IPv6 instance). A new round replaces the
+/// repeats under way (taking over their addresses), so announcements asked for in a burst
+/// never pile up tasks or frames.
+fn announce_addrs(inst: &mut Instance, addrs: &[IpAddr], rounds: u32) {
     if let Err(e) = inst.announcer.announce(addrs) {
         if let Some(left_out) = inst.log_limit.allow("announce_failed", Instant::now()) {
             warn!(parent: &inst.span, similar_left_out = left_out, "announcement failed: {e}");
@@ -1031,12 +1056,18 @@ fn announce_addrs(inst: &mut Instance, addrs: &[IpAddr], global: &config::Global
             }
         }
     }
-    let repeats = global.garp_repeat.saturating_sub(1);
+    let repeats = rounds.saturating_sub(1);
     if repeats == 0 || addrs.is_empty() {
         return;
     }
     let announcer = inst.announcer.clone();
-    let gap = global.garp_interval.max(Duration::from_millis(10));
+    let garp = &inst.cfg.garp;
+    let gap = if inst.v6 {
+        garp.na_interval
+    } else {
+        garp.interval
+    };
+    let gap = gap.max(Duration::from_millis(10));
     let epoch = inst.announce_epoch.clone();
     let mine = epoch.load(Ordering::SeqCst);
     let sent = addrs.clone();

@@ -304,7 +304,9 @@ impl Daemon {
                 self.vips.flush();
                 let addrs: Vec<_> = added.addrs.iter().map(|a| a.1).collect();
                 if !addrs.is_empty() {
-                    announce_addrs(&mut self.instances[i], &addrs, &new.global);
+                    let inst = &mut self.instances[i];
+                    let rounds = inst.cfg.garp.repeat;
+                    announce_addrs(inst, &addrs, rounds);
                 }
             }
         }

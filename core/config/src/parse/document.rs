@@ -123,9 +123,16 @@ impl Validator<'_> {
         let default_down = config.global.master_down_adverts;
         config.instances = instances
             .into_iter()
-            .map(|i| InstanceConfig {
-                master_down_adverts: i.master_down_adverts.unwrap_or(default_down),
-                ..i.cfg
+            .map(|i| {
+                // Likewise the announcement settings it does not set itself.
+                let a = i.announce.resolve(&config.global);
+                InstanceConfig {
+                    master_down_adverts: i.master_down_adverts.unwrap_or(default_down),
+                    garp: a.garp,
+                    lower_prio_no_advert: a.lower_prio_no_advert,
+                    higher_prio_send_advert: a.higher_prio_send_advert,
+                    ..i.cfg
+                }
             })
             .collect();
         config.sync_groups = groups.into_iter().map(|g| g.group).collect();
@@ -204,7 +211,11 @@ impl Validator<'_> {
                         global.master_down_adverts = n;
                     }
                 }
-                _ => self.unknown(child, GLOBAL_KEYS, "`global`"),
+                _ => {
+                    if !self.global_announce_setting(child, global) {
+                        self.unknown(child, GLOBAL_KEYS, "`global`");
+                    }
+                }
             }
         }
     }

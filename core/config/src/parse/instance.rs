@@ -7,11 +7,12 @@ use std::time::Duration;
 use kdl::{KdlEntry, KdlNode};
 use miette::SourceSpan;
 
+use super::announce::AnnounceOverrides;
 use super::schema::{example, INSTANCE_KEYS, SYNC_GROUP_KEYS};
 use super::validate::{head, positional, prop, Seen, Validator};
 use super::value::family;
 use crate::model::{
-    InitialState, InstanceConfig, Notify, Route, SyncGroup, Track, Vip, VrrpVersion,
+    Garp, InitialState, InstanceConfig, Notify, Route, SyncGroup, Track, Vip, VrrpVersion,
     MASTER_DOWN_ADVERTS, MAX_ADVERTISED_VIPS, RFC_MASTER_DOWN_ADVERTS,
 };
 
@@ -42,6 +43,8 @@ pub(super) struct InstanceDraft {
     pub(super) hook_at: Vec<SourceSpan>,
     /// `master-down-adverts` set in the instance (else `global`'s applies).
     pub(super) master_down_adverts: Option<u8>,
+    /// Its own announcement settings (the rest are `global`'s).
+    pub(super) announce: AnnounceOverrides,
 }
 
 pub(super) struct GroupDraft {
@@ -131,8 +134,12 @@ impl Validator<'_> {
             routes: Vec::new(),
             tracks: Vec::new(),
             notify: Notify::default(),
+            garp: Garp::default(),
+            lower_prio_no_advert: false,
+            higher_prio_send_advert: false,
             span: node.span(),
         };
+        let mut announce = AnnounceOverrides::default();
         let mut at = InstanceSpans::default();
         let mut track_at = Vec::new();
         let mut hook_at = Vec::new();
@@ -259,7 +266,9 @@ impl Validator<'_> {
                     }
                 }
                 _ => {
-                    if !self.notify_setting(child, &mut cfg.notify, &mut hook_at, &place) {
+                    if !self.notify_setting(child, &mut cfg.notify, &mut hook_at, &place)
+                        && !self.announce_setting(child, &mut announce)
+                    {
                         self.unknown(child, INSTANCE_KEYS, &place);
                     }
                 }
@@ -274,6 +283,7 @@ impl Validator<'_> {
             track_at,
             hook_at,
             master_down_adverts,
+            announce,
         })
     }
 

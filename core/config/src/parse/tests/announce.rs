@@ -1,0 +1,124 @@
+//! The gratuitous ARP / NA settings and the advert-answer flags: global defaults, the
+//! instance's own over them, keepalived's defaults, and bad values.
+
+use super::*;
+use crate::model::{Garp, DEFAULT_GARP_DELAY};
+
+#[test]
+fn an_instance_without_settings_announces_as_keepalived_does() {
+    let cfg = ok(&web(""));
+    let i = &cfg.instances[0];
+    assert_eq!(
+        i.garp,
+        Garp {
+            repeat: 5,
+            interval: Duration::ZERO,
+            na_interval: Duration::ZERO,
+            delay: Some(DEFAULT_GARP_DELAY),
+            refresh: None,
+            refresh_repeat: 1,
+            lower_prio_repeat: 5,
+            lower_prio_delay: Some(DEFAULT_GARP_DELAY),
+        }
+    );
+    assert!(!i.lower_prio_no_advert);
+    assert!(!i.higher_prio_send_advert);
+}
+
+#[test]
+fn global_sets_the_defaults_and_the_instance_overrides_them() {
+    let global = "global {\n    garp-repeat 3\n    garp-interval \"20ms\"\n    na-interval \"30ms\"\n    garp-delay \"0s\"\n    garp-refresh \"60s\"\n    garp-refresh-repeat 2\n    lower-prio-no-advert\n}\n";
+    let plain = ok(&format!("{global}{}", web("")));
+    let g = &plain.instances[0].garp;
+    assert_eq!(g.repeat, 3);
+    assert_eq!(g.interval, Duration::from_millis(20));
+    assert_eq!(g.na_interval, Duration::from_millis(30));
+    assert_eq!(g.delay, None, "0s: no second round");
+    assert_eq!(g.refresh, Some(Duration::from_secs(60)));
+    assert_eq!(g.refresh_repeat, 2);
+    // The lower-priority ones follow the takeover's.
+    assert_eq!(g.lower_prio_repeat, 3);
+    assert_eq!(g.lower_prio_delay, None);
+    assert!(plain.instances[0].lower_prio_no_advert);
+
+    let own = web(
+        "    garp-repeat 1\n    garp-delay \"2s\"\n    garp-refresh \"0s\"\n    garp-lower-prio-repeat 0\n    lower-prio-no-advert #false\n    higher-prio-send-advert\n",
+    );
+    let cfg = ok(&format!("{global}{own}"));
+    let i = &cfg.instances[0];
+    assert_eq!(i.garp.repeat, 1);
+    assert_eq!(i.garp.delay, Some(Duration::from_secs(2)));
+    assert_eq!(i.garp.refresh, None);
+    assert_eq!(i.garp.interval, Duration::from_millis(20), "global's");
+    assert_eq!(i.garp.lower_prio_repeat, 0);
+    assert_eq!(
+        i.garp.lower_prio_delay,
+        Some(Duration::from_secs(2)),
+        "the instance's own garp-delay"
+    );
+    assert!(!i.lower_prio_no_advert);
+    assert!(i.higher_prio_send_advert);
+}
+
+#[test]
+fn global_lower_priority_settings_apply_to_every_instance() {
+    let src = format!(
+        "global {{\n    garp-lower-prio-repeat 2\n    garp-lower-prio-delay \"1s\"\n}}\n{}",
+        web("    garp-repeat 4\n")
+    );
+    let g = &ok(&src).instances[0].garp;
+    assert_eq!((g.repeat, g.lower_prio_repeat), (4, 2));
+    assert_eq!(g.lower_prio_delay, Some(Duration::from_secs(1)));
+}
+
+#[test]
+fn a_change_of_a_global_garp_default_is_a_change_of_the_instance() {
+    let a = ok(&web(""));
+    let b = ok(&format!(
+        "global {{\n    garp-delay \"1s\"\n}}\n{}",
+        web("")
+    ));
+    assert!(!crate::diff::same_instance(
+        &a.instances[0],
+        &b.instances[0]
+    ));
+}
+
+#[test]
+fn bad_announcement_values_are_refused_where_written() {
+    problems_at(&[
+        (
+            web("    garp-repeat 0\n"),
+            5,
+            17,
+            "must be from 1 to 100, not 0",
+        ),
+        (
+            web("    garp-lower-prio-repeat 101\n"),
+            5,
+            28,
+            "must be from 0 to 100, not 101",
+        ),
+        (web("    garp-delay \"soon\"\n"), 5, 16, "garp-delay"),
+        (
+            web("    lower-prio-no-advert 1\n"),
+            5,
+            26,
+            "lower-prio-no-advert",
+        ),
+        (
+            "global {\n    garp-refresh-repeat 0\n}\n".into(),
+            2,
+            25,
+            "must be from 1 to 100, not 0",
+        ),
+    ]);
+    // keepalived's spelling gets a hint with upkeep's.
+    let p = problem_at(
+        &web("    garp_master_delay 10\n"),
+        5,
+        5,
+        "garp_master_delay",
+    );
+    assert!(help_of(&p).contains("garp-delay"), "{p:?}");
+}
