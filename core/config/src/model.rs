@@ -32,6 +32,8 @@ pub struct Config {
 pub struct Locations {
     /// The first `global`'s `script-user`.
     pub script_user: Option<SourceSpan>,
+    /// The first `global`'s `notify-fifo-script`.
+    pub notify_fifo_script: Option<SourceSpan>,
     /// (offset of a top-level node's span, setting) -> the span of the node's first child of
     /// that name, for the settings in [`Locations::KEYS`].
     pub settings: BTreeMap<(usize, &'static str), SourceSpan>,
@@ -40,9 +42,10 @@ pub struct Locations {
 impl Locations {
     /// The settings kept in [`Locations::settings`]: a check's user and script, the notify
     /// commands of an instance or sync group.
-    pub const KEYS: [&'static str; 7] = [
+    pub const KEYS: [&'static str; 8] = [
         "user",
         "script",
+        "notify-master-rx-lower-pri",
         "notify-master",
         "notify-backup",
         "notify-fault",
@@ -130,6 +133,15 @@ pub struct Global {
     pub lower_prio_no_advert: bool,
     /// Default of [`InstanceConfig::higher_prio_send_advert`].
     pub higher_prio_send_advert: bool,
+    /// A FIFO that every transition is written to as a line, keepalived's format:
+    /// `INSTANCE "web" MASTER 100` (keepalived's `notify_fifo` / `vrrp_notify_fifo`). Made at
+    /// start when missing (and removed at exit then). Absolute.
+    pub notify_fifo: Option<PathBuf>,
+    /// Started at start with the FIFO's path appended, to read it; runs as `script-user` until
+    /// the daemon stops (keepalived's `notify_fifo_script`).
+    pub notify_fifo_script: Option<String>,
+    /// Default of [`InstanceConfig::notify_priority_changes`].
+    pub notify_priority_changes: bool,
 }
 
 /// How an instance announces its VIPs (gratuitous ARP / unsolicited NA): `global`'s settings
@@ -213,6 +225,9 @@ impl Default for Global {
             na_interval: Duration::ZERO,
             lower_prio_no_advert: false,
             higher_prio_send_advert: false,
+            notify_fifo: None,
+            notify_fifo_script: None,
+            notify_priority_changes: false,
         }
     }
 }
@@ -418,6 +433,9 @@ pub struct Notify {
     pub any: Option<String>,
     /// `notify-hook`: names of `hook`s called on every transition.
     pub hooks: Vec<String>,
+    /// `notify-master-rx-lower-pri` (instances only): run when the master hears a lower
+    /// priority (another router took over meanwhile, e.g. a cloud address moved by API).
+    pub master_rx_lower_pri: Option<String>,
 }
 
 impl Notify {
@@ -495,6 +513,9 @@ pub struct InstanceConfig {
     /// steps down (keepalived's `higher_prio_send_advert`), so a keepalived winner with
     /// `garp_lower_prio_repeat` re-announces the VIPs.
     pub higher_prio_send_advert: bool,
+    /// Priority changes are written to the notify FIFO (`MASTER_PRIORITY` /
+    /// `BACKUP_PRIORITY` lines; keepalived's `notify_priority_changes`).
+    pub notify_priority_changes: bool,
     pub span: SourceSpan,
 }
 

@@ -22,6 +22,10 @@ pub(crate) struct KGlobal {
     pub(crate) script_security: Option<Pos>,
     /// Settings already in upkeep's words (`garp-delay "5s"`...), in file order.
     pub(crate) settings: Vec<(String, Pos)>,
+    /// `notify_fifo` / `vrrp_notify_fifo` (true: the `vrrp_` one): path, where.
+    pub(crate) fifos: Vec<(bool, String, Pos)>,
+    /// `notify_fifo_script` / `vrrp_notify_fifo_script`: command, where.
+    pub(crate) fifo_scripts: Vec<(bool, String, Pos)>,
     pub(crate) comments: Vec<String>,
 }
 
@@ -104,6 +108,8 @@ pub(crate) struct KNotify {
     pub(crate) fault: At<String>,
     pub(crate) stop: At<String>,
     pub(crate) any: At<String>,
+    /// `notify_master_rx_lower_pri` (instances only).
+    pub(crate) rx_lower_pri: At<String>,
 }
 
 pub(crate) struct KVip {

@@ -461,7 +461,6 @@ virtual_server 192.0.2.1 443 {
                 (2, "`notification_email { ... }` in global_defs: upkeep sends no mail"),
                 (5, "`smtp_server 127.0.0.1` in global_defs"),
                 (6, "group `wheel`"),
-                (11, "`notify_master_rx_lower_pri /bin/true` in vrrp_instance v: not supported"),
                 (13, "`label eth0:1`"),
                 (13, "`scope global`"),
                 (19, "blackhole routes are not supported"),
@@ -472,7 +471,7 @@ virtual_server 192.0.2.1 443 {
                 (33, "a `{ ... }` block without a keyword in the file"),
             ],
         );
-    assert_eq!(imported.warnings.len(), 12, "{:#?}", imported.warnings);
+    assert_eq!(imported.warnings.len(), 11, "{:#?}", imported.warnings);
     assert_eq!(
             imported.warnings[0].to_string(),
             "keepalived.conf:2: `notification_email { ... }` in global_defs: upkeep sends no mail; ignored"
@@ -527,16 +526,13 @@ vrrp_sync_group g {
                 "upkeep runs `notify-stop` for an instance a reload removes",
             ),
             (
-                17,
-                "`notify_priority_changes true` in vrrp_instance web: not supported",
-            ),
-            (
                 18,
                 "`smtp_alert` in vrrp_instance web: upkeep sends no mail",
             ),
         ],
     );
-    assert_eq!(imported.warnings.len(), 4, "{:#?}", imported.warnings);
+    assert_eq!(imported.warnings.len(), 3, "{:#?}", imported.warnings);
+    assert!(cfg.instances[0].notify_priority_changes);
     assert!(cfg.global.script_security);
     assert_eq!(cfg.global.script_user.as_deref(), Some("keepalived_script"));
     let n = &cfg.instances[0].notify;
@@ -1161,4 +1157,76 @@ vrrp_instance db {
     assert_eq!(imported.warnings.len(), 1, "{:#?}", imported.warnings);
     assert_eq!(imported.warnings[0].line, 4);
     assert!(imported.warnings[0].message.contains("maybe"));
+}
+
+#[test]
+fn notify_fifo_keywords_import() {
+    let src = r#"global_defs {
+    vrrp_notify_fifo /run/keepalived/vrrp.fifo
+    vrrp_notify_fifo_script "/usr/local/bin/read_fifo.sh --quiet" keepalived_script
+    notify_fifo /run/keepalived/all.fifo
+    notify_fifo_script /usr/local/bin/other.sh
+    lvs_notify_fifo /run/keepalived/lvs.fifo
+    vrrp_notify_priority_changes
+}
+vrrp_instance web {
+    interface eth0
+    virtual_router_id 1
+    notify_master_rx_lower_pri "/etc/keepalived/reclaim.sh web"
+    notify_priority_changes off
+    virtual_ipaddress {
+        192.0.2.1/24
+    }
+}
+vrrp_instance db {
+    interface eth0
+    virtual_router_id 2
+    virtual_ipaddress {
+        192.0.2.2/24
+    }
+}
+vrrp_sync_group g {
+    group {
+        web
+    }
+    notify_master_rx_lower_pri /bin/true
+}
+"#;
+    let (imported, cfg) = convert(src);
+    warned_all(
+        &imported,
+        &[
+            (3, "user `keepalived_script` is not supported"),
+            (4, "upkeep writes one notify FIFO"),
+            (5, "a script for a notify FIFO that is not imported"),
+            (
+                6,
+                "`lvs_notify_fifo /run/keepalived/lvs.fifo` in global_defs",
+            ),
+            (
+                29,
+                "`notify_master_rx_lower_pri /bin/true` in vrrp_sync_group g",
+            ),
+        ],
+    );
+    assert_eq!(imported.warnings.len(), 5, "{:#?}", imported.warnings);
+    let g = &cfg.global;
+    assert_eq!(
+        g.notify_fifo.as_deref(),
+        Some(std::path::Path::new("/run/keepalived/vrrp.fifo"))
+    );
+    assert_eq!(
+        g.notify_fifo_script.as_deref(),
+        Some("/usr/local/bin/read_fifo.sh --quiet")
+    );
+    let web = cfg.instance("web").expect("web");
+    assert_eq!(
+        web.notify.master_rx_lower_pri.as_deref(),
+        Some("/etc/keepalived/reclaim.sh web")
+    );
+    assert!(!web.notify_priority_changes, "its own `off`");
+    assert!(
+        cfg.instance("db").expect("db").notify_priority_changes,
+        "global's"
+    );
 }

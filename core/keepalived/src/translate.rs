@@ -38,9 +38,7 @@ impl Importer {
             format!("`{}`", stmt.words.join(" "))
         };
         let why = match stmt.keyword() {
-            k if k.contains("notify_fifo") => {
-                "upkeep has no notify FIFO; use `notify` commands or a `hook` plugin"
-            }
+            k if k.contains("notify_fifo") => "LVS is out of scope, and so are its events",
             "notify_deleted" => "upkeep runs `notify-stop` for an instance a reload removes",
             k if k.starts_with("smtp") || k.starts_with("notification_email") => {
                 "upkeep sends no mail"
@@ -166,6 +164,7 @@ impl Importer {
             "garp_lower_prio_repeat" => count(self, "garp-lower-prio-repeat"),
             "gna_interval" if global => seconds(self, "na-interval"),
             "lower_prio_no_advert" => flag(self, "lower-prio-no-advert"),
+            "notify_priority_changes" => flag(self, "notify-priority-changes"),
             "higher_prio_send_advert" => flag(self, "higher-prio-send-advert"),
             _ => return None,
         })
@@ -267,6 +266,27 @@ impl Importer {
                 self.global.garp_refresh = self.one_seconds(s).filter(|(d, _)| !d.is_zero());
             }
             "vrrp_version" => self.global.version = self.one_int(s).map(|(v, _)| v),
+            "notify_fifo"
+            | "vrrp_notify_fifo"
+            | "notify_fifo_script"
+            | "vrrp_notify_fifo_script" => {
+                let vrrp = s.keyword().starts_with("vrrp_");
+                let script = s.keyword().ends_with("_script");
+                match s.args() {
+                    [] => self.warn(s.pos, format!("`{}` needs a value; ignored", s.keyword())),
+                    [what, user @ ..] => {
+                        if !user.is_empty() {
+                            self.warn(s.pos, format!("{}: user `{}` is not supported; upkeep runs the FIFO's script as `script-user` and makes the FIFO root's (mode 0600, given to `script-user`)", s.keyword(), user.join(" ")));
+                        }
+                        let list = if script {
+                            &mut self.global.fifo_scripts
+                        } else {
+                            &mut self.global.fifos
+                        };
+                        list.push((vrrp, what.clone(), s.pos));
+                    }
+                }
+            }
             _ => match self.setting(s, true) {
                 Some(line) => self.global.settings.extend(line.map(|l| (l, s.pos))),
                 None => self.ignored(s, "global_defs"),
@@ -461,6 +481,7 @@ impl Importer {
             "notify_fault" => &mut notify.fault,
             "notify_stop" => &mut notify.stop,
             "notify" => &mut notify.any,
+            "notify_master_rx_lower_pri" => &mut notify.rx_lower_pri,
             _ => return false,
         };
         if s.block.is_some() {
@@ -857,6 +878,8 @@ impl Importer {
                     let tracks = self.tracks(s);
                     g.tracks.extend(tracks);
                 }
+                // upkeep's sync groups have no such command; keepalived runs it per instance.
+                "notify_master_rx_lower_pri" => self.ignored(s, &place),
                 _ => {
                     if !self.notify(s, &mut g.notify) {
                         self.ignored(s, &place);

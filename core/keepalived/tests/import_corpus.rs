@@ -620,6 +620,11 @@ const GLOBAL: &[&str] = &[
     "vrrp_gna_interval",
     "vrrp_lower_prio_no_advert",
     "vrrp_higher_prio_send_advert",
+    "notify_fifo",
+    "notify_fifo_script",
+    "vrrp_notify_fifo",
+    "vrrp_notify_fifo_script",
+    "vrrp_notify_priority_changes",
 ];
 const SCRIPT: &[&str] = &[
     "script",
@@ -667,6 +672,8 @@ const INSTANCE: &[&str] = &[
     "garp_lower_prio_repeat",
     "lower_prio_no_advert",
     "higher_prio_send_advert",
+    "notify_master_rx_lower_pri",
+    "notify_priority_changes",
 ];
 const GROUP: &[&str] = &[
     "group",

@@ -41,6 +41,10 @@ pub(super) struct Instance {
     /// A second round of announcements due (after a takeover or an answer to a lower
     /// priority), and how many it sends.
     pub garp_again_at: Option<(std::time::Instant, u32)>,
+    /// When a lower priority heard as master may run `notify-master-rx-lower-pri` again.
+    pub rx_lower_at: Option<Instant>,
+    /// The effective priority last seen (for `notify-priority-changes`).
+    pub reported_priority: Option<u8>,
     /// Bumped whenever the VIPs are released: pending GARP repeats of an earlier mastership
     /// see it and stop, so a router that stepped down never keeps pulling clients to itself.
     pub announce_epoch: Arc<std::sync::atomic::AtomicU64>,
@@ -156,6 +160,8 @@ impl Instance {
             span,
             garp_refresh_at: None,
             garp_again_at: None,
+            rx_lower_at: None,
+            reported_priority: None,
             announce_epoch: Arc::default(),
             repeats: None,
             log_limit: LogLimit::default(),

@@ -120,6 +120,8 @@ struct Daemon {
     hook_tx: mpsc::UnboundedSender<checks::HookJob>,
     hook_stats: std::sync::Arc<QueueStats>,
     notifier: Option<Notifier>,
+    /// `notify-fifo`: every event as a line.
+    fifo: Option<crate::hooks::fifo::NotifyFifo>,
     /// The notify queue's counts, kept across the notifiers a reload replaces.
     notify_stats: std::sync::Arc<QueueStats>,
     /// The last state each sync group was notified of (a group notifies once per change).
@@ -191,6 +193,7 @@ impl Daemon {
                 notify_stats.clone(),
             )),
             notify_stats,
+            fifo: open_fifo(&cfg.global)?,
             group_notified: HashMap::new(),
             watch: None,
             watch_tx,
@@ -384,6 +387,9 @@ impl Daemon {
         // notify-stop commands were queued by the last transitions: let them run.
         if let Some(n) = self.notifier.take() {
             n.shutdown().await;
+        }
+        if let Some(f) = self.fifo.take() {
+            f.drain_and_close(Duration::from_secs(1)).await;
         }
         self.flush_status(Instant::now(), true);
         info!("stopped");
@@ -676,6 +682,22 @@ impl Daemon {
                         let ours = fsm.priority();
                         // Another router that thinks it is master: worth a warning, but it can
                         // be forged at any rate (the state machine rate-limits its answer).
+                        let lower = acc.heard.priority < ours
+                            || (acc.heard.priority == ours && src < inst.src);
+                        if fsm.state() == State::Master && lower && acc.heard.priority > 0 {
+                            // keepalived's notify_master_rx_lower_pri, once per advert interval.
+                            if inst.rx_lower_at.is_none_or(|t| now >= t) {
+                                inst.rx_lower_at = Some(now + inst.cfg.advert_interval);
+                                let name = inst.cfg.name.clone();
+                                let cmd = inst.cfg.notify.master_rx_lower_pri.clone();
+                                if let (Some(n), Some(cmd)) = (&self.notifier, cmd) {
+                                    n.notify(format!("{name}/rx-lower-pri"), vec![cmd]);
+                                }
+                                if let Some(f) = &mut self.fifo {
+                                    f.write(Subject::Instance, &name, "MASTER_RX_LOWER_PRI", ours);
+                                }
+                            }
+                        }
                         if fsm.state() == State::Master && acc.heard.priority < ours {
                             let reason = if acc.heard.priority == 0 {
                                 "priority_zero_heard"
@@ -760,6 +782,7 @@ impl Daemon {
             self.apply(i, action, now);
         }
         self.vips.flush();
+        self.fifo_priorities();
         for (i, rounds) in std::mem::take(&mut self.announce_queue) {
             let inst = &mut self.instances[i];
             // Stepped down again within the same pass: the addresses are someone else's.
@@ -848,6 +871,30 @@ impl Daemon {
         }
     }
 
+    /// `notify-priority-changes`: a master's or backup's new effective priority as a FIFO line
+    /// (`MASTER_PRIORITY` / `BACKUP_PRIORITY`, keepalived's), once per change.
+    fn fifo_priorities(&mut self) {
+        let Some(fifo) = &mut self.fifo else {
+            return;
+        };
+        for (inst, fsm) in self.instances.iter_mut().zip(self.node.fsms()) {
+            let prio = fsm.priority();
+            if inst.reported_priority == Some(prio) {
+                continue;
+            }
+            let first = inst.reported_priority.is_none();
+            inst.reported_priority = Some(prio);
+            let event = match fsm.state() {
+                State::Master => "MASTER_PRIORITY",
+                State::Backup => "BACKUP_PRIORITY",
+                _ => continue,
+            };
+            if !first && inst.cfg.notify_priority_changes {
+                fifo.write(Subject::Instance, &inst.cfg.name, event, prio);
+            }
+        }
+    }
+
     /// Run the instance's (and its sync group's) notify commands and hooks for a transition.
     fn notify_transition(&mut self, i: usize, from: State, to: State) {
         let t = match to {
@@ -873,6 +920,12 @@ impl Daemon {
                     hooks::commands_for(&g.notify, Subject::Group, &g.name, t, 0),
                     g.notify.hooks.clone(),
                 ));
+            }
+        }
+        if let Some(f) = &mut self.fifo {
+            f.write(Subject::Instance, &name, t.as_str(), prio);
+            if let Some(g) = jobs.get(1) {
+                f.write(Subject::Group, &g.0, t.as_str(), 0);
             }
         }
         for (key, cmds, hook_names) in jobs {
@@ -1019,6 +1072,21 @@ fn link_result(id: u64, up: bool) -> CheckResult {
         duration: Duration::ZERO,
         value: None,
     }
+}
+
+/// The notify FIFO `global` names, opened (and its reader started); an error stops the start.
+fn open_fifo(g: &config::Global) -> anyhow::Result<Option<crate::hooks::fifo::NotifyFifo>> {
+    let Some(path) = &g.notify_fifo else {
+        return Ok(None);
+    };
+    let run_as = match &g.notify_fifo_script {
+        Some(_) => crate::exec::security::run_as(g.script_user.as_deref())
+            .map_err(|e| anyhow::anyhow!("notify-fifo-script: script-user: {e}"))?,
+        None => None,
+    };
+    let fifo = crate::hooks::fifo::NotifyFifo::open(path, g.notify_fifo_script.as_deref(), run_as)
+        .with_context(|| format!("opening notify-fifo {}", path.display()))?;
+    Ok(Some(fifo))
 }
 
 fn all_vips(cfg: &Config) -> Vec<IpAddr> {

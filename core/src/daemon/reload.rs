@@ -345,6 +345,21 @@ impl Daemon {
                 tokio::spawn(old.shutdown());
             }
         }
+        if old_g.notify_fifo != new_g.notify_fifo
+            || old_g.notify_fifo_script != new_g.notify_fifo_script
+            || old_g.script_user != new_g.script_user
+        {
+            if let Some(old) = self.fifo.take() {
+                old.close();
+            }
+            match super::open_fifo(new_g) {
+                Ok(f) => self.fifo = f,
+                Err(e) => {
+                    warn!("{e:#}; no notify FIFO until it can be opened");
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
         self.cfg = new;
         for def in to_spawn {
             let plugin = plugins.get(&def.name).cloned();

@@ -2,11 +2,13 @@
 //! settings and `lower-prio-no-advert` / `higher-prio-send-advert`, in `global` (the defaults)
 //! and in an `instance` (over them). Resolved once the whole file is read.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use kdl::KdlNode;
 
-use super::validate::Validator;
+use super::schema::example;
+use super::validate::{head, Validator};
 use crate::model::{Garp, Global};
 
 /// The most announcements one setting asks for in a row.
@@ -26,6 +28,7 @@ pub(super) struct AnnounceOverrides {
     lower_prio_delay: Option<Option<Duration>>,
     lower_prio_no_advert: Option<bool>,
     higher_prio_send_advert: Option<bool>,
+    notify_priority_changes: Option<bool>,
 }
 
 /// What the instance runs with: (announcements, lower-prio-no-advert, higher-prio-send-advert).
@@ -33,6 +36,7 @@ pub(super) struct Resolved {
     pub(super) garp: Garp,
     pub(super) lower_prio_no_advert: bool,
     pub(super) higher_prio_send_advert: bool,
+    pub(super) notify_priority_changes: bool,
 }
 
 impl AnnounceOverrides {
@@ -66,11 +70,59 @@ impl AnnounceOverrides {
             higher_prio_send_advert: self
                 .higher_prio_send_advert
                 .unwrap_or(g.higher_prio_send_advert),
+            notify_priority_changes: self
+                .notify_priority_changes
+                .unwrap_or(g.notify_priority_changes),
         }
     }
 }
 
 impl Validator<'_> {
+    /// `notify-fifo "/abs/path"`.
+    fn fifo_path(&mut self, node: &KdlNode) -> Option<PathBuf> {
+        let entry = self.one_arg(node, &[])?;
+        let path = PathBuf::from(self.string(entry, "notify-fifo")?);
+        if !path.is_absolute() || path.file_name().is_none() {
+            self.report(
+                entry.span(),
+                format!(
+                    "`notify-fifo` must be an absolute file path, not `{}`",
+                    path.display()
+                ),
+                "not an absolute path",
+                format!("for example `{}`", example("notify-fifo")),
+            );
+            return None;
+        }
+        Some(path)
+    }
+
+    /// `notify-fifo-script` reads the FIFO: without `notify-fifo` it has nothing to read.
+    pub(super) fn fifo_rules(&mut self, global: &KdlNode, g: &Global) {
+        let script = global.children().and_then(|b| {
+            b.nodes()
+                .iter()
+                .find(|n| n.name().value() == "notify-fifo-script")
+        });
+        if let (Some(node), None) = (script, &g.notify_fifo) {
+            if global
+                .children()
+                .is_some_and(|b| b.nodes().iter().any(|n| n.name().value() == "notify-fifo"))
+            {
+                return; // a bad `notify-fifo` is reported on its own
+            }
+            self.report(
+                head(node),
+                "`notify-fifo-script` without `notify-fifo`",
+                "no FIFO to read",
+                format!(
+                    "add the FIFO it reads (its path is appended to the command), like `{}`",
+                    example("notify-fifo")
+                ),
+            );
+        }
+    }
+
     /// A duration where `"0s"` means "none".
     fn optional_delay(&mut self, node: &KdlNode) -> Option<Option<Duration>> {
         self.one_duration(node)
@@ -94,6 +146,7 @@ impl Validator<'_> {
             "garp-lower-prio-delay" => o.lower_prio_delay = self.optional_delay(node),
             "lower-prio-no-advert" => o.lower_prio_no_advert = self.flag(node),
             "higher-prio-send-advert" => o.higher_prio_send_advert = self.flag(node),
+            "notify-priority-changes" => o.notify_priority_changes = self.flag(node),
             _ => return false,
         }
         true
@@ -130,6 +183,13 @@ impl Validator<'_> {
                     g.higher_prio_send_advert = b;
                 }
             }
+            "notify-priority-changes" => {
+                if let Some(b) = self.flag(node) {
+                    g.notify_priority_changes = b;
+                }
+            }
+            "notify-fifo" => g.notify_fifo = self.fifo_path(node),
+            "notify-fifo-script" => g.notify_fifo_script = self.one_string(node),
             _ => return false,
         }
         true

@@ -19,12 +19,10 @@ fn locations(doc: &KdlDocument) -> Locations {
             .find(|c| c.name().value() == key)
             .map(KdlNode::span)
     };
+    let global = doc.nodes().iter().find(|n| n.name().value() == "global");
     let mut at = Locations {
-        script_user: doc
-            .nodes()
-            .iter()
-            .find(|n| n.name().value() == "global")
-            .and_then(|g| child(g, "script-user")),
+        script_user: global.and_then(|g| child(g, "script-user")),
+        notify_fifo_script: global.and_then(|g| child(g, "notify-fifo-script")),
         ..Locations::default()
     };
     for node in doc.nodes() {
@@ -131,6 +129,7 @@ impl Validator<'_> {
                     garp: a.garp,
                     lower_prio_no_advert: a.lower_prio_no_advert,
                     higher_prio_send_advert: a.higher_prio_send_advert,
+                    notify_priority_changes: a.notify_priority_changes,
                     ..i.cfg
                 }
             })
@@ -218,6 +217,7 @@ impl Validator<'_> {
                 }
             }
         }
+        self.fifo_rules(node, global);
     }
 
     /// `metrics listen="ADDR:PORT"`: where the OpenMetrics endpoint listens.

@@ -137,6 +137,7 @@ impl Validator<'_> {
             garp: Garp::default(),
             lower_prio_no_advert: false,
             higher_prio_send_advert: false,
+            notify_priority_changes: false,
             span: node.span(),
         };
         let mut announce = AnnounceOverrides::default();
@@ -210,6 +211,9 @@ impl Validator<'_> {
                     if let Some(d) = self.one_duration(child) {
                         cfg.preempt_delay = d;
                     }
+                }
+                "notify-master-rx-lower-pri" => {
+                    cfg.notify.master_rx_lower_pri = self.one_string(child);
                 }
                 "master-down-adverts" => {
                     master_down_adverts = self.master_down_adverts(child);

@@ -122,3 +122,55 @@ fn bad_announcement_values_are_refused_where_written() {
     );
     assert!(help_of(&p).contains("garp-delay"), "{p:?}");
 }
+
+#[test]
+fn the_notify_fifo_and_its_settings() {
+    let src = format!(
+        "global {{\n    notify-fifo \"/run/upkeep/notify.fifo\"\n    notify-fifo-script \"/usr/local/bin/read.sh -q\"\n    notify-priority-changes\n}}\n{}",
+        web("    notify-master-rx-lower-pri \"/etc/upkeep/reclaim.sh web\"\n    notify-priority-changes #false\n")
+    );
+    let cfg = ok(&src);
+    assert_eq!(
+        cfg.global.notify_fifo.as_deref(),
+        Some(std::path::Path::new("/run/upkeep/notify.fifo"))
+    );
+    assert_eq!(
+        cfg.global.notify_fifo_script.as_deref(),
+        Some("/usr/local/bin/read.sh -q")
+    );
+    assert!(cfg.global.notify_priority_changes);
+    let i = &cfg.instances[0];
+    assert_eq!(
+        i.notify.master_rx_lower_pri.as_deref(),
+        Some("/etc/upkeep/reclaim.sh web")
+    );
+    assert!(!i.notify_priority_changes, "its own #false");
+    assert!(
+        ok(&format!(
+            "global {{\n    notify-priority-changes\n}}\n{}",
+            web("")
+        ))
+        .instances[0]
+            .notify_priority_changes
+    );
+    problems_at(&[
+        (
+            "global {\n    notify-fifo \"notify.fifo\"\n}\n".into(),
+            2,
+            17,
+            "must be an absolute file path",
+        ),
+        (
+            "global {\n    notify-fifo-script \"/bin/cat\"\n}\n".into(),
+            2,
+            5,
+            "`notify-fifo-script` without `notify-fifo`",
+        ),
+    ]);
+    // Only instances have it: a sync group does not.
+    let group = format!(
+        "{}sync-group \"g\" {{\n    member \"web\"\n    notify-master-rx-lower-pri \"/bin/true\"\n}}\n",
+        web("")
+    );
+    problem_at(&group, 8, 5, "notify-master-rx-lower-pri");
+}
