@@ -142,6 +142,9 @@ pub struct Global {
     pub notify_fifo_script: Option<String>,
     /// Default of [`InstanceConfig::notify_priority_changes`].
     pub notify_priority_changes: bool,
+    /// The instances start (listen, advertise, elect) this long after the daemon (keepalived's
+    /// `vrrp_startup_delay`: links such as bonds that pass no traffic for a while after boot).
+    pub startup_delay: Duration,
 }
 
 /// How an instance announces its VIPs (gratuitous ARP / unsolicited NA): `global`'s settings
@@ -228,6 +231,7 @@ impl Default for Global {
             notify_fifo: None,
             notify_fifo_script: None,
             notify_priority_changes: false,
+            startup_delay: Duration::ZERO,
         }
     }
 }
@@ -524,12 +528,17 @@ pub const MAX_ADVERTISED_VIPS: usize = 255;
 
 impl InstanceConfig {
     /// True when the instance's advertised VIPs are IPv6 (they share a family; VIPs that are
-    /// not advertised may be of either).
+    /// not advertised may be of either). An instance without VIPs (`no-vip`) takes the family
+    /// of its `unicast-src` / `unicast-peer`, else IPv4.
     pub fn is_ipv6(&self) -> bool {
-        self.vips
-            .iter()
-            .find(|v| v.advertise)
-            .is_some_and(|v| v.addr.is_ipv6())
+        match self.vips.iter().find(|v| v.advertise) {
+            Some(v) => v.addr.is_ipv6(),
+            // `no-vip`: the family of its unicast addresses, else IPv4.
+            None => self
+                .unicast_src
+                .or(self.unicast_peers.first().copied())
+                .is_some_and(|a| a.is_ipv6()),
+        }
     }
 
     /// The addresses the instance's adverts carry, in file order: its VIPs but those written

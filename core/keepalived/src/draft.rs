@@ -148,6 +148,8 @@ pub(crate) struct KInstance {
     pub(crate) notify: KNotify,
     /// Settings already in upkeep's words (`garp-delay "5s"`...), in file order.
     pub(crate) settings: Vec<(String, Pos)>,
+    /// `no_virtual_ipaddress`.
+    pub(crate) no_vip: Option<Pos>,
 }
 
 pub(crate) struct KGroup {

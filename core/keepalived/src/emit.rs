@@ -553,6 +553,10 @@ impl Importer {
             };
             out.setting(format!("vip {}{dev}{advertise}", q(&vip.addr)), vip.pos);
         }
+        // keepalived runs an instance without VIPs (version 2, IPv4); upkeep says so.
+        if held.is_empty() && i.vips.is_empty() {
+            out.setting("no-vip", i.no_vip.unwrap_or(i.pos));
+        }
         for (r, pos) in &i.routes {
             let mut line = format!("route {}", q(&r.dest));
             if let Some(v) = &r.via {

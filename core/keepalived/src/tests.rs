@@ -1230,3 +1230,33 @@ vrrp_sync_group g {
         "global's"
     );
 }
+
+#[test]
+fn instances_without_vips_and_process_settings_import() {
+    let src = r#"global_defs {
+    vrrp_rt_priority 50
+    vrrp_no_swap
+    vrrp_startup_delay 5.5
+    script_user nobody
+}
+vrrp_instance cloud {
+    interface eth0
+    virtual_router_id 9
+    no_virtual_ipaddress
+    notify_master "/usr/local/bin/move-eip.sh"
+}
+vrrp_instance bare {
+    interface eth0
+    virtual_router_id 10
+}
+"#;
+    let (imported, cfg) = convert(src);
+    assert!(imported.warnings.is_empty(), "{:#?}", imported.warnings);
+    assert_eq!(cfg.global.realtime_priority, Some(50));
+    assert!(cfg.global.lock_memory);
+    assert_eq!(cfg.global.startup_delay, Duration::from_millis(5500));
+    for name in ["cloud", "bare"] {
+        assert!(cfg.instance(name).expect(name).vips.is_empty());
+    }
+    assert!(imported.kdl.contains("no-vip"), "{}", imported.kdl);
+}

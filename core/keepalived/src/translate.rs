@@ -166,6 +166,10 @@ impl Importer {
             "lower_prio_no_advert" => flag(self, "lower-prio-no-advert"),
             "notify_priority_changes" => flag(self, "notify-priority-changes"),
             "higher_prio_send_advert" => flag(self, "higher-prio-send-advert"),
+            // Process settings upkeep has as its own.
+            "rt_priority" if global => count(self, "realtime-priority"),
+            "no_swap" if global => Some("lock-memory #true".to_owned()),
+            "startup_delay" if global => seconds(self, "startup-delay"),
             _ => return None,
         })
     }
@@ -529,6 +533,7 @@ impl Importer {
             tracks: Vec::new(),
             notify: KNotify::default(),
             settings: Vec::new(),
+            no_vip: None,
         };
         let place = format!("vrrp_instance {}", i.name);
         for s in self.block(stmt) {
@@ -551,6 +556,7 @@ impl Importer {
                 "advert_int" => i.advert = self.one_seconds(s),
                 "version" => i.version = self.one_int(s),
                 "nopreempt" => i.nopreempt = Some(s.pos),
+                "no_virtual_ipaddress" => i.no_vip = Some(s.pos),
                 // keepalived's default; the keyword changes nothing.
                 "preempt" => {}
                 "preempt_delay" => i.preempt_delay = self.one_seconds(s),

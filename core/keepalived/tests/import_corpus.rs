@@ -625,6 +625,9 @@ const GLOBAL: &[&str] = &[
     "vrrp_notify_fifo",
     "vrrp_notify_fifo_script",
     "vrrp_notify_priority_changes",
+    "vrrp_rt_priority",
+    "vrrp_no_swap",
+    "vrrp_startup_delay",
 ];
 const SCRIPT: &[&str] = &[
     "script",
@@ -674,6 +677,7 @@ const INSTANCE: &[&str] = &[
     "higher_prio_send_advert",
     "notify_master_rx_lower_pri",
     "notify_priority_changes",
+    "no_virtual_ipaddress",
 ];
 const GROUP: &[&str] = &[
     "group",

@@ -120,6 +120,8 @@ struct Daemon {
     hook_tx: mpsc::UnboundedSender<checks::HookJob>,
     hook_stats: std::sync::Arc<QueueStats>,
     notifier: Option<Notifier>,
+    /// `startup-delay`: when the instances start.
+    startup_at: Option<Instant>,
     /// `notify-fifo`: every event as a line.
     fifo: Option<crate::hooks::fifo::NotifyFifo>,
     /// The notify queue's counts, kept across the notifiers a reload replaces.
@@ -194,6 +196,7 @@ impl Daemon {
             )),
             notify_stats,
             fifo: open_fifo(&cfg.global)?,
+            startup_at: None,
             group_notified: HashMap::new(),
             watch: None,
             watch_tx,
@@ -282,7 +285,16 @@ impl Daemon {
         tokio::pin!(reload_sleep);
 
         let now = Instant::now();
-        self.start_instances(0..self.instances.len());
+        let delay = self.cfg.global.startup_delay;
+        if delay.is_zero() {
+            self.start_instances(0..self.instances.len());
+        } else {
+            info!(
+                delay_ms = delay.as_millis() as u64,
+                "startup-delay: instances start later"
+            );
+            self.startup_at = Some(now + delay);
+        }
         self.pump(now);
         self.systemd
             .send(&format!("READY=1\nSTATUS={}", self.summary()));
@@ -609,6 +621,7 @@ impl Daemon {
                     .chain(i.garp_again_at.map(|a| a.0))
             })
             .chain(self.node.poll_timeout())
+            .chain(self.startup_at)
             .chain(self.status_due)
             .chain(self.watchdog_at)
             .min()
@@ -619,6 +632,16 @@ impl Daemon {
             if at <= now {
                 self.systemd.send("WATCHDOG=1");
                 self.watchdog_at = Some(now + every);
+            }
+        }
+        if self.startup_at.is_some_and(|t| t <= now) {
+            self.startup_at = None;
+            if !self.node.is_stopping() {
+                // Those a reload added meanwhile have started already.
+                let waiting: Vec<usize> = (0..self.instances.len())
+                    .filter(|&i| self.node.fsm(i).state() == State::Initialize)
+                    .collect();
+                self.start_instances(waiting);
             }
         }
         self.node.timeout(now);

@@ -189,6 +189,11 @@ impl Validator<'_> {
                 }
             }
             "notify-fifo" => g.notify_fifo = self.fifo_path(node),
+            "startup-delay" => {
+                if let Some(d) = self.one_duration(node) {
+                    g.startup_delay = d;
+                }
+            }
             "notify-fifo-script" => g.notify_fifo_script = self.one_string(node),
             _ => return false,
         }

@@ -39,6 +39,7 @@ pub(super) const GLOBAL_KEYS: &[&str] = &[
     "notify-fifo",
     "notify-fifo-script",
     "notify-priority-changes",
+    "startup-delay",
 ];
 /// The settings that say what a check looks at; a check has exactly one.
 pub(super) const CHECK_KINDS: &[&str] = &["script", "plugin", "interface", "file", "process"];
@@ -83,6 +84,7 @@ pub(super) const INSTANCE_KEYS: &[&str] = &[
     "higher-prio-send-advert",
     "notify-master-rx-lower-pri",
     "notify-priority-changes",
+    "no-vip",
     "auth-pass",
     "initial-state",
     "unicast-src",
@@ -165,6 +167,8 @@ pub(super) const KEEPALIVED_NAMES: &[(&str, &str)] = &[
     ("notify_master_rx_lower_pri", "notify-master-rx-lower-pri"),
     ("notify_priority_changes", "notify-priority-changes"),
     ("vrrp_notify_priority_changes", "notify-priority-changes"),
+    ("vrrp_startup_delay", "startup-delay"),
+    ("no_virtual_ipaddress", "no-vip"),
     ("virtual_router_id", "vrid"),
     ("advert_int", "advert-interval"),
     ("state", "initial-state"),
@@ -234,6 +238,8 @@ pub(super) fn example(key: &str) -> &'static str {
         "notify-fifo" => "notify-fifo \"/run/upkeep/notify.fifo\"",
         "notify-fifo-script" => "notify-fifo-script \"/etc/upkeep/read_fifo.sh\"",
         "notify-priority-changes" => "notify-priority-changes #true",
+        "startup-delay" => "startup-delay \"5s\"",
+        "no-vip" => "no-vip",
         "notify-master-rx-lower-pri" => "notify-master-rx-lower-pri \"/etc/upkeep/reclaim.sh\"",
         "script-user" => "script-user \"nobody\"",
         "script" => "script \"/etc/upkeep/check_port80.sh\"",

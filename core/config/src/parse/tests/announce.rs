@@ -174,3 +174,58 @@ fn the_notify_fifo_and_its_settings() {
     );
     problem_at(&group, 8, 5, "notify-master-rx-lower-pri");
 }
+
+/// An instance without VIPs (keepalived#2121: a cloud moves the address by API from notify
+/// commands) says so with `no-vip`; its family is its unicast addresses'.
+#[test]
+fn an_instance_without_vips_says_no_vip() {
+    let bare = "instance \"cloud\" {\n    interface \"eth0\"\n    vrid 9\n";
+    let cfg = ok(&format!(
+        "{bare}    no-vip\n    notify-master \"/bin/true\"\n}}\n"
+    ));
+    let i = &cfg.instances[0];
+    assert!(i.vips.is_empty() && !i.is_ipv6());
+    let v6 = ok(&format!(
+        "{bare}    no-vip\n    unicast-peer \"2001:db8::2\"\n}}\n"
+    ));
+    assert!(v6.instances[0].is_ipv6());
+    let p = problem_at(&format!("{bare}}}\n"), 1, 1, "has no `vip`");
+    assert!(help_of(&p).contains("no-vip"), "{p:?}");
+    problems_at(&[
+        (
+            format!("{bare}    no-vip\n    vip \"192.0.2.1/24\"\n}}\n"),
+            4,
+            5,
+            "has `no-vip` and VIPs",
+        ),
+        (
+            format!("{bare}    no-vip\n    unicast-src \"192.0.2.1\"\n    unicast-peer \"2001:db8::2\"\n}}\n"),
+            6,
+            18,
+            "2001:db8::2 is IPv6 but 192.0.2.1 is IPv4",
+        ),
+        (
+            format!("{bare}    no-vip\n    version 2\n    unicast-peer \"2001:db8::2\"\n}}\n"),
+            1,
+            1,
+            "which VRRP version 2 cannot carry",
+        ),
+        (format!("{bare}    no-vip 1\n}}\n"), 4, 12, "`no-vip` takes no value"),
+    ]);
+}
+
+#[test]
+fn startup_delay_is_a_global_duration() {
+    assert_eq!(ok(&web("")).global.startup_delay, Duration::ZERO);
+    let cfg = ok(&format!(
+        "global {{\n    startup-delay \"2.5s\"\n}}\n{}",
+        web("")
+    ));
+    assert_eq!(cfg.global.startup_delay, Duration::from_millis(2500));
+    problem_at(
+        "global {\n    startup-delay \"later\"\n}\n",
+        2,
+        19,
+        "startup-delay",
+    );
+}
