@@ -1260,3 +1260,50 @@ vrrp_instance bare {
     }
     assert!(imported.kdl.contains("no-vip"), "{}", imported.kdl);
 }
+
+/// keepalived's conditional lines and parameters (keepalived.conf(5)): one file for both hosts.
+#[test]
+fn conditional_config_and_parameters_import_per_host() {
+    let src = r#"$VIP=192.0.2.100
+@lb1 $PRIO=200
+@lb2 $PRIO=100
+$INSTANCE= \
+vrrp_instance VI_${NUM} { \
+    interface eth0 \
+    virtual_router_id 5${NUM} \
+    priority $PRIO \
+    @^lb1 nopreempt \
+    virtual_ipaddress { \
+        ${VIP}/24 \
+    } \
+}
+global_defs {
+    @lb1 router_id lb1
+    @lb2 router_id lb2
+}
+$NUM=1
+$INSTANCE
+"#;
+    let import = |host: &str| {
+        let imported = crate::import_str_for(src, "keepalived.conf", host).expect("imports");
+        assert!(
+            imported.warnings.is_empty(),
+            "{host}: {:#?}",
+            imported.warnings
+        );
+        let cfg = upkeep_config::parse_str(&imported.kdl, "out.kdl")
+            .unwrap_or_else(|e| panic!("{}\n{e}", imported.kdl));
+        (imported, cfg)
+    };
+    let (_, lb1) = import("lb1");
+    let (out2, lb2) = import("lb2");
+    assert_eq!(lb1.global.router_id.as_deref(), Some("lb1"));
+    assert_eq!(lb2.global.router_id.as_deref(), Some("lb2"));
+    let (i1, i2) = (&lb1.instances[0], &lb2.instances[0]);
+    assert_eq!((i1.name.as_str(), i1.vrid, i1.priority), ("VI_1", 51, 200));
+    assert_eq!((i2.vrid, i2.priority), (51, 100));
+    assert!(i1.preempt && !i2.preempt, "@^lb1 nopreempt");
+    assert_eq!(i1.vips[0].addr.to_string(), "192.0.2.100");
+    // Lines made by an expansion carry the line of the expansion.
+    assert!(out2.kdl.contains("instance \"VI_1\""), "{}", out2.kdl);
+}
