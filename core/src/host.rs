@@ -85,7 +85,8 @@ pub fn check(
         || cfg
             .sync_groups
             .iter()
-            .any(|g| !notify_commands(&g.notify).is_empty());
+            .any(|g| !notify_commands(&g.notify).is_empty())
+        || cfg.global.notify_fifo_script.is_some();
     if let Some(e) = nft_missing(cfg, source, file_name, || {
         matches!(resolve_program("nft", dir), Ok(Some(_)))
     }) {
@@ -146,6 +147,18 @@ pub fn check(
                 None,
             );
         }
+    }
+    if let Some(cmd) = &cfg.global.notify_fifo_script {
+        let cmd_at = cfg.locations.notify_fifo_script.unwrap_or((0, 0).into());
+        cx.command(
+            cfg,
+            "notify-fifo-script",
+            cmd,
+            global_user,
+            global_user_at.unwrap_or(cmd_at),
+            cmd_at,
+            None,
+        );
     }
     if !cx.problems.is_empty() {
         let mut problems = cx.problems;
@@ -209,6 +222,7 @@ fn notify_commands(n: &Notify) -> Vec<(&'static str, &String)> {
         ("notify-fault", &n.fault),
         ("notify-stop", &n.stop),
         ("notify", &n.any),
+        ("notify-master-rx-lower-pri", &n.master_rx_lower_pri),
     ]
     .into_iter()
     .filter_map(|(k, c)| Some((k, c.as_ref()?)))
@@ -450,6 +464,16 @@ mod tests {
         let problems = run(text, Path::new("/")).unwrap_err();
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!((problems[0].0, problems[0].1), (3, 5), "{problems:?}");
+    }
+
+    #[test]
+    fn the_notify_fifo_script_is_checked_like_a_notify_command() {
+        let text = "global {\n    notify-fifo \"/run/upkeep-test.fifo\"\n    notify-fifo-script \"/no/such/reader.sh\"\n}\ninstance \"web\" {\n    interface \"eth0\"\n    vrid 51\n    vip \"192.0.2.100/24\"\n}\n";
+        let problems = run(text, Path::new("/")).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        let (line, col, msg) = &problems[0];
+        assert_eq!((*line, *col), (3, 5), "{msg}");
+        assert!(msg.contains("notify-fifo-script"), "{msg}");
     }
 
     #[test]

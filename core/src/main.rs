@@ -75,7 +75,13 @@ enum Command {
     Plugin(PluginCommand),
     /// Translate a keepalived.conf into upkeep's KDL on stdout; what cannot be translated is
     /// listed on stderr with its line.
-    ImportKeepalived { file: PathBuf },
+    ImportKeepalived {
+        file: PathBuf,
+        /// The config id keepalived's `@ID` / `@^ID` lines are compared with (keepalived's
+        /// `-i`); default: this machine's host name up to its first dot.
+        #[arg(long)]
+        host: Option<String>,
+    },
     /// Compile a WASM plugin read from stdin to machine code in OUTPUT (the daemon runs this
     /// in a process of its own; not for people).
     #[command(hide = true)]
@@ -225,7 +231,10 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::ImportKeepalived { file } => match upkeep_keepalived::import_keepalived(&file) {
+        Command::ImportKeepalived { file, host } => match upkeep_keepalived::import_keepalived_for(
+            &file,
+            &host.unwrap_or_else(upkeep_keepalived::default_host),
+        ) {
             Ok(imported) => {
                 for w in &imported.warnings {
                     eprintln!("warning: {w}");

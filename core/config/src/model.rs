@@ -32,6 +32,8 @@ pub struct Config {
 pub struct Locations {
     /// The first `global`'s `script-user`.
     pub script_user: Option<SourceSpan>,
+    /// The first `global`'s `notify-fifo-script`.
+    pub notify_fifo_script: Option<SourceSpan>,
     /// (offset of a top-level node's span, setting) -> the span of the node's first child of
     /// that name, for the settings in [`Locations::KEYS`].
     pub settings: BTreeMap<(usize, &'static str), SourceSpan>,
@@ -40,9 +42,10 @@ pub struct Locations {
 impl Locations {
     /// The settings kept in [`Locations::settings`]: a check's user and script, the notify
     /// commands of an instance or sync group.
-    pub const KEYS: [&'static str; 7] = [
+    pub const KEYS: [&'static str; 8] = [
         "user",
         "script",
+        "notify-master-rx-lower-pri",
         "notify-master",
         "notify-backup",
         "notify-fault",
@@ -113,6 +116,85 @@ pub struct Global {
     pub lock_memory: bool,
     /// Default of [`InstanceConfig::master_down_adverts`] (`master-down-adverts`).
     pub master_down_adverts: u8,
+    /// Delay of the second round of announcements after becoming master (keepalived's
+    /// `garp_master_delay`); None (`"0s"`): no second round.
+    pub garp_delay: Option<Duration>,
+    /// Announcements per `garp-refresh` (keepalived's `garp_master_refresh_repeat`).
+    pub garp_refresh_repeat: u32,
+    /// Announcements a master sends when it hears a lower priority (keepalived's
+    /// `garp_lower_prio_repeat`); None: `garp_repeat`.
+    pub garp_lower_prio_repeat: Option<u32>,
+    /// Delay of their second round (`garp_lower_prio_delay`); None: `garp_delay`'s.
+    pub garp_lower_prio_delay: Option<Duration>,
+    /// Gap between the repeats of unsolicited neighbour advertisements (IPv6), as
+    /// `garp_interval` is for gratuitous ARP (keepalived's `vrrp_gna_interval`).
+    pub na_interval: Duration,
+    /// Default of [`InstanceConfig::lower_prio_no_advert`].
+    pub lower_prio_no_advert: bool,
+    /// Default of [`InstanceConfig::higher_prio_send_advert`].
+    pub higher_prio_send_advert: bool,
+    /// A FIFO that every transition is written to as a line, keepalived's format:
+    /// `INSTANCE "web" MASTER 100` (keepalived's `notify_fifo` / `vrrp_notify_fifo`). Made at
+    /// start when missing (and removed at exit then). Absolute.
+    pub notify_fifo: Option<PathBuf>,
+    /// Started at start with the FIFO's path appended, to read it; runs as `script-user` until
+    /// the daemon stops (keepalived's `notify_fifo_script`).
+    pub notify_fifo_script: Option<String>,
+    /// Default of [`InstanceConfig::notify_priority_changes`].
+    pub notify_priority_changes: bool,
+    /// The instances start (listen, advertise, elect) this long after the daemon (keepalived's
+    /// `vrrp_startup_delay`: links such as bonds that pass no traffic for a while after boot).
+    pub startup_delay: Duration,
+}
+
+/// How an instance announces its VIPs (gratuitous ARP / unsolicited NA): `global`'s settings
+/// with the instance's own over them, resolved when the file is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Garp {
+    /// Announcements on becoming master, at least one.
+    pub repeat: u32,
+    /// Gap between them for IPv4 (gratuitous ARP).
+    pub interval: Duration,
+    /// Gap between them for IPv6 (unsolicited NA).
+    pub na_interval: Duration,
+    /// A second round of `repeat` this long after becoming master; None: none.
+    pub delay: Option<Duration>,
+    /// While master, `refresh_repeat` announcements this often; None: never.
+    pub refresh: Option<Duration>,
+    pub refresh_repeat: u32,
+    /// Announcements in answer to a lower-priority (or priority-0) advert while master; 0:
+    /// none.
+    pub lower_prio_repeat: u32,
+    /// A second round of `lower_prio_repeat` this long after such an answer; None: none.
+    pub lower_prio_delay: Option<Duration>,
+}
+
+/// keepalived's and upkeep's default delay of the second round of announcements.
+pub const DEFAULT_GARP_DELAY: Duration = Duration::from_secs(5);
+
+impl Garp {
+    /// The settings of an instance that sets none of its own: `global`'s.
+    pub fn from_global(g: &Global) -> Self {
+        Self {
+            repeat: g.garp_repeat.max(1),
+            interval: g.garp_interval,
+            na_interval: g.na_interval,
+            delay: g.garp_delay,
+            refresh: g.garp_refresh,
+            refresh_repeat: g.garp_refresh_repeat.max(1),
+            lower_prio_repeat: g.garp_lower_prio_repeat.unwrap_or(g.garp_repeat.max(1)),
+            lower_prio_delay: g
+                .garp_lower_prio_delay
+                .or(g.garp_delay)
+                .filter(|d| !d.is_zero()),
+        }
+    }
+}
+
+impl Default for Garp {
+    fn default() -> Self {
+        Self::from_global(&Global::default())
+    }
 }
 
 /// Master_Down_Interval is this many advert intervals plus Skew_Time in the RFCs.
@@ -139,6 +221,17 @@ impl Default for Global {
             script_security: true,
             metrics_listen: None,
             master_down_adverts: RFC_MASTER_DOWN_ADVERTS,
+            garp_delay: Some(DEFAULT_GARP_DELAY),
+            garp_refresh_repeat: 1,
+            garp_lower_prio_repeat: None,
+            garp_lower_prio_delay: None,
+            na_interval: Duration::ZERO,
+            lower_prio_no_advert: false,
+            higher_prio_send_advert: false,
+            notify_fifo: None,
+            notify_fifo_script: None,
+            notify_priority_changes: false,
+            startup_delay: Duration::ZERO,
         }
     }
 }
@@ -344,6 +437,9 @@ pub struct Notify {
     pub any: Option<String>,
     /// `notify-hook`: names of `hook`s called on every transition.
     pub hooks: Vec<String>,
+    /// `notify-master-rx-lower-pri` (instances only): run when the master hears a lower
+    /// priority (another router took over meanwhile, e.g. a cloud address moved by API).
+    pub master_rx_lower_pri: Option<String>,
 }
 
 impl Notify {
@@ -420,6 +516,19 @@ pub struct InstanceConfig {
     pub notify: Notify,
     /// A macvlan with the RFC's virtual MAC for the VIPs (keepalived's `use_vmac`).
     pub vmac: Option<Vmac>,
+    /// Gratuitous ARP / NA settings (`global`'s, with the instance's own over them).
+    pub garp: Garp,
+    /// A master that hears a lower priority does not answer with an advert of its own (the
+    /// RFCs' behaviour; keepalived's `lower_prio_no_advert`). It still re-announces the VIPs
+    /// (`garp-lower-prio-repeat`).
+    pub lower_prio_no_advert: bool,
+    /// A master that hears a higher priority sends one advert at its own priority before it
+    /// steps down (keepalived's `higher_prio_send_advert`), so a keepalived winner with
+    /// `garp_lower_prio_repeat` re-announces the VIPs.
+    pub higher_prio_send_advert: bool,
+    /// Priority changes are written to the notify FIFO (`MASTER_PRIORITY` /
+    /// `BACKUP_PRIORITY` lines; keepalived's `notify_priority_changes`).
+    pub notify_priority_changes: bool,
     pub span: SourceSpan,
 }
 
@@ -427,19 +536,24 @@ pub struct InstanceConfig {
 pub const MAX_ADVERTISED_VIPS: usize = 255;
 
 impl InstanceConfig {
-    /// True when the instance's advertised VIPs are IPv6 (they share a family; VIPs that are
-    /// not advertised may be of either).
     /// Whether, while master, traffic to its VIPs is dropped (Accept_Mode false, not the
     /// address owner).
     pub fn drops_vip_traffic(&self) -> bool {
         !self.accept && self.priority != 255
     }
 
+    /// True when the instance's advertised VIPs are IPv6 (they share a family; VIPs that are
+    /// not advertised may be of either). An instance without VIPs (`no-vip`) takes the family
+    /// of its `unicast-src` / `unicast-peer`, else IPv4.
     pub fn is_ipv6(&self) -> bool {
-        self.vips
-            .iter()
-            .find(|v| v.advertise)
-            .is_some_and(|v| v.addr.is_ipv6())
+        match self.vips.iter().find(|v| v.advertise) {
+            Some(v) => v.addr.is_ipv6(),
+            // `no-vip`: the family of its unicast addresses, else IPv4.
+            None => self
+                .unicast_src
+                .or(self.unicast_peers.first().copied())
+                .is_some_and(|a| a.is_ipv6()),
+        }
     }
 
     /// The addresses the instance's adverts carry, in file order: its VIPs but those written

@@ -22,6 +22,12 @@ pub(crate) struct KGlobal {
     pub(crate) script_security: Option<Pos>,
     /// `vrrp_strict`: instances without `accept` get `accept #false`.
     pub(crate) strict: Option<Pos>,
+    /// Settings already in upkeep's words (`garp-delay "5s"`...), in file order.
+    pub(crate) settings: Vec<(String, Pos)>,
+    /// `notify_fifo` / `vrrp_notify_fifo` (true: the `vrrp_` one): path, where.
+    pub(crate) fifos: Vec<(bool, String, Pos)>,
+    /// `notify_fifo_script` / `vrrp_notify_fifo_script`: command, where.
+    pub(crate) fifo_scripts: Vec<(bool, String, Pos)>,
     pub(crate) comments: Vec<String>,
 }
 
@@ -104,6 +110,8 @@ pub(crate) struct KNotify {
     pub(crate) fault: At<String>,
     pub(crate) stop: At<String>,
     pub(crate) any: At<String>,
+    /// `notify_master_rx_lower_pri` (instances only).
+    pub(crate) rx_lower_pri: At<String>,
 }
 
 pub(crate) struct KVip {
@@ -181,6 +189,10 @@ pub(crate) struct KInstance {
     /// `use_vmac [NAME]`.
     pub(crate) vmac: Option<(Option<String>, Pos)>,
     pub(crate) vmac_xmit_base: Option<Pos>,
+    /// Settings already in upkeep's words (`garp-delay "5s"`...), in file order.
+    pub(crate) settings: Vec<(String, Pos)>,
+    /// `no_virtual_ipaddress`.
+    pub(crate) no_vip: Option<Pos>,
 }
 
 pub(crate) struct KGroup {

@@ -355,6 +355,7 @@ impl Importer {
     }
 
     fn emit_global(&mut self, out: &mut Out) {
+        self.fifo_warnings();
         let g = &self.global;
         let any = g.router_id.is_some()
             || g.script_user.is_some()
@@ -362,6 +363,8 @@ impl Importer {
             || g.garp_interval.is_some()
             || g.garp_refresh.is_some()
             || g.script_security.is_some()
+            || !g.settings.is_empty()
+            || !g.fifos.is_empty()
             || !g.comments.is_empty();
         if !any {
             return;
@@ -386,10 +389,42 @@ impl Importer {
         if let Some(pos) = g.script_security {
             out.setting("script-security #true", pos);
         }
+        for (line, pos) in &g.settings {
+            out.setting(line.clone(), *pos);
+        }
+        if let Some((vrrp, path, pos)) = g.fifos.first() {
+            out.setting(format!("notify-fifo {}", q(path)), *pos);
+            if let Some((_, cmd, pos)) = g.fifo_scripts.iter().find(|s| s.0 == *vrrp) {
+                out.setting(format!("notify-fifo-script {}", q(cmd)), *pos);
+            }
+        }
         for c in &g.comments {
             out.line(1, format!("// {c}"), None);
         }
         out.line(0, "}", None);
+    }
+
+    /// upkeep writes one FIFO: a second (keepalived's `notify_fifo` beside `vrrp_notify_fifo`)
+    /// and a script for a FIFO not written are warned about.
+    fn fifo_warnings(&mut self) {
+        let chosen = self.global.fifos.first().map(|f| f.0);
+        let extra: Vec<Pos> = self.global.fifos.iter().skip(1).map(|f| f.2).collect();
+        for pos in extra {
+            self.warn(pos, "upkeep writes one notify FIFO, the first named; this one is ignored (its lines would be the same)");
+        }
+        let orphans: Vec<Pos> = self
+            .global
+            .fifo_scripts
+            .iter()
+            .filter(|s| Some(s.0) != chosen)
+            .map(|s| s.2)
+            .collect();
+        for pos in orphans {
+            self.warn(
+                pos,
+                "a script for a notify FIFO that is not imported; ignored",
+            );
+        }
     }
 
     fn emit_instance(&mut self, out: &mut Out, i: &KInstance, names: &CheckNames) {
@@ -473,6 +508,9 @@ impl Importer {
             (Some((false, pos)), _) => out.setting("accept #false", pos),
             (None, Some(pos)) => out.setting("accept #false", pos),
             _ => {}
+        }
+        for (line, pos) in &i.settings {
+            out.setting(line.clone(), *pos);
         }
         if let Some((pass, pos)) = &i.auth {
             if version == 2 {
@@ -575,6 +613,10 @@ impl Importer {
                 format!("vip {}{dev}{advertise}{opts}", q(&vip.addr)),
                 vip.pos,
             );
+        }
+        // keepalived runs an instance without VIPs (version 2, IPv4); upkeep says so.
+        if held.is_empty() && i.vips.is_empty() {
+            out.setting("no-vip", i.no_vip.unwrap_or(i.pos));
         }
         for (r, pos) in &i.routes {
             let mut line = format!("route {}", q(&r.dest));
@@ -831,6 +873,7 @@ fn emit_notify(out: &mut Out, n: &KNotify) {
         ("notify-fault", &n.fault),
         ("notify-stop", &n.stop),
         ("notify", &n.any),
+        ("notify-master-rx-lower-pri", &n.rx_lower_pri),
     ] {
         if let Some((cmd, pos)) = cmd {
             out.setting(format!("{key} {}", q(cmd)), *pos);

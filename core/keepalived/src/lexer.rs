@@ -4,6 +4,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::preprocess::Preprocessor;
 use crate::{ImportError, ImportWarning};
 
 /// Where a token or statement comes from: an index into the file names, and a 1-based line.
@@ -25,14 +26,25 @@ pub(crate) enum Tok {
 /// Nested includes deeper than this are taken for a loop.
 const MAX_INCLUDE_DEPTH: usize = 8;
 
-#[derive(Default)]
 pub(crate) struct Lexer {
     pub(crate) files: Vec<String>,
     pub(crate) tokens: Vec<(Tok, Pos)>,
     pub(crate) warnings: Vec<ImportWarning>,
+    /// `@HOST` lines and `$PARAM` definitions, across included files as keepalived has them.
+    pre: Preprocessor,
 }
 
 impl Lexer {
+    /// A lexer for the host whose config id is `host` (`@host` lines are its).
+    pub(crate) fn new(host: &str) -> Self {
+        Self {
+            files: Vec::new(),
+            tokens: Vec::new(),
+            warnings: Vec::new(),
+            pre: Preprocessor::new(host),
+        }
+    }
+
     pub(crate) fn file(
         &mut self,
         source: &str,
@@ -41,8 +53,40 @@ impl Lexer {
     ) -> Result<(), ImportError> {
         let file = self.files.len();
         self.files.push(name.to_owned());
-        for (i, text) in source.lines().enumerate() {
+        let dir = Path::new(name)
+            .parent()
+            .map(|d| d.display().to_string())
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| ".".to_owned());
+        for (i, raw) in source.lines().enumerate() {
             let pos = Pos { file, line: i + 1 };
+            let made = self.pre.line(raw, &dir);
+            for message in made.problems {
+                self.warnings.push(ImportWarning {
+                    file: name.to_owned(),
+                    line: pos.line,
+                    message,
+                });
+            }
+            for text in &made.lines {
+                self.lex(text, name, pos, depth)?;
+            }
+        }
+        if let Some(param) = self.pre.finish() {
+            self.warnings.push(ImportWarning {
+                file: name.to_owned(),
+                line: source.lines().count().max(1),
+                message: format!(
+                    "the definition of ${param} ends with the file (its last line ends in `\\`)"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// One line, after the preprocessor: its tokens, or the files it includes.
+    fn lex(&mut self, text: &str, name: &str, pos: Pos, depth: usize) -> Result<(), ImportError> {
+        {
             let toks = lex_line(text).map_err(|message| ImportError::Syntax {
                 file: name.to_owned(),
                 line: pos.line,

@@ -6,13 +6,14 @@
 //! keyword mapping is documented in docs/migrating.md (a test checks that every keyword the
 //! importer matches on appears there).
 //!
-//! The translation runs in stages, one module each: `lexer` (lines into tokens, includes
-//! followed), `stmt` (tokens into a statement tree), `translate` (statements into the drafts of
+//! The translation runs in stages, one module each: `preprocess` (keepalived's `@HOST` lines
+//! and `$PARAM` substitution), `lexer` (lines into tokens, includes followed), `stmt` (tokens into a statement tree), `translate` (statements into the drafts of
 //! `draft`, with warnings) and `emit` (drafts into KDL, checked with `parse_str`).
 
 mod draft;
 mod emit;
 mod lexer;
+mod preprocess;
 mod stmt;
 mod translate;
 
@@ -25,6 +26,7 @@ use std::path::{Path, PathBuf};
 
 use draft::Importer;
 use lexer::Lexer;
+pub use preprocess::default_host;
 use stmt::statements;
 
 /// The KDL produced from a keepalived.conf, and what could not be carried over.
@@ -80,19 +82,31 @@ pub enum ImportError {
     },
 }
 
-/// Reads the keepalived config at `path` (and what it includes) and translates it.
+/// Reads the keepalived config at `path` (and what it includes) and translates it, as
+/// keepalived reads it on this machine ([`default_host`] is the config id of `@ID` lines).
 pub fn import_keepalived(path: &Path) -> Result<Imported, ImportError> {
+    import_keepalived_for(path, &default_host())
+}
+
+/// [`import_keepalived`] as keepalived reads it on the host whose config id is `host`
+/// (keepalived's `-i`): `@host` lines are kept, `@^host` lines left out.
+pub fn import_keepalived_for(path: &Path, host: &str) -> Result<Imported, ImportError> {
     let source = std::fs::read_to_string(path).map_err(|source| ImportError::Io {
         path: path.to_owned(),
         source,
     })?;
-    import_str(&source, &path.display().to_string())
+    import_str_for(&source, &path.display().to_string(), host)
 }
 
 /// Translates keepalived config text. `file_name` names it in warnings, and `include`s are
-/// resolved relative to its directory.
+/// resolved relative to its directory. `@ID` lines are this machine's ([`default_host`]).
 pub fn import_str(source: &str, file_name: &str) -> Result<Imported, ImportError> {
-    let mut lexer = Lexer::default();
+    import_str_for(source, file_name, &default_host())
+}
+
+/// [`import_str`] for the host whose config id is `host`.
+pub fn import_str_for(source: &str, file_name: &str, host: &str) -> Result<Imported, ImportError> {
+    let mut lexer = Lexer::new(host);
     lexer.file(source, file_name, 0)?;
     let mut at = 0;
     let tree = statements(&lexer.tokens, &mut at, None, &lexer.files)?;

@@ -461,14 +461,13 @@ virtual_server 192.0.2.1 443 {
                 (2, "`notification_email { ... }` in global_defs: upkeep sends no mail"),
                 (5, "`smtp_server 127.0.0.1` in global_defs"),
                 (6, "group `wheel`"),
-                (11, "`notify_master_rx_lower_pri /bin/true` in vrrp_instance v: not supported"),
                 (23, "unicast_peer options `min_ttl 1`"),
                 (25, "upkeep has no BFD"),
                 (29, "LVS virtual_server is out of scope: upkeep does VRRP, not IPVS load balancing; 3 blocks ignored; also at line 36, line 38"),
                 (33, "a `{ ... }` block without a keyword in the file"),
             ],
         );
-    assert_eq!(imported.warnings.len(), 8, "{:#?}", imported.warnings);
+    assert_eq!(imported.warnings.len(), 7, "{:#?}", imported.warnings);
     assert_eq!(
             imported.warnings[0].to_string(),
             "keepalived.conf:2: `notification_email { ... }` in global_defs: upkeep sends no mail; ignored"
@@ -525,16 +524,13 @@ vrrp_sync_group g {
                 "upkeep runs `notify-stop` for an instance a reload removes",
             ),
             (
-                17,
-                "`notify_priority_changes true` in vrrp_instance web: not supported",
-            ),
-            (
                 18,
                 "`smtp_alert` in vrrp_instance web: upkeep sends no mail",
             ),
         ],
     );
-    assert_eq!(imported.warnings.len(), 4, "{:#?}", imported.warnings);
+    assert_eq!(imported.warnings.len(), 3, "{:#?}", imported.warnings);
+    assert!(cfg.instances[0].notify_priority_changes);
     assert!(cfg.global.script_security);
     assert_eq!(cfg.global.script_user.as_deref(), Some("keepalived_script"));
     let n = &cfg.instances[0].notify;
@@ -1221,4 +1217,217 @@ fn accept_modes_are_imported() {
     assert!(imported.kdl.contains("vrrp_strict"), "{}", imported.kdl);
     warned(&imported, 3, "`vrrp_iptables`: upkeep drops traffic");
     assert_eq!(imported.warnings.len(), 1, "{:#?}", imported.warnings);
+}
+
+#[test]
+fn garp_and_advert_answer_keywords_map_globally_and_per_instance() {
+    let src = r#"global_defs {
+    vrrp_garp_master_delay 10
+    vrrp_garp_master_refresh_repeat 2
+    vrrp_garp_lower_prio_delay 3
+    vrrp_garp_lower_prio_repeat 1
+    vrrp_gna_interval 0.02
+    vrrp_lower_prio_no_advert
+    vrrp_higher_prio_send_advert yes
+}
+vrrp_instance web {
+    interface eth0
+    virtual_router_id 10
+    garp_master_delay 0
+    garp_master_repeat 2
+    garp_master_refresh 60
+    garp_master_refresh_repeat 3
+    garp_lower_prio_delay 4
+    garp_lower_prio_repeat 0
+    lower_prio_no_advert off
+    higher_prio_send_advert
+    virtual_ipaddress {
+        192.0.2.100/24
+    }
+}
+vrrp_instance db {
+    interface eth0
+    virtual_router_id 11
+    virtual_ipaddress {
+        192.0.2.200/24
+    }
+}
+"#;
+    let (imported, cfg) = convert(src);
+    assert!(imported.warnings.is_empty(), "{:#?}", imported.warnings);
+    let g = &cfg.global;
+    assert_eq!(g.garp_delay, Some(Duration::from_secs(10)));
+    assert_eq!(g.garp_refresh_repeat, 2);
+    assert_eq!(g.garp_lower_prio_delay, Some(Duration::from_secs(3)));
+    assert_eq!(g.garp_lower_prio_repeat, Some(1));
+    assert_eq!(g.na_interval, Duration::from_millis(20));
+    assert!(g.lower_prio_no_advert && g.higher_prio_send_advert);
+    let w = cfg.instance("web").expect("web");
+    assert_eq!(w.garp.delay, None, "0: no second round");
+    assert_eq!(w.garp.repeat, 2);
+    assert_eq!(w.garp.refresh, Some(Duration::from_secs(60)));
+    assert_eq!(w.garp.refresh_repeat, 3);
+    assert_eq!(w.garp.lower_prio_delay, Some(Duration::from_secs(4)));
+    assert_eq!(w.garp.lower_prio_repeat, 0);
+    assert!(!w.lower_prio_no_advert && w.higher_prio_send_advert);
+    let d = cfg.instance("db").expect("db");
+    assert_eq!(d.garp.delay, Some(Duration::from_secs(10)), "global's");
+    assert_eq!((d.garp.lower_prio_repeat, d.garp.refresh_repeat), (1, 2));
+    assert!(d.lower_prio_no_advert);
+    // A bad boolean is reported at its line, and nothing else is lost.
+    let (imported, _) = convert(
+        "vrrp_instance w {\n    interface eth0\n    virtual_router_id 1\n    lower_prio_no_advert maybe\n    virtual_ipaddress {\n        192.0.2.1\n    }\n}\n",
+    );
+    assert_eq!(imported.warnings.len(), 1, "{:#?}", imported.warnings);
+    assert_eq!(imported.warnings[0].line, 4);
+    assert!(imported.warnings[0].message.contains("maybe"));
+}
+
+#[test]
+fn notify_fifo_keywords_import() {
+    let src = r#"global_defs {
+    vrrp_notify_fifo /run/keepalived/vrrp.fifo
+    vrrp_notify_fifo_script "/usr/local/bin/read_fifo.sh --quiet" keepalived_script
+    notify_fifo /run/keepalived/all.fifo
+    notify_fifo_script /usr/local/bin/other.sh
+    lvs_notify_fifo /run/keepalived/lvs.fifo
+    vrrp_notify_priority_changes
+}
+vrrp_instance web {
+    interface eth0
+    virtual_router_id 1
+    notify_master_rx_lower_pri "/etc/keepalived/reclaim.sh web"
+    notify_priority_changes off
+    virtual_ipaddress {
+        192.0.2.1/24
+    }
+}
+vrrp_instance db {
+    interface eth0
+    virtual_router_id 2
+    virtual_ipaddress {
+        192.0.2.2/24
+    }
+}
+vrrp_sync_group g {
+    group {
+        web
+    }
+    notify_master_rx_lower_pri /bin/true
+}
+"#;
+    let (imported, cfg) = convert(src);
+    warned_all(
+        &imported,
+        &[
+            (3, "user `keepalived_script` is not supported"),
+            (4, "upkeep writes one notify FIFO"),
+            (5, "a script for a notify FIFO that is not imported"),
+            (
+                6,
+                "`lvs_notify_fifo /run/keepalived/lvs.fifo` in global_defs",
+            ),
+            (
+                29,
+                "`notify_master_rx_lower_pri /bin/true` in vrrp_sync_group g",
+            ),
+        ],
+    );
+    assert_eq!(imported.warnings.len(), 5, "{:#?}", imported.warnings);
+    let g = &cfg.global;
+    assert_eq!(
+        g.notify_fifo.as_deref(),
+        Some(std::path::Path::new("/run/keepalived/vrrp.fifo"))
+    );
+    assert_eq!(
+        g.notify_fifo_script.as_deref(),
+        Some("/usr/local/bin/read_fifo.sh --quiet")
+    );
+    let web = cfg.instance("web").expect("web");
+    assert_eq!(
+        web.notify.master_rx_lower_pri.as_deref(),
+        Some("/etc/keepalived/reclaim.sh web")
+    );
+    assert!(!web.notify_priority_changes, "its own `off`");
+    assert!(
+        cfg.instance("db").expect("db").notify_priority_changes,
+        "global's"
+    );
+}
+
+#[test]
+fn instances_without_vips_and_process_settings_import() {
+    let src = r#"global_defs {
+    vrrp_rt_priority 50
+    vrrp_no_swap
+    vrrp_startup_delay 5.5
+    script_user nobody
+}
+vrrp_instance cloud {
+    interface eth0
+    virtual_router_id 9
+    no_virtual_ipaddress
+    notify_master "/usr/local/bin/move-eip.sh"
+}
+vrrp_instance bare {
+    interface eth0
+    virtual_router_id 10
+}
+"#;
+    let (imported, cfg) = convert(src);
+    assert!(imported.warnings.is_empty(), "{:#?}", imported.warnings);
+    assert_eq!(cfg.global.realtime_priority, Some(50));
+    assert!(cfg.global.lock_memory);
+    assert_eq!(cfg.global.startup_delay, Duration::from_millis(5500));
+    for name in ["cloud", "bare"] {
+        assert!(cfg.instance(name).expect(name).vips.is_empty());
+    }
+    assert!(imported.kdl.contains("no-vip"), "{}", imported.kdl);
+}
+
+/// keepalived's conditional lines and parameters (keepalived.conf(5)): one file for both hosts.
+#[test]
+fn conditional_config_and_parameters_import_per_host() {
+    let src = r#"$VIP=192.0.2.100
+@lb1 $PRIO=200
+@lb2 $PRIO=100
+$INSTANCE= \
+vrrp_instance VI_${NUM} { \
+    interface eth0 \
+    virtual_router_id 5${NUM} \
+    priority $PRIO \
+    @^lb1 nopreempt \
+    virtual_ipaddress { \
+        ${VIP}/24 \
+    } \
+}
+global_defs {
+    @lb1 router_id lb1
+    @lb2 router_id lb2
+}
+$NUM=1
+$INSTANCE
+"#;
+    let import = |host: &str| {
+        let imported = crate::import_str_for(src, "keepalived.conf", host).expect("imports");
+        assert!(
+            imported.warnings.is_empty(),
+            "{host}: {:#?}",
+            imported.warnings
+        );
+        let cfg = upkeep_config::parse_str(&imported.kdl, "out.kdl")
+            .unwrap_or_else(|e| panic!("{}\n{e}", imported.kdl));
+        (imported, cfg)
+    };
+    let (_, lb1) = import("lb1");
+    let (out2, lb2) = import("lb2");
+    assert_eq!(lb1.global.router_id.as_deref(), Some("lb1"));
+    assert_eq!(lb2.global.router_id.as_deref(), Some("lb2"));
+    let (i1, i2) = (&lb1.instances[0], &lb2.instances[0]);
+    assert_eq!((i1.name.as_str(), i1.vrid, i1.priority), ("VI_1", 51, 200));
+    assert_eq!((i2.vrid, i2.priority), (51, 100));
+    assert!(i1.preempt && !i2.preempt, "@^lb1 nopreempt");
+    assert_eq!(i1.vips[0].addr.to_string(), "192.0.2.100");
+    // Lines made by an expansion carry the line of the expansion.
+    assert!(out2.kdl.contains("instance \"VI_1\""), "{}", out2.kdl);
 }

@@ -10,6 +10,7 @@ use crate::draft::{
     At, Importer, KCheck, KFile, KGroup, KInstance, KNextHop, KNotify, KProcess, KRoute, KRule,
     KTrack, KVip, TrackKind,
 };
+use crate::emit::{kdl_duration, q};
 use crate::lexer::Pos;
 use crate::stmt::Stmt;
 use crate::ImportWarning;
@@ -37,9 +38,7 @@ impl Importer {
             format!("`{}`", stmt.words.join(" "))
         };
         let why = match stmt.keyword() {
-            k if k.contains("notify_fifo") => {
-                "upkeep has no notify FIFO; use `notify` commands or a `hook` plugin"
-            }
+            k if k.contains("notify_fifo") => "LVS is out of scope, and so are its events",
             "notify_deleted" => "upkeep runs `notify-stop` for an instance a reload removes",
             k if k.starts_with("smtp") || k.starts_with("notification_email") => {
                 "upkeep sends no mail"
@@ -112,6 +111,67 @@ impl Importer {
                 None
             }
         }
+    }
+
+    /// keepalived's `<BOOL>` argument, absent meaning on; None (warned) when it is not one.
+    fn bool_arg(&mut self, stmt: &Stmt) -> Option<bool> {
+        let word = match stmt.args() {
+            [] => return Some(true),
+            [w, ..] => w.to_ascii_lowercase(),
+        };
+        if ["on", "true", "yes"].contains(&word.as_str()) {
+            Some(true)
+        } else if ["off", "false", "no"].contains(&word.as_str()) {
+            Some(false)
+        } else {
+            self.warn(
+                stmt.pos,
+                format!(
+                    "`{}`: `{word}` is not on/off, true/false or yes/no; ignored",
+                    stmt.keyword()
+                ),
+            );
+            None
+        }
+    }
+
+    /// A keepalived setting that is one upkeep setting, in upkeep's words; `global` for
+    /// `global_defs` (whose keywords start with `vrrp_`). None when `stmt` is none of them;
+    /// Some(None) when its value was bad (warned about).
+    fn setting(&mut self, stmt: &Stmt, global: bool) -> Option<Option<String>> {
+        let key = stmt.keyword();
+        let key = match key.strip_prefix("vrrp_") {
+            Some(k) if global => k,
+            _ if global => return None,
+            _ => key,
+        };
+        let seconds = |me: &mut Self, upkeep: &str| {
+            me.one_seconds(stmt)
+                .map(|(d, _)| format!("{upkeep} {}", q(&kdl_duration(d))))
+        };
+        let count =
+            |me: &mut Self, upkeep: &str| me.one_int(stmt).map(|(n, _)| format!("{upkeep} {n}"));
+        let flag = |me: &mut Self, upkeep: &str| {
+            me.bool_arg(stmt)
+                .map(|b| format!("{upkeep} {}", if b { "#true" } else { "#false" }))
+        };
+        Some(match key {
+            "garp_master_delay" => seconds(self, "garp-delay"),
+            "garp_master_repeat" if !global => count(self, "garp-repeat"),
+            "garp_master_refresh" if !global => seconds(self, "garp-refresh"),
+            "garp_master_refresh_repeat" => count(self, "garp-refresh-repeat"),
+            "garp_lower_prio_delay" => seconds(self, "garp-lower-prio-delay"),
+            "garp_lower_prio_repeat" => count(self, "garp-lower-prio-repeat"),
+            "gna_interval" if global => seconds(self, "na-interval"),
+            "lower_prio_no_advert" => flag(self, "lower-prio-no-advert"),
+            "notify_priority_changes" => flag(self, "notify-priority-changes"),
+            "higher_prio_send_advert" => flag(self, "higher-prio-send-advert"),
+            // Process settings upkeep has as its own.
+            "rt_priority" if global => count(self, "realtime-priority"),
+            "no_swap" if global => Some("lock-memory #true".to_owned()),
+            "startup_delay" if global => seconds(self, "startup-delay"),
+            _ => return None,
+        })
     }
 
     /// The statements of a block keyword, with a warning when it has none.
@@ -224,7 +284,31 @@ impl Importer {
                     s.words.join(" ")
                 ),
             ),
-            _ => self.ignored(s, "global_defs"),
+            "notify_fifo"
+            | "vrrp_notify_fifo"
+            | "notify_fifo_script"
+            | "vrrp_notify_fifo_script" => {
+                let vrrp = s.keyword().starts_with("vrrp_");
+                let script = s.keyword().ends_with("_script");
+                match s.args() {
+                    [] => self.warn(s.pos, format!("`{}` needs a value; ignored", s.keyword())),
+                    [what, user @ ..] => {
+                        if !user.is_empty() {
+                            self.warn(s.pos, format!("{}: user `{}` is not supported; upkeep runs the FIFO's script as `script-user` and makes the FIFO root's (mode 0600, given to `script-user`)", s.keyword(), user.join(" ")));
+                        }
+                        let list = if script {
+                            &mut self.global.fifo_scripts
+                        } else {
+                            &mut self.global.fifos
+                        };
+                        list.push((vrrp, what.clone(), s.pos));
+                    }
+                }
+            }
+            _ => match self.setting(s, true) {
+                Some(line) => self.global.settings.extend(line.map(|l| (l, s.pos))),
+                None => self.ignored(s, "global_defs"),
+            },
         }
     }
 
@@ -415,6 +499,7 @@ impl Importer {
             "notify_fault" => &mut notify.fault,
             "notify_stop" => &mut notify.stop,
             "notify" => &mut notify.any,
+            "notify_master_rx_lower_pri" => &mut notify.rx_lower_pri,
             _ => return false,
         };
         if s.block.is_some() {
@@ -466,6 +551,8 @@ impl Importer {
             notify: KNotify::default(),
             vmac: None,
             vmac_xmit_base: None,
+            settings: Vec::new(),
+            no_vip: None,
         };
         let place = format!("vrrp_instance {}", i.name);
         for s in self.block(stmt) {
@@ -498,6 +585,7 @@ impl Importer {
                     let on = s.args().first().is_none_or(|a| !OFF.contains(&a.as_str()));
                     i.strict = Some((on, s.pos));
                 }
+                "no_virtual_ipaddress" => i.no_vip = Some(s.pos),
                 // keepalived's default; the keyword changes nothing.
                 "preempt" => {}
                 "preempt_delay" => i.preempt_delay = self.one_seconds(s),
@@ -550,11 +638,14 @@ impl Importer {
                     let tracks = self.tracks(s);
                     i.tracks.extend(tracks);
                 }
-                _ => {
-                    if !self.notify(s, &mut i.notify) {
-                        self.ignored(s, &place);
+                _ => match self.setting(s, false) {
+                    Some(line) => i.settings.extend(line.map(|l| (l, s.pos))),
+                    None => {
+                        if !self.notify(s, &mut i.notify) {
+                            self.ignored(s, &place);
+                        }
                     }
-                }
+                },
             }
         }
         i
@@ -1000,6 +1091,8 @@ impl Importer {
                     let tracks = self.tracks(s);
                     g.tracks.extend(tracks);
                 }
+                // upkeep's sync groups have no such command; keepalived runs it per instance.
+                "notify_master_rx_lower_pri" => self.ignored(s, &place),
                 _ => {
                     if !self.notify(s, &mut g.notify) {
                         self.ignored(s, &place);

@@ -40,6 +40,13 @@ pub(super) struct Instance {
     pub vip_addrs: Vec<IpAddr>,
     pub span: Span,
     pub garp_refresh_at: Option<std::time::Instant>,
+    /// A second round of announcements due (after a takeover or an answer to a lower
+    /// priority), and how many it sends.
+    pub garp_again_at: Option<(std::time::Instant, u32)>,
+    /// When a lower priority heard as master may run `notify-master-rx-lower-pri` again.
+    pub rx_lower_at: Option<Instant>,
+    /// The effective priority last seen (for `notify-priority-changes`).
+    pub reported_priority: Option<u8>,
     /// Bumped whenever the VIPs are released: pending GARP repeats of an earlier mastership
     /// see it and stop, so a router that stepped down never keeps pulling clients to itself.
     pub announce_epoch: Arc<std::sync::atomic::AtomicU64>,
@@ -105,6 +112,8 @@ pub(super) fn params(cfg: &InstanceConfig, global: &upkeep_config::Global, src: 
         fast_preempt: global.fast_failover,
         handover: global.handover,
         master_down_adverts: cfg.master_down_adverts,
+        lower_prio_no_advert: cfg.lower_prio_no_advert,
+        higher_prio_send_advert: cfg.higher_prio_send_advert,
     }
 }
 
@@ -164,6 +173,9 @@ impl Instance {
             vip_addrs,
             span,
             garp_refresh_at: None,
+            garp_again_at: None,
+            rx_lower_at: None,
+            reported_priority: None,
             announce_epoch: Arc::default(),
             repeats: None,
             log_limit: LogLimit::default(),

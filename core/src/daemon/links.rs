@@ -185,7 +185,7 @@ impl Daemon {
         if inst.stats.vips_held {
             self.vips.add(&inst.owned);
             self.vips.flush();
-            announce(inst, &self.cfg.global);
+            announce(inst);
         }
         true
     }
@@ -246,7 +246,7 @@ impl Daemon {
         if inst.stats.vips_held {
             self.vips.add(&inst.owned);
             self.vips.flush();
-            announce(inst, &self.cfg.global);
+            announce(inst);
         }
         false
     }

@@ -53,8 +53,6 @@ use status::{CheckStatus, ReloadStatus, Status, StatusFile};
 use vips::VipWriter;
 use wiring::{Interfaces, Rx};
 
-/// Delay of the second round of gratuitous ARP / NA after becoming master.
-const GARP_MASTER_DELAY: Duration = Duration::from_secs(5);
 /// Packets taken from the receive queue in one pass of the event loop, beyond the first.
 const PACKETS_PER_PASS: usize = 512;
 
@@ -109,8 +107,9 @@ struct Daemon {
     addrs: mpsc::UnboundedReceiver<AddressChange>,
     check_rx: mpsc::UnboundedReceiver<CheckResult>,
     vips: VipWriter,
-    /// Instances whose takeover announcement waits for their addresses (see [`Daemon::pump`]).
-    announce_queue: Vec<usize>,
+    /// Instances whose announcement waits for their addresses (see [`Daemon::pump`]), and
+    /// how many rounds each asked for.
+    announce_queue: Vec<(usize, u32)>,
     /// Adverts due in this pass, sent together at its end.
     outbox: Outbox,
     global_drops: HashMap<DropReason, u64>,
@@ -125,6 +124,10 @@ struct Daemon {
     hook_tx: mpsc::UnboundedSender<checks::HookJob>,
     hook_stats: std::sync::Arc<QueueStats>,
     notifier: Option<Notifier>,
+    /// `startup-delay`: when the instances start.
+    startup_at: Option<Instant>,
+    /// `notify-fifo`: every event as a line.
+    fifo: Option<crate::hooks::fifo::NotifyFifo>,
     /// The notify queue's counts, kept across the notifiers a reload replaces.
     notify_stats: std::sync::Arc<QueueStats>,
     /// The last state each sync group was notified of (a group notifies once per change).
@@ -197,6 +200,8 @@ impl Daemon {
                 notify_stats.clone(),
             )),
             notify_stats,
+            fifo: open_fifo(&cfg.global)?,
+            startup_at: None,
             group_notified: HashMap::new(),
             watch: None,
             watch_tx,
@@ -290,7 +295,16 @@ impl Daemon {
         tokio::pin!(reload_sleep);
 
         let now = Instant::now();
-        self.start_instances(0..self.instances.len());
+        let delay = self.cfg.global.startup_delay;
+        if delay.is_zero() {
+            self.start_instances(0..self.instances.len());
+        } else {
+            info!(
+                delay_ms = delay.as_millis() as u64,
+                "startup-delay: instances start later"
+            );
+            self.startup_at = Some(now + delay);
+        }
         self.pump(now);
         self.systemd
             .send(&format!("READY=1\nSTATUS={}", self.summary()));
@@ -406,6 +420,9 @@ impl Daemon {
         // notify-stop commands were queued by the last transitions: let them run.
         if let Some(n) = self.notifier.take() {
             n.shutdown().await;
+        }
+        if let Some(f) = self.fifo.take() {
+            f.drain_and_close(Duration::from_secs(1)).await;
         }
         self.flush_status(Instant::now(), true);
         info!("stopped");
@@ -633,8 +650,13 @@ impl Daemon {
     fn next_deadline(&self) -> Option<Instant> {
         self.instances
             .iter()
-            .filter_map(|i| i.garp_refresh_at)
+            .flat_map(|i| {
+                i.garp_refresh_at
+                    .into_iter()
+                    .chain(i.garp_again_at.map(|a| a.0))
+            })
             .chain(self.node.poll_timeout())
+            .chain(self.startup_at)
             .chain(self.status_due)
             .chain(self.watchdog_at)
             .min()
@@ -647,13 +669,29 @@ impl Daemon {
                 self.watchdog_at = Some(now + every);
             }
         }
+        if self.startup_at.is_some_and(|t| t <= now) {
+            self.startup_at = None;
+            if !self.node.is_stopping() {
+                // Those a reload added meanwhile have started already.
+                let waiting: Vec<usize> = (0..self.instances.len())
+                    .filter(|&i| self.node.fsm(i).state() == State::Initialize)
+                    .collect();
+                self.start_instances(waiting);
+            }
+        }
         self.node.timeout(now);
         for inst in &mut self.instances {
-            if inst.garp_refresh_at.is_some_and(|t| t <= now) {
-                if let Err(e) = inst.announcer.announce(&inst.vip_addrs) {
-                    debug!(parent: &inst.span, "GARP refresh failed: {e}");
+            if let Some((at, rounds)) = inst.garp_again_at {
+                if at <= now {
+                    inst.garp_again_at = None;
+                    let addrs = inst.vip_addrs.clone();
+                    announce_addrs(inst, &addrs, rounds);
                 }
-                inst.garp_refresh_at = self.cfg.global.garp_refresh.map(|d| now + d);
+            }
+            if inst.garp_refresh_at.is_some_and(|t| t <= now) {
+                let addrs = inst.vip_addrs.clone();
+                announce_addrs(inst, &addrs, inst.cfg.garp.refresh_repeat);
+                inst.garp_refresh_at = inst.cfg.garp.refresh.map(|d| now + d);
             }
         }
     }
@@ -702,6 +740,22 @@ impl Daemon {
                         let ours = fsm.priority();
                         // Another router that thinks it is master: worth a warning, but it can
                         // be forged at any rate (the state machine rate-limits its answer).
+                        let lower = acc.heard.priority < ours
+                            || (acc.heard.priority == ours && src < inst.src);
+                        if fsm.state() == State::Master && lower && acc.heard.priority > 0 {
+                            // keepalived's notify_master_rx_lower_pri, once per advert interval.
+                            if inst.rx_lower_at.is_none_or(|t| now >= t) {
+                                inst.rx_lower_at = Some(now + inst.cfg.advert_interval);
+                                let name = inst.cfg.name.clone();
+                                let cmd = inst.cfg.notify.master_rx_lower_pri.clone();
+                                if let (Some(n), Some(cmd)) = (&self.notifier, cmd) {
+                                    n.notify(format!("{name}/rx-lower-pri"), vec![cmd]);
+                                }
+                                if let Some(f) = &mut self.fifo {
+                                    f.write(Subject::Instance, &name, "MASTER_RX_LOWER_PRI", ours);
+                                }
+                            }
+                        }
                         if fsm.state() == State::Master && acc.heard.priority < ours {
                             let reason = if acc.heard.priority == 0 {
                                 "priority_zero_heard"
@@ -805,11 +859,13 @@ impl Daemon {
         let drops = self.drops_wanted();
         self.vips.want_dropped(drops);
         self.vips.flush();
-        for i in std::mem::take(&mut self.announce_queue) {
-            let inst = &self.instances[i];
+        self.fifo_priorities();
+        for (i, rounds) in std::mem::take(&mut self.announce_queue) {
+            let inst = &mut self.instances[i];
             // Stepped down again within the same pass: the addresses are someone else's.
             if inst.stats.vips_held {
-                announce(&mut self.instances[i], &self.cfg.global);
+                let addrs = inst.vip_addrs.clone();
+                announce_addrs(inst, &addrs, rounds);
             }
         }
     }
@@ -832,10 +888,22 @@ impl Daemon {
                 self.outbox.queued(i, 0, q, count);
             }
             Action::Announce => {
-                self.announce_queue.push(i);
+                let garp = &inst.cfg.garp;
+                self.announce_queue.push((i, garp.repeat));
                 // A second round a little later (keepalived's garp_master_delay), for switches
-                // and clients that missed or overrode the first.
-                inst.garp_refresh_at = Some(now + GARP_MASTER_DELAY);
+                // and clients that missed or overrode the first; then the refreshes.
+                inst.garp_again_at = garp.delay.map(|d| (now + d, garp.repeat));
+                inst.garp_refresh_at = garp.refresh.map(|d| now + d);
+            }
+            Action::Reannounce => {
+                // In answer to a lower priority: keepalived's garp_lower_prio_repeat / _delay.
+                let garp = &inst.cfg.garp;
+                if garp.lower_prio_repeat > 0 {
+                    self.announce_queue.push((i, garp.lower_prio_repeat));
+                    if let Some(d) = garp.lower_prio_delay {
+                        inst.garp_again_at = Some((now + d, garp.lower_prio_repeat));
+                    }
+                }
             }
             Action::AddVips => {
                 self.vips.add(&inst.owned);
@@ -845,6 +913,7 @@ impl Daemon {
                 self.vips.remove(&inst.owned);
                 inst.stats.vips_held = false;
                 inst.garp_refresh_at = None;
+                inst.garp_again_at = None;
                 inst.announce_epoch.fetch_add(1, Ordering::SeqCst);
                 if let Some((task, _)) = inst.repeats.take() {
                     task.abort();
@@ -903,6 +972,30 @@ impl Daemon {
         stepped_down
     }
 
+    /// `notify-priority-changes`: a master's or backup's new effective priority as a FIFO line
+    /// (`MASTER_PRIORITY` / `BACKUP_PRIORITY`, keepalived's), once per change.
+    fn fifo_priorities(&mut self) {
+        let Some(fifo) = &mut self.fifo else {
+            return;
+        };
+        for (inst, fsm) in self.instances.iter_mut().zip(self.node.fsms()) {
+            let prio = fsm.priority();
+            if inst.reported_priority == Some(prio) {
+                continue;
+            }
+            let first = inst.reported_priority.is_none();
+            inst.reported_priority = Some(prio);
+            let event = match fsm.state() {
+                State::Master => "MASTER_PRIORITY",
+                State::Backup => "BACKUP_PRIORITY",
+                _ => continue,
+            };
+            if !first && inst.cfg.notify_priority_changes {
+                fifo.write(Subject::Instance, &inst.cfg.name, event, prio);
+            }
+        }
+    }
+
     /// Run the instance's (and its sync group's) notify commands and hooks for a transition.
     fn notify_transition(&mut self, i: usize, from: State, to: State) {
         let t = match to {
@@ -928,6 +1021,12 @@ impl Daemon {
                     hooks::commands_for(&g.notify, Subject::Group, &g.name, t, 0),
                     g.notify.hooks.clone(),
                 ));
+            }
+        }
+        if let Some(f) = &mut self.fifo {
+            f.write(Subject::Instance, &name, t.as_str(), prio);
+            if let Some(g) = jobs.get(1) {
+                f.write(Subject::Group, &g.0, t.as_str(), 0);
             }
         }
         for (key, cmds, hook_names) in jobs {
@@ -1078,6 +1177,21 @@ fn link_result(id: u64, up: bool) -> CheckResult {
     }
 }
 
+/// The notify FIFO `global` names, opened (and its reader started); an error stops the start.
+fn open_fifo(g: &config::Global) -> anyhow::Result<Option<crate::hooks::fifo::NotifyFifo>> {
+    let Some(path) = &g.notify_fifo else {
+        return Ok(None);
+    };
+    let run_as = match &g.notify_fifo_script {
+        Some(_) => crate::exec::security::run_as(g.script_user.as_deref())
+            .map_err(|e| anyhow::anyhow!("notify-fifo-script: script-user: {e}"))?,
+        None => None,
+    };
+    let fifo = crate::hooks::fifo::NotifyFifo::open(path, g.notify_fifo_script.as_deref(), run_as)
+        .with_context(|| format!("opening notify-fifo {}", path.display()))?;
+    Ok(Some(fifo))
+}
+
 fn all_vips(cfg: &Config) -> Vec<IpAddr> {
     cfg.instances
         .iter()
@@ -1085,16 +1199,18 @@ fn all_vips(cfg: &Config) -> Vec<IpAddr> {
         .collect()
 }
 
-/// Gratuitous ARP / NA: the first at once, the repeats spaced on a small task of their own.
-fn announce(inst: &mut Instance, global: &config::Global) {
+/// Gratuitous ARP / NA as on becoming master (`garp-repeat` rounds): the first at once, the
+/// repeats spaced on a small task of their own.
+fn announce(inst: &mut Instance) {
     let addrs = inst.vip_addrs.clone();
-    announce_addrs(inst, &addrs, global);
+    announce_addrs(inst, &addrs, inst.cfg.garp.repeat);
 }
 
-/// One round for `addrs` now, and its repeats on the instance's one repeat task: a new round
-/// replaces the repeats under way (taking over their addresses), so announcements asked for in
-/// a burst never pile up tasks or frames.
-fn announce_addrs(inst: &mut Instance, addrs: &[IpAddr], global: &config::Global) {
+/// `rounds` rounds for `addrs`: one now, and the rest on the instance's one repeat task,
+/// `garp-interval` apart (`na-interval` for an IPv6 instance). A new round replaces the
+/// repeats under way (taking over their addresses), so announcements asked for in a burst
+/// never pile up tasks or frames.
+fn announce_addrs(inst: &mut Instance, addrs: &[IpAddr], rounds: u32) {
     if let Err(e) = inst.announcer.announce(addrs) {
         if let Some(left_out) = inst.log_limit.allow("announce_failed", Instant::now()) {
             warn!(parent: &inst.span, similar_left_out = left_out, "announcement failed: {e}");
@@ -1111,12 +1227,18 @@ fn announce_addrs(inst: &mut Instance, addrs: &[IpAddr], global: &config::Global
             }
         }
     }
-    let repeats = global.garp_repeat.saturating_sub(1);
+    let repeats = rounds.saturating_sub(1);
     if repeats == 0 || addrs.is_empty() {
         return;
     }
     let announcer = inst.announcer.clone();
-    let gap = global.garp_interval.max(Duration::from_millis(10));
+    let garp = &inst.cfg.garp;
+    let gap = if inst.v6 {
+        garp.na_interval
+    } else {
+        garp.interval
+    };
+    let gap = gap.max(Duration::from_millis(10));
     let epoch = inst.announce_epoch.clone();
     let mine = epoch.load(Ordering::SeqCst);
     let sent = addrs.clone();

@@ -304,7 +304,9 @@ impl Daemon {
                 self.vips.flush();
                 let addrs: Vec<_> = added.addrs.iter().map(|a| a.1).collect();
                 if !addrs.is_empty() {
-                    announce_addrs(&mut self.instances[i], &addrs, &new.global);
+                    let inst = &mut self.instances[i];
+                    let rounds = inst.cfg.garp.repeat;
+                    announce_addrs(inst, &addrs, rounds);
                 }
             }
         }
@@ -341,6 +343,21 @@ impl Daemon {
             );
             if let Some(old) = self.notifier.replace(fresh) {
                 tokio::spawn(old.shutdown());
+            }
+        }
+        if old_g.notify_fifo != new_g.notify_fifo
+            || old_g.notify_fifo_script != new_g.notify_fifo_script
+            || old_g.script_user != new_g.script_user
+        {
+            if let Some(old) = self.fifo.take() {
+                old.close();
+            }
+            match super::open_fifo(new_g) {
+                Ok(f) => self.fifo = f,
+                Err(e) => {
+                    warn!("{e:#}; no notify FIFO until it can be opened");
+                    first_err.get_or_insert(e);
+                }
             }
         }
         self.cfg = new;

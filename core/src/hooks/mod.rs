@@ -13,6 +13,7 @@
 //!
 //! WASM notify hooks (`hook` / `notify-hook`) are run by the plugin host, not here.
 
+pub mod fifo;
 pub mod queue;
 
 use std::sync::Arc;
@@ -305,6 +306,7 @@ mod tests {
             stop: Some("/s.sh".into()),
             any: Some("/n.sh --from upkeep".into()),
             hooks: Vec::new(),
+            master_rx_lower_pri: None,
         };
         assert_eq!(
             commands_for(&n, Subject::Instance, "web", NotifyState::Master, 150),

@@ -43,6 +43,13 @@ pub struct Params {
     /// the RFCs; more tolerates that many lost adverts in a row minus one (lossy links), at the
     /// cost of a slower takeover when the master dies.
     pub master_down_adverts: u8,
+    /// A master that hears a lower priority does not answer with an advert (the RFCs;
+    /// keepalived's `lower_prio_no_advert`); it still re-announces ([`Action::Reannounce`]).
+    pub lower_prio_no_advert: bool,
+    /// A master that hears a higher priority sends one advert at its own priority before
+    /// stepping down (keepalived's `higher_prio_send_advert`): a keepalived winner answers a
+    /// lower priority by re-announcing the VIPs.
+    pub higher_prio_send_advert: bool,
 }
 
 /// Longest a master waits for a successor when the daemon stops: below systemd's stop timeout
@@ -222,6 +229,10 @@ pub enum Action {
     },
     /// Announce the VIPs (gratuitous ARP / unsolicited NA), as a new master must.
     Announce,
+    /// Announce the VIPs again while master, in answer to a lower-priority or priority-0
+    /// advert (clients may point at its sender): the driver's lower-priority round
+    /// (keepalived's `garp_lower_prio_repeat` / `_delay`).
+    Reannounce,
     /// Put the VIPs and routes on this host.
     AddVips,
     RemoveVips,
@@ -610,7 +621,7 @@ impl Fsm {
         if h.priority == 0 {
             // Someone else was master and resigned (or stepped down after a partition healed):
             // reassert at once, and re-announce, since clients may still point at them.
-            self.answer(now, out);
+            self.answer(now, true, out);
             return;
         }
         let reason = if h.priority > self.priority {
@@ -631,6 +642,11 @@ impl Fsm {
                 }
                 self.master = Some((h.from, h.priority));
                 self.down_at = Some(now + self.master_down_interval());
+                if self.params.higher_prio_send_advert {
+                    out.push(Action::SendAdvert {
+                        priority: self.priority,
+                    });
+                }
                 // Tell the winner we were master too (after a partition it may not know):
                 // priority 0 makes it reassert and re-announce the VIPs to clients that still
                 // point at us (keepalived issue #166).
@@ -640,26 +656,29 @@ impl Fsm {
             }
             None => {
                 // A lower-priority router thinks it is master (e.g. after a partition heals):
-                // answer at once so it steps down now rather than at our next tick.
-                self.answer(now, out);
+                // answer at once so it steps down now rather than at our next tick (unless
+                // told to keep to the RFCs, which wait for the next advert).
+                self.answer(now, !self.params.lower_prio_no_advert, out);
             }
         }
     }
 
-    /// A master's answer to a lower-priority or priority-0 advert: its own advert at once and
-    /// a re-announcement of the VIPs, rate-limited ([`ANSWER_BURST`]), since such adverts can
-    /// be forged at any rate. The regular adverts go on meanwhile.
-    fn answer(&mut self, now: Instant, out: &mut Vec<Action>) {
+    /// A master's answer to a lower-priority or priority-0 advert: its own advert at once
+    /// (`advert`) and a re-announcement of the VIPs, rate-limited ([`ANSWER_BURST`]), since
+    /// such adverts can be forged at any rate. The regular adverts go on meanwhile.
+    fn answer(&mut self, now: Instant, advert: bool, out: &mut Vec<Action>) {
         let interval = self.params.advert_interval;
         if !rate_allows(&mut self.answer_tat, now, interval) {
             return;
         }
-        out.push(Action::SendAdvert {
-            priority: self.priority,
-        });
-        self.adver_at = Some(now + interval);
+        if advert {
+            out.push(Action::SendAdvert {
+                priority: self.priority,
+            });
+            self.adver_at = Some(now + interval);
+        }
         if rate_allows(&mut self.announce_tat, now, ANSWER_ANNOUNCE_GAP) {
-            out.push(Action::Announce);
+            out.push(Action::Reannounce);
         }
     }
 

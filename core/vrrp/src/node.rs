@@ -103,6 +103,8 @@ struct Member {
     fault_fed: bool,
     /// Removed from the config: resigning, dropped once back in Initialize.
     retiring: bool,
+    /// [`Node::start`] was called for it.
+    started: bool,
 }
 
 /// A host's VRRP instances and the rules between them and their checks.
@@ -133,6 +135,7 @@ impl Node {
             check_fault: false,
             fault_fed: false,
             retiring: false,
+            started: false,
         });
         self.members.len() - 1
     }
@@ -237,6 +240,7 @@ impl Node {
     /// Starts these instances, with the priority and fault their checks give them now.
     pub fn start(&mut self, instances: impl IntoIterator<Item = usize>) {
         for i in instances {
+            self.members[i].started = true;
             self.queue.push_back((i, Event::Startup));
             let p = self.effective_priority(i);
             if p != self.members[i].base {
@@ -414,7 +418,9 @@ impl Node {
             .map(|m| !m.link_up || m.check_fault)
             .collect();
         for (i, m) in self.members.iter_mut().enumerate() {
-            if m.retiring {
+            // Not started yet (the driver may hold the start back: `startup-delay`): its
+            // fault is fed when it starts, so that a fault does not start it early.
+            if m.retiring || !m.started {
                 continue;
             }
             let fault = own[i] || m.peers.iter().any(|&j| own[j]);

@@ -52,6 +52,8 @@ pub(crate) fn params(version: Version, interval: Duration, index: usize) -> Para
         fast_preempt: true,
         handover: true,
         master_down_adverts: 3,
+        lower_prio_no_advert: false,
+        higher_prio_send_advert: false,
     }
 }
 
@@ -106,7 +108,7 @@ impl Lan {
                 Action::TellWinner { to } => self.send(i, 0, Some(to)),
                 Action::AddVips => self.routers[i].holds_vips = true,
                 Action::RemoveVips => self.routers[i].holds_vips = false,
-                Action::Announce => self.routers[i].announced.push(self.now),
+                Action::Announce | Action::Reannounce => self.routers[i].announced.push(self.now),
                 Action::Transition { from, to, .. } => {
                     self.routers[i].transitions.push((self.now, from, to))
                 }
@@ -287,7 +289,7 @@ impl HostLan {
             Action::TellWinner { to } => self.send(h, i, 0, Some(to)),
             Action::AddVips => host.holds_vips[i] = true,
             Action::RemoveVips => host.holds_vips[i] = false,
-            Action::Announce => {}
+            Action::Announce | Action::Reannounce => {}
             Action::Transition { from, to, reason } => {
                 host.transitions.push((now, i, from, to, reason))
             }

@@ -19,12 +19,10 @@ fn locations(doc: &KdlDocument) -> Locations {
             .find(|c| c.name().value() == key)
             .map(KdlNode::span)
     };
+    let global = doc.nodes().iter().find(|n| n.name().value() == "global");
     let mut at = Locations {
-        script_user: doc
-            .nodes()
-            .iter()
-            .find(|n| n.name().value() == "global")
-            .and_then(|g| child(g, "script-user")),
+        script_user: global.and_then(|g| child(g, "script-user")),
+        notify_fifo_script: global.and_then(|g| child(g, "notify-fifo-script")),
         ..Locations::default()
     };
     for node in doc.nodes() {
@@ -123,9 +121,17 @@ impl Validator<'_> {
         let default_down = config.global.master_down_adverts;
         config.instances = instances
             .into_iter()
-            .map(|i| InstanceConfig {
-                master_down_adverts: i.master_down_adverts.unwrap_or(default_down),
-                ..i.cfg
+            .map(|i| {
+                // Likewise the announcement settings it does not set itself.
+                let a = i.announce.resolve(&config.global);
+                InstanceConfig {
+                    master_down_adverts: i.master_down_adverts.unwrap_or(default_down),
+                    garp: a.garp,
+                    lower_prio_no_advert: a.lower_prio_no_advert,
+                    higher_prio_send_advert: a.higher_prio_send_advert,
+                    notify_priority_changes: a.notify_priority_changes,
+                    ..i.cfg
+                }
             })
             .collect();
         config.sync_groups = groups.into_iter().map(|g| g.group).collect();
@@ -204,9 +210,14 @@ impl Validator<'_> {
                         global.master_down_adverts = n;
                     }
                 }
-                _ => self.unknown(child, GLOBAL_KEYS, "`global`"),
+                _ => {
+                    if !self.global_announce_setting(child, global) {
+                        self.unknown(child, GLOBAL_KEYS, "`global`");
+                    }
+                }
             }
         }
+        self.fifo_rules(node, global);
     }
 
     /// `metrics listen="ADDR:PORT"`: where the OpenMetrics endpoint listens.

@@ -7,11 +7,12 @@ use std::time::Duration;
 use kdl::{KdlEntry, KdlNode};
 use miette::SourceSpan;
 
+use super::announce::AnnounceOverrides;
 use super::schema::{example, INSTANCE_KEYS, SYNC_GROUP_KEYS};
 use super::validate::{head, positional, prop, Seen, Validator};
 use super::value::family;
 use crate::model::{
-    InitialState, InstanceConfig, Notify, SyncGroup, Track, Vip, Vmac, VrrpVersion,
+    Garp, InitialState, InstanceConfig, Notify, SyncGroup, Track, Vip, Vmac, VrrpVersion,
     MASTER_DOWN_ADVERTS, MAX_ADVERTISED_VIPS, RFC_MASTER_DOWN_ADVERTS,
 };
 
@@ -28,6 +29,8 @@ struct InstanceSpans {
     vip_nodes: usize,
     preempt: Option<SourceSpan>,
     nopreempt: Option<SourceSpan>,
+    /// `no-vip`: an instance that moves no address (keepalived's `no_virtual_ipaddress`).
+    no_vip: Option<SourceSpan>,
 }
 
 /// An instance as read, with the spans that checks across instances point at.
@@ -42,6 +45,8 @@ pub(super) struct InstanceDraft {
     pub(super) hook_at: Vec<SourceSpan>,
     /// `master-down-adverts` set in the instance (else `global`'s applies).
     pub(super) master_down_adverts: Option<u8>,
+    /// Its own announcement settings (the rest are `global`'s).
+    pub(super) announce: AnnounceOverrides,
 }
 
 pub(super) struct GroupDraft {
@@ -49,6 +54,10 @@ pub(super) struct GroupDraft {
     pub(super) name_span: SourceSpan,
     pub(super) member_at: Vec<SourceSpan>,
     pub(super) hook_at: Vec<SourceSpan>,
+}
+
+fn v2_of(cfg: &InstanceConfig) -> bool {
+    cfg.version == VrrpVersion::V2
 }
 
 impl Validator<'_> {
@@ -116,8 +125,13 @@ impl Validator<'_> {
             tracks: Vec::new(),
             notify: Notify::default(),
             vmac: None,
+            garp: Garp::default(),
+            lower_prio_no_advert: false,
+            higher_prio_send_advert: false,
+            notify_priority_changes: false,
             span: node.span(),
         };
+        let mut announce = AnnounceOverrides::default();
         let mut at = InstanceSpans::default();
         let mut track_at = Vec::new();
         let mut hook_at = Vec::new();
@@ -198,6 +212,21 @@ impl Validator<'_> {
                         cfg.preempt_delay = d;
                     }
                 }
+                "no-vip" => {
+                    at.no_vip = Some(head(child));
+                    self.leaf(child, &[]);
+                    for e in positional(child) {
+                        self.report(
+                            e.span(),
+                            "`no-vip` takes no value",
+                            "unexpected value",
+                            "write `no-vip` alone",
+                        );
+                    }
+                }
+                "notify-master-rx-lower-pri" => {
+                    cfg.notify.master_rx_lower_pri = self.one_string(child);
+                }
                 "master-down-adverts" => {
                     master_down_adverts = self.master_down_adverts(child);
                 }
@@ -277,7 +306,9 @@ impl Validator<'_> {
                     }
                 }
                 _ => {
-                    if !self.notify_setting(child, &mut cfg.notify, &mut hook_at, &place) {
+                    if !self.notify_setting(child, &mut cfg.notify, &mut hook_at, &place)
+                        && !self.announce_setting(child, &mut announce)
+                    {
                         self.unknown(child, INSTANCE_KEYS, &place);
                     }
                 }
@@ -300,6 +331,7 @@ impl Validator<'_> {
             track_at,
             hook_at,
             master_down_adverts,
+            announce,
         })
     }
 
@@ -372,16 +404,55 @@ impl Validator<'_> {
                 );
             }
         }
-        if at.vip_nodes == 0 {
-            self.report(
+        match (at.vip_nodes, at.no_vip) {
+            (0, None) => self.report(
                 head(node),
                 format!("instance `{name}` has no `vip`"),
                 "no `vip`",
                 format!(
-                    "an instance exists to move addresses: add at least one, like `{}`",
+                    "an instance exists to move addresses: add at least one, like `{}`; or write `no-vip` if its notify commands move them (a cloud's API)",
                     example("vip")
                 ),
-            );
+            ),
+            (n, Some(span)) if n > 0 => {
+                let line = self.line_of(at.vips.first().copied().unwrap_or(span));
+                self.report(
+                    span,
+                    format!("instance `{name}` has `no-vip` and VIPs"),
+                    "conflicts",
+                    format!("remove `no-vip`, or the `vip`s (the first is on line {line})"),
+                );
+            }
+            _ => {}
+        }
+        if at.vip_nodes == 0 {
+            // Without VIPs the unicast addresses say the family: one for all of them.
+            let ips: Vec<(&SourceSpan, &IpAddr)> = at
+                .src
+                .iter()
+                .zip(cfg.unicast_src.iter())
+                .chain(at.peers.iter().zip(cfg.unicast_peers.iter()))
+                .collect();
+            if let Some(((_, first), rest)) = ips.split_first() {
+                for (span, ip) in rest {
+                    if ip.is_ipv6() != first.is_ipv6() {
+                        self.report(
+                            **span,
+                            format!("{ip} is {} but {first} is {}", family(ip), family(first)),
+                            "other address family",
+                            "an instance speaks one address family: use addresses of one",
+                        );
+                    }
+                }
+            }
+            if cfg.is_ipv6() && v2_of(cfg) {
+                self.report(
+                    head(node),
+                    format!("instance `{name}` speaks IPv6 (its unicast addresses), which VRRP version 2 cannot carry"),
+                    "IPv6 with version 2",
+                    "set `version 3`",
+                );
+            }
         }
         let advertised: Vec<(&Vip, &SourceSpan)> = cfg
             .vips

@@ -11,11 +11,13 @@
 //! - `schema`: the tables of settings per block, keepalived's spellings, examples for hints;
 //! - `suggest`: the closest known name to a misspelt one;
 //! - `validate`: the pass that collects problems, and the checks of a node's shape;
-//! - `document`, `check`, `instance`: the readers of each section;
+//! - `document`, `check`, `instance`: the readers of each section; `announce`: the GARP / NA
+//!   and advert-answer settings of `global` and `instance`;
 //! - `addresses`: what an instance puts on the host while master: VIPs, routes, rules;
 //! - `resolve`: rules across sections and references between them.
 
 mod addresses;
+mod announce;
 mod check;
 mod document;
 mod error;

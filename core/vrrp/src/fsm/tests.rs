@@ -546,7 +546,7 @@ fn master_answers_priority_zero_with_an_advert() {
     let a = f.handle(Event::Advert(heard(9, 0)), now);
     assert_eq!(
         a,
-        vec![Action::SendAdvert { priority: 100 }, Action::Announce]
+        vec![Action::SendAdvert { priority: 100 }, Action::Reannounce]
     );
     assert_eq!(f.poll_timeout(), Some(now + SEC));
 }
@@ -693,7 +693,7 @@ fn master_reasserts_against_lower_priority_master() {
     let a = f.handle(Event::Advert(heard(9, 50)), t0 + SEC * 5);
     assert_eq!(
         a,
-        vec![Action::SendAdvert { priority: 100 }, Action::Announce]
+        vec![Action::SendAdvert { priority: 100 }, Action::Reannounce]
     );
     assert_eq!(f.state(), State::Master);
 }
@@ -713,7 +713,7 @@ fn flood(f: &mut Fsm, t0: Instant, secs: u64, heard: Heard) -> (usize, usize) {
             .iter()
             .filter(|x| matches!(x, Action::SendAdvert { .. }))
             .count();
-        announces += a.iter().filter(|x| **x == Action::Announce).count();
+        announces += a.iter().filter(|x| **x == Action::Reannounce).count();
         now += step;
     }
     (adverts, announces)
@@ -732,7 +732,7 @@ fn master_answers_a_flood_of_lower_priority_adverts_at_most_once_per_interval() 
     let a = f.handle(Event::Advert(heard_every(9, 1, ms(100))), start);
     assert_eq!(
         a,
-        vec![Action::SendAdvert { priority: 100 }, Action::Announce]
+        vec![Action::SendAdvert { priority: 100 }, Action::Reannounce]
     );
     // 3 s at 10k pps: a burst of ANSWER_BURST, then one advert per 100 ms interval (answers
     // and ticks together) and one announcement per second; not 30 000 of each.
@@ -772,7 +772,7 @@ fn master_answers_a_short_burst_then_once_per_interval() {
     let t0 = Instant::now();
     let mut f = master(p(Version::V2), 100, t0);
     let now = t0 + SEC * 5;
-    let answer = vec![Action::SendAdvert { priority: 100 }, Action::Announce];
+    let answer = vec![Action::SendAdvert { priority: 100 }, Action::Reannounce];
     // A few in a row are each answered (a partition that heals makes several routers speak
     // at once, and each may have pulled clients to itself).
     for k in 0..ANSWER_BURST {
@@ -1157,4 +1157,99 @@ fn a_master_whose_adverts_cannot_be_sent_steps_down_and_listens() {
     // Not master: nothing to give up.
     let mut b = backup(p(Version::V3), 90, t0);
     assert!(b.handle(Event::AdvertsUnsent, now).is_empty());
+}
+
+/// keepalived's `lower_prio_no_advert`: a master hearing a lower priority keeps to the RFCs
+/// and sends no advert of its own in answer (its next one is at the usual tick), but still
+/// re-announces the VIPs. A priority 0 is answered with an advert either way (the RFCs).
+#[test]
+fn lower_prio_no_advert_answers_a_lower_priority_with_announcements_only() {
+    let t0 = Instant::now();
+    let quiet = Params {
+        lower_prio_no_advert: true,
+        ..p(Version::V2)
+    };
+    let mut f = master(quiet, 100, t0);
+    let tick = f.poll_timeout().unwrap();
+    let now = tick - ms(300);
+    let a = f.handle(Event::Advert(heard(9, 50)), now);
+    assert_eq!(a, vec![Action::Reannounce], "no advert in answer");
+    assert_eq!(
+        f.poll_timeout(),
+        Some(tick),
+        "the regular advert is not moved"
+    );
+    assert_eq!(f.state(), State::Master);
+    // Equal priority from a lower address is a lower priority too.
+    let a = f.handle(Event::Advert(heard(1, 100)), now + ms(1));
+    assert!(!a.iter().any(|x| matches!(x, Action::SendAdvert { .. })));
+    let a = f.handle(Event::Advert(heard(9, 0)), now + ms(2));
+    assert!(a.contains(&Action::SendAdvert { priority: 100 }), "{a:?}");
+    // Without the setting the same advert is answered with one.
+    let mut g = master(p(Version::V2), 100, t0);
+    let a = g.handle(Event::Advert(heard(9, 50)), now);
+    assert_eq!(
+        a,
+        vec![Action::SendAdvert { priority: 100 }, Action::Reannounce]
+    );
+}
+
+/// keepalived's `higher_prio_send_advert`: a master stepping down to a higher priority first
+/// sends an advert at its own priority (a keepalived winner re-announces on a lower one),
+/// then its priority-0 notice as always.
+#[test]
+fn higher_prio_send_advert_sends_our_priority_before_stepping_down() {
+    let t0 = Instant::now();
+    let loud = Params {
+        higher_prio_send_advert: true,
+        ..p(Version::V2)
+    };
+    let mut f = master(loud, 100, t0);
+    let now = t0 + SEC * 5;
+    let a = f.handle(Event::Advert(heard(9, 200)), now);
+    let sent: Vec<u8> = a
+        .iter()
+        .filter_map(|x| match x {
+            Action::SendAdvert { priority } => Some(*priority),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sent, vec![100, 0]);
+    assert_eq!(f.state(), State::Backup);
+    // Without it: the priority-0 notice alone.
+    let mut g = master(p(Version::V2), 100, t0);
+    let a = g.handle(Event::Advert(heard(9, 200)), now);
+    let sent: Vec<_> = a
+        .iter()
+        .filter(|x| matches!(x, Action::SendAdvert { .. }))
+        .collect();
+    assert_eq!(sent, vec![&Action::SendAdvert { priority: 0 }]);
+}
+
+/// On the simulated LAN, a lower-priority router that believes itself master (it missed the
+/// master's adverts) still steps down with `lower_prio_no_advert`: at the master's next
+/// regular advert instead of at once.
+#[test]
+fn lower_prio_no_advert_still_ends_a_second_master_at_the_next_advert() {
+    let mut lan = lan(Version::V3, ms(100), &[200, 100]);
+    for r in &mut lan.routers {
+        let params = Params {
+            lower_prio_no_advert: true,
+            ..r.fsm.params().clone()
+        };
+        r.fsm.set_params(params);
+    }
+    lan.start_all();
+    lan.run_for(SEC);
+    assert_eq!(lan.masters(), vec![0]);
+    // Router 1 takes over as if it had missed three adverts.
+    lan.event(1, Event::GroupMaster);
+    assert_eq!(lan.masters(), vec![0, 1]);
+    lan.run_for(ms(150));
+    assert_eq!(
+        lan.masters(),
+        vec![0],
+        "back to one master within an interval"
+    );
+    assert_eq!(lan.holders(), vec![0]);
 }

@@ -435,6 +435,7 @@ global {
             stop: Some("/etc/upkeep/stop.sh".into()),
             any: Some("/etc/upkeep/notify.sh".into()),
             hooks: vec!["slack".into(), "audit".into()],
+            master_rx_lower_pri: None,
         }
     );
     let g = &cfg.sync_groups[0];

@@ -1,6 +1,7 @@
 //! Tests of the config reader, by topic; the helpers here build configs and find problems.
 
 mod accept;
+mod announce;
 mod checks;
 mod hosted;
 mod limits;

@@ -1,0 +1,123 @@
+//! keepalived's `vrrp_startup_delay` and instances without VIPs (`no_virtual_ipaddress`,
+//! keepalived#2121), as a user sees them: a daemon with `startup-delay` sends no advert before
+//! the delay is over (and a SIGTERM meanwhile stops it at once); two hosts whose instance has
+//! `no-vip` elect a master (adverts with no address), run its `notify-master`, hold no address,
+//! and fail over to the backup, which runs its own.
+//!
+//! Run alone: `cargo build -p upkeep && cargo test -p upkeep-tests --test keywords_instances`
+
+use std::fs;
+use std::time::Instant;
+
+use anyhow::ensure;
+use upkeep_tests::{lab_test, ms, secs, upkeep_config, wait_for, Instance, SIGTERM};
+
+#[test]
+fn no_advert_before_the_startup_delay() {
+    lab_test(1, |lab| {
+        let kdl = upkeep_config("h1", &[Instance::web(100)])
+            .replace("global {", "global { startup-delay \"2s\";");
+        let cap = lab.start_capture(1)?;
+        let started = Instant::now();
+        let h1 = lab.start_upkeep(1, &kdl)?;
+        let first = cap.wait_for_packet("h1's first advert", secs(10), |p| p.outgoing)?;
+        let master = h1.wait_state("web", "master", secs(5))?;
+        let after = started.elapsed();
+        eprintln!(
+            "first advert {:?} after the capture started, master by {after:?}",
+            first.at
+        );
+        ensure!(
+            first.at >= ms(2000),
+            "an advert {:?} after start, inside the 2 s delay",
+            first.at
+        );
+        ensure!(master["state"] == "master");
+
+        // Stopped during the delay: it exits at once, having sent nothing.
+        let cap = lab.start_capture(1)?;
+        h1.signal(SIGTERM)?;
+        h1.wait_exit(secs(6))?;
+        let kdl = kdl.replace("startup-delay \"2s\"", "startup-delay \"30s\"");
+        let h1 = lab.start_upkeep(1, &kdl)?;
+        std::thread::sleep(ms(500));
+        let t = Instant::now();
+        h1.signal(SIGTERM)?;
+        ensure!(h1.wait_exit(secs(3))?.success(), "exit during the delay");
+        let took = t.elapsed();
+        ensure!(took < secs(2), "took {took:?} to stop during the delay");
+        let sent: Vec<_> = cap
+            .packets()
+            .into_iter()
+            .filter(|p| p.outgoing && p.priority() != Some(0))
+            .collect();
+        ensure!(sent.is_empty(), "sent during the delay: {sent:?}");
+        Ok(())
+    });
+}
+
+#[test]
+fn instances_without_vips_elect_and_notify() {
+    lab_test(2, |lab| {
+        let script = lab.write_script("notify.sh", "echo \"$2\" >> \"$1\"")?;
+        let conf = |i: usize, priority: u8| -> (String, std::path::PathBuf) {
+            let log = lab.dir().join(format!("h{i}.notify"));
+            let mut inst = Instance::new("cloud", 61, priority).interval_ms(100);
+            inst.extra_kdl.push("no-vip".into());
+            for (key, what) in [("notify-master", "master"), ("notify-backup", "backup")] {
+                inst.extra_kdl.push(format!(
+                    "{key} {:?}",
+                    format!("{} {} {what}", script.display(), log.display())
+                ));
+            }
+            let kdl = upkeep_config(&format!("h{i}"), &[inst])
+                .replace("global {", "global { script-user \"root\";");
+            (kdl, log)
+        };
+        let (c1, log1) = conf(1, 100);
+        let (c2, log2) = conf(2, 90);
+        let addrs_before = (lab.addrs(1), lab.addrs(2));
+        let cap = lab.start_capture(2)?;
+        let h1 = lab.start_upkeep(1, &c1)?;
+        h1.wait_state("cloud", "master", secs(10))?;
+        let h2 = lab.start_upkeep(2, &c2)?;
+        h2.wait_backup_of("cloud", "192.0.2.1", secs(10))?;
+        let advert = cap.wait_for_packet("h1's advert", secs(3), |p| {
+            !p.outgoing && p.vrid() == Some(61)
+        })?;
+        ensure!(
+            advert.advert.as_ref().is_ok_and(|a| a.addrs.is_empty()),
+            "an advert with addresses: {}",
+            advert.summary()
+        );
+        let read = |p: &std::path::Path| fs::read_to_string(p).unwrap_or_default();
+        wait_for(
+            "h1's notify-master",
+            secs(5),
+            || read(&log1),
+            |l| l == "backup\nmaster\n",
+        )?;
+        wait_for(
+            "h2's notify-backup",
+            secs(5),
+            || read(&log2),
+            |l| l == "backup\n",
+        )?;
+        ensure!(
+            (lab.addrs(1), lab.addrs(2)) == addrs_before,
+            "an address moved"
+        );
+
+        // The master stops: the backup takes over and runs its notify-master.
+        h1.signal(SIGTERM)?;
+        h2.wait_state("cloud", "master", secs(5))?;
+        wait_for(
+            "h2's notify-master",
+            secs(5),
+            || read(&log2),
+            |l| l == "backup\nmaster\n",
+        )?;
+        ensure!(h1.wait_exit(secs(6))?.success(), "h1 exit");
+        Ok(())
+    });
+}

@@ -1,0 +1,103 @@
+//! keepalived's notify FIFO and the notifications beside it, as a user sees them: the lines a
+//! `notify-fifo-script` reads from the `notify-fifo` (keepalived's format, `INSTANCE "web"
+//! MASTER 100`), `MASTER_PRIORITY` lines under `notify-priority-changes`, the
+//! `MASTER_RX_LOWER_PRI` line and `notify-master-rx-lower-pri` command when the master hears a
+//! lower priority, and the FIFO gone after the daemon stops (it made it).
+//!
+//! Run alone: `cargo build -p upkeep && cargo test -p upkeep-tests --test keywords_notify`
+
+use std::fs;
+use std::path::Path;
+
+use anyhow::{ensure, Result};
+use upkeep_tests::{lab_test, ms, secs, upkeep_config, wait_for, AdvertSpec, Instance, SIGTERM};
+
+fn lines(path: &Path) -> Vec<String> {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Waits until the file at `path` reads exactly `want`, then checks it stays so briefly.
+fn expect_lines(path: &Path, want: &[&str]) -> Result<()> {
+    wait_for(
+        format!("{} to read {want:#?}", path.display()),
+        secs(5),
+        || lines(path),
+        |l| l == want,
+    )?;
+    std::thread::sleep(ms(200));
+    let now = lines(path);
+    ensure!(
+        now == want,
+        "{} went on past {want:#?}: {now:#?}",
+        path.display()
+    );
+    Ok(())
+}
+
+#[test]
+fn the_fifo_gets_keepalived_s_lines_in_order() {
+    lab_test(2, |lab| {
+        let fifo = lab.dir().join("notify.fifo");
+        let out = lab.dir().join("fifo.out");
+        let rx_log = lab.dir().join("rx.log");
+        let reader = lab.write_script(
+            "reader.sh",
+            "out=$1\nwhile read -r line; do echo \"$line\" >> \"$out\"; done < \"$2\"",
+        )?;
+        let rx = lab.write_script("rx.sh", "echo rx >> \"$1\"")?;
+        let weight = lab.write_file("weight", "0\n")?;
+        let mut web = Instance::web(100);
+        web.extra_kdl.extend([
+            "track \"weight\" weight=-1".to_string(),
+            "notify-priority-changes".to_string(),
+            format!(
+                "notify-master-rx-lower-pri {:?}",
+                format!("{} {}", rx.display(), rx_log.display())
+            ),
+        ]);
+        let kdl = format!(
+            "check \"weight\" {{\n    file {:?}\n    interval \"100ms\"\n}}\n{}",
+            weight.display().to_string(),
+            upkeep_config("h1", &[web]).replace(
+                "global {",
+                &format!(
+                    "global {{ script-user \"root\"; notify-fifo {:?}; notify-fifo-script {:?};",
+                    fifo.display().to_string(),
+                    format!("{} {}", reader.display(), out.display())
+                ),
+            )
+        );
+        let h1 = lab.start_upkeep(1, &kdl)?;
+        h1.wait_state("web", "master", secs(10))?;
+        let mut want = vec!["INSTANCE \"web\" BACKUP 100", "INSTANCE \"web\" MASTER 100"];
+        expect_lines(&out, &want)?;
+
+        // The tracked file takes 10 off: a priority change while master.
+        fs::write(&weight, "10\n")?;
+        want.push("INSTANCE \"web\" MASTER_PRIORITY 90");
+        expect_lines(&out, &want)?;
+
+        // A lower priority heard as master: the FIFO line and the command.
+        lab.inject(
+            2,
+            &AdvertSpec::v3(51, 50).vip("192.0.2.100").interval(ms(100)),
+        )?;
+        want.push("INSTANCE \"web\" MASTER_RX_LOWER_PRI 90");
+        expect_lines(&out, &want)?;
+        expect_lines(&rx_log, &["rx"])?;
+        ensure!(h1.state("web")? == "master");
+
+        // Stopping: the STOP line reaches the reader before it is stopped, and the FIFO the
+        // daemon made is gone.
+        h1.signal(SIGTERM)?;
+        ensure!(h1.wait_exit(secs(6))?.success(), "h1 exit");
+        want.push("INSTANCE \"web\" STOP 90");
+        expect_lines(&out, &want)?;
+        ensure!(!fifo.exists(), "{} left behind", fifo.display());
+        Ok(())
+    });
+}
