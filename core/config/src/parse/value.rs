@@ -280,7 +280,7 @@ impl Validator<'_> {
         Some(d)
     }
 
-    fn ip(&mut self, entry: &KdlEntry, key: &str) -> Option<IpAddr> {
+    pub(super) fn ip(&mut self, entry: &KdlEntry, key: &str) -> Option<IpAddr> {
         let text = self.string(entry, key)?;
         match text.trim().parse::<IpAddr>() {
             Ok(ip) => Some(ip),
