@@ -5,6 +5,7 @@ pub mod announce;
 pub mod filter;
 pub mod netlink;
 pub mod netlink_batch;
+pub mod proc_events;
 pub mod sock_diag;
 pub mod socket;
 
