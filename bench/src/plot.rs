@@ -34,6 +34,7 @@ fn color(c: Contender) -> RGBColor {
         Contender::Keepalived => RGBColor(214, 39, 40),
         Contender::Upkeep => RGBColor(31, 119, 180),
         Contender::UpkeepWasm => RGBColor(44, 160, 44),
+        Contender::UpkeepListener => RGBColor(148, 103, 189),
     }
 }
 

@@ -257,6 +257,7 @@ pub(crate) fn table(results: &[ScenarioRuns]) -> String {
         for m in &s.scenario.metrics {
             let k = stats(&s.values(k_c, m.key));
             for &u_c in &upkeeps {
+                let m = &s.scenario.metric_for(m, u_c);
                 let u = stats(&s.values(u_c, m.key));
                 let label = if upkeeps.len() > 1 || u_c != Contender::Upkeep {
                     format!("{} — {}", m.label, s.scenario.label(u_c))

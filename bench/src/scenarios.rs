@@ -39,6 +39,8 @@ pub(crate) enum Contender {
     Upkeep,
     /// upkeep with the WASM port-listener plugin as its check.
     UpkeepWasm,
+    /// upkeep with a native `listener` check (event-driven: socket-destroy notifications).
+    UpkeepListener,
 }
 
 impl Contender {
@@ -47,6 +49,7 @@ impl Contender {
             Contender::Keepalived => "keepalived",
             Contender::Upkeep => "upkeep",
             Contender::UpkeepWasm => "upkeep (WASM check)",
+            Contender::UpkeepListener => "upkeep (listener check)",
         }
     }
 
@@ -148,6 +151,8 @@ pub(crate) struct Scenario {
     pub metrics: Vec<MetricDef>,
     /// upkeep variants measured for context only: their rows get no goal.
     pub no_goal: Vec<Contender>,
+    /// A goal of its own for one upkeep variant's metric (by key), instead of the metric's.
+    pub goal_for: Vec<(Contender, &'static str, Goal)>,
     pub kind: Kind,
 }
 
@@ -170,6 +175,19 @@ impl Scenario {
             Contender::Upkeep if self.has_check() => "upkeep (script check)",
             _ => c.label(),
         }
+    }
+
+    /// Metric `m` as judged for contender `c`: with `c`'s own goal where it has one.
+    pub(crate) fn metric_for(&self, m: &MetricDef, c: Contender) -> MetricDef {
+        let mut m = m.clone();
+        if let Some((_, _, g)) = self
+            .goal_for
+            .iter()
+            .find(|(gc, k, _)| *gc == c && *k == m.key)
+        {
+            m.goal = *g;
+        }
+        m
     }
 
     pub(crate) fn needs_plugin(&self) -> bool {
@@ -224,6 +242,7 @@ pub(crate) fn all() -> Vec<Scenario> {
         contenders: k_u.clone(),
         metrics: vec![outage(goal, event), takeover.clone()],
         no_goal: vec![],
+        goal_for: vec![],
         kind: Kind::Failover {
             version,
             advert: Duration::from_millis(advert_ms),
@@ -252,6 +271,7 @@ pub(crate) fn all() -> Vec<Scenario> {
                 .resolution(2.0, "the client's 2 ms pings"),
         ],
         no_goal: vec![],
+        goal_for: vec![],
         kind: Kind::Scale {
             instances,
             interfaces,
@@ -286,12 +306,14 @@ pub(crate) fn all() -> Vec<Scenario> {
             title: "failed check, v2, advert 1 s",
             what: "Every host serves TCP port 80 and tracks it with a check (interval 1 s, fall 1, \
                    rise 1, weight -100): keepalived a vrrp_script running check_port80.sh (ss); \
-                   upkeep the same script as a `script` check, or the WASM port-listener plugin. \
-                   The master's port-80 listener closes; outage = longest gap in the client's \
-                   TCP connects to VIP:80 every 5 ms.",
-            contenders: vec![Keepalived, Upkeep, UpkeepWasm],
+                   upkeep the same script as a `script` check, the WASM port-listener plugin, \
+                   or a native `listener 80` check (event-driven; issue 18's goal for it: \
+                   ≤ 0.05 of keepalived's outage). The master's port-80 listener closes; \
+                   outage = longest gap in the client's TCP connects to VIP:80 every 5 ms.",
+            contenders: vec![Keepalived, Upkeep, UpkeepWasm, UpkeepListener],
             metrics: vec![outage(Goal::Ratio(0.35), Event::CheckFails), takeover.clone()],
             no_goal: vec![],
+            goal_for: vec![(UpkeepListener, "outage_ms", Goal::Ratio(0.05))],
             kind: Kind::Failover {
                 version: 2,
                 advert: Duration::from_secs(1),
@@ -330,6 +352,7 @@ pub(crate) fn all() -> Vec<Scenario> {
                 metric("new_up_s", "new instance's VIP up after, s", 2, Goal::Info),
             ],
             no_goal: vec![],
+            goal_for: vec![],
             kind: Kind::Reload,
         },
         scale(
@@ -398,6 +421,7 @@ pub(crate) fn all() -> Vec<Scenario> {
                 metric("rss", "daemon RSS, MiB", 1, Goal::Info),
             ],
             no_goal: vec![Upkeep],
+            goal_for: vec![],
             kind: Kind::CheckCpu,
         },
     ]
@@ -456,6 +480,7 @@ enum Check {
     None,
     Script { path: PathBuf, interval: Duration },
     Wasm { path: PathBuf, interval: Duration },
+    Listener { interval: Duration },
 }
 
 impl Check {
@@ -471,6 +496,7 @@ impl Check {
                 path: lab.copy_plugin("port-listener", "port-listener.wasm")?,
                 interval,
             },
+            Contender::UpkeepListener => Check::Listener { interval },
         })
     }
 
@@ -485,8 +511,16 @@ impl Check {
                 ),
                 interval,
             ),
+            Check::Listener { interval } => ("listener 80".to_owned(), interval),
         };
         let every = kdl_duration(*interval);
+        if let Check::Listener { .. } = self {
+            // No timeout: a listener check runs nothing.
+            return format!(
+                "check \"port80\" {{\n    {kind}\n    interval {every:?}\n    fall 1\n    \
+                 rise 1\n    weight -100\n}}\n"
+            );
+        }
         format!(
             "check \"port80\" {{\n    {kind}\n    interval {every:?}\n    timeout {every:?}\n    \
              fall 1\n    rise 1\n    weight -100\n}}\n"
@@ -505,6 +539,7 @@ impl Check {
                 ))
             }
             Check::Wasm { .. } => bail!("keepalived has no WASM checks"),
+            Check::Listener { .. } => bail!("keepalived has no listener checks"),
         }
     }
 
@@ -915,6 +950,7 @@ fn check_cpu(lab: &Lab, c: Contender, opts: &Opts) -> Result<Outcome> {
     let interval = match c {
         Contender::Keepalived | Contender::Upkeep => Duration::from_secs(1),
         Contender::UpkeepWasm => Duration::from_millis(100),
+        Contender::UpkeepListener => Duration::from_secs(1),
     };
     let _service = Service::start(lab, 1, 80)?;
     let check = Check::port80(lab, c, interval)?;

@@ -691,3 +691,191 @@ fn script_security_looks_programs_up_in_the_path_scripts_run_with() -> Result<()
     );
     Ok(())
 }
+
+/// A TCP server on `port` in host i's namespace, as its own process (python3): it prints
+/// `ready` once listening, and on SIGUSR1 closes its socket but lives on.
+struct Server(std::process::Child);
+
+impl Server {
+    fn start(lab: &Lab, i: usize, port: u16) -> Result<Server> {
+        use std::io::BufRead;
+        let src = format!(
+            "import signal, socket, sys, time\n\
+             l = socket.socket()\n\
+             l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+             l.bind(('0.0.0.0', {port}))\n\
+             l.listen()\n\
+             signal.signal(signal.SIGUSR1, lambda *a: l.close())\n\
+             print('ready', flush=True)\n\
+             while True:\n    time.sleep(1)\n"
+        );
+        let mut child = std::process::Command::new("ip")
+            .args(["netns", "exec", &lab.host_ns(i), "python3", "-c", &src])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .spawn()?;
+        let mut line = String::new();
+        let out = child.stdout.take().expect("piped");
+        std::io::BufReader::new(out).read_line(&mut line)?;
+        ensure!(line.trim() == "ready", "the server did not start: {line:?}");
+        Ok(Server(child))
+    }
+
+    fn signal(&self, sig: i32) -> Result<()> {
+        let pid = self.0.id().to_string();
+        let st = std::process::Command::new("kill")
+            .args([&format!("-{sig}"), &pid])
+            .status()?;
+        ensure!(st.success(), "kill -{sig} {pid}");
+        Ok(())
+    }
+
+    fn running(&mut self) -> bool {
+        matches!(self.0.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A `listener` check hears the server's socket close at once, both when the server closes it
+/// and lives on and when it is SIGKILLed: with a 10 s poll, the VIP moving within 1.5 s of the
+/// close can only come from the kernel's socket-destroy notification. A new listener is seen at
+/// the next poll and the VIP comes back.
+#[test]
+fn listener_check_hears_the_server_close_and_die() {
+    lab_test(2, |lab| {
+        let kdl = format!(
+            "{}check \"web80\" {{\n    listener 80\n    weight -20\n    interval \"10s\"\n}}\n",
+            upkeep_config("h1", &[tracking(100, "web80", None)])
+        );
+        let mut server = Server::start(lab, 1, 80)?;
+        let (h1, h2) = start_pair(lab, &kdl)?;
+        let c = h1.wait_check("web80", "healthy", secs(3), |c| c["healthy"] == true)?;
+        ensure!(
+            c["kind"] == "listener" && c["message"] == "TCP port 80 listened on (0.0.0.0:80)",
+            "{c}"
+        );
+
+        // (b) The server closes its socket and lives on.
+        server.signal(libc::SIGUSR1)?;
+        let took = expect_move(lab, 2, ms(1500))?;
+        eprintln!("socket closed: the VIP moved after {took:?}");
+        ensure!(server.running(), "the server should live on");
+        let c = h1.wait_check("web80", "failed", secs(2), |c| c["healthy"] == false)?;
+        ensure!(c["message"] == "nothing listens on TCP port 80", "{c}");
+        let s = h1.wait_state("web", "backup", secs(2))?;
+        ensure!(s["effective_priority"] == 80, "h1: {s}");
+        h2.wait_state("web", "master", secs(2))?;
+        drop(server);
+
+        // A new server: seen at the next poll (within 10 s), h1 preempts back.
+        let server = Server::start(lab, 1, 80)?;
+        let t0 = Instant::now();
+        lab.wait_holders(VIP, &[1], secs(15))?;
+        eprintln!("new listener: the VIP came back after {:?}", t0.elapsed());
+        h1.wait_check("web80", "healthy again", secs(2), |c| c["healthy"] == true)?;
+
+        // (a) The server is SIGKILLed, right after a poll saw it.
+        server.signal(libc::SIGKILL)?;
+        let took = expect_move(lab, 2, ms(1500))?;
+        eprintln!("server killed: the VIP moved after {took:?}");
+        h1.wait_check("web80", "failed", secs(2), |c| c["healthy"] == false)?;
+        lab.expect_holders_stable(VIP, &[2], secs(1))?;
+        Ok(())
+    });
+}
+
+/// A `file` check reads the file again as soon as it is replaced or rewritten (inotify): with
+/// a 10 s poll, the VIP moving within 1.5 s of each change comes from the event.
+#[test]
+fn file_check_sees_each_rewrite_at_once() {
+    lab_test(2, |lab| {
+        let knob = lab.dir().join("weight");
+        fs::write(&knob, "0\n")?;
+        let kdl = format!(
+            "{}check \"knob\" {{\n    file {}\n    interval \"10s\"\n}}\n",
+            upkeep_config("h1", &[tracking(100, "knob", None)]),
+            q(&knob)
+        );
+        let (h1, h2) = start_pair(lab, &kdl)?;
+        h1.wait_check("knob", "read", secs(3), |c| c["runs"].as_u64() >= Some(1))?;
+
+        // Replaced by a rename, as config management does.
+        let tmp = lab.dir().join(".weight.tmp");
+        fs::write(&tmp, "-20\n")?;
+        fs::rename(&tmp, &knob)?;
+        let took = expect_move(lab, 2, ms(1500))?;
+        eprintln!("file replaced: the VIP moved after {took:?}");
+        let s = h1.wait_state("web", "backup", secs(2))?;
+        ensure!(s["effective_priority"] == 80, "h1: {s}");
+        h2.wait_state("web", "master", secs(2))?;
+
+        // Rewritten in place.
+        fs::write(&knob, "0\n")?;
+        let took = expect_move(lab, 1, ms(1500))?;
+        eprintln!("file rewritten: the VIP came back after {took:?}");
+
+        // Removed: counts as 0, no change; then created again with a value.
+        fs::remove_file(&knob)?;
+        fs::write(&tmp, "-30\n")?;
+        fs::rename(&tmp, &knob)?;
+        let took = expect_move(lab, 2, ms(1500))?;
+        eprintln!("file created: the VIP moved after {took:?}");
+        let s = h1.wait_state("web", "backup", secs(2))?;
+        ensure!(s["effective_priority"] == 70, "h1: {s}");
+        Ok(())
+    });
+}
+
+/// A `process` check hears the process exit at once (the kernel's process connector, or a pidfd
+/// where the daemon has no connector): with a 10 s count, the VIP moving within 1.5 s comes
+/// from the event. A new process is seen at once with the connector, else at the next count.
+#[test]
+fn process_check_hears_the_process_exit_and_start() {
+    lab_test(2, |lab| {
+        // A process with a name of its own (its comm is its file name), unique to this run.
+        let name = format!("upk-sl-{}", std::process::id() % 100_000);
+        let bin = lab.dir().join(&name);
+        fs::copy("/bin/sleep", &bin)?;
+        let spawn = || std::process::Command::new(&bin).arg("1000").spawn();
+        let mut server = spawn()?;
+        let kdl = format!(
+            "{}check \"proc\" {{\n    process {name:?}\n    weight -20\n    interval \"10s\"\n}}\n",
+            upkeep_config("h1", &[tracking(100, "proc", None)]),
+        );
+        let mut run = || -> Result<()> {
+            let (h1, h2) = start_pair(lab, &kdl)?;
+            let c = h1.wait_check("proc", "healthy", secs(3), |c| c["healthy"] == true)?;
+            ensure!(c["message"] == format!("1 processes named `{name}`"), "{c}");
+
+            server.kill()?;
+            server.wait()?;
+            let took = expect_move(lab, 2, ms(1500))?;
+            eprintln!("process killed: the VIP moved after {took:?}");
+            let c = h1.wait_check("proc", "failed", secs(2), |c| c["healthy"] == false)?;
+            ensure!(c["message"] == format!("0 processes named `{name}`"), "{c}");
+            h2.wait_state("web", "master", secs(2))?;
+
+            // At once with the connector; where the daemon's namespace has none and the
+            // initial one is out of reach (as in this sandbox), at the next count.
+            server = spawn()?;
+            let t0 = Instant::now();
+            lab.wait_holders(VIP, &[1], secs(12))?;
+            eprintln!(
+                "process started: the VIP came back after {:?}",
+                t0.elapsed()
+            );
+            h1.wait_check("proc", "healthy again", secs(2), |c| c["healthy"] == true)?;
+            Ok(())
+        };
+        let res = run();
+        let _ = server.kill();
+        let _ = server.wait();
+        res
+    });
+}

@@ -289,6 +289,32 @@ pub enum CheckKind {
         full: bool,
         min_count: u32,
     },
+    /// Healthy while a socket listens on `port` (TCP: in LISTEN; UDP: bound and not
+    /// connected), on `address` or on the wildcard address that covers it, or on any address
+    /// without one. Learns of the listener closing at once (sock_diag destroy events); a new
+    /// listener is seen at the next `interval`.
+    Listener {
+        port: u16,
+        proto: ListenerProto,
+        address: Option<std::net::IpAddr>,
+    },
+}
+
+/// Which sockets a [`CheckKind::Listener`] looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ListenerProto {
+    Tcp,
+    Udp,
+}
+
+impl ListenerProto {
+    /// The config's spelling: `tcp`, `udp`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ListenerProto::Tcp => "tcp",
+            ListenerProto::Udp => "udp",
+        }
+    }
 }
 
 impl CheckKind {
@@ -300,6 +326,7 @@ impl CheckKind {
             Self::Interface { .. } => "interface",
             Self::File { .. } => "file",
             Self::Process { .. } => "process",
+            Self::Listener { .. } => "listener",
         }
     }
 }

@@ -566,6 +566,10 @@ fn actual(cfg: &Config) -> Vec<Expected> {
                             full: *full,
                         },
                         CheckKind::Plugin { .. } => panic!("the importer wrote a plugin check"),
+                        // Scripts stay scripts, even one that only asks `ss` about a port.
+                        CheckKind::Listener { .. } => {
+                            panic!("the importer wrote a listener check")
+                        }
                     };
                     (target, t.weight.unwrap_or(check.weight))
                 })

@@ -3,6 +3,7 @@
 //! A check runs on its own tokio task, off the VRRP timing path, and reports each result over a
 //! channel; the daemon applies keepalived's rise/fall counting in [`Tracker`].
 
+pub mod listener;
 pub mod script;
 pub mod trackers;
 pub mod wasm;

@@ -1,19 +1,25 @@
-//! File and process trackers (keepalived's `track_file` and `track_process`), polled.
+//! File and process trackers (keepalived's `track_file` and `track_process`), driven by the
+//! kernel's events (inotify; process exits and starts) with a slow safety poll.
 //!
 //! The reading is in small functions that tests reach without a daemon ([`parse_weight`],
 //! [`count_processes_in`]); what a value does to a priority is the protocol crate's rule
-//! (`upkeep_vrrp::node`); [`run_file`] and [`run_process`] are the tokio
-//! loops that poll them every `interval` and report [`CheckResult`]s, as script checks do.
+//! (`upkeep_vrrp::node`); [`run_file`] and [`run_process`] are the tokio loops that read
+//! them again on each event, and every `interval`, and report [`CheckResult`]s, as script
+//! checks do.
 //! Interface checks need no loop here: the daemon follows links through netlink events.
 
+use std::collections::BTreeSet;
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 use super::CheckResult;
+use crate::net::proc_events::{ProcEvent, ProcEvents};
+use tracing::warn;
 
 /// Most of a weight file that is read: a number needs far less.
 const MAX_WEIGHT_FILE: u64 = 4096;
@@ -59,18 +65,21 @@ pub fn count_processes(name: &str, full: bool) -> usize {
 
 /// [`count_processes`] over a `/proc`-like tree (for tests).
 pub fn count_processes_in(proc_root: &Path, name: &str, full: bool) -> usize {
+    matching_pids_in(proc_root, name, full).len()
+}
+
+/// The pids [`count_processes_in`] counts.
+pub fn matching_pids_in(proc_root: &Path, name: &str, full: bool) -> BTreeSet<u32> {
     let Ok(entries) = std::fs::read_dir(proc_root) else {
-        return 0;
+        return BTreeSet::new();
     };
     entries
         .filter_map(Result::ok)
-        .filter(|e| {
-            e.file_name()
-                .to_str()
-                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        .filter_map(|e| {
+            let pid = e.file_name().to_str()?.parse::<u32>().ok()?;
+            process_matches(&e.path(), name, full).then_some(pid)
         })
-        .filter(|e| process_matches(&e.path(), name, full))
-        .count()
+        .collect()
 }
 
 fn process_matches(dir: &Path, name: &str, full: bool) -> bool {
@@ -102,37 +111,104 @@ fn process_matches(dir: &Path, name: &str, full: bool) -> bool {
     comm == wanted && !matches!(state, Some(b'Z' | b'X'))
 }
 
-/// Polls a weight file every `interval` and reports its value in `value`; ends when the
-/// receiver is gone. `ok` is keepalived's status of the file as tracked with weight 0 (the
-/// value is 0); the node applies each track's own weight to `value` (`upkeep_vrrp::node`).
+/// One read of a weight file, as a result: `value` is the file's integer, and `ok` is
+/// keepalived's status of the file as tracked with weight 0 (the value is 0); the node applies
+/// each track's own weight to `value` (`upkeep_vrrp::node`).
+pub fn probe_file(id: u64, path: &Path) -> CheckResult {
+    let start = Instant::now();
+    let value = read_weight_file(path);
+    let ok = value == 0;
+    let message = match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => format!("{}: {value}", path.display()),
+        Ok(_) => format!("{}: not a regular file, counts as 0", path.display()),
+        Err(_) => format!("{}: missing, counts as 0", path.display()),
+    };
+    CheckResult {
+        check: id,
+        ok,
+        message,
+        duration: start.elapsed(),
+        value: Some(value),
+    }
+}
+
+/// Reads a weight file whenever inotify says it was rewritten, replaced, created by a rename
+/// or removed (see [`watch_file`]), and every `interval` as a safety net (a writer that keeps
+/// the file open, a directory that does not exist yet); reports each value. Ends when the
+/// receiver is gone.
 pub async fn run_file(
     id: u64,
     path: PathBuf,
     interval: Duration,
     tx: mpsc::UnboundedSender<CheckResult>,
 ) {
-    poll(interval, tx, move || {
-        let start = Instant::now();
-        let value = read_weight_file(&path);
-        let ok = value == 0;
-        let message = match std::fs::metadata(&path) {
-            Ok(m) if m.is_file() => format!("{}: {value}", path.display()),
-            Ok(_) => format!("{}: not a regular file, counts as 0", path.display()),
-            Err(_) => format!("{}: missing, counts as 0", path.display()),
+    let path = std::path::absolute(&path).unwrap_or(path);
+    let (changed_tx, mut changed) = mpsc::unbounded_channel();
+    // Watched before the first read, so a change between a read and the wait is queued.
+    let mut watch = watch_file(&path, changed_tx.clone());
+    loop {
+        let p = path.clone();
+        let Ok(result) = tokio::task::spawn_blocking(move || probe_file(id, &p)).await else {
+            return;
         };
-        CheckResult {
-            check: id,
-            ok,
-            message,
-            duration: start.elapsed(),
-            value: Some(value),
+        if tx.send(result).is_err() {
+            return;
         }
-    })
-    .await;
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            Some(()) = changed.recv() => {}
+        }
+        // One read for a burst of events.
+        while changed.try_recv().is_ok() {}
+        if watch.is_none() {
+            watch = watch_file(&path, changed_tx.clone());
+        }
+    }
 }
 
-/// Counts processes every `interval`: healthy while at least `min_count` run. Ends when the
-/// receiver is gone.
+/// Watches the directory of `path` (not the file: a file replaced by a rename is a new inode)
+/// and sends on `tx` when the file is complete after a change: closed after writing, renamed
+/// onto or away from its name, or removed. Creation and each write are not enough (`echo 5 >
+/// f` creates or truncates it, then writes: reading at the first event would see it empty,
+/// which counts as 0), as keepalived's `track_file` waits for IN_CLOSE_WRITE. None, with a
+/// warning the first time, when the directory cannot be watched (it may not exist yet).
+fn watch_file(path: &Path, tx: mpsc::UnboundedSender<()>) -> Option<RecommendedWatcher> {
+    use notify::event::{AccessKind, AccessMode, ModifyKind};
+    let dir = path.parent()?.to_path_buf();
+    let target = path.to_path_buf();
+    let handler = move |res: notify::Result<notify::Event>| {
+        let Ok(event) = res else {
+            // Lost events (a queue overflow): read again to be sure.
+            let _ = tx.send(());
+            return;
+        };
+        let complete = matches!(
+            event.kind,
+            EventKind::Access(AccessKind::Close(AccessMode::Write))
+                | EventKind::Modify(ModifyKind::Name(_))
+                | EventKind::Remove(_)
+        );
+        if complete && event.paths.iter().any(|p| *p == target) {
+            let _ = tx.send(());
+        }
+    };
+    let watched = notify::recommended_watcher(handler)
+        .and_then(|mut w| w.watch(&dir, RecursiveMode::NonRecursive).map(|()| w));
+    match watched {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::debug!("file check {}: not watched, polled: {e}", path.display());
+            None
+        }
+    }
+}
+
+/// Counts processes: healthy while at least `min_count` run. Counted in full every
+/// `interval`; in between, each process event ([`ProcEvents`]: a fork, exec or name change,
+/// an exit) updates the count at once, a start by looking at that one process, an exit by
+/// dropping its pid, and a changed count is reported right then. Without the connector (it
+/// says so once) a pidfd per counted process still reports an exit at once; a start waits for
+/// the next count. Ends when the receiver is gone.
 pub async fn run_process(
     id: u64,
     name: String,
@@ -141,9 +217,16 @@ pub async fn run_process(
     interval: Duration,
     tx: mpsc::UnboundedSender<CheckResult>,
 ) {
-    poll(interval, tx, move || {
-        let start = Instant::now();
-        let count = count_processes(&name, full);
+    let name = std::sync::Arc::new(name);
+    // Subscribed before the first count, so a start or exit during it is queued.
+    let mut events = match ProcEvents::subscribe() {
+        Ok(e) => Some(e),
+        Err(e) => {
+            warn!("process check `{name}`: no process events ({e}): exits are seen at once, starts within {interval:?}");
+            None
+        }
+    };
+    let report = |count: usize, start: Instant| {
         let ok = count >= min_count as usize;
         let what = if full { "with command line" } else { "named" };
         let message = if min_count > 1 {
@@ -151,34 +234,135 @@ pub async fn run_process(
         } else {
             format!("{count} processes {what} `{name}`")
         };
-        CheckResult {
+        tx.send(CheckResult {
             check: id,
             ok,
             message,
             duration: start.elapsed(),
             value: None,
-        }
-    })
-    .await;
-}
-
-/// Runs `probe` (file system reads) off the event loop every `interval`, sending each result.
-async fn poll<F>(interval: Duration, tx: mpsc::UnboundedSender<CheckResult>, probe: F)
-where
-    F: Fn() -> CheckResult + Send + Sync + 'static,
-{
-    let probe = std::sync::Arc::new(probe);
-    let mut schedule = super::Schedule::new(interval);
+        })
+        .is_ok()
+    };
     loop {
-        let p = probe.clone();
-        let Ok(result) = tokio::task::spawn_blocking(move || p()).await else {
+        let start = Instant::now();
+        let n = name.clone();
+        let Ok(mut pids) =
+            tokio::task::spawn_blocking(move || matching_pids_in(Path::new("/proc"), &n, full))
+                .await
+        else {
             return;
         };
-        if tx.send(result).is_err() {
+        if !report(pids.len(), start) {
             return;
         }
-        schedule.wait().await;
+        let poll = tokio::time::sleep(interval);
+        tokio::pin!(poll);
+        // Until the next full count: follow the events.
+        while let Some(ev) = events.as_mut() {
+            let batch = tokio::select! {
+                () = &mut poll => break,
+                got = ev.next() => got,
+            };
+            let batch = match batch {
+                Ok(b) => b,
+                Err(e) => {
+                    warn!("process check `{name}`: process events failed ({e}); counting every {interval:?}");
+                    events = None;
+                    break;
+                }
+            };
+            if batch.contains(&ProcEvent::Lost) {
+                break;
+            }
+            let start = Instant::now();
+            let before = pids.len();
+            let n = name.clone();
+            // Reading /proc/PID/stat for each start: off the event loop, a burst at a time.
+            let Ok(updated) = tokio::task::spawn_blocking(move || {
+                for e in batch {
+                    match e {
+                        ProcEvent::Exited(pid) => {
+                            pids.remove(&pid);
+                        }
+                        ProcEvent::Changed(pid) => {
+                            let dir = Path::new("/proc").join(pid.to_string());
+                            if process_matches(&dir, &n, full) {
+                                pids.insert(pid);
+                            } else {
+                                pids.remove(&pid);
+                            }
+                        }
+                        ProcEvent::Lost => {}
+                    }
+                }
+                pids
+            })
+            .await
+            else {
+                return;
+            };
+            pids = updated;
+            if pids.len() != before && !report(pids.len(), start) {
+                return;
+            }
+        }
+        if events.is_none() {
+            // No connector: a pidfd for each process counted hears its exit at once; a start
+            // waits for the next count.
+            let mut exits = watch_exits(&pids);
+            loop {
+                tokio::select! {
+                    () = &mut poll => break,
+                    Some(Ok(pid)) = exits.join_next() => {
+                        let start = Instant::now();
+                        if pids.remove(&pid) && !report(pids.len(), start) {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
     }
+}
+
+/// A task per pid that ends, with the pid, when that process exits (a pidfd turns readable);
+/// a pid that is already gone ends at once. Dropping the set stops them.
+fn watch_exits(pids: &BTreeSet<u32>) -> tokio::task::JoinSet<u32> {
+    let mut set = tokio::task::JoinSet::new();
+    for &pid in pids {
+        match pidfd(pid) {
+            Ok(fd) => {
+                set.spawn(async move {
+                    let _ = fd.readable().await;
+                    pid
+                });
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
+                set.spawn(async move { pid });
+            }
+            // No pidfds (a kernel before 5.3): the next count sees the exit.
+            Err(_) => {}
+        }
+    }
+    set
+}
+
+/// pidfd_open(2) of `pid`, registered with the event loop.
+#[allow(unsafe_code)]
+fn pidfd(pid: u32) -> std::io::Result<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>> {
+    use std::os::fd::FromRawFd;
+    let pid =
+        libc::pid_t::try_from(pid).map_err(|_| std::io::Error::from_raw_os_error(libc::ESRCH))?;
+    // SAFETY: a plain syscall with integer arguments; the fd it returns is owned at once.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if raw < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let raw = i32::try_from(raw).map_err(|_| std::io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: `raw` is a new fd nobody else owns.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
+    // SAFETY: the OwnedFd keeps its fd open until the AsyncFd drops it.
+    unsafe { tokio::io::unix::AsyncFd::register(fd) }.map_err(|e| e.into_parts().1)
 }
 
 #[cfg(test)]
@@ -302,6 +486,124 @@ mod tests {
         child.kill().expect("kill");
         child.wait().expect("reap");
         assert_eq!(count_processes("sleep 31.4159", true), 0);
+    }
+
+    /// The first result from `rx` with `value`, within 2 s; with an hour between polls only
+    /// an inotify event can bring it. (One change may bring more than one event: a rename is
+    /// seen as "from", "to" and "both".)
+    async fn value_seen(rx: &mut mpsc::UnboundedReceiver<CheckResult>, value: i64) -> CheckResult {
+        let wait = async {
+            loop {
+                let r = rx.recv().await.expect("a result");
+                if r.value == Some(value) {
+                    return r;
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(2), wait)
+            .await
+            .unwrap_or_else(|_| panic!("value {value} not read within 2 s"))
+    }
+
+    #[tokio::test]
+    async fn a_weight_file_is_read_again_on_each_change() {
+        let dir = temp("inotify");
+        let f = dir.join("w");
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(run_file(1, f.clone(), Duration::from_secs(3600), tx));
+        value_seen(&mut rx, 0).await;
+        // Created by a rename, as config management writes files.
+        std::fs::write(dir.join(".w.tmp"), "-20\n").unwrap();
+        std::fs::rename(dir.join(".w.tmp"), &f).unwrap();
+        value_seen(&mut rx, -20).await;
+        // Rewritten in place (truncate, write, close): read once it is closed.
+        std::fs::write(&f, "7").unwrap();
+        value_seen(&mut rx, 7).await;
+        std::fs::remove_file(&f).unwrap();
+        let r = value_seen(&mut rx, 0).await;
+        assert!(r.message.contains("missing"), "{r:?}");
+        // Another file in the same directory is not this one.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        while rx.try_recv().is_ok() {}
+        std::fs::write(dir.join("other"), "1").unwrap();
+        let quiet = tokio::time::timeout(Duration::from_millis(300), rx.recv()).await;
+        assert!(quiet.is_err(), "read again for another file: {quiet:?}");
+        task.abort();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// With an hour between counts, a start and an exit are reported from the process events
+    /// alone (needs CAP_NET_ADMIN; skipped without).
+    #[tokio::test]
+    async fn a_process_start_and_exit_are_reported_at_once() {
+        if ProcEvents::subscribe().is_err() {
+            eprintln!("skipped: no process connector");
+            return;
+        }
+        let dir = temp("procev");
+        let name = format!("upk-ev-{}", std::process::id() % 100_000);
+        let bin = dir.join(&name);
+        std::fs::copy("/bin/sleep", &bin).expect("copy sleep");
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(run_process(
+            4,
+            name.clone(),
+            false,
+            1,
+            Duration::from_secs(3600),
+            tx,
+        ));
+        let next = |rx: &mut mpsc::UnboundedReceiver<CheckResult>| {
+            let r = rx.try_recv();
+            r.ok()
+        };
+        let first = rx.recv().await.expect("first count");
+        assert!(!first.ok, "{first:?}");
+        let mut child = std::process::Command::new(&bin)
+            .arg("30")
+            .spawn()
+            .expect("spawn");
+        let r = tokio::time::timeout(Duration::from_secs(2), rx.recv())
+            .await
+            .expect("the start not reported within 2 s")
+            .expect("a result");
+        assert!(r.ok, "{r:?}");
+        assert_eq!(r.message, format!("1 processes named `{name}`"));
+        child.kill().expect("kill");
+        child.wait().expect("reap");
+        let r = tokio::time::timeout(Duration::from_secs(2), rx.recv())
+            .await
+            .expect("the exit not reported within 2 s")
+            .expect("a result");
+        assert!(!r.ok, "{r:?}");
+        assert_eq!(next(&mut rx), None, "one result per change");
+        task.abort();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Without the connector, a pidfd hears a counted process exit; a pid already gone ends
+    /// at once.
+    #[tokio::test]
+    async fn pidfds_hear_an_exit() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn");
+        let pid = child.id();
+        let mut exits = watch_exits(&BTreeSet::from([pid, u32::MAX - 1]));
+        let gone = tokio::time::timeout(Duration::from_secs(1), exits.join_next()).await;
+        assert_eq!(
+            gone.ok().flatten().map(Result::ok),
+            Some(Some(u32::MAX - 1))
+        );
+        let early = tokio::time::timeout(Duration::from_millis(200), exits.join_next()).await;
+        assert!(early.is_err(), "reported before it exited");
+        child.kill().expect("kill");
+        let exited = tokio::time::timeout(Duration::from_secs(2), exits.join_next())
+            .await
+            .expect("the exit not heard within 2 s");
+        assert_eq!(exited.map(Result::ok), Some(Some(pid)));
+        child.wait().expect("reap");
     }
 
     #[tokio::test]

@@ -14,7 +14,7 @@ use tokio::task::AbortHandle;
 use tracing::warn;
 
 use crate::checks::wasm::{self, Plugin, PluginError, PluginHost};
-use crate::checks::{script, trackers, CheckResult, Tracker};
+use crate::checks::{listener, script, trackers, CheckResult, Tracker};
 use crate::exec::security::{self, check_plugin_file};
 use crate::hooks::queue::{self, QueueStats};
 use upkeep_config::{self as config, CheckDef, CheckKind, Config, ConfigError};
@@ -215,7 +215,10 @@ pub(super) async fn prepare(
                 }
                 check_plugins.insert(def.name.clone(), loaded);
             }
-            CheckKind::Interface { .. } | CheckKind::File { .. } | CheckKind::Process { .. } => {}
+            CheckKind::Interface { .. }
+            | CheckKind::File { .. }
+            | CheckKind::Process { .. }
+            | CheckKind::Listener { .. } => {}
         }
     }
     let mut hook_plugins = HashMap::new();
@@ -353,6 +356,18 @@ pub(super) fn spawn(
             def.interval,
             tx,
         )),
+        CheckKind::Listener {
+            port,
+            proto,
+            address,
+        } => {
+            let spec = listener::ListenerSpec {
+                port: *port,
+                proto: *proto,
+                address: *address,
+            };
+            tokio::spawn(listener::run(id, spec, def.interval, tx))
+        }
         CheckKind::Interface { .. } => return None,
         CheckKind::Plugin { config, .. } => {
             let plugin = plugin?.plugin.clone();

@@ -6,6 +6,7 @@ pub mod filter;
 pub mod firewall;
 pub mod netlink;
 pub mod netlink_batch;
+pub mod proc_events;
 pub mod sock_diag;
 pub mod socket;
 pub mod vmac;

@@ -14,7 +14,8 @@ use super::suggest::closest;
 use super::validate::{head, positional, prop, span_between, span_end, Seen, Validator};
 use super::value::{kind_of, parse_size, ValueKind, SIZE_HELP};
 use crate::model::{
-    Capability, CheckDef, CheckKind, Grants, HookDef, DEFAULT_MEMORY_LIMIT, MAX_MEMORY_LIMIT,
+    Capability, CheckDef, CheckKind, Grants, HookDef, ListenerProto, DEFAULT_MEMORY_LIMIT,
+    MAX_MEMORY_LIMIT,
 };
 
 /// Smallest `memory-limit`: one WebAssembly page.
@@ -163,7 +164,7 @@ impl Validator<'_> {
             self.report(
                 head(node),
                 format!(
-                    "check `{name}` has no `script`, `plugin`, `interface`, `file` or `process`"
+                    "check `{name}` has no `script`, `plugin`, `interface`, `file`, `process` or `listener`"
                 ),
                 "nothing to check",
                 format!(
@@ -265,8 +266,42 @@ impl Validator<'_> {
                     min_count: 1,
                 })
             }
+            "listener" => self.listener(node),
             _ => None,
         }
+    }
+
+    /// `listener 80 proto="tcp" address="192.0.2.100"`: the port, and optionally the protocol
+    /// (TCP by default) and the address the listener must serve.
+    fn listener(&mut self, node: &KdlNode) -> Option<CheckKind> {
+        let key = node.name().value();
+        let entry = self.one_arg(node, &["proto", "address"])?;
+        let port = self.integer(entry, key, 1, 65535)? as u16;
+        let proto = match prop(node, "proto") {
+            None => ListenerProto::Tcp,
+            Some(e) => match self.string(e, key)?.as_str() {
+                "tcp" => ListenerProto::Tcp,
+                "udp" => ListenerProto::Udp,
+                other => {
+                    self.report(
+                        e.span(),
+                        format!("`proto=` of `listener` must be \"tcp\" or \"udp\", not `{other}`"),
+                        "unknown protocol",
+                        format!("for example `{}`", example(key)),
+                    );
+                    return None;
+                }
+            },
+        };
+        let address = match prop(node, "address") {
+            None => None,
+            Some(e) => Some(self.ip(e, key)?),
+        };
+        Some(CheckKind::Listener {
+            port,
+            proto,
+            address,
+        })
     }
 
     /// `config key="value" ...`: plain values become strings (`5` → "5", `#true` → "true").

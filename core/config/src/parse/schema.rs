@@ -42,13 +42,21 @@ pub(super) const GLOBAL_KEYS: &[&str] = &[
     "startup-delay",
 ];
 /// The settings that say what a check looks at; a check has exactly one.
-pub(super) const CHECK_KINDS: &[&str] = &["script", "plugin", "interface", "file", "process"];
+pub(super) const CHECK_KINDS: &[&str] = &[
+    "script",
+    "plugin",
+    "interface",
+    "file",
+    "process",
+    "listener",
+];
 pub(super) const CHECK_KEYS: &[&str] = &[
     "script",
     "plugin",
     "interface",
     "file",
     "process",
+    "listener",
     "interval",
     "timeout",
     "fall",
@@ -127,9 +135,9 @@ pub(super) const REPEATABLE: &[&str] = &[
 /// The check kinds a check setting applies to (those not listed apply to every kind).
 pub(super) fn applies_to(key: &str) -> &'static [&'static str] {
     match key {
-        "interval" => &["script", "plugin", "file", "process"],
+        "interval" => &["script", "plugin", "file", "process", "listener"],
         "timeout" => &["script", "plugin"],
-        "fall" | "rise" | "init-fail" => &["script", "plugin", "process"],
+        "fall" | "rise" | "init-fail" => &["script", "plugin", "process", "listener"],
         "user" => &["script"],
         "config" | "allow" | "memory-limit" => &["plugin"],
         "min-count" => &["process"],
@@ -221,6 +229,7 @@ pub(super) fn example(key: &str) -> &'static str {
         "plugin" => "plugin \"/etc/upkeep/http_check.wasm\"",
         "file" => "file \"/run/upkeep/weight\"",
         "process" => "process \"nginx\"",
+        "listener" => "listener 80 proto=\"tcp\" address=\"192.0.2.100\"",
         "min-count" => "min-count 2",
         "init-fail" => "init-fail #true",
         "config" => "config url=\"http://127.0.0.1/health\" expect=\"200\"",

@@ -46,6 +46,15 @@ check "sh" {
     user "nobody"
     init-fail #false
 }
+check "web" {
+    listener 80
+    weight -20
+    interval "30s"
+}
+check "dns" {
+    listener 53 proto="udp" address="2001:db8::53"
+    fall 2
+}
 "#;
     let cfg = ok(src);
     let http = cfg.check("http").expect("http");
@@ -109,6 +118,25 @@ check "sh" {
             min_count: 1
         }
     );
+    let web = cfg.check("web").expect("web");
+    assert_eq!(
+        web.kind,
+        CheckKind::Listener {
+            port: 80,
+            proto: ListenerProto::Tcp,
+            address: None
+        }
+    );
+    assert_eq!((web.weight, web.interval), (-20, Duration::from_secs(30)));
+    assert_eq!(
+        cfg.check("dns").expect("dns").kind,
+        CheckKind::Listener {
+            port: 53,
+            proto: ListenerProto::Udp,
+            address: Some("2001:db8::53".parse().unwrap())
+        }
+    );
+    assert_eq!(cfg.check("dns").expect("dns").fall, 2);
     let sh = cfg.check("sh").expect("sh");
     assert!(!sh.init_fail);
     assert_eq!(sh.user.as_deref(), Some("nobody"));
@@ -132,7 +160,7 @@ fn check_kind_rules() {
         "check \"c\" {\n    interval 1\n}\n",
         1,
         1,
-        "check `c` has no `script`, `plugin`, `interface`, `file` or `process`",
+        "check `c` has no `script`, `plugin`, `interface`, `file`, `process` or `listener`",
     );
     assert!(help_of(&p).contains("process \"nginx\""), "{p:?}");
     let p = problem_at(
@@ -203,6 +231,42 @@ fn check_kind_rules() {
         2,
         17,
         "unknown property `ful=`",
+    );
+    problem_at(
+        "check \"c\" {\n    listener 0\n}\n",
+        2,
+        14,
+        "`listener` must be from 1 to 65535, not 0",
+    );
+    problem_at(
+        "check \"c\" {\n    listener \"80\"\n}\n",
+        2,
+        14,
+        "`listener` must be a whole number, not a string",
+    );
+    problem_at(
+        "check \"c\" {\n    listener 80 proto=\"sctp\"\n}\n",
+        2,
+        17,
+        "`proto=` of `listener` must be \"tcp\" or \"udp\", not `sctp`",
+    );
+    problem_at(
+        "check \"c\" {\n    listener 80 address=\"192.0.2.1/24\"\n}\n",
+        2,
+        17,
+        "not an IP address",
+    );
+    problem_at(
+        "check \"c\" {\n    listener 80 port=81\n}\n",
+        2,
+        17,
+        "unknown property `port=`",
+    );
+    problem_at(
+        "check \"c\" {\n    listener 80\n    timeout \"1s\"\n}\n",
+        3,
+        5,
+        "`timeout` does not apply to a `listener` check",
     );
     problem_at(
         "check \"c\" {\n    interface \"a/b\"\n}\n",

@@ -18,7 +18,7 @@ use super::suggest::{closest, edit_distance};
 use super::value::parse_size;
 use super::*;
 use crate::model::{
-    CheckKind, Global, Grants, InitialState, Notify, Route, Track, Vip, VrrpVersion,
+    CheckKind, Global, Grants, InitialState, ListenerProto, Notify, Route, Track, Vip, VrrpVersion,
     DEFAULT_MEMORY_LIMIT, MAX_MEMORY_LIMIT,
 };
 
