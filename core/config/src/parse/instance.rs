@@ -122,6 +122,7 @@ impl Validator<'_> {
             version: VrrpVersion::V3,
             preempt: true,
             preempt_delay: Duration::ZERO,
+            handover_when_sick: true,
             master_down_adverts: RFC_MASTER_DOWN_ADVERTS,
             auth_pass: None,
             initial_state: InitialState::Backup,
@@ -202,6 +203,11 @@ impl Validator<'_> {
                 "preempt-delay" => {
                     if let Some(d) = self.one_duration(child) {
                         cfg.preempt_delay = d;
+                    }
+                }
+                "handover-when-sick" => {
+                    if let Some(b) = self.flag(child) {
+                        cfg.handover_when_sick = b;
                     }
                 }
                 "master-down-adverts" => {
