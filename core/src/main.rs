@@ -598,6 +598,9 @@ fn summary(cfg: &upkeep_config::Config) -> String {
     for g in &cfg.sync_groups {
         let _ = writeln!(out, "sync-group {:?}: {}", g.name, g.members.join(", "));
     }
+    for (_, note) in cfg.sick_master_notes() {
+        let _ = writeln!(out, "note: {note}");
+    }
     out
 }
 

@@ -78,6 +78,36 @@ impl Config {
             .iter()
             .find(|g| g.members.iter().any(|m| m == instance))
     }
+
+    /// What a failed check does to each `preempt #false` instance that tracks checks of
+    /// negative weight (where upkeep and keepalived differ): (instance, one line to show).
+    pub fn sick_master_notes(&self) -> Vec<(String, String)> {
+        let mut notes = Vec::new();
+        for i in self.instances.iter().filter(|i| !i.preempt) {
+            let negative: Vec<&str> = i
+                .tracks
+                .iter()
+                .filter(|t| {
+                    let weight = t.weight.or(self.check(&t.check).map(|c| c.weight));
+                    weight.is_some_and(|w| w < 0)
+                })
+                .map(|t| t.check.as_str())
+                .collect();
+            if negative.is_empty() {
+                continue;
+            }
+            let checks = negative.join(", ");
+            let line = if self.group_of(&i.name).is_some() {
+                format!("instance `{}` is nopreempt and tracks {checks} with a negative weight, but it is in a sync group: a master whose check fails keeps the VIPs, as in keepalived (handover-when-sick applies to instances outside sync groups only)", i.name)
+            } else if i.handover_when_sick {
+                format!("instance `{}` is nopreempt and tracks {checks} with a negative weight: a master whose check fails hands the VIPs over to a backup make-before-break (handover-when-sick, a deviation from keepalived, where the sick master keeps them because nopreempt backups never take over); `handover-when-sick #false` keeps keepalived's behaviour", i.name)
+            } else {
+                format!("instance `{}` is nopreempt with handover-when-sick #false: a master whose check ({checks}) fails keeps the VIPs, as in keepalived, because nopreempt backups never take over from it", i.name)
+            };
+            notes.push((i.name.clone(), line));
+        }
+        notes
+    }
 }
 
 /// Daemon-wide settings (`global { ... }`).
@@ -522,6 +552,11 @@ pub struct InstanceConfig {
     /// `inet upkeep`. The owner (priority 255) always accepts.
     pub accept: bool,
     pub preempt_delay: Duration,
+    /// `handover-when-sick` (default on): with `preempt #false`, a master whose priority falls
+    /// below `priority` (a failed check or tracker) hands over make-before-break, since its
+    /// nopreempt backups would never take over; once per fall, and it keeps the VIPs if no one
+    /// better takes over. Off: keepalived's behaviour (the sick master keeps the VIPs).
+    pub handover_when_sick: bool,
     /// Master_Down_Interval is this many of the master's advert intervals plus Skew_Time
     /// (`master-down-adverts`; the RFCs' 3 unless set here or in `global`): a deviation for
     /// lossy links, as BFD's detect multiplier.

@@ -136,7 +136,7 @@ impl Importer {
             self.emit_group(&mut out, &g, &instance_names);
         }
         let kdl: String = out.lines.iter().map(|(l, _)| format!("{l}\n")).collect();
-        self.check_output(&kdl, &out, file_name);
+        self.check_output(&kdl, &out, file_name, &instances);
         // In file order: files as they were read, lines within each.
         let files = &self.files;
         self.warnings
@@ -792,9 +792,19 @@ impl Importer {
     }
 
     /// Whatever upkeep would refuse in the result is reported at the keepalived line it came from.
-    fn check_output(&mut self, kdl: &str, out: &Out, file_name: &str) {
-        let Err(err) = parse_str(kdl, file_name) else {
-            return;
+    fn check_output(&mut self, kdl: &str, out: &Out, file_name: &str, instances: &[KInstance]) {
+        let err = match parse_str(kdl, file_name) {
+            Ok(cfg) => {
+                // nopreempt with checks that lower the priority: upkeep hands over where
+                // keepalived kept the VIPs on the sick master.
+                for (name, note) in cfg.sick_master_notes() {
+                    if let Some(i) = instances.iter().find(|i| i.name == name) {
+                        self.warn(i.nopreempt.unwrap_or(i.pos), note);
+                    }
+                }
+                return;
+            }
+            Err(err) => err,
         };
         for (line, _, message) in err.problems() {
             // The nearest output line at or before the problem that came from a keepalived line.

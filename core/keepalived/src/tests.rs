@@ -122,11 +122,17 @@ fn lab(count: usize, advert: &str, version: u8) -> String {
 fn seed_config_round_trips() {
     let (imported, cfg) = convert(SEED);
     // keepalived ran the seed's script as root: so does the import, with a warning at it.
-    assert_eq!(imported.warnings.len(), 1, "{:#?}", imported.warnings);
+    // And at `nopreempt`: upkeep's sick master hands over where keepalived's kept the VIP.
+    assert_eq!(imported.warnings.len(), 2, "{:#?}", imported.warnings);
     warned(
         &imported,
         1,
         "keepalived runs scripts and notify commands as root",
+    );
+    warned(
+        &imported,
+        16,
+        "is nopreempt and tracks check_running with a negative weight: a master whose check fails hands the VIPs over",
     );
     assert_eq!(cfg.global.script_user.as_deref(), Some("root"));
     let c = cfg.check("check_running").expect("check");
@@ -149,6 +155,7 @@ fn seed_config_round_trips() {
         "keepalived's default version is 2"
     );
     assert!(!i.preempt);
+    assert!(i.handover_when_sick);
     assert_eq!(i.auth_pass.as_deref(), Some("1234"));
     assert_eq!(i.initial_state, InitialState::Backup);
     let vips: Vec<String> = i

@@ -111,6 +111,7 @@ pub(super) fn params(cfg: &InstanceConfig, global: &upkeep_config::Global, src: 
         primary_ip: src,
         fast_preempt: global.fast_failover,
         handover: global.handover,
+        handover_when_sick: cfg.handover_when_sick,
         master_down_adverts: cfg.master_down_adverts,
         lower_prio_no_advert: cfg.lower_prio_no_advert,
         higher_prio_send_advert: cfg.higher_prio_send_advert,

@@ -17,6 +17,21 @@
 //!   planned handover ([`Event::HandOver`], `upkeep handover`) is the same make-before-break
 //!   with the daemon still running: the instance stays a backup, held back from preempting
 //!   until [`Event::Release`], and if no successor speaks it stays master (no gap either way).
+//! - `handover_when_sick` (default on): a `nopreempt` master whose effective priority falls
+//!   below its configured one (a failed check or tracker) hands over the same way, since its
+//!   `nopreempt` backups would never take over from it. It hands over once per fall: if no
+//!   successor speaks, or only one with a lower priority than its own (which it then takes the
+//!   VIPs back from), it keeps serving, and tries again only when its priority falls further
+//!   (or after recovering to its configured priority). So hosts that are all sick do not pass
+//!   the VIPs around, and a recovered ex-master stays backup (`nopreempt` holds). Not for
+//!   sync-group members (the node says which): a group would have to hand over as one.
+//! - Skew_Time is not truncated to centiseconds in v3 (keepalived truncates: priorities 90 and
+//!   91 then wait alike at 1 s), and it ends with a tie-break delay of 0 to 3 / 1024 of the
+//!   skew's unit (1 s in v2, Master_Adver_Interval in v3), by the low two bits of the primary
+//!   address: equal-priority backups do not all take over at once (two takeovers, two rounds
+//!   of gratuitous ARP), the one whose address ends in ...11 goes first (so of two consecutive
+//!   addresses, the higher one, the RFC's tie-break winner), about 1 ms ahead at 1 s. It is
+//!   under one priority step (1/256 of the unit), so priorities keep their order.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -39,6 +54,9 @@ pub struct Params {
     pub primary_ip: IpAddr,
     pub fast_preempt: bool,
     pub handover: bool,
+    /// A `nopreempt` master whose priority falls below its configured one hands over (see the
+    /// module's deviations).
+    pub handover_when_sick: bool,
     /// Master_Down_Interval counts this many of the master's intervals before Skew_Time: 3 in
     /// the RFCs; more tolerates that many lost adverts in a row minus one (lossy links), at the
     /// cost of a slower takeover when the master dies.
@@ -184,6 +202,15 @@ pub enum Reason {
     HandoverTimeout,
     /// An operator asked for a handover.
     HandoverAsked,
+    /// A `nopreempt` master's priority fell below its configured one (to this).
+    Sick {
+        priority: u8,
+    },
+    /// The successor of a sick master's handover has a lower priority still: it keeps the VIPs.
+    SuccessorSicker {
+        from: IpAddr,
+        priority: u8,
+    },
     /// The master's adverts could not be sent.
     AdvertsUnsent,
 }
@@ -210,6 +237,15 @@ impl fmt::Display for Reason {
             Reason::SuccessorHeard { from } => write!(f, "successor {from} took over"),
             Reason::HandoverTimeout => write!(f, "no successor heard"),
             Reason::HandoverAsked => write!(f, "handover asked for"),
+            Reason::Sick { priority } => {
+                write!(f, "priority fell to {priority}, below its configured one")
+            }
+            Reason::SuccessorSicker { from, priority } => {
+                write!(
+                    f,
+                    "successor {from} has a lower priority still ({priority})"
+                )
+            }
             Reason::AdvertsUnsent => write!(f, "its adverts could not be sent"),
         }
     }
@@ -249,6 +285,17 @@ pub struct Fsm {
     params: Params,
     state: State,
     priority: u8,
+    /// The configured priority, before tracked weights: below it the instance is sick.
+    base: u8,
+    /// The priority at which a sick master last handed over (or tried to): it tries again only
+    /// below it. Cleared once the priority is back at `base`.
+    sick_tried: Option<u8>,
+    /// The handover under way is a sick master's: a successor with a lower priority than ours
+    /// gets the VIPs taken back.
+    sick_handover: bool,
+    /// A member of a sync group: no sick handover (the group would have to hand over, and take
+    /// back, as one).
+    grouped: bool,
     /// Master_Adver_Interval: the master's interval as learned from its adverts (v3).
     master_interval: Duration,
     adver_at: Option<Instant>,
@@ -276,6 +323,10 @@ impl Fsm {
             params,
             state: State::Initialize,
             priority,
+            base: priority,
+            sick_tried: None,
+            sick_handover: false,
+            grouped: false,
             master_interval,
             adver_at: None,
             down_at: None,
@@ -315,6 +366,22 @@ impl Fsm {
         }
     }
 
+    /// The configured priority, before tracked weights.
+    pub fn base_priority(&self) -> u8 {
+        self.base
+    }
+
+    /// The configured priority changed (a reload); the effective one comes as
+    /// [`Event::Priority`].
+    pub fn set_base_priority(&mut self, base: u8) {
+        self.base = base;
+    }
+
+    /// In a sync group (set by the node): then a sick master does not hand over on its own.
+    pub fn set_grouped(&mut self, grouped: bool) {
+        self.grouped = grouped;
+    }
+
     /// Replace settings that can change without a restart (reload). Timers keep running.
     pub fn set_params(&mut self, params: Params) {
         if self.state != State::Backup {
@@ -323,18 +390,17 @@ impl Fsm {
         self.params = params;
     }
 
-    /// Skew_Time: lower priorities wait longer, so the best backup wins.
+    /// Skew_Time: lower priorities wait longer, so the best backup wins; among equal ones the
+    /// tie-break delay decides (see the module's deviations).
     pub fn skew_time(&self) -> Duration {
+        // RFC 3768: (256 - Priority) / 256 s; RFC 5798: (256 - Priority) * Master_Adver_Interval
+        // / 256 (exact here, not truncated to centiseconds).
+        let unit = match self.params.version {
+            Version::V2 => Duration::from_secs(1),
+            Version::V3 => self.master_interval,
+        };
         let weight = 256 - u32::from(self.priority);
-        match self.params.version {
-            Version::V2 => Duration::from_secs(1) * weight / 256,
-            // RFC 5798 counts in whole centiseconds: (((256 - Priority) * Master_Adver_Interval) / 256)
-            // with Master_Adver_Interval in centiseconds, truncated, as keepalived computes it too.
-            Version::V3 => {
-                let centis = (self.master_interval.as_millis() / 10) as u32;
-                Duration::from_millis(u64::from(centis * weight / 256) * 10)
-            }
-        }
+        unit * weight / 256 + tie_break_delay(unit, self.params.primary_ip)
     }
 
     /// Master_Down_Interval = N × Master_Adver_Interval + Skew_Time, N being
@@ -360,6 +426,25 @@ impl Fsm {
         .min()
     }
 
+    /// A new effective priority; back at the configured one, a later fall may hand over again.
+    fn set_priority(&mut self, p: u8) {
+        self.priority = p;
+        if p >= self.base {
+            self.sick_tried = None;
+        }
+    }
+
+    /// A master whose priority has just fallen hands over when sick: `nopreempt` (its backups
+    /// will not take over), below its configured priority, and below where it last tried.
+    fn sick_handover_due(&self) -> bool {
+        self.params.handover_when_sick
+            && !self.params.preempt
+            && !self.grouped
+            && !self.stopping
+            && self.priority < self.base
+            && self.sick_tried.is_none_or(|t| self.priority < t)
+    }
+
     fn preempts(&self) -> bool {
         (self.params.preempt || self.priority == 255) && !self.held
     }
@@ -378,7 +463,7 @@ impl Fsm {
             }
             (State::Backup, Event::Advert(h)) => self.backup_heard(h, now, &mut out),
             (State::Backup, Event::Priority(p)) => {
-                self.priority = p;
+                self.set_priority(p);
                 if self.params.fast_preempt && self.preempts() {
                     if let Some((from, mp)) = self.master {
                         if p > mp && self.preempt_delay_over(now) {
@@ -401,8 +486,12 @@ impl Fsm {
             (State::Master, Event::Advert(h)) => self.master_heard(h, now, &mut out),
             (State::Master, Event::Priority(p)) => {
                 let lowered = p < self.priority;
-                self.priority = p;
-                if lowered && self.params.fast_preempt {
+                self.set_priority(p);
+                if lowered && self.sick_handover_due() {
+                    self.sick_tried = Some(p);
+                    self.sick_handover = true;
+                    self.hand_over(now, Reason::Sick { priority: p }, &mut out);
+                } else if lowered && self.params.fast_preempt {
                     // Tell preempting backups now rather than at the next tick.
                     out.push(Action::SendAdvert { priority: p });
                     self.adver_at = Some(now + self.params.advert_interval);
@@ -434,8 +523,32 @@ impl Fsm {
                 self.hand_over(now, Reason::HandoverAsked, &mut out);
             }
 
+            (State::Handover, Event::Advert(h))
+                if h.priority > 0
+                    && h.priority < self.priority
+                    && self.sick_handover
+                    && !self.stopping
+                    && !self.held =>
+            {
+                // A sick master's successor that is sicker still: take the VIPs back (they
+                // never left) and say so; it steps down on our advert, and clients follow our
+                // announcement. No further try at this priority.
+                self.handover_until = None;
+                self.sick_handover = false;
+                let reason = Reason::SuccessorSicker {
+                    from: h.from,
+                    priority: h.priority,
+                };
+                self.transition(State::Master, reason, &mut out);
+                out.push(Action::SendAdvert {
+                    priority: self.priority,
+                });
+                out.push(Action::Announce);
+                self.adver_at = Some(now + self.params.advert_interval);
+            }
             (State::Handover, Event::Advert(h)) if h.priority > 0 => {
                 self.handover_until = None;
+                self.sick_handover = false;
                 out.push(Action::RemoveVips);
                 let reason = Reason::SuccessorHeard { from: h.from };
                 if self.stopping {
@@ -452,6 +565,7 @@ impl Fsm {
             }
             (State::Handover, Event::Timeout) if self.handover_until.is_some_and(|t| now >= t) => {
                 self.handover_until = None;
+                self.sick_handover = false;
                 if self.stopping {
                     out.push(Action::RemoveVips);
                     self.transition(State::Initialize, Reason::HandoverTimeout, &mut out);
@@ -464,7 +578,7 @@ impl Fsm {
                     self.adver_at = Some(now + self.params.advert_interval);
                 }
             }
-            (State::Handover, Event::Priority(p)) => self.priority = p,
+            (State::Handover, Event::Priority(p)) => self.set_priority(p),
             // Shutdown during an operator's handover: it now ends the instance.
             (State::Handover, Event::Shutdown) => {
                 self.stopping = true;
@@ -474,7 +588,7 @@ impl Fsm {
             (_, Event::HandOver) => self.held = true,
             (_, Event::Release) => self.held = false,
 
-            (State::Initialize | State::Fault, Event::Priority(p)) => self.priority = p,
+            (State::Initialize | State::Fault, Event::Priority(p)) => self.set_priority(p),
             (State::Backup | State::Fault, Event::Shutdown) => {
                 self.clear_timers();
                 self.transition(State::Initialize, Reason::Shutdown, &mut out);
@@ -532,7 +646,9 @@ impl Fsm {
     fn hand_over(&mut self, now: Instant, reason: Reason, out: &mut Vec<Action>) {
         out.push(Action::SendAdvert { priority: 0 });
         self.adver_at = None;
-        if self.params.handover {
+        // A sick master always keeps its VIPs until a successor speaks: breaking first would
+        // leave it a backup that nopreempt keeps out, and no one may take over.
+        if self.params.handover || self.sick_handover {
             // Longest a backup may wait after priority 0: Skew_Time at priority 1 (< one
             // interval), then one interval of slack for its first advert to reach us. On
             // shutdown no longer than the service manager lets us take to stop.
@@ -707,6 +823,7 @@ impl Fsm {
     }
 
     fn clear_timers(&mut self) {
+        self.sick_handover = false;
         self.resign_notices = None;
         self.adver_at = None;
         self.down_at = None;
@@ -719,6 +836,16 @@ impl Fsm {
         self.state = to;
         out.push(Action::Transition { from, to, reason });
     }
+}
+
+/// The tie-break part of Skew_Time: 0 to 3 / 1024 of `unit` (a quarter of a priority step
+/// each), smallest for an address ending in binary ...11, largest for ...00.
+fn tie_break_delay(unit: Duration, ip: IpAddr) -> Duration {
+    let last = match ip {
+        IpAddr::V4(v4) => v4.octets()[3],
+        IpAddr::V6(v6) => v6.octets()[15],
+    };
+    unit * u32::from(3 - (last & 3)) / 1024
 }
 
 /// The generic cell rate algorithm: true (and the event is counted) if one more event at `now`

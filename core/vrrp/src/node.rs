@@ -145,6 +145,7 @@ impl Node {
     pub fn reconfigure(&mut self, i: usize, params: Params, priority: u8) {
         let m = &mut self.members[i];
         m.fsm.set_params(params);
+        m.fsm.set_base_priority(priority);
         m.base = priority;
     }
 
@@ -217,6 +218,10 @@ impl Node {
                     .collect();
                 self.members[i].peers = peers;
             }
+        }
+        for m in &mut self.members {
+            let grouped = !m.peers.is_empty();
+            m.fsm.set_grouped(grouped);
         }
     }
 

@@ -51,6 +51,7 @@ pub(crate) fn params(version: Version, interval: Duration, index: usize) -> Para
         primary_ip: addr(index),
         fast_preempt: true,
         handover: true,
+        handover_when_sick: true,
         master_down_adverts: 3,
         lower_prio_no_advert: false,
         higher_prio_send_advert: false,

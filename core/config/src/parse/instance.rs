@@ -114,6 +114,7 @@ impl Validator<'_> {
             preempt: true,
             accept: true,
             preempt_delay: Duration::ZERO,
+            handover_when_sick: true,
             master_down_adverts: RFC_MASTER_DOWN_ADVERTS,
             auth_pass: None,
             initial_state: InitialState::Backup,
@@ -226,6 +227,11 @@ impl Validator<'_> {
                 }
                 "notify-master-rx-lower-pri" => {
                     cfg.notify.master_rx_lower_pri = self.one_string(child);
+                }
+                "handover-when-sick" => {
+                    if let Some(b) = self.flag(child) {
+                        cfg.handover_when_sick = b;
+                    }
                 }
                 "master-down-adverts" => {
                     master_down_adverts = self.master_down_adverts(child);

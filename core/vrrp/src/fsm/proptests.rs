@@ -9,8 +9,13 @@
 //! - still exactly one master, and only it holds the VIPs;
 //! - with preemption everywhere, the master has the highest effective priority;
 //! - it stays so: no transition at all while the network stays quiet;
-//! - routers started together elect the highest priority, ties to the highest address;
-//! - with `nopreempt`, a router that joins (or comes back) later does not take over.
+//! - routers started together elect the highest priority, ties to the first to time out (the
+//!   tie-break delay) or the highest address among those that time out together;
+//! - with `nopreempt`, a router that joins (or comes back) later does not take over;
+//! - with `nopreempt` and `handover-when-sick`, a sick master hands over to the best backup when
+//!   one is at least as good, keeps the VIPs otherwise, and takes nothing back on recovery;
+//!   checks that fail and recover cause at most one handover per fall of a master's priority,
+//!   and nothing moves once they stop changing.
 //!
 //! Failures print the shrunk event list and each router's transitions. Cases per property are
 //! kept moderate (`PROPTEST_CASES` raises them) so `cargo test -p upkeep --lib` stays fast.
@@ -36,6 +41,8 @@ struct RouterSpec {
     preempt: bool,
     fast_preempt: bool,
     handover: bool,
+    /// `handover-when-sick`: a nopreempt master whose priority falls below its base hands over.
+    handover_when_sick: bool,
     initial_master: bool,
     /// In multiples of the router's advert interval.
     preempt_delay: u8,
@@ -93,6 +100,7 @@ fn router_spec(version: Version, interval_ms: u64) -> impl Strategy<Value = Rout
         any::<bool>(),
         any::<bool>(),
         any::<bool>(),
+        any::<bool>(),
         prop_oneof![3 => Just(0u8), 1 => 1u8..=3],
         prop_oneof![4 => Just(true), 1 => Just(false)],
         master_down_adverts(),
@@ -104,6 +112,7 @@ fn router_spec(version: Version, interval_ms: u64) -> impl Strategy<Value = Rout
                 preempt,
                 fast_preempt,
                 handover,
+                handover_when_sick,
                 initial_master,
                 preempt_delay,
                 started,
@@ -114,6 +123,7 @@ fn router_spec(version: Version, interval_ms: u64) -> impl Strategy<Value = Rout
                 preempt,
                 fast_preempt,
                 handover,
+                handover_when_sick,
                 initial_master,
                 preempt_delay,
                 started,
@@ -164,6 +174,7 @@ fn params_of(version: Version, i: usize, r: &RouterSpec) -> Params {
         preempt: r.preempt,
         fast_preempt: r.fast_preempt,
         handover: r.handover,
+        handover_when_sick: r.handover_when_sick,
         initial_master: r.initial_master,
         preempt_delay: ms(r.interval_ms) * u32::from(r.preempt_delay),
         master_down_adverts: r.master_down_adverts,
@@ -251,10 +262,12 @@ fn apply(lan: &mut Lan, op: &Op) {
         Op::Start(i) => {
             let i = i % n;
             if !lan.routers[i].up {
-                // The daemon restarts from its configuration, with a fresh state machine.
+                // The daemon restarts from its configuration, with a fresh state machine (and
+                // its checks as they are).
                 let params = lan.routers[i].fsm.params().clone();
                 let prio = lan.routers[i].fsm.priority();
-                lan.routers[i].fsm = Fsm::new(params, prio);
+                lan.routers[i].fsm = Fsm::new(params, lan.routers[i].fsm.base_priority());
+                lan.routers[i].fsm.handle(Event::Priority(prio), lan.now);
                 lan.routers[i].up = true;
             }
             if lan.routers[i].fsm.state() == State::Initialize {
@@ -315,14 +328,16 @@ fn describe(lan: &Lan) -> String {
         let p = r.fsm.params();
         let _ = writeln!(
             s,
-            "  r{i} {} prio {} int {:?} down {} preempt {} fast {} handover {} up {} seg {} vips {}",
+            "  r{i} {} prio {} base {} int {:?} down {} preempt {} fast {} handover {} sick-handover {} up {} seg {} vips {}",
             p.primary_ip,
             r.fsm.priority(),
+            r.fsm.base_priority(),
             p.advert_interval,
             p.master_down_adverts,
             p.preempt,
             p.fast_preempt,
             p.handover,
+            p.handover_when_sick,
             r.up,
             r.segment,
             r.holds_vips
@@ -395,15 +410,21 @@ fn settle_and_check(lan: &mut Lan, spec: &LanSpec) -> Result<Option<usize>, Test
     Ok(m.first().copied())
 }
 
-/// Skew_Time of a backup of priority `priority` whose master advertises every `interval`, as the
-/// RFCs define it: (256 - Priority) / 256 s in v2 (RFC 3768 §6.1), and in v3 (RFC 5798 §6.1)
-/// (256 - Priority) * Master_Adver_Interval / 256 in whole centiseconds.
-fn skew(version: Version, interval: Duration, priority: u8) -> Duration {
-    let weight = 256 - u64::from(priority);
-    match version {
-        Version::V2 => Duration::from_nanos(1_000_000_000 * weight / 256),
-        Version::V3 => ms(weight * (interval.as_millis() as u64 / 10) / 256 * 10),
-    }
+/// Skew_Time of a backup of priority `priority` and address `ip` whose master advertises every
+/// `interval`, as the RFCs define it: (256 - Priority) / 256 s in v2 (RFC 3768 §6.1), and in
+/// v3 (RFC 5798 §6.1) (256 - Priority) * Master_Adver_Interval / 256 (exact, not truncated to
+/// centiseconds), plus upkeep's tie-break delay: 3 - (last address byte & 3) 1024ths of the
+/// same unit.
+fn skew(version: Version, interval: Duration, priority: u8, ip: std::net::IpAddr) -> Duration {
+    let unit = match version {
+        Version::V2 => Duration::from_secs(1),
+        Version::V3 => interval,
+    };
+    let last = match ip {
+        std::net::IpAddr::V4(v4) => v4.octets()[3],
+        std::net::IpAddr::V6(v6) => v6.octets()[15],
+    };
+    unit * (256 - u32::from(priority)) / 256 + unit * u32::from(3 - (last & 3)) / 1024
 }
 
 /// Builds the LAN with every router started, lets it elect, then runs until the master's next
@@ -435,11 +456,20 @@ fn elected_at_an_advert(
 const CASES: u32 = 512;
 
 fn config() -> Config {
+    config_of(CASES)
+}
+
+/// For the properties of long histories: a quarter as many cases by default.
+fn config_long() -> Config {
+    config_of(CASES / 4)
+}
+
+fn config_of(cases: u32) -> Config {
     Config {
         cases: std::env::var("PROPTEST_CASES")
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(CASES),
+            .unwrap_or(cases),
         // A failure is turned into a named regression test below, not a file next to the source.
         failure_persistence: None,
         ..Config::default()
@@ -518,7 +548,8 @@ proptest! {
         prop_assert_eq!(m.map(|m| lan.routers[m].fsm.priority()), top, "{}", describe(&lan));
     }
 
-    /// Routers that start together elect the highest priority, ties to the highest address.
+    /// Routers that start together elect the highest priority; among equal ones, the first to
+    /// time out (the tie-break delay) or the highest address of those that time out together.
     #[test]
     fn simultaneous_start_elects_best(spec in lan_spec()) {
         let mut spec = spec;
@@ -538,9 +569,16 @@ proptest! {
             r.master_down_adverts = down_adverts;
         }
         let mut lan = build(&spec);
+        // Skew_Time orders them (priority first, then the tie-break delay by address): every
+        // router whose down timer fires before the first one's advert reaches it becomes
+        // master, and of those the best stays (ties to the highest address).
+        let first = lan.routers.iter().map(|r| r.fsm.skew_time()).min();
+        let racers: Vec<usize> = (0..lan.routers.len())
+            .filter(|&i| first.is_some_and(|f| lan.routers[i].fsm.skew_time() < f + lan.latency))
+            .collect();
+        let expect = best(&lan, &racers);
         let m = settle_and_check(&mut lan, &spec)?;
-        let all: Vec<usize> = (0..lan.routers.len()).collect();
-        prop_assert_eq!(m, best(&lan, &all), "{}", describe(&lan));
+        prop_assert_eq!(m, expect, "racers {:?}\n{}", racers, describe(&lan));
     }
 
     /// nopreempt: after any history, the running master keeps the role when another router,
@@ -635,7 +673,7 @@ proptest! {
                     Version::V3 => interval,
                 };
                 let down = master_interval * u32::from(p.master_down_adverts)
-                    + skew(spec.version, master_interval, r.fsm.priority());
+                    + skew(spec.version, master_interval, r.fsm.priority(), p.primary_ip);
                 (b, heard + down)
             })
             .collect();
@@ -706,6 +744,146 @@ proptest! {
             before,
             "a transition after {} lost adverts\n{}",
             lost,
+            describe(&lan)
+        );
+    }
+}
+
+/// The LAN with every router started, `nopreempt` and `handover-when-sick` everywhere (the
+/// seed's configuration), and a LAN's delivery time, well under the tie-break delay.
+fn sick_lan(spec: &LanSpec) -> (LanSpec, Lan) {
+    let mut spec = spec.clone();
+    for r in &mut spec.routers {
+        r.preempt = false;
+        r.handover_when_sick = true;
+        r.started = true;
+        r.initial_master = false;
+    }
+    let mut lan = build(&spec);
+    lan.latency = Duration::from_micros(50);
+    (spec, lan)
+}
+
+fn became_master(lan: &Lan) -> usize {
+    lan.routers
+        .iter()
+        .map(|r| {
+            r.transitions
+                .iter()
+                .filter(|t| t.2 == State::Master)
+                .count()
+        })
+        .sum()
+}
+
+proptest! {
+    #![proptest_config(config_long())]
+
+    /// A nopreempt master whose priority falls below its base (a failed check): the VIPs go to
+    /// the best backup if one is at least as good as the sick master (and there is no moment
+    /// without a holder), else they stay; then, when the ex-master recovers, nothing moves.
+    #[test]
+    fn a_sick_master_hands_over_to_the_best_backup_and_does_not_take_it_back(
+        spec in lan_spec(),
+        backup_prios in proptest::collection::vec(1u8..=254, 5),
+        fall in 1u8..=100,
+    ) {
+        let (spec, mut lan) = sick_lan(&spec);
+        let Some(m) = settle_and_check(&mut lan, &spec)? else {
+            return Ok(());
+        };
+        // The backups' checks do whatever they do (nopreempt: nothing moves).
+        let backups: Vec<usize> = live(&lan).into_iter().filter(|&b| b != m).collect();
+        for &b in &backups {
+            lan.event(b, Event::Priority(backup_prios[b]));
+        }
+        let base = lan.routers[m].fsm.base_priority();
+        let sick = base.saturating_sub(fall).max(1);
+        prop_assume!(sick < base);
+        let settled = settle_and_check(&mut lan, &spec)?;
+        prop_assert_eq!(settled, Some(m));
+        lan.event(m, Event::Priority(sick));
+        // The handover plays out within Skew_Time plus an interval (or two, with a sicker
+        // successor taken back from).
+        let until = lan.now + max_interval(&spec) * 3;
+        while lan.now < until {
+            lan.run_for(ms(1));
+            prop_assert!(!holders(&lan).is_empty(), "no VIP holder\n{}", describe(&lan));
+        }
+        let after = settle_and_check(&mut lan, &spec)?;
+        let top = backups.iter().map(|&b| lan.routers[b].fsm.priority()).max();
+        match top {
+            Some(top) if top >= sick => {
+                let a = after.expect("a master");
+                prop_assert!(a != m, "the sick master kept the VIPs\n{}", describe(&lan));
+                prop_assert_eq!(
+                    lan.routers[a].fsm.priority(),
+                    top,
+                    "not the best backup\n{}",
+                    describe(&lan)
+                );
+            }
+            _ => prop_assert_eq!(after, Some(m), "no better backup\n{}", describe(&lan)),
+        }
+        // The ex-master recovers: nopreempt holds.
+        let before = transition_count(&lan);
+        lan.event(m, Event::Priority(base));
+        let recovered = settle_and_check(&mut lan, &spec)?;
+        prop_assert_eq!(recovered, after);
+        prop_assert_eq!(transition_count(&lan), before, "moved on recovery\n{}", describe(&lan));
+    }
+
+    /// Checks that fail and recover anywhere, at any pace: each sick handover is caused by a
+    /// fall of the master's own priority (at most one per fall), each moves mastership at most
+    /// away and back, and once the checks stop changing nothing moves.
+    #[test]
+    fn failing_and_recovering_checks_do_not_flap(
+        spec in lan_spec(),
+        weights in proptest::collection::vec(1u8..=60, 5),
+        flips in proptest::collection::vec((0usize..5, any::<bool>(), 1u64..4000), 1..30),
+    ) {
+        let (spec, mut lan) = sick_lan(&spec);
+        let n = lan.routers.len();
+        lan.run_for(master_down_time(&spec));
+        let elected = became_master(&lan);
+        let mut falls_on_masters = 0;
+        for &(i, failing, wait) in &flips {
+            let i = i % n;
+            let r = &lan.routers[i];
+            let base = r.fsm.base_priority();
+            let p = if failing { base.saturating_sub(weights[i]).max(1) } else { base };
+            if r.fsm.state() == State::Master && p < r.fsm.priority() {
+                falls_on_masters += 1;
+            }
+            lan.event(i, Event::Priority(p));
+            lan.run_for(ms(wait));
+        }
+        settle_and_check(&mut lan, &spec)?;
+        let handovers: usize = lan
+            .routers
+            .iter()
+            .map(|r| {
+                r.transitions
+                    .iter()
+                    .filter(|t| t.1 == State::Master && t.2 == State::Handover)
+                    .count()
+            })
+            .sum();
+        prop_assert!(
+            handovers <= falls_on_masters,
+            "{} handovers for {} falls on a master\n{}",
+            handovers,
+            falls_on_masters,
+            describe(&lan)
+        );
+        // Each handover: a successor (two at once when two routers share the best priority and
+        // the low two address bits, as .1 and .5 do), and maybe the sick master back.
+        let takeovers = became_master(&lan) - elected;
+        prop_assert!(
+            takeovers <= 3 * handovers,
+            "{} takeovers for {} handovers\n{}",
+            takeovers,
+            handovers,
             describe(&lan)
         );
     }

@@ -68,18 +68,25 @@ fn handover_master() -> (Fsm, Instant) {
 
 // --- timers (RFC 3768 §6.1, RFC 5798 §6.1) ---
 
+/// Skew_Time of the routers built by `p` (primary address 192.0.2.2): the RFCs'
+/// (256 - Priority) / 256 of `unit` (v2: 1 s; v3: Master_Adver_Interval), exact, plus the
+/// tie-break delay of an address ending in binary ...10, 1 / 1024 of `unit`.
+fn skew_of(unit: Duration, priority: u8) -> Duration {
+    unit * (256 - u32::from(priority)) / 256 + unit / 1024
+}
+
 #[test]
 fn skew_and_master_down_interval_v2() {
     let f = Fsm::new(p(Version::V2), 100);
-    // Skew_Time = (256 - Priority) / 256 seconds.
-    assert_eq!(f.skew_time(), Duration::from_secs(156) / 256);
-    // Master_Down_Interval = 3 * Advertisement_Interval + Skew_Time.
+    // Skew_Time = (256 - Priority) / 256 seconds, plus the tie-break delay.
     assert_eq!(
-        f.master_down_interval(),
-        SEC * 3 + Duration::from_secs(156) / 256
+        f.skew_time(),
+        Duration::from_secs(156) / 256 + Duration::from_secs(1) / 1024
     );
+    // Master_Down_Interval = 3 * Advertisement_Interval + Skew_Time.
+    assert_eq!(f.master_down_interval(), SEC * 3 + skew_of(SEC, 100));
     let f = Fsm::new(p(Version::V2), 254);
-    assert_eq!(f.skew_time(), Duration::from_secs(2) / 256);
+    assert_eq!(f.skew_time(), skew_of(SEC, 254));
 }
 
 #[test]
@@ -87,20 +94,64 @@ fn skew_and_master_down_interval_v3_scale_with_master_interval() {
     let mut params = p(Version::V3);
     params.advert_interval = ms(100);
     let mut f = backup(params, 200, Instant::now());
-    // Skew_Time = ((256 - Priority) * Master_Adver_Interval) / 256, in whole centiseconds:
-    // 56 * 10 cs / 256 = 2 cs (2.19 truncated).
-    assert_eq!(f.skew_time(), ms(20));
-    assert_eq!(f.master_down_interval(), ms(320));
+    // Skew_Time = ((256 - Priority) * Master_Adver_Interval) / 256, not truncated to whole
+    // centiseconds (keepalived's 2 cs): 21.875 ms, plus 1/1024 of 100 ms (97.66 us).
+    assert_eq!(f.skew_time(), Duration::from_nanos(21_875_000 + 97_656));
+    assert_eq!(f.skew_time(), skew_of(ms(100), 200));
+    assert_eq!(f.master_down_interval(), ms(300) + skew_of(ms(100), 200));
     // A v3 backup adopts the master's interval from its adverts.
     let now = Instant::now();
     f.handle(Event::Advert(heard_every(9, 250, ms(500))), now);
-    // 56 * 50 cs / 256 = 10 cs (10.9 truncated).
-    assert_eq!(f.skew_time(), ms(100));
-    assert_eq!(f.poll_timeout(), Some(now + ms(1600)));
-    // At 10 ms adverts a priority-200 backup's skew truncates to nothing, as in keepalived.
+    assert_eq!(f.skew_time(), skew_of(ms(500), 200));
+    assert_eq!(
+        f.poll_timeout(),
+        Some(now + ms(1500) + skew_of(ms(500), 200))
+    );
+    // At 10 ms adverts the skew is 2.2 ms (keepalived truncates it to nothing).
     f.handle(Event::Advert(heard_every(9, 250, ms(10))), now);
-    assert_eq!(f.skew_time(), Duration::ZERO);
-    assert_eq!(f.master_down_interval(), ms(30));
+    assert_eq!(f.skew_time(), skew_of(ms(10), 200));
+    assert_eq!(f.master_down_interval(), ms(30) + skew_of(ms(10), 200));
+}
+
+/// Equal priorities do not wait alike: the tie-break delay orders them by the low two bits of
+/// the address (...11 first), a quarter of a priority step apart, so a lower priority never
+/// goes before a higher one.
+#[test]
+fn tie_break_delay_orders_equal_priorities_and_keeps_priority_order() {
+    for version in [Version::V2, Version::V3] {
+        let skew = |last: u8, prio: u8| {
+            let params = Params {
+                primary_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, last)),
+                ..p(version)
+            };
+            Fsm::new(params, prio).skew_time()
+        };
+        // A quarter of a priority step (1 s / 256 at 1 s adverts), to the nanosecond.
+        let quarter = |d: Duration| d.abs_diff(SEC / 1024) <= Duration::from_nanos(1);
+        // 192.0.2.3 before .2 before .1 before .4 (...00), a quarter step apart.
+        assert!(quarter(skew(2, 90) - skew(3, 90)), "{version:?}");
+        assert!(quarter(skew(1, 90) - skew(2, 90)));
+        assert!(quarter(skew(4, 90) - skew(1, 90)));
+        // Whatever the addresses, a higher priority goes first.
+        for a in 0..=255u8 {
+            for b in [0u8, 1, 2, 3] {
+                assert!(skew(a, 91) < skew(b, 90), ".{a} at 91 vs .{b} at 90");
+            }
+        }
+        // IPv6: the last byte of the address.
+        let v6 = |last: u16| {
+            let ip = std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, last);
+            Fsm::new(
+                Params {
+                    primary_ip: IpAddr::V6(ip),
+                    ..p(Version::V3)
+                },
+                90,
+            )
+            .skew_time()
+        };
+        assert!(quarter(v6(2) - v6(3)));
+    }
 }
 
 #[test]
@@ -108,36 +159,30 @@ fn v2_backup_ignores_advertised_interval() {
     let t0 = Instant::now();
     let mut f = backup(p(Version::V2), 100, t0);
     f.handle(Event::Advert(heard_every(9, 200, ms(5000))), t0);
-    assert_eq!(
-        f.master_down_interval(),
-        SEC * 3 + Duration::from_secs(156) / 256
-    );
+    assert_eq!(f.master_down_interval(), SEC * 3 + skew_of(SEC, 100));
 }
 
 #[test]
 fn master_down_adverts_multiplies_the_interval_not_the_skew() {
-    // v2: N × Advertisement_Interval + (256 - Priority) / 256 s.
+    // v2: N × Advertisement_Interval + (256 - Priority) / 256 s (+ tie-break).
     let mut params = p(Version::V2);
     params.master_down_adverts = 6;
     let f = Fsm::new(params, 100);
-    assert_eq!(f.skew_time(), Duration::from_secs(156) / 256);
-    assert_eq!(
-        f.master_down_interval(),
-        SEC * 6 + Duration::from_secs(156) / 256
-    );
-    // v3: N × Master_Adver_Interval + Skew_Time, the skew still in whole centiseconds
-    // (56 * 10 cs / 256 = 2 cs).
+    assert_eq!(f.skew_time(), skew_of(SEC, 100));
+    assert_eq!(f.master_down_interval(), SEC * 6 + skew_of(SEC, 100));
+    // v3: N × Master_Adver_Interval + Skew_Time.
     let mut params = p(Version::V3);
     params.advert_interval = ms(100);
     params.master_down_adverts = 10;
     let mut f = backup(params, 200, Instant::now());
-    assert_eq!(f.skew_time(), ms(20));
-    assert_eq!(f.master_down_interval(), ms(1020));
-    // It scales with the master's interval as the RFC's 3 does: 56 * 50 cs / 256 = 10 cs.
+    assert_eq!(f.skew_time(), skew_of(ms(100), 200));
+    assert_eq!(f.master_down_interval(), ms(1000) + skew_of(ms(100), 200));
+    // It scales with the master's interval as the RFC's 3 does.
     let now = Instant::now();
     f.handle(Event::Advert(heard_every(9, 250, ms(500))), now);
-    assert_eq!(f.master_down_interval(), ms(5100));
-    assert_eq!(f.poll_timeout(), Some(now + ms(5100)));
+    let down = ms(5000) + skew_of(ms(500), 200);
+    assert_eq!(f.master_down_interval(), down);
+    assert_eq!(f.poll_timeout(), Some(now + down));
 }
 
 #[test]
@@ -151,15 +196,14 @@ fn master_down_adverts_tolerates_that_many_lost_adverts_minus_one() {
         let t0 = Instant::now();
         let mut f = backup(params, 100, t0);
         f.handle(Event::Advert(heard_every(9, 200, ms(100))), t0);
-        // 156 * 10 cs / 256 = 6 cs.
-        let down = t0 + ms(100) * u32::from(n) + ms(60);
+        let down = t0 + ms(100) * u32::from(n) + skew_of(ms(100), 100);
         assert_eq!(f.poll_timeout(), Some(down), "N = {n}");
         // An advert just before the deadline restarts the wait from there.
         let late = down - ms(1);
         assert!(f.handle(Event::Timeout, late).is_empty());
         f.handle(Event::Advert(heard_every(9, 200, ms(100))), late);
         assert_eq!(f.state(), State::Backup);
-        let down = late + ms(100) * u32::from(n) + ms(60);
+        let down = late + ms(100) * u32::from(n) + skew_of(ms(100), 100);
         assert_eq!(f.poll_timeout(), Some(down), "N = {n}");
         let a = f.handle(Event::Timeout, down);
         assert_eq!(
@@ -561,8 +605,7 @@ fn master_steps_down_on_higher_priority() {
     assert_eq!(a[1], Action::RemoveVips);
     assert_eq!(transitions(&a), vec![(State::Master, State::Backup)]);
     // v3: adopts the new master's interval for its down timer.
-    // Skew: 156 * 20 cs / 256 = 12 cs (12.2 truncated).
-    assert_eq!(f.down_at, Some(now + ms(600) + ms(120)));
+    assert_eq!(f.down_at, Some(now + ms(600) + skew_of(ms(200), 100)));
 }
 
 #[test]
@@ -1252,4 +1295,308 @@ fn lower_prio_no_advert_still_ends_a_second_master_at_the_next_advert() {
         "back to one master within an interval"
     );
     assert_eq!(lan.holders(), vec![0]);
+}
+
+// --- a sick nopreempt master hands over (`handover_when_sick`) ---
+
+/// A nopreempt master of base priority 100 (handover_when_sick as given), five seconds after
+/// start, and that time.
+fn nopreempt_master(sick: bool) -> (Fsm, Instant) {
+    let t0 = Instant::now();
+    let params = Params {
+        preempt: false,
+        fast_preempt: true,
+        handover_when_sick: sick,
+        ..p(Version::V2)
+    };
+    (master(params, 100, t0), t0 + SEC * 5)
+}
+
+#[test]
+fn a_sick_nopreempt_master_hands_over_make_before_break() {
+    let (mut f, now) = nopreempt_master(true);
+    let a = f.handle(Event::Priority(80), now);
+    assert_eq!(
+        a,
+        vec![
+            Action::SendAdvert { priority: 0 },
+            Action::Transition {
+                from: State::Master,
+                to: State::Handover,
+                reason: Reason::Sick { priority: 80 }
+            },
+        ],
+        "priority 0 at once, the VIPs kept (even with `handover` off)"
+    );
+    // The successor's first advert: VIPs go, backup, following it.
+    let a = f.handle(Event::Advert(heard(3, 90)), now + ms(700));
+    assert_eq!(a[0], Action::RemoveVips);
+    assert_eq!(transitions(&a), vec![(State::Handover, State::Backup)]);
+    assert_eq!(f.master(), Some((heard(3, 90).from, 90)));
+    // Recovered: stays backup (nopreempt), not held back by anything else.
+    assert!(f.handle(Event::Priority(100), now + SEC * 5).is_empty());
+    assert_eq!(f.state(), State::Backup);
+    assert!(!f.held());
+}
+
+#[test]
+fn keepalived_behaviour_without_handover_when_sick_or_with_preempt() {
+    // handover-when-sick #false: the sick master announces its priority and stays.
+    let (mut f, now) = nopreempt_master(false);
+    let a = f.handle(Event::Priority(80), now);
+    assert_eq!(a, vec![Action::SendAdvert { priority: 80 }]);
+    assert_eq!(f.state(), State::Master);
+    // A preempting master leaves it to its (preempting) backups, as before.
+    let t0 = Instant::now();
+    let params = Params {
+        fast_preempt: true,
+        ..p(Version::V2)
+    };
+    let mut f = master(params, 100, t0);
+    let a = f.handle(Event::Priority(80), t0 + SEC * 5);
+    assert_eq!(a, vec![Action::SendAdvert { priority: 80 }]);
+    assert_eq!(f.state(), State::Master);
+    // A rise, or a priority at or above the configured one, is not sick.
+    let (mut f, now) = nopreempt_master(true);
+    assert_eq!(
+        f.handle(Event::Priority(120), now),
+        vec![],
+        "a rise says nothing until the next advert"
+    );
+    f.handle(Event::Priority(100), now);
+    assert_eq!(f.state(), State::Master);
+    // A sync-group member does not hand over alone.
+    let (mut f, now) = nopreempt_master(true);
+    f.set_grouped(true);
+    f.handle(Event::Priority(80), now);
+    assert_eq!(f.state(), State::Master);
+}
+
+#[test]
+fn a_sick_master_takes_the_vips_back_from_a_sicker_successor() {
+    let (mut f, now) = nopreempt_master(true);
+    f.handle(Event::Priority(80), now);
+    let at = now + ms(700);
+    let a = f.handle(Event::Advert(heard(3, 70)), at);
+    assert_eq!(
+        a,
+        vec![
+            Action::Transition {
+                from: State::Handover,
+                to: State::Master,
+                reason: Reason::SuccessorSicker {
+                    from: heard(3, 70).from,
+                    priority: 70
+                }
+            },
+            Action::SendAdvert { priority: 80 },
+            Action::Announce,
+        ],
+        "the VIPs never left; its advert makes the successor step down"
+    );
+    assert_eq!(f.poll_timeout(), Some(at + SEC));
+    // An equal priority is no worse: it takes over.
+    let (mut f, now) = nopreempt_master(true);
+    f.handle(Event::Priority(80), now);
+    f.handle(Event::Advert(heard(3, 80)), now + ms(700));
+    assert_eq!(f.state(), State::Backup);
+    // Nor does an operator's handover or a shutdown take anything back.
+    for ev in [Event::HandOver, Event::Shutdown] {
+        let (mut f, now) = nopreempt_master(true);
+        f.handle(Event::Priority(80), now);
+        f.handle(ev, now + ms(10));
+        f.handle(Event::Advert(heard(3, 70)), now + ms(700));
+        assert_ne!(f.state(), State::Master, "{ev:?}");
+    }
+}
+
+#[test]
+fn a_sick_master_tries_once_per_fall() {
+    let (mut f, now) = nopreempt_master(true);
+    f.handle(Event::Priority(80), now);
+    // No successor within Skew_Time plus an interval: it keeps serving.
+    let until = f.poll_timeout().unwrap();
+    assert_eq!(until, now + SEC * 2);
+    let a = f.handle(Event::Timeout, until);
+    assert_eq!(transitions(&a), vec![(State::Handover, State::Master)]);
+    assert!(!a.contains(&Action::RemoveVips));
+    let mut now = until;
+    // A change that is no further fall, or a fall back to where it tried: no new try.
+    for p in [90, 80] {
+        now += SEC;
+        let a = f.handle(Event::Priority(p), now);
+        assert_eq!(f.state(), State::Master, "at {p}: {a:?}");
+    }
+    // A further fall: one more try.
+    now += SEC;
+    f.handle(Event::Priority(60), now);
+    assert_eq!(f.state(), State::Handover);
+    now += SEC * 2;
+    f.handle(Event::Timeout, now);
+    assert_eq!(f.state(), State::Master);
+    // Recovered to the configured priority, a new fall is a new try.
+    now += SEC;
+    f.handle(Event::Priority(100), now);
+    now += SEC;
+    f.handle(Event::Priority(80), now);
+    assert_eq!(f.state(), State::Handover);
+    // A reload that lowers the configured priority is no sickness.
+    let (mut f, now) = nopreempt_master(true);
+    f.set_base_priority(70);
+    f.handle(Event::Priority(70), now);
+    assert_eq!(f.state(), State::Master);
+}
+
+fn nopreempt_lan(prios: &[u8]) -> Lan {
+    let mut lan = Lan::new(
+        prios
+            .iter()
+            .enumerate()
+            .map(|(i, &prio)| {
+                let params = Params {
+                    preempt: false,
+                    ..sim::params(Version::V2, SEC, i)
+                };
+                (params, prio)
+            })
+            .collect(),
+    );
+    // A LAN's delivery: well under the tie-break delay (about 1 ms at 1 s).
+    lan.latency = Duration::from_micros(100);
+    lan
+}
+
+/// The seed's case: 100/90/90, nopreempt, a check of weight -20 fails on the master. One
+/// backup takes over (the tie-break delay: 192.0.2.3 before .2), the VIPs are held throughout,
+/// and the recovered ex-master stays backup.
+#[test]
+fn the_seed_s_sick_master_hands_over_to_one_backup_and_stays_backup() {
+    let mut lan = nopreempt_lan(&[100, 90, 90]);
+    lan.start_all();
+    lan.run_for(SEC * 5);
+    assert_eq!(lan.masters(), vec![0]);
+    let t = lan.now;
+    lan.event(0, Event::Priority(80));
+    // Someone holds the VIPs at every step.
+    while lan.now < t + SEC * 3 {
+        lan.run_for(ms(1));
+        assert!(!lan.holders().is_empty(), "a gap at {:?}", lan.now - t);
+    }
+    assert_eq!(lan.masters(), vec![2]);
+    assert_eq!(lan.holders(), vec![2]);
+    let took_over: Vec<Duration> = lan.routers[2]
+        .transitions
+        .iter()
+        .filter(|x| x.2 == State::Master)
+        .map(|x| x.0 - t)
+        .collect();
+    // The notice's delivery, then Skew_Time at 90 (166/256 s) plus its tie-break delay (0 for
+    // ...11).
+    assert_eq!(
+        took_over,
+        vec![lan.latency + Duration::from_secs(166) / 256]
+    );
+    assert!(
+        lan.routers[1]
+            .transitions
+            .iter()
+            .all(|x| x.2 != State::Master),
+        "the other backup never took over"
+    );
+    assert!(lan.routers[1].sent.is_empty(), "nor advertised");
+    // h1 recovers: nopreempt holds, nothing moves.
+    let before: usize = lan.routers.iter().map(|r| r.transitions.len()).sum();
+    lan.event(0, Event::Priority(100));
+    lan.run_for(SEC * 30);
+    assert_eq!(lan.masters(), vec![2]);
+    let after: usize = lan.routers.iter().map(|r| r.transitions.len()).sum();
+    assert_eq!(after, before);
+}
+
+/// Every host sick (100 -> 80, 90 -> 70): the master hands over once, takes the VIPs back from
+/// the sicker successor, and then nothing moves until a priority falls further.
+#[test]
+fn when_every_host_is_sick_the_vips_stay_on_the_least_sick() {
+    let mut lan = nopreempt_lan(&[100, 90, 90]);
+    lan.start_all();
+    lan.run_for(SEC * 5);
+    lan.event(1, Event::Priority(70));
+    lan.event(2, Event::Priority(70));
+    lan.run_for(SEC * 5);
+    assert_eq!(lan.masters(), vec![0]);
+    lan.event(0, Event::Priority(80));
+    lan.run_for(SEC * 3);
+    assert_eq!(lan.masters(), vec![0]);
+    assert_eq!(lan.holders(), vec![0]);
+    // One takeover by h3, one back.
+    let masters_of = |lan: &Lan, i: usize| {
+        lan.routers[i]
+            .transitions
+            .iter()
+            .filter(|x| x.2 == State::Master)
+            .count()
+    };
+    assert_eq!(masters_of(&lan, 2), 1);
+    assert_eq!(masters_of(&lan, 1), 0);
+    // Quiet for good: checks that stay failed move nothing.
+    let before: usize = lan.routers.iter().map(|r| r.transitions.len()).sum();
+    lan.run_for(SEC * 120);
+    let after: usize = lan.routers.iter().map(|r| r.transitions.len()).sum();
+    assert_eq!(after, before);
+    // h2 recovers: no one can know (backups are silent); the master stays.
+    lan.event(1, Event::Priority(90));
+    lan.run_for(SEC * 10);
+    assert_eq!(lan.masters(), vec![0]);
+    // A second failed check on the master (80 -> 60): one more try, now to h2 at 90.
+    lan.event(0, Event::Priority(60));
+    lan.run_for(SEC * 3);
+    assert_eq!(lan.masters(), vec![1]);
+}
+
+/// Two equal-priority backups when the master leaves: exactly one takes over (without the
+/// tie-break delay both did, and the lower address yielded).
+#[test]
+fn equal_priority_backups_one_takes_over() {
+    for version in [Version::V2, Version::V3] {
+        let mut lan = Lan::new(
+            [100u8, 90, 90]
+                .iter()
+                .enumerate()
+                .map(|(i, &prio)| (sim::params(version, SEC, i), prio))
+                .collect(),
+        );
+        lan.latency = Duration::from_micros(100);
+        lan.start_all();
+        lan.run_for(SEC * 5);
+        lan.event(0, Event::Shutdown);
+        lan.run_for(SEC * 5);
+        assert_eq!(
+            lan.masters(),
+            vec![2],
+            "{version:?}: {:?}",
+            lan.routers[0].transitions
+        );
+        assert!(
+            lan.routers[1].sent.is_empty(),
+            "{version:?}: h2 never advertised"
+        );
+        // And when the master crashes.
+        let mut lan = Lan::new(
+            [100u8, 90, 90]
+                .iter()
+                .enumerate()
+                .map(|(i, &prio)| (sim::params(version, SEC, i), prio))
+                .collect(),
+        );
+        lan.latency = Duration::from_micros(100);
+        lan.start_all();
+        lan.run_for(SEC * 5);
+        lan.crash(0);
+        lan.run_for(SEC * 5);
+        assert_eq!(lan.holders(), vec![2], "{version:?}");
+        assert!(
+            lan.routers[1].sent.is_empty(),
+            "{version:?}: h2 never advertised"
+        );
+    }
 }

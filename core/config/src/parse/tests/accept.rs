@@ -59,6 +59,7 @@ instance "web" {
     version 3
     preempt #false
     preempt-delay "5s"
+    handover-when-sick #false
     initial-state "master"
     unicast-src "192.0.2.1"
     unicast-peer "192.0.2.2" "192.0.2.3"
@@ -120,6 +121,7 @@ fn full_example_parses() {
     assert_eq!(w.version, VrrpVersion::V3);
     assert!(!w.preempt);
     assert_eq!(w.preempt_delay, Duration::from_secs(5));
+    assert!(!w.handover_when_sick);
     assert_eq!(w.initial_state, InitialState::Master);
     assert_eq!(w.unicast_src, Some("192.0.2.1".parse().unwrap()));
     let peers: Vec<String> = w.unicast_peers.iter().map(|p| p.to_string()).collect();
@@ -172,6 +174,7 @@ fn full_example_parses() {
     assert_eq!(d.advert_interval, Duration::from_secs(2));
     assert_eq!(d.auth_pass.as_deref(), Some("1234"));
     assert!(!d.preempt);
+    assert!(d.handover_when_sick, "on by default");
     assert_eq!(d.priority, 100);
 
     assert_eq!(cfg.sync_groups.len(), 1);

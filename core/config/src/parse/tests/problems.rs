@@ -539,6 +539,46 @@ fn references() {
 }
 
 #[test]
+fn handover_when_sick_forms() {
+    assert!(ok(&web("")).instances[0].handover_when_sick);
+    assert!(!ok(&web("    handover-when-sick #false\n")).instances[0].handover_when_sick);
+    assert!(ok(&web("    handover-when-sick\n")).instances[0].handover_when_sick);
+    problem_at(
+        &web("    handover-when-sick \"no\"\n"),
+        5,
+        24,
+        "must be #true or #false",
+    );
+}
+
+/// `upkeep check` and the importer say what a failed check does under nopreempt.
+#[test]
+fn sick_master_notes_for_nopreempt_with_negative_weights() {
+    let check = "check \"port80\" {\n    script \"/bin/true\"\n    weight -20\n}\n";
+    let cfg = |body: &str| ok(&format!("{check}{}", web(body)));
+    let notes = cfg("    preempt #false\n    track \"port80\"\n").sick_master_notes();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0].0, "web");
+    assert!(notes[0].1.contains("hands the VIPs over"), "{notes:?}");
+    assert!(
+        notes[0].1.contains("handover-when-sick #false"),
+        "{notes:?}"
+    );
+    let notes = cfg("    preempt #false\n    handover-when-sick #false\n    track \"port80\"\n")
+        .sick_master_notes();
+    assert!(
+        notes[0].1.contains("keeps the VIPs, as in keepalived"),
+        "{notes:?}"
+    );
+    // Nothing to say: preempting, no negative weight (an instance's own weight counts).
+    assert!(cfg("    track \"port80\"\n").sick_master_notes().is_empty());
+    assert!(cfg("    preempt #false\n    track \"port80\" weight=10\n")
+        .sick_master_notes()
+        .is_empty());
+    assert!(cfg("    preempt #false\n").sick_master_notes().is_empty());
+}
+
+#[test]
 fn preempt_forms() {
     assert!(ok(&web("    preempt\n")).instances[0].preempt);
     assert!(ok(&web("    preempt #true\n")).instances[0].preempt);
