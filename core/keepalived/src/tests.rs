@@ -1438,3 +1438,21 @@ $INSTANCE
     // Lines made by an expansion carry the line of the expansion.
     assert!(out2.kdl.contains("instance \"VI_1\""), "{}", out2.kdl);
 }
+
+/// keepalived's own sample (doc/samples/keepalived.conf.vrrp.lvs_syncd) writes sync group
+/// members outside `group { }`: keepalived ignores them as unknown keywords; the import says
+/// where the members go.
+#[test]
+fn sync_group_members_outside_group_are_explained() {
+    let src = "vrrp_sync_group VG1 {\n  VI_2\n}\nvrrp_instance VI_2 {\n  interface eth0\n  virtual_router_id 2\n  virtual_ipaddress {\n    192.0.2.2\n  }\n}\n";
+    let (imported, _) = convert(src);
+    warned(&imported, 2, "members go in a `group { ... }` block");
+    assert!(
+        imported
+            .warnings
+            .iter()
+            .all(|w| !w.message.contains("not supported")),
+        "{:#?}",
+        imported.warnings
+    );
+}

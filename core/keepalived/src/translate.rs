@@ -952,6 +952,16 @@ impl Importer {
                 "from" | "to" => {
                     // `all` is what leaving it out means.
                     let v = value.filter(|v| v != "all");
+                    if let Some(bad) = v.as_deref().filter(|v| !is_prefix(v)) {
+                        self.warn(
+                            s.pos,
+                            format!(
+                                "rule `{word} {bad}`: not an address; keepalived refuses the \
+                                 rule, and so does the import"
+                            ),
+                        );
+                        return None;
+                    }
                     if word == "from" {
                         rule.from = v;
                     } else {
@@ -1093,6 +1103,16 @@ impl Importer {
                 }
                 // upkeep's sync groups have no such command; keepalived runs it per instance.
                 "notify_master_rx_lower_pri" => self.ignored(s, &place),
+                // A member written outside `group { }` (keepalived's own sample does it).
+                k if s.words.len() == 1 && s.block.is_none() && !k.starts_with("notify") => {
+                    self.warn(
+                        s.pos,
+                        format!(
+                            "`{k}` in {place}: not a keyword; members go in a `group {{ ... }}` \
+                             block (keepalived ignores the line too); ignored"
+                        ),
+                    );
+                }
                 _ => {
                     if !self.notify(s, &mut g.notify) {
                         self.ignored(s, &place);
@@ -1124,4 +1144,17 @@ fn fwmark(text: &str) -> Option<(u32, Option<u32>)> {
         Some((m, mask)) => Some((num(m)?, Some(num(mask)?))),
         None => Some((num(text)?, None)),
     }
+}
+
+/// `A` or `A/L`, an IP address with a prefix length its family allows.
+fn is_prefix(v: &str) -> bool {
+    let (addr, len) = match v.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (v, None),
+    };
+    let Ok(ip) = addr.parse::<std::net::IpAddr>() else {
+        return false;
+    };
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    len.is_none_or(|l| l.parse::<u8>().is_ok_and(|l| l <= max))
 }
