@@ -188,7 +188,7 @@ fn watch_file(path: &Path, tx: mpsc::UnboundedSender<()>) -> Option<RecommendedW
                 | EventKind::Modify(ModifyKind::Name(_))
                 | EventKind::Remove(_)
         );
-        if complete && event.paths.iter().any(|p| *p == target) {
+        if complete && event.paths.contains(&target) {
             let _ = tx.send(());
         }
     };
