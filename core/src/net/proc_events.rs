@@ -156,6 +156,19 @@ fn open_and_listen() -> io::Result<OwnedFd> {
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
+    // Room for a burst of forks (each event is under 100 bytes); ENOBUFS, should it still
+    // overflow, makes the caller count again.
+    let size: libc::c_int = 1 << 20;
+    // SAFETY: setsockopt with an int of its own size; a refusal only leaves the default.
+    unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&raw const size).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
     let msg = listen_message();
     // SAFETY: send of our buffer, within its length.
     let sent = unsafe { libc::send(fd.as_raw_fd(), msg.as_ptr().cast(), msg.len(), 0) };

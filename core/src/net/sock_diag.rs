@@ -237,6 +237,25 @@ mod tests {
         }
     }
 
+    /// A UDP server's socket closing is heard too.
+    #[tokio::test]
+    async fn hears_a_udp_socket_close() {
+        let Ok(mut events) = Destroyed::subscribe(Proto::Udp) else {
+            eprintln!("skipped: cannot subscribe to sock_diag destroy events");
+            return;
+        };
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = server.local_addr().unwrap().port();
+        drop(server);
+        tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            events.listener_closed(port),
+        )
+        .await
+        .expect("no destroy event for the UDP socket")
+        .unwrap();
+    }
+
     #[test]
     fn finds_a_bound_udp_socket_but_not_a_connected_one() {
         let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
