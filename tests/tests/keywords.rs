@@ -417,3 +417,39 @@ fn a_master_without_accept_holds_the_vip_but_drops_traffic_to_it() {
         Ok(())
     });
 }
+
+/// A master killed with SIGKILL: its VIP guard takes the rules off before the routes and the
+/// addresses, so nothing of the instance is left on the host.
+#[test]
+fn a_killed_master_leaves_no_rule_route_or_vip_behind() {
+    lab_test(1, |lab| {
+        let mut lines: Vec<&str> = RULES.to_vec();
+        lines.extend_from_slice(VIP_OPTIONS);
+        let h1 = lab.start_upkeep(1, &upkeep_config("h1", &[web(100, &lines)]))?;
+        h1.wait_state("web", "master", secs(10))?;
+        upkeep_tests::wait_until("h1 has the rules", secs(5), || has_rules(lab, 1))?;
+        ensure!(
+            table(lab, 1, "100").contains("198.51.100.0/24"),
+            "no route in table 100"
+        );
+        let kill = std::process::Command::new("kill")
+            .args(["-KILL", &h1.pid().to_string()])
+            .status()?;
+        ensure!(kill.success(), "kill -KILL {}", h1.pid());
+        h1.wait_exit(secs(2))?;
+        upkeep_tests::wait_until("the guard cleaned up", secs(3), || {
+            no_rules(lab, 1)
+                && table(lab, 1, "100").trim().is_empty()
+                && !lab.has_addr(1, VIP)
+                && addr_line(lab, 1, "198.51.100.101/24").is_none()
+        })
+        .map_err(|e| {
+            e.context(format!(
+                "rules:\n{}table 100:\n{}",
+                rules(lab, 1),
+                table(lab, 1, "100")
+            ))
+        })?;
+        Ok(())
+    });
+}
