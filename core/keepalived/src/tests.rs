@@ -1151,7 +1151,7 @@ fn route_options_are_imported() {
 
 #[test]
 fn virtual_rules_are_imported() {
-    let src = "vrrp_instance v {\n  interface eth0\n  virtual_router_id 1\n  virtual_ipaddress {\n    192.0.2.1/24\n  }\n  virtual_rules {\n    from 192.0.2.1 table 100 priority 100\n    from all to 198.51.100.0/24 iif eth0 fwmark 0x10/0xff preference 101 table main\n    to 203.0.113.0/24 unreachable\n    from 192.0.2.2 no_track\n    from 192.0.2.3 lookup 7 tos 4\n  }\n}\n";
+    let src = "vrrp_instance v {\n  interface eth0\n  virtual_router_id 1\n  virtual_ipaddress {\n    192.0.2.1/24\n  }\n  virtual_rules {\n    from 192.0.2.1 table 100 priority 100\n    from all to 198.51.100.0/24 iif eth0 fwmark 0x10/0xff preference 101 table main\n    to 203.0.113.0/24 unreachable\n    from 192.0.2.2 no_track\n    from 192.0.2.3 lookup 7 tos 4\n    to 192.0.2./24 table 2\n  }\n}\n";
     let (imported, cfg) = convert(src);
     for line in [
         "rule from=\"192.0.2.1\" priority=100 table=100",
@@ -1171,9 +1171,14 @@ fn virtual_rules_are_imported() {
             (11, "rule option `no_track` is not supported"),
             (11, "rule without `table`"),
             (12, "rule option `tos 4` is not supported"),
+            // keepalived's own doc/samples/keepalived.conf.vrrp.rules has this typo.
+            (
+                13,
+                "rule `to 192.0.2./24`: not an address; keepalived ignores the rule",
+            ),
         ],
     );
-    assert_eq!(imported.warnings.len(), 3, "{:#?}", imported.warnings);
+    assert_eq!(imported.warnings.len(), 4, "{:#?}", imported.warnings);
     assert_eq!(cfg.instances[0].rules.len(), 4);
 }
 

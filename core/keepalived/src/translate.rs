@@ -899,6 +899,17 @@ impl Importer {
             }
             k += 2;
         }
+        for (what, v) in [("from", &rule.from), ("to", &rule.to)] {
+            let Some(v) = v else { continue };
+            let addr = v.split('/').next().unwrap_or("");
+            if addr.parse::<IpAddr>().is_err() {
+                self.warn(
+                    s.pos,
+                    format!("rule `{what} {v}`: not an address; keepalived ignores the rule, and so does the import"),
+                );
+                return None;
+            }
+        }
         if rule.table.is_none() && rule.kind.is_none() {
             self.warn(
                 s.pos,
