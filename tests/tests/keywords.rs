@@ -121,6 +121,13 @@ fn vip_options_are_on_the_master_and_move_with_it() {
             addr_line(lab, 2, "198.51.100.101/24")
                 .is_some_and(|l| shows(&l, &["scope global", "eth0:api", "preferred_lft forever"]))
         })?;
+        // The daemon's own re-add is not taken for someone else removing the VIP.
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        ensure!(
+            h2.counter("web", "vips_restored")? == 0,
+            "the reload's own removal counted as a VIP removed by someone else: {}",
+            h2.instance("web")?
+        );
         Ok(())
     });
 }
