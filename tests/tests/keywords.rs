@@ -460,3 +460,73 @@ fn a_killed_master_leaves_no_rule_route_or_vip_behind() {
         Ok(())
     });
 }
+
+/// The same for an IPv6 instance: its routes and rules on the master only (the fwmark rule has
+/// no address, and is IPv6 as the instance is).
+#[test]
+fn ipv6_routes_and_rules_follow_the_master() {
+    lab_test(2, |lab| {
+        let web6 = |prio| {
+            let mut i = Instance::new("web6", 52, prio)
+                .interval_ms(100)
+                .vip("2001:db8::100/64");
+            i.extra_kdl = [
+                r#"route "2001:db8:1::/64" via="2001:db8::fe" metric=3 table=200"#,
+                r#"route "2001:db8:2::/64" type="prohibit" table=200"#,
+                r#"rule from="2001:db8::100" table=200 priority=200"#,
+                r#"rule fwmark=7 table=200 priority=201"#,
+            ]
+            .iter()
+            .map(|l| l.to_string())
+            .collect();
+            i
+        };
+        let shown = |i: usize| -> Result<()> {
+            let ns = lab.host_ns(i);
+            let routes = lab.ip(&ns, &["-6", "route", "show", "table", "200"])?;
+            let rules = lab.ip(&ns, &["-6", "rule", "show"])?;
+            ensure!(
+                shows(&routes, &["2001:db8:1::/64 via 2001:db8::fe", "metric 3"])
+                    && routes.contains("prohibit 2001:db8:2::/64"),
+                "h{i} table 200:\n{routes}"
+            );
+            ensure!(
+                rules.contains("200:\tfrom 2001:db8::100 lookup 200")
+                    && rules.contains("201:\tfrom all fwmark 0x7 lookup 200"),
+                "h{i} IPv6 rules:\n{rules}"
+            );
+            Ok(())
+        };
+        let none = |i: usize| {
+            let ns = lab.host_ns(i);
+            lab.ip(&ns, &["-6", "route", "show", "table", "200"])
+                .unwrap_or_default()
+                .trim()
+                .is_empty()
+                && !lab
+                    .ip(&ns, &["-6", "rule", "show"])
+                    .unwrap_or_default()
+                    .contains("lookup 200")
+        };
+        let h1 = lab.start_instance(1, &web6(100))?;
+        h1.wait_state("web6", "master", secs(10))?;
+        let h2 = lab.start_instance(2, &web6(90))?;
+        h2.wait_backup_of("web6", "fe80::1", secs(10))?;
+        if upkeep_tests::wait_until("h1's IPv6 routes and rules", secs(5), || shown(1).is_ok())
+            .is_err()
+        {
+            shown(1)?;
+        }
+        ensure!(none(2), "the backup has IPv6 routes or rules in table 200");
+        h1.signal(SIGTERM)?;
+        h2.wait_state("web6", "master", secs(5))?;
+        if upkeep_tests::wait_until("h2's IPv6 routes and rules", secs(5), || shown(2).is_ok())
+            .is_err()
+        {
+            shown(2)?;
+        }
+        h1.wait_exit(secs(10))?;
+        ensure!(none(1), "stopped h1 kept IPv6 routes or rules");
+        Ok(())
+    });
+}
