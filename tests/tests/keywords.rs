@@ -136,6 +136,8 @@ const ROUTES: &[&str] = &[
     r#"route "198.51.100.0/24" via="192.0.2.254" src="192.0.2.100" metric=7 table=100"#,
     r#"route "203.0.113.0/24" type="blackhole" table=100"#,
     r#"route "203.0.113.128/25" type="unreachable" metric=9"#,
+    // A gateway outside every subnet of the link: the kernel takes it only as onlink.
+    r#"route "198.18.0.0/15" via="203.0.113.1" onlink=#true table=100"#,
     r#"route "198.51.100.128/25" table=100 {
         nexthop via="192.0.2.253" weight=2
         nexthop via="192.0.2.252"
@@ -162,6 +164,13 @@ fn routes_shown(lab: &Lab, i: usize) -> Result<()> {
     ensure!(
         shows(&r1, &["via 192.0.2.254", "src 192.0.2.100", "metric 7"]),
         "h{i} table 100: no 198.51.100.0/24 via, src and metric:\n{t100}"
+    );
+    ensure!(
+        shows(
+            &line(&t100, "198.18.0.0/15"),
+            &["via 203.0.113.1", "onlink"]
+        ),
+        "h{i} table 100: no onlink route:\n{t100}"
     );
     ensure!(
         !line(&t100, "blackhole 203.0.113.0/24").is_empty(),

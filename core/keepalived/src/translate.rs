@@ -704,6 +704,7 @@ impl Importer {
             src: None,
             scope: None,
             kind: None,
+            onlink: false,
             nexthops: Vec::new(),
         };
         // After the first `nexthop`, `via`, `dev` and `weight` belong to the current path.
@@ -724,6 +725,12 @@ impl Importer {
             };
             match word {
                 "to" | "unicast" => {
+                    k += 1;
+                    continue;
+                }
+                "onlink" => {
+                    // upkeep's is per route: a path's `onlink` applies to all of them.
+                    route.onlink = true;
                     k += 1;
                     continue;
                 }
@@ -780,8 +787,8 @@ impl Importer {
                     }
                 }
                 "proto" | "protocol" | "realms" | "mtu" | "advmss" | "tos" | "dsfield"
-                | "onlink" | "no_track" | "track_group" | "weight" => {
-                    let takes_value = !matches!(word, "onlink" | "no_track");
+                | "no_track" | "track_group" | "weight" => {
+                    let takes_value = word != "no_track";
                     self.warn(
                         s.pos,
                         format!(

@@ -214,6 +214,7 @@ mod tests {
                 src: None,
                 scope: None,
                 kind: crate::net::netlink::ROUTE_UNICAST,
+                onlink: false,
                 nexthops: Vec::new(),
             },
         }

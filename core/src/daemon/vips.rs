@@ -90,6 +90,7 @@ impl From<&upkeep_config::Route> for Route {
                 upkeep_config::RouteKind::Prohibit => 8,
                 upkeep_config::RouteKind::Throw => 9,
             },
+            onlink: r.onlink,
             // Interfaces are resolved by the wiring, which knows them.
             nexthops: r
                 .nexthops
