@@ -435,12 +435,14 @@ fn a_master_without_accept_holds_the_vip_but_drops_traffic_to_it() {
 }
 
 /// A master killed with SIGKILL: its VIP guard takes the rules off before the routes and the
-/// addresses, so nothing of the instance is left on the host.
+/// addresses, and deletes the nftables table of `accept #false`, so nothing of the instance is
+/// left on the host.
 #[test]
 fn a_killed_master_leaves_no_rule_route_or_vip_behind() {
     lab_test(1, |lab| {
         let mut lines: Vec<&str> = RULES.to_vec();
         lines.extend_from_slice(VIP_OPTIONS);
+        lines.push("accept #false");
         let h1 = lab.start_upkeep(1, &upkeep_config("h1", &[web(100, &lines)]))?;
         h1.wait_state("web", "master", secs(10))?;
         upkeep_tests::wait_until("h1 has the rules", secs(5), || has_rules(lab, 1))?;
@@ -448,6 +450,7 @@ fn a_killed_master_leaves_no_rule_route_or_vip_behind() {
             table(lab, 1, "100").contains("198.51.100.0/24"),
             "no route in table 100"
         );
+        ensure!(upkeep_table(lab, 1).is_some(), "no nftables table");
         let kill = std::process::Command::new("kill")
             .args(["-KILL", &h1.pid().to_string()])
             .status()?;
@@ -458,6 +461,7 @@ fn a_killed_master_leaves_no_rule_route_or_vip_behind() {
                 && table(lab, 1, "100").trim().is_empty()
                 && !lab.has_addr(1, VIP)
                 && addr_line(lab, 1, "198.51.100.101/24").is_none()
+                && upkeep_table(lab, 1).is_none()
         })
         .map_err(|e| {
             e.context(format!(

@@ -191,6 +191,9 @@ impl VipWriter {
         if self.firewall.is_none() {
             self.firewall = Some(Firewall::create()?);
             self.dropped.clear();
+            if let Some(g) = &mut self.guard {
+                g.firewall(true);
+            }
         }
         Ok(())
     }
@@ -207,6 +210,9 @@ impl VipWriter {
                 warn!("cannot remove the nftables table inet upkeep: {e}");
             }
             self.dropped.clear();
+            if let Some(g) = &mut self.guard {
+                g.firewall(false);
+            }
         }
     }
 
