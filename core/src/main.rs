@@ -572,7 +572,7 @@ fn summary(cfg: &upkeep_config::Config) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "instance {:?}: {} vrid {} priority {} {:?} advert {:?}{} vips [{}]{}",
+            "instance {:?}: {} vrid {} priority {} {:?} advert {:?}{}{} vips [{}]{}{}",
             i.name,
             i.interface,
             i.vrid,
@@ -580,11 +580,20 @@ fn summary(cfg: &upkeep_config::Config) -> String {
             i.version,
             i.advert_interval,
             if i.preempt { "" } else { " nopreempt" },
+            if i.drops_vip_traffic() {
+                " no-accept"
+            } else {
+                ""
+            },
             vips.join(", "),
             if i.unicast_peers.is_empty() {
                 String::new()
             } else {
                 format!(" unicast peers {:?}", i.unicast_peers)
+            },
+            match (i.routes.len(), i.rules.len()) {
+                (0, 0) => String::new(),
+                (r, n) => format!(" routes {r} rules {n}"),
             },
         );
     }

@@ -121,6 +121,13 @@ fn vip_options_are_on_the_master_and_move_with_it() {
             addr_line(lab, 2, "198.51.100.101/24")
                 .is_some_and(|l| shows(&l, &["scope global", "eth0:api", "preferred_lft forever"]))
         })?;
+        // The daemon's own re-add is not taken for someone else removing the VIP.
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        ensure!(
+            h2.counter("web", "vips_restored")? == 0,
+            "the reload's own removal counted as a VIP removed by someone else: {}",
+            h2.instance("web")?
+        );
         Ok(())
     });
 }
@@ -129,6 +136,8 @@ const ROUTES: &[&str] = &[
     r#"route "198.51.100.0/24" via="192.0.2.254" src="192.0.2.100" metric=7 table=100"#,
     r#"route "203.0.113.0/24" type="blackhole" table=100"#,
     r#"route "203.0.113.128/25" type="unreachable" metric=9"#,
+    // A gateway outside every subnet of the link: the kernel takes it only as onlink.
+    r#"route "198.18.0.0/15" via="203.0.113.1" onlink=#true table=100"#,
     r#"route "198.51.100.128/25" table=100 {
         nexthop via="192.0.2.253" weight=2
         nexthop via="192.0.2.252"
@@ -155,6 +164,13 @@ fn routes_shown(lab: &Lab, i: usize) -> Result<()> {
     ensure!(
         shows(&r1, &["via 192.0.2.254", "src 192.0.2.100", "metric 7"]),
         "h{i} table 100: no 198.51.100.0/24 via, src and metric:\n{t100}"
+    );
+    ensure!(
+        shows(
+            &line(&t100, "198.18.0.0/15"),
+            &["via 203.0.113.1", "onlink"]
+        ),
+        "h{i} table 100: no onlink route:\n{t100}"
     );
     ensure!(
         !line(&t100, "blackhole 203.0.113.0/24").is_empty(),
@@ -414,6 +430,116 @@ fn a_master_without_accept_holds_the_vip_but_drops_traffic_to_it() {
             h1.counter("web", "transitions")? == transitions,
             "the reload caused a transition"
         );
+        Ok(())
+    });
+}
+
+/// A master killed with SIGKILL: its VIP guard takes the rules off before the routes and the
+/// addresses, and deletes the nftables table of `accept #false`, so nothing of the instance is
+/// left on the host.
+#[test]
+fn a_killed_master_leaves_no_rule_route_or_vip_behind() {
+    lab_test(1, |lab| {
+        let mut lines: Vec<&str> = RULES.to_vec();
+        lines.extend_from_slice(VIP_OPTIONS);
+        lines.push("accept #false");
+        let h1 = lab.start_upkeep(1, &upkeep_config("h1", &[web(100, &lines)]))?;
+        h1.wait_state("web", "master", secs(10))?;
+        upkeep_tests::wait_until("h1 has the rules", secs(5), || has_rules(lab, 1))?;
+        ensure!(
+            table(lab, 1, "100").contains("198.51.100.0/24"),
+            "no route in table 100"
+        );
+        ensure!(upkeep_table(lab, 1).is_some(), "no nftables table");
+        let kill = std::process::Command::new("kill")
+            .args(["-KILL", &h1.pid().to_string()])
+            .status()?;
+        ensure!(kill.success(), "kill -KILL {}", h1.pid());
+        h1.wait_exit(secs(2))?;
+        upkeep_tests::wait_until("the guard cleaned up", secs(3), || {
+            no_rules(lab, 1)
+                && table(lab, 1, "100").trim().is_empty()
+                && !lab.has_addr(1, VIP)
+                && addr_line(lab, 1, "198.51.100.101/24").is_none()
+                && upkeep_table(lab, 1).is_none()
+        })
+        .map_err(|e| {
+            e.context(format!(
+                "rules:\n{}table 100:\n{}",
+                rules(lab, 1),
+                table(lab, 1, "100")
+            ))
+        })?;
+        Ok(())
+    });
+}
+
+/// The same for an IPv6 instance: its routes and rules on the master only (the fwmark rule has
+/// no address, and is IPv6 as the instance is).
+#[test]
+fn ipv6_routes_and_rules_follow_the_master() {
+    lab_test(2, |lab| {
+        let web6 = |prio| {
+            let mut i = Instance::new("web6", 52, prio)
+                .interval_ms(100)
+                .vip("2001:db8::100/64");
+            i.extra_kdl = [
+                r#"route "2001:db8:1::/64" via="2001:db8::fe" metric=3 table=200"#,
+                r#"route "2001:db8:2::/64" type="prohibit" table=200"#,
+                r#"rule from="2001:db8::100" table=200 priority=200"#,
+                r#"rule fwmark=7 table=200 priority=201"#,
+            ]
+            .iter()
+            .map(|l| l.to_string())
+            .collect();
+            i
+        };
+        let shown = |i: usize| -> Result<()> {
+            let ns = lab.host_ns(i);
+            let routes = lab.ip(&ns, &["-6", "route", "show", "table", "200"])?;
+            let rules = lab.ip(&ns, &["-6", "rule", "show"])?;
+            ensure!(
+                shows(&routes, &["2001:db8:1::/64 via 2001:db8::fe", "metric 3"])
+                    && routes.contains("prohibit 2001:db8:2::/64"),
+                "h{i} table 200:\n{routes}"
+            );
+            ensure!(
+                rules.contains("200:\tfrom 2001:db8::100 lookup 200")
+                    && rules.contains("201:\tfrom all fwmark 0x7 lookup 200"),
+                "h{i} IPv6 rules:\n{rules}"
+            );
+            Ok(())
+        };
+        let none = |i: usize| {
+            let ns = lab.host_ns(i);
+            lab.ip(&ns, &["-6", "route", "show", "table", "200"])
+                .unwrap_or_default()
+                .trim()
+                .is_empty()
+                && !lab
+                    .ip(&ns, &["-6", "rule", "show"])
+                    .unwrap_or_default()
+                    .contains("lookup 200")
+        };
+        let h1 = lab.start_instance(1, &web6(100))?;
+        h1.wait_state("web6", "master", secs(10))?;
+        let h2 = lab.start_instance(2, &web6(90))?;
+        h2.wait_backup_of("web6", "fe80::1", secs(10))?;
+        if upkeep_tests::wait_until("h1's IPv6 routes and rules", secs(5), || shown(1).is_ok())
+            .is_err()
+        {
+            shown(1)?;
+        }
+        ensure!(none(2), "the backup has IPv6 routes or rules in table 200");
+        h1.signal(SIGTERM)?;
+        h2.wait_state("web6", "master", secs(5))?;
+        if upkeep_tests::wait_until("h2's IPv6 routes and rules", secs(5), || shown(2).is_ok())
+            .is_err()
+        {
+            shown(2)?;
+        }
+        h1.wait_exit(secs(10))?;
+        ensure!(none(1), "stopped h1 kept IPv6 routes or rules");
         Ok(())
     });
 }

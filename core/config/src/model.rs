@@ -706,6 +706,9 @@ pub struct Route {
     /// Route scope ([`SCOPES`]' numbers); None: the kernel's default (global).
     pub scope: Option<u8>,
     pub kind: RouteKind,
+    /// Take the gateway as on the link even outside its subnets (`onlink=#true`, `ip route
+    /// ... onlink`: cloud gateways); for multipath, on every path.
+    pub onlink: bool,
     /// Multipath (`nexthop` children, keepalived's `nexthop` and `or`): the route's traffic is
     /// spread over these. Empty: the single path of `via` / `dev`.
     pub nexthops: Vec<NextHop>,

@@ -138,6 +138,8 @@ pub(crate) struct KRoute {
     pub(crate) scope: Option<String>,
     /// `blackhole`, `unreachable`, `prohibit`, `throw` (None: unicast).
     pub(crate) kind: Option<String>,
+    /// `onlink` (on the route, or on any of its paths).
+    pub(crate) onlink: bool,
     /// `nexthop via G dev X weight W ...`, or `via G or G2` (each `or` a path).
     pub(crate) nexthops: Vec<KNextHop>,
 }

@@ -648,6 +648,9 @@ impl Importer {
             if let Some(v) = &r.kind {
                 let _ = write!(line, " type={}", q(v));
             }
+            if r.onlink {
+                line.push_str(" onlink=#true");
+            }
             if r.nexthops.is_empty() {
                 out.setting(line, *pos);
                 continue;

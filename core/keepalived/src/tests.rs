@@ -1154,7 +1154,7 @@ fn vip_options_are_imported() {
 
 #[test]
 fn route_options_are_imported() {
-    let src = "vrrp_instance v {\n  interface eth0\n  virtual_router_id 1\n  virtual_ipaddress {\n    192.0.2.1/24\n  }\n  virtual_routes {\n    src 192.0.2.1 to 198.51.100.0/24 via 192.0.2.254 dev eth0 metric 5 table 100 scope global\n    blackhole 203.0.113.0/24 table 100\n    unreachable 203.0.113.128/25 metric 7\n    198.51.100.128/25 via 192.0.2.253 or 192.0.2.252 dev eth0\n    203.0.113.64/26 table 6909 nexthop via 192.0.2.251 dev eth0 weight 1 nexthop via 192.0.2.250 weight 3\n    default via 192.0.2.254 table 100\n  }\n}\n";
+    let src = "vrrp_instance v {\n  interface eth0\n  virtual_router_id 1\n  virtual_ipaddress {\n    192.0.2.1/24\n  }\n  virtual_routes {\n    src 192.0.2.1 to 198.51.100.0/24 via 192.0.2.254 dev eth0 metric 5 table 100 scope global\n    blackhole 203.0.113.0/24 table 100\n    unreachable 203.0.113.128/25 metric 7\n    198.51.100.128/25 via 192.0.2.253 or 192.0.2.252 dev eth0\n    203.0.113.64/26 table 6909 nexthop via 192.0.2.251 dev eth0 weight 1 nexthop via 192.0.2.250 weight 3\n    default via 192.0.2.254 table 100\n    198.18.0.0/15 via 203.0.113.1 dev eth0 onlink\n  }\n}\n";
     let (imported, cfg) = convert(src);
     assert!(imported.warnings.is_empty(), "{:#?}", imported.warnings);
     for line in [
@@ -1164,11 +1164,13 @@ fn route_options_are_imported() {
         "route \"198.51.100.128/25\" dev=\"eth0\" {\n        nexthop via=\"192.0.2.253\"\n        nexthop via=\"192.0.2.252\"\n    }",
         "route \"203.0.113.64/26\" table=6909 {\n        nexthop via=\"192.0.2.251\" dev=\"eth0\" weight=1\n        nexthop via=\"192.0.2.250\" weight=3\n    }",
         "route \"0.0.0.0/0\" via=\"192.0.2.254\" table=100",
+        "route \"198.18.0.0/15\" via=\"203.0.113.1\" dev=\"eth0\" onlink=#true",
     ] {
         assert!(imported.kdl.contains(line), "no `{line}` in\n{}", imported.kdl);
     }
     let r = &cfg.instances[0].routes;
-    assert_eq!(r.len(), 6);
+    assert_eq!(r.len(), 7);
+    assert!(r[6].onlink);
     assert_eq!(r[1].kind, upkeep_config::RouteKind::Blackhole);
     assert_eq!(r[4].nexthops.len(), 2);
     assert_eq!(r[4].nexthops[1].weight, 3);
@@ -1176,7 +1178,7 @@ fn route_options_are_imported() {
 
 #[test]
 fn virtual_rules_are_imported() {
-    let src = "vrrp_instance v {\n  interface eth0\n  virtual_router_id 1\n  virtual_ipaddress {\n    192.0.2.1/24\n  }\n  virtual_rules {\n    from 192.0.2.1 table 100 priority 100\n    from all to 198.51.100.0/24 iif eth0 fwmark 0x10/0xff preference 101 table main\n    to 203.0.113.0/24 unreachable\n    from 192.0.2.2 no_track\n    from 192.0.2.3 lookup 7 tos 4\n  }\n}\n";
+    let src = "vrrp_instance v {\n  interface eth0\n  virtual_router_id 1\n  virtual_ipaddress {\n    192.0.2.1/24\n  }\n  virtual_rules {\n    from 192.0.2.1 table 100 priority 100\n    from all to 198.51.100.0/24 iif eth0 fwmark 0x10/0xff preference 101 table main\n    to 203.0.113.0/24 unreachable\n    from 192.0.2.2 no_track\n    from 192.0.2.3 lookup 7 tos 4\n    to 192.0.2./24 table 2\n  }\n}\n";
     let (imported, cfg) = convert(src);
     for line in [
         "rule from=\"192.0.2.1\" priority=100 table=100",
@@ -1196,9 +1198,14 @@ fn virtual_rules_are_imported() {
             (11, "rule option `no_track` is not supported"),
             (11, "rule without `table`"),
             (12, "rule option `tos 4` is not supported"),
+            // keepalived's own doc/samples/keepalived.conf.vrrp.rules has this typo.
+            (
+                13,
+                "rule `to 192.0.2./24`: not an address; keepalived ignores the rule",
+            ),
         ],
     );
-    assert_eq!(imported.warnings.len(), 3, "{:#?}", imported.warnings);
+    assert_eq!(imported.warnings.len(), 4, "{:#?}", imported.warnings);
     assert_eq!(cfg.instances[0].rules.len(), 4);
 }
 

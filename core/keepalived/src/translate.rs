@@ -799,6 +799,7 @@ impl Importer {
             src: None,
             scope: None,
             kind: None,
+            onlink: false,
             nexthops: Vec::new(),
         };
         // After the first `nexthop`, `via`, `dev` and `weight` belong to the current path.
@@ -819,6 +820,12 @@ impl Importer {
             };
             match word {
                 "to" | "unicast" => {
+                    k += 1;
+                    continue;
+                }
+                "onlink" => {
+                    // upkeep's is per route: a path's `onlink` applies to all of them.
+                    route.onlink = true;
                     k += 1;
                     continue;
                 }
@@ -875,8 +882,8 @@ impl Importer {
                     }
                 }
                 "proto" | "protocol" | "realms" | "mtu" | "advmss" | "tos" | "dsfield"
-                | "onlink" | "no_track" | "track_group" | "weight" => {
-                    let takes_value = !matches!(word, "onlink" | "no_track");
+                | "no_track" | "track_group" | "weight" => {
+                    let takes_value = word != "no_track";
                     self.warn(
                         s.pos,
                         format!(
@@ -952,16 +959,6 @@ impl Importer {
                 "from" | "to" => {
                     // `all` is what leaving it out means.
                     let v = value.filter(|v| v != "all");
-                    if let Some(bad) = v.as_deref().filter(|v| !is_prefix(v)) {
-                        self.warn(
-                            s.pos,
-                            format!(
-                                "rule `{word} {bad}`: not an address; keepalived refuses the \
-                                 rule, and so does the import"
-                            ),
-                        );
-                        return None;
-                    }
                     if word == "from" {
                         rule.from = v;
                     } else {
@@ -1003,6 +1000,17 @@ impl Importer {
                 }
             }
             k += 2;
+        }
+        for (what, v) in [("from", &rule.from), ("to", &rule.to)] {
+            let Some(v) = v else { continue };
+            let addr = v.split('/').next().unwrap_or("");
+            if addr.parse::<IpAddr>().is_err() {
+                self.warn(
+                    s.pos,
+                    format!("rule `{what} {v}`: not an address; keepalived ignores the rule, and so does the import"),
+                );
+                return None;
+            }
         }
         if rule.table.is_none() && rule.kind.is_none() {
             self.warn(
@@ -1144,17 +1152,4 @@ fn fwmark(text: &str) -> Option<(u32, Option<u32>)> {
         Some((m, mask)) => Some((num(m)?, Some(num(mask)?))),
         None => Some((num(text)?, None)),
     }
-}
-
-/// `A` or `A/L`, an IP address with a prefix length its family allows.
-fn is_prefix(v: &str) -> bool {
-    let (addr, len) = match v.split_once('/') {
-        Some((a, l)) => (a, Some(l)),
-        None => (v, None),
-    };
-    let Ok(ip) = addr.parse::<std::net::IpAddr>() else {
-        return false;
-    };
-    let max = if ip.is_ipv4() { 32 } else { 128 };
-    len.is_none_or(|l| l.parse::<u8>().is_ok_and(|l| l <= max))
 }

@@ -728,7 +728,7 @@ const ROUTE_OPTIONS: &[&str] = &[
     "or",
     "weight",
 ];
-const ROUTE_FLAGS: &[&str] = &["onlink", "no_track"];
+const ROUTE_FLAGS: &[&str] = &["no_track"];
 const RULE_OPTIONS: &[&str] = &[
     "from",
     "to",
@@ -754,6 +754,7 @@ const ROUTE_TYPES: &[&str] = &[
     "throw",
     "unicast",
     "nexthop",
+    "onlink",
 ];
 
 /// A place the importer must warn about: file, line, and what is there.

@@ -1,5 +1,5 @@
-//! The VIP guard: a small process beside the daemon that removes its VIPs and routes if the
-//! daemon dies without doing so (SIGKILL, the OOM killer, an abort). Otherwise the dead host's
+//! The VIP guard: a small process beside the daemon that removes its VIPs, routes and rules
+//! (and deletes the nftables table of `accept #false`) if the daemon dies without doing so (SIGKILL, the OOM killer, an abort). Otherwise the dead host's
 //! kernel keeps the addresses and goes on answering ARP for them while the backup that took
 //! over serves them too: the VIP is on two hosts until someone restarts the daemon.
 //!
@@ -35,6 +35,9 @@ enum Line {
     Hold(NetlinkChange),
     /// Removed (the `Add*` change it undoes).
     Release(NetlinkChange),
+    /// The nftables table of `accept #false` was made (true) or deleted (false): the guard
+    /// deletes one the daemon leaves.
+    Firewall(bool),
 }
 
 /// The daemon's side: the pipe to its guard.
@@ -62,6 +65,11 @@ impl Guard {
             child,
             lost: false,
         })
+    }
+
+    /// Tells the guard whether the nftables table exists now.
+    pub(super) fn firewall(&mut self, made: bool) {
+        self.send(std::iter::once(Line::Firewall(made)));
     }
 
     /// Tells the guard what `changes` will add (call before applying them).
@@ -134,7 +142,7 @@ fn set_nonblocking(pipe: &File) -> io::Result<()> {
 
 /// What the daemon still holds, as the guard has been told.
 #[derive(Debug, Default)]
-struct Held(Vec<NetlinkChange>);
+struct Held(Vec<NetlinkChange>, bool);
 
 impl Held {
     fn apply(&mut self, line: Line) {
@@ -142,6 +150,7 @@ impl Held {
             Line::Hold(c) if !self.0.contains(&c) => self.0.push(c),
             Line::Hold(_) => {}
             Line::Release(c) => self.0.retain(|h| *h != c),
+            Line::Firewall(made) => self.1 = made,
         }
     }
 
@@ -167,6 +176,18 @@ pub fn run() -> io::Result<usize> {
         match serde_json::from_str(&line) {
             Ok(l) => held.apply(l),
             Err(e) => eprintln!("upkeep guard-vips: ignoring a line it does not know ({e})"),
+        }
+    }
+    // The drop set may name addresses that are not the host's any more: no harm, but the
+    // table is the daemon's to delete.
+    if held.1 {
+        match crate::net::firewall::delete_table() {
+            Ok(()) => eprintln!(
+                "upkeep guard-vips: the daemon died leaving its nftables table; deleted it"
+            ),
+            Err(e) => {
+                eprintln!("upkeep guard-vips: cannot delete the nftables table inet upkeep: {e}")
+            }
         }
     }
     let removals = held.removals();
@@ -214,6 +235,7 @@ mod tests {
                 src: None,
                 scope: None,
                 kind: crate::net::netlink::ROUTE_UNICAST,
+                onlink: false,
                 nexthops: Vec::new(),
             },
         }
@@ -276,6 +298,21 @@ mod tests {
                 addr("192.0.2.100").inverse()
             ]
         );
+    }
+
+    #[test]
+    fn the_firewall_is_followed() {
+        let held = |lines: Vec<Line>| {
+            let mut h = Held::default();
+            for l in lines {
+                let text = serde_json::to_string(&l).unwrap();
+                h.apply(serde_json::from_str(&text).unwrap());
+            }
+            h.1
+        };
+        assert!(held(vec![Line::Firewall(true)]));
+        assert!(!held(vec![Line::Firewall(true), Line::Firewall(false)]));
+        assert!(!held(vec![]));
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub(super) struct Instance {
     pub src_pending: bool,
     pub v6: bool,
     pub src: IpAddr,
+    /// (interface index, address) of held VIPs the daemon itself removes and adds again
+    /// (a reload changed their options): their removal events are not someone else's.
+    pub own_removals: Vec<(u32, IpAddr)>,
     pub socket: Arc<VrrpSocket>,
     pub announcer: Arc<Announcer>,
     pub owned: Arc<Owned>,
@@ -181,6 +184,7 @@ impl Instance {
             repeats: None,
             log_limit: LogLimit::default(),
             unsent_in_a_row: 0,
+            own_removals: Vec::new(),
             stats: Stats::default(),
             advert,
             buf: Vec::with_capacity(128),

@@ -796,6 +796,14 @@ impl Daemon {
             if !ours || !inst.stats.vips_held {
                 continue;
             }
+            if let Some(k) = inst
+                .own_removals
+                .iter()
+                .position(|&(index, addr)| index == ev.index && addr == ev.addr)
+            {
+                inst.own_removals.swap_remove(k);
+                continue; // removed and added again by a reload, already back
+            }
             inst.stats.vips_restored += 1;
             warn!(parent: &inst.span, vip = %ev.addr, restored = inst.stats.vips_restored,
                 "a VIP of this master was removed by someone else: putting it back");
@@ -912,6 +920,7 @@ impl Daemon {
             Action::RemoveVips => {
                 self.vips.remove(&inst.owned);
                 inst.stats.vips_held = false;
+                inst.own_removals.clear();
                 inst.garp_refresh_at = None;
                 inst.garp_again_at = None;
                 inst.announce_epoch.fetch_add(1, Ordering::SeqCst);

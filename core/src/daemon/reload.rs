@@ -298,7 +298,13 @@ impl Daemon {
             let (added, removed) = inst.reconfigure(cfg.clone(), src, owned);
             info!(parent: &inst.span, "settings changed by reload");
             if inst.stats.vips_held {
-                // Only the difference: an address in both configs is not touched.
+                // Only the difference: an address in both configs is not touched. One whose
+                // options changed is removed and added again, and its removal is ours.
+                for &(index, addr, ..) in &removed.addrs {
+                    if added.addrs.iter().any(|a| a.0 == index && a.1 == addr) {
+                        inst.own_removals.push((index, addr));
+                    }
+                }
                 self.vips.remove(&removed);
                 self.vips.add(&added);
                 self.vips.flush();

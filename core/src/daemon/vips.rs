@@ -90,6 +90,7 @@ impl From<&upkeep_config::Route> for Route {
                 upkeep_config::RouteKind::Prohibit => 8,
                 upkeep_config::RouteKind::Throw => 9,
             },
+            onlink: r.onlink,
             // Interfaces are resolved by the wiring, which knows them.
             nexthops: r
                 .nexthops
@@ -156,6 +157,9 @@ pub(super) struct VipWriter {
     /// What the drop sets hold, and what they should hold after the next flush.
     dropped: BTreeSet<IpAddr>,
     drop_wanted: BTreeSet<IpAddr>,
+    /// The wanted set nft last failed on: not tried again (every pass of the loop flushes)
+    /// until it changes.
+    drop_failed: Option<BTreeSet<IpAddr>>,
 }
 
 impl VipWriter {
@@ -176,6 +180,7 @@ impl VipWriter {
             firewall: None,
             dropped: BTreeSet::new(),
             drop_wanted: BTreeSet::new(),
+            drop_failed: None,
         })
     }
 
@@ -186,6 +191,9 @@ impl VipWriter {
         if self.firewall.is_none() {
             self.firewall = Some(Firewall::create()?);
             self.dropped.clear();
+            if let Some(g) = &mut self.guard {
+                g.firewall(true);
+            }
         }
         Ok(())
     }
@@ -202,11 +210,15 @@ impl VipWriter {
                 warn!("cannot remove the nftables table inet upkeep: {e}");
             }
             self.dropped.clear();
+            if let Some(g) = &mut self.guard {
+                g.firewall(false);
+            }
         }
     }
 
-    /// Brings the drop sets to `drop_wanted` for the addresses `pick` selects (additions
-    /// before the netlink batch, so a VIP appears already guarded; removals after it).
+    /// Brings the drop sets to `drop_wanted`: the additions (called before the netlink batch,
+    /// so a VIP appears already guarded), or the removals (after it). What nft failed on is
+    /// not tried again until the wanted set changes.
     fn sync_drops(&mut self, additions: bool) {
         let (add, del): (Vec<IpAddr>, Vec<IpAddr>) = if additions {
             (
@@ -225,12 +237,14 @@ impl VipWriter {
                     .collect(),
             )
         };
-        if add.is_empty() && del.is_empty() {
+        if add.is_empty() && del.is_empty() || self.drop_failed.as_ref() == Some(&self.drop_wanted)
+        {
             return;
         }
         if self.firewall.is_none() {
             if let Err(e) = self.open_firewall() {
                 warn!("cannot make the nftables table that drops traffic to VIPs (accept #false): {e}");
+                self.drop_failed = Some(self.drop_wanted.clone());
                 return;
             }
             info!("made the nftables table inet upkeep (accept #false)");
@@ -244,9 +258,16 @@ impl VipWriter {
                 for a in &del {
                     self.dropped.remove(a);
                 }
+                self.drop_failed = None;
             }
             Err(e) => {
-                warn!("cannot update the nftables drop set (adding {add:?}, removing {del:?}): {e}")
+                warn!(
+                    "cannot update the nftables drop set (adding {add:?}, removing {del:?}): {e}"
+                );
+                self.drop_failed = Some(self.drop_wanted.clone());
+                // Made afresh at the next try (the table may have been deleted by hand).
+                self.firewall = None;
+                self.dropped.clear();
             }
         }
     }

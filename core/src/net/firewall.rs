@@ -79,8 +79,13 @@ impl Firewall {
     }
 
     pub fn remove(self) -> io::Result<()> {
-        run(&format!("delete table inet {TABLE}\n"))
+        delete_table()
     }
+}
+
+/// Deletes the table (also the VIP guard's, when the daemon died leaving it).
+pub fn delete_table() -> io::Result<()> {
+    run(&format!("delete table inet {TABLE}\n"))
 }
 
 /// Runs `nft -f -` with `script` on its standard input; an error carries nft's message.

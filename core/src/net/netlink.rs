@@ -49,6 +49,8 @@ pub struct Route {
     /// The kernel's route type (RTN_*): 1 unicast, 6 blackhole, 7 unreachable, 8 prohibit,
     /// 9 throw. Types other than unicast go out with no gateway or interface.
     pub kind: u8,
+    /// RTNH_F_ONLINK: the gateway is on the link (on every path of a multipath route).
+    pub onlink: bool,
     /// Multipath (RTA_MULTIPATH); empty: the single path of `via` and the index given.
     pub nexthops: Vec<NextHop>,
 }
@@ -353,7 +355,8 @@ pub(crate) fn route_message(
     index: u32,
 ) -> netlink_packet_route::route::RouteMessage {
     use netlink_packet_route::route::{
-        RouteAddress, RouteAttribute, RouteNextHop, RouteScope, RouteType,
+        RouteAddress, RouteAttribute, RouteFlags, RouteNextHop, RouteNextHopFlags, RouteScope,
+        RouteType,
     };
     let addr = |ip: IpAddr| match ip {
         IpAddr::V4(a) => RouteAddress::Inet(a),
@@ -369,6 +372,9 @@ pub(crate) fn route_message(
             .build(),
     };
     m.header.kind = RouteType::from(route.kind);
+    if route.onlink && route.nexthops.is_empty() {
+        m.header.flags |= RouteFlags::Onlink;
+    }
     if let Some(s) = route.scope {
         m.header.scope = RouteScope::from(s);
     }
@@ -385,6 +391,9 @@ pub(crate) fn route_message(
             .map(|h| {
                 let mut nh = RouteNextHop::default();
                 nh.interface_index = h.index;
+                if route.onlink {
+                    nh.flags |= RouteNextHopFlags::Onlink;
+                }
                 nh.hops = u8::try_from(h.weight.saturating_sub(1)).unwrap_or(u8::MAX);
                 if let Some(gw) = h.via {
                     nh.attributes.push(RouteAttribute::Gateway(addr(gw)));

@@ -395,6 +395,7 @@ mod tests {
                 src: None,
                 scope: None,
                 kind: crate::net::netlink::ROUTE_UNICAST,
+                onlink: false,
                 nexthops: Vec::new(),
             },
         }
@@ -491,6 +492,7 @@ mod tests {
             src: Some("192.0.2.100".parse().unwrap()),
             scope: None,
             kind: crate::net::netlink::ROUTE_UNICAST,
+            onlink: false,
             nexthops: Vec::new(),
         };
         let has = |m: &netlink_packet_route::route::RouteMessage,
@@ -530,6 +532,30 @@ mod tests {
             ],
             ..base
         };
+        let onlink = Route {
+            onlink: true,
+            ..multi.clone()
+        };
+        let m = route_message(&onlink, 3);
+        let hops = m.attributes.iter().find_map(|a| match a {
+            RouteAttribute::MultiPath(h) => Some(h.clone()),
+            _ => None,
+        });
+        assert!(hops.unwrap_or_default().iter().all(|h| h
+            .flags
+            .contains(netlink_packet_route::route::RouteNextHopFlags::Onlink)));
+        let single = route_message(
+            &Route {
+                nexthops: Vec::new(),
+                via: Some("203.0.113.1".parse().unwrap()),
+                ..onlink
+            },
+            3,
+        );
+        assert!(single
+            .header
+            .flags
+            .contains(netlink_packet_route::route::RouteFlags::Onlink));
         let m = route_message(&multi, 3);
         assert!(!has(&m, |a| matches!(a, RouteAttribute::Oif(_))));
         let hops = m

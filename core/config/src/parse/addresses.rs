@@ -51,7 +51,9 @@ const RULE_PROPS: &[&str] = &[
     "from", "to", "iif", "oif", "fwmark", "fwmask", "priority", "table", "type",
 ];
 
-const ROUTE_PROPS: &[&str] = &["via", "dev", "metric", "table", "src", "scope", "type"];
+const ROUTE_PROPS: &[&str] = &[
+    "via", "dev", "metric", "table", "src", "scope", "type", "onlink",
+];
 
 impl Validator<'_> {
     pub(super) fn vip(&mut self, node: &KdlNode) -> Option<VipAt> {
@@ -242,6 +244,10 @@ impl Validator<'_> {
             .and_then(|e| self.integer(e, "route", 1, u32::MAX.into()))
             .map(|n| n as u32);
         let scope = prop(node, "scope").and_then(|e| self.scope(e, "route"));
+        let onlink = match prop(node, "onlink") {
+            Some(e) => self.boolean(e, "route")?,
+            None => false,
+        };
         let kind = match prop(node, "type") {
             Some(e) => self.route_kind(e)?,
             None => RouteKind::Unicast,
@@ -272,7 +278,7 @@ impl Validator<'_> {
         }
         if kind != RouteKind::Unicast {
             let name = kind.name();
-            for key in ["via", "dev"] {
+            for key in ["via", "dev", "onlink"] {
                 if let Some(e) = prop(node, key) {
                     self.report(
                         e.span(),
@@ -301,6 +307,7 @@ impl Validator<'_> {
             src,
             scope,
             kind,
+            onlink,
             nexthops,
         })
     }

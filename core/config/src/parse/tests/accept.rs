@@ -157,6 +157,7 @@ fn full_example_parses() {
             src: None,
             scope: None,
             kind: Default::default(),
+            onlink: false,
             nexthops: Vec::new(),
         }]
     );

@@ -121,6 +121,7 @@ fn route_options_are_read() {
     let cfg = ok(&web(concat!(
         "    route \"198.51.100.0/24\" via=\"192.0.2.254\" src=\"192.0.2.100\" scope=\"global\" metric=5 table=100\n",
         "    route \"203.0.113.0/24\" type=\"blackhole\" table=100\n",
+        "    route \"198.18.0.0/15\" via=\"203.0.113.1\" onlink=#true\n",
         "    route \"203.0.113.128/25\" type=\"unreachable\"\n",
         "    route \"198.51.100.128/25\" dev=\"eth0\" table=100 {\n",
         "        nexthop via=\"192.0.2.253\" weight=2\n",
@@ -132,9 +133,10 @@ fn route_options_are_read() {
     assert_eq!(r[0].scope, Some(0));
     assert_eq!(r[0].kind, RouteKind::Unicast);
     assert_eq!((r[1].kind, r[1].table), (RouteKind::Blackhole, Some(100)));
-    assert_eq!(r[2].kind, RouteKind::Unreachable);
+    assert!(r[2].onlink && !r[0].onlink);
+    assert_eq!(r[3].kind, RouteKind::Unreachable);
     assert_eq!(
-        r[3].nexthops,
+        r[4].nexthops,
         vec![
             NextHop {
                 via: Some("192.0.2.253".parse().unwrap()),
@@ -201,6 +203,13 @@ fn bad_route_options_are_reported_where_written() {
             9,
             "unknown setting `hop` in a route",
             "nexthop via=",
+        ),
+        (
+            web("    route \"198.51.100.0/24\" type=\"throw\" onlink=#true\n"),
+            5,
+            42,
+            "a throw route takes no `onlink=`",
+            "",
         ),
         (
             web("    route \"198.51.100.0/24\" scope=\"near\"\n"),
