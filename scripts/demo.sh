@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs upkeep on examples/three-node: three hosts and a client in network namespaces on one
-# bridge, then stops the master and shows the VIP moving. Everything it creates is removed on exit.
+# bridge; stops the master's web server (its check fails: it hands the VIP over, and keeps off it
+# when the web server is back, nopreempt), then stops the new master's daemon (a handover without
+# dropped pings). Everything it creates is removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "demo.sh: needs root (network namespaces, raw sockets)" >&2; exit 1; }
@@ -16,13 +18,32 @@ WORK=$(mktemp -d)
 EXAMPLE=$(mktemp -d /tmp/upkeep-demo-example.XXXXXX)
 VIP=192.0.2.100
 
+# Background jobs are disowned as they start (so bash reports none of them as "Killed" when
+# they are stopped at exit) and their pids kept here, to stop and wait for at exit.
+JOBS=()
+start_bg() {
+    "$@" &
+    JOBS+=($!)
+    disown $!
+}
+stop_jobs() {
+    for pid in "${JOBS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    # A stopping upkeep hands over for up to two intervals; then whatever is left goes.
+    for _ in $(seq 1 30); do
+        alive=0
+        for pid in "${JOBS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        [ $alive = 0 ] && break
+        sleep 0.1
+    done
+    for pid in "${JOBS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+}
 netns_down() {
     for ns in $(ip netns list | awk '{print $1}' | grep "^$P" || true); do
         for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
         ip netns del "$ns" 2>/dev/null || true
     done
 }
-trap 'netns_down; rm -rf "$WORK" "$EXAMPLE"' EXIT
+trap 'stop_jobs; netns_down; rm -rf "$WORK" "$EXAMPLE"' EXIT
 netns_down
 
 # The example's check runs as an unprivileged user (upkeep-script, else nobody), which script
@@ -57,12 +78,21 @@ holder() {
     echo
 }
 
-for i in 1 2 3; do
+web_start() {
     # The example's check wants something listening on TCP port 80.
-    ip netns exec ${P}h$i python3 -m http.server 80 --bind 0.0.0.0 >/dev/null 2>&1 &
-    ip netns exec ${P}h$i "$BIN" run --config "$EXAMPLE/h$i.kdl" --state-dir "$WORK/h$i" \
-        >"$WORK/h$i.log" 2>&1 &
-    echo $! >"$WORK/h$i.pid"
+    start_bg ip netns exec ${P}h$1 python3 -m http.server 80 --bind 0.0.0.0 >/dev/null 2>&1
+    echo "${JOBS[-1]}" >"$WORK/web$1.pid"
+}
+wait_holder() { # wait_holder HOST SECONDS: until HOST alone holds the VIP
+    for _ in $(seq 1 $(($2 * 10))); do [ "$(holder)" = "$1 " ] && return 0; sleep 0.1; done
+    return 1
+}
+
+for i in 1 2 3; do
+    web_start $i
+    start_bg ip netns exec ${P}h$i "$BIN" run --config "$EXAMPLE/h$i.kdl" --state-dir "$WORK/h$i" \
+        >"$WORK/h$i.log" 2>&1
+    echo "${JOBS[-1]}" >"$WORK/h$i.pid"
 done
 
 echo "== waiting for the election (advert interval 1 s, so about 4 s)"
@@ -78,10 +108,24 @@ ip netns exec ${P}cl ping -c 2 -i 0.2 -W 1 $VIP | tail -2
 echo "== status of h1 (from $WORK/h1/status.json)"
 cat "$WORK/h1/status.json"; echo
 
-echo "== SIGTERM to h1 (the master): it hands over without dropping pings"
-kill -TERM "$(cat "$WORK/h1.pid")"
+echo "== h1's web server stops: its check fails (every 2 s), priority 100 -> 80, and it hands over"
+kill -TERM "$(cat "$WORK/web1.pid")"
+t0=$EPOCHREALTIME
+wait_holder h3 10 || wait_holder h2 1 || true
+echo "VIP $VIP is on: $(holder)($(awk "BEGIN { printf \"%.1f\", $EPOCHREALTIME - $t0 }") s later; h1's daemon still runs: pid $(cat "$WORK/h1.pid"))"
+ip netns exec ${P}cl ping -c 2 -i 0.2 -W 1 $VIP | tail -2
+echo "== h1's web server is back: nopreempt, the VIP stays where it is"
+web_start 1
+sleep 5
+echo "VIP $VIP is on: $(holder)"
+
+new=$(holder | tr -d ' h')
+echo "== SIGTERM to h$new (the master): it hands over without dropping pings"
+kill -TERM "$(cat "$WORK/h$new.pid")"
 sleep 2
 echo "VIP $VIP is on: $(holder)"
 ip netns exec ${P}cl ping -c 2 -i 0.2 -W 1 $VIP | tail -2
 echo "== h1's log"
 cat "$WORK/h1.log"
+echo "== h$new's log"
+cat "$WORK/h$new.log"

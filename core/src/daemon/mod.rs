@@ -394,10 +394,20 @@ impl Daemon {
                 }
                 _ = sleep => {}
             }
-            let now = Instant::now();
+            let mut now = Instant::now();
             // Deadlines move only in `pump` and the branches above; one moved earlier than
             // `deadline` there is due next pass at the latest (the loop wakes at once for it).
             if deadline.is_some_and(|d| d <= now) {
+                // An advert that reached the socket before the deadline (an equal backup's
+                // takeover, a tie-break delay ahead of ours) may not be read yet on a busy
+                // host: let the reader run once (yield_now lets the runtime poll for I/O
+                // first) and handle what it read before the timeout, in the order they came.
+                tokio::task::yield_now().await;
+                for _ in 0..PACKETS_PER_PASS {
+                    let Ok(rx) = self.rx.try_recv() else { break };
+                    self.on_packet(rx);
+                }
+                now = Instant::now();
                 self.on_timers(now);
             }
             self.pump(now);

@@ -26,12 +26,12 @@
 //!   the VIPs around, and a recovered ex-master stays backup (`nopreempt` holds). Not for
 //!   sync-group members (the node says which): a group would have to hand over as one.
 //! - Skew_Time is not truncated to centiseconds in v3 (keepalived truncates: priorities 90 and
-//!   91 then wait alike at 1 s), and it ends with a tie-break delay of 0 to 3 / 1024 of the
-//!   skew's unit (1 s in v2, Master_Adver_Interval in v3), by the low two bits of the primary
-//!   address: equal-priority backups do not all take over at once (two takeovers, two rounds
-//!   of gratuitous ARP), the one whose address ends in ...11 goes first (so of two consecutive
-//!   addresses, the higher one, the RFC's tie-break winner), about 1 ms ahead at 1 s. It is
-//!   under one priority step (1/256 of the unit), so priorities keep their order.
+//!   91 then wait alike at 1 s), and it ends with a tie-break delay of half a priority step
+//!   (1/512 of the skew's unit: 1 s in v2, Master_Adver_Interval in v3) for a primary address
+//!   whose last byte is even, none for an odd one: equal-priority backups with consecutive
+//!   addresses do not both take over (two takeovers, two rounds of gratuitous ARP); the odd
+//!   one, so of the seed's .2 and .3 the higher, the RFC's tie-break winner, goes first, 1.95
+//!   ms ahead at 1 s. Under one priority step (1/256), so priorities keep their order.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -838,14 +838,15 @@ impl Fsm {
     }
 }
 
-/// The tie-break part of Skew_Time: 0 to 3 / 1024 of `unit` (a quarter of a priority step
-/// each), smallest for an address ending in binary ...11, largest for ...00.
+/// The tie-break part of Skew_Time: half a priority step (1/512 of `unit`) for an address whose
+/// last byte is even, none for an odd one. (More slots would separate more addresses, but by
+/// less than a millisecond at 1 s: under the wake-up jitter of a loaded host.)
 fn tie_break_delay(unit: Duration, ip: IpAddr) -> Duration {
     let last = match ip {
         IpAddr::V4(v4) => v4.octets()[3],
         IpAddr::V6(v6) => v6.octets()[15],
     };
-    unit * u32::from(3 - (last & 3)) / 1024
+    unit * u32::from(1 - (last & 1)) / 512
 }
 
 /// The generic cell rate algorithm: true (and the event is counted) if one more event at `now`

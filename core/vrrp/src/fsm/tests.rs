@@ -70,9 +70,9 @@ fn handover_master() -> (Fsm, Instant) {
 
 /// Skew_Time of the routers built by `p` (primary address 192.0.2.2): the RFCs'
 /// (256 - Priority) / 256 of `unit` (v2: 1 s; v3: Master_Adver_Interval), exact, plus the
-/// tie-break delay of an address ending in binary ...10, 1 / 1024 of `unit`.
+/// tie-break delay of an even address, 1 / 512 of `unit`.
 fn skew_of(unit: Duration, priority: u8) -> Duration {
-    unit * (256 - u32::from(priority)) / 256 + unit / 1024
+    unit * (256 - u32::from(priority)) / 256 + unit / 512
 }
 
 #[test]
@@ -81,7 +81,7 @@ fn skew_and_master_down_interval_v2() {
     // Skew_Time = (256 - Priority) / 256 seconds, plus the tie-break delay.
     assert_eq!(
         f.skew_time(),
-        Duration::from_secs(156) / 256 + Duration::from_secs(1) / 1024
+        Duration::from_secs(156) / 256 + Duration::from_secs(1) / 512
     );
     // Master_Down_Interval = 3 * Advertisement_Interval + Skew_Time.
     assert_eq!(f.master_down_interval(), SEC * 3 + skew_of(SEC, 100));
@@ -95,8 +95,8 @@ fn skew_and_master_down_interval_v3_scale_with_master_interval() {
     params.advert_interval = ms(100);
     let mut f = backup(params, 200, Instant::now());
     // Skew_Time = ((256 - Priority) * Master_Adver_Interval) / 256, not truncated to whole
-    // centiseconds (keepalived's 2 cs): 21.875 ms, plus 1/1024 of 100 ms (97.66 us).
-    assert_eq!(f.skew_time(), Duration::from_nanos(21_875_000 + 97_656));
+    // centiseconds (keepalived's 2 cs): 21.875 ms, plus 1/512 of 100 ms (195.3 us).
+    assert_eq!(f.skew_time(), Duration::from_nanos(21_875_000 + 195_312));
     assert_eq!(f.skew_time(), skew_of(ms(100), 200));
     assert_eq!(f.master_down_interval(), ms(300) + skew_of(ms(100), 200));
     // A v3 backup adopts the master's interval from its adverts.
@@ -113,9 +113,9 @@ fn skew_and_master_down_interval_v3_scale_with_master_interval() {
     assert_eq!(f.master_down_interval(), ms(30) + skew_of(ms(10), 200));
 }
 
-/// Equal priorities do not wait alike: the tie-break delay orders them by the low two bits of
-/// the address (...11 first), a quarter of a priority step apart, so a lower priority never
-/// goes before a higher one.
+/// Equal priorities do not wait alike: the tie-break delay puts odd addresses half a priority
+/// step ahead of even ones, so of two consecutive addresses one goes first, and a lower
+/// priority never goes before a higher one.
 #[test]
 fn tie_break_delay_orders_equal_priorities_and_keeps_priority_order() {
     for version in [Version::V2, Version::V3] {
@@ -126,12 +126,13 @@ fn tie_break_delay_orders_equal_priorities_and_keeps_priority_order() {
             };
             Fsm::new(params, prio).skew_time()
         };
-        // A quarter of a priority step (1 s / 256 at 1 s adverts), to the nanosecond.
-        let quarter = |d: Duration| d.abs_diff(SEC / 1024) <= Duration::from_nanos(1);
-        // 192.0.2.3 before .2 before .1 before .4 (...00), a quarter step apart.
-        assert!(quarter(skew(2, 90) - skew(3, 90)), "{version:?}");
-        assert!(quarter(skew(1, 90) - skew(2, 90)));
-        assert!(quarter(skew(4, 90) - skew(1, 90)));
+        // Half a priority step (1 s / 256 at 1 s adverts), to the nanosecond.
+        let half = |d: Duration| d.abs_diff(SEC / 512) <= Duration::from_nanos(1);
+        // 192.0.2.3 before .2 and .4; .1 before .2.
+        assert!(half(skew(2, 90) - skew(3, 90)), "{version:?}");
+        assert!(half(skew(4, 90) - skew(3, 90)));
+        assert!(half(skew(2, 90) - skew(1, 90)));
+        assert_eq!(skew(1, 90), skew(3, 90), "same parity: alike");
         // Whatever the addresses, a higher priority goes first.
         for a in 0..=255u8 {
             for b in [0u8, 1, 2, 3] {
@@ -150,7 +151,7 @@ fn tie_break_delay_orders_equal_priorities_and_keeps_priority_order() {
             )
             .skew_time()
         };
-        assert!(quarter(v6(2) - v6(3)));
+        assert!(half(v6(2) - v6(3)));
     }
 }
 
@@ -1491,7 +1492,7 @@ fn the_seed_s_sick_master_hands_over_to_one_backup_and_stays_backup() {
         .map(|x| x.0 - t)
         .collect();
     // The notice's delivery, then Skew_Time at 90 (166/256 s) plus its tie-break delay (0 for
-    // ...11).
+    // an odd address).
     assert_eq!(
         took_over,
         vec![lan.latency + Duration::from_secs(166) / 256]
