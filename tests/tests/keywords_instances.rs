@@ -121,3 +121,45 @@ fn instances_without_vips_elect_and_notify() {
         Ok(())
     });
 }
+
+/// keepalived's `unicast_ttl` and a peer's `min_ttl` / `max_ttl`: h1 sends its unicast adverts
+/// with TTL 64 (seen on the wire at h2); h2, whose peer h1 may come with 60..=64, follows it as
+/// a backup. Reloaded without the range, h2 no longer accepts them (TTL 255 only) and takes over.
+#[test]
+fn unicast_ttl_and_a_peers_ttl_range() {
+    lab_test(2, |lab| {
+        let inst = |i: usize, priority: u8, peer_opts: &str| {
+            let peer = if i == 1 { "192.0.2.2" } else { "192.0.2.1" };
+            let mut inst = Instance::web(priority).unicast_src(&lab.host_ip(i));
+            inst.extra_kdl
+                .push(format!("unicast-peer \"{peer}\"{peer_opts}"));
+            if i == 1 {
+                inst.extra_kdl.push("unicast-ttl 64".into());
+            }
+            upkeep_config(&format!("h{i}"), &[inst])
+        };
+        let h1 = lab.start_upkeep(1, &inst(1, 100, ""))?;
+        h1.wait_state("web", "master", secs(10))?;
+        let cap = lab.start_capture(2)?;
+        let h2 = lab.start_upkeep(2, &inst(2, 90, " min-ttl=60 max-ttl=64"))?;
+        h2.wait_backup_of("web", "192.0.2.1", secs(10))?;
+        let heard = cap.wait_for_packet("h1's advert at h2", secs(3), |p| {
+            !p.outgoing && p.src.to_string() == "192.0.2.1"
+        })?;
+        ensure!(
+            heard.ttl == 64,
+            "TTL {} on the wire: {}",
+            heard.ttl,
+            heard.summary()
+        );
+        lab.expect_holders_stable("192.0.2.100", &[1], ms(1000))?;
+
+        // Without the range h1's adverts are refused (kernel filter: TTL 255 only).
+        let seq = h2.reload_seq()?;
+        h2.write_config(&inst(2, 90, ""))?;
+        h2.reload_cli()?;
+        h2.wait_reload(seq, secs(10))?;
+        h2.wait_state("web", "master", secs(5))?;
+        Ok(())
+    });
+}

@@ -502,6 +502,12 @@ pub struct InstanceConfig {
     /// When non-empty, adverts go to these peers by unicast instead of multicast, and adverts
     /// from anyone else are dropped.
     pub unicast_peers: Vec<IpAddr>,
+    /// TTL / hop limit of the unicast adverts (keepalived's `unicast_ttl`); 255 by default, as
+    /// the RFCs want.
+    pub unicast_ttl: u8,
+    /// Peers whose adverts are accepted with a TTL / hop limit in this range (keepalived's
+    /// `min_ttl` / `max_ttl`: a peer routed from another subnet); every other advert needs 255.
+    pub peer_ttl: Vec<(IpAddr, std::ops::RangeInclusive<u8>)>,
     /// Every address held while master, advertised or not ([`Vip::advertise`]).
     pub vips: Vec<Vip>,
     pub routes: Vec<Route>,

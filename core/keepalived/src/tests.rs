@@ -436,7 +436,7 @@ vrrp_instance v {
         10.1.0.0/16 via 192.0.2.254 src 192.0.2.1
     }
     unicast_peer {
-        192.0.2.9 min_ttl 1
+        192.0.2.9 min_ttl 1 weight 2
     }
     track_bfd {
         b1
@@ -465,7 +465,7 @@ virtual_server 192.0.2.1 443 {
                 (13, "`scope global`"),
                 (19, "blackhole routes are not supported"),
                 (20, "route option `src 192.0.2.1`"),
-                (23, "unicast_peer options `min_ttl 1`"),
+                (23, "unicast_peer options `weight 2`"),
                 (25, "upkeep has no BFD"),
                 (29, "LVS virtual_server is out of scope: upkeep does VRRP, not IPVS load balancing; 3 blocks ignored; also at line 36, line 38"),
                 (33, "a `{ ... }` block without a keyword in the file"),
@@ -1306,4 +1306,29 @@ $INSTANCE
     assert_eq!(i1.vips[0].addr.to_string(), "192.0.2.100");
     // Lines made by an expansion carry the line of the expansion.
     assert!(out2.kdl.contains("instance \"VI_1\""), "{}", out2.kdl);
+}
+
+#[test]
+fn unicast_ttl_and_peer_ttl_ranges_import() {
+    let src = r#"vrrp_instance web {
+    interface eth0
+    virtual_router_id 1
+    unicast_ttl 64
+    unicast_src_ip 192.0.2.1
+    unicast_peer {
+        192.0.2.2 min_ttl 60 max_ttl 64
+        192.0.2.3
+    }
+    virtual_ipaddress {
+        192.0.2.100/24
+    }
+}
+"#;
+    let (imported, cfg) = convert(src);
+    assert!(imported.warnings.is_empty(), "{:#?}", imported.warnings);
+    let w = &cfg.instances[0];
+    assert_eq!(w.unicast_ttl, 64);
+    let peer: std::net::IpAddr = "192.0.2.2".parse().expect("ip");
+    assert_eq!(w.peer_ttl, vec![(peer, 60..=64)]);
+    assert_eq!(w.unicast_peers.len(), 2);
 }

@@ -165,6 +165,7 @@ impl Importer {
             "gna_interval" if global => seconds(self, "na-interval"),
             "lower_prio_no_advert" => flag(self, "lower-prio-no-advert"),
             "notify_priority_changes" => flag(self, "notify-priority-changes"),
+            "unicast_ttl" if !global => count(self, "unicast-ttl"),
             "higher_prio_send_advert" => flag(self, "higher-prio-send-advert"),
             // Process settings upkeep has as its own.
             "rt_priority" if global => count(self, "realtime-priority"),
@@ -566,17 +567,9 @@ impl Importer {
                 "mcast_src_ip" if i.src.is_none() => i.src = self.one_string(s),
                 "unicast_peer" => {
                     for p in self.block(s) {
-                        if p.words.len() > 1 || p.block.is_some() {
-                            self.warn(
-                                p.pos,
-                                format!(
-                                    "unicast_peer options `{}` are not supported; ignored",
-                                    p.args().join(" ")
-                                ),
-                            );
-                        }
+                        let opts = self.peer_options(p);
                         if let Some(addr) = p.words.first() {
-                            i.peers.push((addr.clone(), p.pos));
+                            i.peers.push((addr.clone(), p.pos, opts));
                         }
                     }
                 }
@@ -613,6 +606,48 @@ impl Importer {
             }
         }
         i
+    }
+
+    /// `ADDR [min_ttl N] [max_ttl N]` of a `unicast_peer` block: the options in upkeep's words.
+    fn peer_options(&mut self, p: &Stmt) -> String {
+        let mut out = String::new();
+        let mut rest = p.args();
+        if p.block.is_some() {
+            self.warn(
+                p.pos,
+                "a block after a unicast_peer address is not supported; ignored",
+            );
+        }
+        while let [opt, tail @ ..] = rest {
+            let upkeep = match opt.as_str() {
+                "min_ttl" => "min-ttl",
+                "max_ttl" => "max-ttl",
+                _ => {
+                    self.warn(
+                        p.pos,
+                        format!(
+                            "unicast_peer options `{}` are not supported; ignored",
+                            rest.join(" ")
+                        ),
+                    );
+                    break;
+                }
+            };
+            match tail.first().map(|v| (v, v.parse::<u8>())) {
+                Some((_, Ok(n))) => {
+                    out.push_str(&format!(" {upkeep}={n}"));
+                    rest = &tail[1..];
+                }
+                _ => {
+                    self.warn(
+                        p.pos,
+                        format!("unicast_peer `{opt}` needs a TTL 0..255; ignored"),
+                    );
+                    break;
+                }
+            }
+        }
+        out
     }
 
     /// The entries of a `track_*` block.

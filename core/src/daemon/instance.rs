@@ -114,6 +114,7 @@ fn expect(cfg: &InstanceConfig) -> Expect {
         advert_interval: cfg.advert_interval,
         peers: cfg.unicast_peers.clone(),
         vips: cfg.advertised_addrs(),
+        peer_ttl: cfg.peer_ttl.clone(),
     }
 }
 
@@ -268,9 +269,15 @@ impl Instance {
                 warn!(parent: &self.span, "cannot encode advert: {e}");
                 return false;
             }
+            // Unicast adverts may be routed (`unicast-ttl`); multicast ones never are.
+            let ttl = if self.cfg.unicast_peers.is_empty() {
+                255
+            } else {
+                self.cfg.unicast_ttl
+            };
             match self
                 .socket
-                .send(self.src, dst, &self.buf, &mut self.scratch)
+                .send(self.src, dst, ttl, &self.buf, &mut self.scratch)
             {
                 Ok(()) => {
                     self.stats.adverts_sent += 1;

@@ -545,9 +545,14 @@ impl Daemon {
         }
         // The kernel queues packets for these VRIDs only (retiring instances' too: they wait
         // for their successor's advert).
-        let mut vrids: HashMap<(u32, bool), Vec<u8>> = HashMap::new();
-        for &(ifindex, v6, vrid) in self.by_vrid.keys() {
-            vrids.entry((ifindex, v6)).or_default().push(vrid);
+        let mut vrids: HashMap<(u32, bool), wiring::FilterVrids> = HashMap::new();
+        for (&(ifindex, v6, vrid), &i) in &self.by_vrid {
+            let entry = vrids.entry((ifindex, v6)).or_default();
+            entry.0.push(vrid);
+            // Routed unicast peers: their TTL is checked per peer in user space.
+            if !self.instances[i].cfg.peer_ttl.is_empty() {
+                entry.1.push(vrid);
+            }
         }
         self.wires.set_filters(&vrids);
         for i in 0..self.instances.len() {

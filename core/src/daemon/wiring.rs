@@ -39,6 +39,9 @@ pub(super) enum Rx {
     },
 }
 
+/// Per socket: the VRIDs its filter passes, and those of them it passes whatever their TTL.
+pub(super) type FilterVrids = (Vec<u8>, Vec<u8>);
+
 pub(super) struct Interfaces {
     pub nl: Netlink,
     /// By name, kept in step with link events (see [`Interfaces::follow`]).
@@ -358,11 +361,13 @@ impl Interfaces {
     }
 
     /// Each socket's kernel filter passes exactly these VRIDs (per interface index and family;
-    /// none for a socket not named).
-    pub(super) fn set_filters(&self, vrids: &HashMap<(u32, bool), Vec<u8>>) {
+    /// none for a socket not named), the second list whatever their TTL.
+    pub(super) fn set_filters(&self, vrids: &HashMap<(u32, bool), FilterVrids>) {
         for (key, (socket, _)) in &self.sockets {
-            let want = vrids.get(key).map_or(&[][..], Vec::as_slice);
-            if let Err(e) = socket.set_vrids(want) {
+            let (want, any_ttl) = vrids
+                .get(key)
+                .map_or((&[][..], &[][..]), |(v, a)| (v.as_slice(), a.as_slice()));
+            if let Err(e) = socket.set_vrids(want, any_ttl) {
                 warn!(
                     ifindex = key.0,
                     "cannot filter VRRP packets in the kernel: {e}"

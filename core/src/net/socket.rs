@@ -46,8 +46,9 @@ pub struct VrrpSocket {
     fd: AsyncFd<Socket>,
     ifindex: u32,
     v6: bool,
-    /// The VRIDs its kernel filter passes; None until the first is attached (all pass).
-    vrids: Mutex<Option<Vec<u8>>>,
+    /// The VRIDs its kernel filter passes, and those of them it passes whatever their TTL;
+    /// None until the first is attached (all pass).
+    vrids: Mutex<Option<(Vec<u8>, Vec<u8>)>>,
 }
 
 impl VrrpSocket {
@@ -105,22 +106,26 @@ impl VrrpSocket {
 
     /// Let the kernel queue only packets for these VRIDs (TTL / hop limit 255 as well); a
     /// no-op if that is the filter already.
-    pub fn set_vrids(&self, vrids: &[u8]) -> io::Result<()> {
-        let mut want = vrids.to_vec();
-        want.sort_unstable();
-        want.dedup();
+    pub fn set_vrids(&self, vrids: &[u8], any_ttl: &[u8]) -> io::Result<()> {
+        let norm = |v: &[u8]| {
+            let mut v = v.to_vec();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        let want = (norm(vrids), norm(any_ttl));
         let mut current = self.vrids.lock().unwrap_or_else(|e| e.into_inner());
         if current.as_ref() == Some(&want) {
             return Ok(());
         }
-        filter::attach(self.fd.get_ref(), self.v6, &want)?;
+        filter::attach(self.fd.get_ref(), self.v6, &want.0, &want.1)?;
         *current = Some(want);
         Ok(())
     }
 
     /// Add one VRID to those the filter passes (an instance wired onto this socket).
     pub fn allow_vrid(&self, vrid: u8) -> io::Result<()> {
-        let mut want = self
+        let (mut want, any_ttl) = self
             .vrids
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -130,7 +135,7 @@ impl VrrpSocket {
             return Ok(());
         }
         want.push(vrid);
-        self.set_vrids(&want)
+        self.set_vrids(&want, &any_ttl)
     }
 
     /// Wait for datagrams and read as many as have arrived, up to [`BATCH`], with one
@@ -151,19 +156,20 @@ impl VrrpSocket {
         &self,
         src: IpAddr,
         dst: IpAddr,
+        ttl: u8,
         msg: &[u8],
         scratch: &mut Vec<u8>,
     ) -> io::Result<()> {
         match (src, dst) {
             (IpAddr::V4(src), IpAddr::V4(dst)) => {
                 scratch.clear();
-                packet::encode_ipv4(src, dst, 255, msg, scratch);
+                packet::encode_ipv4(src, dst, ttl, msg, scratch);
                 let to = SockAddr::from(SocketAddrV4::new(dst, 0));
                 self.fd.get_ref().send_to(scratch, &to)?;
                 Ok(())
             }
             (IpAddr::V6(src), IpAddr::V6(dst)) => {
-                send_v6(self.fd.get_ref(), src, dst, self.ifindex, msg)
+                send_v6(self.fd.get_ref(), src, dst, self.ifindex, ttl, msg)
             }
             _ => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -346,6 +352,7 @@ fn send_v6(
     src: Ipv6Addr,
     dst: Ipv6Addr,
     ifindex: u32,
+    hop_limit: u8,
     msg_bytes: &[u8],
 ) -> io::Result<()> {
     let to = SocketAddr::V6(SocketAddrV6::new(dst, 0, 0, ifindex));
@@ -354,8 +361,10 @@ fn send_v6(
         iov_base: msg_bytes.as_ptr() as *mut _,
         iov_len: msg_bytes.len(),
     };
-    let mut control = [MaybeUninit::<u64>::uninit(); 8]; // 64 bytes
-                                                         // SAFETY: as in recv_v6; CMSG_SPACE of in6_pktinfo (20 bytes) fits in 64.
+    // Zeroed: CMSG_NXTHDR reads the next header's length. 64 bytes hold CMSG_SPACE of
+    // in6_pktinfo (20 bytes) and of an int.
+    let mut control = [0u64; 8];
+    // SAFETY: as in recv_v6; the control buffer is large enough for both messages.
     unsafe {
         let mut msg: libc::msghdr = zeroed();
         msg.msg_name = to.as_ptr() as *mut _;
@@ -375,6 +384,18 @@ fn send_v6(
             ipi6_ifindex: ifindex,
         };
         std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::in6_pktinfo>(), info);
+        // The hop limit of this packet (the socket's are 255), when another is asked for.
+        if hop_limit != 255 {
+            msg.msg_controllen += libc::CMSG_SPACE(size_of::<libc::c_int>() as u32) as usize;
+            let next = libc::CMSG_NXTHDR(&msg, cmsg);
+            (*next).cmsg_level = libc::IPPROTO_IPV6;
+            (*next).cmsg_type = libc::IPV6_HOPLIMIT;
+            (*next).cmsg_len = libc::CMSG_LEN(size_of::<libc::c_int>() as u32) as usize;
+            std::ptr::write_unaligned(
+                libc::CMSG_DATA(next).cast::<libc::c_int>(),
+                libc::c_int::from(hop_limit),
+            );
+        }
         if libc::sendmsg(s.as_raw_fd(), &msg, 0) < 0 {
             return Err(io::Error::last_os_error());
         }

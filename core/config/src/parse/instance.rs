@@ -31,6 +31,7 @@ struct InstanceSpans {
     nopreempt: Option<SourceSpan>,
     /// `no-vip`: an instance that moves no address (keepalived's `no_virtual_ipaddress`).
     no_vip: Option<SourceSpan>,
+    unicast_ttl: Option<SourceSpan>,
 }
 
 /// An instance as read, with the spans that checks across instances point at.
@@ -136,6 +137,8 @@ impl Validator<'_> {
             initial_state: InitialState::Backup,
             unicast_src: None,
             unicast_peers: Vec::new(),
+            unicast_ttl: 255,
+            peer_ttl: Vec::new(),
             vips: Vec::new(),
             routes: Vec::new(),
             tracks: Vec::new(),
@@ -253,7 +256,18 @@ impl Validator<'_> {
                         at.src = Some(e.span());
                     }
                 }
-                "unicast-peer" => self.peers(child, &mut cfg.unicast_peers, &mut at.peers),
+                "unicast-peer" => self.peers_with_ttl(
+                    child,
+                    &mut cfg.unicast_peers,
+                    &mut at.peers,
+                    &mut cfg.peer_ttl,
+                ),
+                "unicast-ttl" => {
+                    if let Some(n) = self.one_integer(child, 1, 255) {
+                        cfg.unicast_ttl = n as u8;
+                        at.unicast_ttl = Some(head(child));
+                    }
+                }
                 "vip" => {
                     at.vip_nodes += 1;
                     if let Some((vip, span)) = self.vip(child) {
@@ -358,6 +372,14 @@ impl Validator<'_> {
                 );
             }
             _ => {}
+        }
+        if let (Some(span), true) = (at.unicast_ttl, cfg.unicast_peers.is_empty()) {
+            self.report(
+                span,
+                "`unicast-ttl` without `unicast-peer`",
+                "no unicast adverts",
+                "adverts to the multicast group always go with TTL 255 (the RFCs); add the peers, or remove it",
+            );
         }
         if at.vip_nodes == 0 {
             // Without VIPs the unicast addresses say the family: one for all of them.
@@ -558,8 +580,52 @@ impl Validator<'_> {
         }
     }
 
-    fn peers(&mut self, node: &KdlNode, peers: &mut Vec<IpAddr>, spans: &mut Vec<SourceSpan>) {
-        let args = self.list(node, "unicast-peer", "address", "no address");
+    /// `min-ttl=` / `max-ttl=` of a `unicast-peer` node: the TTL range its peers' adverts may
+    /// arrive with (None: 255 only).
+    fn peer_ttl(&mut self, node: &KdlNode) -> Option<std::ops::RangeInclusive<u8>> {
+        let bound = |me: &mut Self, name: &str| {
+            prop(node, name)
+                .and_then(|e| me.integer(e, "unicast-peer", 1, 255))
+                .map(|n| n as u8)
+        };
+        let (min, max) = (bound(self, "min-ttl"), bound(self, "max-ttl"));
+        if min.is_none() && max.is_none() {
+            return None;
+        }
+        let range = min.unwrap_or(1)..=max.unwrap_or(255);
+        if range.is_empty() {
+            if let Some(e) = prop(node, "max-ttl") {
+                self.report(
+                    e.span(),
+                    format!(
+                        "`max-ttl={}` is below `min-ttl={}`",
+                        range.end(),
+                        range.start()
+                    ),
+                    "empty range",
+                    "the TTL range is min-ttl..=max-ttl: swap them",
+                );
+            }
+            return None;
+        }
+        Some(range)
+    }
+
+    fn peers_with_ttl(
+        &mut self,
+        node: &KdlNode,
+        peers: &mut Vec<IpAddr>,
+        spans: &mut Vec<SourceSpan>,
+        ttl: &mut Vec<(IpAddr, std::ops::RangeInclusive<u8>)>,
+    ) {
+        let args = self.list_with(
+            node,
+            "unicast-peer",
+            "address",
+            "no address",
+            &["min-ttl", "max-ttl"],
+        );
+        let range = self.peer_ttl(node);
         for entry in args {
             let Some(ip) = self.unicast_ip(entry, "unicast-peer") else {
                 continue;
@@ -576,6 +642,9 @@ impl Validator<'_> {
             }
             peers.push(ip);
             spans.push(entry.span());
+            if let Some(r) = &range {
+                ttl.push((ip, r.clone()));
+            }
         }
     }
 

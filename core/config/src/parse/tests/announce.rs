@@ -229,3 +229,46 @@ fn startup_delay_is_a_global_duration() {
         "startup-delay",
     );
 }
+
+#[test]
+fn unicast_ttl_and_peer_ttl_ranges() {
+    let cfg = ok(&web(
+        "    unicast-ttl 64\n    unicast-peer \"192.0.2.2\" \"192.0.2.3\" min-ttl=60 max-ttl=64\n    unicast-peer \"192.0.2.4\"\n",
+    ));
+    let i = &cfg.instances[0];
+    assert_eq!(i.unicast_ttl, 64);
+    let ip = |s: &str| -> std::net::IpAddr { s.parse().expect("ip") };
+    assert_eq!(
+        i.peer_ttl,
+        vec![(ip("192.0.2.2"), 60..=64), (ip("192.0.2.3"), 60..=64)]
+    );
+    assert_eq!(ok(&web("")).instances[0].unicast_ttl, 255);
+    let only_min = ok(&web("    unicast-peer \"192.0.2.2\" min-ttl=250\n"));
+    assert_eq!(only_min.instances[0].peer_ttl[0].1, 250..=255);
+    problems_at(&[
+        (
+            web("    unicast-ttl 64\n"),
+            5,
+            5,
+            "`unicast-ttl` without `unicast-peer`",
+        ),
+        (
+            web("    unicast-peer \"192.0.2.2\" min-ttl=70 max-ttl=64\n"),
+            5,
+            41,
+            "`max-ttl=64` is below `min-ttl=70`",
+        ),
+        (
+            web("    unicast-peer \"192.0.2.2\" ttl=64\n"),
+            5,
+            30,
+            "unknown property `ttl=`",
+        ),
+        (
+            web("    unicast-peer \"192.0.2.2\"\n    unicast-ttl 0\n"),
+            6,
+            17,
+            "must be from 1 to 255, not 0",
+        ),
+    ]);
+}
