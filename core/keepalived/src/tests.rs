@@ -1332,3 +1332,46 @@ fn unicast_ttl_and_peer_ttl_ranges_import() {
     assert_eq!(w.peer_ttl, vec![(peer, 60..=64)]);
     assert_eq!(w.unicast_peers.len(), 2);
 }
+
+#[test]
+fn multicast_groups_import() {
+    let src = r#"global_defs {
+    vrrp_mcast_group4 224.0.0.19
+    vrrp_mcast_group6 ff02::13
+}
+vrrp_instance a {
+    interface eth0
+    virtual_router_id 1
+    virtual_ipaddress {
+        192.0.2.100/24
+    }
+}
+vrrp_instance b {
+    interface eth0
+    virtual_router_id 2
+    mcast_dst_ip 224.0.0.20
+    virtual_ipaddress {
+        192.0.2.101/24
+    }
+}
+vrrp_instance c {
+    interface eth0
+    virtual_router_id 3
+    version 3
+    virtual_ipaddress {
+        2001:db8::100/64
+    }
+}
+"#;
+    let (imported, cfg) = convert(src);
+    assert!(imported.warnings.is_empty(), "{:#?}", imported.warnings);
+    let group = |n: &str| {
+        cfg.instance(n)
+            .expect(n)
+            .multicast_group
+            .map(|g| g.to_string())
+    };
+    assert_eq!(group("a").as_deref(), Some("224.0.0.19"));
+    assert_eq!(group("b").as_deref(), Some("224.0.0.20"));
+    assert_eq!(group("c").as_deref(), Some("ff02::13"));
+}

@@ -151,6 +151,7 @@ impl Importer {
         };
         let count =
             |me: &mut Self, upkeep: &str| me.one_int(stmt).map(|(n, _)| format!("{upkeep} {n}"));
+        let word = |me: &mut Self, upkeep: &str| me.one(stmt).map(|w| format!("{upkeep} {}", q(w)));
         let flag = |me: &mut Self, upkeep: &str| {
             me.bool_arg(stmt)
                 .map(|b| format!("{upkeep} {}", if b { "#true" } else { "#false" }))
@@ -166,6 +167,9 @@ impl Importer {
             "lower_prio_no_advert" => flag(self, "lower-prio-no-advert"),
             "notify_priority_changes" => flag(self, "notify-priority-changes"),
             "unicast_ttl" if !global => count(self, "unicast-ttl"),
+            "mcast_group4" if global => word(self, "multicast-group4"),
+            "mcast_group6" if global => word(self, "multicast-group6"),
+            "mcast_dst_ip" if !global => word(self, "multicast-group"),
             "higher_prio_send_advert" => flag(self, "higher-prio-send-advert"),
             // Process settings upkeep has as its own.
             "rt_priority" if global => count(self, "realtime-priority"),

@@ -628,6 +628,8 @@ const GLOBAL: &[&str] = &[
     "vrrp_rt_priority",
     "vrrp_no_swap",
     "vrrp_startup_delay",
+    "vrrp_mcast_group4",
+    "vrrp_mcast_group6",
 ];
 const SCRIPT: &[&str] = &[
     "script",
@@ -679,6 +681,7 @@ const INSTANCE: &[&str] = &[
     "notify_priority_changes",
     "no_virtual_ipaddress",
     "unicast_ttl",
+    "mcast_dst_ip",
 ];
 const GROUP: &[&str] = &[
     "group",

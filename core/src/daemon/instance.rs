@@ -246,7 +246,10 @@ impl Instance {
     /// Multicast group, or each unicast peer.
     fn destinations(&self) -> Vec<IpAddr> {
         if self.cfg.unicast_peers.is_empty() {
-            vec![multicast_group(self.v6)]
+            vec![self
+                .cfg
+                .multicast_group
+                .unwrap_or_else(|| multicast_group(self.v6))]
         } else {
             self.cfg.unicast_peers.clone()
         }

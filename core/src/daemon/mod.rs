@@ -682,6 +682,7 @@ impl Daemon {
                 ifindex,
                 v6,
                 src,
+                dst,
                 ttl,
                 advert,
             } => {
@@ -695,6 +696,15 @@ impl Daemon {
                 let inst = &mut self.instances[i];
                 if src == inst.src {
                     inst.count_drop(DropReason::OwnPacket);
+                    return;
+                }
+                // A multicast advert to another group than ours is another virtual router's.
+                let group = inst
+                    .cfg
+                    .multicast_group
+                    .unwrap_or_else(|| crate::net::socket::multicast_group(v6));
+                if dst.is_multicast() && dst != group {
+                    inst.count_drop(DropReason::OtherGroup);
                     return;
                 }
                 let now = Instant::now();

@@ -28,6 +28,8 @@ pub(super) enum Rx {
         ifindex: u32,
         v6: bool,
         src: IpAddr,
+        /// The destination: a multicast group, or our unicast address.
+        dst: IpAddr,
         ttl: u8,
         advert: Advert,
     },
@@ -340,6 +342,11 @@ impl Interfaces {
                 s
             }
         };
+        if let Some(group) = inst.multicast_group {
+            socket.join(group).with_context(|| {
+                format!("joining multicast group {group} on {}", inst.interface)
+            })?;
+        }
         // Its adverts pass the socket's filter from now on (`set_filters` drops the VRIDs of
         // instances gone).
         if let Err(e) = socket.allow_vrid(inst.vrid) {
@@ -508,6 +515,7 @@ fn decode(ifindex: u32, v6: bool, d: Datagram<'_>) -> Rx {
             ifindex,
             v6,
             src,
+            dst,
             ttl,
             advert,
         },

@@ -104,6 +104,22 @@ impl VrrpSocket {
         self.ifindex
     }
 
+    /// Also hear the adverts sent to `group` (an instance's `multicast-group`); joining a group
+    /// twice is not an error.
+    pub fn join(&self, group: IpAddr) -> io::Result<()> {
+        let s = self.fd.get_ref();
+        let r = match group {
+            IpAddr::V4(g) => {
+                s.join_multicast_v4_n(&g, &InterfaceIndexOrAddress::Index(self.ifindex))
+            }
+            IpAddr::V6(g) => s.join_multicast_v6(&g, self.ifindex),
+        };
+        match r {
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => Ok(()),
+            other => other,
+        }
+    }
+
     /// Let the kernel queue only packets for these VRIDs (TTL / hop limit 255 as well); a
     /// no-op if that is the filter already.
     pub fn set_vrids(&self, vrids: &[u8], any_ttl: &[u8]) -> io::Result<()> {

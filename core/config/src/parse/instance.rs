@@ -32,6 +32,7 @@ struct InstanceSpans {
     /// `no-vip`: an instance that moves no address (keepalived's `no_virtual_ipaddress`).
     no_vip: Option<SourceSpan>,
     unicast_ttl: Option<SourceSpan>,
+    group: Option<SourceSpan>,
 }
 
 /// An instance as read, with the spans that checks across instances point at.
@@ -138,6 +139,7 @@ impl Validator<'_> {
             unicast_src: None,
             unicast_peers: Vec::new(),
             unicast_ttl: 255,
+            multicast_group: None,
             peer_ttl: Vec::new(),
             vips: Vec::new(),
             routes: Vec::new(),
@@ -262,6 +264,12 @@ impl Validator<'_> {
                     &mut at.peers,
                     &mut cfg.peer_ttl,
                 ),
+                "multicast-group" => {
+                    if let Some(e) = self.one_arg(child, &[]) {
+                        cfg.multicast_group = self.multicast_group(e, key);
+                        at.group = Some(e.span());
+                    }
+                }
                 "unicast-ttl" => {
                     if let Some(n) = self.one_integer(child, 1, 255) {
                         cfg.unicast_ttl = n as u8;
@@ -372,6 +380,28 @@ impl Validator<'_> {
                 );
             }
             _ => {}
+        }
+        if let (Some(span), Some(group)) = (at.group, cfg.multicast_group) {
+            if group.is_ipv6() != cfg.is_ipv6() {
+                let ours = if cfg.is_ipv6() { "IPv6" } else { "IPv4" };
+                self.report(
+                    span,
+                    format!(
+                        "multicast group {group} is {} but this instance speaks {ours}",
+                        family(&group)
+                    ),
+                    "other address family",
+                    "use a group of the instance's family",
+                );
+            }
+            if !cfg.unicast_peers.is_empty() {
+                self.report(
+                    span,
+                    "`multicast-group` with `unicast-peer`",
+                    "no multicast adverts",
+                    "adverts go to the unicast peers: remove one of the two",
+                );
+            }
         }
         if let (Some(span), true) = (at.unicast_ttl, cfg.unicast_peers.is_empty()) {
             self.report(

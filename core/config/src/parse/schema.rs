@@ -40,6 +40,8 @@ pub(super) const GLOBAL_KEYS: &[&str] = &[
     "notify-fifo-script",
     "notify-priority-changes",
     "startup-delay",
+    "multicast-group4",
+    "multicast-group6",
 ];
 /// The settings that say what a check looks at; a check has exactly one.
 pub(super) const CHECK_KINDS: &[&str] = &["script", "plugin", "interface", "file", "process"];
@@ -90,6 +92,7 @@ pub(super) const INSTANCE_KEYS: &[&str] = &[
     "unicast-src",
     "unicast-peer",
     "unicast-ttl",
+    "multicast-group",
     "vip",
     "route",
     "track",
@@ -171,6 +174,9 @@ pub(super) const KEEPALIVED_NAMES: &[(&str, &str)] = &[
     ("vrrp_startup_delay", "startup-delay"),
     ("no_virtual_ipaddress", "no-vip"),
     ("unicast_ttl", "unicast-ttl"),
+    ("vrrp_mcast_group4", "multicast-group4"),
+    ("vrrp_mcast_group6", "multicast-group6"),
+    ("mcast_dst_ip", "multicast-group"),
     ("virtual_router_id", "vrid"),
     ("advert_int", "advert-interval"),
     ("state", "initial-state"),
@@ -243,6 +249,9 @@ pub(super) fn example(key: &str) -> &'static str {
         "startup-delay" => "startup-delay \"5s\"",
         "no-vip" => "no-vip",
         "unicast-ttl" => "unicast-ttl 64",
+        "multicast-group" => "multicast-group \"224.0.0.19\"",
+        "multicast-group4" => "multicast-group4 \"224.0.0.19\"",
+        "multicast-group6" => "multicast-group6 \"ff02::13\"",
         "notify-master-rx-lower-pri" => "notify-master-rx-lower-pri \"/etc/upkeep/reclaim.sh\"",
         "script-user" => "script-user \"nobody\"",
         "script" => "script \"/etc/upkeep/check_port80.sh\"",

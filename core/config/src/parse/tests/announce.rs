@@ -272,3 +272,67 @@ fn unicast_ttl_and_peer_ttl_ranges() {
         ),
     ]);
 }
+
+#[test]
+fn multicast_groups_global_and_per_instance() {
+    let g = "global {\n    multicast-group4 \"224.0.0.19\"\n    multicast-group6 \"ff02::13\"\n}\n";
+    let v6 =
+        "instance \"six\" {\n    interface \"eth0\"\n    vrid 52\n    vip \"2001:db8::1/64\"\n}\n";
+    let cfg = ok(&format!("{g}{}{v6}", web("")));
+    let group = |i: usize| cfg.instances[i].multicast_group.map(|a| a.to_string());
+    assert_eq!(group(0).as_deref(), Some("224.0.0.19"));
+    assert_eq!(group(1).as_deref(), Some("ff02::13"));
+    let own = ok(&format!(
+        "{g}{}",
+        web("    multicast-group \"224.0.0.20\"\n")
+    ));
+    assert_eq!(
+        own.instances[0]
+            .multicast_group
+            .map(|a| a.to_string())
+            .as_deref(),
+        Some("224.0.0.20")
+    );
+    assert_eq!(
+        ok(&web("")).instances[0].multicast_group,
+        None,
+        "the RFC group"
+    );
+    let unicast = ok(&format!("{g}{}", web("    unicast-peer \"192.0.2.2\"\n")));
+    assert_eq!(
+        unicast.instances[0].multicast_group, None,
+        "unicast: no group"
+    );
+    problems_at(&[
+        (
+            web("    multicast-group \"192.0.2.1\"\n"),
+            5,
+            21,
+            "is not a multicast group",
+        ),
+        (
+            web("    multicast-group \"ff05::12\"\n"),
+            5,
+            21,
+            "is not a multicast group",
+        ),
+        (
+            web("    multicast-group \"ff02::13\"\n"),
+            5,
+            21,
+            "is IPv6 but this instance speaks IPv4",
+        ),
+        (
+            "global {\n    multicast-group4 \"ff02::13\"\n}\n".into(),
+            2,
+            22,
+            "`multicast-group4` is for IPv4 groups",
+        ),
+        (
+            web("    unicast-peer \"192.0.2.2\"\n    multicast-group \"224.0.0.19\"\n"),
+            6,
+            21,
+            "`multicast-group` with `unicast-peer`",
+        ),
+    ]);
+}
