@@ -212,3 +212,41 @@ fn adverts_use_the_configured_multicast_group() {
         Ok(())
     });
 }
+
+/// The same over IPv6: the hop limit of unicast adverts (an IPV6_HOPLIMIT control message per
+/// packet) is 64 on the wire, and the peer with 60..=64 follows.
+#[test]
+fn unicast_hop_limit_over_ipv6() {
+    lab_test(2, |lab| {
+        let inst = |i: usize, priority: u8, peer_opts: &str| {
+            let peer = if i == 1 { "2001:db8::2" } else { "2001:db8::1" };
+            let mut inst = Instance::new("web6", 52, priority)
+                .interval_ms(100)
+                .vip("2001:db8::100/64")
+                .unicast_src(&lab.host_ip6(i));
+            inst.extra_kdl
+                .push(format!("unicast-peer \"{peer}\"{peer_opts}"));
+            if i == 1 {
+                inst.extra_kdl.push("unicast-ttl 64".into());
+            }
+            upkeep_config(&format!("h{i}"), &[inst])
+        };
+        let h1 = lab.start_upkeep(1, &inst(1, 100, ""))?;
+        h1.wait_state("web6", "master", secs(10))?;
+        let cap = lab.start_capture(2)?;
+        let h2 = lab.start_upkeep(2, &inst(2, 90, " min-ttl=60 max-ttl=64"))?;
+        h2.wait_backup_of("web6", "2001:db8::1", secs(10))?;
+        let heard = cap.wait_for_packet("h1's advert at h2", secs(3), |p| {
+            !p.outgoing && p.src.to_string() == "2001:db8::1"
+        })?;
+        ensure!(
+            heard.ttl == 64,
+            "hop limit {}: {}",
+            heard.ttl,
+            heard.summary()
+        );
+        ensure!(heard.checksum_ok, "{}", heard.summary());
+        lab.expect_holders_stable("2001:db8::100", &[1], ms(1000))?;
+        Ok(())
+    });
+}
