@@ -1375,3 +1375,14 @@ vrrp_instance c {
     assert_eq!(group("b").as_deref(), Some("224.0.0.20"));
     assert_eq!(group("c").as_deref(), Some("ff02::13"));
 }
+
+#[test]
+fn vrrp_min_garp_is_one_announcement_and_no_second_round() {
+    let src = "global_defs {\n    vrrp_min_garp\n}\nvrrp_instance w {\n    interface eth0\n    virtual_router_id 1\n    virtual_ipaddress {\n        192.0.2.1\n    }\n}\n";
+    let (imported, cfg) = convert(src);
+    assert!(imported.warnings.is_empty(), "{:#?}", imported.warnings);
+    let g = &cfg.instances[0].garp;
+    assert_eq!((g.repeat, g.delay), (1, None));
+    let (_, off) = convert(&src.replace("vrrp_min_garp", "vrrp_min_garp off"));
+    assert_eq!(off.instances[0].garp.repeat, 5);
+}

@@ -275,6 +275,15 @@ impl Importer {
                 self.global.garp_refresh = self.one_seconds(s).filter(|(d, _)| !d.is_zero());
             }
             "vrrp_version" => self.global.version = self.one_int(s).map(|(v, _)| v),
+            // One announcement and no second round (keepalived's own definition of it).
+            "vrrp_min_garp" => {
+                if self.bool_arg(s) == Some(true) {
+                    self.global.garp_repeat = Some((1, s.pos));
+                    self.global
+                        .settings
+                        .push(("garp-delay \"0s\"".to_owned(), s.pos));
+                }
+            }
             "notify_fifo"
             | "vrrp_notify_fifo"
             | "notify_fifo_script"

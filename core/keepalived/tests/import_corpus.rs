@@ -630,6 +630,7 @@ const GLOBAL: &[&str] = &[
     "vrrp_startup_delay",
     "vrrp_mcast_group4",
     "vrrp_mcast_group6",
+    "vrrp_min_garp",
 ];
 const SCRIPT: &[&str] = &[
     "script",
