@@ -10,7 +10,7 @@ use std::fs;
 use std::time::Instant;
 
 use anyhow::ensure;
-use upkeep_tests::{lab_test, ms, secs, upkeep_config, wait_for, Instance, SIGTERM};
+use upkeep_tests::{lab_test, ms, secs, upkeep_config, wait_for, AdvertSpec, Instance, SIGTERM};
 
 #[test]
 fn no_advert_before_the_startup_delay() {
@@ -118,6 +118,135 @@ fn instances_without_vips_elect_and_notify() {
             |l| l == "backup\nmaster\n",
         )?;
         ensure!(h1.wait_exit(secs(6))?.success(), "h1 exit");
+        Ok(())
+    });
+}
+
+/// keepalived's `unicast_ttl` and a peer's `min_ttl` / `max_ttl`: h1 sends its unicast adverts
+/// with TTL 64 (seen on the wire at h2); h2, whose peer h1 may come with 60..=64, follows it as
+/// a backup. Reloaded without the range, h2 no longer accepts them (TTL 255 only) and takes over.
+#[test]
+fn unicast_ttl_and_a_peers_ttl_range() {
+    lab_test(2, |lab| {
+        let inst = |i: usize, priority: u8, peer_opts: &str| {
+            let peer = if i == 1 { "192.0.2.2" } else { "192.0.2.1" };
+            let mut inst = Instance::web(priority).unicast_src(&lab.host_ip(i));
+            inst.extra_kdl
+                .push(format!("unicast-peer \"{peer}\"{peer_opts}"));
+            if i == 1 {
+                inst.extra_kdl.push("unicast-ttl 64".into());
+            }
+            upkeep_config(&format!("h{i}"), &[inst])
+        };
+        let h1 = lab.start_upkeep(1, &inst(1, 100, ""))?;
+        h1.wait_state("web", "master", secs(10))?;
+        let cap = lab.start_capture(2)?;
+        let h2 = lab.start_upkeep(2, &inst(2, 90, " min-ttl=60 max-ttl=64"))?;
+        h2.wait_backup_of("web", "192.0.2.1", secs(10))?;
+        let heard = cap.wait_for_packet("h1's advert at h2", secs(3), |p| {
+            !p.outgoing && p.src.to_string() == "192.0.2.1"
+        })?;
+        ensure!(
+            heard.ttl == 64,
+            "TTL {} on the wire: {}",
+            heard.ttl,
+            heard.summary()
+        );
+        lab.expect_holders_stable("192.0.2.100", &[1], ms(1000))?;
+
+        // Without the range h1's adverts are refused (kernel filter: TTL 255 only).
+        let seq = h2.reload_seq()?;
+        h2.write_config(&inst(2, 90, ""))?;
+        h2.reload_cli()?;
+        h2.wait_reload(seq, secs(10))?;
+        h2.wait_state("web", "master", secs(5))?;
+        Ok(())
+    });
+}
+
+/// keepalived's `vrrp_mcast_group4` (`global`) and `mcast_dst_ip` (per instance): adverts go to
+/// 224.0.0.19, the backup hears them there; an advert to the RFC group 224.0.0.18 for the same
+/// VRID (another cluster's) is dropped as `other_group`, while the same one to 224.0.0.19 moves
+/// the master.
+#[test]
+fn adverts_use_the_configured_multicast_group() {
+    lab_test(3, |lab| {
+        let kdl = |i: usize, priority: u8| {
+            upkeep_config(&format!("h{i}"), &[Instance::web(priority)])
+                .replace("global {", "global { multicast-group4 \"224.0.0.19\";")
+        };
+        let h1 = lab.start_upkeep(1, &kdl(1, 100))?;
+        h1.wait_state("web", "master", secs(10))?;
+        let cap = lab.start_capture(2)?;
+        let h2 = lab.start_upkeep(2, &kdl(2, 90))?;
+        h2.wait_backup_of("web", "192.0.2.1", secs(10))?;
+        std::thread::sleep(ms(300));
+        let from_h1: Vec<_> = cap
+            .packets()
+            .into_iter()
+            .filter(|p| !p.outgoing && p.src.to_string() == "192.0.2.1")
+            .collect();
+        ensure!(!from_h1.is_empty(), "nothing from h1:\n{}", cap.dump());
+        ensure!(
+            from_h1.iter().all(|p| p.dst.to_string() == "224.0.0.19"),
+            "adverts elsewhere than 224.0.0.19:\n{}",
+            cap.dump()
+        );
+
+        // Another cluster's VRID 51 on the RFC group: not ours.
+        let other = AdvertSpec::v3(51, 200).vip("192.0.2.100").interval(ms(100));
+        for _ in 0..3 {
+            lab.inject(3, &other)?;
+        }
+        // Counted (the status file follows counters within a second).
+        wait_for(
+            "h1 to count 3 adverts of another group",
+            secs(5),
+            || h1.drop_count("other_group").unwrap_or(0),
+            |n| *n >= 3,
+        )?;
+        ensure!(h1.state("web")? == "master", "h1 moved for 224.0.0.18");
+        // The same advert to our group is heard: h1 steps down.
+        lab.inject(3, &other.dst("224.0.0.19"))?;
+        h1.wait_state("web", "backup", secs(2))?;
+        Ok(())
+    });
+}
+
+/// The same over IPv6: the hop limit of unicast adverts (an IPV6_HOPLIMIT control message per
+/// packet) is 64 on the wire, and the peer with 60..=64 follows.
+#[test]
+fn unicast_hop_limit_over_ipv6() {
+    lab_test(2, |lab| {
+        let inst = |i: usize, priority: u8, peer_opts: &str| {
+            let peer = if i == 1 { "2001:db8::2" } else { "2001:db8::1" };
+            let mut inst = Instance::new("web6", 52, priority)
+                .interval_ms(100)
+                .vip("2001:db8::100/64")
+                .unicast_src(&lab.host_ip6(i));
+            inst.extra_kdl
+                .push(format!("unicast-peer \"{peer}\"{peer_opts}"));
+            if i == 1 {
+                inst.extra_kdl.push("unicast-ttl 64".into());
+            }
+            upkeep_config(&format!("h{i}"), &[inst])
+        };
+        let h1 = lab.start_upkeep(1, &inst(1, 100, ""))?;
+        h1.wait_state("web6", "master", secs(10))?;
+        let cap = lab.start_capture(2)?;
+        let h2 = lab.start_upkeep(2, &inst(2, 90, " min-ttl=60 max-ttl=64"))?;
+        h2.wait_backup_of("web6", "2001:db8::1", secs(10))?;
+        let heard = cap.wait_for_packet("h1's advert at h2", secs(3), |p| {
+            !p.outgoing && p.src.to_string() == "2001:db8::1"
+        })?;
+        ensure!(
+            heard.ttl == 64,
+            "hop limit {}: {}",
+            heard.ttl,
+            heard.summary()
+        );
+        ensure!(heard.checksum_ok, "{}", heard.summary());
+        lab.expect_holders_stable("2001:db8::100", &[1], ms(1000))?;
         Ok(())
     });
 }

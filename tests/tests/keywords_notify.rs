@@ -101,3 +101,91 @@ fn the_fifo_gets_keepalived_s_lines_in_order() {
         Ok(())
     });
 }
+
+/// The same keywords with keepalived 2.2 beside upkeep: both on multicast group 224.0.0.19
+/// (keepalived's `vrrp_mcast_group4`, upkeep's `multicast-group4`), each with its notify FIFO
+/// read by a script. upkeep follows keepalived as a backup, keepalived's FIFO lines and upkeep's
+/// have the same form, and when keepalived stops upkeep takes over and writes its MASTER line.
+#[test]
+fn keepalived_and_upkeep_share_a_group_and_write_the_same_fifo_lines() {
+    assert!(
+        upkeep_tests::keepalived_available(),
+        "keepalived is not installed (scripts/install-deps.sh)"
+    );
+    lab_test(2, |lab| {
+        let reader = lab.write_script(
+            "reader.sh",
+            "out=$1\nwhile read -r line; do echo \"$line\" >> \"$out\"; done < \"$2\"",
+        )?;
+        let (k_fifo, k_out) = (lab.dir().join("k.fifo"), lab.dir().join("k.out"));
+        let (u_fifo, u_out) = (lab.dir().join("u.fifo"), lab.dir().join("u.out"));
+        let inst = |p| {
+            Instance::new("web", 51, p)
+                .interval_ms(200)
+                .vip("192.0.2.100/24")
+        };
+        let k_conf = upkeep_tests::keepalived_config("h1", &[inst(100)]).replacen(
+            "global_defs {\n",
+            &format!(
+                "global_defs {{\n    vrrp_mcast_group4 224.0.0.19\n    vrrp_notify_fifo {}\n    vrrp_notify_fifo_script \"{} {}\"\n",
+                k_fifo.display(),
+                reader.display(),
+                k_out.display()
+            ),
+            1,
+        );
+        let u_conf = upkeep_config("h2", &[inst(90)]).replace(
+            "global {",
+            &format!(
+                "global {{ script-user \"root\"; multicast-group4 \"224.0.0.19\"; notify-fifo {:?}; notify-fifo-script {:?};",
+                u_fifo.display().to_string(),
+                format!("{} {}", reader.display(), u_out.display())
+            ),
+        );
+        let cap = lab.start_capture(2)?;
+        let k = lab.start_keepalived(1, &k_conf)?;
+        lab.wait_holders("192.0.2.100", &[1], secs(10))?;
+        let u = lab.start_upkeep(2, &u_conf)?;
+        u.wait_backup_of("web", "192.0.2.1", secs(5))?;
+        let from_k = cap.wait_for_packet("keepalived's advert", secs(3), |p| {
+            !p.outgoing && p.src.to_string() == "192.0.2.1"
+        })?;
+        ensure!(
+            from_k.dst.to_string() == "224.0.0.19",
+            "{}",
+            from_k.summary()
+        );
+        wait_for(
+            "keepalived's MASTER line",
+            secs(5),
+            || lines(&k_out),
+            |l| l.iter().any(|x| x == "INSTANCE \"web\" MASTER 100"),
+        )?;
+        expect_lines(&u_out, &["INSTANCE \"web\" BACKUP 90"])?;
+        lab.expect_holders_stable("192.0.2.100", &[1], secs(1))?;
+
+        k.signal(SIGTERM)?;
+        lab.wait_holders("192.0.2.100", &[2], secs(5))?;
+        expect_lines(
+            &u_out,
+            &["INSTANCE \"web\" BACKUP 90", "INSTANCE \"web\" MASTER 90"],
+        )?;
+        // Every line either wrote has the one form: TYPE "NAME" STATE PRIORITY.
+        for l in lines(&k_out).iter().chain(&lines(&u_out)) {
+            let w: Vec<&str> = l.split(' ').collect();
+            ensure!(
+                w.len() == 4
+                    && w[0] == "INSTANCE"
+                    && w[1] == "\"web\""
+                    && w[3].parse::<u8>().is_ok(),
+                "line `{l}`"
+            );
+        }
+        eprintln!(
+            "keepalived wrote {:?}\nupkeep wrote {:?}",
+            lines(&k_out),
+            lines(&u_out)
+        );
+        Ok(())
+    });
+}

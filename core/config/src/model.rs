@@ -175,6 +175,11 @@ pub struct Global {
     /// The instances start (listen, advertise, elect) this long after the daemon (keepalived's
     /// `vrrp_startup_delay`: links such as bonds that pass no traffic for a while after boot).
     pub startup_delay: Duration,
+    /// The multicast groups adverts go to and are heard on, instead of the RFCs' 224.0.0.18 /
+    /// ff02::12 (keepalived's `vrrp_mcast_group4` / `vrrp_mcast_group6`); an instance's own
+    /// `multicast-group` wins.
+    pub multicast_group4: Option<std::net::Ipv4Addr>,
+    pub multicast_group6: Option<std::net::Ipv6Addr>,
 }
 
 /// How an instance announces its VIPs (gratuitous ARP / unsolicited NA): `global`'s settings
@@ -262,6 +267,8 @@ impl Default for Global {
             notify_fifo_script: None,
             notify_priority_changes: false,
             startup_delay: Duration::ZERO,
+            multicast_group4: None,
+            multicast_group6: None,
         }
     }
 }
@@ -569,6 +576,15 @@ pub struct InstanceConfig {
     /// When non-empty, adverts go to these peers by unicast instead of multicast, and adverts
     /// from anyone else are dropped.
     pub unicast_peers: Vec<IpAddr>,
+    /// TTL / hop limit of the unicast adverts (keepalived's `unicast_ttl`); 255 by default, as
+    /// the RFCs want.
+    pub unicast_ttl: u8,
+    /// The multicast group of its adverts when not the RFCs' (its own `multicast-group`, or
+    /// `global`'s for its family; keepalived's `mcast_dst_ip`).
+    pub multicast_group: Option<IpAddr>,
+    /// Peers whose adverts are accepted with a TTL / hop limit in this range (keepalived's
+    /// `min_ttl` / `max_ttl`: a peer routed from another subnet); every other advert needs 255.
+    pub peer_ttl: Vec<(IpAddr, std::ops::RangeInclusive<u8>)>,
     /// Every address held while master, advertised or not ([`Vip::advertise`]).
     pub vips: Vec<Vip>,
     pub routes: Vec<Route>,

@@ -182,7 +182,8 @@ pub(crate) struct KInstance {
     pub(crate) preempt_delay: At<Duration>,
     pub(crate) auth: At<String>,
     pub(crate) src: At<String>,
-    pub(crate) peers: Vec<(String, Pos)>,
+    /// Address, where, and its options in upkeep's words (` min-ttl=60`).
+    pub(crate) peers: Vec<(String, Pos, String)>,
     pub(crate) vips: Vec<KVip>,
     pub(crate) routes: Vec<(KRoute, Pos)>,
     pub(crate) rules: Vec<(KRule, Pos)>,

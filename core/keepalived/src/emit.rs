@@ -523,7 +523,7 @@ impl Importer {
             out.setting(format!("unicast-src {}", q(v)), *pos);
         }
         let mut peers: Vec<IpAddr> = Vec::new();
-        for (p, pos) in &i.peers {
+        for (p, pos, opts) in &i.peers {
             if let Ok(ip) = p.parse::<IpAddr>() {
                 if peers.contains(&ip) {
                     self.warn(
@@ -534,7 +534,7 @@ impl Importer {
                 }
                 peers.push(ip);
             }
-            out.setting(format!("unicast-peer {}", q(p)), *pos);
+            out.setting(format!("unicast-peer {}{opts}", q(p)), *pos);
         }
         let mut held: Vec<IpAddr> = Vec::new();
         for vip in vips {

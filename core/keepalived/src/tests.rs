@@ -443,7 +443,7 @@ vrrp_instance v {
         10.1.0.0/16 via 192.0.2.254 src 192.0.2.1
     }
     unicast_peer {
-        192.0.2.9 min_ttl 1
+        192.0.2.9 min_ttl 1 weight 2
     }
     track_bfd {
         b1
@@ -468,7 +468,6 @@ virtual_server 192.0.2.1 443 {
                 (2, "`notification_email { ... }` in global_defs: upkeep sends no mail"),
                 (5, "`smtp_server 127.0.0.1` in global_defs"),
                 (6, "group `wheel`"),
-                (23, "unicast_peer options `min_ttl 1`"),
                 (25, "upkeep has no BFD"),
                 (29, "LVS virtual_server is out of scope: upkeep does VRRP, not IPVS load balancing; 3 blocks ignored; also at line 36, line 38"),
                 (33, "a `{ ... }` block without a keyword in the file"),
@@ -1462,4 +1461,83 @@ fn sync_group_members_outside_group_are_explained() {
         "{:#?}",
         imported.warnings
     );
+}
+
+#[test]
+fn unicast_ttl_and_peer_ttl_ranges_import() {
+    let src = r#"vrrp_instance web {
+    interface eth0
+    virtual_router_id 1
+    unicast_ttl 64
+    unicast_src_ip 192.0.2.1
+    unicast_peer {
+        192.0.2.2 min_ttl 60 max_ttl 64
+        192.0.2.3
+    }
+    virtual_ipaddress {
+        192.0.2.100/24
+    }
+}
+"#;
+    let (imported, cfg) = convert(src);
+    assert!(imported.warnings.is_empty(), "{:#?}", imported.warnings);
+    let w = &cfg.instances[0];
+    assert_eq!(w.unicast_ttl, 64);
+    let peer: std::net::IpAddr = "192.0.2.2".parse().expect("ip");
+    assert_eq!(w.peer_ttl, vec![(peer, 60..=64)]);
+    assert_eq!(w.unicast_peers.len(), 2);
+}
+
+#[test]
+fn multicast_groups_import() {
+    let src = r#"global_defs {
+    vrrp_mcast_group4 224.0.0.19
+    vrrp_mcast_group6 ff02::13
+}
+vrrp_instance a {
+    interface eth0
+    virtual_router_id 1
+    virtual_ipaddress {
+        192.0.2.100/24
+    }
+}
+vrrp_instance b {
+    interface eth0
+    virtual_router_id 2
+    mcast_dst_ip 224.0.0.20
+    virtual_ipaddress {
+        192.0.2.101/24
+    }
+}
+vrrp_instance c {
+    interface eth0
+    virtual_router_id 3
+    version 3
+    virtual_ipaddress {
+        2001:db8::100/64
+    }
+}
+"#;
+    let (imported, cfg) = convert(src);
+    assert!(imported.warnings.is_empty(), "{:#?}", imported.warnings);
+    let group = |n: &str| {
+        cfg.instance(n)
+            .expect(n)
+            .multicast_group
+            .map(|g| g.to_string())
+    };
+    assert_eq!(group("a").as_deref(), Some("224.0.0.19"));
+    assert_eq!(group("b").as_deref(), Some("224.0.0.20"));
+    assert_eq!(group("c").as_deref(), Some("ff02::13"));
+}
+
+#[test]
+fn vrrp_min_garp_is_one_announcement_and_no_second_round() {
+    let src = "global_defs {\n    vrrp_min_garp\n}\nvrrp_instance w {\n    interface eth0\n    virtual_router_id 1\n    virtual_ipaddress {\n        192.0.2.1\n    }\n}\n";
+    let (imported, cfg) = convert(src);
+    assert!(imported.warnings.is_empty(), "{:#?}", imported.warnings);
+    let g = &cfg.instances[0].garp;
+    assert_eq!((g.repeat, g.delay), (1, None));
+    let (_, off) = convert(&src.replace("vrrp_min_garp", "vrrp_min_garp off"));
+    assert_eq!(off.instances[0].garp.repeat, 5);
 }

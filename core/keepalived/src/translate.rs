@@ -151,6 +151,7 @@ impl Importer {
         };
         let count =
             |me: &mut Self, upkeep: &str| me.one_int(stmt).map(|(n, _)| format!("{upkeep} {n}"));
+        let word = |me: &mut Self, upkeep: &str| me.one(stmt).map(|w| format!("{upkeep} {}", q(w)));
         let flag = |me: &mut Self, upkeep: &str| {
             me.bool_arg(stmt)
                 .map(|b| format!("{upkeep} {}", if b { "#true" } else { "#false" }))
@@ -165,6 +166,10 @@ impl Importer {
             "gna_interval" if global => seconds(self, "na-interval"),
             "lower_prio_no_advert" => flag(self, "lower-prio-no-advert"),
             "notify_priority_changes" => flag(self, "notify-priority-changes"),
+            "unicast_ttl" if !global => count(self, "unicast-ttl"),
+            "mcast_group4" if global => word(self, "multicast-group4"),
+            "mcast_group6" if global => word(self, "multicast-group6"),
+            "mcast_dst_ip" if !global => word(self, "multicast-group"),
             "higher_prio_send_advert" => flag(self, "higher-prio-send-advert"),
             // Process settings upkeep has as its own.
             "rt_priority" if global => count(self, "realtime-priority"),
@@ -284,6 +289,15 @@ impl Importer {
                     s.words.join(" ")
                 ),
             ),
+            // One announcement and no second round (keepalived's own definition of it).
+            "vrrp_min_garp" => {
+                if self.bool_arg(s) == Some(true) {
+                    self.global.garp_repeat = Some((1, s.pos));
+                    self.global
+                        .settings
+                        .push(("garp-delay \"0s\"".to_owned(), s.pos));
+                }
+            }
             "notify_fifo"
             | "vrrp_notify_fifo"
             | "notify_fifo_script"
@@ -595,17 +609,9 @@ impl Importer {
                 "mcast_src_ip" if i.src.is_none() => i.src = self.one_string(s),
                 "unicast_peer" => {
                     for p in self.block(s) {
-                        if p.words.len() > 1 || p.block.is_some() {
-                            self.warn(
-                                p.pos,
-                                format!(
-                                    "unicast_peer options `{}` are not supported; ignored",
-                                    p.args().join(" ")
-                                ),
-                            );
-                        }
+                        let opts = self.peer_options(p);
                         if let Some(addr) = p.words.first() {
-                            i.peers.push((addr.clone(), p.pos));
+                            i.peers.push((addr.clone(), p.pos, opts));
                         }
                     }
                 }
@@ -649,6 +655,48 @@ impl Importer {
             }
         }
         i
+    }
+
+    /// `ADDR [min_ttl N] [max_ttl N]` of a `unicast_peer` block: the options in upkeep's words.
+    fn peer_options(&mut self, p: &Stmt) -> String {
+        let mut out = String::new();
+        let mut rest = p.args();
+        if p.block.is_some() {
+            self.warn(
+                p.pos,
+                "a block after a unicast_peer address is not supported; ignored",
+            );
+        }
+        while let [opt, tail @ ..] = rest {
+            let upkeep = match opt.as_str() {
+                "min_ttl" => "min-ttl",
+                "max_ttl" => "max-ttl",
+                _ => {
+                    self.warn(
+                        p.pos,
+                        format!(
+                            "unicast_peer options `{}` are not supported; ignored",
+                            rest.join(" ")
+                        ),
+                    );
+                    break;
+                }
+            };
+            match tail.first().map(|v| (v, v.parse::<u8>())) {
+                Some((_, Ok(n))) => {
+                    out.push_str(&format!(" {upkeep}={n}"));
+                    rest = &tail[1..];
+                }
+                _ => {
+                    self.warn(
+                        p.pos,
+                        format!("unicast_peer `{opt}` needs a TTL 0..255; ignored"),
+                    );
+                    break;
+                }
+            }
+        }
+        out
     }
 
     /// The entries of a `track_*` block.

@@ -633,6 +633,9 @@ const GLOBAL: &[&str] = &[
     "vrrp_rt_priority",
     "vrrp_no_swap",
     "vrrp_startup_delay",
+    "vrrp_mcast_group4",
+    "vrrp_mcast_group6",
+    "vrrp_min_garp",
 ];
 const SCRIPT: &[&str] = &[
     "script",
@@ -689,6 +692,8 @@ const INSTANCE: &[&str] = &[
     "notify_master_rx_lower_pri",
     "notify_priority_changes",
     "no_virtual_ipaddress",
+    "unicast_ttl",
+    "mcast_dst_ip",
 ];
 const GROUP: &[&str] = &[
     "group",
@@ -805,8 +810,17 @@ fn untranslated(tree: &[Node]) -> Vec<Place> {
                     }
                 }
                 "unicast_peer" => {
-                    for p in s.children().iter().filter(|p| p.words.len() > 1) {
-                        flag(p, &p.words[1]);
+                    // `min_ttl N` / `max_ttl N` are translated; anything else is not.
+                    for p in s.children().iter() {
+                        let mut i = 1;
+                        while i < p.words.len() {
+                            let opt = p.words[i].as_str();
+                            if !["min_ttl", "max_ttl"].contains(&opt) {
+                                flag(p, opt);
+                                break;
+                            }
+                            i += 2;
+                        }
                     }
                 }
                 "virtual_ipaddress" => {

@@ -130,6 +130,7 @@ fn expect(cfg: &InstanceConfig) -> Expect {
         advert_interval: cfg.advert_interval,
         peers: cfg.unicast_peers.clone(),
         vips: cfg.advertised_addrs(),
+        peer_ttl: cfg.peer_ttl.clone(),
     }
 }
 
@@ -279,7 +280,10 @@ impl Instance {
     /// Multicast group, or each unicast peer.
     fn destinations(&self) -> Vec<IpAddr> {
         if self.cfg.unicast_peers.is_empty() {
-            vec![multicast_group(self.v6)]
+            vec![self
+                .cfg
+                .multicast_group
+                .unwrap_or_else(|| multicast_group(self.v6))]
         } else {
             self.cfg.unicast_peers.clone()
         }
@@ -304,12 +308,18 @@ impl Instance {
         let mut queued = 0;
         for &dst in to {
             let src = self.src;
+            // Unicast adverts may be routed (`unicast-ttl`); multicast ones never are.
+            let ttl = if self.cfg.unicast_peers.is_empty() {
+                255
+            } else {
+                self.cfg.unicast_ttl
+            };
             let known = self
                 .encoded
                 .iter()
                 .find(|e| e.src == src && e.dst == dst && e.priority == priority);
             if let Some(e) = known {
-                batch.push(src, dst, &e.bytes);
+                batch.push(src, dst, ttl, &e.bytes);
                 queued += 1;
                 continue;
             }
@@ -321,13 +331,14 @@ impl Instance {
                 .encode(src, dst, &mut self.buf)
                 .map_err(|e| e.to_string())
                 .and_then(|()| {
-                    VrrpSocket::datagram(src, dst, &self.buf, &mut bytes).map_err(|e| e.to_string())
+                    VrrpSocket::datagram(src, dst, ttl, &self.buf, &mut bytes)
+                        .map_err(|e| e.to_string())
                 });
             if let Err(e) = built {
                 warn!(parent: &self.span, "cannot encode advert: {e}");
                 return queued;
             }
-            batch.push(src, dst, &bytes);
+            batch.push(src, dst, ttl, &bytes);
             queued += 1;
             // Each destination at a few priorities (its own, a lowered one, 0): a handful.
             if self.encoded.len() > 3 * self.cfg.unicast_peers.len().max(1) {

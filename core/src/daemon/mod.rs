@@ -577,9 +577,14 @@ impl Daemon {
         }
         // The kernel queues packets for these VRIDs only (retiring instances' too: they wait
         // for their successor's advert).
-        let mut vrids: HashMap<(u32, bool), Vec<u8>> = HashMap::new();
-        for &(ifindex, v6, vrid) in self.by_vrid.keys() {
-            vrids.entry((ifindex, v6)).or_default().push(vrid);
+        let mut vrids: HashMap<(u32, bool), wiring::FilterVrids> = HashMap::new();
+        for (&(ifindex, v6, vrid), &i) in &self.by_vrid {
+            let entry = vrids.entry((ifindex, v6)).or_default();
+            entry.0.push(vrid);
+            // Routed unicast peers: their TTL is checked per peer in user space.
+            if !self.instances[i].cfg.peer_ttl.is_empty() {
+                entry.1.push(vrid);
+            }
         }
         self.wires.set_filters(&vrids);
         for i in 0..self.instances.len() {
@@ -722,6 +727,7 @@ impl Daemon {
                 ifindex,
                 v6,
                 src,
+                dst,
                 ttl,
                 advert,
             } => {
@@ -735,6 +741,15 @@ impl Daemon {
                 let inst = &mut self.instances[i];
                 if src == inst.src {
                     inst.count_drop(DropReason::OwnPacket);
+                    return;
+                }
+                // A multicast advert to another group than ours is another virtual router's.
+                let group = inst
+                    .cfg
+                    .multicast_group
+                    .unwrap_or_else(|| crate::net::socket::multicast_group(v6));
+                if dst.is_multicast() && dst != group {
+                    inst.count_drop(DropReason::OtherGroup);
                     return;
                 }
                 let now = Instant::now();

@@ -29,6 +29,8 @@ pub(super) enum Rx {
         ifindex: u32,
         v6: bool,
         src: IpAddr,
+        /// The destination: a multicast group, or our unicast address.
+        dst: IpAddr,
         ttl: u8,
         advert: Advert,
     },
@@ -39,6 +41,9 @@ pub(super) enum Rx {
         reason: DropReason,
     },
 }
+
+/// Per socket: the VRIDs its filter passes, and those of them it passes whatever their TTL.
+pub(super) type FilterVrids = (Vec<u8>, Vec<u8>);
 
 pub(super) struct Interfaces {
     pub nl: Netlink,
@@ -393,6 +398,11 @@ impl Interfaces {
                 s
             }
         };
+        if let Some(group) = inst.multicast_group {
+            socket.join(group).with_context(|| {
+                format!("joining multicast group {group} on {}", inst.interface)
+            })?;
+        }
         // Its adverts pass the socket's filter from now on (`set_filters` drops the VRIDs of
         // instances gone).
         if let Err(e) = socket.allow_vrid(inst.vrid) {
@@ -414,11 +424,13 @@ impl Interfaces {
     }
 
     /// Each socket's kernel filter passes exactly these VRIDs (per interface index and family;
-    /// none for a socket not named).
-    pub(super) fn set_filters(&self, vrids: &HashMap<(u32, bool), Vec<u8>>) {
+    /// none for a socket not named), the second list whatever their TTL.
+    pub(super) fn set_filters(&self, vrids: &HashMap<(u32, bool), FilterVrids>) {
         for (key, (socket, _)) in &self.sockets {
-            let want = vrids.get(key).map_or(&[][..], Vec::as_slice);
-            if let Err(e) = socket.set_vrids(want) {
+            let (want, any_ttl) = vrids
+                .get(key)
+                .map_or((&[][..], &[][..]), |(v, a)| (v.as_slice(), a.as_slice()));
+            if let Err(e) = socket.set_vrids(want, any_ttl) {
                 warn!(
                     ifindex = key.0,
                     "cannot filter VRRP packets in the kernel: {e}"
@@ -586,6 +598,7 @@ fn decode(ifindex: u32, v6: bool, d: Datagram<'_>) -> Rx {
             ifindex,
             v6,
             src,
+            dst,
             ttl,
             advert,
         },

@@ -46,7 +46,41 @@ const fn insn(code: u16, jt: u8, jf: u8, k: u32) -> Insn {
 /// when `vrids` is empty. Every jump is at most two instructions forward (drops and accepts are
 /// placed inline), so any set of VRIDs fits the 8-bit jump offsets.
 pub fn program(v6: bool, vrids: &[u8]) -> Vec<Insn> {
+    program_with(v6, vrids, &[])
+}
+
+/// [`program`], also passing the VRIDs in `any_ttl` whatever their TTL / hop limit: instances
+/// with routed unicast peers (`min-ttl=` / `max-ttl=`), whose TTL user space checks per peer.
+pub fn program_with(v6: bool, vrids: &[u8], any_ttl: &[u8]) -> Vec<Insn> {
     let mut p = Vec::new();
+    let mut relaxed: Vec<u8> = any_ttl
+        .iter()
+        .copied()
+        .filter(|v| vrids.contains(v))
+        .collect();
+    relaxed.sort_unstable();
+    relaxed.dedup();
+    if !relaxed.is_empty() {
+        // Those VRIDs first, before the TTL is looked at.
+        if v6 {
+            p.push(insn(LD_B_ABS, 0, 0, 1));
+        } else {
+            p.push(insn(LD_B_ABS, 0, 0, 9)); // protocol
+            p.push(insn(JEQ_K, 1, 0, u32::from(IPPROTO_VRRP)));
+            p.push(insn(RET_K, 0, 0, 0));
+            p.push(insn(LDX_B_MSH, 0, 0, 0));
+            p.push(insn(LD_B_IND, 0, 0, 1));
+        }
+        for (lo, hi) in ranges(&relaxed) {
+            if lo == hi {
+                p.push(insn(JEQ_K, 0, 1, u32::from(lo)));
+            } else {
+                p.push(insn(JGE_K, 0, 2, u32::from(lo)));
+                p.push(insn(JGT_K, 1, 0, u32::from(hi)));
+            }
+            p.push(insn(RET_K, 0, 0, ACCEPT));
+        }
+    }
     if v6 {
         // Hop limit: byte 7 of the IPv6 header.
         p.push(insn(LD_B_ABS, 0, 0, (NET_OFF + 7) as u32));
@@ -95,8 +129,13 @@ fn ranges(sorted: &[u8]) -> Vec<(u8, u8)> {
 }
 
 /// Attach (or replace, atomically) the filter on `socket`.
-pub fn attach(socket: &socket2::Socket, v6: bool, vrids: &[u8]) -> std::io::Result<()> {
-    let prog: Vec<SockFilter> = program(v6, vrids)
+pub fn attach(
+    socket: &socket2::Socket,
+    v6: bool,
+    vrids: &[u8],
+    any_ttl: &[u8],
+) -> std::io::Result<()> {
+    let prog: Vec<SockFilter> = program_with(v6, vrids, any_ttl)
         .into_iter()
         .map(|i| SockFilter::new(i.code, i.jt, i.jf, i.k))
         .collect();
@@ -125,7 +164,7 @@ mod tests {
         let all: Vec<u8> = (1..=255).collect();
         for set in [&every_other[..], &all[..], &[][..], &[7][..]] {
             for v6 in [false, true] {
-                let p = program(v6, set);
+                let p = program_with(v6, set, set);
                 assert!(p.len() <= 4096, "BPF_MAXINSNS");
                 // Every jump lands inside the program (BPF_JMP is class 5).
                 for (at, i) in p.iter().enumerate().filter(|(_, i)| i.code & 7 == 5) {
@@ -146,7 +185,7 @@ mod tests {
     #[test]
     fn the_kernel_passes_only_ttl_255_vrrp_for_the_configured_vrids() {
         let (tx, rx) = Socket::pair(Domain::UNIX, Type::DGRAM, None).expect("socketpair");
-        attach(&rx, false, &[5, 9, 10, 11, 200]).expect("attach");
+        attach(&rx, false, &[5, 9, 10, 11, 200], &[]).expect("attach");
         rx.set_read_timeout(Some(Duration::from_millis(50)))
             .expect("timeout");
         let passes = |pkt: Vec<u8>| {
@@ -168,8 +207,18 @@ mod tests {
         assert!(!passes(ipv4(255, 17, 5, 9)), "not VRRP");
         assert!(!passes(vec![0x45, 0, 0]), "too short to read: dropped");
         // Replaced on a reload: the new set only.
-        attach(&rx, false, &[12]).expect("re-attach");
+        attach(&rx, false, &[12], &[]).expect("re-attach");
         assert!(passes(ipv4(255, 112, 5, 12)));
         assert!(!passes(ipv4(255, 112, 5, 9)));
+        // A VRID with routed unicast peers passes whatever its TTL; the others still need 255,
+        // and a VRID not configured is not let in by being listed among the relaxed ones.
+        attach(&rx, false, &[12, 13], &[13, 14]).expect("re-attach");
+        assert!(passes(ipv4(64, 112, 5, 13)));
+        assert!(passes(ipv4(6, 112, 6, 13)), "after IP options too");
+        assert!(passes(ipv4(255, 112, 5, 13)));
+        assert!(!passes(ipv4(64, 112, 5, 12)));
+        assert!(passes(ipv4(255, 112, 5, 12)));
+        assert!(!passes(ipv4(64, 112, 5, 14)));
+        assert!(!passes(ipv4(64, 17, 5, 13)), "not VRRP");
     }
 }

@@ -46,8 +46,9 @@ pub struct VrrpSocket {
     fd: AsyncFd<Socket>,
     ifindex: u32,
     v6: bool,
-    /// The VRIDs its kernel filter passes; None until the first is attached (all pass).
-    vrids: Mutex<Option<Vec<u8>>>,
+    /// The VRIDs its kernel filter passes, and those of them it passes whatever their TTL;
+    /// None until the first is attached (all pass).
+    vrids: Mutex<Option<(Vec<u8>, Vec<u8>)>>,
 }
 
 impl VrrpSocket {
@@ -103,24 +104,44 @@ impl VrrpSocket {
         self.ifindex
     }
 
+    /// Also hear the adverts sent to `group` (an instance's `multicast-group`); joining a group
+    /// twice is not an error.
+    pub fn join(&self, group: IpAddr) -> io::Result<()> {
+        let s = self.fd.get_ref();
+        let r = match group {
+            IpAddr::V4(g) => {
+                s.join_multicast_v4_n(&g, &InterfaceIndexOrAddress::Index(self.ifindex))
+            }
+            IpAddr::V6(g) => s.join_multicast_v6(&g, self.ifindex),
+        };
+        match r {
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => Ok(()),
+            other => other,
+        }
+    }
+
     /// Let the kernel queue only packets for these VRIDs (TTL / hop limit 255 as well); a
     /// no-op if that is the filter already.
-    pub fn set_vrids(&self, vrids: &[u8]) -> io::Result<()> {
-        let mut want = vrids.to_vec();
-        want.sort_unstable();
-        want.dedup();
+    pub fn set_vrids(&self, vrids: &[u8], any_ttl: &[u8]) -> io::Result<()> {
+        let norm = |v: &[u8]| {
+            let mut v = v.to_vec();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        let want = (norm(vrids), norm(any_ttl));
         let mut current = self.vrids.lock().unwrap_or_else(|e| e.into_inner());
         if current.as_ref() == Some(&want) {
             return Ok(());
         }
-        filter::attach(self.fd.get_ref(), self.v6, &want)?;
+        filter::attach(self.fd.get_ref(), self.v6, &want.0, &want.1)?;
         *current = Some(want);
         Ok(())
     }
 
     /// Add one VRID to those the filter passes (an instance wired onto this socket).
     pub fn allow_vrid(&self, vrid: u8) -> io::Result<()> {
-        let mut want = self
+        let (mut want, any_ttl) = self
             .vrids
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -130,7 +151,7 @@ impl VrrpSocket {
             return Ok(());
         }
         want.push(vrid);
-        self.set_vrids(&want)
+        self.set_vrids(&want, &any_ttl)
     }
 
     /// Wait for datagrams and read as many as have arrived, up to [`BATCH`], with one
@@ -160,11 +181,13 @@ struct Out {
     len: usize,
     src: IpAddr,
     dst: IpAddr,
+    /// IPv6: the hop limit (IPv4 has it in the header already).
+    ttl: u8,
 }
 
 impl SendBatch {
-    /// Queue one datagram, as [`VrrpSocket::datagram`] built it.
-    pub fn push(&mut self, src: IpAddr, dst: IpAddr, datagram: &[u8]) {
+    /// Queue one datagram, as [`VrrpSocket::datagram`] built it for this TTL / hop limit.
+    pub fn push(&mut self, src: IpAddr, dst: IpAddr, ttl: u8, datagram: &[u8]) {
         let start = self.bytes.len();
         self.bytes.extend_from_slice(datagram);
         self.msgs.push(Out {
@@ -172,6 +195,7 @@ impl SendBatch {
             len: datagram.len(),
             src,
             dst,
+            ttl,
         });
     }
 
@@ -196,11 +220,18 @@ impl SendBatch {
 
 impl VrrpSocket {
     /// What [`VrrpSocket::send_batch`] sends for one VRRP message `msg` (checksum already in
-    /// it): on IPv4 the packet with its header (TTL 255), on IPv6 the message itself.
-    pub fn datagram(src: IpAddr, dst: IpAddr, msg: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+    /// it): on IPv4 the packet with its header (TTL `ttl`), on IPv6 the message itself (the
+    /// hop limit goes beside it: [`SendBatch::push`]).
+    pub fn datagram(
+        src: IpAddr,
+        dst: IpAddr,
+        ttl: u8,
+        msg: &[u8],
+        out: &mut Vec<u8>,
+    ) -> io::Result<()> {
         out.clear();
         match (src, dst) {
-            (IpAddr::V4(src), IpAddr::V4(dst)) => packet::encode_ipv4(src, dst, 255, msg, out),
+            (IpAddr::V4(src), IpAddr::V4(dst)) => packet::encode_ipv4(src, dst, ttl, msg, out),
             (IpAddr::V6(_), IpAddr::V6(_)) => out.extend_from_slice(msg),
             _ => {
                 return Err(io::Error::new(
@@ -260,7 +291,8 @@ fn send_many(s: &Socket, bytes: &[u8], msgs: &[Out], ifindex: u32) -> io::Result
             iov_len: m.len,
         })
         .collect();
-    // 64 bytes of control room per message: CMSG_SPACE of in6_pktinfo (20 bytes) fits.
+    // 64 bytes of control room per message: CMSG_SPACE of in6_pktinfo (20 bytes) and of an
+    // int fit.
     let mut control = vec![[0u64; 8]; n];
     // SAFETY: every pointer in the headers (names, iovecs, control buffers, the bytes the
     // iovecs point into) outlives the sendmmsg call; control buffers are u64-aligned and large
@@ -288,6 +320,21 @@ fn send_many(s: &Socket, bytes: &[u8], msgs: &[Out], ifindex: u32) -> io::Result
                     ipi6_ifindex: ifindex,
                 };
                 std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::in6_pktinfo>(), info);
+                // The hop limit of this packet (the socket's are 255), when another is asked
+                // for (`unicast-ttl`): a second control message (the buffer is zeroed, as
+                // CMSG_NXTHDR reads the next header's length).
+                if msgs[k].ttl != 255 {
+                    msg.msg_controllen +=
+                        libc::CMSG_SPACE(size_of::<libc::c_int>() as u32) as usize;
+                    let next = libc::CMSG_NXTHDR(&msg, cmsg);
+                    (*next).cmsg_level = libc::IPPROTO_IPV6;
+                    (*next).cmsg_type = libc::IPV6_HOPLIMIT;
+                    (*next).cmsg_len = libc::CMSG_LEN(size_of::<libc::c_int>() as u32) as usize;
+                    std::ptr::write_unaligned(
+                        libc::CMSG_DATA(next).cast::<libc::c_int>(),
+                        libc::c_int::from(msgs[k].ttl),
+                    );
+                }
             }
             hdrs.push(libc::mmsghdr {
                 msg_hdr: msg,

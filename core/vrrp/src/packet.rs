@@ -612,11 +612,14 @@ pub enum DropReason {
     OwnPacket,
     /// An advert interval of 0 (RFC 5798 allows 1..=4095 centiseconds, RFC 3768 1..=255 s).
     BadInterval,
+    /// Sent to another multicast group than the instance's (`multicast-group`): another
+    /// cluster's virtual router with the same VRID.
+    OtherGroup,
 }
 
 impl DropReason {
     /// Every reason, in declaration order (e.g. to pre-register metrics).
-    pub const ALL: [DropReason; 16] = [
+    pub const ALL: [DropReason; 17] = [
         DropReason::Truncated,
         DropReason::BadIpHeader,
         DropReason::NotVrrp,
@@ -633,6 +636,7 @@ impl DropReason {
         DropReason::UnexpectedSource,
         DropReason::OwnPacket,
         DropReason::BadInterval,
+        DropReason::OtherGroup,
     ];
 
     /// Stable snake_case name, used as a metrics/status key. Do not rename.
@@ -654,6 +658,7 @@ impl DropReason {
             DropReason::UnexpectedSource => "unexpected_source",
             DropReason::OwnPacket => "own_packet",
             DropReason::BadInterval => "bad_interval",
+            DropReason::OtherGroup => "other_group",
         }
     }
 }

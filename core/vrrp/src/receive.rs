@@ -17,6 +17,9 @@ pub struct Expect {
     pub peers: Vec<IpAddr>,
     /// Our own VIPs, to notice a peer advertising a different address list.
     pub vips: Vec<IpAddr>,
+    /// Peers whose adverts may arrive with a TTL / hop limit in this range instead of 255
+    /// (keepalived's `min_ttl` / `max_ttl`: routed from another subnet).
+    pub peer_ttl: Vec<(IpAddr, std::ops::RangeInclusive<u8>)>,
 }
 
 /// The outcome of an accepted advert: what the state machine hears, and whether the peer's
@@ -34,8 +37,13 @@ pub fn check(
     ttl: u8,
     advert: &Advert,
 ) -> Result<Accepted, DropReason> {
-    // TTL / Hop Limit 255 proves the sender is on our link.
-    check_ttl(ttl).map_err(|e| e.reason())?;
+    // TTL / Hop Limit 255 proves the sender is on our link; a peer configured as routed may
+    // come with its own range.
+    match expect.peer_ttl.iter().find(|(p, _)| *p == src) {
+        Some((_, range)) if range.contains(&ttl) => {}
+        Some(_) => return Err(DropReason::BadTtl),
+        None => check_ttl(ttl).map_err(|e| e.reason())?,
+    }
     if advert.version != expect.version {
         return Err(DropReason::VersionMismatch);
     }
@@ -86,7 +94,27 @@ mod tests {
             advert_interval: Duration::from_secs(1),
             peers: vec![],
             vips: vec![v4(100)],
+            peer_ttl: vec![],
         }
+    }
+
+    #[test]
+    fn a_peer_with_a_ttl_range_is_accepted_within_it_only() {
+        let mut e = expect();
+        e.peers = vec![v4(2), v4(3)];
+        e.peer_ttl = vec![(v4(2), 60..=64)];
+        let a = advert();
+        assert!(check(&e, v4(2), 64, &a).is_ok());
+        assert!(check(&e, v4(2), 60, &a).is_ok());
+        assert_eq!(check(&e, v4(2), 59, &a), Err(DropReason::BadTtl));
+        assert_eq!(
+            check(&e, v4(2), 255, &a),
+            Err(DropReason::BadTtl),
+            "its range only"
+        );
+        // Other peers keep the RFCs' 255.
+        assert_eq!(check(&e, v4(3), 64, &a), Err(DropReason::BadTtl));
+        assert!(check(&e, v4(3), 255, &a).is_ok());
     }
 
     fn advert() -> Advert {

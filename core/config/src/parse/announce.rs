@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use kdl::KdlNode;
+use std::net::IpAddr;
+
+use kdl::{KdlEntry, KdlNode};
 
 use super::schema::example;
 use super::validate::{head, Validator};
@@ -78,6 +80,35 @@ impl AnnounceOverrides {
 }
 
 impl Validator<'_> {
+    /// A multicast group for adverts: IPv4 multicast (224.0.0.0/4), or IPv6 link-local scope
+    /// multicast (ffX2::/16), as keepalived requires.
+    pub(super) fn multicast_group(&mut self, entry: &KdlEntry, key: &str) -> Option<IpAddr> {
+        let text = self.string(entry, key)?;
+        let Ok(ip) = text.trim().parse::<IpAddr>() else {
+            self.report(
+                entry.span(),
+                format!("`{key}` is not an IP address: `{text}`"),
+                "not an address",
+                format!("for example `{}`", example(key)),
+            );
+            return None;
+        };
+        let ok = match ip {
+            IpAddr::V4(v4) => v4.is_multicast(),
+            IpAddr::V6(v6) => v6.segments()[0] & 0xff0f == 0xff02,
+        };
+        if !ok {
+            self.report(
+                entry.span(),
+                format!("{ip} is not a multicast group adverts can use"),
+                "not a multicast group",
+                "an IPv4 multicast group (224.0.0.0/4, like 224.0.0.18) or a link-local IPv6 one (ffX2::/16, like ff02::12)",
+            );
+            return None;
+        }
+        Some(ip)
+    }
+
     /// `notify-fifo "/abs/path"`.
     fn fifo_path(&mut self, node: &KdlNode) -> Option<PathBuf> {
         let entry = self.one_arg(node, &[])?;
@@ -189,6 +220,26 @@ impl Validator<'_> {
                 }
             }
             "notify-fifo" => g.notify_fifo = self.fifo_path(node),
+            "multicast-group4" | "multicast-group6" => {
+                let key = node.name().value();
+                let Some(e) = self.one_arg(node, &[]) else {
+                    return true;
+                };
+                match (self.multicast_group(e, key), key.ends_with('6')) {
+                    (Some(IpAddr::V4(g4)), false) => g.multicast_group4 = Some(g4),
+                    (Some(IpAddr::V6(g6)), true) => g.multicast_group6 = Some(g6),
+                    (Some(other), _) => self.report(
+                        e.span(),
+                        format!(
+                            "`{key}` is for {} groups, not {other}",
+                            if key.ends_with('6') { "IPv6" } else { "IPv4" }
+                        ),
+                        "other address family",
+                        "`multicast-group4` takes an IPv4 group, `multicast-group6` an IPv6 one",
+                    ),
+                    (None, _) => {}
+                }
+            }
             "startup-delay" => {
                 if let Some(d) = self.one_duration(node) {
                     g.startup_delay = d;

@@ -124,7 +124,18 @@ impl Validator<'_> {
             .map(|i| {
                 // Likewise the announcement settings it does not set itself.
                 let a = i.announce.resolve(&config.global);
+                let g = &config.global;
+                let group = i.cfg.multicast_group.or(if i.cfg.unicast_peers.is_empty() {
+                    if i.cfg.is_ipv6() {
+                        g.multicast_group6.map(IpAddr::V6)
+                    } else {
+                        g.multicast_group4.map(IpAddr::V4)
+                    }
+                } else {
+                    None
+                });
                 InstanceConfig {
+                    multicast_group: group,
                     master_down_adverts: i.master_down_adverts.unwrap_or(default_down),
                     garp: a.garp,
                     lower_prio_no_advert: a.lower_prio_no_advert,

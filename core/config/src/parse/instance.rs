@@ -31,6 +31,8 @@ struct InstanceSpans {
     nopreempt: Option<SourceSpan>,
     /// `no-vip`: an instance that moves no address (keepalived's `no_virtual_ipaddress`).
     no_vip: Option<SourceSpan>,
+    unicast_ttl: Option<SourceSpan>,
+    group: Option<SourceSpan>,
 }
 
 /// An instance as read, with the spans that checks across instances point at.
@@ -120,6 +122,9 @@ impl Validator<'_> {
             initial_state: InitialState::Backup,
             unicast_src: None,
             unicast_peers: Vec::new(),
+            unicast_ttl: 255,
+            multicast_group: None,
+            peer_ttl: Vec::new(),
             vips: Vec::new(),
             routes: Vec::new(),
             rules: Vec::new(),
@@ -253,7 +258,24 @@ impl Validator<'_> {
                         at.src = Some(e.span());
                     }
                 }
-                "unicast-peer" => self.peers(child, &mut cfg.unicast_peers, &mut at.peers),
+                "unicast-peer" => self.peers_with_ttl(
+                    child,
+                    &mut cfg.unicast_peers,
+                    &mut at.peers,
+                    &mut cfg.peer_ttl,
+                ),
+                "multicast-group" => {
+                    if let Some(e) = self.one_arg(child, &[]) {
+                        cfg.multicast_group = self.multicast_group(e, key);
+                        at.group = Some(e.span());
+                    }
+                }
+                "unicast-ttl" => {
+                    if let Some(n) = self.one_integer(child, 1, 255) {
+                        cfg.unicast_ttl = n as u8;
+                        at.unicast_ttl = Some(head(child));
+                    }
+                }
                 "vip" => {
                     at.vip_nodes += 1;
                     if let Some(super::addresses::VipAt {
@@ -430,6 +452,36 @@ impl Validator<'_> {
                 );
             }
             _ => {}
+        }
+        if let (Some(span), Some(group)) = (at.group, cfg.multicast_group) {
+            if group.is_ipv6() != cfg.is_ipv6() {
+                let ours = if cfg.is_ipv6() { "IPv6" } else { "IPv4" };
+                self.report(
+                    span,
+                    format!(
+                        "multicast group {group} is {} but this instance speaks {ours}",
+                        family(&group)
+                    ),
+                    "other address family",
+                    "use a group of the instance's family",
+                );
+            }
+            if !cfg.unicast_peers.is_empty() {
+                self.report(
+                    span,
+                    "`multicast-group` with `unicast-peer`",
+                    "no multicast adverts",
+                    "adverts go to the unicast peers: remove one of the two",
+                );
+            }
+        }
+        if let (Some(span), true) = (at.unicast_ttl, cfg.unicast_peers.is_empty()) {
+            self.report(
+                span,
+                "`unicast-ttl` without `unicast-peer`",
+                "no unicast adverts",
+                "adverts to the multicast group always go with TTL 255 (the RFCs); add the peers, or remove it",
+            );
         }
         if at.vip_nodes == 0 {
             // Without VIPs the unicast addresses say the family: one for all of them.
@@ -630,8 +682,52 @@ impl Validator<'_> {
         }
     }
 
-    fn peers(&mut self, node: &KdlNode, peers: &mut Vec<IpAddr>, spans: &mut Vec<SourceSpan>) {
-        let args = self.list(node, "unicast-peer", "address", "no address");
+    /// `min-ttl=` / `max-ttl=` of a `unicast-peer` node: the TTL range its peers' adverts may
+    /// arrive with (None: 255 only).
+    fn peer_ttl(&mut self, node: &KdlNode) -> Option<std::ops::RangeInclusive<u8>> {
+        let bound = |me: &mut Self, name: &str| {
+            prop(node, name)
+                .and_then(|e| me.integer(e, "unicast-peer", 1, 255))
+                .map(|n| n as u8)
+        };
+        let (min, max) = (bound(self, "min-ttl"), bound(self, "max-ttl"));
+        if min.is_none() && max.is_none() {
+            return None;
+        }
+        let range = min.unwrap_or(1)..=max.unwrap_or(255);
+        if range.is_empty() {
+            if let Some(e) = prop(node, "max-ttl") {
+                self.report(
+                    e.span(),
+                    format!(
+                        "`max-ttl={}` is below `min-ttl={}`",
+                        range.end(),
+                        range.start()
+                    ),
+                    "empty range",
+                    "the TTL range is min-ttl..=max-ttl: swap them",
+                );
+            }
+            return None;
+        }
+        Some(range)
+    }
+
+    fn peers_with_ttl(
+        &mut self,
+        node: &KdlNode,
+        peers: &mut Vec<IpAddr>,
+        spans: &mut Vec<SourceSpan>,
+        ttl: &mut Vec<(IpAddr, std::ops::RangeInclusive<u8>)>,
+    ) {
+        let args = self.list_with(
+            node,
+            "unicast-peer",
+            "address",
+            "no address",
+            &["min-ttl", "max-ttl"],
+        );
+        let range = self.peer_ttl(node);
         for entry in args {
             let Some(ip) = self.unicast_ip(entry, "unicast-peer") else {
                 continue;
@@ -648,6 +744,9 @@ impl Validator<'_> {
             }
             peers.push(ip);
             spans.push(entry.span());
+            if let Some(r) = &range {
+                ttl.push((ip, r.clone()));
+            }
         }
     }
 

@@ -249,7 +249,19 @@ impl Validator<'_> {
         what: &str,
         label: &str,
     ) -> Vec<&'n KdlEntry> {
-        self.leaf(node, &[]);
+        self.list_with(node, key, what, label, &[])
+    }
+
+    /// [`Validator::list`] with properties from `props` allowed.
+    pub(super) fn list_with<'n>(
+        &mut self,
+        node: &'n KdlNode,
+        key: &str,
+        what: &str,
+        label: &str,
+        props: &[&str],
+    ) -> Vec<&'n KdlEntry> {
+        self.leaf(node, props);
         let args = positional(node);
         if args.is_empty() {
             self.report(

@@ -229,3 +229,110 @@ fn startup_delay_is_a_global_duration() {
         "startup-delay",
     );
 }
+
+#[test]
+fn unicast_ttl_and_peer_ttl_ranges() {
+    let cfg = ok(&web(
+        "    unicast-ttl 64\n    unicast-peer \"192.0.2.2\" \"192.0.2.3\" min-ttl=60 max-ttl=64\n    unicast-peer \"192.0.2.4\"\n",
+    ));
+    let i = &cfg.instances[0];
+    assert_eq!(i.unicast_ttl, 64);
+    let ip = |s: &str| -> std::net::IpAddr { s.parse().expect("ip") };
+    assert_eq!(
+        i.peer_ttl,
+        vec![(ip("192.0.2.2"), 60..=64), (ip("192.0.2.3"), 60..=64)]
+    );
+    assert_eq!(ok(&web("")).instances[0].unicast_ttl, 255);
+    let only_min = ok(&web("    unicast-peer \"192.0.2.2\" min-ttl=250\n"));
+    assert_eq!(only_min.instances[0].peer_ttl[0].1, 250..=255);
+    problems_at(&[
+        (
+            web("    unicast-ttl 64\n"),
+            5,
+            5,
+            "`unicast-ttl` without `unicast-peer`",
+        ),
+        (
+            web("    unicast-peer \"192.0.2.2\" min-ttl=70 max-ttl=64\n"),
+            5,
+            41,
+            "`max-ttl=64` is below `min-ttl=70`",
+        ),
+        (
+            web("    unicast-peer \"192.0.2.2\" ttl=64\n"),
+            5,
+            30,
+            "unknown property `ttl=`",
+        ),
+        (
+            web("    unicast-peer \"192.0.2.2\"\n    unicast-ttl 0\n"),
+            6,
+            17,
+            "must be from 1 to 255, not 0",
+        ),
+    ]);
+}
+
+#[test]
+fn multicast_groups_global_and_per_instance() {
+    let g = "global {\n    multicast-group4 \"224.0.0.19\"\n    multicast-group6 \"ff02::13\"\n}\n";
+    let v6 =
+        "instance \"six\" {\n    interface \"eth0\"\n    vrid 52\n    vip \"2001:db8::1/64\"\n}\n";
+    let cfg = ok(&format!("{g}{}{v6}", web("")));
+    let group = |i: usize| cfg.instances[i].multicast_group.map(|a| a.to_string());
+    assert_eq!(group(0).as_deref(), Some("224.0.0.19"));
+    assert_eq!(group(1).as_deref(), Some("ff02::13"));
+    let own = ok(&format!(
+        "{g}{}",
+        web("    multicast-group \"224.0.0.20\"\n")
+    ));
+    assert_eq!(
+        own.instances[0]
+            .multicast_group
+            .map(|a| a.to_string())
+            .as_deref(),
+        Some("224.0.0.20")
+    );
+    assert_eq!(
+        ok(&web("")).instances[0].multicast_group,
+        None,
+        "the RFC group"
+    );
+    let unicast = ok(&format!("{g}{}", web("    unicast-peer \"192.0.2.2\"\n")));
+    assert_eq!(
+        unicast.instances[0].multicast_group, None,
+        "unicast: no group"
+    );
+    problems_at(&[
+        (
+            web("    multicast-group \"192.0.2.1\"\n"),
+            5,
+            21,
+            "is not a multicast group",
+        ),
+        (
+            web("    multicast-group \"ff05::12\"\n"),
+            5,
+            21,
+            "is not a multicast group",
+        ),
+        (
+            web("    multicast-group \"ff02::13\"\n"),
+            5,
+            21,
+            "is IPv6 but this instance speaks IPv4",
+        ),
+        (
+            "global {\n    multicast-group4 \"ff02::13\"\n}\n".into(),
+            2,
+            22,
+            "`multicast-group4` is for IPv4 groups",
+        ),
+        (
+            web("    unicast-peer \"192.0.2.2\"\n    multicast-group \"224.0.0.19\"\n"),
+            6,
+            21,
+            "`multicast-group` with `unicast-peer`",
+        ),
+    ]);
+}
