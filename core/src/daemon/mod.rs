@@ -853,8 +853,8 @@ impl Daemon {
                     self.status_due = Some(now + Duration::from_secs(1));
                 }
             }
-            Action::TellWinner { to } => {
-                inst.send_advert_to(0, &[to]);
+            Action::TellWinner { to, priority } => {
+                inst.send_advert_to(priority, &[to]);
             }
             Action::Announce => {
                 let garp = &inst.cfg.garp;
