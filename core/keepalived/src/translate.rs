@@ -275,6 +275,10 @@ impl Importer {
                 self.global.garp_refresh = self.one_seconds(s).filter(|(d, _)| !d.is_zero());
             }
             "vrrp_version" => self.global.version = self.one_int(s).map(|(v, _)| v),
+            "fifo_write_vrrp_states_on_reload" => self
+                .global
+                .settings
+                .push(("notify-fifo-states-on-reload #true".to_owned(), s.pos)),
             // One announcement and no second round (keepalived's own definition of it).
             "vrrp_min_garp" => {
                 if self.bool_arg(s) == Some(true) {
