@@ -158,8 +158,8 @@ fn a_lower_priority_is_answered_as_each_instance_says() {
     });
 }
 
-/// A master with `higher-prio-send-advert` that hears a higher priority sends one advert at
-/// its own priority, then its priority 0, and steps down.
+/// A master with `higher-prio-send-advert` that hears a higher priority sends the winner one
+/// advert at its own priority, then its priority 0, and steps down.
 #[test]
 fn higher_prio_send_advert_sends_its_priority_before_stepping_down() {
     lab_test(2, |lab| {
@@ -192,6 +192,12 @@ fn higher_prio_send_advert_sends_its_priority_before_stepping_down() {
             before.priority() == Some(100) && resign.at - before.at <= ms(50),
             "no advert at priority 100 right before the priority 0:\n{}",
             cap.dump()
+        );
+        // To the winner alone: other backups must not take it for a lower-priority master.
+        ensure!(
+            before.dst.to_string() == "192.0.2.2",
+            "the priority-100 advert went to {}, not the winner 192.0.2.2",
+            before.dst
         );
         Ok(())
     });

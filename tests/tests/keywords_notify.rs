@@ -2,7 +2,8 @@
 //! `notify-fifo-script` reads from the `notify-fifo` (keepalived's format, `INSTANCE "web"
 //! MASTER 100`), `MASTER_PRIORITY` lines under `notify-priority-changes`, the
 //! `MASTER_RX_LOWER_PRI` line and `notify-master-rx-lower-pri` command when the master hears a
-//! lower priority, and the FIFO gone after the daemon stops (it made it).
+//! lower priority, the state lines a reload writes under `notify-fifo-states-on-reload`, and the
+//! FIFO gone after the daemon stops (it made it).
 //!
 //! Run alone: `cargo build -p upkeep && cargo test -p upkeep-tests --test keywords_notify`
 
@@ -90,6 +91,14 @@ fn the_fifo_gets_keepalived_s_lines_in_order() {
         expect_lines(&out, &want)?;
         expect_lines(&rx_log, &["rx"])?;
         ensure!(h1.state("web")? == "master");
+
+        // notify-fifo-states-on-reload: a reload writes each instance's state.
+        let seq = h1.reload_seq()?;
+        h1.write_config(&kdl.replacen("global {", "global { notify-fifo-states-on-reload;", 1))?;
+        h1.reload_cli()?;
+        h1.wait_reload(seq, secs(10))?;
+        want.push("INSTANCE \"web\" MASTER 90");
+        expect_lines(&out, &want)?;
 
         // Stopping: the STOP line reaches the reader before it is stopped, and the FIFO the
         // daemon made is gone.

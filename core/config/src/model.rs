@@ -172,6 +172,9 @@ pub struct Global {
     pub notify_fifo_script: Option<String>,
     /// Default of [`InstanceConfig::notify_priority_changes`].
     pub notify_priority_changes: bool,
+    /// After a reload, every instance's state is written to the FIFO (keepalived's
+    /// `fifo_write_vrrp_states_on_reload`).
+    pub notify_fifo_states_on_reload: bool,
     /// The instances start (listen, advertise, elect) this long after the daemon (keepalived's
     /// `vrrp_startup_delay`: links such as bonds that pass no traffic for a while after boot).
     pub startup_delay: Duration,
@@ -266,6 +269,7 @@ impl Default for Global {
             notify_fifo: None,
             notify_fifo_script: None,
             notify_priority_changes: false,
+            notify_fifo_states_on_reload: false,
             startup_delay: Duration::ZERO,
             multicast_group4: None,
             multicast_group6: None,

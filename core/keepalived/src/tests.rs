@@ -1541,3 +1541,11 @@ fn vrrp_min_garp_is_one_announcement_and_no_second_round() {
     let (_, off) = convert(&src.replace("vrrp_min_garp", "vrrp_min_garp off"));
     assert_eq!(off.instances[0].garp.repeat, 5);
 }
+
+#[test]
+fn fifo_write_vrrp_states_on_reload_imports() {
+    let src = "global_defs {\n    vrrp_notify_fifo /run/k.fifo\n    fifo_write_vrrp_states_on_reload\n}\nvrrp_instance w {\n    interface eth0\n    virtual_router_id 1\n    virtual_ipaddress {\n        192.0.2.1\n    }\n}\n";
+    let (imported, cfg) = convert(src);
+    assert!(imported.warnings.is_empty(), "{:#?}", imported.warnings);
+    assert!(cfg.global.notify_fifo_states_on_reload);
+}

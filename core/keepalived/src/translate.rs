@@ -289,6 +289,10 @@ impl Importer {
                     s.words.join(" ")
                 ),
             ),
+            "fifo_write_vrrp_states_on_reload" => self
+                .global
+                .settings
+                .push(("notify-fifo-states-on-reload #true".to_owned(), s.pos)),
             // One announcement and no second round (keepalived's own definition of it).
             "vrrp_min_garp" => {
                 if self.bool_arg(s) == Some(true) {

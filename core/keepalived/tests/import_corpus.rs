@@ -636,6 +636,7 @@ const GLOBAL: &[&str] = &[
     "vrrp_mcast_group4",
     "vrrp_mcast_group6",
     "vrrp_min_garp",
+    "fifo_write_vrrp_states_on_reload",
 ];
 const SCRIPT: &[&str] = &[
     "script",

@@ -909,16 +909,16 @@ impl Daemon {
             Action::SendAdvert { priority } => {
                 let (q, batch) = self.outbox.batch(&inst.socket);
                 let count = inst.queue_advert(priority, batch);
-                self.outbox.queued(i, priority, q, count);
+                self.outbox.queued(i, priority, true, q, count);
                 // adverts_sent changes: a master that only sends still refreshes its status.
                 if self.status_due.is_none() {
                     self.status_due = Some(now + Duration::from_secs(1));
                 }
             }
-            Action::TellWinner { to } => {
+            Action::TellWinner { to, priority } => {
                 let (q, batch) = self.outbox.batch(&inst.socket);
-                let count = inst.queue_advert_to(0, &[to], batch);
-                self.outbox.queued(i, 0, q, count);
+                let count = inst.queue_advert_to(priority, &[to], batch);
+                self.outbox.queued(i, priority, false, q, count);
             }
             Action::Announce => {
                 let garp = &inst.cfg.garp;
@@ -993,7 +993,7 @@ impl Daemon {
             // than hold the VIPs beside it (a priority-0 resignation is no reason: nothing
             // to give up).
             let limit = u32::from(inst.cfg.master_down_adverts).max(1);
-            if !sent && advert.priority > 0 && inst.unsent_in_a_row >= limit {
+            if !sent && advert.periodic && advert.priority > 0 && inst.unsent_in_a_row >= limit {
                 inst.unsent_in_a_row = 0;
                 warn!(parent: &inst.span, unsent = limit,
                     "adverts could not be sent: stepping down so that the backups' new \

@@ -28,6 +28,7 @@ struct Queue {
 struct Queued {
     instance: usize,
     priority: u8,
+    periodic: bool,
     queue: usize,
     first: usize,
     count: usize,
@@ -37,6 +38,9 @@ struct Queued {
 pub(super) struct Sent<'a> {
     pub(super) instance: usize,
     pub(super) priority: u8,
+    /// A master's own advert (not a notice to one router): its failure counts towards
+    /// stepping down.
+    pub(super) periodic: bool,
     batch: &'a SendBatch,
     results: &'a [io::Result<()>],
     first: usize,
@@ -79,13 +83,21 @@ impl Outbox {
         (q, batch)
     }
 
-    /// Record that `instance`'s advert at `priority` is the last `count` datagrams of queue
+    /// Record that `instance`'s advert at `priority` (`periodic`: its own, not a notice) is the last `count` datagrams of queue
     /// `queue` (as [`Outbox::batch`] returned it).
-    pub(super) fn queued(&mut self, instance: usize, priority: u8, queue: usize, count: usize) {
+    pub(super) fn queued(
+        &mut self,
+        instance: usize,
+        priority: u8,
+        periodic: bool,
+        queue: usize,
+        count: usize,
+    ) {
         let len = self.sockets[queue].batch.len();
         self.adverts.push(Queued {
             instance,
             priority,
+            periodic,
             queue,
             first: len - count,
             count,
@@ -103,6 +115,7 @@ impl Outbox {
             each(Sent {
                 instance: a.instance,
                 priority: a.priority,
+                periodic: a.periodic,
                 batch: &q.batch,
                 results: q
                     .results

@@ -14,8 +14,10 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tracing::{error, info, warn};
 
 use crate::checks::wasm::PluginHost;
+use crate::hooks::Subject;
 use crate::net::netlink::Netlink;
 use upkeep_config::{self as config, diff, CheckDef, CheckKind, Config};
+use upkeep_vrrp::fsm::State;
 
 use super::checks::{self, LoadedPlugin};
 use super::instance::{self, Instance};
@@ -377,7 +379,31 @@ impl Daemon {
         // Priorities and faults of kept instances may move with changed checks or settings.
         self.node.refresh();
         self.pump(now);
+        if self.cfg.global.notify_fifo_states_on_reload {
+            self.fifo_states();
+        }
         first_err.map_or(Ok(()), Err)
+    }
+
+    /// `notify-fifo-states-on-reload` (keepalived's `fifo_write_vrrp_states_on_reload`): every
+    /// instance's state as a FIFO line, for a reader that keeps state per instance.
+    fn fifo_states(&mut self) {
+        let Some(fifo) = &mut self.fifo else {
+            return;
+        };
+        for (i, inst) in self.instances.iter().enumerate() {
+            if self.node.is_retiring(i) {
+                continue;
+            }
+            let fsm = self.node.fsm(i);
+            let state = match fsm.state() {
+                State::Master | State::Handover => "MASTER",
+                State::Backup => "BACKUP",
+                State::Fault => "FAULT",
+                State::Initialize => continue,
+            };
+            fifo.write(Subject::Instance, &inst.cfg.name, state, fsm.priority());
+        }
     }
 
     pub(super) fn active_index(&self, name: &str) -> Option<usize> {

@@ -64,9 +64,9 @@ pub struct Params {
     /// A master that hears a lower priority does not answer with an advert (the RFCs;
     /// keepalived's `lower_prio_no_advert`); it still re-announces ([`Action::Reannounce`]).
     pub lower_prio_no_advert: bool,
-    /// A master that hears a higher priority sends one advert at its own priority before
-    /// stepping down (keepalived's `higher_prio_send_advert`): a keepalived winner answers a
-    /// lower priority by re-announcing the VIPs.
+    /// A master that hears a higher priority sends one advert at its own priority to the
+    /// winner before stepping down (keepalived's `higher_prio_send_advert`): a keepalived winner
+    /// answers a lower priority by re-announcing the VIPs. Unicast, unlike keepalived's.
     pub higher_prio_send_advert: bool,
 }
 
@@ -258,10 +258,12 @@ pub enum Action {
     SendAdvert {
         priority: u8,
     },
-    /// Send a priority-0 advertisement to this router alone (unicast): the repeats of the
-    /// notice a master sends when it steps down to `to` (see [`RESIGN_REPEATS`]).
+    /// Send an advertisement with this priority to this router alone (unicast): the repeats
+    /// of the priority-0 notice a master sends when it steps down to `to` (see
+    /// [`RESIGN_REPEATS`]), or its own priority first with `higher_prio_send_advert`.
     TellWinner {
         to: IpAddr,
+        priority: u8,
     },
     /// Announce the VIPs (gratuitous ARP / unsolicited NA), as a new master must.
     Announce,
@@ -759,7 +761,11 @@ impl Fsm {
                 self.master = Some((h.from, h.priority));
                 self.down_at = Some(now + self.master_down_interval());
                 if self.params.higher_prio_send_advert {
-                    out.push(Action::SendAdvert {
+                    // To the winner alone: other preempting backups would take a multicast
+                    // one for a lower-priority master and take over (found by the property
+                    // tests).
+                    out.push(Action::TellWinner {
+                        to: h.from,
                         priority: self.priority,
                     });
                 }
@@ -814,7 +820,7 @@ impl Fsm {
         if now < at {
             return;
         }
-        out.push(Action::TellWinner { to });
+        out.push(Action::TellWinner { to, priority: 0 });
         self.resign_notices = (left > 1).then(|| (now + self.resign_gap(), left - 1, to));
     }
 

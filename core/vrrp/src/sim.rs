@@ -106,7 +106,7 @@ impl Lan {
         for a in actions {
             match a {
                 Action::SendAdvert { priority } => self.send(i, priority, None),
-                Action::TellWinner { to } => self.send(i, 0, Some(to)),
+                Action::TellWinner { to, priority } => self.send(i, priority, Some(to)),
                 Action::AddVips => self.routers[i].holds_vips = true,
                 Action::RemoveVips => self.routers[i].holds_vips = false,
                 Action::Announce | Action::Reannounce => self.routers[i].announced.push(self.now),
@@ -287,7 +287,7 @@ impl HostLan {
         let host = &mut self.hosts[h];
         match action {
             Action::SendAdvert { priority } => self.send(h, i, priority, None),
-            Action::TellWinner { to } => self.send(h, i, 0, Some(to)),
+            Action::TellWinner { to, priority } => self.send(h, i, priority, Some(to)),
             Action::AddVips => host.holds_vips[i] = true,
             Action::RemoveVips => host.holds_vips[i] = false,
             Action::Announce | Action::Reannounce => {}

@@ -220,6 +220,11 @@ impl Validator<'_> {
                 }
             }
             "notify-fifo" => g.notify_fifo = self.fifo_path(node),
+            "notify-fifo-states-on-reload" => {
+                if let Some(b) = self.flag(node) {
+                    g.notify_fifo_states_on_reload = b;
+                }
+            }
             "multicast-group4" | "multicast-group6" => {
                 let key = node.name().value();
                 let Some(e) = self.one_arg(node, &[]) else {

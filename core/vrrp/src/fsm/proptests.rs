@@ -50,6 +50,9 @@ struct RouterSpec {
     started: bool,
     /// `master-down-adverts`: 3..=20, mostly the default 3.
     master_down_adverts: u8,
+    /// keepalived's `lower_prio_no_advert` / `higher_prio_send_advert`.
+    lower_prio_no_advert: bool,
+    higher_prio_send_advert: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -104,6 +107,8 @@ fn router_spec(version: Version, interval_ms: u64) -> impl Strategy<Value = Rout
         prop_oneof![3 => Just(0u8), 1 => 1u8..=3],
         prop_oneof![4 => Just(true), 1 => Just(false)],
         master_down_adverts(),
+        any::<bool>(),
+        any::<bool>(),
     )
         .prop_map(
             |(
@@ -117,6 +122,8 @@ fn router_spec(version: Version, interval_ms: u64) -> impl Strategy<Value = Rout
                 preempt_delay,
                 started,
                 master_down_adverts,
+                lower_prio_no_advert,
+                higher_prio_send_advert,
             )| RouterSpec {
                 priority,
                 interval_ms,
@@ -128,6 +135,8 @@ fn router_spec(version: Version, interval_ms: u64) -> impl Strategy<Value = Rout
                 preempt_delay,
                 started,
                 master_down_adverts,
+                lower_prio_no_advert,
+                higher_prio_send_advert,
             },
         )
 }
@@ -178,6 +187,8 @@ fn params_of(version: Version, i: usize, r: &RouterSpec) -> Params {
         initial_master: r.initial_master,
         preempt_delay: ms(r.interval_ms) * u32::from(r.preempt_delay),
         master_down_adverts: r.master_down_adverts,
+        lower_prio_no_advert: r.lower_prio_no_advert,
+        higher_prio_send_advert: r.higher_prio_send_advert,
         ..sim::params(version, ms(r.interval_ms), i)
     }
 }

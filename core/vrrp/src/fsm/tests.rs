@@ -624,7 +624,7 @@ fn a_master_stepping_down_repeats_its_priority_zero_notice() {
         assert_eq!(f.handle(Event::Timeout, at - ms(1)), vec![], "not early");
         assert_eq!(
             f.handle(Event::Timeout, at),
-            vec![Action::TellWinner { to }]
+            vec![Action::TellWinner { to, priority: 0 }]
         );
     }
     assert_eq!(f.poll_timeout(), Some(now + SEC * 3 + f.skew_time()));
@@ -1239,8 +1239,8 @@ fn lower_prio_no_advert_answers_a_lower_priority_with_announcements_only() {
 }
 
 /// keepalived's `higher_prio_send_advert`: a master stepping down to a higher priority first
-/// sends an advert at its own priority (a keepalived winner re-announces on a lower one),
-/// then its priority-0 notice as always.
+/// sends the winner alone an advert at its own priority (a keepalived winner re-announces on a
+/// lower one), then its priority-0 notice as always.
 #[test]
 fn higher_prio_send_advert_sends_our_priority_before_stepping_down() {
     let t0 = Instant::now();
@@ -1251,14 +1251,16 @@ fn higher_prio_send_advert_sends_our_priority_before_stepping_down() {
     let mut f = master(loud, 100, t0);
     let now = t0 + SEC * 5;
     let a = f.handle(Event::Advert(heard(9, 200)), now);
-    let sent: Vec<u8> = a
+    // (to the winner, priority): multicast ones have no address.
+    let sent: Vec<(Option<IpAddr>, u8)> = a
         .iter()
         .filter_map(|x| match x {
-            Action::SendAdvert { priority } => Some(*priority),
+            Action::SendAdvert { priority } => Some((None, *priority)),
+            Action::TellWinner { to, priority } => Some((Some(*to), *priority)),
             _ => None,
         })
         .collect();
-    assert_eq!(sent, vec![100, 0]);
+    assert_eq!(sent, vec![(Some(heard(9, 200).from), 100), (None, 0)]);
     assert_eq!(f.state(), State::Backup);
     // Without it: the priority-0 notice alone.
     let mut g = master(p(Version::V2), 100, t0);
