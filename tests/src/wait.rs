@@ -113,3 +113,31 @@ impl<T: Debug> Display for Timeline<T> {
         Ok(())
     }
 }
+
+/// The lines of a text file a test's script writes (empty if it does not exist yet).
+pub fn file_lines(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Waits until the file at `path` reads exactly `want` (a notify log, a FIFO reader's
+/// output), then checks it stays so briefly.
+pub fn expect_file_lines(path: &std::path::Path, want: &[&str]) -> Result<()> {
+    wait_for(
+        format!("{} to read {want:#?}", path.display()),
+        Duration::from_secs(5),
+        || file_lines(path),
+        |l| l == want,
+    )?;
+    std::thread::sleep(Duration::from_millis(200));
+    let now = file_lines(path);
+    anyhow::ensure!(
+        now == want,
+        "{} went on past {want:#?}: {now:#?}",
+        path.display()
+    );
+    Ok(())
+}

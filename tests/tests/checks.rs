@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
 use upkeep_tests::{
-    lab_test, ms, port_listener_check, secs, upkeep_config, wait_for, Captured, Daemon, Instance,
-    Lab, SIGTERM,
+    expect_file_lines, lab_test, ms, port_listener_check, secs, upkeep_config, wait_for, Captured,
+    Daemon, Instance, Lab, SIGTERM,
 };
 
 const VIP: &str = "192.0.2.100";
@@ -322,33 +322,6 @@ fn memory_bomb_plugin_is_stopped_without_delaying_adverts() {
     hostile_plugin_is_contained("alloc", "exceeded its memory limit of 8 MiB");
 }
 
-/// The lines of a notify log (empty if it does not exist yet).
-fn lines(path: &Path) -> Vec<String> {
-    fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
-/// Waits until the notify log at `path` is exactly `want`, then checks it stays so briefly.
-fn expect_log(path: &Path, want: &[&str]) -> Result<()> {
-    wait_for(
-        format!("{} to read {want:#?}", path.display()),
-        secs(5),
-        || lines(path),
-        |l| l == want,
-    )?;
-    std::thread::sleep(ms(200));
-    let now = lines(path);
-    ensure!(
-        now == want,
-        "{} went on past {want:#?}: {now:#?}",
-        path.display()
-    );
-    Ok(())
-}
-
 #[test]
 fn notify_commands_run_in_order_with_keepalived_arguments() {
     lab_test(2, |lab| {
@@ -384,29 +357,29 @@ fn notify_commands_run_in_order_with_keepalived_arguments() {
             "master",
             "INSTANCE web MASTER 100",
         ];
-        expect_log(&log1, &want1)?;
+        expect_file_lines(&log1, &want1)?;
         let h2 = lab.start_upkeep(2, &c2)?;
         h2.wait_backup_of("web", "192.0.2.1", secs(10))?;
         let mut want2 = vec!["backup", "INSTANCE web BACKUP 90"];
-        expect_log(&log2, &want2)?;
+        expect_file_lines(&log2, &want2)?;
 
         // Failover: h1 stops (notify-stop runs before it exits), h2 takes over.
         h1.signal(SIGTERM)?;
         lab.wait_holders(VIP, &[2], secs(5))?;
         ensure!(h1.wait_exit(secs(6))?.success(), "h1 exit");
         want1.extend(["stop", "INSTANCE web STOP 100"]);
-        expect_log(&log1, &want1)?;
+        expect_file_lines(&log1, &want1)?;
         want2.extend(["master", "INSTANCE web MASTER 90"]);
-        expect_log(&log2, &want2)?;
+        expect_file_lines(&log2, &want2)?;
 
         // h1 back: it preempts, h2 steps down.
         let h1 = lab.start_upkeep(1, &c1)?;
         lab.wait_holders(VIP, &[1], secs(10))?;
         h2.wait_backup_of("web", "192.0.2.1", secs(5))?;
         want1.extend(want1[..4].to_vec());
-        expect_log(&log1, &want1)?;
+        expect_file_lines(&log1, &want1)?;
         want2.extend(["backup", "INSTANCE web BACKUP 90"]);
-        expect_log(&log2, &want2)?;
+        expect_file_lines(&log2, &want2)?;
 
         // Both stop, the backup first (so it does not take over).
         for (d, log, want, prio) in [(&h2, &log2, &want2, 90), (&h1, &log1, &want1, 100)] {
@@ -415,7 +388,7 @@ fn notify_commands_run_in_order_with_keepalived_arguments() {
             let stop = format!("INSTANCE web STOP {prio}");
             let mut w: Vec<&str> = want.clone();
             w.extend(["stop", &stop]);
-            expect_log(log, &w)?;
+            expect_file_lines(log, &w)?;
         }
         Ok(())
     });

@@ -9,8 +9,11 @@
 use std::fs;
 use std::time::Instant;
 
-use anyhow::ensure;
-use upkeep_tests::{lab_test, ms, secs, upkeep_config, wait_for, AdvertSpec, Instance, SIGTERM};
+use anyhow::{ensure, Result};
+use upkeep_tests::{
+    lab_test, ms, secs, upkeep_config, wait_for, AdvertSpec, Captured, Daemon, Instance, Lab,
+    SIGTERM,
+};
 
 #[test]
 fn no_advert_before_the_startup_delay() {
@@ -122,30 +125,48 @@ fn instances_without_vips_elect_and_notify() {
     });
 }
 
+/// h1 (100) sending unicast adverts with `unicast-ttl 64` to h2 (90), whose peer h1 may come
+/// with a TTL of 60..=64: `base(i, priority)` is host i's instance without its peer; `peers` the
+/// two hosts' addresses. Returns both daemons (h2 following h1) and h1's first advert seen at
+/// h2, and the config maker for h2 with other peer options.
+fn ttl_pair<'l>(
+    lab: &'l Lab,
+    base: impl Fn(usize, u8) -> Instance + 'l,
+    peers: [&'l str; 2],
+) -> Result<(Daemon, Daemon, Captured, impl Fn(&str) -> String + 'l)> {
+    let name = base(1, 100).name;
+    let conf = move |i: usize, priority: u8, peer_opts: &str| {
+        let mut inst = base(i, priority);
+        let peer = peers[2 - i];
+        inst.extra_kdl
+            .push(format!("unicast-peer \"{peer}\"{peer_opts}"));
+        if i == 1 {
+            inst.extra_kdl.push("unicast-ttl 64".into());
+        }
+        upkeep_config(&format!("h{i}"), &[inst])
+    };
+    let h1 = lab.start_upkeep(1, &conf(1, 100, ""))?;
+    h1.wait_state(&name, "master", secs(10))?;
+    let cap = lab.start_capture(2)?;
+    let h2 = lab.start_upkeep(2, &conf(2, 90, " min-ttl=60 max-ttl=64"))?;
+    h2.wait_backup_of(&name, peers[0], secs(10))?;
+    let heard = cap.wait_for_packet("h1's advert at h2", secs(3), |p| {
+        !p.outgoing && p.src.to_string() == peers[0]
+    })?;
+    Ok((h1, h2, heard, move |opts: &str| conf(2, 90, opts)))
+}
+
 /// keepalived's `unicast_ttl` and a peer's `min_ttl` / `max_ttl`: h1 sends its unicast adverts
 /// with TTL 64 (seen on the wire at h2); h2, whose peer h1 may come with 60..=64, follows it as
 /// a backup. Reloaded without the range, h2 no longer accepts them (TTL 255 only) and takes over.
 #[test]
 fn unicast_ttl_and_a_peers_ttl_range() {
     lab_test(2, |lab| {
-        let inst = |i: usize, priority: u8, peer_opts: &str| {
-            let peer = if i == 1 { "192.0.2.2" } else { "192.0.2.1" };
-            let mut inst = Instance::web(priority).unicast_src(&lab.host_ip(i));
-            inst.extra_kdl
-                .push(format!("unicast-peer \"{peer}\"{peer_opts}"));
-            if i == 1 {
-                inst.extra_kdl.push("unicast-ttl 64".into());
-            }
-            upkeep_config(&format!("h{i}"), &[inst])
-        };
-        let h1 = lab.start_upkeep(1, &inst(1, 100, ""))?;
-        h1.wait_state("web", "master", secs(10))?;
-        let cap = lab.start_capture(2)?;
-        let h2 = lab.start_upkeep(2, &inst(2, 90, " min-ttl=60 max-ttl=64"))?;
-        h2.wait_backup_of("web", "192.0.2.1", secs(10))?;
-        let heard = cap.wait_for_packet("h1's advert at h2", secs(3), |p| {
-            !p.outgoing && p.src.to_string() == "192.0.2.1"
-        })?;
+        let (_h1, h2, heard, h2_conf) = ttl_pair(
+            lab,
+            |i, priority| Instance::web(priority).unicast_src(&lab.host_ip(i)),
+            ["192.0.2.1", "192.0.2.2"],
+        )?;
         ensure!(
             heard.ttl == 64,
             "TTL {} on the wire: {}",
@@ -156,7 +177,7 @@ fn unicast_ttl_and_a_peers_ttl_range() {
 
         // Without the range h1's adverts are refused (kernel filter: TTL 255 only).
         let seq = h2.reload_seq()?;
-        h2.write_config(&inst(2, 90, ""))?;
+        h2.write_config(&h2_conf(""))?;
         h2.reload_cli()?;
         h2.wait_reload(seq, secs(10))?;
         h2.wait_state("web", "master", secs(5))?;
@@ -218,27 +239,16 @@ fn adverts_use_the_configured_multicast_group() {
 #[test]
 fn unicast_hop_limit_over_ipv6() {
     lab_test(2, |lab| {
-        let inst = |i: usize, priority: u8, peer_opts: &str| {
-            let peer = if i == 1 { "2001:db8::2" } else { "2001:db8::1" };
-            let mut inst = Instance::new("web6", 52, priority)
-                .interval_ms(100)
-                .vip("2001:db8::100/64")
-                .unicast_src(&lab.host_ip6(i));
-            inst.extra_kdl
-                .push(format!("unicast-peer \"{peer}\"{peer_opts}"));
-            if i == 1 {
-                inst.extra_kdl.push("unicast-ttl 64".into());
-            }
-            upkeep_config(&format!("h{i}"), &[inst])
-        };
-        let h1 = lab.start_upkeep(1, &inst(1, 100, ""))?;
-        h1.wait_state("web6", "master", secs(10))?;
-        let cap = lab.start_capture(2)?;
-        let h2 = lab.start_upkeep(2, &inst(2, 90, " min-ttl=60 max-ttl=64"))?;
-        h2.wait_backup_of("web6", "2001:db8::1", secs(10))?;
-        let heard = cap.wait_for_packet("h1's advert at h2", secs(3), |p| {
-            !p.outgoing && p.src.to_string() == "2001:db8::1"
-        })?;
+        let (_h1, _h2, heard, _) = ttl_pair(
+            lab,
+            |i, priority| {
+                Instance::new("web6", 52, priority)
+                    .interval_ms(100)
+                    .vip("2001:db8::100/64")
+                    .unicast_src(&lab.host_ip6(i))
+            },
+            ["2001:db8::1", "2001:db8::2"],
+        )?;
         ensure!(
             heard.ttl == 64,
             "hop limit {}: {}",

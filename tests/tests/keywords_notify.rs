@@ -8,36 +8,12 @@
 //! Run alone: `cargo build -p upkeep && cargo test -p upkeep-tests --test keywords_notify`
 
 use std::fs;
-use std::path::Path;
 
-use anyhow::{ensure, Result};
-use upkeep_tests::{lab_test, ms, secs, upkeep_config, wait_for, AdvertSpec, Instance, SIGTERM};
-
-fn lines(path: &Path) -> Vec<String> {
-    fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
-/// Waits until the file at `path` reads exactly `want`, then checks it stays so briefly.
-fn expect_lines(path: &Path, want: &[&str]) -> Result<()> {
-    wait_for(
-        format!("{} to read {want:#?}", path.display()),
-        secs(5),
-        || lines(path),
-        |l| l == want,
-    )?;
-    std::thread::sleep(ms(200));
-    let now = lines(path);
-    ensure!(
-        now == want,
-        "{} went on past {want:#?}: {now:#?}",
-        path.display()
-    );
-    Ok(())
-}
+use anyhow::ensure;
+use upkeep_tests::{
+    expect_file_lines, file_lines, lab_test, ms, secs, upkeep_config, wait_for, AdvertSpec,
+    Instance, SIGTERM,
+};
 
 #[test]
 fn the_fifo_gets_keepalived_s_lines_in_order() {
@@ -75,12 +51,12 @@ fn the_fifo_gets_keepalived_s_lines_in_order() {
         let h1 = lab.start_upkeep(1, &kdl)?;
         h1.wait_state("web", "master", secs(10))?;
         let mut want = vec!["INSTANCE \"web\" BACKUP 100", "INSTANCE \"web\" MASTER 100"];
-        expect_lines(&out, &want)?;
+        expect_file_lines(&out, &want)?;
 
         // The tracked file takes 10 off: a priority change while master.
         fs::write(&weight, "10\n")?;
         want.push("INSTANCE \"web\" MASTER_PRIORITY 90");
-        expect_lines(&out, &want)?;
+        expect_file_lines(&out, &want)?;
 
         // A lower priority heard as master: the FIFO line and the command.
         lab.inject(
@@ -88,8 +64,8 @@ fn the_fifo_gets_keepalived_s_lines_in_order() {
             &AdvertSpec::v3(51, 50).vip("192.0.2.100").interval(ms(100)),
         )?;
         want.push("INSTANCE \"web\" MASTER_RX_LOWER_PRI 90");
-        expect_lines(&out, &want)?;
-        expect_lines(&rx_log, &["rx"])?;
+        expect_file_lines(&out, &want)?;
+        expect_file_lines(&rx_log, &["rx"])?;
         ensure!(h1.state("web")? == "master");
 
         // notify-fifo-states-on-reload: a reload writes each instance's state.
@@ -98,14 +74,14 @@ fn the_fifo_gets_keepalived_s_lines_in_order() {
         h1.reload_cli()?;
         h1.wait_reload(seq, secs(10))?;
         want.push("INSTANCE \"web\" MASTER 90");
-        expect_lines(&out, &want)?;
+        expect_file_lines(&out, &want)?;
 
         // Stopping: the STOP line reaches the reader before it is stopped, and the FIFO the
         // daemon made is gone.
         h1.signal(SIGTERM)?;
         ensure!(h1.wait_exit(secs(6))?.success(), "h1 exit");
         want.push("INSTANCE \"web\" STOP 90");
-        expect_lines(&out, &want)?;
+        expect_file_lines(&out, &want)?;
         ensure!(!fifo.exists(), "{} left behind", fifo.display());
         Ok(())
     });
@@ -167,20 +143,20 @@ fn keepalived_and_upkeep_share_a_group_and_write_the_same_fifo_lines() {
         wait_for(
             "keepalived's MASTER line",
             secs(5),
-            || lines(&k_out),
+            || file_lines(&k_out),
             |l| l.iter().any(|x| x == "INSTANCE \"web\" MASTER 100"),
         )?;
-        expect_lines(&u_out, &["INSTANCE \"web\" BACKUP 90"])?;
+        expect_file_lines(&u_out, &["INSTANCE \"web\" BACKUP 90"])?;
         lab.expect_holders_stable("192.0.2.100", &[1], secs(1))?;
 
         k.signal(SIGTERM)?;
         lab.wait_holders("192.0.2.100", &[2], secs(5))?;
-        expect_lines(
+        expect_file_lines(
             &u_out,
             &["INSTANCE \"web\" BACKUP 90", "INSTANCE \"web\" MASTER 90"],
         )?;
         // Every line either wrote has the one form: TYPE "NAME" STATE PRIORITY.
-        for l in lines(&k_out).iter().chain(&lines(&u_out)) {
+        for l in file_lines(&k_out).iter().chain(&file_lines(&u_out)) {
             let w: Vec<&str> = l.split(' ').collect();
             ensure!(
                 w.len() == 4
@@ -192,8 +168,8 @@ fn keepalived_and_upkeep_share_a_group_and_write_the_same_fifo_lines() {
         }
         eprintln!(
             "keepalived wrote {:?}\nupkeep wrote {:?}",
-            lines(&k_out),
-            lines(&u_out)
+            file_lines(&k_out),
+            file_lines(&u_out)
         );
         Ok(())
     });
