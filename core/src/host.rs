@@ -87,6 +87,9 @@ pub fn check(
             .iter()
             .any(|g| !notify_commands(&g.notify).is_empty())
         || cfg.global.notify_fifo_script.is_some();
+    if let Some(e) = pin_mismatch(cfg, source, file_name, dir) {
+        return Err(e);
+    }
     if let Some(e) = nft_missing(cfg, source, file_name, || {
         matches!(resolve_program("nft", dir), Ok(Some(_)))
     }) {
@@ -187,6 +190,50 @@ pub fn check(
 
 /// `accept #false` drops traffic to VIPs through nftables: the daemon runs `nft`, which
 /// `nft_found` looks for. The problem points at the first instance that needs it.
+/// A plugin whose file's SHA-256 is not the `sha256` its check or hook pins (the daemon would
+/// refuse to load it): reported at the check or hook, with both digests. A file that cannot be
+/// read is left to the daemon's own error.
+fn pin_mismatch(cfg: &Config, source: &str, file_name: &str, dir: &Path) -> Option<ConfigError> {
+    let checks = cfg.checks.iter().filter_map(|c| match &c.kind {
+        CheckKind::Plugin {
+            path,
+            sha256: Some(want),
+            ..
+        } => Some(("check", &c.name, path, want, c.span)),
+        _ => None,
+    });
+    let hooks = cfg.hooks.iter().filter_map(|h| {
+        let want = h.sha256.as_ref()?;
+        Some(("hook", &h.name, &h.path, want, h.span))
+    });
+    checks.chain(hooks).find_map(|(block, name, path, want, span)| {
+        let bytes = std::fs::read(dir.join(path)).ok()?;
+        let found = crate::checks::wasm::sha256_hex(&bytes);
+        if found == *want {
+            return None;
+        }
+        let (line, column) = line_col(source, span.offset());
+        Some(ConfigError::Invalid {
+            file: file_name.to_owned(),
+            source_code: NamedSource::new(file_name, source.to_owned()),
+            problems: vec![Problem {
+                message: format!(
+                    "{block} `{name}`: {} has SHA-256 {found}, not the {want} its `sha256` pins",
+                    path.display()
+                ),
+                label: "another file than pinned".to_owned(),
+                help: Some(
+                    "put back the pinned build, or pin this one (`upkeep plugin inspect` prints its digest)"
+                        .to_owned(),
+                ),
+                span: SourceSpan::from((span.offset(), 0)),
+                line,
+                column,
+            }],
+        })
+    })
+}
+
 fn nft_missing(
     cfg: &Config,
     source: &str,

@@ -254,7 +254,7 @@ fn plugin(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
     use upkeep::checks::wasm;
     match cmd {
         PluginCommand::Inspect { file } => {
-            let m = wasm::inspect(&file)?;
+            let (m, sha256) = wasm::inspect(&file)?;
             println!("name:         {}", m.name);
             println!("version:      {}", m.version);
             println!("description:  {}", m.description);
@@ -276,6 +276,8 @@ fn plugin(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
             }
             println!("exports:      metadata, {}", exports.join(", "));
             println!("interface:    {}", wasm::WIT_VERSION);
+            // What a config's `sha256` pins it to.
+            println!("sha256:       {sha256}");
             Ok(ExitCode::SUCCESS)
         }
         PluginCommand::Run {

@@ -374,11 +374,11 @@ fn read_file_does_not_wait_on_a_fifo_swapped_into_the_grant() {
 
 #[test]
 fn inspect_reads_metadata() {
-    let meta = inspect(&plugin_path("hostile")).unwrap();
+    let (meta, _) = inspect(&plugin_path("hostile")).unwrap();
     assert_eq!(meta.name, "hostile");
     assert_eq!(meta.capabilities, vec![Capability::Log]);
     assert!(meta.check && meta.notify);
-    let meta = inspect(&plugin_path("file-contains-c")).unwrap();
+    let (meta, _) = inspect(&plugin_path("file-contains-c")).unwrap();
     assert!(meta.check && !meta.notify);
 }
 
@@ -941,4 +941,34 @@ fn a_hung_read_file_ends_at_the_deadline_and_others_go_on() {
     let again = rt.block_on(reader.clone().check_async(config));
     assert!(again.healthy, "{again:?}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `sha256` pinning: the plugin loads when its file has the pinned digest (in either case, as
+/// `upkeep plugin inspect` and `sha256sum` print it), and is refused with both digests when
+/// not; `inspect` prints the digest to pin.
+#[test]
+fn a_pinned_plugin_loads_only_with_its_digest() {
+    let path = plugin_path("port-listener");
+    let (_, digest) = inspect(&path).expect("inspect");
+    assert_eq!(digest.len(), 64);
+    let grants = || Grants {
+        listening_sockets: true,
+        log: true,
+        ..Grants::default()
+    };
+    let p = Plugin::load_pinned(host(), &path, grants(), Limits::default(), Some(&digest))
+        .expect("the pinned digest loads");
+    assert_eq!(p.sha256(), digest);
+    let upper = digest.to_ascii_uppercase();
+    Plugin::load_pinned(host(), &path, grants(), Limits::default(), Some(&upper))
+        .expect("upper case too");
+    let other = "0".repeat(64);
+    let err = Plugin::load_pinned(host(), &path, grants(), Limits::default(), Some(&other))
+        .expect_err("another digest is refused");
+    assert!(
+        matches!(&err, PluginError::DigestMismatch { want, found, .. } if *want == other && *found == digest),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(msg.contains(&digest) && msg.contains(&other), "{msg}");
 }

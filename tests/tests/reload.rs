@@ -546,6 +546,71 @@ fn replaced_plugin_is_reloaded_without_a_transition() {
     });
 }
 
+/// A plugin pinned by `sha256`: `upkeep check` and the daemon take the pinned build; another
+/// build saved over it is refused, by the reload (with both digests) and by `upkeep check`, and
+/// the check runs on from the pinned one.
+#[test]
+fn a_pinned_plugin_replaced_by_another_build_is_refused_and_the_old_runs_on() {
+    lab_test(1, |lab| {
+        let plugin = lab.copy_plugin("port-listener", "p80.wasm")?;
+        let _listener = lab.listen_tcp(1, 8080)?;
+        let sum = |path: &Path| -> Result<String> {
+            let out = std::process::Command::new("sha256sum").arg(path).output()?;
+            let text = String::from_utf8(out.stdout)?;
+            Ok(text
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string())
+        };
+        let pinned = sum(&plugin)?;
+        let check = port_listener_check("p80", &plugin, 8080, secs(1)).replacen(
+            "{\n",
+            &format!("{{\n    sha256 \"{pinned}\"\n"),
+            1,
+        );
+        let mut tracked = Instance::web(100);
+        tracked.extra_kdl.push("track \"p80\"".into());
+        let kdl = format!("{}{check}", conf(1, &[tracked]));
+        let (_, out) = lab.upkeep_check(&kdl)?;
+        ensure!(
+            out.status.success(),
+            "upkeep check: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let h1 = lab.start_upkeep(1, &kdl)?;
+        h1.wait_state("web", "master", secs(10))?;
+        h1.wait_check("p80", "healthy", secs(5), |c| c["healthy"] == true)?;
+
+        // Another build saved over it: the file-change reload is refused, naming both digests.
+        let seq = h1.reload_seq()?;
+        let new = with_custom_section(&std::fs::read(&plugin)?, "upkeep-test", b"rebuilt");
+        replace_file(&plugin, &new, 0o644)?;
+        let other = sum(&plugin)?;
+        let r = h1.wait_reload(seq, secs(5))?;
+        ensure!(
+            r["result"] == "refused"
+                && r["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains(&pinned) && e.contains(&other)),
+            "reload after the file changed: {r}"
+        );
+        // The pinned build runs on.
+        let runs = h1.check("p80")?["runs"].as_u64().unwrap_or(0);
+        h1.wait_check("p80", "still running, healthy", secs(5), |c| {
+            c["healthy"] == true && c["runs"].as_u64() > Some(runs + 2)
+        })?;
+        ensure!(h1.state("web")? == "master", "{}", h1.instance("web")?);
+        let (_, out) = lab.upkeep_check(&kdl)?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        ensure!(
+            !out.status.success() && err.contains(&pinned) && err.contains(&other),
+            "upkeep check of the replaced build: {err}"
+        );
+        Ok(())
+    });
+}
+
 #[test]
 fn removing_an_instance_releases_its_vip_and_leaves_the_other_alone() {
     lab_test(2, |lab| {

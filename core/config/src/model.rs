@@ -314,6 +314,8 @@ pub enum CheckKind {
         grants: Grants,
         /// Cap on the plugin's linear memory, in bytes.
         memory_limit: u64,
+        /// `sha256`: the file must have this digest (lower-case hex), at load and at reload.
+        sha256: Option<String>,
     },
     /// Healthy while the link is up (keepalived's `track_interface`). Driven by netlink link
     /// events, not polled.
@@ -524,6 +526,8 @@ pub struct HookDef {
     pub path: PathBuf,
     pub grants: Grants,
     pub memory_limit: u64,
+    /// `sha256`: the file must have this digest (lower-case hex).
+    pub sha256: Option<String>,
     /// A call still running after this long is interrupted (default: `global` `notify-timeout`).
     pub timeout: Duration,
     pub span: SourceSpan,

@@ -37,6 +37,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
 use self::call::{CallContext, Permissions};
+pub(crate) use self::compile::sha256_hex;
 pub use self::compile::{compile_to_file, CodeCache};
 use self::sandbox::State;
 use self::v0_1::check::{CheckPlugin, CheckPluginPre};
@@ -163,6 +164,13 @@ pub enum PluginError {
     /// The engine or its epoch ticker could not start.
     #[error("cannot start the WebAssembly engine: {0}")]
     Engine(String),
+    /// The file's SHA-256 is not the one the config pins (`sha256`).
+    #[error("{path} has SHA-256 {found}, not the {want} the config pins (`sha256`): refused")]
+    DigestMismatch {
+        path: PathBuf,
+        want: String,
+        found: String,
+    },
 }
 
 /// The engine all plugins share, with its epoch ticker thread and the small runtime that drives
@@ -297,6 +305,8 @@ impl PluginHost {
 pub struct Plugin {
     host: PluginHost,
     path: PathBuf,
+    /// The SHA-256 of the bytes compiled, lower-case hex.
+    sha256: String,
     metadata: Metadata,
     perms: Arc<Permissions>,
     limits: Limits,
@@ -326,7 +336,19 @@ impl Plugin {
         grants: Grants,
         limits: Limits,
     ) -> Result<Plugin, PluginError> {
-        let loaded = Linked::new(host, path, limits)?;
+        Self::load_pinned(host, path, grants, limits, None)
+    }
+
+    /// [`Plugin::load`], refusing a file whose SHA-256 is not `sha256` (lower-case hex): the
+    /// digest is of the very bytes compiled, so a file swapped after the check is not run.
+    pub fn load_pinned(
+        host: &PluginHost,
+        path: &Path,
+        grants: Grants,
+        limits: Limits,
+        sha256: Option<&str>,
+    ) -> Result<Plugin, PluginError> {
+        let loaded = Linked::new(host, path, limits, sha256)?;
         let metadata = loaded.metadata.clone();
         if let Some(&capability) = metadata.capabilities.iter().find(|&&c| !grants.allows(c)) {
             return Err(PluginError::CapabilityNotGranted {
@@ -338,6 +360,7 @@ impl Plugin {
         Ok(Plugin {
             host: host.clone(),
             path: path.to_path_buf(),
+            sha256: loaded.sha256,
             metadata,
             perms: Arc::new(perms),
             limits,
@@ -350,6 +373,11 @@ impl Plugin {
 
     pub fn metadata(&self) -> &Metadata {
         &self.metadata
+    }
+
+    /// The SHA-256 of the component as loaded, lower-case hex (what `sha256` pins).
+    pub fn sha256(&self) -> &str {
+        &self.sha256
     }
 
     pub fn path(&self) -> &Path {
@@ -704,18 +732,32 @@ fn ms(d: Duration) -> String {
 
 /// A compiled, linked component and its metadata, before grants are checked.
 struct Linked {
+    sha256: String,
     metadata: Metadata,
     check: Option<CheckPluginPre<State>>,
     notify: Option<NotifyPluginPre<State>>,
 }
 
 impl Linked {
-    fn new(host: &PluginHost, path: &Path, limits: Limits) -> Result<Self, PluginError> {
+    fn new(
+        host: &PluginHost,
+        path: &Path,
+        limits: Limits,
+        pin: Option<&str>,
+    ) -> Result<Self, PluginError> {
         let inner = &host.inner;
         let bytes = std::fs::read(path).map_err(|source| PluginError::Read {
             path: path.to_path_buf(),
             source,
         })?;
+        let sha256 = sha256_hex(&bytes);
+        if let Some(want) = pin.filter(|w| !w.eq_ignore_ascii_case(&sha256)) {
+            return Err(PluginError::DigestMismatch {
+                path: path.to_path_buf(),
+                want: want.to_ascii_lowercase(),
+                found: sha256,
+            });
+        }
         let invalid = |reason: String| PluginError::Invalid {
             path: path.to_path_buf(),
             reason,
@@ -802,6 +844,7 @@ impl Linked {
             notify: notify.is_some(),
         };
         Ok(Linked {
+            sha256,
             metadata,
             check,
             notify,
@@ -818,11 +861,12 @@ fn clip(s: &str, max: usize) -> String {
     s[..end].to_string()
 }
 
-/// Loads the plugin at `path` without grants and returns its metadata (`upkeep plugin
-/// inspect`). Compiles it with a short-lived engine of its own.
-pub fn inspect(path: &Path) -> Result<Metadata, PluginError> {
+/// Loads the plugin at `path` without grants and returns its metadata and SHA-256 (`upkeep
+/// plugin inspect`). Compiles it with a short-lived engine of its own.
+pub fn inspect(path: &Path) -> Result<(Metadata, String), PluginError> {
     let host = PluginHost::new()?;
-    Ok(Linked::new(&host, path, Limits::default())?.metadata)
+    let linked = Linked::new(&host, path, Limits::default(), None)?;
+    Ok((linked.metadata, linked.sha256))
 }
 
 fn _assert_send_sync() {

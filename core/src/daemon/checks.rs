@@ -191,6 +191,7 @@ pub(super) async fn prepare(
                 path,
                 grants,
                 memory_limit,
+                sha256,
                 ..
             } => {
                 let path = dir.join(path);
@@ -204,9 +205,16 @@ pub(super) async fn prepare(
                     name: def.name.clone(),
                     reason: Box::new(reason),
                 };
-                let loaded = load_plugin(host, &path, grants.clone(), limits, reuse.get(&def.name))
-                    .await
-                    .map_err(refused)?;
+                let loaded = load_plugin(
+                    host,
+                    &path,
+                    grants.clone(),
+                    limits,
+                    sha256.as_deref(),
+                    reuse.get(&def.name),
+                )
+                .await
+                .map_err(refused)?;
                 if !loaded.plugin.metadata().check {
                     return Err(refused(PluginRefusal::NotExported {
                         path,
@@ -239,6 +247,7 @@ pub(super) async fn prepare(
             &path,
             hook.grants.clone(),
             limits,
+            hook.sha256.as_deref(),
             reuse_hooks.get(&hook.name),
         )
         .await
@@ -286,28 +295,33 @@ pub(super) fn ensure_plugin_host(
 }
 
 /// Compile a plugin off the event loop (it takes tens of milliseconds), or reuse the one
-/// already compiled from the same file.
+/// already compiled from the same file (if it has the digest `sha256` pins).
 async fn load_plugin(
     host: Option<&PluginHost>,
     path: &Path,
     grants: wasm::Grants,
     limits: wasm::Limits,
+    sha256: Option<&str>,
     reuse: Option<&LoadedPlugin>,
 ) -> Result<LoadedPlugin, PluginRefusal> {
     check_plugin_file(path).map_err(PluginRefusal::Insecure)?;
     let now = stamp(path);
     if let Some(old) = reuse {
-        if old.stamp == now && now.is_some() {
+        let pinned_ok = sha256.is_none_or(|want| want == old.plugin.sha256());
+        if old.stamp == now && now.is_some() && pinned_ok {
             return Ok(old.clone());
         }
     }
+    let sha256 = sha256.map(str::to_owned);
     // `ensure_plugin_host` started it for any config with a plugin.
     let h = host.cloned().ok_or(PluginRefusal::NoEngine)?;
     let path = path.to_path_buf();
-    let plugin = tokio::task::spawn_blocking(move || Plugin::load(&h, &path, grants, limits))
-        .await
-        .map_err(|e| PluginRefusal::LoaderPanicked(e.to_string()))?
-        .map_err(PluginRefusal::Load)?;
+    let plugin = tokio::task::spawn_blocking(move || {
+        Plugin::load_pinned(&h, &path, grants, limits, sha256.as_deref())
+    })
+    .await
+    .map_err(|e| PluginRefusal::LoaderPanicked(e.to_string()))?
+    .map_err(PluginRefusal::Load)?;
     Ok(LoadedPlugin {
         plugin: Arc::new(plugin),
         stamp: now,

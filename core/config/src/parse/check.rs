@@ -37,6 +37,8 @@ pub(super) struct HookDraft {
 struct PluginSettings {
     grants: Grants,
     memory_limit: u64,
+    /// `sha256`: the digest the file must have, lower-case hex.
+    sha256: Option<String>,
     /// Capabilities already granted in this block, and where: a flag given twice is an error.
     granted: HashMap<&'static str, SourceSpan>,
     /// Where each `tcp-connect` address and `read-file` path was written.
@@ -49,6 +51,7 @@ impl Default for PluginSettings {
         Self {
             grants: Grants::default(),
             memory_limit: DEFAULT_MEMORY_LIMIT,
+            sha256: None,
             granted: HashMap::new(),
             tcp_at: Vec::new(),
             read_at: Vec::new(),
@@ -157,6 +160,7 @@ impl Validator<'_> {
                         plugin.memory_limit = n;
                     }
                 }
+                "sha256" => plugin.sha256 = self.sha256(child),
                 _ => self.unknown(child, CHECK_KEYS, &place),
             }
         }
@@ -203,6 +207,7 @@ impl Validator<'_> {
                 config,
                 grants: plugin.grants,
                 memory_limit: plugin.memory_limit,
+                sha256: plugin.sha256,
             },
             CheckKind::Process { name, full, .. } => CheckKind::Process {
                 name,
@@ -240,6 +245,7 @@ impl Validator<'_> {
                 command: self.one_string(node)?,
             }),
             "plugin" => Some(CheckKind::Plugin {
+                sha256: None,
                 path: PathBuf::from(self.one_string(node)?),
                 config: Vec::new(),
                 grants: Grants::default(),
@@ -508,6 +514,23 @@ impl Validator<'_> {
         plugin.read_at.push(entry.span());
     }
 
+    /// `sha256 "HEX"`: 64 hexadecimal digits (as `sha256sum` and `upkeep plugin inspect`
+    /// print them), kept in lower case.
+    fn sha256(&mut self, node: &KdlNode) -> Option<String> {
+        let entry = self.one_arg(node, &[])?;
+        let hex = self.string(entry, "sha256")?;
+        if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            self.report(
+                entry.span(),
+                format!("`sha256` is not a SHA-256 digest: `{hex}`"),
+                "not 64 hexadecimal digits",
+                "write the digest `sha256sum FILE` or `upkeep plugin inspect FILE` prints",
+            );
+            return None;
+        }
+        Some(hex.to_ascii_lowercase())
+    }
+
     /// `memory-limit "16MiB"` or a number of bytes.
     fn memory_limit(&mut self, node: &KdlNode) -> Option<u64> {
         let key = node.name().value();
@@ -561,6 +584,7 @@ impl Validator<'_> {
                         plugin.memory_limit = n;
                     }
                 }
+                "sha256" => plugin.sha256 = self.sha256(child),
                 "timeout" => timeout = self.one_positive_duration(child),
                 _ => self.unknown(child, HOOK_KEYS, &place),
             }
@@ -582,6 +606,7 @@ impl Validator<'_> {
                 path: path.unwrap_or_default(),
                 grants: plugin.grants,
                 memory_limit: plugin.memory_limit,
+                sha256: plugin.sha256,
                 timeout: timeout.unwrap_or_default(),
                 span: node.span(),
             },

@@ -70,9 +70,10 @@ pub(super) const CHECK_KEYS: &[&str] = &[
     "config",
     "allow",
     "memory-limit",
+    "sha256",
     "min-count",
 ];
-pub(super) const HOOK_KEYS: &[&str] = &["plugin", "allow", "memory-limit", "timeout"];
+pub(super) const HOOK_KEYS: &[&str] = &["plugin", "allow", "memory-limit", "sha256", "timeout"];
 pub(super) const INSTANCE_KEYS: &[&str] = &[
     "interface",
     "vrid",
@@ -145,7 +146,7 @@ pub(super) fn applies_to(key: &str) -> &'static [&'static str] {
         "timeout" => &["script", "plugin"],
         "fall" | "rise" | "init-fail" => &["script", "plugin", "process", "listener"],
         "user" => &["script"],
-        "config" | "allow" | "memory-limit" => &["plugin"],
+        "config" | "allow" | "memory-limit" | "sha256" => &["plugin"],
         "min-count" => &["process"],
         _ => CHECK_KINDS,
     }
@@ -249,6 +250,7 @@ pub(super) fn example(key: &str) -> &'static str {
         "config" => "config url=\"http://127.0.0.1/health\" expect=\"200\"",
         "allow" => "allow \"tcp-connect\" \"127.0.0.1:80\"",
         "memory-limit" => "memory-limit \"16MiB\"",
+        "sha256" => "sha256 \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"",
         "notify-master" => "notify-master \"/etc/upkeep/to_master.sh\"",
         "notify-backup" => "notify-backup \"/etc/upkeep/to_backup.sh\"",
         "notify-fault" => "notify-fault \"/etc/upkeep/to_fault.sh\"",

@@ -105,9 +105,7 @@ impl CodeCache {
         let mut compat = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut compat);
         env!("CARGO_PKG_VERSION").hash(&mut compat);
-        let digest = Sha256::digest(bytes);
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        format!("{hex}-{:016x}", compat.finish())
+        format!("{}-{:016x}", sha256_hex(bytes), compat.finish())
     }
 
     fn load(&self, engine: &Engine, file: &Path) -> Option<Component> {
@@ -225,4 +223,13 @@ mod tests {
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
         std::fs::remove_dir_all(dir).unwrap();
     }
+}
+
+/// The SHA-256 of `bytes`, lower-case hex: the code cache's key and what a config's `sha256`
+/// pins.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -21,6 +21,7 @@ check "http" {
     allow "log"
     allow "clock"
     memory-limit "8MiB"
+    sha256 "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08"
     timeout "500ms"
     init-fail
 }
@@ -79,6 +80,8 @@ check "dns" {
                 clock: true,
             },
             memory_limit: 8 << 20,
+            // Kept in lower case, as sha256sum prints it.
+            sha256: Some("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into()),
         }
     );
     assert!(http.init_fail);
@@ -149,6 +152,7 @@ check "dns" {
             config: Vec::new(),
             grants: Grants::default(),
             memory_limit: DEFAULT_MEMORY_LIMIT,
+            sha256: None,
         }
     );
     assert!(!bare.checks[0].init_fail);
@@ -618,5 +622,24 @@ fn notify_rules() {
         ok("global {\n    script-security\n}\n")
             .global
             .script_security
+    );
+}
+
+#[test]
+fn sha256_pins_are_64_hex_digits_on_plugins_only() {
+    let bad = "check \"p\" {\n    plugin \"x.wasm\"\n    sha256 \"abc\"\n}\n";
+    let p = problem_at(bad, 3, 12, "not a SHA-256 digest");
+    assert!(help_of(&p).contains("upkeep plugin inspect"), "{p:?}");
+    let on_script = "check \"s\" {\n    script \"true\"\n    sha256 \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"\n}\n";
+    problem_at(
+        on_script,
+        3,
+        5,
+        "`sha256` does not apply to a `script` check",
+    );
+    let hook = ok("hook \"h\" {\n    plugin \"h.wasm\"\n    sha256 \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"\n}\n");
+    assert_eq!(
+        hook.hooks[0].sha256.as_deref(),
+        Some("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")
     );
 }
