@@ -152,6 +152,12 @@ pub async fn run<S: Speaker>(
             }
             _ => speaker.sync(&desired).await,
         };
+        // The connection a change went out on may be stale (the daemon restarted since the
+        // last probe): one full sync on a new connection at once, not after the retry pause.
+        let result = match result {
+            Err(_) if applied.is_some() => speaker.sync(&desired).await,
+            r => r,
+        };
         let msg = match result {
             Ok(()) => {
                 if last_error.take().is_some() {
@@ -291,6 +297,14 @@ mod tests {
         let r = rx.recv().await.unwrap();
         assert_eq!(r.states[0].1, AnnounceState::Unreachable);
         assert!(r.error.is_some());
+        {
+            let calls = fake.calls.lock().unwrap();
+            assert_eq!(
+                calls[2..4],
+                ["set a=false", "sync a=false,b=true"],
+                "a failed change is retried at once as a full sync on a new connection"
+            );
+        }
         *fake.down.lock().unwrap() = false;
         let r = rx.recv().await.unwrap(); // after the retry interval
         assert_eq!(r.states[0], ("a".into(), AnnounceState::Withdrawn));

@@ -3,6 +3,7 @@
 //!
 //! Single-threaded on purpose: VRRP work is tiny, and one owner of all state needs no locks.
 
+mod announcements;
 mod checks;
 pub mod control;
 mod fatal;
@@ -118,6 +119,8 @@ struct Daemon {
     status_due: Option<Instant>,
     last_reload: Option<ReloadStatus>,
     reloads: u64,
+    /// Prefixes announced over BGP by the speakers' tasks.
+    announce: announcements::Announcements,
     /// The WebAssembly engine, made when the first plugin is loaded.
     plugin_host: Option<PluginHost>,
     hook_plugins: HashMap<String, LoadedPlugin>,
@@ -190,6 +193,7 @@ impl Daemon {
             status_due: Some(Instant::now()),
             last_reload: None,
             reloads: 0,
+            announce: announcements::Announcements::new(),
             plugin_host: None,
             hook_plugins: HashMap::new(),
             hook_tx: checks::spawn_hook_runner(hook_stats.clone()),
@@ -276,6 +280,7 @@ impl Daemon {
             daemon.spawn_check(def, plugin).await;
         }
         daemon.hook_plugins = prepared.hook_plugins;
+        daemon.announce.configure(&daemon.cfg, &daemon.checks);
         daemon.rewatch();
         daemon.rebuild_indexes();
         Ok(daemon)
@@ -343,6 +348,11 @@ impl Daemon {
                     AddressChange::Added(ev) => self.on_address_added(ev).await,
                 },
                 Some(res) = self.check_rx.recv() => self.on_check(res),
+                Some(r) = self.announce.rx.recv() => {
+                    if self.announce.on_report(r) {
+                        self.touch_status();
+                    }
+                }
                 Some((req, reply)) = self.control.recv() => {
                     let answer = match req {
                         Request::Status => Reply::Status(Box::new(self.snapshot())),
@@ -406,6 +416,7 @@ impl Daemon {
         }
 
         self.vips.flush();
+        self.announce.withdraw_all(&self.cfg).await;
         // The virtual-MAC interfaces go with the daemon, as keepalived's do (a killed daemon
         // leaves them; the next start takes them over).
         let vmacs: Vec<String> = self
@@ -827,6 +838,9 @@ impl Daemon {
         let changed = self.node.set_check(&check.def.name, check.state());
         check.last = Some(res);
         self.touch_status();
+        if flipped {
+            self.announce.update(&self.cfg, &self.checks);
+        }
         if changed {
             self.node.refresh();
         }
@@ -1098,6 +1112,7 @@ impl Daemon {
                 notify: self.notify_stats.counts(),
                 hooks: self.hook_stats.counts(),
             },
+            announcements: self.announce.status(&self.cfg),
         }
     }
 

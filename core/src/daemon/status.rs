@@ -33,6 +33,22 @@ pub struct Status {
     /// The notify command and WASM hook queues.
     #[serde(default)]
     pub queues: Queues,
+    /// Prefixes announced over BGP through a speaker.
+    #[serde(default)]
+    pub announcements: Vec<AnnounceStatus>,
+}
+
+/// One `announce`: what its checks want and what its speaker carries, as last heard.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AnnounceStatus {
+    pub name: String,
+    pub speaker: String,
+    pub prefix: String,
+    /// Its tracked checks allow it.
+    pub wanted: bool,
+    pub state: crate::announce::AnnounceState,
+    /// Why the speaker did not take the last change (while `unreachable`).
+    pub error: Option<String>,
 }
 
 /// The queues between transitions and what they run: per instance (or group, or hook and

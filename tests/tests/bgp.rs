@@ -1,0 +1,214 @@
+//! The service address announced over BGP by BIRD, driven by upkeep's checks (issue 17).
+//!
+//! h1 runs BIRD (AS 65001) with upkeep's include file and an eBGP session to h2, the upstream
+//! router: BIRD again (AS 65000), which puts what it learns into h2's kernel table. upkeep on h1
+//! announces 203.0.113.10/32 while a `listener` check on port 80 is healthy. What is asserted
+//! is what the upstream router has: the route in its BGP table and its kernel, via h1.
+//!
+//! Run alone: `cargo build -p upkeep && cargo test -p upkeep-tests --test bgp`
+
+use std::time::Instant;
+
+use anyhow::{ensure, Result};
+use upkeep_tests::bird::{bird_available, Bird};
+use upkeep_tests::{lab_test, ms, secs, wait_for, Lab, SIGTERM};
+
+const PREFIX: &str = "203.0.113.10/32";
+const ADDR: &str = "203.0.113.10";
+
+/// Fast BGP timers, so the session is up within a few seconds of both daemons starting.
+const TIMERS: &str = "hold time 3; keepalive time 1; connect retry time 1; connect delay time 1; error wait time 1, 2;";
+
+fn edge_conf(lab: &Lab, include: &str) -> String {
+    format!(
+        r#"router id 192.0.2.1;
+log "{dir}/h1-bird.log" all;
+protocol device {{ scan time 1; }}
+include "{include}";
+protocol bgp upstream {{
+    local 192.0.2.1 as 65001;
+    neighbor 192.0.2.2 as 65000;
+    {TIMERS}
+    ipv4 {{ import none; export where proto ~ "upkeep_*"; }};
+}}
+"#,
+        dir = lab.dir().display()
+    )
+}
+
+fn upstream_conf(lab: &Lab) -> String {
+    format!(
+        r#"router id 192.0.2.2;
+log "{dir}/h2-bird.log" all;
+protocol device {{ scan time 1; }}
+protocol kernel {{ ipv4 {{ import none; export all; }}; }}
+protocol bgp h1 {{
+    local 192.0.2.2 as 65000;
+    neighbor 192.0.2.1 as 65001;
+    {TIMERS}
+    ipv4 {{ import all; export none; }};
+}}
+"#,
+        dir = lab.dir().display()
+    )
+}
+
+/// What the upstream router has for the prefix: (in BGP via h1, in its kernel via h1).
+fn upstream_view(lab: &Lab, up: &Bird) -> (bool, bool) {
+    let bgp = up.route(PREFIX);
+    let in_bgp = bgp.contains(PREFIX) && bgp.contains("via 192.0.2.1");
+    let kernel = lab.routes(2);
+    let in_kernel = kernel
+        .lines()
+        .any(|l| l.starts_with(&format!("{ADDR} via 192.0.2.1")));
+    (in_bgp, in_kernel)
+}
+
+fn wait_upstream(
+    lab: &Lab,
+    up: &Bird,
+    want: bool,
+    what: &str,
+    bound: std::time::Duration,
+) -> Result<std::time::Duration> {
+    let t0 = Instant::now();
+    wait_for(
+        what,
+        bound,
+        || upstream_view(lab, up),
+        |v| *v == (want, want),
+    )?;
+    Ok(t0.elapsed())
+}
+
+fn announce_state(lab: &Lab) -> String {
+    lab.upkeep_status(1)
+        .ok()
+        .and_then(|s| s["announcements"][0]["state"].as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Announced while the check is healthy, withdrawn when the listener closes, back when a new
+/// one listens; BIRD's own `configure` and a BIRD restart keep upkeep's state; upkeep's stop
+/// withdraws it.
+#[test]
+fn bird_announces_the_address_while_its_check_is_healthy() {
+    if !bird_available() {
+        eprintln!("skipped: bird2 is not installed (scripts/install-deps.sh)");
+        return;
+    }
+    lab_test(2, |lab| {
+        let include = lab.dir().join("h1-announce.conf");
+        // BIRD reads the include at start; upkeep rewrites it.
+        lab.write_file("h1-announce.conf", "")?;
+        let up = Bird::start(lab, 2, "h2-bird", &upstream_conf(lab))?;
+        let edge = Bird::start(
+            lab,
+            1,
+            "h1-bird",
+            &edge_conf(lab, &include.to_string_lossy()),
+        )?;
+        let server = lab.listen_tcp(1, 80)?;
+        let kdl = format!(
+            r#"check "port80" {{
+    listener 80
+    interval "500ms"
+}}
+speaker "edge" {{
+    daemon "bird"
+    control "{sock}"
+    include "{include}"
+    timeout "2s"
+}}
+announce "web" {{
+    speaker "edge"
+    prefix "{PREFIX}"
+    track "port80"
+}}
+"#,
+            sock = edge.sock.display(),
+            include = include.display()
+        );
+        let (_, out) = lab.upkeep_check(&kdl)?;
+        ensure!(
+            out.status.success(),
+            "upkeep check: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let h1 = lab.start_upkeep(1, &kdl)?;
+
+        // The session comes up and the route arrives (the session's start bounds this).
+        let took = wait_upstream(lab, &up, true, "the route at the upstream", secs(20))?;
+        eprintln!(
+            "announced: the upstream has the route after {took:?} (BGP session start included)"
+        );
+        wait_for(
+            "status: announced",
+            secs(3),
+            || announce_state(lab),
+            |s| s == "announced",
+        )?;
+        let text =
+            lab.upkeep_cli(&["status", "--state-dir", &lab.state_dir(1).to_string_lossy()])?;
+        let text = String::from_utf8_lossy(&text.stdout).into_owned();
+        ensure!(
+            text.lines()
+                .any(|l| l.starts_with("web") && l.contains(PREFIX) && l.contains("announced")),
+            "upkeep status: {text}"
+        );
+
+        // The service stops listening: withdrawn (the close is heard at once).
+        drop(server);
+        let took = wait_upstream(lab, &up, false, "the route withdrawn", secs(5))?;
+        eprintln!("listener closed: the upstream lost the route after {took:?}");
+        wait_for(
+            "status: withdrawn",
+            secs(3),
+            || announce_state(lab),
+            |s| s == "withdrawn",
+        )?;
+
+        // It listens again: seen at the next poll (500 ms), announced again.
+        let server = lab.listen_tcp(1, 80)?;
+        let took = wait_upstream(lab, &up, true, "the route back", secs(5))?;
+        eprintln!("listener back: the upstream has the route again after {took:?}");
+
+        // The operator reloads BIRD's config: the file holds upkeep's state, nothing flaps.
+        edge.birdc(&["configure"])?;
+        let t0 = Instant::now();
+        while t0.elapsed() < secs(2) {
+            ensure!(
+                upstream_view(lab, &up) == (true, true),
+                "the route went away after `birdc configure`"
+            );
+            std::thread::sleep(ms(100));
+        }
+
+        // BIRD crashes and comes back: the session and the route come back without upkeep
+        // doing anything but reconnecting.
+        edge.kill();
+        wait_upstream(lab, &up, false, "the route gone with h1's BIRD", secs(10))?;
+        edge.restart()?;
+        let took = wait_upstream(lab, &up, true, "the route after BIRD's restart", secs(20))?;
+        eprintln!("BIRD restarted: the upstream has the route again after {took:?}");
+        // While the check fails, the restarted BIRD is told to withdraw.
+        drop(server);
+        let took = wait_upstream(
+            lab,
+            &up,
+            false,
+            "withdrawn through the new connection",
+            secs(10),
+        )?;
+        eprintln!("after the restart, listener closed: withdrawn after {took:?}");
+        let _server = lab.listen_tcp(1, 80)?;
+        wait_upstream(lab, &up, true, "announced again", secs(5))?;
+
+        // upkeep stops: no one checks the service any more, it is withdrawn.
+        h1.signal(SIGTERM)?;
+        h1.wait_exit(secs(10))?;
+        let took = wait_upstream(lab, &up, false, "withdrawn at upkeep's stop", secs(5))?;
+        eprintln!("upkeep stopped: withdrawn after {took:?}");
+        Ok(())
+    });
+}
