@@ -7,7 +7,8 @@
 //!
 //! Run alone: `cargo build -p upkeep && cargo test -p upkeep-tests --test bgp`
 
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
 use upkeep_tests::bird::{bird_available, Bird};
@@ -53,15 +54,20 @@ protocol bgp h1 {{
     )
 }
 
-/// What the upstream router has for the prefix: (in BGP via h1, in its kernel via h1).
-fn upstream_view(lab: &Lab, up: &Bird) -> (bool, bool) {
-    let bgp = up.route(PREFIX);
-    let in_bgp = bgp.contains(PREFIX) && bgp.contains("via 192.0.2.1");
+/// What the upstream router has for `addr`/32: (in BGP via h1, in its kernel via h1).
+fn upstream_has(lab: &Lab, up: &Bird, addr: &str) -> (bool, bool) {
+    let prefix = format!("{addr}/32");
+    let bgp = up.route(&prefix);
+    let in_bgp = bgp.contains(&prefix) && bgp.contains("via 192.0.2.1");
     let kernel = lab.routes(2);
     let in_kernel = kernel
         .lines()
-        .any(|l| l.starts_with(&format!("{ADDR} via 192.0.2.1")));
+        .any(|l| l.starts_with(&format!("{addr} via 192.0.2.1")));
     (in_bgp, in_kernel)
+}
+
+fn upstream_view(lab: &Lab, up: &Bird) -> (bool, bool) {
+    upstream_has(lab, up, ADDR)
 }
 
 fn wait_upstream(
@@ -69,8 +75,8 @@ fn wait_upstream(
     up: &Bird,
     want: bool,
     what: &str,
-    bound: std::time::Duration,
-) -> Result<std::time::Duration> {
+    bound: Duration,
+) -> Result<Duration> {
     let t0 = Instant::now();
     wait_for(
         what,
@@ -79,6 +85,45 @@ fn wait_upstream(
         |v| *v == (want, want),
     )?;
     Ok(t0.elapsed())
+}
+
+/// upkeep's config on h1: `announces` (name, address) through BIRD, each tracking port 80.
+fn upkeep_kdl(edge: &Bird, include: &Path, announces: &[(&str, &str)]) -> String {
+    let mut kdl = format!(
+        r#"check "port80" {{
+    listener 80
+    interval "500ms"
+}}
+speaker "edge" {{
+    daemon "bird"
+    control "{sock}"
+    include "{include}"
+    timeout "2s"
+}}
+"#,
+        sock = edge.sock.display(),
+        include = include.display()
+    );
+    for (name, addr) in announces {
+        kdl.push_str(&format!(
+            "announce \"{name}\" {{\n    speaker \"edge\"\n    prefix \"{addr}/32\"\n    track \"port80\"\n}}\n"
+        ));
+    }
+    kdl
+}
+
+/// Both BIRDs running, h1's with an empty include file (BIRD reads it at start; upkeep
+/// rewrites it): (upstream, edge, the include file).
+fn routers(lab: &Lab) -> Result<(Bird, Bird, PathBuf)> {
+    let include = lab.write_file("h1-announce.conf", "")?;
+    let up = Bird::start(lab, 2, "h2-bird", &upstream_conf(lab))?;
+    let edge = Bird::start(
+        lab,
+        1,
+        "h1-bird",
+        &edge_conf(lab, &include.to_string_lossy()),
+    )?;
+    Ok((up, edge, include))
 }
 
 fn announce_state(lab: &Lab) -> String {
@@ -98,37 +143,9 @@ fn bird_announces_the_address_while_its_check_is_healthy() {
         return;
     }
     lab_test(2, |lab| {
-        let include = lab.dir().join("h1-announce.conf");
-        // BIRD reads the include at start; upkeep rewrites it.
-        lab.write_file("h1-announce.conf", "")?;
-        let up = Bird::start(lab, 2, "h2-bird", &upstream_conf(lab))?;
-        let edge = Bird::start(
-            lab,
-            1,
-            "h1-bird",
-            &edge_conf(lab, &include.to_string_lossy()),
-        )?;
+        let (up, edge, include) = routers(lab)?;
         let server = lab.listen_tcp(1, 80)?;
-        let kdl = format!(
-            r#"check "port80" {{
-    listener 80
-    interval "500ms"
-}}
-speaker "edge" {{
-    daemon "bird"
-    control "{sock}"
-    include "{include}"
-    timeout "2s"
-}}
-announce "web" {{
-    speaker "edge"
-    prefix "{PREFIX}"
-    track "port80"
-}}
-"#,
-            sock = edge.sock.display(),
-            include = include.display()
-        );
+        let kdl = upkeep_kdl(&edge, &include, &[("web", ADDR)]);
         let (_, out) = lab.upkeep_check(&kdl)?;
         ensure!(
             out.status.success(),
@@ -209,6 +226,51 @@ announce "web" {{
         h1.wait_exit(secs(10))?;
         let took = wait_upstream(lab, &up, false, "withdrawn at upkeep's stop", secs(5))?;
         eprintln!("upkeep stopped: withdrawn after {took:?}");
+        Ok(())
+    });
+}
+
+/// A reload that replaces one announcement by another: the upstream loses the old prefix and
+/// gets the new one, with no restart of upkeep or BIRD.
+#[test]
+fn a_reload_replaces_an_announcement() {
+    if !bird_available() {
+        eprintln!("skipped: bird2 is not installed (scripts/install-deps.sh)");
+        return;
+    }
+    lab_test(2, |lab| {
+        let (up, edge, include) = routers(lab)?;
+        let _server = lab.listen_tcp(1, 80)?;
+        let h1 = lab.start_upkeep(1, &upkeep_kdl(&edge, &include, &[("web", ADDR)]))?;
+        wait_upstream(lab, &up, true, "web announced", secs(20))?;
+
+        const API: &str = "203.0.113.11";
+        lab.write_file("h1.kdl", &upkeep_kdl(&edge, &include, &[("api", API)]))?;
+        let out = h1.reload_cli()?;
+        ensure!(
+            out.status.success(),
+            "upkeep reload: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let t0 = Instant::now();
+        wait_for(
+            "api announced and web withdrawn",
+            secs(5),
+            || (upstream_has(lab, &up, API), upstream_view(lab, &up)),
+            |v| *v == ((true, true), (false, false)),
+        )?;
+        eprintln!(
+            "reload: the upstream moved from web to api after {:?}",
+            t0.elapsed()
+        );
+        let st = lab.upkeep_status(1)?;
+        let a = &st["announcements"];
+        ensure!(
+            a.as_array().map(Vec::len) == Some(1)
+                && a[0]["name"] == "api"
+                && a[0]["state"] == "announced",
+            "status: {a}"
+        );
         Ok(())
     });
 }
