@@ -205,6 +205,22 @@ fn bird_announces_the_address_while_its_check_is_healthy() {
         // doing anything but reconnecting.
         edge.kill();
         wait_upstream(lab, &up, false, "the route gone with h1's BIRD", secs(10))?;
+        // upkeep notices at its next probe (every 5 s) and says so.
+        let st = wait_for(
+            "status: unreachable",
+            secs(10),
+            || {
+                let s = lab.upkeep_status(1).ok();
+                s.map(|s| s["announcements"][0].clone()).unwrap_or_default()
+            },
+            |a| a["state"] == "unreachable",
+        )?;
+        ensure!(
+            st["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("h1-bird.ctl")),
+            "the error names the control socket: {st}"
+        );
         edge.restart()?;
         let took = wait_upstream(lab, &up, true, "the route after BIRD's restart", secs(20))?;
         eprintln!("BIRD restarted: the upstream has the route again after {took:?}");

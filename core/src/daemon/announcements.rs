@@ -27,18 +27,28 @@ pub(super) struct Announcements {
 
 /// Whether `a` is to be announced: not while a check it tracks with a weight of 0 or below
 /// fails (a file check: while its value would lower a priority, or is non-zero at weight 0).
-pub(super) fn wanted(a: &AnnounceDef, checks: &[Check]) -> bool {
+/// `check` gives a check's state and own weight by name.
+pub(super) fn wanted(a: &AnnounceDef, check: impl Fn(&str) -> Option<(CheckState, i32)>) -> bool {
     a.tracks.iter().all(|t| {
-        let Some(c) = checks.iter().find(|c| c.def.name == t.check) else {
+        let Some((state, own_weight)) = check(&t.check) else {
             return true; // a config that loads names only checks that exist
         };
-        let weight = t.weight.unwrap_or(c.def.weight);
-        match c.state() {
+        let weight = t.weight.unwrap_or(own_weight);
+        match state {
             CheckState::Healthy(h) => h || weight > 0,
             CheckState::Value(v) if weight == 0 => v == 0,
             CheckState::Value(v) => v.saturating_mul(i64::from(weight)) >= 0,
         }
     })
+}
+
+fn state_in(checks: &[Check]) -> impl Fn(&str) -> Option<(CheckState, i32)> + '_ {
+    |name| {
+        checks
+            .iter()
+            .find(|c| c.def.name == name)
+            .map(|c| (c.state(), c.def.weight))
+    }
 }
 
 fn desired_of(cfg: &Config, speaker: &str, checks: &[Check]) -> Vec<Desired> {
@@ -50,7 +60,7 @@ fn desired_of(cfg: &Config, speaker: &str, checks: &[Check]) -> Vec<Desired> {
             protocol: a.protocol_name(),
             prefix: a.prefix,
             prefix_len: a.prefix_len,
-            announced: wanted(a, checks),
+            announced: wanted(a, state_in(checks)),
         })
         .collect()
 }
@@ -196,5 +206,68 @@ impl Announcements {
         if !waiting.is_empty() {
             info!(announcements = ?waiting, "stopping: speakers did not confirm the withdrawal in time");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn announce(tracks: &str) -> AnnounceDef {
+        let src = format!(
+            "check \"a\" {{ listener 80; }}\ncheck \"b\" {{ listener 81; weight 10; }}\ncheck \"f\" {{ file \"/run/w\"; }}\nspeaker \"s\" {{ daemon \"bird\"; }}\nannounce \"x\" {{ speaker \"s\"; prefix \"203.0.113.10\"; {tracks} }}\n"
+        );
+        upkeep_config::parse_str(&src, "t.kdl").unwrap().announces[0].clone()
+    }
+
+    /// (a healthy, b healthy, f's value) -> announced?
+    fn with(a: &AnnounceDef, healthy_a: bool, healthy_b: bool, f: i64) -> bool {
+        wanted(a, |name| match name {
+            "a" => Some((CheckState::Healthy(healthy_a), 0)),
+            "b" => Some((CheckState::Healthy(healthy_b), 10)),
+            "f" => Some((CheckState::Value(f), 0)),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn withdrawn_while_a_check_of_weight_zero_or_below_fails() {
+        let none = announce("");
+        assert!(
+            with(&none, false, false, 5),
+            "nothing tracked: always announced"
+        );
+        let a = announce("track \"a\";");
+        assert!(with(&a, true, false, 0));
+        assert!(
+            !with(&a, false, true, 0),
+            "weight 0 (the check's) fails: withdrawn"
+        );
+        let a_neg = announce("track \"a\" weight=-20;");
+        assert!(
+            !with(&a_neg, false, true, 0),
+            "negative weight fails: withdrawn"
+        );
+        let b = announce("track \"b\";");
+        assert!(
+            with(&b, true, false, 0),
+            "positive weight (the check's own): only preference"
+        );
+        let b_zero = announce("track \"b\" weight=0;");
+        assert!(
+            !with(&b_zero, true, false, 0),
+            "the track's weight over the check's"
+        );
+        let f = announce("track \"f\";");
+        assert!(with(&f, true, true, 0));
+        assert!(
+            !with(&f, true, true, 3),
+            "a file at weight 0: non-zero withdraws"
+        );
+        let f_neg = announce("track \"f\" weight=-1;");
+        assert!(with(&f_neg, true, true, -3), "-3 x -1 raises a priority");
+        assert!(!with(&f_neg, true, true, 3), "3 x -1 lowers it");
+        let both = announce("track \"a\"; track \"b\";");
+        assert!(!with(&both, false, true, 0) && with(&both, true, false, 0));
     }
 }
