@@ -3,7 +3,8 @@
 //! h1 runs BIRD (AS 65001) with upkeep's include file and an eBGP session to h2, the upstream
 //! router: BIRD again (AS 65000), which puts what it learns into h2's kernel table. upkeep on h1
 //! announces 203.0.113.10/32 while a `listener` check on port 80 is healthy. What is asserted
-//! is what the upstream router has: the route in its BGP table and its kernel, via h1.
+//! is what the upstream router has (the route in its BGP table and its kernel, via h1) and
+//! whether a client that goes through it reaches the address (held on h1's `lo`).
 //!
 //! Run alone: `cargo build -p upkeep && cargo test -p upkeep-tests --test bgp`
 
@@ -126,6 +127,33 @@ fn routers(lab: &Lab) -> Result<(Bird, Bird, PathBuf)> {
     Ok((up, edge, include))
 }
 
+/// The client sends traffic for the address to h2 (the upstream router), which forwards it
+/// by its BGP route (no ICMP redirects, so the client keeps going through h2); h1 holds the
+/// address on `lo`, as an anycast host does.
+fn client_through_upstream(lab: &Lab) -> Result<()> {
+    lab.ip(&lab.host_ns(1), &["addr", "add", PREFIX, "dev", "lo"])?;
+    let out = lab.exec(
+        &lab.host_ns(2),
+        &[
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=1",
+            "net.ipv4.conf.all.send_redirects=0",
+            "net.ipv4.conf.eth0.send_redirects=0",
+        ],
+    )?;
+    ensure!(
+        out.status.success(),
+        "sysctl on h2: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    lab.ip(
+        &lab.client_ns(),
+        &["route", "add", PREFIX, "via", "192.0.2.2"],
+    )?;
+    Ok(())
+}
+
 fn announce_state(lab: &Lab) -> String {
     lab.upkeep_status(1)
         .ok()
@@ -174,10 +202,19 @@ fn bird_announces_the_address_while_its_check_is_healthy() {
             "upkeep status: {text}"
         );
 
+        // A client that reaches the address through the upstream router: h2 forwards by the
+        // route it learnt, h1 holds the address on `lo`.
+        client_through_upstream(lab)?;
+        lab.wait_client_ping(ADDR, secs(5))?;
+
         // The service stops listening: withdrawn (the close is heard at once).
         drop(server);
         let took = wait_upstream(lab, &up, false, "the route withdrawn", secs(5))?;
         eprintln!("listener closed: the upstream lost the route after {took:?}");
+        ensure!(
+            !lab.client_ping(ADDR),
+            "the client still reaches h1 through the upstream"
+        );
         wait_for(
             "status: withdrawn",
             secs(3),
@@ -189,6 +226,7 @@ fn bird_announces_the_address_while_its_check_is_healthy() {
         let server = lab.listen_tcp(1, 80)?;
         let took = wait_upstream(lab, &up, true, "the route back", secs(5))?;
         eprintln!("listener back: the upstream has the route again after {took:?}");
+        lab.wait_client_ping(ADDR, secs(5))?;
 
         // The operator reloads BIRD's config: the file holds upkeep's state, nothing flaps.
         edge.birdc(&["configure"])?;
