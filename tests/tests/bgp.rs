@@ -91,7 +91,10 @@ fn wait_upstream(
 /// upkeep's config on h1: `announces` (name, address) through BIRD, each tracking port 80.
 fn upkeep_kdl(edge: &Bird, include: &Path, announces: &[(&str, &str)]) -> String {
     let mut kdl = format!(
-        r#"check "port80" {{
+        r#"global {{
+    metrics listen="127.0.0.1:9650"
+}}
+check "port80" {{
     listener 80
     interval "500ms"
 }}
@@ -152,6 +155,25 @@ fn client_through_upstream(lab: &Lab) -> Result<()> {
         &["route", "add", PREFIX, "via", "192.0.2.2"],
     )?;
     Ok(())
+}
+
+/// The `upkeep_announce_state` series of h1's metrics that are 1.
+fn metric_states(lab: &Lab) -> Vec<String> {
+    let out = lab.exec(
+        &lab.host_ns(1),
+        &[
+            "python3",
+            "-c",
+            "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:9650/metrics',timeout=5).read().decode())",
+        ],
+    );
+    let text = out
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    text.lines()
+        .filter(|l| l.starts_with("upkeep_announce_state{") && l.ends_with("} 1"))
+        .map(str::to_owned)
+        .collect()
 }
 
 fn announce_state(lab: &Lab) -> String {
@@ -220,6 +242,17 @@ fn bird_announces_the_address_while_its_check_is_healthy() {
             secs(3),
             || announce_state(lab),
             |s| s == "withdrawn",
+        )?;
+        wait_for(
+            "metrics: withdrawn",
+            secs(3),
+            || metric_states(lab),
+            |m| {
+                m.len() == 1
+                    && m[0].contains(
+                        r#"announce="web",speaker="edge",prefix="203.0.113.10/32",state="withdrawn""#,
+                    )
+            },
         )?;
 
         // It listens again: seen at the next poll (500 ms), announced again.

@@ -30,6 +30,13 @@ pub enum AnnounceState {
 }
 
 impl AnnounceState {
+    pub const ALL: [AnnounceState; 4] = [
+        AnnounceState::Pending,
+        AnnounceState::Announced,
+        AnnounceState::Withdrawn,
+        AnnounceState::Unreachable,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             AnnounceState::Pending => "pending",

@@ -1136,6 +1136,7 @@ impl Daemon {
         if let Some(m) = &self.metrics {
             m.set_instances(status.instances.iter().map(Into::into).collect());
             m.set_checks(status.checks.iter().map(Into::into).collect());
+            m.set_announces(status.announcements.iter().map(Into::into).collect());
             m.set_drops(&status.drops);
         }
         self.systemd.send(&format!("STATUS={}", self.summary()));

@@ -175,6 +175,17 @@ impl From<&InstanceStatus> for InstanceRow {
 }
 
 /// The metrics' row of a check: what `upkeep_check_healthy` shows.
+impl From<&AnnounceStatus> for super::metrics::AnnounceRow {
+    fn from(a: &AnnounceStatus) -> Self {
+        Self {
+            name: a.name.clone(),
+            speaker: a.speaker.clone(),
+            prefix: a.prefix.clone(),
+            state: a.state.as_str(),
+        }
+    }
+}
+
 impl From<&CheckStatus> for CheckRow {
     fn from(c: &CheckStatus) -> Self {
         Self {
