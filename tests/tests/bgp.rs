@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
 use upkeep_tests::bird::{bird_available, Bird};
-use upkeep_tests::{lab_test, ms, secs, wait_for, Lab, SIGTERM};
+use upkeep_tests::{lab_test, ms, secs, wait_for, Lab, SIGKILL, SIGTERM};
 
 const PREFIX: &str = "203.0.113.10/32";
 const ADDR: &str = "203.0.113.10";
@@ -318,7 +318,8 @@ fn bird_announces_the_address_while_its_check_is_healthy() {
 }
 
 /// A reload that replaces one announcement by another: the upstream loses the old prefix and
-/// gets the new one, with no restart of upkeep or BIRD.
+/// gets the new one, with no restart of upkeep or BIRD. Then upkeep is killed: its VIP guard
+/// withdraws the announcement.
 #[test]
 fn a_reload_replaces_an_announcement() {
     if !bird_available() {
@@ -357,6 +358,25 @@ fn a_reload_replaces_an_announcement() {
                 && a[0]["name"] == "api"
                 && a[0]["state"] == "announced",
             "status: {a}"
+        );
+
+        // upkeep is SIGKILLed (its process group; the VIP guard has its own): no one checks
+        // the service any more, and the guard withdraws what upkeep announced.
+        h1.signal(SIGKILL)?;
+        let t0 = Instant::now();
+        wait_for(
+            "api withdrawn after upkeep's death",
+            secs(5),
+            || upstream_has(lab, &up, API),
+            |v| *v == (false, false),
+        )?;
+        eprintln!(
+            "upkeep killed: the guard withdrew api after {:?}",
+            t0.elapsed()
+        );
+        ensure!(
+            std::fs::read_to_string(&include)?.contains("disabled yes;"),
+            "the include file says withdrawn, so BIRD's next configure keeps it so"
         );
         Ok(())
     });

@@ -251,6 +251,67 @@ impl Bird {
     }
 }
 
+/// The VIP guard's withdrawal, blocking (the guard has no runtime): the include file written
+/// with every protocol disabled, then `disable` of each on the control socket, every read and
+/// write bounded by the speaker's timeout. Returns how many BIRD disabled.
+pub fn withdraw_blocking(s: &super::GuardedSpeaker) -> Result<usize, SpeakerError> {
+    use std::io::{BufRead, Write};
+    let io = |what: String| move |e| SpeakerError::Io { what, source: e };
+    let mut all = s.all.clone();
+    all.iter_mut().for_each(|d| d.announced = false);
+    let tmp = s.include.with_extension("conf.tmp");
+    std::fs::write(&tmp, proto::render_include(&s.name, &all))
+        .map_err(io(format!("writing {}", tmp.display())))?;
+    std::fs::rename(&tmp, &s.include)
+        .map_err(io(format!("renaming to {}", s.include.display())))?;
+    let stream = std::os::unix::net::UnixStream::connect(&s.control)
+        .map_err(io(format!("connecting to {}", s.control.display())))?;
+    stream
+        .set_read_timeout(Some(s.timeout))
+        .and_then(|()| stream.set_write_timeout(Some(s.timeout)))
+        .map_err(io("setting timeouts".into()))?;
+    let mut rd = std::io::BufReader::new(stream.try_clone().map_err(io("cloning".into()))?);
+    let mut wr = stream;
+    let mut reply = || -> Result<(Reply, u16), SpeakerError> {
+        let mut reader = ReplyReader::default();
+        let mut first = None;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if rd
+                .read_line(&mut line)
+                .map_err(io("reading a reply".into()))?
+                == 0
+            {
+                return Err(SpeakerError::Closed);
+            }
+            let text = line.trim_end_matches(['\n', '\r']);
+            if let Ok(Line::Coded { code, .. }) = proto::parse_line(text) {
+                first.get_or_insert(code);
+            }
+            if let Some(r) = reader
+                .push(text)
+                .map_err(|e| SpeakerError::Protocol(e.to_string()))?
+            {
+                let first = first.unwrap_or(r.code);
+                return Ok((r, first));
+            }
+        }
+    };
+    reply()?; // the greeting
+    let mut done = 0;
+    for d in &all {
+        let command = format!("disable {}", d.protocol);
+        wr.write_all(format!("{command}\n").as_bytes())
+            .map_err(io(format!("sending `{command}`")))?;
+        let (r, first) = reply()?;
+        if proto::toggle_outcome(&r, first).is_some() {
+            done += 1;
+        }
+    }
+    Ok(done)
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};

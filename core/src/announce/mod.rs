@@ -11,6 +11,20 @@ use std::future::Future;
 use std::time::Duration;
 
 pub use proto::Desired;
+
+use std::path::PathBuf;
+
+/// A speaker and every announcement it carries, as the VIP guard keeps them: if the daemon
+/// dies, the guard withdraws them all ([`bird::withdraw_blocking`]), since no one checks the
+/// service any more.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GuardedSpeaker {
+    pub name: String,
+    pub control: PathBuf,
+    pub include: PathBuf,
+    pub timeout: Duration,
+    pub all: Vec<Desired>,
+}
 pub use task::{AnnounceState, SpeakerTask};
 
 /// What went wrong talking to a speaker.

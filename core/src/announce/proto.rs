@@ -119,7 +119,7 @@ pub fn toggle_outcome(reply: &Reply, first_code: u16) -> Option<Toggle> {
 }
 
 /// One announcement as the daemon is to carry it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Desired {
     /// The announcement's name in upkeep.
     pub name: String,

@@ -14,7 +14,7 @@ use super::checks::Check;
 use super::status::AnnounceStatus;
 use crate::announce::bird::Bird;
 use crate::announce::task::Report;
-use crate::announce::{AnnounceState, Desired, SpeakerTask};
+use crate::announce::{AnnounceState, Desired, GuardedSpeaker, SpeakerTask};
 
 pub(super) struct Announcements {
     /// By speaker name: its settings as the task was started with, and the task.
@@ -61,6 +61,20 @@ fn desired_of(cfg: &Config, speaker: &str, checks: &[Check]) -> Vec<Desired> {
             prefix: a.prefix,
             prefix_len: a.prefix_len,
             announced: wanted(a, state_in(checks)),
+        })
+        .collect()
+}
+
+/// Every speaker with all its announcements, for the VIP guard.
+pub(super) fn guarded(cfg: &Config) -> Vec<GuardedSpeaker> {
+    cfg.speakers
+        .iter()
+        .map(|s| GuardedSpeaker {
+            name: s.name.clone(),
+            control: s.control.clone(),
+            include: s.include.clone(),
+            timeout: s.timeout,
+            all: desired_of(cfg, &s.name, &[]),
         })
         .collect()
 }
@@ -169,10 +183,10 @@ impl Announcements {
 
     /// On a clean stop: every announcement withdrawn (no one checks the service any more),
     /// waiting for the speakers at most their timeout each (twice: a reconnect and the
-    /// commands).
-    pub(super) async fn withdraw_all(&mut self, cfg: &Config) {
+    /// commands). True when every speaker confirmed.
+    pub(super) async fn withdraw_all(&mut self, cfg: &Config) -> bool {
         if self.tasks.is_empty() {
-            return;
+            return true;
         }
         let mut waiting: Vec<String> = Vec::new();
         let mut bound = Duration::ZERO;
@@ -197,15 +211,16 @@ impl Announcements {
                 break;
             };
             for (name, state) in &r.states {
-                if matches!(state, AnnounceState::Withdrawn | AnnounceState::Unreachable) {
+                if *state == AnnounceState::Withdrawn {
                     waiting.retain(|w| w != name);
                 }
             }
             self.on_report(r);
         }
         if !waiting.is_empty() {
-            info!(announcements = ?waiting, "stopping: speakers did not confirm the withdrawal in time");
+            info!(announcements = ?waiting, "stopping: speakers did not confirm the withdrawal in time; the VIP guard tries again");
         }
+        waiting.is_empty()
     }
 }
 

@@ -281,6 +281,9 @@ impl Daemon {
         }
         daemon.hook_plugins = prepared.hook_plugins;
         daemon.announce.configure(&daemon.cfg, &daemon.checks);
+        daemon
+            .vips
+            .guard_speakers(announcements::guarded(&daemon.cfg));
         daemon.rewatch();
         daemon.rebuild_indexes();
         Ok(daemon)
@@ -416,7 +419,10 @@ impl Daemon {
         }
 
         self.vips.flush();
-        self.announce.withdraw_all(&self.cfg).await;
+        if self.announce.withdraw_all(&self.cfg).await {
+            // Nothing left for the guard to withdraw.
+            self.vips.guard_speakers(Vec::new());
+        }
         // The virtual-MAC interfaces go with the daemon, as keepalived's do (a killed daemon
         // leaves them; the next start takes them over).
         let vmacs: Vec<String> = self

@@ -187,6 +187,8 @@ impl Daemon {
             .await;
         // Checks may have been replaced even when no announcement changed.
         self.announce.configure(&self.cfg, &self.checks);
+        self.vips
+            .guard_speakers(super::announcements::guarded(&self.cfg));
         match applied {
             Ok(()) => {
                 info!(
