@@ -39,6 +39,7 @@ mod daemon;
 mod disrupt;
 mod extras;
 mod flood;
+pub mod frr;
 mod lab;
 pub mod netns;
 pub mod packet;

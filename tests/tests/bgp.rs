@@ -4,7 +4,8 @@
 //! router: BIRD again (AS 65000), which puts what it learns into h2's kernel table. upkeep on h1
 //! announces 203.0.113.10/32 while a `listener` check on port 80 is healthy. What is asserted
 //! is what the upstream router has (the route in its BGP table and its kernel, via h1) and
-//! whether a client that goes through it reaches the address (held on h1's `lo`).
+//! whether a client that goes through it reaches the address (held on h1's `lo`). One test has
+//! FRR (zebra + bgpd) as the upstream instead, as in the issue's lab.
 //!
 //! Run alone: `cargo build -p upkeep && cargo test -p upkeep-tests --test bgp`
 
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
 use upkeep_tests::bird::{bird_available, Bird};
+use upkeep_tests::frr::{frr_available, Frr};
 use upkeep_tests::{lab_test, ms, secs, wait_for, Lab, SIGKILL, SIGTERM};
 
 const PREFIX: &str = "203.0.113.10/32";
@@ -378,6 +380,73 @@ fn a_reload_replaces_an_announcement() {
             std::fs::read_to_string(&include)?.contains("disabled yes;"),
             "the include file says withdrawn, so BIRD's next configure keeps it so"
         );
+        Ok(())
+    });
+}
+
+/// FRR (zebra + bgpd) as the upstream router, as in the issue's lab: it learns the route from
+/// h1's BIRD while the check is healthy and puts it in its kernel, loses it when the listener
+/// closes, gets it back.
+#[test]
+fn an_frr_upstream_learns_and_loses_the_route() {
+    if !bird_available() || !frr_available() {
+        eprintln!("skipped: bird2 or frr is not installed (scripts/install-deps.sh)");
+        return;
+    }
+    lab_test(2, |lab| {
+        let include = lab.write_file("h1-announce.conf", "")?;
+        let up = Frr::start(
+            lab,
+            2,
+            "h2-frr",
+            "frr defaults traditional\n\
+             hostname upstream\n\
+             router bgp 65000\n bgp router-id 192.0.2.2\n no bgp ebgp-requires-policy\n\
+             \x20neighbor 192.0.2.1 remote-as 65001\n neighbor 192.0.2.1 timers 1 3\n\
+             \x20neighbor 192.0.2.1 timers connect 1\n\
+             \x20address-family ipv4 unicast\n  neighbor 192.0.2.1 activate\n exit-address-family\n",
+        )?;
+        let edge = Bird::start(
+            lab,
+            1,
+            "h1-bird",
+            &edge_conf(lab, &include.to_string_lossy()),
+        )?;
+        let server = lab.listen_tcp(1, 80)?;
+        let _h1 = lab.start_upkeep(1, &upkeep_kdl(&edge, &include, &[("web", ADDR)]))?;
+        let view = || {
+            let bgp = up
+                .vtysh(&format!("show bgp ipv4 unicast {PREFIX}"))
+                .unwrap_or_default();
+            let in_bgp = bgp.contains("192.0.2.1 from 192.0.2.1");
+            // zebra writes `203.0.113.10 nhid N via 192.0.2.1 dev eth0 proto bgp ...`.
+            let in_kernel = lab
+                .routes(2)
+                .lines()
+                .any(|l| l.starts_with(&format!("{ADDR} ")) && l.contains(" via 192.0.2.1 "));
+            (in_bgp, in_kernel)
+        };
+        let t0 = Instant::now();
+        wait_for("FRR has the route", secs(30), view, |v| *v == (true, true))?;
+        eprintln!(
+            "FRR upstream: the route after {:?} (session start included)",
+            t0.elapsed()
+        );
+        drop(server);
+        let t0 = Instant::now();
+        wait_for("FRR lost the route", secs(5), view, |v| {
+            *v == (false, false)
+        })?;
+        eprintln!(
+            "FRR upstream: withdrawn {:?} after the listener closed",
+            t0.elapsed()
+        );
+        let _server = lab.listen_tcp(1, 80)?;
+        let t0 = Instant::now();
+        wait_for("FRR has the route again", secs(5), view, |v| {
+            *v == (true, true)
+        })?;
+        eprintln!("FRR upstream: back after {:?}", t0.elapsed());
         Ok(())
     });
 }
