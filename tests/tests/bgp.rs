@@ -320,8 +320,9 @@ fn bird_announces_the_address_while_its_check_is_healthy() {
 }
 
 /// A reload that replaces one announcement by another: the upstream loses the old prefix and
-/// gets the new one, with no restart of upkeep or BIRD. Then upkeep is killed: its VIP guard
-/// withdraws the announcement.
+/// gets the new one, with no restart of upkeep or BIRD; one that removes the speaker withdraws
+/// what it announced, and one that brings it back announces again. Then upkeep is killed: its
+/// VIP guard withdraws the announcement.
 #[test]
 fn a_reload_replaces_an_announcement() {
     if !bird_available() {
@@ -361,6 +362,31 @@ fn a_reload_replaces_an_announcement() {
                 && a[0]["state"] == "announced",
             "status: {a}"
         );
+
+        // The speaker goes from the config with its announcements: what it announced goes.
+        let seq = h1.reload_seq()?;
+        lab.write_file("h1.kdl", "check \"port80\" { listener 80; }\n")?;
+        h1.wait_reload(seq, secs(5))?;
+        let t0 = Instant::now();
+        wait_for(
+            "api withdrawn with its speaker",
+            secs(5),
+            || upstream_has(lab, &up, API),
+            |v| *v == (false, false),
+        )?;
+        eprintln!(
+            "reload without the speaker: api withdrawn after {:?}",
+            t0.elapsed()
+        );
+        let seq = h1.reload_seq()?;
+        lab.write_file("h1.kdl", &upkeep_kdl(&edge, &include, &[("api", API)]))?;
+        h1.wait_reload(seq, secs(5))?;
+        wait_for(
+            "api back with its speaker",
+            secs(5),
+            || upstream_has(lab, &up, API),
+            |v| *v == (true, true),
+        )?;
 
         // upkeep is SIGKILLed (its process group; the VIP guard has its own): no one checks
         // the service any more, and the guard withdraws what upkeep announced.

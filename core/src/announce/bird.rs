@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
 
@@ -163,8 +163,10 @@ async fn read_reply(conn: &mut Conn) -> Result<(Reply, u16), SpeakerError> {
     let mut line = String::new();
     loop {
         line.clear();
-        let n = conn
-            .rd
+        // A line is read at most up to the reply's bound: a peer that never ends one cannot
+        // grow it past that.
+        let n = (&mut conn.rd)
+            .take((MAX_REPLY_BYTES - total + 1) as u64)
             .read_line(&mut line)
             .await
             .map_err(|e| SpeakerError::Io {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tracing::info;
+use tracing::{info, warn};
 use upkeep_config::{AnnounceDef, Config, SpeakerDaemon, SpeakerDef};
 use upkeep_vrrp::node::CheckState;
 
@@ -14,6 +14,7 @@ use super::checks::Check;
 use super::status::AnnounceStatus;
 use crate::announce::bird::Bird;
 use crate::announce::task::Report;
+use crate::announce::Speaker as _;
 use crate::announce::{AnnounceState, Desired, GuardedSpeaker, SpeakerTask};
 
 pub(super) struct Announcements {
@@ -93,8 +94,10 @@ impl Announcements {
     /// Brings the tasks in line with `cfg` (start, reload): a speaker whose settings changed
     /// gets a new task, one no longer in the file loses its task; then publishes.
     pub(super) fn configure(&mut self, cfg: &Config, checks: &[Check]) {
+        let mut gone: Vec<SpeakerDef> = Vec::new();
         self.tasks.retain(|name, (def, _)| {
-            let keep = cfg.speaker(name).is_some_and(|new| {
+            let new = cfg.speaker(name);
+            let keep = new.is_some_and(|new| {
                 SpeakerDef {
                     span: def.span,
                     ..new.clone()
@@ -102,9 +105,24 @@ impl Announcements {
             });
             if !keep {
                 info!(speaker = %name, "speaker removed or changed: its task stops");
+                // Unless the same daemon and file carry on under new settings, what was
+                // announced through it goes: an empty file, and BIRD drops the protocols.
+                let same_place =
+                    new.is_some_and(|n| n.control == def.control && n.include == def.include);
+                if !same_place {
+                    gone.push(def.clone());
+                }
             }
             keep
         });
+        for def in gone {
+            tokio::spawn(async move {
+                let mut bird = Bird::new(&def.name, &def.control, &def.include, def.timeout);
+                if let Err(e) = bird.sync(&[]).await {
+                    warn!(speaker = %def.name, error = %e, "a removed speaker's announcements may still be announced");
+                }
+            });
+        }
         for def in &cfg.speakers {
             if self.tasks.contains_key(&def.name) {
                 continue;

@@ -74,6 +74,20 @@ impl Validator<'_> {
 
     pub(super) fn speaker(&mut self, node: &KdlNode) -> Option<SpeakerDraft> {
         let (name, name_span, body) = self.named_block(node)?;
+        // It names a file (the default `include`) and appears in logs.
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            || name.starts_with('.')
+        {
+            self.report(
+                name_span,
+                format!("speaker name `{name}` may hold only letters, digits, `-`, `_` and `.`"),
+                "bad name",
+                "it names the default include file `/run/upkeep/bird-NAME.conf`: for example `edge`",
+            );
+            return None;
+        }
         let place = format!("speaker `{name}`");
         let mut def = SpeakerDef {
             include: SpeakerDef::default_include(&name),

@@ -161,6 +161,12 @@ fn announcements_that_would_collide_are_refused() {
         10,
         "would both be the daemon's protocol `upkeep_web_1`",
     );
+    problem_at(
+        "speaker \"../x\" { daemon \"bird\"; }\n",
+        1,
+        9,
+        "speaker name `../x` may hold only letters",
+    );
     let src = format!("{sp}{sp}");
     problem_at(&src, 2, 9, "there is already a speaker named `edge`");
 }
