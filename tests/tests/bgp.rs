@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Result};
 use upkeep_tests::bird::{bird_available, Bird};
 use upkeep_tests::frr::{frr_available, Frr};
-use upkeep_tests::{lab_test, ms, secs, wait_for, Lab, SIGKILL, SIGTERM};
+use upkeep_tests::{lab_test, ms, secs, upkeep_config, wait_for, Instance, Lab, SIGKILL, SIGTERM};
 
 const PREFIX: &str = "203.0.113.10/32";
 const ADDR: &str = "203.0.113.10";
@@ -473,6 +473,131 @@ fn an_frr_upstream_learns_and_loses_the_route() {
             *v == (true, true)
         })?;
         eprintln!("FRR upstream: back after {:?}", t0.elapsed());
+        Ok(())
+    });
+}
+
+/// BIRD on host i (AS 65001) peering with the upstream on h3, with upkeep's include file.
+fn rack_edge_conf(lab: &Lab, i: usize, include: &Path) -> String {
+    format!(
+        r#"router id 192.0.2.{i};
+log "{dir}/h{i}-bird.log" all;
+protocol device {{ scan time 1; }}
+include "{include}";
+protocol bgp upstream {{
+    local 192.0.2.{i} as 65001;
+    neighbor 192.0.2.3 as 65000;
+    {TIMERS}
+    ipv4 {{ import none; export where proto ~ "upkeep_*"; }};
+}}
+"#,
+        dir = lab.dir().display(),
+        include = include.display()
+    )
+}
+
+/// The next hops the upstream (BIRD on h3) has for the prefix, sorted.
+fn upstream_vias(up: &Bird) -> Vec<String> {
+    let mut vias: Vec<String> = up
+        .route(PREFIX)
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("via "))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect();
+    vias.sort();
+    vias
+}
+
+/// VRRP inside the rack, BGP toward the core: two hosts run one instance, and each announces
+/// the service address only while it holds the instance's VIPs. The upstream has one path, via
+/// the master; when the master stops, the path moves to the new master.
+#[test]
+fn an_announcement_follows_the_vrrp_master() {
+    if !bird_available() {
+        eprintln!("skipped: bird2 is not installed (scripts/install-deps.sh)");
+        return;
+    }
+    lab_test(3, |lab| {
+        let up = Bird::start(
+            lab,
+            3,
+            "h3-bird",
+            &format!(
+                r#"router id 192.0.2.3;
+log "{dir}/h3-bird.log" all;
+protocol device {{ scan time 1; }}
+protocol bgp h1 {{ local 192.0.2.3 as 65000; neighbor 192.0.2.1 as 65001; {TIMERS} ipv4 {{ import all; export none; }}; }}
+protocol bgp h2 {{ local 192.0.2.3 as 65000; neighbor 192.0.2.2 as 65001; {TIMERS} ipv4 {{ import all; export none; }}; }}
+"#,
+                dir = lab.dir().display()
+            ),
+        )?;
+        let mut daemons = Vec::new();
+        let mut birds = Vec::new();
+        for (i, prio) in [(1, 100), (2, 90)] {
+            let include = lab.write_file(&format!("h{i}-announce.conf"), "")?;
+            let bird = Bird::start(
+                lab,
+                i,
+                &format!("h{i}-bird"),
+                &rack_edge_conf(lab, i, &include),
+            )?;
+            let kdl = format!(
+                "{}speaker \"edge\" {{\n    daemon \"bird\"\n    control \"{}\"\n    include \"{}\"\n}}\n\
+                 announce \"web\" {{\n    speaker \"edge\"\n    prefix \"{PREFIX}\"\n    instance \"web\"\n}}\n",
+                upkeep_config(&format!("h{i}"), &[Instance::web(prio)]),
+                bird.sock.display(),
+                include.display()
+            );
+            daemons.push(lab.start_upkeep(i, &kdl)?);
+            birds.push(bird);
+        }
+        let t0 = Instant::now();
+        wait_for(
+            "one path, via h1",
+            secs(20),
+            || upstream_vias(&up),
+            |v| v == &["192.0.2.1"],
+        )?;
+        eprintln!(
+            "rack: the upstream has one path, via the master h1, after {:?}",
+            t0.elapsed()
+        );
+        lab.expect_holders_stable("192.0.2.100", &[1], secs(1))?;
+        // h2's session is up: its path is missing because it does not announce.
+        wait_for(
+            "h2's session established",
+            secs(10),
+            || {
+                birds[1]
+                    .birdc(&["show", "protocols", "upstream"])
+                    .unwrap_or_default()
+            },
+            |s| s.contains("Established"),
+        )?;
+        let t0 = Instant::now();
+        while t0.elapsed() < secs(2) {
+            let vias = upstream_vias(&up);
+            ensure!(
+                vias == ["192.0.2.1"],
+                "the backup h2 announces too: {vias:?}"
+            );
+            std::thread::sleep(ms(100));
+        }
+
+        daemons[0].signal(SIGTERM)?;
+        let t0 = Instant::now();
+        wait_for(
+            "one path, via h2",
+            secs(10),
+            || upstream_vias(&up),
+            |v| v == &["192.0.2.2"],
+        )?;
+        eprintln!(
+            "rack: h1 stopped, the path moved to h2 after {:?}",
+            t0.elapsed()
+        );
+        lab.wait_holders("192.0.2.100", &[2], secs(5))?;
         Ok(())
     });
 }

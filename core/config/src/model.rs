@@ -883,6 +883,9 @@ pub struct AnnounceDef {
     /// Withdrawn while any tracked check whose weight is 0 or negative fails (a positive weight
     /// only adds preference, which a withdraw-only announcement does not use yet).
     pub tracks: Vec<Track>,
+    /// Announced only while this instance holds its VIPs on this host (master, or handing
+    /// over): VRRP inside the rack, BGP toward the core.
+    pub instance: Option<String>,
     pub on_fault: OnFault,
     pub span: SourceSpan,
 }

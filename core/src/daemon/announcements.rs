@@ -11,6 +11,7 @@ use upkeep_config::{AnnounceDef, Config, SpeakerDaemon, SpeakerDef};
 use upkeep_vrrp::node::CheckState;
 
 use super::checks::Check;
+use super::instance::Instance;
 use super::status::AnnounceStatus;
 use crate::announce::bird::Bird;
 use crate::announce::task::Report;
@@ -27,9 +28,18 @@ pub(super) struct Announcements {
 }
 
 /// Whether `a` is to be announced: not while a check it tracks with a weight of 0 or below
-/// fails (a file check: while its value would lower a priority, or is non-zero at weight 0).
-/// `check` gives a check's state and own weight by name.
-pub(super) fn wanted(a: &AnnounceDef, check: impl Fn(&str) -> Option<(CheckState, i32)>) -> bool {
+/// fails (a file check: while its value would lower a priority, or is non-zero at weight 0),
+/// nor, when it follows an instance, while that instance does not hold its VIPs here.
+/// `check` gives a check's state and own weight by name; `holds` whether an instance holds
+/// its VIPs.
+pub(super) fn wanted(
+    a: &AnnounceDef,
+    check: impl Fn(&str) -> Option<(CheckState, i32)>,
+    holds: impl Fn(&str) -> bool,
+) -> bool {
+    if a.instance.as_deref().is_some_and(|i| !holds(i)) {
+        return false;
+    }
     a.tracks.iter().all(|t| {
         let Some((state, own_weight)) = check(&t.check) else {
             return true; // a config that loads names only checks that exist
@@ -43,6 +53,20 @@ pub(super) fn wanted(a: &AnnounceDef, check: impl Fn(&str) -> Option<(CheckState
     })
 }
 
+/// What announcements are wanted from: the checks, and the instances holding their VIPs.
+pub(super) struct Inputs<'a> {
+    pub checks: &'a [Check],
+    pub instances: &'a [Instance],
+}
+
+impl Inputs<'_> {
+    fn holds(&self, name: &str) -> bool {
+        self.instances
+            .iter()
+            .any(|i| i.cfg.name == name && i.stats.vips_held)
+    }
+}
+
 fn state_in(checks: &[Check]) -> impl Fn(&str) -> Option<(CheckState, i32)> + '_ {
     |name| {
         checks
@@ -52,7 +76,7 @@ fn state_in(checks: &[Check]) -> impl Fn(&str) -> Option<(CheckState, i32)> + '_
     }
 }
 
-fn desired_of(cfg: &Config, speaker: &str, checks: &[Check]) -> Vec<Desired> {
+fn desired_of(cfg: &Config, speaker: &str, from: Option<&Inputs>) -> Vec<Desired> {
     cfg.announces
         .iter()
         .filter(|a| a.speaker == speaker)
@@ -61,7 +85,7 @@ fn desired_of(cfg: &Config, speaker: &str, checks: &[Check]) -> Vec<Desired> {
             protocol: a.protocol_name(),
             prefix: a.prefix,
             prefix_len: a.prefix_len,
-            announced: wanted(a, state_in(checks)),
+            announced: from.is_some_and(|f| wanted(a, state_in(f.checks), |i| f.holds(i))),
         })
         .collect()
 }
@@ -75,7 +99,7 @@ pub(super) fn guarded(cfg: &Config) -> Vec<GuardedSpeaker> {
             control: s.control.clone(),
             include: s.include.clone(),
             timeout: s.timeout,
-            all: desired_of(cfg, &s.name, &[]),
+            all: desired_of(cfg, &s.name, None),
         })
         .collect()
 }
@@ -93,7 +117,7 @@ impl Announcements {
 
     /// Brings the tasks in line with `cfg` (start, reload): a speaker whose settings changed
     /// gets a new task, one no longer in the file loses its task; then publishes.
-    pub(super) fn configure(&mut self, cfg: &Config, checks: &[Check]) {
+    pub(super) fn configure(&mut self, cfg: &Config, from: &Inputs) {
         let mut gone: Vec<SpeakerDef> = Vec::new();
         self.tasks.retain(|name, (def, _)| {
             let new = cfg.speaker(name);
@@ -127,7 +151,7 @@ impl Announcements {
             if self.tasks.contains_key(&def.name) {
                 continue;
             }
-            let desired = desired_of(cfg, &def.name, checks);
+            let desired = desired_of(cfg, &def.name, Some(from));
             let task = match def.daemon {
                 SpeakerDaemon::Bird => SpeakerTask::spawn(
                     &def.name,
@@ -140,14 +164,14 @@ impl Announcements {
         }
         self.heard
             .retain(|name, _| cfg.announces.iter().any(|a| a.name == *name));
-        self.update(cfg, checks);
+        self.update(cfg, from);
     }
 
     /// Publishes what the checks want now; a speaker whose announcements are unchanged hears
     /// nothing.
-    pub(super) fn update(&mut self, cfg: &Config, checks: &[Check]) {
+    pub(super) fn update(&mut self, cfg: &Config, from: &Inputs) {
         for (name, (_, task)) in &self.tasks {
-            task.want(desired_of(cfg, name, checks));
+            task.want(desired_of(cfg, name, Some(from)));
         }
     }
 
@@ -255,12 +279,16 @@ mod tests {
 
     /// (a healthy, b healthy, f's value) -> announced?
     fn with(a: &AnnounceDef, healthy_a: bool, healthy_b: bool, f: i64) -> bool {
-        wanted(a, |name| match name {
-            "a" => Some((CheckState::Healthy(healthy_a), 0)),
-            "b" => Some((CheckState::Healthy(healthy_b), 10)),
-            "f" => Some((CheckState::Value(f), 0)),
-            _ => None,
-        })
+        wanted(
+            a,
+            |name| match name {
+                "a" => Some((CheckState::Healthy(healthy_a), 0)),
+                "b" => Some((CheckState::Healthy(healthy_b), 10)),
+                "f" => Some((CheckState::Value(f), 0)),
+                _ => None,
+            },
+            |_| true,
+        )
     }
 
     #[test]
@@ -302,5 +330,13 @@ mod tests {
         assert!(!with(&f_neg, true, true, 3), "3 x -1 lowers it");
         let both = announce("track \"a\"; track \"b\";");
         assert!(!with(&both, false, true, 0) && with(&both, true, false, 0));
+    }
+
+    #[test]
+    fn following_an_instance_announces_only_while_it_holds_the_vips() {
+        let src = "instance \"web\" { interface \"eth0\"; vrid 51; vip \"192.0.2.100/24\"; }\nspeaker \"s\" { daemon \"bird\"; }\nannounce \"x\" { speaker \"s\"; prefix \"203.0.113.10\"; instance \"web\"; }\n";
+        let a = upkeep_config::parse_str(src, "t.kdl").unwrap().announces[0].clone();
+        assert!(wanted(&a, |_| None, |i| i == "web"));
+        assert!(!wanted(&a, |_| None, |_| false));
     }
 }

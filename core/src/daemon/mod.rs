@@ -280,7 +280,13 @@ impl Daemon {
             daemon.spawn_check(def, plugin).await;
         }
         daemon.hook_plugins = prepared.hook_plugins;
-        daemon.announce.configure(&daemon.cfg, &daemon.checks);
+        daemon.announce.configure(
+            &daemon.cfg,
+            &announcements::Inputs {
+                checks: &daemon.checks,
+                instances: &daemon.instances,
+            },
+        );
         daemon
             .vips
             .guard_speakers(announcements::guarded(&daemon.cfg));
@@ -845,7 +851,13 @@ impl Daemon {
         check.last = Some(res);
         self.touch_status();
         if flipped {
-            self.announce.update(&self.cfg, &self.checks);
+            self.announce.update(
+                &self.cfg,
+                &announcements::Inputs {
+                    checks: &self.checks,
+                    instances: &self.instances,
+                },
+            );
         }
         if changed {
             self.node.refresh();
@@ -875,6 +887,17 @@ impl Daemon {
             if self.outbox.is_empty() || !self.send_adverts() {
                 break;
             }
+        }
+        // Announcements that follow an instance: its VIPs may have come or gone in this pass
+        // (the speakers hear only of a change).
+        if self.cfg.announces.iter().any(|a| a.instance.is_some()) {
+            self.announce.update(
+                &self.cfg,
+                &announcements::Inputs {
+                    checks: &self.checks,
+                    instances: &self.instances,
+                },
+            );
         }
         let drops = self.drops_wanted();
         self.vips.want_dropped(drops);

@@ -186,7 +186,13 @@ impl Daemon {
             .apply_diff(new, &d, prepared.check_plugins, resolved)
             .await;
         // Checks may have been replaced even when no announcement changed.
-        self.announce.configure(&self.cfg, &self.checks);
+        self.announce.configure(
+            &self.cfg,
+            &super::announcements::Inputs {
+                checks: &self.checks,
+                instances: &self.instances,
+            },
+        );
         self.vips
             .guard_speakers(super::announcements::guarded(&self.cfg));
         match applied {

@@ -27,6 +27,8 @@ pub(super) struct AnnounceDraft {
     /// Where `speaker` names it (None: not given or not valid).
     pub(super) speaker_at: Option<SourceSpan>,
     pub(super) track_at: Vec<SourceSpan>,
+    /// Where `instance` names the instance that gates it.
+    pub(super) instance_at: Option<SourceSpan>,
 }
 
 impl Validator<'_> {
@@ -171,6 +173,7 @@ impl Validator<'_> {
         let mut tracks = Vec::new();
         let mut track_at = Vec::new();
         let mut on_fault = OnFault::Withdraw;
+        let mut instance: Option<(String, SourceSpan)> = None;
         let mut seen = Seen::new();
         for child in body.nodes() {
             if !self.first_time(&mut seen, child, ANNOUNCE_KEYS, &place) {
@@ -213,6 +216,13 @@ impl Validator<'_> {
                         on_fault = f;
                     }
                 }
+                "instance" => {
+                    if let Some(e) = self.one_arg(child, &[]) {
+                        if let Some(name) = self.name_string(e, "instance") {
+                            instance = Some((name, e.span()));
+                        }
+                    }
+                }
                 _ => self.unknown(child, ANNOUNCE_KEYS, &place),
             }
         }
@@ -237,13 +247,42 @@ impl Validator<'_> {
                 prefix,
                 prefix_len,
                 tracks,
+                instance: instance.as_ref().map(|(n, _)| n.clone()),
                 on_fault,
                 span: node.span(),
             },
             name_span,
             speaker_at,
             track_at,
+            instance_at: instance.map(|(_, s)| s),
         })
+    }
+
+    /// An announcement's `instance` is one of the file's.
+    pub(super) fn resolve_announce_instances(
+        &mut self,
+        announces: &[AnnounceDraft],
+        instances: &[&str],
+    ) {
+        for a in announces {
+            let (Some(name), Some(span)) = (&a.def.instance, a.instance_at) else {
+                continue;
+            };
+            if instances.contains(&name.as_str()) {
+                continue;
+            }
+            let help = match closest(name, instances.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None if instances.is_empty() => format!("define it: `{}`", example("instance")),
+                None => format!("defined instances: {}", instances.join(", ")),
+            };
+            self.report(
+                span,
+                format!("there is no instance named `{name}`"),
+                "unknown instance",
+                help,
+            );
+        }
     }
 
     /// Each announcement names a speaker that exists, and no two share a protocol name or a

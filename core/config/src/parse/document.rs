@@ -110,6 +110,8 @@ impl Validator<'_> {
         for a in &announces {
             self.resolve_track_refs(&a.def.tracks, &a.track_at, &check_names);
         }
+        let instance_names: Vec<&str> = instances.iter().map(|i| i.cfg.name.as_str()).collect();
+        self.resolve_announce_instances(&announces, &instance_names);
         self.unique_routers(&instances);
         self.resolve_tracks(&instances, &checks);
         self.resolve_members(&groups, &instances);

@@ -24,7 +24,7 @@ pub(super) const TOP_KEYS: &[&str] = &[
     "announce",
 ];
 pub(super) const SPEAKER_KEYS: &[&str] = &["daemon", "control", "include", "timeout"];
-pub(super) const ANNOUNCE_KEYS: &[&str] = &["speaker", "prefix", "track", "on-fault"];
+pub(super) const ANNOUNCE_KEYS: &[&str] = &["speaker", "prefix", "track", "instance", "on-fault"];
 pub(super) const GLOBAL_KEYS: &[&str] = &[
     "router-id",
     "garp-repeat",

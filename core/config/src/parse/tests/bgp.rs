@@ -146,6 +146,19 @@ fn bad_speakers_and_announces_are_refused_where_they_are() {
 }
 
 #[test]
+fn an_announcement_may_follow_an_instance() {
+    let sp = "speaker \"edge\" { daemon \"bird\"; }\n";
+    let src = format!(
+        "{}{sp}announce \"w\" {{ speaker \"edge\"; prefix \"203.0.113.10\"; instance \"web\"; }}\n",
+        web("")
+    );
+    assert_eq!(ok(&src).announces[0].instance.as_deref(), Some("web"));
+    let bad = src.replace("instance \"web\";", "instance \"wbe\";");
+    let p = problem_at(&bad, 7, 64, "there is no instance named `wbe`");
+    assert_eq!(help_of(&p), "did you mean `web`?");
+}
+
+#[test]
 fn announcements_that_would_collide_are_refused() {
     let sp = "speaker \"edge\" { daemon \"bird\"; }\n";
     let src = format!(
