@@ -631,13 +631,18 @@ fn summary(cfg: &upkeep_config::Config) -> String {
         let tracks: Vec<&str> = a.tracks.iter().map(|t| t.check.as_str()).collect();
         let _ = writeln!(
             out,
-            "announce {:?}: {}/{} via speaker {:?} (BIRD protocol {}), tracks [{}]",
+            "announce {:?}: {}/{} via speaker {:?} (BIRD protocol {}), tracks [{}]{}{}",
             a.name,
             a.prefix,
             a.prefix_len,
             a.speaker,
             a.protocol_name(),
-            tracks.join(", ")
+            tracks.join(", "),
+            a.instance
+                .as_ref()
+                .map(|i| format!(", while instance {i:?} holds its VIPs"))
+                .unwrap_or_default(),
+            a.med.map(|m| format!(", MED {m}")).unwrap_or_default(),
         );
     }
     for (_, note) in cfg.sick_master_notes() {

@@ -601,3 +601,98 @@ protocol bgp h2 {{ local 192.0.2.3 as 65000; neighbor 192.0.2.2 as 65001; {TIMER
         Ok(())
     });
 }
+
+/// The upstream on h3 for two edge hosts, writing its best path into h3's kernel.
+fn rack_upstream_conf(lab: &Lab) -> String {
+    format!(
+        r#"router id 192.0.2.3;
+log "{dir}/h3-bird.log" all;
+protocol device {{ scan time 1; }}
+protocol kernel {{ ipv4 {{ import none; export all; }}; }}
+protocol bgp h1 {{ local 192.0.2.3 as 65000; neighbor 192.0.2.1 as 65001; {TIMERS} ipv4 {{ import all; export none; }}; }}
+protocol bgp h2 {{ local 192.0.2.3 as 65000; neighbor 192.0.2.2 as 65001; {TIMERS} ipv4 {{ import all; export none; }}; }}
+"#,
+        dir = lab.dir().display()
+    )
+}
+
+/// The next hop of h3's kernel route to the address, if any.
+fn upstream_kernel_via(lab: &Lab) -> Option<String> {
+    lab.routes(3)
+        .lines()
+        .find(|l| l.starts_with(&format!("{ADDR} ")))
+        .and_then(|l| l.split(" via ").nth(1))
+        .and_then(|r| r.split_whitespace().next())
+        .map(str::to_owned)
+}
+
+/// Active and backup by MED, without VRRP: both hosts announce while healthy, h2 with the
+/// lower MED, so the upstream sends the traffic to h2 (without MEDs its tie-break, the lower
+/// router id, would pick h1); h2's check fails, its path goes and the traffic goes to h1; h2
+/// recovers and takes it back.
+#[test]
+fn med_makes_one_host_active_and_the_other_backup() {
+    if !bird_available() {
+        eprintln!("skipped: bird2 is not installed (scripts/install-deps.sh)");
+        return;
+    }
+    lab_test(3, |lab| {
+        let up = Bird::start(lab, 3, "h3-bird", &rack_upstream_conf(lab))?;
+        let mut keep = Vec::new();
+        let mut servers = Vec::new();
+        for (i, med) in [(1, 20), (2, 10)] {
+            let include = lab.write_file(&format!("h{i}-announce.conf"), "")?;
+            let bird = Bird::start(
+                lab,
+                i,
+                &format!("h{i}-bird"),
+                &rack_edge_conf(lab, i, &include),
+            )?;
+            servers.push(Some(lab.listen_tcp(i, 80)?));
+            let kdl = upkeep_kdl(&bird, &include, &[("web", ADDR)]).replace(
+                "    track \"port80\"\n",
+                &format!("    track \"port80\"\n    med {med}\n"),
+            );
+            ensure!(kdl.contains("med "), "{kdl}");
+            keep.push((lab.start_upkeep(i, &kdl)?, bird));
+        }
+        let t0 = Instant::now();
+        wait_for(
+            "both paths, the best via h2",
+            secs(20),
+            || (upstream_vias(&up), upstream_kernel_via(lab)),
+            |(v, k)| v == &["192.0.2.1", "192.0.2.2"] && k.as_deref() == Some("192.0.2.2"),
+        )?;
+        eprintln!(
+            "MED: both announce, the upstream uses h2 (MED 10) after {:?}",
+            t0.elapsed()
+        );
+
+        servers[1] = None; // h2's service stops listening
+        let t0 = Instant::now();
+        wait_for(
+            "only h1's path",
+            secs(5),
+            || (upstream_vias(&up), upstream_kernel_via(lab)),
+            |(v, k)| v == &["192.0.2.1"] && k.as_deref() == Some("192.0.2.1"),
+        )?;
+        eprintln!(
+            "MED: h2's check failed, the upstream uses h1 after {:?}",
+            t0.elapsed()
+        );
+
+        servers[1] = Some(lab.listen_tcp(2, 80)?);
+        let t0 = Instant::now();
+        wait_for(
+            "h2 the best again",
+            secs(5),
+            || upstream_kernel_via(lab),
+            |k| k.as_deref() == Some("192.0.2.2"),
+        )?;
+        eprintln!(
+            "MED: h2 recovered, the upstream uses it again after {:?}",
+            t0.elapsed()
+        );
+        Ok(())
+    });
+}

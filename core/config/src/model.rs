@@ -886,6 +886,10 @@ pub struct AnnounceDef {
     /// Announced only while this instance holds its VIPs on this host (master, or handing
     /// over): VRRP inside the rack, BGP toward the core.
     pub instance: Option<String>,
+    /// The MED (BGP MULTI_EXIT_DISC) this host's route carries: routers prefer the lowest
+    /// among the paths from one AS, so hosts with different MEDs are active and backup; None:
+    /// no MED.
+    pub med: Option<u32>,
     pub on_fault: OnFault,
     pub span: SourceSpan,
 }

@@ -375,6 +375,7 @@ mod tests {
             protocol: "upkeep_web".into(),
             prefix: "203.0.113.10".parse().unwrap(),
             prefix_len: 32,
+            med: None,
             announced,
         }]
     }

@@ -127,6 +127,8 @@ pub struct Desired {
     pub protocol: String,
     pub prefix: IpAddr,
     pub prefix_len: u8,
+    /// The MED the route carries to BGP (`bgp_med`).
+    pub med: Option<u32>,
     pub announced: bool,
 }
 
@@ -138,9 +140,13 @@ pub fn render_include(speaker: &str, desired: &[Desired]) -> String {
     );
     for d in desired {
         let channel = if d.prefix.is_ipv4() { "ipv4" } else { "ipv6" };
+        let attrs = match d.med {
+            Some(m) => format!(" {{ bgp_med = {m}; }}"),
+            None => String::new(),
+        };
         let _ = writeln!(
             out,
-            "protocol static {} {{\n    disabled {};\n    {channel};\n    route {}/{} blackhole;\n}}",
+            "protocol static {} {{\n    disabled {};\n    {channel};\n    route {}/{} blackhole{attrs};\n}}",
             d.protocol,
             if d.announced { "no" } else { "yes" },
             d.prefix,
@@ -252,6 +258,7 @@ mod tests {
             protocol: upkeep_config::protocol_name(name),
             prefix: prefix.parse().unwrap(),
             prefix_len: len,
+            med: (name == "web").then_some(20),
             announced,
         };
         let text = render_include(
@@ -262,7 +269,7 @@ mod tests {
             ],
         );
         assert!(text.contains(
-            "protocol static upkeep_web {\n    disabled no;\n    ipv4;\n    route 203.0.113.10/32 blackhole;\n}"
+            "protocol static upkeep_web {\n    disabled no;\n    ipv4;\n    route 203.0.113.10/32 blackhole { bgp_med = 20; };\n}"
         ), "{text}");
         assert!(text.contains(
             "protocol static upkeep_v6_db {\n    disabled yes;\n    ipv6;\n    route 2001:db8::10/128 blackhole;\n}"

@@ -107,7 +107,8 @@ impl SpeakerTask {
     }
 }
 
-/// The same announcements (names, protocols, prefixes), whatever their states.
+/// The same announcements (names, protocols, prefixes, attributes), whatever their states: a
+/// change of any of these rewrites the protocols, a change of state only toggles them.
 fn same_set(a: &[Desired], b: &[Desired]) -> bool {
     a.len() == b.len()
         && a.iter().zip(b).all(|(x, y)| {
@@ -115,6 +116,7 @@ fn same_set(a: &[Desired], b: &[Desired]) -> bool {
                 && x.protocol == y.protocol
                 && x.prefix == y.prefix
                 && x.prefix_len == y.prefix_len
+                && x.med == y.med
         })
 }
 
@@ -269,6 +271,7 @@ mod tests {
             protocol: upkeep_config::protocol_name(name),
             prefix: "203.0.113.10".parse().unwrap(),
             prefix_len: 32,
+            med: None,
             announced,
         }
     }

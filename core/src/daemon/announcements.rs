@@ -85,6 +85,7 @@ fn desired_of(cfg: &Config, speaker: &str, from: Option<&Inputs>) -> Vec<Desired
             protocol: a.protocol_name(),
             prefix: a.prefix,
             prefix_len: a.prefix_len,
+            med: a.med,
             announced: from.is_some_and(|f| wanted(a, state_in(f.checks), |i| f.holds(i))),
         })
         .collect()

@@ -174,6 +174,7 @@ impl Validator<'_> {
         let mut track_at = Vec::new();
         let mut on_fault = OnFault::Withdraw;
         let mut instance: Option<(String, SourceSpan)> = None;
+        let mut med = None;
         let mut seen = Seen::new();
         for child in body.nodes() {
             if !self.first_time(&mut seen, child, ANNOUNCE_KEYS, &place) {
@@ -216,6 +217,11 @@ impl Validator<'_> {
                         on_fault = f;
                     }
                 }
+                "med" => {
+                    med = self
+                        .one_integer(child, 0, i128::from(u32::MAX))
+                        .map(|n| n as u32)
+                }
                 "instance" => {
                     if let Some(e) = self.one_arg(child, &[]) {
                         if let Some(name) = self.name_string(e, "instance") {
@@ -248,6 +254,7 @@ impl Validator<'_> {
                 prefix_len,
                 tracks,
                 instance: instance.as_ref().map(|(n, _)| n.clone()),
+                med,
                 on_fault,
                 span: node.span(),
             },

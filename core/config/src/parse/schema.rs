@@ -24,7 +24,8 @@ pub(super) const TOP_KEYS: &[&str] = &[
     "announce",
 ];
 pub(super) const SPEAKER_KEYS: &[&str] = &["daemon", "control", "include", "timeout"];
-pub(super) const ANNOUNCE_KEYS: &[&str] = &["speaker", "prefix", "track", "instance", "on-fault"];
+pub(super) const ANNOUNCE_KEYS: &[&str] =
+    &["speaker", "prefix", "track", "instance", "med", "on-fault"];
 pub(super) const GLOBAL_KEYS: &[&str] = &[
     "router-id",
     "garp-repeat",
@@ -308,6 +309,7 @@ pub(super) fn example(key: &str) -> &'static str {
         "include" => "include \"/run/upkeep/bird-edge.conf\"",
         "prefix" => "prefix \"203.0.113.10/32\"",
         "on-fault" => "on-fault \"withdraw\"",
+        "med" => "med 100",
         _ => "",
     }
 }

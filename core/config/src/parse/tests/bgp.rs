@@ -19,6 +19,7 @@ announce "web-1" {{
     speaker "edge"
     prefix "203.0.113.10/32"
     track "port80" weight=-10
+    med 20
     on-fault "withdraw"
 }}
 announce "v6" {{ speaker "lab"; prefix "2001:db8::10"; }}
@@ -45,6 +46,7 @@ announce "v6" {{ speaker "lab"; prefix "2001:db8::10"; }}
         }]
     );
     assert_eq!(web.on_fault, OnFault::Withdraw);
+    assert_eq!(web.med, Some(20));
     assert_eq!(web.protocol_name(), "upkeep_web_1");
     let v6 = &cfg.announces[1];
     assert_eq!(
@@ -52,6 +54,7 @@ announce "v6" {{ speaker "lab"; prefix "2001:db8::10"; }}
         ("2001:db8::10", 128)
     );
     assert!(v6.tracks.is_empty());
+    assert_eq!(v6.med, None);
 }
 
 #[test]
