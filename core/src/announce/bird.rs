@@ -59,8 +59,9 @@ impl Bird {
     async fn conn(&mut self) -> Result<&mut Conn, SpeakerError> {
         if self.conn.is_none() {
             let path = self.control.clone();
+            let what = format!("connecting to {}", path.display());
             let conn = self
-                .bounded("connecting", async {
+                .bounded(&what, async {
                     let stream =
                         UnixStream::connect(&path)
                             .await

@@ -121,6 +121,8 @@ struct Daemon {
     reloads: u64,
     /// Prefixes announced over BGP by the speakers' tasks.
     announce: announcements::Announcements,
+    /// An instance's VIPs came or went since the last pass (announcements may follow it).
+    vips_moved: bool,
     /// The WebAssembly engine, made when the first plugin is loaded.
     plugin_host: Option<PluginHost>,
     hook_plugins: HashMap<String, LoadedPlugin>,
@@ -194,6 +196,7 @@ impl Daemon {
             last_reload: None,
             reloads: 0,
             announce: announcements::Announcements::new(),
+            vips_moved: false,
             plugin_host: None,
             hook_plugins: HashMap::new(),
             hook_tx: checks::spawn_hook_runner(hook_stats.clone()),
@@ -888,9 +891,11 @@ impl Daemon {
                 break;
             }
         }
-        // Announcements that follow an instance: its VIPs may have come or gone in this pass
-        // (the speakers hear only of a change).
-        if self.cfg.announces.iter().any(|a| a.instance.is_some()) {
+        // Announcements that follow an instance: its VIPs came or went in this pass (the
+        // speakers hear only of a change).
+        if std::mem::take(&mut self.vips_moved)
+            && self.cfg.announces.iter().any(|a| a.instance.is_some())
+        {
             self.announce.update(
                 &self.cfg,
                 &announcements::Inputs {
@@ -951,10 +956,12 @@ impl Daemon {
             Action::AddVips => {
                 self.vips.add(&inst.owned);
                 inst.stats.vips_held = true;
+                self.vips_moved = true;
             }
             Action::RemoveVips => {
                 self.vips.remove(&inst.owned);
                 inst.stats.vips_held = false;
+                self.vips_moved = true;
                 inst.garp_refresh_at = None;
                 inst.garp_again_at = None;
                 inst.announce_epoch.fetch_add(1, Ordering::SeqCst);
