@@ -276,3 +276,59 @@ mod tests {
         ), "{text}");
     }
 }
+
+/// BIRD's own parser on the include file (`bird -p`), where BIRD is installed.
+#[cfg(test)]
+mod with_bird {
+    use super::*;
+
+    #[test]
+    fn bird_parses_the_include_file() {
+        let bird = std::path::Path::new("/usr/sbin/bird");
+        if !bird.exists() {
+            eprintln!("skipped: bird is not installed");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("upkeep-bird-parse-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = |name: &str, prefix: &str, len, med, announced| Desired {
+            name: name.into(),
+            protocol: upkeep_config::protocol_name(name),
+            prefix: prefix.parse().unwrap(),
+            prefix_len: len,
+            med,
+            announced,
+        };
+        let include = dir.join("upkeep.conf");
+        std::fs::write(
+            &include,
+            render_include(
+                "edge",
+                &[
+                    d("web", "203.0.113.10", 32, Some(20), true),
+                    d("web-2", "203.0.113.11", 32, None, false),
+                    d("v6", "2001:db8::10", 128, Some(0), true),
+                ],
+            ),
+        )
+        .unwrap();
+        let conf = dir.join("bird.conf");
+        std::fs::write(
+            &conf,
+            format!("router id 192.0.2.1;\ninclude \"{}\";\n", include.display()),
+        )
+        .unwrap();
+        let out = std::process::Command::new(bird)
+            .arg("-p")
+            .arg("-c")
+            .arg(&conf)
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            out.status.success(),
+            "bird -p: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
