@@ -696,3 +696,77 @@ fn med_makes_one_host_active_and_the_other_backup() {
         Ok(())
     });
 }
+
+/// An IPv6 service address (/128) over an IPv6 session: the upstream has it in BGP and its
+/// kernel while the check is healthy, not after the listener closes.
+#[test]
+fn an_ipv6_address_is_announced_and_withdrawn() {
+    if !bird_available() {
+        eprintln!("skipped: bird2 is not installed (scripts/install-deps.sh)");
+        return;
+    }
+    const ADDR6: &str = "2001:db8:ff::10";
+    lab_test(2, |lab| {
+        let include = lab.write_file("h1-announce.conf", "")?;
+        let dir = lab.dir().display().to_string();
+        let up = Bird::start(
+            lab,
+            2,
+            "h2-bird",
+            &format!(
+                r#"router id 192.0.2.2;
+log "{dir}/h2-bird.log" all;
+protocol device {{ scan time 1; }}
+protocol kernel {{ ipv6 {{ import none; export all; }}; }}
+protocol bgp h1 {{ local 2001:db8::2 as 65000; neighbor 2001:db8::1 as 65001; {TIMERS} ipv6 {{ import all; export none; }}; }}
+"#
+            ),
+        )?;
+        let edge = Bird::start(
+            lab,
+            1,
+            "h1-bird",
+            &format!(
+                r#"router id 192.0.2.1;
+log "{dir}/h1-bird.log" all;
+protocol device {{ scan time 1; }}
+include "{}";
+protocol bgp upstream {{ local 2001:db8::1 as 65001; neighbor 2001:db8::2 as 65000; {TIMERS} ipv6 {{ import none; export where proto ~ "upkeep_*"; }}; }}
+"#,
+                include.display()
+            ),
+        )?;
+        let server = lab.listen_tcp(1, 80)?;
+        let kdl = upkeep_kdl(&edge, &include, &[("web6", ADDR6)])
+            .replace(&format!("{ADDR6}/32"), &format!("{ADDR6}/128"));
+        let _h1 = lab.start_upkeep(1, &kdl)?;
+        let view = || {
+            let bgp = up.route(&format!("{ADDR6}/128"));
+            let kernel = lab
+                .ip(&lab.host_ns(2), &["-6", "route", "show"])
+                .unwrap_or_default();
+            (
+                bgp.contains(&format!("{ADDR6}/128")) && bgp.contains("[h1 "),
+                kernel.lines().any(|l| l.starts_with(&format!("{ADDR6} "))),
+            )
+        };
+        let t0 = Instant::now();
+        wait_for("the /128 at the upstream", secs(20), view, |v| {
+            *v == (true, true)
+        })?;
+        eprintln!(
+            "IPv6: announced after {:?} (session start included)",
+            t0.elapsed()
+        );
+        drop(server);
+        let t0 = Instant::now();
+        wait_for("the /128 withdrawn", secs(5), view, |v| {
+            *v == (false, false)
+        })?;
+        eprintln!(
+            "IPv6: withdrawn {:?} after the listener closed",
+            t0.elapsed()
+        );
+        Ok(())
+    });
+}
