@@ -770,3 +770,92 @@ protocol bgp upstream {{ local 2001:db8::1 as 65001; neighbor 2001:db8::2 as 650
         Ok(())
     });
 }
+
+/// `on-fault "demote"`: h1 (MED 10) is active over h2 (MED 20); h1's check fails and its path
+/// stays, with MED 1000, so the upstream moves to h2 and the prefix never loses h1's path (it
+/// would be the last one left if h2 went too); h1 recovers and is active again.
+#[test]
+fn demote_keeps_the_path_with_a_worse_med() {
+    if !bird_available() {
+        eprintln!("skipped: bird2 is not installed (scripts/install-deps.sh)");
+        return;
+    }
+    lab_test(3, |lab| {
+        let up = Bird::start(lab, 3, "h3-bird", &rack_upstream_conf(lab))?;
+        let mut keep = Vec::new();
+        let mut servers = Vec::new();
+        for (i, extra) in [
+            (
+                1,
+                "    med 10\n    on-fault \"demote\"\n    demote-med 1000\n",
+            ),
+            (2, "    med 20\n"),
+        ] {
+            let include = lab.write_file(&format!("h{i}-announce.conf"), "")?;
+            let bird = Bird::start(
+                lab,
+                i,
+                &format!("h{i}-bird"),
+                &rack_edge_conf(lab, i, &include),
+            )?;
+            servers.push(Some(lab.listen_tcp(i, 80)?));
+            let kdl = upkeep_kdl(&bird, &include, &[("web", ADDR)]).replace(
+                "    track \"port80\"\n",
+                &format!("    track \"port80\"\n{extra}"),
+            );
+            keep.push((lab.start_upkeep(i, &kdl)?, bird));
+        }
+        let both = || (upstream_vias(&up), upstream_kernel_via(lab));
+        wait_for("both paths, the best via h1", secs(20), both, |(v, k)| {
+            v == &["192.0.2.1", "192.0.2.2"] && k.as_deref() == Some("192.0.2.1")
+        })?;
+
+        servers[0] = None; // h1's service stops listening: demoted, not withdrawn
+        let t0 = Instant::now();
+        let mut seen_h1_gone = false;
+        wait_for(
+            "the best via h2",
+            secs(5),
+            || {
+                let v = both();
+                seen_h1_gone |= !v.0.contains(&"192.0.2.1".to_owned());
+                v
+            },
+            |(_, k)| k.as_deref() == Some("192.0.2.2"),
+        )?;
+        eprintln!(
+            "demote: h1's check failed, the upstream uses h2 after {:?}",
+            t0.elapsed()
+        );
+        ensure!(!seen_h1_gone, "h1's path went away: withdrawn, not demoted");
+        ensure!(
+            upstream_vias(&up) == ["192.0.2.1", "192.0.2.2"],
+            "h1's demoted path stays"
+        );
+        wait_for(
+            "status: demoted",
+            secs(3),
+            || {
+                lab.upkeep_status(1)
+                    .ok()
+                    .map(|s| s["announcements"][0]["state"].clone())
+                    .unwrap_or_default()
+            },
+            |s| s == "demoted",
+        )?;
+
+        servers[0] = Some(lab.listen_tcp(1, 80)?);
+        let t0 = Instant::now();
+        wait_for(
+            "the best via h1 again",
+            secs(5),
+            || upstream_kernel_via(lab),
+            |k| k.as_deref() == Some("192.0.2.1"),
+        )?;
+        eprintln!(
+            "demote: h1 recovered, the upstream uses it again after {:?}",
+            t0.elapsed()
+        );
+        Ok(())
+    });
+}

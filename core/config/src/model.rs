@@ -865,10 +865,14 @@ impl SpeakerDef {
 pub enum OnFault {
     /// Withdraw the prefix: the routers send its traffic to the hosts that still announce it.
     Withdraw,
+    /// Announce it with this worse MED instead, so that the prefix never vanishes while
+    /// another host announces it better, and comes here only when no one else does.
+    Demote { med: u32 },
 }
 
 impl OnFault {
-    pub const ALL: [(&'static str, OnFault); 1] = [("withdraw", OnFault::Withdraw)];
+    /// The config's names (`demote` takes its MED from `demote-med`).
+    pub const NAMES: [&'static str; 2] = ["withdraw", "demote"];
 }
 
 /// A prefix announced by a speaker while the checks it tracks allow
@@ -899,6 +903,13 @@ impl AnnounceDef {
     /// character but ASCII letters, digits and `_` written as `_` (BIRD's symbol syntax).
     pub fn protocol_name(&self) -> String {
         protocol_name(&self.name)
+    }
+}
+
+impl AnnounceDef {
+    /// The protocol that carries it demoted ([`OnFault::Demote`]).
+    pub fn demoted_protocol_name(&self) -> String {
+        format!("{}_demoted", self.protocol_name())
     }
 }
 

@@ -124,9 +124,9 @@ impl Bird {
     }
 
     /// `enable` / `disable` of one protocol.
-    async fn toggle(&mut self, d: &Desired) -> Result<Toggle, SpeakerError> {
-        let verb = if d.announced { "enable" } else { "disable" };
-        let command = format!("{verb} {}", d.protocol);
+    async fn toggle(&mut self, protocol: &str, on: bool) -> Result<Toggle, SpeakerError> {
+        let verb = if on { "enable" } else { "disable" };
+        let command = format!("{verb} {protocol}");
         let (reply, first) = self.command(&command).await?;
         proto::toggle_outcome(&reply, first).ok_or_else(|| SpeakerError::Refused {
             command,
@@ -211,7 +211,9 @@ impl Speaker for Bird {
             });
         }
         for d in desired {
-            self.toggle_or_wait(d).await?;
+            for (protocol, on) in d.toggles() {
+                self.toggle_or_wait(&protocol, on).await?;
+            }
         }
         Ok(())
     }
@@ -222,7 +224,10 @@ impl Speaker for Bird {
         };
         // The file first: a `configure` by the operator then keeps the new state.
         self.write_include(desired).await?;
-        self.toggle(d).await.map(drop)
+        for (protocol, on) in d.toggles() {
+            self.toggle(&protocol, on).await?;
+        }
+        Ok(())
     }
 
     async fn probe(&mut self) -> Result<(), SpeakerError> {
@@ -240,10 +245,10 @@ impl Speaker for Bird {
 impl Bird {
     /// A toggle right after `configure`: BIRD answers `configure` before it has read the file
     /// ("Reconfiguration in progress"), so a protocol new to it may not exist yet for a moment.
-    async fn toggle_or_wait(&mut self, d: &Desired) -> Result<Toggle, SpeakerError> {
+    async fn toggle_or_wait(&mut self, protocol: &str, on: bool) -> Result<Toggle, SpeakerError> {
         let mut tries = 0;
         loop {
-            match self.toggle(d).await {
+            match self.toggle(protocol, on).await {
                 Err(SpeakerError::Refused { .. }) if tries < 20 => {
                     tries += 1;
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -303,8 +308,8 @@ pub fn withdraw_blocking(s: &super::GuardedSpeaker) -> Result<usize, SpeakerErro
     };
     reply()?; // the greeting
     let mut done = 0;
-    for d in &all {
-        let command = format!("disable {}", d.protocol);
+    for (protocol, _) in all.iter().flat_map(Desired::toggles) {
+        let command = format!("disable {protocol}");
         wr.write_all(format!("{command}\n").as_bytes())
             .map_err(io(format!("sending `{command}`")))?;
         let (r, first) = reply()?;
@@ -377,6 +382,8 @@ mod tests {
             prefix: "203.0.113.10".parse().unwrap(),
             prefix_len: 32,
             med: None,
+            demote_med: None,
+            demoted: false,
             announced,
         }]
     }

@@ -129,7 +129,29 @@ pub struct Desired {
     pub prefix_len: u8,
     /// The MED the route carries to BGP (`bgp_med`).
     pub med: Option<u32>,
+    /// `on-fault "demote"`: the MED of a second protocol, `PROTOCOL_demoted`, that carries
+    /// the route while the checks fail.
+    pub demote_med: Option<u32>,
     pub announced: bool,
+    /// Announced through the demoted protocol (only with `demote_med`).
+    pub demoted: bool,
+}
+
+impl Desired {
+    /// Its protocols and whether each is to be enabled, enables first: make-before-break, the
+    /// prefix is never missing between a demotion's two toggles.
+    pub fn toggles(&self) -> Vec<(String, bool)> {
+        let mut t = vec![(self.protocol.clone(), self.announced && !self.demoted)];
+        if self.demote_med.is_some() {
+            t.push((self.demoted_protocol(), self.announced && self.demoted));
+        }
+        t.sort_by_key(|(_, on)| !on);
+        t
+    }
+
+    pub fn demoted_protocol(&self) -> String {
+        format!("{}_demoted", self.protocol)
+    }
 }
 
 /// The include file: one `protocol static` per announcement, in the state upkeep wants, so
@@ -140,18 +162,25 @@ pub fn render_include(speaker: &str, desired: &[Desired]) -> String {
     );
     for d in desired {
         let channel = if d.prefix.is_ipv4() { "ipv4" } else { "ipv6" };
-        let attrs = match d.med {
-            Some(m) => format!(" {{ bgp_med = {m}; }}"),
-            None => String::new(),
+        let toggles = d.toggles();
+        let on = |p: &str| toggles.iter().any(|(n, on)| n == p && *on);
+        let mut write = |protocol: &str, med: Option<u32>| {
+            let attrs = match med {
+                Some(m) => format!(" {{ bgp_med = {m}; }}"),
+                None => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "protocol static {protocol} {{\n    disabled {};\n    {channel};\n    route {}/{} blackhole{attrs};\n}}",
+                if on(protocol) { "no" } else { "yes" },
+                d.prefix,
+                d.prefix_len
+            );
         };
-        let _ = writeln!(
-            out,
-            "protocol static {} {{\n    disabled {};\n    {channel};\n    route {}/{} blackhole{attrs};\n}}",
-            d.protocol,
-            if d.announced { "no" } else { "yes" },
-            d.prefix,
-            d.prefix_len
-        );
+        write(&d.protocol, d.med);
+        if d.demote_med.is_some() {
+            write(&d.demoted_protocol(), d.demote_med);
+        }
     }
     out
 }
@@ -245,6 +274,39 @@ mod tests {
     }
 
     #[test]
+    fn a_demoted_announcement_is_a_second_protocol_enabled_first() {
+        let mut d = Desired {
+            name: "web".into(),
+            protocol: "upkeep_web".into(),
+            prefix: "203.0.113.10".parse().unwrap(),
+            prefix_len: 32,
+            med: Some(10),
+            demote_med: Some(1000),
+            announced: true,
+            demoted: true,
+        };
+        assert_eq!(
+            d.toggles(),
+            [
+                ("upkeep_web_demoted".to_owned(), true),
+                ("upkeep_web".to_owned(), false)
+            ]
+        );
+        let text = render_include("edge", std::slice::from_ref(&d));
+        assert!(
+            text.contains("protocol static upkeep_web {\n    disabled yes;"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "protocol static upkeep_web_demoted {\n    disabled no;\n    ipv4;\n    route 203.0.113.10/32 blackhole { bgp_med = 1000; };"
+        ), "{text}");
+        d.demoted = false;
+        assert_eq!(d.toggles()[0], ("upkeep_web".to_owned(), true));
+        d.announced = false;
+        assert!(d.toggles().iter().all(|(_, on)| !on));
+    }
+
+    #[test]
     fn a_bad_line_is_an_error_not_a_reply() {
         let mut r = ReplyReader::default();
         assert!(r.push("0011-x").unwrap().is_none());
@@ -259,7 +321,9 @@ mod tests {
             prefix: prefix.parse().unwrap(),
             prefix_len: len,
             med: (name == "web").then_some(20),
+            demote_med: None,
             announced,
+            demoted: false,
         };
         let text = render_include(
             "edge",
@@ -297,7 +361,9 @@ mod with_bird {
             prefix: prefix.parse().unwrap(),
             prefix_len: len,
             med,
+            demote_med: med.map(|m| m + 1000),
             announced,
+            demoted: announced && med == Some(0),
         };
         let include = dir.join("upkeep.conf");
         std::fs::write(

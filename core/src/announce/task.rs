@@ -23,6 +23,8 @@ pub enum AnnounceState {
     /// Not yet told (just started, or changed and on its way).
     Pending,
     Announced,
+    /// Announced with its worse MED (`on-fault "demote"`) while a check fails.
+    Demoted,
     Withdrawn,
     /// The speaker did not answer or refused; it keeps whatever it was last given (the
     /// include file holds the wanted state for its next `configure` or start).
@@ -30,9 +32,19 @@ pub enum AnnounceState {
 }
 
 impl AnnounceState {
-    pub const ALL: [AnnounceState; 4] = [
+    /// What `d` asks the daemon to carry.
+    pub fn of(d: &Desired) -> AnnounceState {
+        match (d.announced, d.demoted) {
+            (false, _) => AnnounceState::Withdrawn,
+            (true, false) => AnnounceState::Announced,
+            (true, true) => AnnounceState::Demoted,
+        }
+    }
+
+    pub const ALL: [AnnounceState; 5] = [
         AnnounceState::Pending,
         AnnounceState::Announced,
+        AnnounceState::Demoted,
         AnnounceState::Withdrawn,
         AnnounceState::Unreachable,
     ];
@@ -41,6 +53,7 @@ impl AnnounceState {
         match self {
             AnnounceState::Pending => "pending",
             AnnounceState::Announced => "announced",
+            AnnounceState::Demoted => "demoted",
             AnnounceState::Withdrawn => "withdrawn",
             AnnounceState::Unreachable => "unreachable",
         }
@@ -117,6 +130,7 @@ fn same_set(a: &[Desired], b: &[Desired]) -> bool {
                 && x.prefix == y.prefix
                 && x.prefix_len == y.prefix_len
                 && x.med == y.med
+                && x.demote_med == y.demote_med
         })
 }
 
@@ -124,11 +138,7 @@ fn states_of(desired: &[Desired]) -> Vec<(String, AnnounceState)> {
     desired
         .iter()
         .map(|d| {
-            let s = if d.announced {
-                AnnounceState::Announced
-            } else {
-                AnnounceState::Withdrawn
-            };
+            let s = AnnounceState::of(d);
             (d.name.clone(), s)
         })
         .collect()
@@ -150,7 +160,7 @@ pub async fn run<S: Speaker>(
             Some(old) if same_set(old, &desired) => {
                 let mut r = Ok(());
                 for (d, o) in desired.iter().zip(old) {
-                    if d.announced != o.announced {
+                    if (d.announced, d.demoted) != (o.announced, o.demoted) {
                         r = speaker.set(&desired, &d.name).await;
                         if r.is_err() {
                             break;
@@ -272,6 +282,8 @@ mod tests {
             prefix: "203.0.113.10".parse().unwrap(),
             prefix_len: 32,
             med: None,
+            demote_med: None,
+            demoted: false,
             announced,
         }
     }

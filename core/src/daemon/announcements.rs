@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tracing::{info, warn};
-use upkeep_config::{AnnounceDef, Config, SpeakerDaemon, SpeakerDef};
+use upkeep_config::{AnnounceDef, Config, OnFault, SpeakerDaemon, SpeakerDef};
 use upkeep_vrrp::node::CheckState;
 
 use super::checks::Check;
@@ -27,19 +27,10 @@ pub(super) struct Announcements {
     heard: HashMap<String, (AnnounceState, Option<String>)>,
 }
 
-/// Whether `a` is to be announced: not while a check it tracks with a weight of 0 or below
-/// fails (a file check: while its value would lower a priority, or is non-zero at weight 0),
-/// nor, when it follows an instance, while that instance does not hold its VIPs here.
-/// `check` gives a check's state and own weight by name; `holds` whether an instance holds
-/// its VIPs.
-pub(super) fn wanted(
-    a: &AnnounceDef,
-    check: impl Fn(&str) -> Option<(CheckState, i32)>,
-    holds: impl Fn(&str) -> bool,
-) -> bool {
-    if a.instance.as_deref().is_some_and(|i| !holds(i)) {
-        return false;
-    }
+/// Whether the checks `a` tracks allow it: not while one with a weight of 0 or below fails (a
+/// file check: while its value would lower a priority, or is non-zero at weight 0). `check`
+/// gives a check's state and own weight by name.
+fn checks_pass(a: &AnnounceDef, check: impl Fn(&str) -> Option<(CheckState, i32)>) -> bool {
     a.tracks.iter().all(|t| {
         let Some((state, own_weight)) = check(&t.check) else {
             return true; // a config that loads names only checks that exist
@@ -51,6 +42,24 @@ pub(super) fn wanted(
             CheckState::Value(v) => v.saturating_mul(i64::from(weight)) >= 0,
         }
     })
+}
+
+/// What `a` is to be: (announced, demoted). Withdrawn while it follows an instance that does
+/// not hold its VIPs here (`holds`); while its checks fail, demoted with `on-fault "demote"`,
+/// else withdrawn.
+pub(super) fn decide(
+    a: &AnnounceDef,
+    check: impl Fn(&str) -> Option<(CheckState, i32)>,
+    holds: impl Fn(&str) -> bool,
+) -> (bool, bool) {
+    if a.instance.as_deref().is_some_and(|i| !holds(i)) {
+        return (false, false);
+    }
+    match (checks_pass(a, check), a.on_fault) {
+        (true, _) => (true, false),
+        (false, OnFault::Demote { .. }) => (true, true),
+        (false, OnFault::Withdraw) => (false, false),
+    }
 }
 
 /// What announcements are wanted from: the checks, and the instances holding their VIPs.
@@ -80,13 +89,26 @@ fn desired_of(cfg: &Config, speaker: &str, from: Option<&Inputs>) -> Vec<Desired
     cfg.announces
         .iter()
         .filter(|a| a.speaker == speaker)
-        .map(|a| Desired {
+        .map(|a| {
+            (
+                a,
+                from.map_or((false, false), |f| {
+                    decide(a, state_in(f.checks), |i| f.holds(i))
+                }),
+            )
+        })
+        .map(|(a, decision)| Desired {
             name: a.name.clone(),
             protocol: a.protocol_name(),
             prefix: a.prefix,
             prefix_len: a.prefix_len,
             med: a.med,
-            announced: from.is_some_and(|f| wanted(a, state_in(f.checks), |i| f.holds(i))),
+            demote_med: match a.on_fault {
+                OnFault::Demote { med } => Some(med),
+                OnFault::Withdraw => None,
+            },
+            announced: decision.0,
+            demoted: decision.1,
         })
         .collect()
 }
@@ -196,11 +218,12 @@ impl Announcements {
         cfg.announces
             .iter()
             .map(|a| {
-                let wanted = self
+                let desired = self
                     .tasks
                     .get(&a.speaker)
-                    .and_then(|(_, t)| t.wanted().into_iter().find(|d| d.name == a.name))
-                    .is_some_and(|d| d.announced);
+                    .and_then(|(_, t)| t.wanted().into_iter().find(|d| d.name == a.name));
+                let wanted = desired.as_ref().is_some_and(|d| d.announced && !d.demoted);
+                let goal = desired.as_ref().map(AnnounceState::of);
                 let (state, error) = self
                     .heard
                     .get(&a.name)
@@ -208,8 +231,13 @@ impl Announcements {
                     .unwrap_or((AnnounceState::Pending, None));
                 // Told one thing, wanting another now: on its way.
                 let state = match state {
-                    AnnounceState::Announced if !wanted => AnnounceState::Pending,
-                    AnnounceState::Withdrawn if wanted => AnnounceState::Pending,
+                    AnnounceState::Announced
+                    | AnnounceState::Demoted
+                    | AnnounceState::Withdrawn
+                        if goal.is_some_and(|g| g != state) =>
+                    {
+                        AnnounceState::Pending
+                    }
                     s => s,
                 };
                 AnnounceStatus {
@@ -280,7 +308,7 @@ mod tests {
 
     /// (a healthy, b healthy, f's value) -> announced?
     fn with(a: &AnnounceDef, healthy_a: bool, healthy_b: bool, f: i64) -> bool {
-        wanted(
+        decide(
             a,
             |name| match name {
                 "a" => Some((CheckState::Healthy(healthy_a), 0)),
@@ -290,6 +318,7 @@ mod tests {
             },
             |_| true,
         )
+        .0
     }
 
     #[test]
@@ -337,7 +366,18 @@ mod tests {
     fn following_an_instance_announces_only_while_it_holds_the_vips() {
         let src = "instance \"web\" { interface \"eth0\"; vrid 51; vip \"192.0.2.100/24\"; }\nspeaker \"s\" { daemon \"bird\"; }\nannounce \"x\" { speaker \"s\"; prefix \"203.0.113.10\"; instance \"web\"; }\n";
         let a = upkeep_config::parse_str(src, "t.kdl").unwrap().announces[0].clone();
-        assert!(wanted(&a, |_| None, |i| i == "web"));
-        assert!(!wanted(&a, |_| None, |_| false));
+        assert_eq!(decide(&a, |_| None, |i| i == "web"), (true, false));
+        assert_eq!(decide(&a, |_| None, |_| false), (false, false));
+    }
+
+    #[test]
+    fn demote_keeps_it_announced_with_the_worse_med() {
+        let a = announce("track \"a\"; on-fault \"demote\"; demote-med 1000;");
+        let failing = |_: &str| Some((CheckState::Healthy(false), 0));
+        assert_eq!(decide(&a, failing, |_| true), (true, true));
+        assert_eq!(
+            decide(&a, |_| Some((CheckState::Healthy(true), 0)), |_| true),
+            (true, false)
+        );
     }
 }

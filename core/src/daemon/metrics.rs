@@ -21,7 +21,7 @@
 //! | `instance_drops_total` | counter | `name`, `interface`, `vrid`, `reason` |
 //! | `drops_total` | counter: packets no instance could be blamed for | `reason` |
 //! | `check_healthy` | gauge, 0 or 1 | `check`, `kind` |
-//! | `announce_state` | gauge, 1 for the state a BGP announcement is in, 0 for the others | `announce`, `speaker`, `prefix`, `state` (`pending` / `announced` / `withdrawn` / `unreachable`) |
+//! | `announce_state` | gauge, 1 for the state a BGP announcement is in, 0 for the others | `announce`, `speaker`, `prefix`, `state` (`pending` / `announced` / `demoted` / `withdrawn` / `unreachable`) |
 //! | `check_results_total` | counter | `check`, `kind`, `result` (`ok` / `fail`) |
 //! | `check_duration_seconds` | histogram | `check`, `kind` |
 //! | `reloads_total` | counter | `result` (`applied` / `unchanged` / `refused`) |

@@ -172,7 +172,8 @@ impl Validator<'_> {
         let mut prefix = None;
         let mut tracks = Vec::new();
         let mut track_at = Vec::new();
-        let mut on_fault = OnFault::Withdraw;
+        let mut demote: Option<(bool, SourceSpan)> = None;
+        let mut demote_med: Option<(u32, SourceSpan)> = None;
         let mut instance: Option<(String, SourceSpan)> = None;
         let mut med = None;
         let mut seen = Seen::new();
@@ -213,9 +214,15 @@ impl Validator<'_> {
                     }
                 }
                 "on-fault" => {
-                    if let Some(f) = self.choice(child, &OnFault::ALL) {
-                        on_fault = f;
+                    const CHOICES: [(&str, bool); 2] = [("withdraw", false), ("demote", true)];
+                    if let Some(d) = self.choice(child, &CHOICES) {
+                        demote = Some((d, head(child)));
                     }
+                }
+                "demote-med" => {
+                    demote_med = self
+                        .one_integer(child, 0, i128::from(u32::MAX))
+                        .map(|n| (n as u32, head(child)));
                 }
                 "med" => {
                     med = self
@@ -245,6 +252,33 @@ impl Validator<'_> {
                 );
             }
         }
+        let on_fault = match (demote, demote_med) {
+            (Some((true, _)), Some((med, _))) => OnFault::Demote { med },
+            (Some((true, at)), None) => {
+                if !seen.contains_key("demote-med") {
+                    self.report(
+                        at,
+                        format!("{place} is demoted on a fault but has no `demote-med`"),
+                        "no demote-med",
+                        format!(
+                            "give the worse MED it carries then, like `{}`",
+                            example("demote-med")
+                        ),
+                    );
+                }
+                OnFault::Withdraw
+            }
+            (_, Some((_, at))) => {
+                self.report(
+                    at,
+                    format!("`demote-med` without `on-fault \"demote\"` in {place}"),
+                    "unused",
+                    "add `on-fault \"demote\"`, or remove it",
+                );
+                OnFault::Withdraw
+            }
+            _ => OnFault::Withdraw,
+        };
         let (prefix, prefix_len) = prefix.unwrap_or((std::net::Ipv4Addr::UNSPECIFIED.into(), 32));
         Some(AnnounceDraft {
             def: AnnounceDef {
@@ -331,7 +365,12 @@ impl Validator<'_> {
                 }
             }
             let proto = protocol_name(&a.def.name);
-            if let Some(other) = protocols.get(&proto).copied() {
+            let demoted = matches!(a.def.on_fault, OnFault::Demote { .. })
+                .then(|| a.def.demoted_protocol_name());
+            let taken = std::iter::once(&proto)
+                .chain(demoted.as_ref())
+                .find_map(|p| protocols.get(p).copied());
+            if let Some(other) = taken {
                 self.report(
                     a.name_span,
                     format!(
@@ -343,6 +382,9 @@ impl Validator<'_> {
                 );
             } else {
                 protocols.insert(proto, &a.def.name);
+                if let Some(d) = demoted {
+                    protocols.insert(d, &a.def.name);
+                }
             }
         }
     }

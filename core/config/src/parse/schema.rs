@@ -24,8 +24,15 @@ pub(super) const TOP_KEYS: &[&str] = &[
     "announce",
 ];
 pub(super) const SPEAKER_KEYS: &[&str] = &["daemon", "control", "include", "timeout"];
-pub(super) const ANNOUNCE_KEYS: &[&str] =
-    &["speaker", "prefix", "track", "instance", "med", "on-fault"];
+pub(super) const ANNOUNCE_KEYS: &[&str] = &[
+    "speaker",
+    "prefix",
+    "track",
+    "instance",
+    "med",
+    "on-fault",
+    "demote-med",
+];
 pub(super) const GLOBAL_KEYS: &[&str] = &[
     "router-id",
     "garp-repeat",
@@ -310,6 +317,7 @@ pub(super) fn example(key: &str) -> &'static str {
         "prefix" => "prefix \"203.0.113.10/32\"",
         "on-fault" => "on-fault \"withdraw\"",
         "med" => "med 100",
+        "demote-med" => "demote-med 1000",
         _ => "",
     }
 }

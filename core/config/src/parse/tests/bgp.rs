@@ -132,10 +132,10 @@ fn bad_speakers_and_announces_are_refused_where_they_are() {
             "203.0.113.10/32",
         ),
         (
-            format!("{CHECK}{sp}announce \"w\" {{ speaker \"edge\"; prefix \"203.0.113.10\"; on-fault \"demote\"; }}\n"),
+            format!("{CHECK}{sp}announce \"w\" {{ speaker \"edge\"; prefix \"203.0.113.10\"; on-fault \"drop\"; }}\n"),
             3,
             64,
-            "`on-fault` is not one of withdraw",
+            "`on-fault` is not one of withdraw, demote",
             "",
         ),
         (
@@ -146,6 +146,37 @@ fn bad_speakers_and_announces_are_refused_where_they_are() {
             "known here: speaker",
         ),
     ]);
+}
+
+#[test]
+fn demote_needs_its_med() {
+    let sp = "speaker \"edge\" { daemon \"bird\"; }\n";
+    let a = |body: &str| {
+        format!(
+            "{CHECK}{sp}announce \"w\" {{ speaker \"edge\"; prefix \"203.0.113.10\"; {body} }}\n"
+        )
+    };
+    let cfg = ok(&a("on-fault \"demote\"; demote-med 1000;"));
+    assert_eq!(cfg.announces[0].on_fault, OnFault::Demote { med: 1000 });
+    assert_eq!(cfg.announces[0].demoted_protocol_name(), "upkeep_w_demoted");
+    problem_at(
+        &a("on-fault \"demote\";"),
+        3,
+        55,
+        "is demoted on a fault but has no `demote-med`",
+    );
+    problem_at(
+        &a("demote-med 5;"),
+        3,
+        55,
+        "`demote-med` without `on-fault \"demote\"`",
+    );
+    // `w_demoted`'s protocol is `w`'s demoted one.
+    let two = format!(
+        "{}announce \"w_demoted\" {{ speaker \"edge\"; prefix \"203.0.113.11\"; }}\n",
+        a("on-fault \"demote\"; demote-med 9;")
+    );
+    problem_at(&two, 4, 10, "would both be the daemon's protocol");
 }
 
 #[test]
