@@ -631,7 +631,7 @@ fn summary(cfg: &upkeep_config::Config) -> String {
         let tracks: Vec<&str> = a.tracks.iter().map(|t| t.check.as_str()).collect();
         let _ = writeln!(
             out,
-            "announce {:?}: {}/{} via speaker {:?} (BIRD protocol {}), tracks [{}]{}{}",
+            "announce {:?}: {}/{} via speaker {:?} (BIRD protocol {}), tracks [{}]{}{}{}",
             a.name,
             a.prefix,
             a.prefix_len,
@@ -643,6 +643,11 @@ fn summary(cfg: &upkeep_config::Config) -> String {
                 .map(|i| format!(", while instance {i:?} holds its VIPs"))
                 .unwrap_or_default(),
             a.med.map(|m| format!(", MED {m}")).unwrap_or_default(),
+            match a.on_fault {
+                upkeep_config::OnFault::Demote { med } =>
+                    format!(", demoted to MED {med} on a fault"),
+                upkeep_config::OnFault::Withdraw => String::new(),
+            },
         );
     }
     for (_, note) in cfg.sick_master_notes() {
