@@ -8,9 +8,10 @@
 #   python3      the HA lab in shared/lab
 #   procps       pgrep/sysctl
 #   iputils-ping the client's pings of the VIP
+#   bird2, frr   the routing daemons the BGP announcement tests drive and peer with
 set -euo pipefail
 
-pkgs=(keepalived iproute2 tcpdump nftables python3 procps iputils-ping)
+pkgs=(keepalived iproute2 tcpdump nftables python3 procps iputils-ping bird2 frr)
 missing=()
 for p in "${pkgs[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -19,6 +19,7 @@
 //! Imports run one way: `daemon` uses the others; `checks`, `hooks` and `host` use `exec`
 //! (and `checks` uses `net`); `net` and `exec` use nothing else of the crate.
 
+pub mod announce;
 pub mod checks;
 pub mod daemon;
 pub mod exec;

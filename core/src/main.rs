@@ -531,6 +531,24 @@ fn status_tables(v: &Status) -> String {
             );
         }
     }
+    if !v.announcements.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{:<16} {:<10} {:<20} {:<12} ERROR",
+            "ANNOUNCE", "SPEAKER", "PREFIX", "STATE"
+        );
+        for a in &v.announcements {
+            let _ = writeln!(
+                out,
+                "{:<16} {:<10} {:<20} {:<12} {}",
+                a.name,
+                a.speaker,
+                a.prefix,
+                a.state.as_str(),
+                a.error.as_deref().unwrap_or("-"),
+            );
+        }
+    }
     if !v.drops.is_empty() {
         let list: Vec<String> = v.drops.iter().map(|(k, n)| format!("{k}={n}")).collect();
         let _ = writeln!(out, "\nunattributed drops: {}", list.join(" "));
@@ -608,6 +626,40 @@ fn summary(cfg: &upkeep_config::Config) -> String {
     }
     for g in &cfg.sync_groups {
         let _ = writeln!(out, "sync-group {:?}: {}", g.name, g.members.join(", "));
+    }
+    for sp in &cfg.speakers {
+        let _ = writeln!(
+            out,
+            "speaker {:?}: {} control {} include {} timeout {:?}",
+            sp.name,
+            sp.daemon.name(),
+            sp.control.display(),
+            sp.include.display(),
+            sp.timeout
+        );
+    }
+    for a in &cfg.announces {
+        let tracks: Vec<&str> = a.tracks.iter().map(|t| t.check.as_str()).collect();
+        let _ = writeln!(
+            out,
+            "announce {:?}: {}/{} via speaker {:?} (BIRD protocol {}), tracks [{}]{}{}{}",
+            a.name,
+            a.prefix,
+            a.prefix_len,
+            a.speaker,
+            a.protocol_name(),
+            tracks.join(", "),
+            a.instance
+                .as_ref()
+                .map(|i| format!(", while instance {i:?} holds its VIPs"))
+                .unwrap_or_default(),
+            a.med.map(|m| format!(", MED {m}")).unwrap_or_default(),
+            match a.on_fault {
+                upkeep_config::OnFault::Demote { med } =>
+                    format!(", demoted to MED {med} on a fault"),
+                upkeep_config::OnFault::Withdraw => String::new(),
+            },
+        );
     }
     for (_, note) in cfg.sick_master_notes() {
         let _ = writeln!(out, "note: {note}");

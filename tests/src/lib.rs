@@ -32,12 +32,14 @@
 //! - Faults: [`Lab::set_port_forwarding`] (a partition), [`Lab::nft_vrrp_loss`] /
 //!   [`Lab::nft_vrrp_drop`] (VRRP loss), [`Lab::busy_loops`] (CPU starvation).
 
+pub mod bird;
 mod capture;
 mod config;
 mod daemon;
 mod disrupt;
 mod extras;
 mod flood;
+pub mod frr;
 mod lab;
 pub mod netns;
 pub mod packet;

@@ -6,7 +6,7 @@
 //! interface, VRID, family, version or `use-vmac` changed is a different virtual router: the old one is
 //! removed and the new one added.
 
-use super::model::{CheckDef, CheckKind, Config, InstanceConfig};
+use super::model::{AnnounceDef, CheckDef, CheckKind, Config, InstanceConfig, SpeakerDef};
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Diff {
@@ -22,6 +22,9 @@ pub struct Diff {
     pub checks_changed: Vec<String>,
     pub global_changed: bool,
     pub groups_changed: bool,
+    /// A `speaker` or `announce` was added, removed or changed (spans aside): the daemon
+    /// re-applies the announcements as a whole (they are cheap: one protocol each).
+    pub bgp_changed: bool,
 }
 
 impl Diff {
@@ -34,6 +37,7 @@ impl Diff {
             && self.checks_changed.is_empty()
             && !self.global_changed
             && !self.groups_changed
+            && !self.bgp_changed
     }
 }
 
@@ -125,7 +129,30 @@ pub fn diff(old: &Config, new: &Config) -> Diff {
         g
     };
     d.groups_changed = groups(old) != groups(new);
+    d.bgp_changed = bgp(old) != bgp(new);
     d
+}
+
+/// The speakers and announcements of `c` without their spans.
+fn bgp(c: &Config) -> (Vec<SpeakerDef>, Vec<AnnounceDef>) {
+    let none = miette::SourceSpan::from(0..0);
+    let speakers = c
+        .speakers
+        .iter()
+        .map(|s| SpeakerDef {
+            span: none,
+            ..s.clone()
+        })
+        .collect();
+    let announces = c
+        .announces
+        .iter()
+        .map(|a| AnnounceDef {
+            span: none,
+            ..a.clone()
+        })
+        .collect();
+    (speakers, announces)
 }
 
 #[cfg(test)]
@@ -238,5 +265,18 @@ instance "a" { interface "eth0"; vrid 1; priority 100; vip "192.0.2.100/24"; tra
         let d = diff(&cfg(&two), &cfg(&root));
         assert_eq!(d.checks_changed, vec!["c"], "`own` has its own user");
         assert!(d.global_changed);
+    }
+
+    #[test]
+    fn announcements_added_changed_or_moved() {
+        let sp = "speaker \"edge\" { daemon \"bird\"; }\n";
+        let one =
+            format!("{BASE}{sp}announce \"w\" {{ speaker \"edge\"; prefix \"203.0.113.10\"; }}\n");
+        assert!(diff(&cfg(BASE), &cfg(&one)).bgp_changed, "added");
+        assert!(diff(&cfg(&one), &cfg(BASE)).bgp_changed, "removed");
+        let other = one.replace("203.0.113.10", "203.0.113.11");
+        assert!(diff(&cfg(&one), &cfg(&other)).bgp_changed, "new prefix");
+        let moved = format!("\n\n{one}");
+        assert!(diff(&cfg(&one), &cfg(&moved)).is_empty(), "only moved");
     }
 }

@@ -22,6 +22,10 @@ pub struct Config {
     pub hooks: Vec<HookDef>,
     pub instances: Vec<InstanceConfig>,
     pub sync_groups: Vec<SyncGroup>,
+    /// Routing daemons that carry announcements (`speaker "edge" { ... }`).
+    pub speakers: Vec<SpeakerDef>,
+    /// Prefixes announced over BGP by a speaker while their checks are healthy.
+    pub announces: Vec<AnnounceDef>,
     /// Where the settings that host checks report on are written.
     pub locations: Locations,
 }
@@ -66,6 +70,10 @@ impl Config {
 
     pub fn check(&self, name: &str) -> Option<&CheckDef> {
         self.checks.iter().find(|c| c.name == name)
+    }
+
+    pub fn speaker(&self, name: &str) -> Option<&SpeakerDef> {
+        self.speakers.iter().find(|s| s.name == name)
     }
 
     pub fn hook(&self, name: &str) -> Option<&HookDef> {
@@ -832,4 +840,111 @@ pub struct SyncGroup {
     /// member's own.
     pub notify: Notify,
     pub span: SourceSpan,
+}
+
+/// The routing daemon a [`SpeakerDef`] drives. upkeep never speaks BGP itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpeakerDaemon {
+    /// BIRD 2, through its control socket: one `protocol static` per announcement, in an
+    /// include file upkeep writes, enabled while announced.
+    Bird,
+}
+
+impl SpeakerDaemon {
+    pub const ALL: [(&'static str, SpeakerDaemon); 1] = [("bird", SpeakerDaemon::Bird)];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SpeakerDaemon::Bird => "bird",
+        }
+    }
+}
+
+/// A routing daemon upkeep drives (`speaker "edge" { daemon "bird"; ... }`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpeakerDef {
+    pub name: String,
+    pub daemon: SpeakerDaemon,
+    /// The daemon's control socket (BIRD: `bird -s`), absolute.
+    pub control: PathBuf,
+    /// The file upkeep writes the announcements' protocols into; the daemon's own config
+    /// includes it. Absolute.
+    pub include: PathBuf,
+    /// Bound on every exchange with the daemon (connect, each command and its reply).
+    pub timeout: Duration,
+    pub span: SourceSpan,
+}
+
+/// Default of [`SpeakerDef::control`] for BIRD.
+pub const DEFAULT_BIRD_CONTROL: &str = "/run/bird/bird.ctl";
+/// Default of [`SpeakerDef::timeout`].
+pub const DEFAULT_SPEAKER_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl SpeakerDef {
+    /// Default of [`SpeakerDef::include`]: `/run/upkeep/bird-NAME.conf`.
+    pub fn default_include(name: &str) -> PathBuf {
+        PathBuf::from(format!("/run/upkeep/bird-{name}.conf"))
+    }
+}
+
+/// What an announcement does while a check it depends on fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFault {
+    /// Withdraw the prefix: the routers send its traffic to the hosts that still announce it.
+    Withdraw,
+    /// Announce it with this worse MED instead, so that the prefix never vanishes while
+    /// another host announces it better, and comes here only when no one else does.
+    Demote { med: u32 },
+}
+
+impl OnFault {
+    /// The config's names (`demote` takes its MED from `demote-med`).
+    pub const NAMES: [&'static str; 2] = ["withdraw", "demote"];
+}
+
+/// A prefix announced by a speaker while the checks it tracks allow
+/// (`announce "web" { speaker "edge"; prefix "203.0.113.10/32"; track "port80" }`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnnounceDef {
+    pub name: String,
+    pub speaker: String,
+    /// A single host: IPv4 /32 or IPv6 /128.
+    pub prefix: IpAddr,
+    pub prefix_len: u8,
+    /// Withdrawn while any tracked check whose weight is 0 or negative fails (a positive weight
+    /// only adds preference, which a withdraw-only announcement does not use yet).
+    pub tracks: Vec<Track>,
+    /// Announced only while this instance holds its VIPs on this host (master, or handing
+    /// over): VRRP inside the rack, BGP toward the core.
+    pub instance: Option<String>,
+    /// The MED (BGP MULTI_EXIT_DISC) this host's route carries: routers prefer the lowest
+    /// among the paths from one AS, so hosts with different MEDs are active and backup; None:
+    /// no MED.
+    pub med: Option<u32>,
+    pub on_fault: OnFault,
+    pub span: SourceSpan,
+}
+
+impl AnnounceDef {
+    /// The name of its protocol in the routing daemon: `upkeep_` and the name with every
+    /// character but ASCII letters, digits and `_` written as `_` (BIRD's symbol syntax).
+    pub fn protocol_name(&self) -> String {
+        protocol_name(&self.name)
+    }
+}
+
+impl AnnounceDef {
+    /// The protocol that carries it demoted ([`OnFault::Demote`]).
+    pub fn demoted_protocol_name(&self) -> String {
+        format!("{}_demoted", self.protocol_name())
+    }
+}
+
+/// [`AnnounceDef::protocol_name`] of an announcement named `name`.
+pub fn protocol_name(name: &str) -> String {
+    let tail: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("upkeep_{tail}")
 }

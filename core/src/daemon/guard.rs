@@ -1,5 +1,6 @@
 //! The VIP guard: a small process beside the daemon that removes its VIPs, routes and rules
-//! (and deletes the nftables table of `accept #false`) if the daemon dies without doing so (SIGKILL, the OOM killer, an abort). Otherwise the dead host's
+//! (and deletes the nftables table of `accept #false`), and withdraws its BGP announcements, if
+//! the daemon dies without doing so (SIGKILL, the OOM killer, an abort). Otherwise the dead host's
 //! kernel keeps the addresses and goes on answering ARP for them while the backup that took
 //! over serves them too: the VIP is on two hosts until someone restarts the daemon.
 //!
@@ -23,6 +24,7 @@ use std::process::{Child, Command, Stdio};
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
+use crate::announce::{bird, GuardedSpeaker};
 use crate::net::netlink_batch::{BatchSocket, NetlinkChange};
 
 /// The hidden subcommand the guard runs as (`upkeep guard-vips`).
@@ -38,6 +40,9 @@ enum Line {
     /// The nftables table of `accept #false` was made (true) or deleted (false): the guard
     /// deletes one the daemon leaves.
     Firewall(bool),
+    /// The speakers and their announcements now (the whole set, replacing the last): the
+    /// guard withdraws them all if the daemon dies.
+    Speakers(Vec<GuardedSpeaker>),
 }
 
 /// The daemon's side: the pipe to its guard.
@@ -70,6 +75,11 @@ impl Guard {
     /// Tells the guard whether the nftables table exists now.
     pub(super) fn firewall(&mut self, made: bool) {
         self.send(std::iter::once(Line::Firewall(made)));
+    }
+
+    /// Tells the guard the speakers and announcements the daemon now has.
+    pub(super) fn speakers(&mut self, speakers: Vec<GuardedSpeaker>) {
+        self.send(std::iter::once(Line::Speakers(speakers)));
     }
 
     /// Tells the guard what `changes` will add (call before applying them).
@@ -140,9 +150,10 @@ fn set_nonblocking(pipe: &File) -> io::Result<()> {
     Ok(())
 }
 
-/// What the daemon still holds, as the guard has been told.
+/// What the daemon still holds, as the guard has been told: addresses, routes and rules, and
+/// the speakers with their announcements.
 #[derive(Debug, Default)]
-struct Held(Vec<NetlinkChange>, bool);
+struct Held(Vec<NetlinkChange>, bool, Vec<GuardedSpeaker>);
 
 impl Held {
     fn apply(&mut self, line: Line) {
@@ -151,6 +162,7 @@ impl Held {
             Line::Hold(_) => {}
             Line::Release(c) => self.0.retain(|h| *h != c),
             Line::Firewall(made) => self.1 = made,
+            Line::Speakers(s) => self.2 = s,
         }
     }
 
@@ -176,6 +188,19 @@ pub fn run() -> io::Result<usize> {
         match serde_json::from_str(&line) {
             Ok(l) => held.apply(l),
             Err(e) => eprintln!("upkeep guard-vips: ignoring a line it does not know ({e})"),
+        }
+    }
+    // Announcements first: withdrawn, the routers move the traffic while the addresses go.
+    for s in held.2.iter().filter(|s| !s.all.is_empty()) {
+        match bird::withdraw_blocking(s) {
+            Ok(n) => eprintln!(
+                "upkeep guard-vips: the daemon died: withdrew {n} announcement(s) of speaker {}",
+                s.name
+            ),
+            Err(e) => eprintln!(
+                "upkeep guard-vips: the daemon died: cannot withdraw the announcements of speaker {}: {e}",
+                s.name
+            ),
         }
     }
     // The drop set may name addresses that are not the host's any more: no harm, but the
@@ -325,6 +350,26 @@ mod tests {
             Line::Hold(addr("192.0.2.101")),
         ]);
         assert_eq!(got, vec![addr("192.0.2.101").inverse()]);
+    }
+
+    #[test]
+    fn the_last_speaker_set_is_kept() {
+        let sp = |name: &str| GuardedSpeaker {
+            name: name.into(),
+            control: "/run/bird/bird.ctl".into(),
+            include: "/run/upkeep/bird-edge.conf".into(),
+            timeout: std::time::Duration::from_secs(2),
+            all: Vec::new(),
+        };
+        let mut held = Held::default();
+        for l in [
+            Line::Speakers(vec![sp("a"), sp("b")]),
+            Line::Speakers(vec![sp("c")]),
+        ] {
+            let text = serde_json::to_string(&l).unwrap();
+            held.apply(serde_json::from_str(&text).unwrap());
+        }
+        assert_eq!(held.2, vec![sp("c")]);
     }
 
     #[test]

@@ -21,6 +21,7 @@
 //! | `instance_drops_total` | counter | `name`, `interface`, `vrid`, `reason` |
 //! | `drops_total` | counter: packets no instance could be blamed for | `reason` |
 //! | `check_healthy` | gauge, 0 or 1 | `check`, `kind` |
+//! | `announce_state` | gauge, 1 for the state a BGP announcement is in, 0 for the others | `announce`, `speaker`, `prefix`, `state` (`pending` / `announced` / `demoted` / `withdrawn` / `unreachable`) |
 //! | `check_results_total` | counter | `check`, `kind`, `result` (`ok` / `fail`) |
 //! | `check_duration_seconds` | histogram | `check`, `kind` |
 //! | `reloads_total` | counter | `result` (`applied` / `unchanged` / `refused`) |
@@ -180,6 +181,15 @@ impl Metrics {
             .unwrap_or_else(PoisonError::into_inner) = Arc::new(rows);
     }
 
+    /// Replaces the per-announcement series with these announcements (the whole set).
+    pub fn set_announces(&self, rows: Vec<AnnounceRow>) {
+        *self
+            .snapshot
+            .announces
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(rows);
+    }
+
     /// Counts one run of a check (`kind`: `script`, `plugin`, ...) and how long it took.
     pub fn observe_check(&self, check: &str, kind: &str, ok: bool, duration: Duration) {
         let labels = CheckLabels {
@@ -228,6 +238,7 @@ struct Snapshot {
     instances: RwLock<Arc<Vec<InstanceRow>>>,
     drops: RwLock<Arc<BTreeMap<&'static str, u64>>>,
     checks: RwLock<Arc<Vec<CheckRow>>>,
+    announces: RwLock<Arc<Vec<AnnounceRow>>>,
 }
 
 /// The set a lock holds now, without holding the lock.
@@ -263,6 +274,17 @@ pub struct CheckRow {
     pub kind: String,
     /// After rise/fall.
     pub healthy: bool,
+}
+
+/// What the daemon reports of one BGP announcement (built from its status,
+/// `From<&AnnounceStatus>`).
+#[derive(Debug, Clone)]
+pub struct AnnounceRow {
+    pub name: String,
+    pub speaker: String,
+    pub prefix: String,
+    /// `AnnounceState::as_str`.
+    pub state: &'static str,
 }
 
 impl InstanceRow {
@@ -423,6 +445,29 @@ impl Collector for Snapshot {
                 ConstGauge::new(i64::from(check.healthy)).encode(family.encode_family(&labels)?)?;
             }
         }
+        drop(checks);
+
+        let announces = current(&self.announces);
+        if !announces.is_empty() {
+            let mut family = encoder.encode_descriptor(
+                "announce_state",
+                "State of each BGP announcement: 1 for the state it is in",
+                None,
+                ConstGauge::new(0i64).metric_type(),
+            )?;
+            for a in announces.iter() {
+                for state in crate::announce::AnnounceState::ALL.map(|s| s.as_str()) {
+                    let labels = [
+                        ("announce", a.name.as_str()),
+                        ("speaker", a.speaker.as_str()),
+                        ("prefix", a.prefix.as_str()),
+                        ("state", state),
+                    ];
+                    ConstGauge::new(i64::from(a.state == state))
+                        .encode(family.encode_family(&labels)?)?;
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -467,6 +512,12 @@ pub(crate) mod tests {
             kind: "script".into(),
             healthy: false,
         }]);
+        m.set_announces(vec![AnnounceRow {
+            name: "web".into(),
+            speaker: "edge".into(),
+            prefix: "203.0.113.10/32".into(),
+            state: "announced",
+        }]);
         m.observe_check("port80", "script", true, Duration::from_millis(20));
         m.observe_check("port80", "script", false, Duration::from_millis(3));
         m.observe_check("port80", "script", false, Duration::from_secs(2));
@@ -475,6 +526,15 @@ pub(crate) mod tests {
         m.reload("refused");
         let text = m.encode();
 
+        has(&text, "# TYPE upkeep_announce_state gauge");
+        has(
+            &text,
+            r#"upkeep_announce_state{announce="web",speaker="edge",prefix="203.0.113.10/32",state="announced"} 1"#,
+        );
+        has(
+            &text,
+            r#"upkeep_announce_state{announce="web",speaker="edge",prefix="203.0.113.10/32",state="unreachable"} 0"#,
+        );
         has(&text, "# TYPE upkeep_instance_state gauge");
         has(
             &text,

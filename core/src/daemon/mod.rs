@@ -3,6 +3,7 @@
 //!
 //! Single-threaded on purpose: VRRP work is tiny, and one owner of all state needs no locks.
 
+mod announcements;
 mod checks;
 pub mod control;
 mod fatal;
@@ -118,6 +119,10 @@ struct Daemon {
     status_due: Option<Instant>,
     last_reload: Option<ReloadStatus>,
     reloads: u64,
+    /// Prefixes announced over BGP by the speakers' tasks.
+    announce: announcements::Announcements,
+    /// An instance's VIPs came or went since the last pass (announcements may follow it).
+    vips_moved: bool,
     /// The WebAssembly engine, made when the first plugin is loaded.
     plugin_host: Option<PluginHost>,
     hook_plugins: HashMap<String, LoadedPlugin>,
@@ -190,6 +195,8 @@ impl Daemon {
             status_due: Some(Instant::now()),
             last_reload: None,
             reloads: 0,
+            announce: announcements::Announcements::new(),
+            vips_moved: false,
             plugin_host: None,
             hook_plugins: HashMap::new(),
             hook_tx: checks::spawn_hook_runner(hook_stats.clone()),
@@ -276,6 +283,16 @@ impl Daemon {
             daemon.spawn_check(def, plugin).await;
         }
         daemon.hook_plugins = prepared.hook_plugins;
+        daemon.announce.configure(
+            &daemon.cfg,
+            &announcements::Inputs {
+                checks: &daemon.checks,
+                instances: &daemon.instances,
+            },
+        );
+        daemon
+            .vips
+            .guard_speakers(announcements::guarded(&daemon.cfg));
         daemon.rewatch();
         daemon.rebuild_indexes();
         Ok(daemon)
@@ -343,6 +360,11 @@ impl Daemon {
                     AddressChange::Added(ev) => self.on_address_added(ev).await,
                 },
                 Some(res) = self.check_rx.recv() => self.on_check(res),
+                Some(r) = self.announce.rx.recv() => {
+                    if self.announce.on_report(r) {
+                        self.touch_status();
+                    }
+                }
                 Some((req, reply)) = self.control.recv() => {
                     let answer = match req {
                         Request::Status => Reply::Status(Box::new(self.snapshot())),
@@ -416,6 +438,10 @@ impl Daemon {
         }
 
         self.vips.flush();
+        if self.announce.withdraw_all(&self.cfg).await {
+            // Nothing left for the guard to withdraw.
+            self.vips.guard_speakers(Vec::new());
+        }
         // The virtual-MAC interfaces go with the daemon, as keepalived's do (a killed daemon
         // leaves them; the next start takes them over).
         let vmacs: Vec<String> = self
@@ -860,6 +886,15 @@ impl Daemon {
         let changed = self.node.set_check(&check.def.name, check.state());
         check.last = Some(res);
         self.touch_status();
+        if flipped {
+            self.announce.update(
+                &self.cfg,
+                &announcements::Inputs {
+                    checks: &self.checks,
+                    instances: &self.instances,
+                },
+            );
+        }
         if changed {
             self.node.refresh();
         }
@@ -888,6 +923,19 @@ impl Daemon {
             if self.outbox.is_empty() || !self.send_adverts() {
                 break;
             }
+        }
+        // Announcements that follow an instance: its VIPs came or went in this pass (the
+        // speakers hear only of a change).
+        if std::mem::take(&mut self.vips_moved)
+            && self.cfg.announces.iter().any(|a| a.instance.is_some())
+        {
+            self.announce.update(
+                &self.cfg,
+                &announcements::Inputs {
+                    checks: &self.checks,
+                    instances: &self.instances,
+                },
+            );
         }
         let drops = self.drops_wanted();
         self.vips.want_dropped(drops);
@@ -941,11 +989,13 @@ impl Daemon {
             Action::AddVips => {
                 self.vips.add(&inst.owned);
                 inst.stats.vips_held = true;
+                self.vips_moved = true;
             }
             Action::RemoveVips => {
                 self.vips.remove(&inst.owned);
                 inst.stats.vips_held = false;
                 inst.own_removals.clear();
+                self.vips_moved = true;
                 inst.garp_refresh_at = None;
                 inst.garp_again_at = None;
                 inst.announce_epoch.fetch_add(1, Ordering::SeqCst);
@@ -1132,6 +1182,7 @@ impl Daemon {
                 notify: self.notify_stats.counts(),
                 hooks: self.hook_stats.counts(),
             },
+            announcements: self.announce.status(&self.cfg),
         }
     }
 
@@ -1155,6 +1206,7 @@ impl Daemon {
         if let Some(m) = &self.metrics {
             m.set_instances(status.instances.iter().map(Into::into).collect());
             m.set_checks(status.checks.iter().map(Into::into).collect());
+            m.set_announces(status.announcements.iter().map(Into::into).collect());
             m.set_drops(&status.drops);
         }
         self.systemd.send(&format!("STATUS={}", self.summary()));

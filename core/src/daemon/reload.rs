@@ -184,10 +184,20 @@ impl Daemon {
             self.record(trigger, "unchanged", &d, None);
             return;
         }
-        match self
+        let applied = self
             .apply_diff(new, &d, prepared.check_plugins, resolved)
-            .await
-        {
+            .await;
+        // Checks may have been replaced even when no announcement changed.
+        self.announce.configure(
+            &self.cfg,
+            &super::announcements::Inputs {
+                checks: &self.checks,
+                instances: &self.instances,
+            },
+        );
+        self.vips
+            .guard_speakers(super::announcements::guarded(&self.cfg));
+        match applied {
             Ok(()) => {
                 info!(
                     trigger,
@@ -466,7 +476,9 @@ async fn prepare(job: Job) -> (Option<PluginHost>, Outcome) {
     if source == running_source && !forced && plugins_changed.is_empty() {
         return (host, Outcome::Unchanged);
     }
-    if new.instances.is_empty() {
+    // A host that only announces over BGP runs no instance; one that had some does not lose
+    // them all by a reload.
+    if new.instances.is_empty() && !running.instances.is_empty() {
         let msg = format!("{file}: the new config has no instances; refusing to drop every VIP (stop the daemon instead)");
         return (host, Outcome::Refused(msg));
     }

@@ -33,6 +33,22 @@ pub struct Status {
     /// The notify command and WASM hook queues.
     #[serde(default)]
     pub queues: Queues,
+    /// Prefixes announced over BGP through a speaker.
+    #[serde(default)]
+    pub announcements: Vec<AnnounceStatus>,
+}
+
+/// One `announce`: what its checks want and what its speaker carries, as last heard.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AnnounceStatus {
+    pub name: String,
+    pub speaker: String,
+    pub prefix: String,
+    /// Its tracked checks allow it.
+    pub wanted: bool,
+    pub state: crate::announce::AnnounceState,
+    /// Why the speaker did not take the last change (while `unreachable`).
+    pub error: Option<String>,
 }
 
 /// The queues between transitions and what they run: per instance (or group, or hook and
@@ -159,6 +175,17 @@ impl From<&InstanceStatus> for InstanceRow {
 }
 
 /// The metrics' row of a check: what `upkeep_check_healthy` shows.
+impl From<&AnnounceStatus> for super::metrics::AnnounceRow {
+    fn from(a: &AnnounceStatus) -> Self {
+        Self {
+            name: a.name.clone(),
+            speaker: a.speaker.clone(),
+            prefix: a.prefix.clone(),
+            state: a.state.as_str(),
+        }
+    }
+}
+
 impl From<&CheckStatus> for CheckRow {
     fn from(c: &CheckStatus) -> Self {
         Self {

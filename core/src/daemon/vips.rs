@@ -288,6 +288,13 @@ impl VipWriter {
     }
 
     /// Applies everything queued, in order, in one batch; failures are logged.
+    /// Tells the guard the speakers and announcements (withdrawn if the daemon dies).
+    pub(super) fn guard_speakers(&mut self, speakers: Vec<crate::announce::GuardedSpeaker>) {
+        if let Some(g) = &mut self.guard {
+            g.speakers(speakers);
+        }
+    }
+
     pub(super) fn flush(&mut self) {
         self.sync_drops(true);
         if self.changes.is_empty() {

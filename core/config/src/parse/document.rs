@@ -45,6 +45,8 @@ impl Validator<'_> {
         let mut hooks = Vec::new();
         let mut instances = Vec::new();
         let mut groups = Vec::new();
+        let mut speakers = Vec::new();
+        let mut announces = Vec::new();
         for node in doc.nodes() {
             match node.name().value() {
                 "global" => {
@@ -65,6 +67,8 @@ impl Validator<'_> {
                 "hook" => hooks.extend(self.hook(node)),
                 "instance" => instances.extend(self.instance(node)),
                 "sync-group" => groups.extend(self.sync_group(node)),
+                "speaker" => speakers.extend(self.speaker(node)),
+                "announce" => announces.extend(self.announce(node)),
                 "metrics" => self.report(
                     node.name().span(),
                     "`metrics` is a setting of `global`",
@@ -93,6 +97,21 @@ impl Validator<'_> {
             "sync-group",
             groups.iter().map(|g| (g.group.name.as_str(), g.name_span)),
         );
+        self.unique_names(
+            "speaker",
+            speakers.iter().map(|s| (s.def.name.as_str(), s.name_span)),
+        );
+        self.unique_names(
+            "announce",
+            announces.iter().map(|a| (a.def.name.as_str(), a.name_span)),
+        );
+        self.resolve_announces(&announces, &speakers);
+        let check_names: Vec<&str> = checks.iter().map(|c| c.def.name.as_str()).collect();
+        for a in &announces {
+            self.resolve_track_refs(&a.def.tracks, &a.track_at, &check_names);
+        }
+        let instance_names: Vec<&str> = instances.iter().map(|i| i.cfg.name.as_str()).collect();
+        self.resolve_announce_instances(&announces, &instance_names);
         self.unique_routers(&instances);
         self.resolve_tracks(&instances, &checks);
         self.resolve_members(&groups, &instances);
@@ -146,6 +165,8 @@ impl Validator<'_> {
             })
             .collect();
         config.sync_groups = groups.into_iter().map(|g| g.group).collect();
+        config.speakers = speakers.into_iter().map(|s| s.def).collect();
+        config.announces = announces.into_iter().map(|a| a.def).collect();
         config.locations = locations(doc);
         config
     }

@@ -774,7 +774,7 @@ impl Validator<'_> {
         Some(Vmac { name, xmit_base })
     }
 
-    fn track(&mut self, node: &KdlNode) -> Option<(Track, SourceSpan)> {
+    pub(super) fn track(&mut self, node: &KdlNode) -> Option<(Track, SourceSpan)> {
         let entry = self.one_arg(node, &["weight"])?;
         let weight = prop(node, "weight")
             .and_then(|e| self.integer(e, "track", -253, 253))

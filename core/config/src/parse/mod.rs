@@ -13,11 +13,13 @@
 //! - `validate`: the pass that collects problems, and the checks of a node's shape;
 //! - `document`, `check`, `instance`: the readers of each section; `announce`: the GARP / NA
 //!   and advert-answer settings of `global` and `instance`;
+//! - `bgp`: `speaker` and `announce`, the routing daemon upkeep drives and what it announces;
 //! - `addresses`: what an instance puts on the host while master: VIPs, routes, rules;
 //! - `resolve`: rules across sections and references between them.
 
 mod addresses;
 mod announce;
+mod bgp;
 mod check;
 mod document;
 mod error;

@@ -10,6 +10,7 @@ use super::instance::{GroupDraft, InstanceDraft};
 use super::schema::example;
 use super::suggest::closest;
 use super::validate::Validator;
+use crate::model::Track;
 
 impl Validator<'_> {
     // ---- rules across sections ----
@@ -69,24 +70,34 @@ impl Validator<'_> {
     pub(super) fn resolve_tracks(&mut self, instances: &[InstanceDraft], checks: &[CheckDraft]) {
         let names: Vec<&str> = checks.iter().map(|c| c.def.name.as_str()).collect();
         for inst in instances {
-            for (track, span) in inst.cfg.tracks.iter().zip(&inst.track_at) {
-                if names.contains(&track.check.as_str()) {
-                    continue;
-                }
-                let help = match closest(&track.check, names.iter().copied()) {
-                    Some(s) => format!("did you mean `{s}`?"),
-                    None if names.is_empty() => {
-                        format!("define it: `{}`", example("check"))
-                    }
-                    None => format!("defined checks: {}", names.join(", ")),
-                };
-                self.report(
-                    *span,
-                    format!("there is no check named `{}`", track.check),
-                    "unknown check",
-                    help,
-                );
+            self.resolve_track_refs(&inst.cfg.tracks, &inst.track_at, &names);
+        }
+    }
+
+    /// Each `track` (written at `spans`) names one of the checks `names`.
+    pub(super) fn resolve_track_refs(
+        &mut self,
+        tracks: &[Track],
+        spans: &[SourceSpan],
+        names: &[&str],
+    ) {
+        for (track, span) in tracks.iter().zip(spans) {
+            if names.contains(&track.check.as_str()) {
+                continue;
             }
+            let help = match closest(&track.check, names.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None if names.is_empty() => {
+                    format!("define it: `{}`", example("check"))
+                }
+                None => format!("defined checks: {}", names.join(", ")),
+            };
+            self.report(
+                *span,
+                format!("there is no check named `{}`", track.check),
+                "unknown check",
+                help,
+            );
         }
     }
 

@@ -14,7 +14,25 @@ pub(super) const CAPABILITIES: [&str; Capability::ALL.len()] = {
     names
 };
 
-pub(super) const TOP_KEYS: &[&str] = &["global", "check", "hook", "instance", "sync-group"];
+pub(super) const TOP_KEYS: &[&str] = &[
+    "global",
+    "check",
+    "hook",
+    "instance",
+    "sync-group",
+    "speaker",
+    "announce",
+];
+pub(super) const SPEAKER_KEYS: &[&str] = &["daemon", "control", "include", "timeout"];
+pub(super) const ANNOUNCE_KEYS: &[&str] = &[
+    "speaker",
+    "prefix",
+    "track",
+    "instance",
+    "med",
+    "on-fault",
+    "demote-med",
+];
 pub(super) const GLOBAL_KEYS: &[&str] = &[
     "router-id",
     "garp-repeat",
@@ -309,6 +327,17 @@ pub(super) fn example(key: &str) -> &'static str {
         "rule" => "rule from=\"192.0.2.100\" table=100",
         "track" => "track \"port80\" weight=-20",
         "member" => "member \"web\" \"db\"",
+        "speaker" => "speaker \"edge\" { daemon \"bird\"; control \"/run/bird/bird.ctl\" }",
+        "announce" => {
+            "announce \"web\" { speaker \"edge\"; prefix \"203.0.113.10/32\"; track \"port80\" }"
+        }
+        "daemon" => "daemon \"bird\"",
+        "control" => "control \"/run/bird/bird.ctl\"",
+        "include" => "include \"/run/upkeep/bird-edge.conf\"",
+        "prefix" => "prefix \"203.0.113.10/32\"",
+        "on-fault" => "on-fault \"withdraw\"",
+        "med" => "med 100",
+        "demote-med" => "demote-med 1000",
         _ => "",
     }
 }

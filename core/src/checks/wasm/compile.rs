@@ -186,6 +186,15 @@ fn private(path: &Path) -> bool {
     })
 }
 
+/// The SHA-256 of `bytes`, lower-case hex: the code cache's key and what a config's `sha256`
+/// pins.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,13 +232,4 @@ mod tests {
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
         std::fs::remove_dir_all(dir).unwrap();
     }
-}
-
-/// The SHA-256 of `bytes`, lower-case hex: the code cache's key and what a config's `sha256`
-/// pins.
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }

@@ -2,6 +2,7 @@
 
 mod accept;
 mod announce;
+mod bgp;
 mod checks;
 mod hosted;
 mod limits;
