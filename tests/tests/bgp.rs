@@ -17,6 +17,19 @@ use upkeep_tests::bird::{bird_available, Bird};
 use upkeep_tests::frr::{frr_available, Frr};
 use upkeep_tests::{lab_test, ms, secs, upkeep_config, wait_for, Instance, Lab, SIGKILL, SIGTERM};
 
+/// These tests need BIRD (and FRR for the FRR upstream), as scripts/install-deps.sh installs
+/// them: a machine without them fails here rather than passing tests that ran nothing.
+fn require_routing_daemons(frr: bool) {
+    assert!(
+        bird_available(),
+        "bird2 is not installed: run scripts/install-deps.sh (it installs bird2 and frr)"
+    );
+    assert!(
+        !frr || frr_available(),
+        "frr is not installed: run scripts/install-deps.sh (it installs bird2 and frr)"
+    );
+}
+
 const PREFIX: &str = "203.0.113.10/32";
 const ADDR: &str = "203.0.113.10";
 
@@ -190,10 +203,7 @@ fn announce_state(lab: &Lab) -> String {
 /// withdraws it.
 #[test]
 fn bird_announces_the_address_while_its_check_is_healthy() {
-    if !bird_available() {
-        eprintln!("skipped: bird2 is not installed (scripts/install-deps.sh)");
-        return;
-    }
+    require_routing_daemons(false);
     lab_test(2, |lab| {
         let (up, edge, include) = routers(lab)?;
         let server = lab.listen_tcp(1, 80)?;
@@ -325,10 +335,7 @@ fn bird_announces_the_address_while_its_check_is_healthy() {
 /// VIP guard withdraws the announcement.
 #[test]
 fn a_reload_replaces_an_announcement() {
-    if !bird_available() {
-        eprintln!("skipped: bird2 is not installed (scripts/install-deps.sh)");
-        return;
-    }
+    require_routing_daemons(false);
     lab_test(2, |lab| {
         let (up, edge, include) = routers(lab)?;
         let _server = lab.listen_tcp(1, 80)?;
@@ -415,10 +422,7 @@ fn a_reload_replaces_an_announcement() {
 /// closes, gets it back.
 #[test]
 fn an_frr_upstream_learns_and_loses_the_route() {
-    if !bird_available() || !frr_available() {
-        eprintln!("skipped: bird2 or frr is not installed (scripts/install-deps.sh)");
-        return;
-    }
+    require_routing_daemons(true);
     lab_test(2, |lab| {
         let include = lab.write_file("h1-announce.conf", "")?;
         let up = Frr::start(
@@ -513,10 +517,7 @@ fn upstream_vias(up: &Bird) -> Vec<String> {
 /// the master; when the master stops, the path moves to the new master.
 #[test]
 fn an_announcement_follows_the_vrrp_master() {
-    if !bird_available() {
-        eprintln!("skipped: bird2 is not installed (scripts/install-deps.sh)");
-        return;
-    }
+    require_routing_daemons(false);
     lab_test(3, |lab| {
         let up = Bird::start(
             lab,
@@ -632,10 +633,7 @@ fn upstream_kernel_via(lab: &Lab) -> Option<String> {
 /// recovers and takes it back.
 #[test]
 fn med_makes_one_host_active_and_the_other_backup() {
-    if !bird_available() {
-        eprintln!("skipped: bird2 is not installed (scripts/install-deps.sh)");
-        return;
-    }
+    require_routing_daemons(false);
     lab_test(3, |lab| {
         let up = Bird::start(lab, 3, "h3-bird", &rack_upstream_conf(lab))?;
         let mut keep = Vec::new();
@@ -701,10 +699,7 @@ fn med_makes_one_host_active_and_the_other_backup() {
 /// kernel while the check is healthy, not after the listener closes.
 #[test]
 fn an_ipv6_address_is_announced_and_withdrawn() {
-    if !bird_available() {
-        eprintln!("skipped: bird2 is not installed (scripts/install-deps.sh)");
-        return;
-    }
+    require_routing_daemons(false);
     const ADDR6: &str = "2001:db8:ff::10";
     lab_test(2, |lab| {
         let include = lab.write_file("h1-announce.conf", "")?;
@@ -776,10 +771,7 @@ protocol bgp upstream {{ local 2001:db8::1 as 65001; neighbor 2001:db8::2 as 650
 /// would be the last one left if h2 went too); h1 recovers and is active again.
 #[test]
 fn demote_keeps_the_path_with_a_worse_med() {
-    if !bird_available() {
-        eprintln!("skipped: bird2 is not installed (scripts/install-deps.sh)");
-        return;
-    }
+    require_routing_daemons(false);
     lab_test(3, |lab| {
         let up = Bird::start(lab, 3, "h3-bird", &rack_upstream_conf(lab))?;
         let mut keep = Vec::new();
