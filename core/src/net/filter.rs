@@ -53,52 +53,48 @@ pub fn program(v6: bool, vrids: &[u8]) -> Vec<Insn> {
 /// with routed unicast peers (`min-ttl=` / `max-ttl=`), whose TTL user space checks per peer.
 pub fn program_with(v6: bool, vrids: &[u8], any_ttl: &[u8]) -> Vec<Insn> {
     let mut p = Vec::new();
-    let mut relaxed: Vec<u8> = any_ttl
+    let relaxed: Vec<u8> = any_ttl
         .iter()
         .copied()
         .filter(|v| vrids.contains(v))
         .collect();
-    relaxed.sort_unstable();
-    relaxed.dedup();
     if !relaxed.is_empty() {
         // Those VRIDs first, before the TTL is looked at.
-        if v6 {
-            p.push(insn(LD_B_ABS, 0, 0, 1));
-        } else {
-            p.push(insn(LD_B_ABS, 0, 0, 9)); // protocol
-            p.push(insn(JEQ_K, 1, 0, u32::from(IPPROTO_VRRP)));
-            p.push(insn(RET_K, 0, 0, 0));
-            p.push(insn(LDX_B_MSH, 0, 0, 0));
-            p.push(insn(LD_B_IND, 0, 0, 1));
-        }
-        for (lo, hi) in ranges(&relaxed) {
-            if lo == hi {
-                p.push(insn(JEQ_K, 0, 1, u32::from(lo)));
-            } else {
-                p.push(insn(JGE_K, 0, 2, u32::from(lo)));
-                p.push(insn(JGT_K, 1, 0, u32::from(hi)));
-            }
-            p.push(insn(RET_K, 0, 0, ACCEPT));
-        }
+        load_vrid(&mut p, v6);
+        accept_vrids(&mut p, &relaxed);
     }
     if v6 {
         // Hop limit: byte 7 of the IPv6 header.
         p.push(insn(LD_B_ABS, 0, 0, (NET_OFF + 7) as u32));
-        p.push(insn(JEQ_K, 1, 0, TTL));
-        p.push(insn(RET_K, 0, 0, 0));
-        // The VRID: byte 1 of the VRRP message, which the socket's data starts with.
-        p.push(insn(LD_B_ABS, 0, 0, 1));
     } else {
         p.push(insn(LD_B_ABS, 0, 0, 8)); // TTL
-        p.push(insn(JEQ_K, 1, 0, TTL));
-        p.push(insn(RET_K, 0, 0, 0));
+    }
+    p.push(insn(JEQ_K, 1, 0, TTL));
+    p.push(insn(RET_K, 0, 0, 0));
+    load_vrid(&mut p, v6);
+    accept_vrids(&mut p, vrids);
+    p.push(insn(RET_K, 0, 0, 0));
+    p
+}
+
+/// Loads the VRID into A; on IPv4, dropping first what is not protocol 112.
+fn load_vrid(p: &mut Vec<Insn>, v6: bool) {
+    if v6 {
+        // Byte 1 of the VRRP message, which the socket's data starts with.
+        p.push(insn(LD_B_ABS, 0, 0, 1));
+    } else {
         p.push(insn(LD_B_ABS, 0, 0, 9)); // protocol
         p.push(insn(JEQ_K, 1, 0, u32::from(IPPROTO_VRRP)));
         p.push(insn(RET_K, 0, 0, 0));
-        // The VRID: byte 1 after the header, whose length is in the low nibble of byte 0.
+        // Byte 1 after the header, whose length is in the low nibble of byte 0.
         p.push(insn(LDX_B_MSH, 0, 0, 0));
         p.push(insn(LD_B_IND, 0, 0, 1));
     }
+}
+
+/// Accepts the packet when A is one of `vrids`, a run of consecutive ones at a time; falls
+/// through otherwise.
+fn accept_vrids(p: &mut Vec<Insn>, vrids: &[u8]) {
     let mut sorted = vrids.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
@@ -112,8 +108,6 @@ pub fn program_with(v6: bool, vrids: &[u8], any_ttl: &[u8]) -> Vec<Insn> {
         }
         p.push(insn(RET_K, 0, 0, ACCEPT));
     }
-    p.push(insn(RET_K, 0, 0, 0));
-    p
 }
 
 /// Runs of consecutive values in a sorted, deduplicated list.
