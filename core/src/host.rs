@@ -32,6 +32,11 @@ pub fn check_file(path: &Path) -> Result<(Config, Vec<String>), ConfigError> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let warnings = check(&cfg, &source, &file, dir)?;
+    // The daemon compares a pinned plugin's digest as it compiles it; `upkeep check` compiles
+    // nothing, so it reads and hashes the file here.
+    if let Some(e) = pin_mismatch(&cfg, &source, &file, dir) {
+        return Err(e);
+    }
     Ok((cfg, warnings))
 }
 
@@ -87,9 +92,6 @@ pub fn check(
             .iter()
             .any(|g| !notify_commands(&g.notify).is_empty())
         || cfg.global.notify_fifo_script.is_some();
-    if let Some(e) = pin_mismatch(cfg, source, file_name, dir) {
-        return Err(e);
-    }
     if let Some(e) = nft_missing(cfg, source, file_name, || {
         matches!(resolve_program("nft", dir), Ok(Some(_)))
     }) {
