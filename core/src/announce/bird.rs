@@ -329,6 +329,7 @@ mod tests {
     use tokio::net::UnixListener;
 
     use super::*;
+    use crate::announce::proto::desired;
 
     fn scratch(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("upkeep-bird-{}-{name}", std::process::id()));
@@ -376,16 +377,7 @@ mod tests {
     }
 
     fn web(announced: bool) -> Vec<Desired> {
-        vec![Desired {
-            name: "web".into(),
-            protocol: "upkeep_web".into(),
-            prefix: "203.0.113.10".parse().unwrap(),
-            prefix_len: 32,
-            med: None,
-            demote_med: None,
-            demoted: false,
-            announced,
-        }]
+        vec![desired("web", "203.0.113.10", 32, announced)]
     }
 
     #[tokio::test(flavor = "current_thread")]

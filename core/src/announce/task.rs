@@ -235,6 +235,7 @@ pub async fn run<S: Speaker>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::announce::proto::desired;
     use crate::announce::SpeakerError;
     use std::sync::{Arc, Mutex};
 
@@ -276,16 +277,7 @@ mod tests {
     const PROBE: Duration = Duration::from_millis(200);
 
     fn d(name: &str, announced: bool) -> Desired {
-        Desired {
-            name: name.into(),
-            protocol: upkeep_config::protocol_name(name),
-            prefix: "203.0.113.10".parse().unwrap(),
-            prefix_len: 32,
-            med: None,
-            demote_med: None,
-            demoted: false,
-            announced,
-        }
+        desired(name, "203.0.113.10", 32, announced)
     }
 
     /// Start syncs; a flip is one `set`; a burst is the latest only; a failure is reported
