@@ -61,4 +61,6 @@ pub use lab::{
 pub use libc::{SIGHUP, SIGINT, SIGKILL, SIGTERM};
 pub use packet::AdvertSpec;
 pub use pinger::{PingReport, Pinger, Probe};
-pub use wait::{expect_file_lines, file_lines, ms, secs, wait_for, wait_until, Timeline, POLL};
+pub use wait::{
+    expect_file_lines, file_lines, ms, secs, wait_for, wait_for_elapsed, wait_until, Timeline, POLL,
+};

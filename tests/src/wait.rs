@@ -141,3 +141,16 @@ pub fn expect_file_lines(path: &std::path::Path, want: &[&str]) -> Result<()> {
     );
     Ok(())
 }
+
+/// [`wait_for`], returning how long the wait took rather than the observation: for tests that
+/// report the time an event took to show.
+pub fn wait_for_elapsed<T: Debug + PartialEq>(
+    what: impl Display,
+    timeout: Duration,
+    observe: impl FnMut() -> T,
+    accept: impl FnMut(&T) -> bool,
+) -> Result<Duration> {
+    let start = Instant::now();
+    wait_for(what, timeout, observe, accept)?;
+    Ok(start.elapsed())
+}

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Result};
 use upkeep_tests::bird::{bird_available, Bird};
 use upkeep_tests::frr::{frr_available, Frr};
-use upkeep_tests::{lab_test, ms, secs, upkeep_config, wait_for, Instance, Lab, SIGKILL, SIGTERM};
+use upkeep_tests::{
+    lab_test, ms, secs, upkeep_config, wait_for, wait_for_elapsed, Instance, Lab, SIGKILL, SIGTERM,
+};
 
 /// These tests need BIRD (and FRR for the FRR upstream), as scripts/install-deps.sh installs
 /// them: a machine without them fails here rather than passing tests that ran nothing.
@@ -93,14 +95,12 @@ fn wait_upstream(
     what: &str,
     bound: Duration,
 ) -> Result<Duration> {
-    let t0 = Instant::now();
-    wait_for(
+    wait_for_elapsed(
         what,
         bound,
         || upstream_view(lab, up),
         |v| *v == (want, want),
-    )?;
-    Ok(t0.elapsed())
+    )
 }
 
 /// upkeep's config on h1: `announces` (name, address) through BIRD, each tracking port 80.
@@ -350,8 +350,7 @@ fn a_reload_replaces_an_announcement() {
             "upkeep reload: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let t0 = Instant::now();
-        wait_for(
+        let took = wait_for_elapsed(
             "api announced and web withdrawn",
             secs(5),
             || (upstream_has(lab, &up, API), upstream_view(lab, &up)),
@@ -359,7 +358,7 @@ fn a_reload_replaces_an_announcement() {
         )?;
         eprintln!(
             "reload: the upstream moved from web to api after {:?}",
-            t0.elapsed()
+            took
         );
         let st = lab.upkeep_status(1)?;
         let a = &st["announcements"];
@@ -374,17 +373,13 @@ fn a_reload_replaces_an_announcement() {
         let seq = h1.reload_seq()?;
         lab.write_file("h1.kdl", "check \"port80\" { listener 80; }\n")?;
         h1.wait_reload(seq, secs(5))?;
-        let t0 = Instant::now();
-        wait_for(
+        let took = wait_for_elapsed(
             "api withdrawn with its speaker",
             secs(5),
             || upstream_has(lab, &up, API),
             |v| *v == (false, false),
         )?;
-        eprintln!(
-            "reload without the speaker: api withdrawn after {:?}",
-            t0.elapsed()
-        );
+        eprintln!("reload without the speaker: api withdrawn after {:?}", took);
         let seq = h1.reload_seq()?;
         lab.write_file("h1.kdl", &upkeep_kdl(&edge, &include, &[("api", API)]))?;
         h1.wait_reload(seq, secs(5))?;
@@ -398,17 +393,13 @@ fn a_reload_replaces_an_announcement() {
         // upkeep is SIGKILLed (its process group; the VIP guard has its own): no one checks
         // the service any more, and the guard withdraws what upkeep announced.
         h1.signal(SIGKILL)?;
-        let t0 = Instant::now();
-        wait_for(
+        let took = wait_for_elapsed(
             "api withdrawn after upkeep's death",
             secs(5),
             || upstream_has(lab, &up, API),
             |v| *v == (false, false),
         )?;
-        eprintln!(
-            "upkeep killed: the guard withdrew api after {:?}",
-            t0.elapsed()
-        );
+        eprintln!("upkeep killed: the guard withdrew api after {:?}", took);
         ensure!(
             std::fs::read_to_string(&include)?.contains("disabled yes;"),
             "the include file says withdrawn, so BIRD's next configure keeps it so"
@@ -456,27 +447,24 @@ fn an_frr_upstream_learns_and_loses_the_route() {
                 .any(|l| l.starts_with(&format!("{ADDR} ")) && l.contains(" via 192.0.2.1 "));
             (in_bgp, in_kernel)
         };
-        let t0 = Instant::now();
-        wait_for("FRR has the route", secs(30), view, |v| *v == (true, true))?;
+        let took = wait_for_elapsed("FRR has the route", secs(30), view, |v| *v == (true, true))?;
         eprintln!(
             "FRR upstream: the route after {:?} (session start included)",
-            t0.elapsed()
+            took
         );
         drop(server);
-        let t0 = Instant::now();
-        wait_for("FRR lost the route", secs(5), view, |v| {
+        let took = wait_for_elapsed("FRR lost the route", secs(5), view, |v| {
             *v == (false, false)
         })?;
         eprintln!(
             "FRR upstream: withdrawn {:?} after the listener closed",
-            t0.elapsed()
+            took
         );
         let _server = lab.listen_tcp(1, 80)?;
-        let t0 = Instant::now();
-        wait_for("FRR has the route again", secs(5), view, |v| {
+        let took = wait_for_elapsed("FRR has the route again", secs(5), view, |v| {
             *v == (true, true)
         })?;
-        eprintln!("FRR upstream: back after {:?}", t0.elapsed());
+        eprintln!("FRR upstream: back after {:?}", took);
         Ok(())
     });
 }
@@ -553,8 +541,7 @@ protocol bgp h2 {{ local 192.0.2.3 as 65000; neighbor 192.0.2.2 as 65001; {TIMER
             daemons.push(lab.start_upkeep(i, &kdl)?);
             birds.push(bird);
         }
-        let t0 = Instant::now();
-        wait_for(
+        let took = wait_for_elapsed(
             "one path, via h1",
             secs(20),
             || upstream_vias(&up),
@@ -562,7 +549,7 @@ protocol bgp h2 {{ local 192.0.2.3 as 65000; neighbor 192.0.2.2 as 65001; {TIMER
         )?;
         eprintln!(
             "rack: the upstream has one path, via the master h1, after {:?}",
-            t0.elapsed()
+            took
         );
         lab.expect_holders_stable("192.0.2.100", &[1], secs(1))?;
         // h2's session is up: its path is missing because it does not announce.
@@ -587,17 +574,13 @@ protocol bgp h2 {{ local 192.0.2.3 as 65000; neighbor 192.0.2.2 as 65001; {TIMER
         }
 
         daemons[0].signal(SIGTERM)?;
-        let t0 = Instant::now();
-        wait_for(
+        let took = wait_for_elapsed(
             "one path, via h2",
             secs(10),
             || upstream_vias(&up),
             |v| v == &["192.0.2.2"],
         )?;
-        eprintln!(
-            "rack: h1 stopped, the path moved to h2 after {:?}",
-            t0.elapsed()
-        );
+        eprintln!("rack: h1 stopped, the path moved to h2 after {:?}", took);
         lab.wait_holders("192.0.2.100", &[2], secs(5))?;
         Ok(())
     });
@@ -654,8 +637,7 @@ fn med_makes_one_host_active_and_the_other_backup() {
             ensure!(kdl.contains("med "), "{kdl}");
             keep.push((lab.start_upkeep(i, &kdl)?, bird));
         }
-        let t0 = Instant::now();
-        wait_for(
+        let took = wait_for_elapsed(
             "both paths, the best via h2",
             secs(20),
             || (upstream_vias(&up), upstream_kernel_via(lab)),
@@ -663,12 +645,11 @@ fn med_makes_one_host_active_and_the_other_backup() {
         )?;
         eprintln!(
             "MED: both announce, the upstream uses h2 (MED 10) after {:?}",
-            t0.elapsed()
+            took
         );
 
         servers[1] = None; // h2's service stops listening
-        let t0 = Instant::now();
-        wait_for(
+        let took = wait_for_elapsed(
             "only h1's path",
             secs(5),
             || (upstream_vias(&up), upstream_kernel_via(lab)),
@@ -676,12 +657,11 @@ fn med_makes_one_host_active_and_the_other_backup() {
         )?;
         eprintln!(
             "MED: h2's check failed, the upstream uses h1 after {:?}",
-            t0.elapsed()
+            took
         );
 
         servers[1] = Some(lab.listen_tcp(2, 80)?);
-        let t0 = Instant::now();
-        wait_for(
+        let took = wait_for_elapsed(
             "h2 the best again",
             secs(5),
             || upstream_kernel_via(lab),
@@ -689,7 +669,7 @@ fn med_makes_one_host_active_and_the_other_backup() {
         )?;
         eprintln!(
             "MED: h2 recovered, the upstream uses it again after {:?}",
-            t0.elapsed()
+            took
         );
         Ok(())
     });
@@ -745,23 +725,15 @@ protocol bgp upstream {{ local 2001:db8::1 as 65001; neighbor 2001:db8::2 as 650
                 kernel.lines().any(|l| l.starts_with(&format!("{ADDR6} "))),
             )
         };
-        let t0 = Instant::now();
-        wait_for("the /128 at the upstream", secs(20), view, |v| {
+        let took = wait_for_elapsed("the /128 at the upstream", secs(20), view, |v| {
             *v == (true, true)
         })?;
-        eprintln!(
-            "IPv6: announced after {:?} (session start included)",
-            t0.elapsed()
-        );
+        eprintln!("IPv6: announced after {:?} (session start included)", took);
         drop(server);
-        let t0 = Instant::now();
-        wait_for("the /128 withdrawn", secs(5), view, |v| {
+        let took = wait_for_elapsed("the /128 withdrawn", secs(5), view, |v| {
             *v == (false, false)
         })?;
-        eprintln!(
-            "IPv6: withdrawn {:?} after the listener closed",
-            t0.elapsed()
-        );
+        eprintln!("IPv6: withdrawn {:?} after the listener closed", took);
         Ok(())
     });
 }
@@ -837,8 +809,7 @@ fn demote_keeps_the_path_with_a_worse_med() {
         )?;
 
         servers[0] = Some(lab.listen_tcp(1, 80)?);
-        let t0 = Instant::now();
-        wait_for(
+        let took = wait_for_elapsed(
             "the best via h1 again",
             secs(5),
             || upstream_kernel_via(lab),
@@ -846,7 +817,7 @@ fn demote_keeps_the_path_with_a_worse_med() {
         )?;
         eprintln!(
             "demote: h1 recovered, the upstream uses it again after {:?}",
-            t0.elapsed()
+            took
         );
         Ok(())
     });
