@@ -216,51 +216,9 @@ impl Instance {
         }
         self.cfg = cfg;
         let old = std::mem::replace(&mut self.owned, owned);
-        let added = Owned {
-            instance: self.cfg.name.clone(),
-            addrs: self
-                .owned
-                .addrs
-                .iter()
-                .filter(|a| !old.addrs.contains(a))
-                .cloned()
-                .collect(),
-            routes: self
-                .owned
-                .routes
-                .iter()
-                .filter(|r| !old.routes.contains(r))
-                .cloned()
-                .collect(),
-            rules: self
-                .owned
-                .rules
-                .iter()
-                .filter(|r| !old.rules.contains(r))
-                .cloned()
-                .collect(),
-        };
-        let removed = Owned {
-            instance: self.cfg.name.clone(),
-            addrs: old
-                .addrs
-                .iter()
-                .filter(|a| !self.owned.addrs.contains(a))
-                .cloned()
-                .collect(),
-            routes: old
-                .routes
-                .iter()
-                .filter(|r| !self.owned.routes.contains(r))
-                .cloned()
-                .collect(),
-            rules: old
-                .rules
-                .iter()
-                .filter(|r| !self.owned.rules.contains(r))
-                .cloned()
-                .collect(),
-        };
+        let added = self.owned.without(&old);
+        let mut removed = old.without(&self.owned);
+        removed.instance = self.cfg.name.clone();
         (added, removed)
     }
 

@@ -27,6 +27,23 @@ pub(super) struct Owned {
 }
 
 impl Owned {
+    /// What `self` holds that `other` does not (a reload's additions, or its removals the
+    /// other way round), under `self`'s instance name.
+    pub(super) fn without(&self, other: &Owned) -> Owned {
+        fn only<T: PartialEq + Clone>(mine: &[T], theirs: &[T]) -> Vec<T> {
+            mine.iter()
+                .filter(|x| !theirs.contains(x))
+                .cloned()
+                .collect()
+        }
+        Owned {
+            instance: self.instance.clone(),
+            addrs: only(&self.addrs, &other.addrs),
+            routes: only(&self.routes, &other.routes),
+            rules: only(&self.rules, &other.rules),
+        }
+    }
+
     /// Addresses first: a route via the VIP's subnet needs the address.
     fn adds(&self, out: &mut Vec<NetlinkChange>) {
         for (index, addr, prefix_len, opts) in &self.addrs {

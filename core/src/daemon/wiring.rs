@@ -399,9 +399,9 @@ impl Interfaces {
             }
         };
         if let Some(group) = inst.multicast_group {
-            socket.join(group).with_context(|| {
-                format!("joining multicast group {group} on {}", inst.interface)
-            })?;
+            socket
+                .join(group)
+                .with_context(|| format!("joining multicast group {group} on {}", link.name))?;
         }
         // Its adverts pass the socket's filter from now on (`set_filters` drops the VRIDs of
         // instances gone).
