@@ -8,7 +8,7 @@ use kdl::{KdlEntry, KdlNode, KdlValue};
 use miette::SourceSpan;
 
 use super::schema::example;
-use super::validate::{positional, prop, Validator};
+use super::validate::{prop, Validator};
 use super::value::family;
 use crate::model::{NextHop, Route, RouteKind, Rule, RuleAction, Vip, VipOptions, SCOPES};
 
@@ -369,15 +369,12 @@ impl Validator<'_> {
                 );
                 continue;
             }
-            self.leaf(n, &["via", "dev", "weight"]);
-            for e in positional(n) {
-                self.report(
-                    e.span(),
-                    "`nexthop` takes no value, only `via=`, `dev=` and `weight=`",
-                    "unexpected value",
-                    format!("for example `{}`", example("nexthop")),
-                );
-            }
+            self.valueless(
+                n,
+                &["via", "dev", "weight"],
+                "`nexthop` takes no value, only `via=`, `dev=` and `weight=`",
+                &format!("for example `{}`", example("nexthop")),
+            );
             let via = prop(n, "via").and_then(|e| self.same_family(e, dest, "nexthop"));
             let dev = prop(n, "dev").and_then(|e| self.interface_name(e, "nexthop"));
             let weight = match prop(n, "weight") {
@@ -406,17 +403,12 @@ impl Validator<'_> {
     /// `rule from= to= iif= oif= fwmark= fwmask= priority= table=|type=`; also whether its
     /// family is known from its addresses.
     pub(super) fn rule(&mut self, node: &KdlNode) -> Option<(Rule, bool)> {
-        self.leaf(node, RULE_PROPS);
-        let mut ok = true;
-        for e in positional(node) {
-            self.report(
-                e.span(),
-                "`rule` takes no value, only properties",
-                "unexpected value",
-                format!("for example `{}`", example("rule")),
-            );
-            ok = false;
-        }
+        let mut ok = self.valueless(
+            node,
+            RULE_PROPS,
+            "`rule` takes no value, only properties",
+            &format!("for example `{}`", example("rule")),
+        );
         let mut prefix = |v: &mut Self, key: &str| -> Option<(IpAddr, u8)> {
             let e = prop(node, key)?;
             let p = v.prefix(e, "rule");

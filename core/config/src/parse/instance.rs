@@ -197,15 +197,12 @@ impl Validator<'_> {
                 }
                 "nopreempt" => {
                     at.nopreempt = Some(head(child));
-                    self.leaf(child, &[]);
-                    for e in positional(child) {
-                        self.report(
-                            e.span(),
-                            "`nopreempt` takes no value",
-                            "unexpected value",
-                            "write `nopreempt` alone, or `preempt #false`",
-                        );
-                    }
+                    self.valueless(
+                        child,
+                        &[],
+                        "`nopreempt` takes no value",
+                        "write `nopreempt` alone, or `preempt #false`",
+                    );
                     cfg.preempt = false;
                 }
                 "accept" => {
@@ -220,15 +217,12 @@ impl Validator<'_> {
                 }
                 "no-vip" => {
                     at.no_vip = Some(head(child));
-                    self.leaf(child, &[]);
-                    for e in positional(child) {
-                        self.report(
-                            e.span(),
-                            "`no-vip` takes no value",
-                            "unexpected value",
-                            "write `no-vip` alone",
-                        );
-                    }
+                    self.valueless(
+                        child,
+                        &[],
+                        "`no-vip` takes no value",
+                        "write `no-vip` alone",
+                    );
                 }
                 "notify-master-rx-lower-pri" => {
                     cfg.notify.master_rx_lower_pri = self.one_string(child);

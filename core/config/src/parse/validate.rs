@@ -156,6 +156,23 @@ impl Validator<'_> {
     }
 
     /// Checks a one-line setting: no block, properties only from `props`, none twice.
+    /// [`Validator::leaf`] for a node that takes no value, only the properties `props`: each
+    /// value given is reported with `message` and `help`. Returns whether there was none.
+    pub(super) fn valueless(
+        &mut self,
+        node: &KdlNode,
+        props: &[&str],
+        message: &str,
+        help: &str,
+    ) -> bool {
+        self.leaf(node, props);
+        let values = positional(node);
+        for e in &values {
+            self.report(e.span(), message, "unexpected value", help);
+        }
+        values.is_empty()
+    }
+
     pub(super) fn leaf(&mut self, node: &KdlNode, props: &[&str]) {
         let key = node.name().value();
         if node.children().is_some() {
